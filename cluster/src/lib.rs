@@ -1,0 +1,111 @@
+//! Key hashing and routing: the one pure function that says which shard owns a key.
+//!
+//! `owner = shard_of(key_hash(key), shards)`, where `key_hash` is XXH64 (seed 0) of the key
+//! or of its `{hash tag}`, and `shard_of` maps the low 32 bits of the hash onto the shard
+//! count by multiply-shift. The high bits are left for placing keys on a node ring, so a
+//! node's contiguous slice of the ring still spreads evenly over its shards.
+//! docs/PROTOCOL.md repeats this so that clients in any language can route.
+
+use xxhash_rust::xxh64::xxh64;
+
+/// Returns the bytes that are hashed for `key`: the `{hash tag}` if it has a non-empty one.
+///
+/// As in Redis Cluster: the tag is what lies between the first `{` and the first `}` after
+/// it; `{}` or an unclosed `{` means the whole key is hashed.
+pub fn hash_tag(key: &[u8]) -> &[u8] {
+    if let Some(open) = key.iter().position(|&b| b == b'{') {
+        if let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') {
+            if len > 0 {
+                return &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    key
+}
+
+/// The 64-bit routing hash of a key: XXH64 with seed 0 over its hash tag.
+pub fn key_hash(key: &[u8]) -> u64 {
+    xxh64(hash_tag(key), 0)
+}
+
+/// Maps a routing hash onto `shards` shards: `(low32(hash) * shards) >> 32`.
+pub fn shard_of(hash: u64, shards: u16) -> u16 {
+    debug_assert!(shards > 0, "a node has at least one shard");
+    (((hash & 0xffff_ffff) * u64::from(shards)) >> 32) as u16
+}
+
+/// The shard that owns `key` on a node with `shards` shards.
+pub fn shard_for_key(key: &[u8], shards: u16) -> u16 {
+    shard_of(key_hash(key), shards)
+}
+
+/// Groups positions of `keys` by owning shard, keeping the original order within each group.
+///
+/// Returns one `Vec` of indices per shard; used to split multi-key commands by owner.
+pub fn split_by_shard<K: AsRef<[u8]>>(keys: &[K], shards: u16) -> Vec<Vec<usize>> {
+    let mut groups = vec![Vec::new(); usize::from(shards)];
+    for (i, key) in keys.iter().enumerate() {
+        groups[usize::from(shard_for_key(key.as_ref(), shards))].push(i);
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn hash_tag_follows_redis_cluster_rules() {
+        assert_eq!(hash_tag(b"{user1000}.following"), b"user1000");
+        assert_eq!(hash_tag(b"foo{}{bar}"), b"foo{}{bar}");
+        assert_eq!(hash_tag(b"foo{{bar}}zap"), b"{bar");
+        assert_eq!(hash_tag(b"foo{bar}{zap}"), b"bar");
+        assert_eq!(hash_tag(b"no-tag"), b"no-tag");
+        assert_eq!(hash_tag(b"open{only"), b"open{only");
+    }
+
+    #[test]
+    fn known_vectors_pin_the_function() {
+        // These values are quoted in docs/PROTOCOL.md; changing them breaks every client.
+        assert_eq!(key_hash(b""), 0xef46_db37_51d8_e999);
+        assert_eq!(key_hash(b"user:42"), xxh64(b"user:42", 0));
+        assert_eq!(shard_of(0xef46_db37_51d8_e999, 4), 1);
+        assert_eq!(
+            shard_for_key(b"{user:42}.cart", 8),
+            shard_for_key(b"user:42", 8)
+        );
+    }
+
+    #[test]
+    fn keys_spread_evenly_over_shards() {
+        let shards = 8u16;
+        let mut counts = vec![0u32; usize::from(shards)];
+        for i in 0..80_000 {
+            counts[usize::from(shard_for_key(format!("key:{i}").as_bytes(), shards))] += 1;
+        }
+        for count in counts {
+            assert!((9_000..11_000).contains(&count), "uneven spread: {count}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn shard_is_in_range(hash: u64, shards in 1u16..1024) {
+            prop_assert!(shard_of(hash, shards) < shards);
+        }
+
+        #[test]
+        fn split_keeps_every_position_once(keys in proptest::collection::vec(".{0,8}", 0..40), shards in 1u16..9) {
+            let groups = split_by_shard(&keys, shards);
+            let mut seen: Vec<usize> = groups.iter().flatten().copied().collect();
+            seen.sort_unstable();
+            prop_assert_eq!(seen, (0..keys.len()).collect::<Vec<_>>());
+            for (shard, group) in groups.iter().enumerate() {
+                for &i in group {
+                    prop_assert_eq!(usize::from(shard_for_key(keys[i].as_bytes(), shards)), shard);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,1028 @@
+//! The command table and the typed request for each command: wire encode/decode and text parsing.
+//!
+//! `COMMANDS` is the single registry: the server dispatches on `Command`, the client builds
+//! `Command`s, the CLI parses words into them, and the docs list `COMMANDS`. Adding a command
+//! means one table row, one enum variant, and one arm in each of `encode`, `decode` and
+//! `parse_words`; the tests below fail until all four agree.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::{DecodeError, ErrorCode};
+use crate::value::ErrorReply;
+use crate::wire::{put_bytes, put_ivarint, put_uvarint, Reader};
+
+/// Protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Longest key accepted, in bytes.
+pub const MAX_KEY_BYTES: usize = 64 * 1024;
+/// Longest expiry accepted: about 100 years, in milliseconds.
+pub const MAX_EXPIRE_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
+
+/// Opcodes, one per command; stable once published.
+pub mod opcode {
+    /// PING
+    pub const PING: u16 = 0x0001;
+    /// HELLO
+    pub const HELLO: u16 = 0x0002;
+    /// INFO
+    pub const INFO: u16 = 0x0003;
+    /// DBSIZE
+    pub const DBSIZE: u16 = 0x0004;
+    /// FLUSHALL
+    pub const FLUSHALL: u16 = 0x0005;
+    /// GET
+    pub const GET: u16 = 0x0010;
+    /// SET
+    pub const SET: u16 = 0x0011;
+    /// DEL
+    pub const DEL: u16 = 0x0012;
+    /// EXISTS
+    pub const EXISTS: u16 = 0x0013;
+    /// EXPIRE
+    pub const EXPIRE: u16 = 0x0014;
+    /// PEXPIRE
+    pub const PEXPIRE: u16 = 0x0015;
+    /// TTL
+    pub const TTL: u16 = 0x0016;
+    /// PTTL
+    pub const PTTL: u16 = 0x0017;
+    /// PERSIST
+    pub const PERSIST: u16 = 0x0018;
+    /// INCRBY
+    pub const INCRBY: u16 = 0x0019;
+    /// DECRBY
+    pub const DECRBY: u16 = 0x001a;
+    /// MGET
+    pub const MGET: u16 = 0x001b;
+    /// MSET
+    pub const MSET: u16 = 0x001c;
+}
+
+/// Which arguments are keys, so a router knows where a command must run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySpec {
+    /// No key: answered by whichever shard receives it.
+    None,
+    /// Exactly one key: runs on its owner.
+    Single,
+    /// A list of keys: split by owner, run in parallel, gathered.
+    Many,
+    /// Key/value pairs: split by owner like `Many`.
+    Pairs,
+    /// No key, but every shard takes part (DBSIZE, FLUSHALL, INFO).
+    AllShards,
+}
+
+/// One row of the command table.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Wire opcode.
+    pub opcode: u16,
+    /// Upper-case name used by the CLI and the docs.
+    pub name: &'static str,
+    /// Text arguments after the name, redis-cli style.
+    pub syntax: &'static str,
+    /// Body layout after the opcode, in PROTOCOL.md's notation.
+    pub wire: &'static str,
+    /// Reply shape.
+    pub reply: &'static str,
+    /// One line saying what it does.
+    pub summary: &'static str,
+    /// Where it runs.
+    pub keys: KeySpec,
+}
+
+/// Every command, in opcode order.
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        opcode: opcode::PING,
+        name: "PING",
+        syntax: "[message]",
+        wire: "has_message:u8 [message:bytes]",
+        reply: "TEXT \"PONG\", or BYTES message",
+        summary: "Checks the connection is alive.",
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::HELLO,
+        name: "HELLO",
+        syntax: "[version] [SHARD n]",
+        wire: "version:u16 shard:uvarint (0 = any shard, n = shard n-1)",
+        reply: "MAP {version, node_id, shards, epoch, shard, server}",
+        summary: "Negotiates the protocol version and tells the client how to route; may move the connection to a chosen shard.",
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::INFO,
+        name: "INFO",
+        syntax: "",
+        wire: "(empty)",
+        reply: "MAP of server, totals and per-shard statistics",
+        summary: "Reports per-shard operations, connections, keys, memory and latency percentiles.",
+        keys: KeySpec::AllShards,
+    },
+    CommandSpec {
+        opcode: opcode::DBSIZE,
+        name: "DBSIZE",
+        syntax: "",
+        wire: "(empty)",
+        reply: "INT live keys on this node",
+        summary: "Counts the keys on every shard.",
+        keys: KeySpec::AllShards,
+    },
+    CommandSpec {
+        opcode: opcode::FLUSHALL,
+        name: "FLUSHALL",
+        syntax: "",
+        wire: "(empty)",
+        reply: "OK",
+        summary: "Deletes every key on every shard.",
+        keys: KeySpec::AllShards,
+    },
+    CommandSpec {
+        opcode: opcode::GET,
+        name: "GET",
+        syntax: "key",
+        wire: "key:bytes",
+        reply: "BYTES value, or NIL",
+        summary: "Returns the value of a key.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::SET,
+        name: "SET",
+        syntax: "key value [NX|XX] [EX seconds|PX milliseconds|KEEPTTL] [GET]",
+        wire: "key:bytes value:bytes flags:u8 [ttl_ms:uvarint if flags & 0x10]",
+        reply: "OK, or NIL if NX/XX was not met; with GET: the old BYTES value or NIL",
+        summary: "Sets a key's value, optionally only if absent (NX) or present (XX), with an expiry.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::DEL,
+        name: "DEL",
+        syntax: "key [key ...]",
+        wire: "count:uvarint key:bytes*count",
+        reply: "INT keys removed",
+        summary: "Deletes keys.",
+        keys: KeySpec::Many,
+    },
+    CommandSpec {
+        opcode: opcode::EXISTS,
+        name: "EXISTS",
+        syntax: "key [key ...]",
+        wire: "count:uvarint key:bytes*count",
+        reply: "INT keys that exist (a key named twice counts twice)",
+        summary: "Counts how many of the keys exist.",
+        keys: KeySpec::Many,
+    },
+    CommandSpec {
+        opcode: opcode::EXPIRE,
+        name: "EXPIRE",
+        syntax: "key seconds",
+        wire: "key:bytes seconds:ivarint",
+        reply: "INT 1 if the expiry was set, 0 if the key does not exist",
+        summary: "Sets a key's time to live in seconds; zero or less deletes it.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::PEXPIRE,
+        name: "PEXPIRE",
+        syntax: "key milliseconds",
+        wire: "key:bytes milliseconds:ivarint",
+        reply: "INT 1 if the expiry was set, 0 if the key does not exist",
+        summary: "Sets a key's time to live in milliseconds; zero or less deletes it.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::TTL,
+        name: "TTL",
+        syntax: "key",
+        wire: "key:bytes",
+        reply: "INT seconds left (rounded up), -1 without expiry, -2 if missing",
+        summary: "Returns a key's remaining time to live in seconds.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::PTTL,
+        name: "PTTL",
+        syntax: "key",
+        wire: "key:bytes",
+        reply: "INT milliseconds left, -1 without expiry, -2 if missing",
+        summary: "Returns a key's remaining time to live in milliseconds.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::PERSIST,
+        name: "PERSIST",
+        syntax: "key",
+        wire: "key:bytes",
+        reply: "INT 1 if an expiry was removed, else 0",
+        summary: "Removes a key's expiry.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::INCRBY,
+        name: "INCRBY",
+        syntax: "key delta",
+        wire: "key:bytes delta:ivarint",
+        reply: "INT the new value",
+        summary: "Adds to an integer value (a missing key counts as 0), refusing overflow.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::DECRBY,
+        name: "DECRBY",
+        syntax: "key delta",
+        wire: "key:bytes delta:ivarint",
+        reply: "INT the new value",
+        summary: "Subtracts from an integer value (a missing key counts as 0), refusing overflow.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::MGET,
+        name: "MGET",
+        syntax: "key [key ...]",
+        wire: "count:uvarint key:bytes*count",
+        reply: "ARRAY of BYTES or NIL, in the order asked",
+        summary: "Returns the values of many keys, from every shard that owns one.",
+        keys: KeySpec::Many,
+    },
+    CommandSpec {
+        opcode: opcode::MSET,
+        name: "MSET",
+        syntax: "key value [key value ...]",
+        wire: "count:uvarint (key:bytes value:bytes)*count",
+        reply: "OK",
+        summary: "Sets many keys; atomic per shard, not across shards.",
+        keys: KeySpec::Pairs,
+    },
+];
+
+/// Looks a command up by opcode.
+pub fn spec_by_opcode(op: u16) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|spec| spec.opcode == op)
+}
+
+/// Looks a command up by name, ignoring case.
+pub fn spec_by_name(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS
+        .iter()
+        .find(|spec| spec.name.eq_ignore_ascii_case(name))
+}
+
+/// Write condition of SET.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetCondition {
+    /// Always write.
+    #[default]
+    Always,
+    /// Write only if the key is absent (NX).
+    IfAbsent,
+    /// Write only if the key exists (XX).
+    IfPresent,
+}
+
+/// What SET does to the key's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetExpiry {
+    /// Remove any expiry (plain SET).
+    #[default]
+    Clear,
+    /// Keep the current expiry (KEEPTTL).
+    Keep,
+    /// Expire this many milliseconds from now (EX, PX).
+    In(u64),
+}
+
+/// Arguments of SET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetArgs {
+    /// Key to write.
+    pub key: Bytes,
+    /// New value.
+    pub value: Bytes,
+    /// NX / XX.
+    pub condition: SetCondition,
+    /// EX / PX / KEEPTTL.
+    pub expiry: SetExpiry,
+    /// Return the previous value (GET).
+    pub get: bool,
+}
+
+/// SET flag bits on the wire.
+pub mod set_flags {
+    /// NX
+    pub const NX: u8 = 0x01;
+    /// XX
+    pub const XX: u8 = 0x02;
+    /// GET
+    pub const GET: u8 = 0x04;
+    /// KEEPTTL
+    pub const KEEPTTL: u8 = 0x08;
+    /// A `ttl_ms` field follows.
+    pub const TTL: u8 = 0x10;
+    /// Every defined bit.
+    pub const ALL: u8 = NX | XX | GET | KEEPTTL | TTL;
+}
+
+/// A decoded request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// PING [message]
+    Ping(Option<Bytes>),
+    /// HELLO version [SHARD n]
+    Hello {
+        /// Protocol version the client speaks.
+        version: u16,
+        /// Shard the connection should be served by, if any.
+        shard: Option<u16>,
+    },
+    /// INFO
+    Info,
+    /// DBSIZE
+    DbSize,
+    /// FLUSHALL
+    FlushAll,
+    /// GET key
+    Get(Bytes),
+    /// SET key value ...
+    Set(SetArgs),
+    /// DEL key...
+    Del(Vec<Bytes>),
+    /// EXISTS key...
+    Exists(Vec<Bytes>),
+    /// EXPIRE key seconds
+    Expire {
+        /// Key.
+        key: Bytes,
+        /// Seconds from now; zero or less deletes.
+        seconds: i64,
+    },
+    /// PEXPIRE key milliseconds
+    PExpire {
+        /// Key.
+        key: Bytes,
+        /// Milliseconds from now; zero or less deletes.
+        millis: i64,
+    },
+    /// TTL key
+    Ttl(Bytes),
+    /// PTTL key
+    PTtl(Bytes),
+    /// PERSIST key
+    Persist(Bytes),
+    /// INCRBY key delta
+    IncrBy {
+        /// Key.
+        key: Bytes,
+        /// Amount added.
+        delta: i64,
+    },
+    /// DECRBY key delta
+    DecrBy {
+        /// Key.
+        key: Bytes,
+        /// Amount subtracted.
+        delta: i64,
+    },
+    /// MGET key...
+    MGet(Vec<Bytes>),
+    /// MSET key value...
+    MSet(Vec<(Bytes, Bytes)>),
+}
+
+impl Command {
+    /// The command's opcode.
+    pub fn opcode(&self) -> u16 {
+        match self {
+            Command::Ping(_) => opcode::PING,
+            Command::Hello { .. } => opcode::HELLO,
+            Command::Info => opcode::INFO,
+            Command::DbSize => opcode::DBSIZE,
+            Command::FlushAll => opcode::FLUSHALL,
+            Command::Get(_) => opcode::GET,
+            Command::Set(_) => opcode::SET,
+            Command::Del(_) => opcode::DEL,
+            Command::Exists(_) => opcode::EXISTS,
+            Command::Expire { .. } => opcode::EXPIRE,
+            Command::PExpire { .. } => opcode::PEXPIRE,
+            Command::Ttl(_) => opcode::TTL,
+            Command::PTtl(_) => opcode::PTTL,
+            Command::Persist(_) => opcode::PERSIST,
+            Command::IncrBy { .. } => opcode::INCRBY,
+            Command::DecrBy { .. } => opcode::DECRBY,
+            Command::MGet(_) => opcode::MGET,
+            Command::MSet(_) => opcode::MSET,
+        }
+    }
+
+    /// The command's row in the table.
+    pub fn spec(&self) -> &'static CommandSpec {
+        let op = self.opcode();
+        spec_by_opcode(op).expect("every Command variant has a table row")
+    }
+
+    /// The single key this command touches, for `KeySpec::Single` commands.
+    pub fn single_key(&self) -> Option<&Bytes> {
+        match self {
+            Command::Get(key)
+            | Command::Ttl(key)
+            | Command::PTtl(key)
+            | Command::Persist(key)
+            | Command::Expire { key, .. }
+            | Command::PExpire { key, .. }
+            | Command::IncrBy { key, .. }
+            | Command::DecrBy { key, .. } => Some(key),
+            Command::Set(args) => Some(&args.key),
+            _ => None,
+        }
+    }
+
+    /// Appends opcode and arguments (the frame body).
+    pub fn encode(&self, buf: &mut BytesMut) {
+        buf.put_u16_le(self.opcode());
+        match self {
+            Command::Ping(message) => match message {
+                Some(m) => {
+                    buf.put_u8(1);
+                    put_bytes(buf, m);
+                }
+                None => buf.put_u8(0),
+            },
+            Command::Hello { version, shard } => {
+                buf.put_u16_le(*version);
+                put_uvarint(buf, shard.map_or(0, |s| u64::from(s) + 1));
+            }
+            Command::Info | Command::DbSize | Command::FlushAll => {}
+            Command::Get(key) | Command::Ttl(key) | Command::PTtl(key) | Command::Persist(key) => {
+                put_bytes(buf, key)
+            }
+            Command::Set(args) => {
+                put_bytes(buf, &args.key);
+                put_bytes(buf, &args.value);
+                let mut flags = 0u8;
+                match args.condition {
+                    SetCondition::Always => {}
+                    SetCondition::IfAbsent => flags |= set_flags::NX,
+                    SetCondition::IfPresent => flags |= set_flags::XX,
+                }
+                if args.get {
+                    flags |= set_flags::GET;
+                }
+                match args.expiry {
+                    SetExpiry::Clear => buf.put_u8(flags),
+                    SetExpiry::Keep => buf.put_u8(flags | set_flags::KEEPTTL),
+                    SetExpiry::In(ms) => {
+                        buf.put_u8(flags | set_flags::TTL);
+                        put_uvarint(buf, ms);
+                    }
+                }
+            }
+            Command::Del(keys) | Command::Exists(keys) | Command::MGet(keys) => {
+                put_uvarint(buf, keys.len() as u64);
+                for key in keys {
+                    put_bytes(buf, key);
+                }
+            }
+            Command::Expire { key, seconds: n }
+            | Command::PExpire { key, millis: n }
+            | Command::IncrBy { key, delta: n }
+            | Command::DecrBy { key, delta: n } => {
+                put_bytes(buf, key);
+                put_ivarint(buf, *n);
+            }
+            Command::MSet(pairs) => {
+                put_uvarint(buf, pairs.len() as u64);
+                for (key, value) in pairs {
+                    put_bytes(buf, key);
+                    put_bytes(buf, value);
+                }
+            }
+        }
+    }
+
+    /// Decodes a request body (opcode and arguments), validating every bound.
+    ///
+    /// # Errors
+    /// `UnknownOpcode` for opcodes outside the table; other `DecodeError`s for malformed
+    /// or out-of-range arguments.
+    pub fn decode(body: Bytes) -> Result<Command, DecodeError> {
+        let mut r = Reader::new(body);
+        let op = r.u16()?;
+        let command = match op {
+            opcode::PING => match r.u8()? {
+                0 => Command::Ping(None),
+                1 => Command::Ping(Some(r.bytes()?)),
+                _ => return Err(DecodeError::Invalid("has_message must be 0 or 1")),
+            },
+            opcode::HELLO => {
+                let version = r.u16()?;
+                let shard = match r.uvarint()? {
+                    0 => None,
+                    n => Some(
+                        u16::try_from(n - 1)
+                            .map_err(|_| DecodeError::Invalid("shard out of range"))?,
+                    ),
+                };
+                Command::Hello { version, shard }
+            }
+            opcode::INFO => Command::Info,
+            opcode::DBSIZE => Command::DbSize,
+            opcode::FLUSHALL => Command::FlushAll,
+            opcode::GET => Command::Get(read_key(&mut r)?),
+            opcode::TTL => Command::Ttl(read_key(&mut r)?),
+            opcode::PTTL => Command::PTtl(read_key(&mut r)?),
+            opcode::PERSIST => Command::Persist(read_key(&mut r)?),
+            opcode::SET => {
+                let key = read_key(&mut r)?;
+                let value = r.bytes()?;
+                let flags = r.u8()?;
+                if flags & !set_flags::ALL != 0 {
+                    return Err(DecodeError::Invalid("unknown SET flag bits"));
+                }
+                let condition = match (flags & set_flags::NX != 0, flags & set_flags::XX != 0) {
+                    (false, false) => SetCondition::Always,
+                    (true, false) => SetCondition::IfAbsent,
+                    (false, true) => SetCondition::IfPresent,
+                    (true, true) => return Err(DecodeError::Invalid("NX and XX are exclusive")),
+                };
+                let expiry = match (flags & set_flags::KEEPTTL != 0, flags & set_flags::TTL != 0) {
+                    (false, false) => SetExpiry::Clear,
+                    (true, false) => SetExpiry::Keep,
+                    (false, true) => SetExpiry::In(checked_ttl(r.uvarint()?)?),
+                    (true, true) => {
+                        return Err(DecodeError::Invalid("KEEPTTL and an expiry are exclusive"))
+                    }
+                };
+                Command::Set(SetArgs {
+                    key,
+                    value,
+                    condition,
+                    expiry,
+                    get: flags & set_flags::GET != 0,
+                })
+            }
+            opcode::DEL => Command::Del(read_keys(&mut r)?),
+            opcode::EXISTS => Command::Exists(read_keys(&mut r)?),
+            opcode::MGET => Command::MGet(read_keys(&mut r)?),
+            opcode::EXPIRE => Command::Expire {
+                key: read_key(&mut r)?,
+                seconds: r.ivarint()?,
+            },
+            opcode::PEXPIRE => Command::PExpire {
+                key: read_key(&mut r)?,
+                millis: r.ivarint()?,
+            },
+            opcode::INCRBY => Command::IncrBy {
+                key: read_key(&mut r)?,
+                delta: r.ivarint()?,
+            },
+            opcode::DECRBY => Command::DecrBy {
+                key: read_key(&mut r)?,
+                delta: r.ivarint()?,
+            },
+            opcode::MSET => {
+                let count = r.count(2)?;
+                if count == 0 {
+                    return Err(DecodeError::Invalid("MSET needs at least one pair"));
+                }
+                let mut pairs = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let key = read_key(&mut r)?;
+                    pairs.push((key, r.bytes()?));
+                }
+                Command::MSet(pairs)
+            }
+            other => return Err(DecodeError::UnknownOpcode(other)),
+        };
+        r.finish()?;
+        Ok(command)
+    }
+
+    /// Parses redis-cli style words (`SET k v EX 10`) into a command.
+    ///
+    /// # Errors
+    /// An `ErrorReply` with `UnknownCommand`, `Syntax`, `NotInteger`, `KeyTooLarge` or
+    /// `InvalidExpire`, worded for a person at a prompt.
+    pub fn parse_words(words: &[Bytes]) -> Result<Command, ErrorReply> {
+        let Some((name, args)) = words.split_first() else {
+            return Err(ErrorReply::new(ErrorCode::Syntax, "empty command"));
+        };
+        let name = std::str::from_utf8(name).unwrap_or("");
+        let Some(spec) = spec_by_name(name) else {
+            return Err(ErrorReply::new(
+                ErrorCode::UnknownCommand,
+                format!("unknown command '{}'", String::from_utf8_lossy(&words[0])),
+            ));
+        };
+        let arity = |ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ErrorReply::new(
+                    ErrorCode::Syntax,
+                    format!("wrong number of arguments: {} {}", spec.name, spec.syntax),
+                ))
+            }
+        };
+        let command = match spec.opcode {
+            opcode::PING => {
+                arity(args.len() <= 1)?;
+                Command::Ping(args.first().cloned())
+            }
+            opcode::HELLO => {
+                let mut version = PROTOCOL_VERSION;
+                let mut shard = None;
+                let mut rest = args;
+                if let Some((first, tail)) = rest.split_first() {
+                    if !first.eq_ignore_ascii_case(b"SHARD") {
+                        version = parse_int::<u16>(first)?;
+                        rest = tail;
+                    }
+                }
+                match rest {
+                    [] => {}
+                    [word, n] if word.eq_ignore_ascii_case(b"SHARD") => {
+                        shard = Some(parse_int::<u16>(n)?)
+                    }
+                    _ => arity(false)?,
+                }
+                Command::Hello { version, shard }
+            }
+            opcode::INFO => {
+                arity(args.is_empty())?;
+                Command::Info
+            }
+            opcode::DBSIZE => {
+                arity(args.is_empty())?;
+                Command::DbSize
+            }
+            opcode::FLUSHALL => {
+                arity(args.is_empty())?;
+                Command::FlushAll
+            }
+            opcode::GET | opcode::TTL | opcode::PTTL | opcode::PERSIST => {
+                arity(args.len() == 1)?;
+                let key = text_key(&args[0])?;
+                match spec.opcode {
+                    opcode::GET => Command::Get(key),
+                    opcode::TTL => Command::Ttl(key),
+                    opcode::PTTL => Command::PTtl(key),
+                    _ => Command::Persist(key),
+                }
+            }
+            opcode::SET => {
+                arity(args.len() >= 2)?;
+                parse_set(&args[0], &args[1], &args[2..])?
+            }
+            opcode::DEL | opcode::EXISTS | opcode::MGET => {
+                arity(!args.is_empty())?;
+                let keys = args.iter().map(text_key).collect::<Result<Vec<_>, _>>()?;
+                match spec.opcode {
+                    opcode::DEL => Command::Del(keys),
+                    opcode::EXISTS => Command::Exists(keys),
+                    _ => Command::MGet(keys),
+                }
+            }
+            opcode::EXPIRE | opcode::PEXPIRE | opcode::INCRBY | opcode::DECRBY => {
+                arity(args.len() == 2)?;
+                let key = text_key(&args[0])?;
+                let n = parse_int::<i64>(&args[1])?;
+                match spec.opcode {
+                    opcode::EXPIRE => Command::Expire { key, seconds: n },
+                    opcode::PEXPIRE => Command::PExpire { key, millis: n },
+                    opcode::INCRBY => Command::IncrBy { key, delta: n },
+                    _ => Command::DecrBy { key, delta: n },
+                }
+            }
+            opcode::MSET => {
+                arity(!args.is_empty() && args.len() % 2 == 0)?;
+                let pairs = args
+                    .chunks_exact(2)
+                    .map(|pair| Ok((text_key(&pair[0])?, pair[1].clone())))
+                    .collect::<Result<Vec<_>, ErrorReply>>()?;
+                Command::MSet(pairs)
+            }
+            _ => unreachable!("every table row has a parse arm"),
+        };
+        Ok(command)
+    }
+}
+
+fn read_key(r: &mut Reader) -> Result<Bytes, DecodeError> {
+    let key = r.bytes()?;
+    if key.len() > MAX_KEY_BYTES {
+        return Err(DecodeError::KeyTooLarge(key.len()));
+    }
+    Ok(key)
+}
+
+fn read_keys(r: &mut Reader) -> Result<Vec<Bytes>, DecodeError> {
+    let count = r.count(1)?;
+    if count == 0 {
+        return Err(DecodeError::Invalid("at least one key is required"));
+    }
+    let mut keys = Vec::with_capacity(count);
+    for _ in 0..count {
+        keys.push(read_key(r)?);
+    }
+    Ok(keys)
+}
+
+fn checked_ttl(ms: u64) -> Result<u64, DecodeError> {
+    if ms == 0 || ms > MAX_EXPIRE_MS as u64 {
+        return Err(DecodeError::InvalidExpire);
+    }
+    Ok(ms)
+}
+
+fn text_key(word: &Bytes) -> Result<Bytes, ErrorReply> {
+    if word.len() > MAX_KEY_BYTES {
+        return Err(ErrorReply::new(
+            ErrorCode::KeyTooLarge,
+            "key exceeds 65536 bytes",
+        ));
+    }
+    Ok(word.clone())
+}
+
+fn parse_int<T: std::str::FromStr>(word: &[u8]) -> Result<T, ErrorReply> {
+    std::str::from_utf8(word)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            ErrorReply::new(
+                ErrorCode::NotInteger,
+                format!(
+                    "value is not an integer or out of range: '{}'",
+                    String::from_utf8_lossy(word)
+                ),
+            )
+        })
+}
+
+fn parse_set(key: &Bytes, value: &Bytes, options: &[Bytes]) -> Result<Command, ErrorReply> {
+    let syntax = || ErrorReply::new(ErrorCode::Syntax, "syntax error in SET options");
+    let mut args = SetArgs {
+        key: text_key(key)?,
+        value: value.clone(),
+        condition: SetCondition::Always,
+        expiry: SetExpiry::Clear,
+        get: false,
+    };
+    let mut expiry_given = false;
+    let mut i = 0;
+    while i < options.len() {
+        let word = options[i].to_ascii_uppercase();
+        match word.as_slice() {
+            b"NX" | b"XX" => {
+                if args.condition != SetCondition::Always {
+                    return Err(syntax());
+                }
+                args.condition = if word == b"NX" {
+                    SetCondition::IfAbsent
+                } else {
+                    SetCondition::IfPresent
+                };
+            }
+            b"GET" => args.get = true,
+            b"KEEPTTL" | b"EX" | b"PX" => {
+                if expiry_given {
+                    return Err(syntax());
+                }
+                expiry_given = true;
+                if word == b"KEEPTTL" {
+                    args.expiry = SetExpiry::Keep;
+                } else {
+                    i += 1;
+                    let amount = options.get(i).ok_or_else(syntax)?;
+                    let n = parse_int::<i64>(amount)?;
+                    let ms = if word == b"EX" {
+                        n.checked_mul(1000)
+                    } else {
+                        Some(n)
+                    };
+                    let ms = ms
+                        .filter(|ms| (1..=MAX_EXPIRE_MS).contains(ms))
+                        .ok_or_else(|| {
+                            ErrorReply::new(
+                                ErrorCode::InvalidExpire,
+                                "invalid expire time in 'set' command",
+                            )
+                        })?;
+                    args.expiry = SetExpiry::In(ms as u64);
+                }
+            }
+            _ => return Err(syntax()),
+        }
+        i += 1;
+    }
+    Ok(Command::Set(args))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<Bytes> {
+        line.split_whitespace()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    fn samples() -> Vec<Command> {
+        let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+        vec![
+            Command::Ping(None),
+            Command::Ping(Some(k("hi"))),
+            Command::Hello {
+                version: 1,
+                shard: None,
+            },
+            Command::Hello {
+                version: 1,
+                shard: Some(3),
+            },
+            Command::Info,
+            Command::DbSize,
+            Command::FlushAll,
+            Command::Get(k("a")),
+            Command::Set(SetArgs {
+                key: k("a"),
+                value: k("v"),
+                condition: SetCondition::IfAbsent,
+                expiry: SetExpiry::In(10_000),
+                get: true,
+            }),
+            Command::Set(SetArgs {
+                key: k("a"),
+                value: k(""),
+                condition: SetCondition::IfPresent,
+                expiry: SetExpiry::Keep,
+                get: false,
+            }),
+            Command::Del(vec![k("a"), k("b")]),
+            Command::Exists(vec![k("a")]),
+            Command::Expire {
+                key: k("a"),
+                seconds: -5,
+            },
+            Command::PExpire {
+                key: k("a"),
+                millis: 1500,
+            },
+            Command::Ttl(k("a")),
+            Command::PTtl(k("a")),
+            Command::Persist(k("a")),
+            Command::IncrBy {
+                key: k("n"),
+                delta: i64::MIN,
+            },
+            Command::DecrBy {
+                key: k("n"),
+                delta: 7,
+            },
+            Command::MGet(vec![k("a"), k("b"), k("c")]),
+            Command::MSet(vec![(k("a"), k("1")), (k("b"), k("2"))]),
+        ]
+    }
+
+    fn encoded(command: &Command) -> Bytes {
+        let mut buf = BytesMut::new();
+        command.encode(&mut buf);
+        buf.freeze()
+    }
+
+    #[test]
+    fn table_is_ordered_unique_and_covers_every_variant() {
+        for pair in COMMANDS.windows(2) {
+            assert!(
+                pair[0].opcode < pair[1].opcode,
+                "{} out of order",
+                pair[1].name
+            );
+        }
+        let covered: std::collections::BTreeSet<u16> =
+            samples().iter().map(Command::opcode).collect();
+        let table: std::collections::BTreeSet<u16> = COMMANDS.iter().map(|s| s.opcode).collect();
+        assert_eq!(
+            covered, table,
+            "every table row has a sample and vice versa"
+        );
+    }
+
+    #[test]
+    fn every_command_round_trips() {
+        for command in samples() {
+            assert_eq!(Command::decode(encoded(&command)).unwrap(), command);
+        }
+    }
+
+    #[test]
+    fn every_truncation_fails_without_panicking() {
+        for command in samples() {
+            let whole = encoded(&command);
+            for cut in 0..whole.len() {
+                assert!(
+                    Command::decode(whole.slice(..cut)).is_err(),
+                    "{command:?} cut at {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut buf = BytesMut::new();
+        Command::Get(Bytes::from_static(b"k")).encode(&mut buf);
+        buf.put_u8(0);
+        assert_eq!(
+            Command::decode(buf.freeze()),
+            Err(DecodeError::TrailingBytes(1))
+        );
+    }
+
+    #[test]
+    fn set_byte_layout() {
+        let bytes = encoded(&Command::parse_words(&words("SET k v NX EX 10")).unwrap());
+        assert_eq!(
+            &bytes[..],
+            &[
+                0x11,
+                0x00,
+                1,
+                b'k',
+                1,
+                b'v',
+                set_flags::NX | set_flags::TTL,
+                0x90,
+                0x4e
+            ]
+        );
+    }
+
+    #[test]
+    fn get_byte_layout() {
+        assert_eq!(
+            &encoded(&Command::Get(Bytes::from_static(b"k")))[..],
+            &[0x10, 0x00, 1, b'k']
+        );
+    }
+
+    #[test]
+    fn unknown_opcode_is_typed() {
+        let err = Command::decode(Bytes::from_static(&[0xff, 0x7f])).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::UnknownCommand);
+    }
+
+    #[test]
+    fn conflicting_set_flags_are_refused() {
+        let body =
+            Bytes::from_static(&[0x11, 0x00, 1, b'k', 1, b'v', set_flags::NX | set_flags::XX]);
+        assert!(matches!(
+            Command::decode(body),
+            Err(DecodeError::Invalid(_))
+        ));
+        let zero_ttl = Bytes::from_static(&[0x11, 0x00, 1, b'k', 1, b'v', set_flags::TTL, 0]);
+        assert_eq!(Command::decode(zero_ttl), Err(DecodeError::InvalidExpire));
+    }
+
+    #[test]
+    fn oversize_key_is_refused_with_its_code() {
+        let mut buf = BytesMut::new();
+        Command::Get(Bytes::from(vec![b'x'; MAX_KEY_BYTES + 1])).encode(&mut buf);
+        assert_eq!(
+            Command::decode(buf.freeze()).unwrap_err().code(),
+            ErrorCode::KeyTooLarge
+        );
+    }
+
+    #[test]
+    fn words_parse_like_redis_cli() {
+        assert_eq!(
+            Command::parse_words(&words("set k v ex 10 get")).unwrap(),
+            Command::Set(SetArgs {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from_static(b"v"),
+                condition: SetCondition::Always,
+                expiry: SetExpiry::In(10_000),
+                get: true,
+            })
+        );
+        assert_eq!(
+            Command::parse_words(&words("hello 1 shard 2")).unwrap(),
+            Command::Hello {
+                version: 1,
+                shard: Some(2)
+            }
+        );
+        let err = |line| Command::parse_words(&words(line)).unwrap_err().known_code();
+        assert_eq!(err("nosuch a"), Some(ErrorCode::UnknownCommand));
+        assert_eq!(err("get"), Some(ErrorCode::Syntax));
+        assert_eq!(err("set k v nx xx"), Some(ErrorCode::Syntax));
+        assert_eq!(err("set k v ex 0"), Some(ErrorCode::InvalidExpire));
+        assert_eq!(err("set k v ex 1 px 5"), Some(ErrorCode::Syntax));
+        assert_eq!(err("incrby k ten"), Some(ErrorCode::NotInteger));
+        assert_eq!(err("mset a 1 b"), Some(ErrorCode::Syntax));
+    }
+}

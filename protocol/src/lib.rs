@@ -1,0 +1,50 @@
+//! Tessera's wire protocol: a pure codec — no I/O, no runtime, no sockets.
+//!
+//! Every message, in both directions, is one frame:
+//!
+//! ```text
+//! +-----------+---------------+------------------------------------------+
+//! | len: u32  | request id:u32| body (len - 4 bytes)                     |
+//! +-----------+---------------+------------------------------------------+
+//!   little-endian; len counts the id and the body, not itself
+//!
+//! request body : opcode:u16  arguments (per command, see `command::COMMANDS`)
+//! response body: exactly one `Value` (tag:u8 then payload)
+//! ```
+//!
+//! Responses carry their request's id and may arrive in any order; id 0 is reserved for
+//! frames the server sends unasked. `docs/PROTOCOL.md` is the normative description.
+
+pub mod command;
+pub mod error;
+pub mod frame;
+pub mod hello;
+pub mod value;
+pub mod wire;
+
+#[cfg(feature = "codec")]
+pub mod codec;
+
+pub use command::{
+    Command, CommandSpec, KeySpec, SetArgs, SetCondition, SetExpiry, COMMANDS, PROTOCOL_VERSION,
+};
+pub use error::{DecodeError, ErrorCode, FrameError};
+pub use frame::{Frame, FrameDecoder, PUSH_ID};
+pub use hello::HelloInfo;
+pub use value::{ErrorReply, Value};
+
+use bytes::BytesMut;
+
+/// Appends a whole request frame: header, opcode, arguments.
+pub fn encode_request(dst: &mut BytesMut, id: u32, command: &Command) {
+    let start = frame::begin_frame(dst, id);
+    command.encode(dst);
+    frame::finish_frame(dst, start);
+}
+
+/// Appends a whole response frame carrying `value`.
+pub fn encode_response(dst: &mut BytesMut, id: u32, value: &Value) {
+    let start = frame::begin_frame(dst, id);
+    value.encode(dst);
+    frame::finish_frame(dst, start);
+}
