@@ -1,1 +1,178 @@
-//! placeholder
+//! Tessera's async client: one multiplexed connection per shard, each key sent straight to
+//! the shard that owns it, typed methods for every command.
+//!
+//! ```no_run
+//! # async fn demo() -> tessera_client::Result<()> {
+//! let client = tessera_client::Client::connect("127.0.0.1:7379").await?;
+//! client.set("greeting", "hello").ex(30).nx().await?;
+//! assert_eq!(client.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
+//! # Ok(()) }
+//! ```
+
+mod commands;
+pub mod connection;
+mod error;
+mod pipeline;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::try_join_all;
+use tessera_cluster::{shard_for_key, split_by_shard};
+use tessera_protocol::{Command, HelloInfo, Value};
+use tokio::sync::Mutex;
+
+pub use bytes::Bytes;
+pub use commands::{SetBuilder, SetGetBuilder, Ttl};
+pub use connection::Connection;
+pub use error::{Error, Result};
+pub use pipeline::Pipeline;
+pub use tessera_protocol::Value as Reply;
+pub use tessera_protocol::{ErrorCode, ErrorReply};
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// How long one connect attempt may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One shard's connection slot, reconnected on demand.
+struct ShardLink {
+    shard: u16,
+    current: Mutex<Option<Connection>>,
+}
+
+struct Inner {
+    address: String,
+    config: ClientConfig,
+    hello: HelloInfo,
+    links: Vec<ShardLink>,
+}
+
+/// A shard-aware client for one Tessera node; cheap to clone and share between tasks.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// Connects with default settings.
+    ///
+    /// # Errors
+    /// `Connect` if the node cannot be reached; `Server` if it refuses the handshake.
+    pub async fn connect(address: &str) -> Result<Client> {
+        Self::connect_with(address, ClientConfig::default()).await
+    }
+
+    /// Connects, learns the shard count from HELLO, and opens one connection per shard.
+    ///
+    /// # Errors
+    /// As `connect`.
+    pub async fn connect_with(address: &str, config: ClientConfig) -> Result<Client> {
+        let first = Connection::open(address, None, config.connect_timeout).await?;
+        let hello = first.hello().clone();
+        let links: Vec<ShardLink> = (0..hello.shards)
+            .map(|shard| ShardLink {
+                shard,
+                current: Mutex::new((shard == hello.shard).then(|| first.clone())),
+            })
+            .collect();
+        let client = Client {
+            inner: Arc::new(Inner {
+                address: address.to_string(),
+                config,
+                hello,
+                links,
+            }),
+        };
+        try_join_all(client.inner.links.iter().map(|link| client.link(link))).await?;
+        Ok(client)
+    }
+
+    /// What the node said in HELLO: shard count, node id, epoch.
+    pub fn hello(&self) -> &HelloInfo {
+        &self.inner.hello
+    }
+
+    /// The shard that owns `key`.
+    pub fn shard_of(&self, key: &[u8]) -> u16 {
+        shard_for_key(key, self.inner.hello.shards)
+    }
+
+    /// The live connection to `link`'s shard, reconnecting if the last one dropped.
+    async fn link(&self, link: &ShardLink) -> Result<Connection> {
+        let mut current = link.current.lock().await;
+        if let Some(connection) = current.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(connection.clone());
+        }
+        let connection = Connection::open(
+            &self.inner.address,
+            Some(link.shard),
+            self.inner.config.connect_timeout,
+        )
+        .await?;
+        *current = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// The connection to shard `shard`.
+    pub async fn connection(&self, shard: u16) -> Result<Connection> {
+        let link = self
+            .inner
+            .links
+            .get(usize::from(shard))
+            .ok_or_else(|| Error::Protocol(format!("no shard {shard}")))?;
+        self.link(link).await
+    }
+
+    /// The shard a command should go to: its key's owner, or shard 0 for keyless and
+    /// multi-key commands (which the server splits itself).
+    fn route(&self, command: &Command) -> u16 {
+        command.single_key().map_or(0, |key| self.shard_of(key))
+    }
+
+    /// Sends any command to the right shard and returns the raw reply.
+    ///
+    /// # Errors
+    /// `Server` for an error reply; `ConnectionLost`/`Connect` for link failures.
+    pub async fn call(&self, command: Command) -> Result<Value> {
+        let connection = self.connection(self.route(&command)).await?;
+        connection.request(command).await
+    }
+
+    /// Starts a pipeline: commands queued on it go out together when it is executed.
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline::new(self.clone())
+    }
+
+    /// Runs a multi-key command as one request per owning shard, in parallel, and returns
+    /// each part's reply with the key positions it covers.
+    async fn fan_out(
+        &self,
+        keys: &[Bytes],
+        build: impl Fn(&[usize]) -> Command,
+    ) -> Result<Vec<(Vec<usize>, Value)>> {
+        let groups = split_by_shard(keys, self.inner.hello.shards);
+        let calls = groups
+            .into_iter()
+            .enumerate()
+            .filter(|(_, group)| !group.is_empty())
+            .map(|(shard, group)| {
+                let command = build(&group);
+                async move {
+                    let connection = self.connection(shard as u16).await?;
+                    Ok::<_, Error>((group, connection.request(command).await?))
+                }
+            });
+        try_join_all(calls).await
+    }
+}

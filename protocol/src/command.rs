@@ -416,10 +416,17 @@ impl Command {
         }
     }
 
+    /// The command's position in `COMMANDS`, for per-command counters.
+    pub fn table_index(&self) -> usize {
+        let op = self.opcode();
+        COMMANDS
+            .binary_search_by_key(&op, |spec| spec.opcode)
+            .expect("every Command variant has a table row")
+    }
+
     /// The command's row in the table.
     pub fn spec(&self) -> &'static CommandSpec {
-        let op = self.opcode();
-        spec_by_opcode(op).expect("every Command variant has a table row")
+        &COMMANDS[self.table_index()]
     }
 
     /// The single key this command touches, for `KeySpec::Single` commands.

@@ -1,1 +1,21 @@
-//! placeholder
+//! Tessera's server: shards, keyspace and networking; `server::run` is the whole server.
+
+use mimalloc::MiMalloc;
+
+/// Every binary and test linking the server uses the production allocator.
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod coordinator;
+pub mod keyspace;
+pub mod mesh;
+pub mod ops;
+pub mod server;
+pub mod shard;
+pub mod stats;
+
+pub use config::Config;

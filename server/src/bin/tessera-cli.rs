@@ -1,1 +1,177 @@
-fn main() {}
+//! `tessera-cli`: one-shot commands or an interactive prompt against a Tessera node.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use bytes::Bytes;
+use clap::Parser;
+use tessera_client::{Client, Error};
+use tessera_protocol::{Command, ErrorReply, Value, COMMANDS};
+use tessera_server::cli::{error_json, render_human, render_raw, split_line, to_json};
+
+/// Tessera's admin tool: `tessera-cli [-h HOST] [-p PORT] [--json] COMMAND ARGS...`
+#[derive(Debug, Parser)]
+#[command(version, about, disable_help_flag = true)]
+struct Args {
+    /// Server host.
+    #[arg(short = 'h', long, default_value = "127.0.0.1")]
+    host: String,
+    /// Server port.
+    #[arg(short = 'p', long, default_value_t = tessera_server::config::DEFAULT_PORT)]
+    port: u16,
+    /// Print replies as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Print values bare even at a terminal (the default when output is piped).
+    #[arg(long)]
+    raw: bool,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// Command and arguments; none opens the interactive prompt.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+enum Style {
+    Human,
+    Raw,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let style = if args.json {
+        Style::Json
+    } else if args.raw || !std::io::stdout().is_terminal() {
+        Style::Raw
+    } else {
+        Style::Human
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tessera-cli: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = format!("{}:{}", args.host, args.port);
+    runtime.block_on(async move {
+        let client = match Client::connect(&address).await {
+            Ok(client) => client,
+            Err(error) => {
+                eprintln!("Could not connect to Tessera at {address}: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if args.command.is_empty() {
+            prompt(&client, &address, style).await
+        } else {
+            let words = args
+                .command
+                .iter()
+                .map(|w| Bytes::from(w.clone()))
+                .collect::<Vec<_>>();
+            if run(&client, &words, style).await {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Runs one command and prints its reply; `false` if it ended in an error.
+async fn run(client: &Client, words: &[Bytes], style: Style) -> bool {
+    let reply = match Command::parse_words(words) {
+        Ok(command) => client.call(command).await,
+        Err(refused) => Err(Error::Server(refused)),
+    };
+    match reply {
+        Ok(value) => {
+            print(&value, style);
+            true
+        }
+        Err(Error::Server(reply)) => {
+            print_error(&reply, style);
+            false
+        }
+        Err(error) => {
+            match style {
+                Style::Json => println!(
+                    "{}",
+                    serde_json::json!({ "error": { "message": error.to_string() } })
+                ),
+                _ => eprintln!("(error) {error}"),
+            }
+            false
+        }
+    }
+}
+
+fn print(value: &Value, style: Style) {
+    match style {
+        Style::Human => println!("{}", render_human(value)),
+        Style::Raw => println!("{}", render_raw(value)),
+        Style::Json => println!("{}", to_json(value)),
+    }
+}
+
+fn print_error(reply: &ErrorReply, style: Style) {
+    match style {
+        Style::Json => println!("{}", error_json(reply)),
+        _ => println!("(error) {reply}"),
+    }
+}
+
+async fn prompt(client: &Client, address: &str, style: Style) -> ExitCode {
+    let Ok(mut editor) = rustyline::DefaultEditor::new() else {
+        eprintln!("tessera-cli: cannot open the prompt");
+        return ExitCode::FAILURE;
+    };
+    let history = std::env::var_os("HOME")
+        .map(|home| std::path::PathBuf::from(home).join(".tessera_cli_history"));
+    if let Some(path) = &history {
+        let _ = editor.load_history(path);
+    }
+    let style = match style {
+        Style::Raw if !std::io::stdout().is_terminal() => Style::Raw,
+        Style::Json => Style::Json,
+        _ => Style::Human,
+    };
+    loop {
+        let line = match editor.readline(&format!("{address}> ")) {
+            Ok(line) => line,
+            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+            Err(_) => break,
+        };
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(trimmed);
+        if trimmed.eq_ignore_ascii_case("quit") || trimmed.eq_ignore_ascii_case("exit") {
+            break;
+        }
+        if trimmed.eq_ignore_ascii_case("help") {
+            for spec in COMMANDS {
+                println!("{:<10} {:<50} {}", spec.name, spec.syntax, spec.summary);
+            }
+            continue;
+        }
+        match split_line(trimmed) {
+            Ok(words) => {
+                run(client, &words, style).await;
+            }
+            Err(message) => println!("(error) {message}"),
+        }
+    }
+    if let Some(path) = &history {
+        let _ = editor.save_history(path);
+    }
+    ExitCode::SUCCESS
+}

@@ -1,1 +1,134 @@
-fn main() {}
+//! `tessera-server`: flags and an optional config file in, a running server out.
+
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tessera_server::config::Config;
+use tessera_server::server;
+use tokio::sync::watch;
+
+/// Tessera: an in-memory data server for real-time marketplaces.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML file with any of the settings below (flags win over the file).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long)]
+    bind: Option<IpAddr>,
+    /// Port to listen on; 0 picks a free port [default: 7379].
+    #[arg(long, short = 'p')]
+    port: Option<u16>,
+    /// Shards (one thread each) [default: one per core].
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Most client connections at once [default: 10000].
+    #[arg(long)]
+    maxclients: Option<usize>,
+    /// Largest request frame in bytes [default: 16777216].
+    #[arg(long)]
+    max_frame_bytes: Option<usize>,
+    /// Log filter, e.g. `info`, `debug`, `tessera_server=trace` [default: info].
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Node identifier reported to clients [default: node-1].
+    #[arg(long)]
+    node_id: Option<String>,
+}
+
+impl Args {
+    fn into_config(self) -> Result<Config, tessera_server::config::ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        macro_rules! apply {
+            ($($field:ident),*) => {$( if let Some(v) = self.$field { config.$field = v; } )*};
+        }
+        apply!(
+            bind,
+            port,
+            shards,
+            maxclients,
+            max_frame_bytes,
+            log_level,
+            node_id
+        );
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let config = match Args::parse().into_config() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("tessera-server: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let shards = config.shard_count();
+    let listeners = match server::bind(SocketAddr::new(config.bind, config.port), shards) {
+        Ok(listeners) => listeners,
+        Err(error) => {
+            tracing::error!(%error, bind = %config.bind, port = config.port, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = listeners[0]
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(%address, shards, "tessera listening");
+    // One plain line on stdout, so scripts and tests started with --port 0 learn the port.
+    println!("listening on {address}");
+    let _ = std::io::stdout().flush();
+
+    let (stop, stopped) = watch::channel(false);
+    let server = std::thread::spawn(move || server::run(listeners, &config, stopped));
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let Ok(signals) = signals else {
+        tracing::error!("cannot start the signal handler");
+        return ExitCode::FAILURE;
+    };
+    signals.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+        }
+    });
+    let _ = stop.send(true);
+    match server.join() {
+        Ok(Ok(())) => {
+            tracing::info!("shut down cleanly");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(error)) => {
+            tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
+        }
+        Err(_) => ExitCode::FAILURE,
+    }
+}

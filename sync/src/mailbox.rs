@@ -11,11 +11,9 @@
 //! batch too. The loom model in `tests` checks exactly this: no batch is lost, reordered or
 //! delivered twice, and no wake-up is missed.
 
-mod sync;
-
 use std::ptr;
 
-use sync::{AtomicPtr, Ordering};
+use crate::atomic::{AtomicPtr, Ordering};
 
 struct Node<T> {
     batch: Vec<T>,

@@ -1,0 +1,228 @@
+//! One multiplexed connection to one shard: many requests in flight, replies matched by id.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use tessera_protocol::codec::ClientCodec;
+use tessera_protocol::{encode_request, Command, HelloInfo, Value, PROTOCOL_VERSION, PUSH_ID};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::FramedRead;
+
+use crate::error::{Error, Result};
+
+/// Most frames coalesced into one write.
+const MAX_BATCH: usize = 512;
+
+type Reply = oneshot::Sender<Result<Value>>;
+
+#[derive(Default)]
+struct State {
+    pending: HashMap<u32, Reply>,
+    /// Set once the connection is gone; every later request fails with it.
+    closed: Option<String>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn fail_all(&self, reason: String) {
+        let pending = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.closed.is_none() {
+                state.closed = Some(reason.clone());
+            }
+            std::mem::take(&mut state.pending)
+        };
+        for (_, reply) in pending {
+            let _ = reply.send(Err(Error::ConnectionLost(reason.clone())));
+        }
+    }
+}
+
+/// A live connection; cheap to clone.
+#[derive(Clone)]
+pub struct Connection {
+    shared: Arc<Shared>,
+    outgoing: mpsc::UnboundedSender<(u32, Command)>,
+    next_id: Arc<AtomicU32>,
+    hello: Arc<HelloInfo>,
+}
+
+impl Connection {
+    /// Connects, sends HELLO (asking for `shard` if given) and waits for its answer.
+    ///
+    /// # Errors
+    /// `Connect` if the socket cannot be opened within `connect_timeout`; `Server` if the
+    /// HELLO is refused; `ConnectionLost` if the server closes first.
+    pub async fn open(
+        address: &str,
+        shard: Option<u16>,
+        connect_timeout: Duration,
+    ) -> Result<Connection> {
+        let connect_error = |source| Error::Connect {
+            address: address.to_string(),
+            source,
+        };
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| {
+                connect_error(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect timed out",
+                ))
+            })?
+            .map_err(connect_error)?;
+        stream.set_nodelay(true).map_err(connect_error)?;
+        let (read, write) = stream.into_split();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+        });
+        let (outgoing, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(write, queue, shared.clone()));
+        tokio::spawn(read_loop(
+            FramedRead::new(read, ClientCodec::default()),
+            shared.clone(),
+        ));
+        let mut connection = Connection {
+            shared,
+            outgoing,
+            next_id: Arc::new(AtomicU32::new(1)),
+            hello: Arc::new(HelloInfo {
+                version: PROTOCOL_VERSION,
+                node_id: String::new(),
+                shards: 1,
+                epoch: 0,
+                shard: 0,
+                server: String::new(),
+            }),
+        };
+        let answer = connection
+            .request(Command::Hello {
+                version: PROTOCOL_VERSION,
+                shard,
+            })
+            .await?;
+        let hello = HelloInfo::from_value(&answer)
+            .ok_or_else(|| Error::unexpected("a HELLO map", &answer))?;
+        connection.hello = Arc::new(hello);
+        Ok(connection)
+    }
+
+    /// What the server said in HELLO.
+    pub fn hello(&self) -> &HelloInfo {
+        &self.hello
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared
+            .state
+            .lock()
+            .map(|s| s.closed.is_some())
+            .unwrap_or(true)
+    }
+
+    /// Queues a request now and returns a receiver for its answer, so many requests can be
+    /// put in flight before any is awaited.
+    pub fn start(&self, command: Command) -> oneshot::Receiver<Result<Value>> {
+        let (reply, answer) = oneshot::channel();
+        let id = loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            if id != PUSH_ID {
+                break id;
+            }
+        };
+        {
+            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(reason) = &state.closed {
+                let _ = reply.send(Err(Error::ConnectionLost(reason.clone())));
+                return answer;
+            }
+            state.pending.insert(id, reply);
+        }
+        if self.outgoing.send((id, command)).is_err() {
+            self.shared.fail_all("connection writer stopped".into());
+        }
+        answer
+    }
+
+    /// Sends one request and waits for its answer; error replies become `Error::Server`.
+    ///
+    /// # Errors
+    /// `Server` for an error reply, `ConnectionLost` if the connection drops first.
+    pub async fn request(&self, command: Command) -> Result<Value> {
+        settle(self.start(command).await)
+    }
+}
+
+/// Turns a received answer into the call's result.
+pub(crate) fn settle(answer: Result<Result<Value>, oneshot::error::RecvError>) -> Result<Value> {
+    match answer {
+        Ok(Ok(Value::Error(reply))) => Err(Error::Server(reply)),
+        Ok(result) => result,
+        Err(_) => Err(Error::ConnectionLost("connection dropped".into())),
+    }
+}
+
+async fn write_loop(
+    mut write: OwnedWriteHalf,
+    mut queue: mpsc::UnboundedReceiver<(u32, Command)>,
+    shared: Arc<Shared>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        for (id, command) in batch.drain(..) {
+            encode_request(&mut buf, id, &command);
+        }
+        if let Err(error) = write.write_all(&buf).await {
+            shared.fail_all(format!("write failed: {error}"));
+            return;
+        }
+        buf.clear();
+    }
+}
+
+async fn read_loop(
+    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, ClientCodec>,
+    shared: Arc<Shared>,
+) {
+    let reason = loop {
+        match frames.next().await {
+            None => break "server closed the connection".to_string(),
+            Some(Err(error)) => break format!("bad frame from server: {error}"),
+            Some(Ok(frame)) => {
+                let value = match Value::decode(frame.body) {
+                    Ok(value) => value,
+                    Err(error) => break format!("undecodable reply: {error}"),
+                };
+                if frame.id == PUSH_ID {
+                    // The only push so far is the error a server sends before closing.
+                    if let Value::Error(reply) = &value {
+                        break format!("server closed the connection: {reply}");
+                    }
+                    continue;
+                }
+                let reply = shared
+                    .state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pending
+                    .remove(&frame.id);
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(value));
+                }
+            }
+        }
+    };
+    shared.fail_all(reason);
+}

@@ -1,0 +1,136 @@
+//! Server settings: embedded defaults, an optional TOML file, and validation.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use serde::Deserialize;
+use tessera_protocol::frame::DEFAULT_MAX_FRAME_BYTES;
+use thiserror::Error;
+
+/// Port the server listens on when none is given.
+pub const DEFAULT_PORT: u16 = 7379;
+/// Most shards one node runs.
+pub const MAX_SHARDS: usize = 1024;
+
+/// Every setting; each field can come from the config file or a flag of the same name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Address to listen on.
+    pub bind: IpAddr,
+    /// Port to listen on; 0 picks a free one.
+    pub port: u16,
+    /// Shards (threads); 0 means one per available core.
+    pub shards: usize,
+    /// Most client connections open at once, across all shards.
+    pub maxclients: usize,
+    /// Largest request frame accepted, in bytes.
+    pub max_frame_bytes: usize,
+    /// Log filter, e.g. `info` or `tessera_server=debug`.
+    pub log_level: String,
+    /// This node's identifier, reported by HELLO and INFO.
+    pub node_id: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: DEFAULT_PORT,
+            shards: 0,
+            maxclients: 10_000,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            log_level: "info".into(),
+            node_id: "node-1".into(),
+        }
+    }
+}
+
+/// Why settings were refused.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File named.
+        path: String,
+        /// Underlying failure.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for these settings.
+    #[error("invalid config file: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is out of range.
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads settings from a TOML file; missing fields keep their defaults.
+    ///
+    /// # Errors
+    /// `Read` if the file cannot be read, `Parse` if it is not valid.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(toml::from_str(&text)?)
+    }
+
+    /// Shards to run: the configured count, or one per available core.
+    pub fn shard_count(&self) -> usize {
+        if self.shards == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.shards
+        }
+    }
+
+    /// Checks every value is in range.
+    ///
+    /// # Errors
+    /// `Invalid` naming the first bad setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |what: String| Err(ConfigError::Invalid(what));
+        if self.shard_count() > MAX_SHARDS {
+            return invalid(format!("shards must be at most {MAX_SHARDS}"));
+        }
+        if self.maxclients == 0 {
+            return invalid("maxclients must be at least 1".into());
+        }
+        if !(1024..=1 << 30).contains(&self.max_frame_bytes) {
+            return invalid("max-frame-bytes must be between 1024 and 1073741824".into());
+        }
+        if self.node_id.is_empty() {
+            return invalid("node-id must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_only_what_it_names() {
+        let config: Config =
+            toml::from_str("port = 9000\nshards = 2\nmax-frame-bytes = 4096").unwrap();
+        assert_eq!(config.port, 9000);
+        assert_eq!(config.shards, 2);
+        assert_eq!(config.max_frame_bytes, 4096);
+        assert_eq!(config.maxclients, Config::default().maxclients);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_and_out_of_range_settings_are_refused() {
+        assert!(toml::from_str::<Config>("prot = 1").is_err());
+        let config = Config {
+            max_frame_bytes: 10,
+            ..Config::default()
+        };
+        assert!(config.validate().is_err());
+    }
+}

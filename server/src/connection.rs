@@ -1,0 +1,346 @@
+//! One client connection: read frames, run them, write replies; HELLO may move it to
+//! another shard.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tessera_protocol::{
+    encode_response, Command, ErrorCode, Frame, FrameDecoder, FrameError, HelloInfo, Value,
+    PROTOCOL_VERSION, PUSH_ID,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify};
+
+use crate::coordinator;
+use crate::mesh::{Adoption, ClientSlot, Envelope};
+use crate::shard::Shard;
+
+/// Read buffer headroom kept free before each read.
+const READ_RESERVE: usize = 16 * 1024;
+
+/// Where replies for one connection collect until its task writes them.
+pub struct ConnOutput {
+    buf: RefCell<BytesMut>,
+    /// Woken when a reply arrives from another shard.
+    pub wake: Notify,
+    /// Requests waiting on other shards.
+    pub in_flight: Cell<usize>,
+}
+
+impl ConnOutput {
+    fn new() -> Self {
+        Self {
+            buf: RefCell::new(BytesMut::with_capacity(READ_RESERVE)),
+            wake: Notify::new(),
+            in_flight: Cell::new(0),
+        }
+    }
+
+    /// Appends one response frame.
+    pub fn reply(&self, request_id: u32, value: &Value) {
+        encode_response(&mut self.buf.borrow_mut(), request_id, value);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buf.borrow().is_empty()
+    }
+}
+
+/// What the connection does after a batch of frames.
+enum Next {
+    Continue,
+    /// Hand the socket to another shard, answering the HELLO there.
+    MoveTo {
+        shard: u16,
+        hello_id: u32,
+    },
+    /// Close after flushing, for the given reason.
+    Close(&'static str),
+}
+
+/// Serves a freshly accepted connection.
+pub fn accept(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    slot: ClientSlot,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    opened(&shard);
+    tokio::task::spawn_local(serve(shard, stream, BytesMut::new(), None, slot, shutdown));
+}
+
+/// Takes over a connection another shard accepted, answering its HELLO first.
+pub fn adopt(shard: Rc<Shard>, adoption: Adoption, shutdown: watch::Receiver<bool>) {
+    let Adoption {
+        stream,
+        buffered,
+        hello_id,
+        slot,
+    } = adoption;
+    match TcpStream::from_std(stream) {
+        Ok(stream) => {
+            opened(&shard);
+            tokio::task::spawn_local(serve(
+                shard,
+                stream,
+                buffered,
+                Some(hello_id),
+                slot,
+                shutdown,
+            ));
+        }
+        Err(error) => tracing::warn!(shard = shard.id, %error, "could not adopt a connection"),
+    }
+}
+
+/// Refuses a connection at `maxclients` with a closing error push.
+pub async fn reject(mut stream: TcpStream) {
+    let mut buf = BytesMut::new();
+    encode_response(
+        &mut buf,
+        PUSH_ID,
+        &Value::error(ErrorCode::MaxClients, "max number of clients reached"),
+    );
+    let _ = stream.write_all(&buf).await;
+    let _ = stream.shutdown().await;
+}
+
+fn opened(shard: &Shard) {
+    shard.live_connections.set(shard.live_connections.get() + 1);
+    let mut stats = shard.stats.borrow_mut();
+    stats.connections += 1;
+    stats.connections_total += 1;
+}
+
+fn closed(shard: &Shard) {
+    shard.live_connections.set(shard.live_connections.get() - 1);
+    shard.stats.borrow_mut().connections -= 1;
+    shard.connection_closed.notify_waiters();
+}
+
+async fn serve(
+    shard: Rc<Shard>,
+    mut stream: TcpStream,
+    mut inbuf: BytesMut,
+    hello_id: Option<u32>,
+    slot: ClientSlot,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let out = Rc::new(ConnOutput::new());
+    let decoder = FrameDecoder::new(shard.node.max_frame_bytes);
+    let mut spare = BytesMut::with_capacity(READ_RESERVE);
+    // A moved connection has answered nothing yet; one accepted here may still move.
+    let mut may_move = hello_id.is_none();
+    if let Some(id) = hello_id {
+        out.reply(id, &hello_info(&shard).to_value());
+    }
+    let mut next = process(&shard, &out, &decoder, &mut inbuf, &mut may_move);
+    loop {
+        if !out.is_empty() {
+            std::mem::swap(&mut *out.buf.borrow_mut(), &mut spare);
+            if stream.write_all(&spare).await.is_err() {
+                break;
+            }
+            spare.clear();
+        }
+        match next {
+            Next::Continue => {}
+            Next::Close(reason) => {
+                tracing::debug!(shard = shard.id, reason, "closing connection");
+                break;
+            }
+            Next::MoveTo {
+                shard: target,
+                hello_id,
+            } => {
+                hand_over(&shard, stream, inbuf, target, hello_id, slot);
+                closed(&shard);
+                return;
+            }
+        }
+        if *shutdown.borrow() {
+            if out.in_flight.get() == 0 {
+                break;
+            }
+            out.wake.notified().await;
+            continue;
+        }
+        if inbuf.capacity() - inbuf.len() < READ_RESERVE / 4 {
+            inbuf.reserve(READ_RESERVE);
+        }
+        tokio::select! {
+            biased;
+            _ = out.wake.notified() => {}
+            read = stream.read_buf(&mut inbuf) => {
+                next = match read {
+                    Ok(0) => Next::Close("peer closed"),
+                    Ok(_) => process(&shard, &out, &decoder, &mut inbuf, &mut may_move),
+                    Err(_) => Next::Close("read failed"),
+                };
+            }
+            _ = shutdown.changed() => {}
+        }
+    }
+    let _ = stream.shutdown().await;
+    drop(slot);
+    closed(&shard);
+}
+
+/// Runs every whole frame in `inbuf`, then sends what other shards must do.
+fn process(
+    shard: &Rc<Shard>,
+    out: &Rc<ConnOutput>,
+    decoder: &FrameDecoder,
+    inbuf: &mut BytesMut,
+    may_move: &mut bool,
+) -> Next {
+    let next = loop {
+        let frame = match decoder.decode(inbuf) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break Next::Continue,
+            Err(error) => {
+                out.reply(PUSH_ID, &Value::error(error.code(), error.to_string()));
+                coordinator::count_bad_request(shard);
+                break Next::Close(close_reason(&error));
+            }
+        };
+        if let Some(next) = run_frame(shard, out, frame, may_move) {
+            break next;
+        }
+    };
+    shard.flush();
+    next
+}
+
+fn close_reason(error: &FrameError) -> &'static str {
+    match error {
+        FrameError::TooLarge { .. } => "frame too large",
+        FrameError::TooShort(_) => "frame shorter than its header",
+        FrameError::Io(_) => "i/o error",
+    }
+}
+
+/// Runs one frame; returns `Some` when the connection must stop reading frames here.
+fn run_frame(
+    shard: &Rc<Shard>,
+    out: &Rc<ConnOutput>,
+    frame: Frame,
+    may_move: &mut bool,
+) -> Option<Next> {
+    let started = Instant::now();
+    let first_request = std::mem::replace(may_move, false);
+    let command = match Command::decode(frame.body) {
+        Ok(command) => command,
+        Err(error) => {
+            coordinator::count_bad_request(shard);
+            out.reply(frame.id, &Value::error(error.code(), error.to_string()));
+            return None;
+        }
+    };
+    if frame.id == PUSH_ID {
+        out.reply(
+            PUSH_ID,
+            &Value::error(ErrorCode::Protocol, "request id 0 is reserved for pushes"),
+        );
+        return Some(Next::Close("request used the push id"));
+    }
+    let Command::Hello {
+        version,
+        shard: wanted,
+    } = command
+    else {
+        coordinator::dispatch(shard, out, frame.id, command, started);
+        return None;
+    };
+    let index = command.table_index();
+    let refuse = |code, message: String| {
+        coordinator::complete(
+            shard,
+            out,
+            frame.id,
+            index,
+            started,
+            &Value::error(code, message),
+        );
+        None
+    };
+    if version != PROTOCOL_VERSION {
+        return refuse(
+            ErrorCode::UnsupportedVersion,
+            format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
+        );
+    }
+    match wanted {
+        Some(target) if target >= shard.shards() => refuse(
+            ErrorCode::NoSuchShard,
+            format!(
+                "shard {target} does not exist; this node has {}",
+                shard.shards()
+            ),
+        ),
+        Some(target) if target != shard.id => {
+            if first_request && out.is_empty() && out.in_flight.get() == 0 {
+                Some(Next::MoveTo {
+                    shard: target,
+                    hello_id: frame.id,
+                })
+            } else {
+                refuse(
+                    ErrorCode::Syntax,
+                    "HELLO with SHARD must be the first request on a connection".into(),
+                )
+            }
+        }
+        _ => {
+            coordinator::complete(
+                shard,
+                out,
+                frame.id,
+                index,
+                started,
+                &hello_info(shard).to_value(),
+            );
+            None
+        }
+    }
+}
+
+fn hello_info(shard: &Shard) -> HelloInfo {
+    HelloInfo {
+        version: PROTOCOL_VERSION,
+        node_id: shard.node.node_id.clone(),
+        shards: shard.shards(),
+        epoch: 0,
+        shard: shard.id,
+        server: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+fn hand_over(
+    shard: &Shard,
+    stream: TcpStream,
+    buffered: BytesMut,
+    target: u16,
+    hello_id: u32,
+    slot: ClientSlot,
+) {
+    match stream.into_std() {
+        Ok(stream) => {
+            shard.send(
+                target,
+                Envelope::Adopt(Adoption {
+                    stream,
+                    buffered,
+                    hello_id,
+                    slot,
+                }),
+            );
+            shard.flush();
+        }
+        Err(error) => tracing::warn!(shard = shard.id, %error, "could not detach a connection"),
+    }
+}

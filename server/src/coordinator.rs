@@ -1,0 +1,360 @@
+//! Coordinator: routes each request to the shard that owns its keys, splits multi-key
+//! requests by owner, gathers the parts, and writes the reply to the connection.
+//!
+//! Shard work itself happens in `Shard::execute`; this module only decides where it runs
+//! and how the answers combine. Cross-shard calls only ever go coordinator → owner and the
+//! answer comes back as a message, so calls never form a cycle.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tessera_cluster::{shard_for_key, split_by_shard};
+use tessera_protocol::{Command, ErrorCode, KeySpec, Value};
+
+use crate::clock;
+use crate::connection::ConnOutput;
+use crate::mesh::{Envelope, ShardReply};
+use crate::shard::{Pending, Shard};
+
+/// How the parts of a split request combine into one reply.
+pub enum Combine {
+    /// One part; its value is the reply.
+    Single,
+    /// MGET: part `p`'s array fills `positions[p]` of a `len`-long reply.
+    Values {
+        /// Reply positions per part.
+        positions: Vec<Vec<usize>>,
+        /// Keys asked for.
+        len: usize,
+    },
+    /// DEL, EXISTS, DBSIZE: integers add up.
+    Sum,
+    /// MSET, FLUSHALL: OK once every part is OK.
+    AllOk,
+    /// INFO: one statistics snapshot per shard.
+    Info,
+}
+
+/// Parts received so far for one pending request.
+pub struct Gather {
+    combine: Combine,
+    parts: Vec<Option<ShardReply>>,
+    remaining: usize,
+}
+
+impl Gather {
+    fn new(combine: Combine, parts: usize) -> Self {
+        Self {
+            combine,
+            parts: (0..parts).map(|_| None).collect(),
+            remaining: parts,
+        }
+    }
+
+    /// Stores part `part`; `true` once every part is in.
+    fn absorb(&mut self, part: u32, reply: ShardReply) -> bool {
+        let Some(slot) = self.parts.get_mut(part as usize) else {
+            return false;
+        };
+        if slot.replace(reply).is_none() {
+            self.remaining -= 1;
+        }
+        self.remaining == 0
+    }
+
+    fn finish(self, shard: &Shard) -> Value {
+        let mut values = Vec::with_capacity(self.parts.len());
+        let mut snapshots = Vec::new();
+        for part in self.parts.into_iter().flatten() {
+            match part {
+                ShardReply::Value(Value::Error(e)) => return Value::Error(e),
+                ShardReply::Value(v) => values.push(v),
+                ShardReply::Stats(s) => snapshots.push(*s),
+            }
+        }
+        match self.combine {
+            Combine::Single => values.pop().unwrap_or(Value::Nil),
+            Combine::Sum => Value::Int(values.iter().filter_map(Value::as_int).sum()),
+            Combine::AllOk => Value::Ok,
+            Combine::Info => shard.render_info(&snapshots),
+            Combine::Values { positions, len } => {
+                let mut out = vec![Value::Nil; len];
+                for (part, places) in values.into_iter().zip(positions) {
+                    let Value::Array(items) = part else {
+                        return Value::error(ErrorCode::Internal, "malformed part reply");
+                    };
+                    for (item, place) in items.into_iter().zip(places) {
+                        out[place] = item;
+                    }
+                }
+                Value::Array(out)
+            }
+        }
+    }
+}
+
+/// Runs one decoded request from `conn`: locally when this shard owns it, else by message.
+pub fn dispatch(
+    shard: &Rc<Shard>,
+    conn: &Rc<ConnOutput>,
+    request_id: u32,
+    command: Command,
+    started: Instant,
+) {
+    let now = clock::millis_at(started);
+    match command.spec().keys {
+        KeySpec::None => {
+            let reply = match &command {
+                Command::Ping(Some(message)) => Value::Bytes(message.clone()),
+                Command::Ping(None) => Value::text("PONG"),
+                _ => Value::error(ErrorCode::Syntax, "HELLO is answered by the connection"),
+            };
+            complete(
+                shard,
+                conn,
+                request_id,
+                command.table_index(),
+                started,
+                &reply,
+            );
+        }
+        KeySpec::Single => {
+            let key = command
+                .single_key()
+                .expect("single-key commands carry a key");
+            let owner = shard_for_key(key, shard.shards());
+            if owner == shard.id {
+                let ShardReply::Value(reply) = shard.execute(&command, now) else {
+                    unreachable!("key commands reply with values");
+                };
+                complete(
+                    shard,
+                    conn,
+                    request_id,
+                    command.table_index(),
+                    started,
+                    &reply,
+                );
+            } else {
+                let index = command.table_index();
+                let token = register(
+                    shard,
+                    conn,
+                    request_id,
+                    index,
+                    started,
+                    Gather::new(Combine::Single, 1),
+                );
+                shard.stats.borrow_mut().forwarded_out += 1;
+                shard.send(
+                    owner,
+                    Envelope::Request {
+                        origin: shard.id,
+                        token,
+                        part: 0,
+                        command,
+                    },
+                );
+            }
+        }
+        KeySpec::Many | KeySpec::Pairs => {
+            split_keys(shard, conn, request_id, command, started, now)
+        }
+        KeySpec::AllShards => {
+            let combine = match command {
+                Command::Info => Combine::Info,
+                Command::FlushAll => Combine::AllOk,
+                _ => Combine::Sum,
+            };
+            let parts = (0..shard.shards()).map(|s| (s, command.clone())).collect();
+            scatter(
+                shard, conn, request_id, &command, started, now, combine, parts,
+            );
+        }
+    }
+}
+
+fn split_keys(
+    shard: &Rc<Shard>,
+    conn: &Rc<ConnOutput>,
+    request_id: u32,
+    command: Command,
+    started: Instant,
+    now: u64,
+) {
+    let shards = shard.shards();
+    let groups = match &command {
+        Command::MSet(pairs) => {
+            split_by_shard(&pairs.iter().map(|(k, _)| k).collect::<Vec<_>>(), shards)
+        }
+        Command::Del(keys) | Command::Exists(keys) | Command::MGet(keys) => {
+            split_by_shard(keys, shards)
+        }
+        _ => unreachable!("only multi-key commands are split"),
+    };
+    let owners: Vec<u16> = (0..shards)
+        .filter(|s| !groups[usize::from(*s)].is_empty())
+        .collect();
+    if owners == [shard.id] {
+        // Every key is ours: no split, no gather.
+        let ShardReply::Value(reply) = shard.execute(&command, now) else {
+            unreachable!("key commands reply with values");
+        };
+        complete(
+            shard,
+            conn,
+            request_id,
+            command.table_index(),
+            started,
+            &reply,
+        );
+        return;
+    }
+    let pick = |keys: &[Bytes], group: &[usize]| {
+        group.iter().map(|&i| keys[i].clone()).collect::<Vec<_>>()
+    };
+    let parts: Vec<(u16, Command)> = owners
+        .iter()
+        .map(|&owner| {
+            let group = &groups[usize::from(owner)];
+            let part = match &command {
+                Command::Del(keys) => Command::Del(pick(keys, group)),
+                Command::Exists(keys) => Command::Exists(pick(keys, group)),
+                Command::MGet(keys) => Command::MGet(pick(keys, group)),
+                Command::MSet(pairs) => {
+                    Command::MSet(group.iter().map(|&i| pairs[i].clone()).collect())
+                }
+                _ => unreachable!("only multi-key commands are split"),
+            };
+            (owner, part)
+        })
+        .collect();
+    let combine = match &command {
+        Command::MGet(keys) => Combine::Values {
+            positions: owners
+                .iter()
+                .map(|&o| groups[usize::from(o)].clone())
+                .collect(),
+            len: keys.len(),
+        },
+        Command::MSet(_) => Combine::AllOk,
+        _ => Combine::Sum,
+    };
+    scatter(
+        shard, conn, request_id, &command, started, now, combine, parts,
+    );
+}
+
+/// Sends each part to its owner (running our own part in place) and registers the gather.
+#[allow(clippy::too_many_arguments)]
+fn scatter(
+    shard: &Rc<Shard>,
+    conn: &Rc<ConnOutput>,
+    request_id: u32,
+    command: &Command,
+    started: Instant,
+    now: u64,
+    combine: Combine,
+    parts: Vec<(u16, Command)>,
+) {
+    let index = command.table_index();
+    let token = register(
+        shard,
+        conn,
+        request_id,
+        index,
+        started,
+        Gather::new(combine, parts.len()),
+    );
+    let mut local = None;
+    for (part, (owner, part_command)) in parts.into_iter().enumerate() {
+        if owner == shard.id {
+            local = Some((part as u32, part_command));
+        } else {
+            shard.stats.borrow_mut().forwarded_out += 1;
+            shard.send(
+                owner,
+                Envelope::Request {
+                    origin: shard.id,
+                    token,
+                    part: part as u32,
+                    command: part_command,
+                },
+            );
+        }
+    }
+    if let Some((part, part_command)) = local {
+        let reply = shard.execute(&part_command, now);
+        resolve(shard, token, part, reply);
+    }
+}
+
+fn register(
+    shard: &Shard,
+    conn: &Rc<ConnOutput>,
+    request_id: u32,
+    command_index: usize,
+    started: Instant,
+    gather: Gather,
+) -> u32 {
+    conn.in_flight.set(conn.in_flight.get() + 1);
+    let token = shard.pending.borrow_mut().insert(Pending {
+        conn: Rc::downgrade(conn),
+        request_id,
+        command_index,
+        started,
+        gather,
+    });
+    u32::try_from(token).expect("fewer than 4 billion requests in flight")
+}
+
+/// Delivers one part's answer; once all parts are in, replies to the client.
+pub fn resolve(shard: &Shard, token: u32, part: u32, reply: ShardReply) {
+    let mut pending = shard.pending.borrow_mut();
+    let Some(entry) = pending.get_mut(token as usize) else {
+        tracing::warn!(shard = shard.id, token, "reply for an unknown request");
+        return;
+    };
+    if !entry.gather.absorb(part, reply) {
+        return;
+    }
+    let done = pending.remove(token as usize);
+    drop(pending);
+    let Some(conn) = done.conn.upgrade() else {
+        return;
+    };
+    conn.in_flight.set(conn.in_flight.get() - 1);
+    let value = done.gather.finish(shard);
+    complete(
+        shard,
+        &conn,
+        done.request_id,
+        done.command_index,
+        done.started,
+        &value,
+    );
+    conn.wake.notify_one();
+}
+
+/// Writes the reply and records the request's latency.
+pub fn complete(
+    shard: &Shard,
+    conn: &ConnOutput,
+    request_id: u32,
+    command_index: usize,
+    started: Instant,
+    reply: &Value,
+) {
+    conn.reply(request_id, reply);
+    let latency = started.elapsed().as_nanos() as u64;
+    shard
+        .stats
+        .borrow_mut()
+        .record(command_index, latency, matches!(reply, Value::Error(_)));
+}
+
+/// Counts a request whose body could not be decoded.
+pub fn count_bad_request(shard: &Shard) {
+    shard.stats.borrow_mut().bad_requests += 1;
+}

@@ -1,0 +1,469 @@
+//! One shard's keys: a flat hash table of slots with lazy and sampled active expiry.
+//!
+//! Keys with a deadline are also listed, by hash, in `volatile`; each such slot knows its
+//! position there. Active expiry samples that list at random, Redis-style, so it never
+//! scans the keyspace and costs nothing for keys without a deadline.
+
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+/// A stored value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Binary-safe bytes.
+    Bytes(Box<[u8]>),
+    /// An integer written by INCRBY/DECRBY; reads back as its decimal text.
+    Int(i64),
+}
+
+impl Stored {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Stored::Bytes(b) => b.len(),
+            Stored::Int(_) => 0,
+        }
+    }
+}
+
+/// Deadline value meaning "never expires".
+const NO_DEADLINE: u64 = 0;
+/// Keys sampled per active-expiry round.
+const SAMPLES_PER_ROUND: usize = 20;
+/// Rounds per cycle at most, bounding one cycle's work.
+const MAX_ROUNDS: usize = 16;
+
+#[derive(Debug)]
+struct Slot {
+    key: Box<[u8]>,
+    value: Stored,
+    /// Milliseconds on the server clock, or `NO_DEADLINE`.
+    deadline: u64,
+    /// Position in `Keyspace::volatile` while `deadline != NO_DEADLINE`.
+    volatile_index: u32,
+}
+
+impl Slot {
+    fn is_expired(&self, now: u64) -> bool {
+        self.deadline != NO_DEADLINE && self.deadline <= now
+    }
+}
+
+/// A shard's keys and values.
+pub struct Keyspace {
+    table: HashTable<Slot>,
+    hasher: DefaultHashBuilder,
+    volatile: Vec<u64>,
+    heap_bytes: usize,
+    rng: u64,
+    expired_total: u64,
+}
+
+impl Default for Keyspace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Keyspace {
+    /// Creates an empty keyspace.
+    pub fn new() -> Self {
+        let hasher = DefaultHashBuilder::default();
+        let rng = hasher.hash_one(0x7e55_e7a_u64) | 1;
+        Self {
+            table: HashTable::new(),
+            hasher,
+            volatile: Vec::new(),
+            heap_bytes: 0,
+            rng,
+            expired_total: 0,
+        }
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Finds a live key's bucket, removing it first if it has expired (lazy expiry).
+    fn find_live(&mut self, hash: u64, key: &[u8], now: u64) -> Option<usize> {
+        let index = self.table.find_bucket_index(hash, |s| &*s.key == key)?;
+        if self.table.get_bucket(index)?.is_expired(now) {
+            self.remove_at(index);
+            self.expired_total += 1;
+            return None;
+        }
+        Some(index)
+    }
+
+    fn remove_at(&mut self, index: usize) -> Slot {
+        let Ok(entry) = self.table.get_bucket_entry(index) else {
+            unreachable!("bucket index came from a lookup in this same call");
+        };
+        let (slot, _) = entry.remove();
+        self.heap_bytes -= slot.key.len() + slot.value.heap_bytes();
+        if slot.deadline != NO_DEADLINE {
+            self.unlink_volatile(slot.volatile_index as usize);
+        }
+        slot
+    }
+
+    fn unlink_volatile(&mut self, position: usize) {
+        let last = self.volatile.len() - 1;
+        self.volatile.swap_remove(position);
+        if position != last {
+            let moved_hash = self.volatile[position];
+            let moved = self.table.find_mut(moved_hash, |s| {
+                s.deadline != NO_DEADLINE && s.volatile_index as usize == last
+            });
+            debug_assert!(moved.is_some(), "volatile list and table agree");
+            if let Some(slot) = moved {
+                slot.volatile_index = position as u32;
+            }
+        }
+    }
+
+    fn set_deadline_at(&mut self, index: usize, hash: u64, deadline: u64) {
+        let volatile_len = self.volatile.len() as u32;
+        let Some(slot) = self.table.get_bucket_mut(index) else {
+            return;
+        };
+        match (slot.deadline != NO_DEADLINE, deadline != NO_DEADLINE) {
+            (false, false) => {}
+            (true, true) => slot.deadline = deadline,
+            (false, true) => {
+                slot.deadline = deadline;
+                slot.volatile_index = volatile_len;
+                self.volatile.push(hash);
+            }
+            (true, false) => {
+                slot.deadline = NO_DEADLINE;
+                let position = slot.volatile_index as usize;
+                self.unlink_volatile(position);
+            }
+        }
+    }
+
+    /// The live value of `key`.
+    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Stored> {
+        let hash = self.hash(key);
+        let index = self.find_live(hash, key, now)?;
+        self.table.get_bucket(index).map(|s| &s.value)
+    }
+
+    /// Whether `key` exists and is live.
+    pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
+        let hash = self.hash(key);
+        self.find_live(hash, key, now).is_some()
+    }
+
+    /// Writes `value` under `key` with `deadline` (`None` = never expires), returning the
+    /// previous live value.
+    pub fn insert(
+        &mut self,
+        key: &[u8],
+        value: Stored,
+        deadline: Option<u64>,
+        now: u64,
+    ) -> Option<Stored> {
+        let hash = self.hash(key);
+        let deadline = deadline.unwrap_or(NO_DEADLINE);
+        if let Some(index) = self.find_live(hash, key, now) {
+            let new_bytes = value.heap_bytes();
+            let slot = self.table.get_bucket_mut(index)?;
+            let old = std::mem::replace(&mut slot.value, value);
+            self.heap_bytes = self.heap_bytes + new_bytes - old.heap_bytes();
+            self.set_deadline_at(index, hash, deadline);
+            return Some(old);
+        }
+        let volatile_index = if deadline == NO_DEADLINE {
+            0
+        } else {
+            self.volatile.push(hash);
+            (self.volatile.len() - 1) as u32
+        };
+        self.heap_bytes += key.len() + value.heap_bytes();
+        let hasher = &self.hasher;
+        self.table.insert_unique(
+            hash,
+            Slot {
+                key: key.into(),
+                value,
+                deadline,
+                volatile_index,
+            },
+            |s| hasher.hash_one(&*s.key),
+        );
+        None
+    }
+
+    /// Replaces the value of a live key in place, keeping its deadline; `false` if absent.
+    pub fn update(&mut self, key: &[u8], now: u64, f: impl FnOnce(&mut Stored)) -> bool {
+        let hash = self.hash(key);
+        let Some(index) = self.find_live(hash, key, now) else {
+            return false;
+        };
+        let Some(slot) = self.table.get_bucket_mut(index) else {
+            return false;
+        };
+        let before = slot.value.heap_bytes();
+        f(&mut slot.value);
+        self.heap_bytes = self.heap_bytes + slot.value.heap_bytes() - before;
+        true
+    }
+
+    /// Removes `key`; `true` if it was live.
+    pub fn remove(&mut self, key: &[u8], now: u64) -> bool {
+        let hash = self.hash(key);
+        match self.find_live(hash, key, now) {
+            Some(index) => {
+                self.remove_at(index);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The deadline of a live key: `Some(None)` if it never expires, `None` if absent.
+    pub fn deadline(&mut self, key: &[u8], now: u64) -> Option<Option<u64>> {
+        let hash = self.hash(key);
+        let index = self.find_live(hash, key, now)?;
+        let deadline = self.table.get_bucket(index)?.deadline;
+        Some((deadline != NO_DEADLINE).then_some(deadline))
+    }
+
+    /// Sets or clears the deadline of a live key; `false` if absent.
+    pub fn set_deadline(&mut self, key: &[u8], deadline: Option<u64>, now: u64) -> bool {
+        let hash = self.hash(key);
+        let Some(index) = self.find_live(hash, key, now) else {
+            return false;
+        };
+        self.set_deadline_at(index, hash, deadline.unwrap_or(NO_DEADLINE));
+        true
+    }
+
+    /// Live and not-yet-collected keys.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether no key is stored.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Keys that carry a deadline.
+    pub fn volatile_len(&self) -> usize {
+        self.volatile.len()
+    }
+
+    /// Keys removed because their deadline passed, lazily or actively.
+    pub fn expired_total(&self) -> u64 {
+        self.expired_total
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.table = HashTable::new();
+        self.volatile = Vec::new();
+        self.heap_bytes = 0;
+    }
+
+    /// Bytes held: table allocation, key and value bytes, and the expiry list.
+    pub fn memory_bytes(&self) -> usize {
+        self.table.allocation_size()
+            + self.heap_bytes
+            + self.volatile.capacity() * std::mem::size_of::<u64>()
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: plenty for picking samples, and free of any shared state.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// One active-expiry cycle: samples keys with deadlines, removes the expired ones, and
+    /// repeats while more than a quarter of a sample had expired. Returns keys removed.
+    pub fn expire_cycle(&mut self, now: u64) -> usize {
+        let mut removed = 0;
+        for _ in 0..MAX_ROUNDS {
+            let samples = SAMPLES_PER_ROUND.min(self.volatile.len());
+            if samples == 0 {
+                break;
+            }
+            let mut expired = 0;
+            for _ in 0..samples {
+                if self.volatile.is_empty() {
+                    break;
+                }
+                let position = (self.next_random() % self.volatile.len() as u64) as usize;
+                let hash = self.volatile[position];
+                let index = self.table.find_bucket_index(hash, |s| {
+                    s.deadline != NO_DEADLINE && s.volatile_index as usize == position
+                });
+                let Some(index) = index else {
+                    debug_assert!(false, "volatile entry without its slot");
+                    continue;
+                };
+                if self
+                    .table
+                    .get_bucket(index)
+                    .is_some_and(|s| s.is_expired(now))
+                {
+                    self.remove_at(index);
+                    expired += 1;
+                }
+            }
+            removed += expired;
+            self.expired_total += expired as u64;
+            if expired * 4 <= samples {
+                break;
+            }
+        }
+        removed
+    }
+
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        assert_eq!(
+            self.volatile.len(),
+            self.table
+                .iter()
+                .filter(|s| s.deadline != NO_DEADLINE)
+                .count()
+        );
+        for slot in self.table.iter().filter(|s| s.deadline != NO_DEADLINE) {
+            assert_eq!(
+                self.volatile[slot.volatile_index as usize],
+                self.hash(&slot.key)
+            );
+        }
+        let heap: usize = self
+            .table
+            .iter()
+            .map(|s| s.key.len() + s.value.heap_bytes())
+            .sum();
+        assert_eq!(heap, self.heap_bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn bytes(v: &str) -> Stored {
+        Stored::Bytes(v.as_bytes().into())
+    }
+
+    #[test]
+    fn lazy_expiry_hides_and_removes_on_access() {
+        let mut ks = Keyspace::new();
+        ks.insert(b"k", bytes("v"), Some(100), 0);
+        assert_eq!(ks.get(b"k", 99), Some(&bytes("v")));
+        assert_eq!(ks.get(b"k", 100), None);
+        assert_eq!(ks.len(), 0);
+        assert_eq!(ks.expired_total(), 1);
+        ks.check_invariants();
+    }
+
+    #[test]
+    fn active_expiry_collects_without_access() {
+        let mut ks = Keyspace::new();
+        for i in 0..1000 {
+            ks.insert(format!("t{i}").as_bytes(), bytes("v"), Some(10), 0);
+            ks.insert(format!("p{i}").as_bytes(), bytes("v"), None, 0);
+        }
+        let mut cycles = 0;
+        while ks.volatile_len() > 0 && cycles < 1000 {
+            ks.expire_cycle(11);
+            cycles += 1;
+        }
+        assert_eq!(ks.len(), 1000, "only the keys with deadlines went");
+        assert_eq!(ks.volatile_len(), 0);
+        ks.check_invariants();
+    }
+
+    #[test]
+    fn active_expiry_stops_early_when_little_has_expired() {
+        let mut ks = Keyspace::new();
+        for i in 0..1000 {
+            ks.insert(format!("k{i}").as_bytes(), bytes("v"), Some(1_000_000), 0);
+        }
+        assert_eq!(ks.expire_cycle(5), 0);
+        assert_eq!(ks.len(), 1000);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u8, Option<u64>),
+        Remove(u8),
+        SetDeadline(u8, Option<u64>),
+        Get(u8),
+        Advance(u64),
+        Cycle,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let deadline = proptest::option::of(1u64..50);
+        prop_oneof![
+            (0u8..16, deadline.clone()).prop_map(|(k, d)| Op::Insert(k, d)),
+            (0u8..16).prop_map(Op::Remove),
+            (0u8..16, deadline).prop_map(|(k, d)| Op::SetDeadline(k, d)),
+            (0u8..16).prop_map(Op::Get),
+            (1u64..10).prop_map(Op::Advance),
+            Just(Op::Cycle),
+        ]
+    }
+
+    proptest! {
+        /// The keyspace against a BTreeMap model that filters expired entries on read.
+        #[test]
+        fn matches_a_simple_model(ops in proptest::collection::vec(op(), 1..200)) {
+            let mut ks = Keyspace::new();
+            let mut model: BTreeMap<u8, (u32, Option<u64>)> = BTreeMap::new();
+            let mut now = 0u64;
+            let live = |model: &BTreeMap<u8, (u32, Option<u64>)>, k: u8, now: u64| {
+                model.get(&k).filter(|(_, d)| d.is_none_or(|d| d > now)).copied()
+            };
+            for (step, op) in ops.into_iter().enumerate() {
+                let step = step as u32;
+                match op {
+                    Op::Insert(k, d) => {
+                        let d = d.map(|d| now + d);
+                        ks.insert(&[k], Stored::Int(step.into()), d, now);
+                        model.insert(k, (step, d));
+                    }
+                    Op::Remove(k) => {
+                        let was = live(&model, k, now).is_some();
+                        prop_assert_eq!(ks.remove(&[k], now), was);
+                        model.remove(&k);
+                    }
+                    Op::SetDeadline(k, d) => {
+                        let d = d.map(|d| now + d);
+                        let was = live(&model, k, now).is_some();
+                        prop_assert_eq!(ks.set_deadline(&[k], d, now), was);
+                        if was {
+                            model.get_mut(&k).unwrap().1 = d;
+                        }
+                    }
+                    Op::Get(k) => {
+                        let expected = live(&model, k, now).map(|(v, _)| Stored::Int(v.into()));
+                        prop_assert_eq!(ks.get(&[k], now).cloned(), expected);
+                    }
+                    Op::Advance(ms) => now += ms,
+                    Op::Cycle => {
+                        ks.expire_cycle(now);
+                    }
+                }
+                ks.check_invariants();
+                for k in 0..16u8 {
+                    let expected = live(&model, k, now).map(|(_, d)| d);
+                    prop_assert_eq!(ks.deadline(&[k], now), expected);
+                }
+            }
+        }
+    }
+}

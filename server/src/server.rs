@@ -1,0 +1,153 @@
+//! The server as a function: bound listeners, settings and a shutdown signal in; shard
+//! threads out, until shutdown has drained every connection.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tessera_sync::Slots;
+use tokio::sync::{watch, Barrier};
+
+use crate::config::Config;
+use crate::connection;
+use crate::mesh::{ClientSlot, Mesh};
+use crate::shard::{NodeInfo, Shard};
+
+/// Binds one listening socket per shard on the same address with SO_REUSEPORT, so the
+/// kernel spreads new connections over the shards. With port 0 the first bind picks the
+/// port and the rest join it.
+///
+/// # Errors
+/// Any failure to create, configure or bind a socket.
+pub fn bind(address: SocketAddr, shards: usize) -> io::Result<Vec<TcpListener>> {
+    let mut address = address;
+    let mut listeners = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let socket = Socket::new(
+            Domain::for_address(address),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_tcp_nodelay(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&address.into())?;
+        socket.listen(1024)?;
+        let listener: TcpListener = socket.into();
+        address = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// Runs the server on `listeners` (one per shard) until `shutdown` turns true, then stops
+/// accepting, lets in-flight requests finish, closes every connection and returns.
+///
+/// # Errors
+/// A shard thread could not start or its runtime could not be built.
+pub fn run(
+    listeners: Vec<TcpListener>,
+    config: &Config,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let shards = u16::try_from(listeners.len()).map_err(|_| io::Error::other("too many shards"))?;
+    if shards == 0 {
+        return Err(io::Error::other("at least one listener is required"));
+    }
+    let port = listeners[0].local_addr()?.port();
+    let node = Arc::new(NodeInfo {
+        node_id: config.node_id.clone(),
+        shards,
+        port,
+        started: Instant::now(),
+        max_frame_bytes: config.max_frame_bytes,
+        maxclients: config.maxclients,
+    });
+    crate::clock::epoch();
+    let mesh = Arc::new(Mesh::new(shards));
+    let slots = Arc::new(Slots::new(config.maxclients));
+    let all_drained = Arc::new(Barrier::new(usize::from(shards)));
+    let threads = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(id, listener)| {
+            let (node, mesh, slots, all_drained, shutdown) = (
+                node.clone(),
+                mesh.clone(),
+                slots.clone(),
+                all_drained.clone(),
+                shutdown.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("shard-{id}"))
+                .spawn(move || {
+                    let shard = Rc::new(Shard::new(id as u16, node, mesh));
+                    run_shard(shard, listener, slots, all_drained, shutdown)
+                })
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut result = Ok(());
+    for thread in threads {
+        match thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => result = Err(error),
+            Err(_) => result = Err(io::Error::other("a shard thread panicked")),
+        }
+    }
+    result
+}
+
+fn run_shard(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    slots: Arc<Slots>,
+    all_drained: Arc<Barrier>,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        tokio::task::spawn_local(shard.clone().run_inbox(shutdown.clone()));
+        tokio::task::spawn_local(shard.clone().run_expiry());
+        tracing::debug!(shard = shard.id, "shard started");
+        while !*shutdown.borrow() {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => match ClientSlot::acquire(&slots) {
+                        Some(slot) => connection::accept(shard.clone(), stream, slot, shutdown.clone()),
+                        None => {
+                            shard.stats.borrow_mut().connections_rejected += 1;
+                            tokio::task::spawn_local(connection::reject(stream));
+                        }
+                    },
+                    Err(error) => {
+                        // Out of descriptors and the like: back off instead of spinning.
+                        tracing::warn!(shard = shard.id, %error, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                },
+                _ = shutdown.changed() => {}
+            }
+        }
+        drop(listener);
+        while shard.live_connections.get() > 0 {
+            let closed = shard.connection_closed.notified();
+            if shard.live_connections.get() == 0 {
+                break;
+            }
+            closed.await;
+        }
+        // Other shards may still be waiting on this one's answers: keep serving the
+        // mailboxes until every shard has drained its own connections.
+        all_drained.wait().await;
+        tracing::debug!(shard = shard.id, "shard stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,237 @@
+//! One shard: its keyspace, statistics, pending cross-shard requests, and its background tasks.
+//!
+//! A shard lives on one thread and is shared between that thread's tasks through `Rc`;
+//! nothing in it is touched from another thread. Other shards reach it only through the
+//! mesh.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+use tessera_protocol::{Command, Value};
+use tokio::sync::Notify;
+
+use crate::clock;
+use crate::connection::ConnOutput;
+use crate::coordinator::Gather;
+use crate::keyspace::Keyspace;
+use crate::mesh::{Envelope, Mesh, ShardReply};
+use crate::ops;
+use crate::stats::ShardStats;
+
+/// How often a shard samples its keys with deadlines.
+const EXPIRY_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Facts about the node that every shard reports.
+#[derive(Debug)]
+pub struct NodeInfo {
+    /// Node identifier.
+    pub node_id: String,
+    /// Shards on this node.
+    pub shards: u16,
+    /// Port clients connect to.
+    pub port: u16,
+    /// When the server started.
+    pub started: Instant,
+    /// Largest request frame accepted.
+    pub max_frame_bytes: usize,
+    /// Client connection ceiling.
+    pub maxclients: usize,
+}
+
+/// A request waiting for other shards' answers.
+pub struct Pending {
+    /// Connection to answer; gone if the client left.
+    pub conn: Weak<ConnOutput>,
+    /// Client's request id.
+    pub request_id: u32,
+    /// Position of the command in `COMMANDS`.
+    pub command_index: usize,
+    /// When the request was decoded.
+    pub started: Instant,
+    /// How the parts combine.
+    pub gather: Gather,
+}
+
+/// One shard's state.
+pub struct Shard {
+    /// This shard's index.
+    pub id: u16,
+    /// Node-wide facts.
+    pub node: Arc<NodeInfo>,
+    /// Links to every other shard.
+    pub mesh: Arc<Mesh>,
+    /// Keys owned by this shard.
+    pub keyspace: RefCell<Keyspace>,
+    /// Counters.
+    pub stats: RefCell<ShardStats>,
+    /// Requests waiting on other shards, by token.
+    pub pending: RefCell<Slab<Pending>>,
+    /// Envelopes queued per destination shard until the next flush.
+    outbox: RefCell<Vec<Vec<Envelope>>>,
+    /// Connections served by this shard now.
+    pub live_connections: Cell<usize>,
+    /// Signalled whenever a connection closes, for shutdown to wait on.
+    pub connection_closed: Notify,
+}
+
+impl Shard {
+    /// Creates shard `id` of the node.
+    pub fn new(id: u16, node: Arc<NodeInfo>, mesh: Arc<Mesh>) -> Self {
+        let shards = usize::from(mesh.shards());
+        Self {
+            id,
+            node,
+            mesh,
+            keyspace: RefCell::new(Keyspace::new()),
+            stats: RefCell::new(ShardStats::new()),
+            pending: RefCell::new(Slab::new()),
+            outbox: RefCell::new((0..shards).map(|_| Vec::new()).collect()),
+            live_connections: Cell::new(0),
+            connection_closed: Notify::new(),
+        }
+    }
+
+    /// Shards on this node.
+    pub fn shards(&self) -> u16 {
+        self.mesh.shards()
+    }
+
+    /// Runs a command whose keys this shard owns.
+    pub fn execute(&self, command: &Command, now: u64) -> ShardReply {
+        match command {
+            Command::Info => ShardReply::Stats(Box::new(self.snapshot())),
+            _ => ShardReply::Value(ops::apply(&mut self.keyspace.borrow_mut(), command, now)),
+        }
+    }
+
+    /// This shard's counters, with keyspace figures filled in.
+    pub fn snapshot(&self) -> ShardStats {
+        let keyspace = self.keyspace.borrow();
+        let mut stats = self.stats.borrow().clone();
+        stats.keys = keyspace.len() as u64;
+        stats.volatile_keys = keyspace.volatile_len() as u64;
+        stats.expired_keys = keyspace.expired_total();
+        stats.memory_bytes = keyspace.memory_bytes() as u64;
+        stats
+    }
+
+    /// Queues an envelope for `to`; it leaves at the next `flush`.
+    pub fn send(&self, to: u16, envelope: Envelope) {
+        self.outbox.borrow_mut()[usize::from(to)].push(envelope);
+    }
+
+    /// Sends every queued batch, one mailbox push (and at most one wake-up) per destination.
+    pub fn flush(&self) {
+        let mut outbox = self.outbox.borrow_mut();
+        let mut batches = 0;
+        for (to, queue) in outbox.iter_mut().enumerate() {
+            if !queue.is_empty() {
+                self.mesh.send(self.id, to as u16, std::mem::take(queue));
+                batches += 1;
+            }
+        }
+        drop(outbox);
+        if batches > 0 {
+            self.stats.borrow_mut().batches_out += batches;
+        }
+    }
+
+    /// Serves the mailboxes: runs requests from other shards, completes our own pending
+    /// requests with their replies, and adopts handed-over connections.
+    pub async fn run_inbox(self: Rc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let batches = self.mesh.receive(self.id);
+            if batches.is_empty() {
+                self.mesh.wait(self.id).await;
+                continue;
+            }
+            let now = clock::now_millis();
+            for envelope in batches.into_iter().flatten() {
+                match envelope {
+                    Envelope::Request {
+                        origin,
+                        token,
+                        part,
+                        command,
+                    } => {
+                        let reply = self.execute(&command, now);
+                        self.stats.borrow_mut().forwarded_in += 1;
+                        self.send(origin, Envelope::Reply { token, part, reply });
+                    }
+                    Envelope::Reply { token, part, reply } => {
+                        crate::coordinator::resolve(&self, token, part, reply);
+                    }
+                    Envelope::Adopt(adoption) => {
+                        crate::connection::adopt(self.clone(), adoption, shutdown.clone());
+                    }
+                }
+            }
+            self.flush();
+        }
+    }
+
+    /// Samples keys with deadlines and removes the expired ones, forever.
+    pub async fn run_expiry(self: Rc<Self>) {
+        let mut ticks = tokio::time::interval(EXPIRY_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let removed = self.keyspace.borrow_mut().expire_cycle(clock::now_millis());
+            if removed > 0 {
+                tracing::trace!(shard = self.id, removed, "expired keys");
+            }
+        }
+    }
+
+    /// Node facts and totals rendered for INFO, from every shard's snapshot in shard order.
+    pub fn render_info(&self, snapshots: &[ShardStats]) -> Value {
+        let mut total = ShardStats::new();
+        for snapshot in snapshots {
+            total += snapshot;
+        }
+        let node = &self.node;
+        let server = Value::Map(vec![
+            (
+                Value::text("version"),
+                Value::text(env!("CARGO_PKG_VERSION")),
+            ),
+            (Value::text("node_id"), Value::text(node.node_id.clone())),
+            (
+                Value::text("pid"),
+                Value::Int(i64::from(std::process::id())),
+            ),
+            (Value::text("port"), Value::Int(i64::from(node.port))),
+            (Value::text("shards"), Value::Int(i64::from(node.shards))),
+            (
+                Value::text("uptime_s"),
+                Value::Int(node.started.elapsed().as_secs() as i64),
+            ),
+            (
+                Value::text("maxclients"),
+                Value::Int(node.maxclients as i64),
+            ),
+            (
+                Value::text("max_frame_bytes"),
+                Value::Int(node.max_frame_bytes as i64),
+            ),
+        ]);
+        let shards = snapshots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut row = vec![(Value::text("shard"), Value::Int(i as i64))];
+                row.extend(s.summary());
+                Value::Map(row)
+            })
+            .collect();
+        Value::Map(vec![
+            (Value::text("server"), server),
+            (Value::text("totals"), Value::Map(total.summary())),
+            (Value::text("commands"), total.command_table()),
+            (Value::text("shards"), Value::Array(shards)),
+        ])
+    }
+}

@@ -1,0 +1,181 @@
+//! Per-shard counters and latency histograms that add up across shards with `+=`.
+
+use std::ops::AddAssign;
+
+use hdrhistogram::Histogram;
+use tessera_protocol::{Value, COMMANDS};
+
+/// Highest latency recorded, in nanoseconds (10 s); slower requests are clamped to it.
+const MAX_LATENCY_NS: u64 = 10_000_000_000;
+
+/// One command's counters on one shard.
+#[derive(Debug, Clone)]
+pub struct CommandStats {
+    /// Requests completed.
+    pub calls: u64,
+    /// Requests that ended in an error reply.
+    pub errors: u64,
+    /// Server-side latency from decode to reply, in nanoseconds.
+    pub latency: Histogram<u64>,
+}
+
+impl Default for CommandStats {
+    fn default() -> Self {
+        Self {
+            calls: 0,
+            errors: 0,
+            latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 2)
+                .expect("static histogram bounds are valid"),
+        }
+    }
+}
+
+/// Everything a shard counts about itself.
+#[derive(Debug, Clone, Default)]
+pub struct ShardStats {
+    /// Per command, in `COMMANDS` order.
+    pub commands: Vec<CommandStats>,
+    /// Frames whose body could not be decoded.
+    pub bad_requests: u64,
+    /// Connections open now.
+    pub connections: u64,
+    /// Connections accepted or adopted since start.
+    pub connections_total: u64,
+    /// Connections refused at `maxclients`.
+    pub connections_rejected: u64,
+    /// Requests (or parts) sent to other shards.
+    pub forwarded_out: u64,
+    /// Requests (or parts) run here for other shards.
+    pub forwarded_in: u64,
+    /// Batches pushed to other shards' mailboxes.
+    pub batches_out: u64,
+    /// Keys stored.
+    pub keys: u64,
+    /// Keys with a deadline.
+    pub volatile_keys: u64,
+    /// Keys removed by expiry.
+    pub expired_keys: u64,
+    /// Approximate bytes held by the keyspace.
+    pub memory_bytes: u64,
+}
+
+impl ShardStats {
+    /// Fresh counters with one slot per command.
+    pub fn new() -> Self {
+        Self {
+            commands: vec![CommandStats::default(); COMMANDS.len()],
+            ..Self::default()
+        }
+    }
+
+    /// Records one completed request of the command at `index` in `COMMANDS`.
+    pub fn record(&mut self, index: usize, latency_ns: u64, error: bool) {
+        let command = &mut self.commands[index];
+        command.calls += 1;
+        command.errors += u64::from(error);
+        command
+            .latency
+            .saturating_record(latency_ns.clamp(1, MAX_LATENCY_NS));
+    }
+
+    /// Requests completed, all commands together.
+    pub fn ops(&self) -> u64 {
+        self.commands.iter().map(|c| c.calls).sum()
+    }
+
+    /// The scalar counters as a map (no histograms), for one shard's INFO row.
+    pub fn summary(&self) -> Vec<(Value, Value)> {
+        let field = |name: &str, n: u64| (Value::text(name), Value::Int(n as i64));
+        vec![
+            field("ops", self.ops()),
+            field("bad_requests", self.bad_requests),
+            field("connections", self.connections),
+            field("connections_total", self.connections_total),
+            field("connections_rejected", self.connections_rejected),
+            field("forwarded_out", self.forwarded_out),
+            field("forwarded_in", self.forwarded_in),
+            field("batches_out", self.batches_out),
+            field("keys", self.keys),
+            field("volatile_keys", self.volatile_keys),
+            field("expired_keys", self.expired_keys),
+            field("memory_bytes", self.memory_bytes),
+        ]
+    }
+
+    /// Per-command calls, errors and latency percentiles in microseconds.
+    pub fn command_table(&self) -> Value {
+        let micros =
+            |h: &Histogram<u64>, q: f64| Value::Float(h.value_at_quantile(q) as f64 / 1000.0);
+        Value::Map(
+            COMMANDS
+                .iter()
+                .zip(&self.commands)
+                .filter(|(_, stats)| stats.calls > 0)
+                .map(|(spec, stats)| {
+                    (
+                        Value::text(spec.name),
+                        Value::Map(vec![
+                            (Value::text("calls"), Value::Int(stats.calls as i64)),
+                            (Value::text("errors"), Value::Int(stats.errors as i64)),
+                            (Value::text("p50_us"), micros(&stats.latency, 0.5)),
+                            (Value::text("p99_us"), micros(&stats.latency, 0.99)),
+                            (Value::text("p999_us"), micros(&stats.latency, 0.999)),
+                        ]),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+impl AddAssign<&ShardStats> for ShardStats {
+    fn add_assign(&mut self, other: &ShardStats) {
+        if self.commands.len() < other.commands.len() {
+            self.commands
+                .resize_with(other.commands.len(), CommandStats::default);
+        }
+        for (mine, theirs) in self.commands.iter_mut().zip(&other.commands) {
+            mine.calls += theirs.calls;
+            mine.errors += theirs.errors;
+            // Both histograms share bounds, so adding cannot fail.
+            let _ = mine.latency.add(&theirs.latency);
+        }
+        self.bad_requests += other.bad_requests;
+        self.connections += other.connections;
+        self.connections_total += other.connections_total;
+        self.connections_rejected += other.connections_rejected;
+        self.forwarded_out += other.forwarded_out;
+        self.forwarded_in += other.forwarded_in;
+        self.batches_out += other.batches_out;
+        self.keys += other.keys;
+        self.volatile_keys += other.volatile_keys;
+        self.expired_keys += other.expired_keys;
+        self.memory_bytes += other.memory_bytes;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_add_up() {
+        let mut a = ShardStats::new();
+        let mut b = ShardStats::new();
+        a.record(0, 1_000, false);
+        b.record(0, 3_000, true);
+        b.keys = 5;
+        let mut total = ShardStats::new();
+        total += &a;
+        total += &b;
+        assert_eq!(total.ops(), 2);
+        assert_eq!(total.commands[0].errors, 1);
+        assert_eq!(total.keys, 5);
+        assert_eq!(total.commands[0].latency.len(), 2);
+        let table = total.command_table();
+        assert_eq!(
+            table.get("PING").and_then(|c| c.get("calls")),
+            Some(&Value::Int(2))
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! The lock-free pieces shared between shards, each model-checked with loom (`--cfg loom`).
+//!
+//! This crate has no dependencies outside `std` (and `loom` under `cfg(loom)`), so the
+//! loom run compiles only this code and never asks tokio or bytes to build under loom.
+
+mod atomic;
+pub mod mailbox;
+pub mod slots;
+
+pub use mailbox::Mailbox;
+pub use slots::Slots;
