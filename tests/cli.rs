@@ -1,1 +1,103 @@
+//! tessera-cli as an operator uses it: one-shot commands, redis-cli style output, JSON, exit codes.
 
+mod support;
+
+use std::process::{Command, Output};
+
+use support::TestServer;
+
+fn cli(server: &TestServer, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tessera-cli"))
+        .args(["-p", &server.port.to_string()])
+        .args(args)
+        .output()
+        .expect("tessera-cli runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout)
+        .trim_end()
+        .to_string()
+}
+
+#[test]
+fn set_get_ttl_del_behave_like_redis_cli() {
+    let server = TestServer::start(2);
+    let set = cli(&server, &["set", "k", "v", "ex", "10"]);
+    assert!(set.status.success());
+    assert_eq!(stdout(&set), "OK");
+    assert_eq!(stdout(&cli(&server, &["get", "k"])), "v");
+    let ttl: i64 = stdout(&cli(&server, &["ttl", "k"])).parse().unwrap();
+    assert!((9..=10).contains(&ttl));
+    assert_eq!(stdout(&cli(&server, &["del", "k"])), "1");
+    let missing = cli(&server, &["get", "k"]);
+    assert!(missing.status.success());
+    assert_eq!(stdout(&missing), "");
+    assert_eq!(stdout(&cli(&server, &["ttl", "k"])), "-2");
+}
+
+#[test]
+fn json_output_parses() {
+    let server = TestServer::start(2);
+    cli(&server, &["mset", "a", "1", "b", "2"]);
+    let output = cli(&server, &["--json", "mget", "a", "b", "nope"]);
+    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(parsed, serde_json::json!(["1", "2", null]));
+    let info: serde_json::Value =
+        serde_json::from_slice(&cli(&server, &["--json", "info"]).stdout).unwrap();
+    assert_eq!(info["server"]["shards"], serde_json::json!(2));
+    assert_eq!(info["totals"]["keys"], serde_json::json!(2));
+    let error = cli(&server, &["--json", "incrby", "a", "x"]);
+    assert!(!error.status.success());
+    let parsed: serde_json::Value = serde_json::from_slice(&error.stdout).unwrap();
+    assert_eq!(parsed["error"]["name"], serde_json::json!("NOT_INTEGER"));
+}
+
+#[test]
+fn error_replies_exit_non_zero() {
+    let server = TestServer::start(1);
+    let unknown = cli(&server, &["nosuchcommand"]);
+    assert!(!unknown.status.success());
+    assert!(stdout(&unknown).starts_with("(error) UNKNOWN_COMMAND"));
+    let arity = cli(&server, &["get"]);
+    assert!(!arity.status.success());
+    assert!(stdout(&arity).contains("wrong number of arguments"));
+    cli(&server, &["set", "s", "text"]);
+    assert!(!cli(&server, &["incrby", "s", "1"]).status.success());
+}
+
+#[test]
+fn unreachable_server_is_reported() {
+    let server = TestServer::start(1);
+    let port = server.port.to_string();
+    drop(server);
+    let output = Command::new(env!("CARGO_BIN_EXE_tessera-cli"))
+        .args(["-p", &port, "ping"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Could not connect"));
+}
+
+#[test]
+fn interactive_prompt_runs_commands_from_stdin() {
+    use std::io::Write;
+    let server = TestServer::start(2);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera-cli"))
+        .args(["-p", &server.port.to_string()])
+        .env("HOME", std::env::temp_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"set \"spaced key\" hello\nget \"spaced key\"\nquit\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("OK") && text.contains("hello"), "{text}");
+}

@@ -1,1 +1,302 @@
+//! Bad input never panics the server: each bad frame gets a typed error or a clean close,
+//! and well-behaved clients keep being served throughout.
 
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rand::rngs::SmallRng;
+use rand::{Rng, RngCore, SeedableRng};
+use support::TestServer;
+use tessera_protocol::{encode_request, Command, ErrorCode, FrameDecoder, Value, PUSH_ID};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads one response frame; `None` on a clean close.
+async fn read_reply(stream: &mut TcpStream, buf: &mut BytesMut) -> Option<(u32, Value)> {
+    let decoder = FrameDecoder::default();
+    loop {
+        if let Some(frame) = decoder.decode(buf).expect("server frames are well formed") {
+            return Some((
+                frame.id,
+                Value::decode(frame.body).expect("server values decode"),
+            ));
+        }
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_buf(buf))
+            .await
+            .expect("server answers or closes in time");
+        match read {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn error_code(value: &Value) -> Option<ErrorCode> {
+    match value {
+        Value::Error(e) => e.known_code(),
+        _ => None,
+    }
+}
+
+/// A frame with a hand-made body.
+fn raw_frame(id: u32, body: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    frame.put_u32_le(body.len() as u32 + 4);
+    frame.put_u32_le(id);
+    frame.extend_from_slice(body);
+    frame
+}
+
+async fn expect_usable(stream: &mut TcpStream, buf: &mut BytesMut) {
+    let mut ping = BytesMut::new();
+    encode_request(&mut ping, 99, &Command::Ping(None));
+    stream.write_all(&ping).await.unwrap();
+    assert_eq!(
+        read_reply(stream, buf).await,
+        Some((99, Value::text("PONG")))
+    );
+}
+
+#[tokio::test]
+async fn four_gib_length_prefix_gets_an_error_then_a_close() {
+    let server = TestServer::start(2);
+    let mut stream = TcpStream::connect(&server.address).await.unwrap();
+    stream
+        .write_all(&[0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0])
+        .await
+        .unwrap();
+    let mut buf = BytesMut::new();
+    let (id, value) = read_reply(&mut stream, &mut buf)
+        .await
+        .expect("an error before the close");
+    assert_eq!(id, PUSH_ID);
+    assert_eq!(error_code(&value), Some(ErrorCode::FrameTooLarge));
+    assert_eq!(
+        read_reply(&mut stream, &mut buf).await,
+        None,
+        "then the connection closes"
+    );
+}
+
+#[tokio::test]
+async fn frame_shorter_than_its_header_closes_with_a_reason() {
+    let server = TestServer::start(1);
+    let mut stream = TcpStream::connect(&server.address).await.unwrap();
+    stream.write_all(&[2, 0, 0, 0, 0, 0]).await.unwrap();
+    let mut buf = BytesMut::new();
+    let (id, value) = read_reply(&mut stream, &mut buf).await.unwrap();
+    assert_eq!(
+        (id, error_code(&value)),
+        (PUSH_ID, Some(ErrorCode::Protocol))
+    );
+    assert_eq!(read_reply(&mut stream, &mut buf).await, None);
+}
+
+#[tokio::test]
+async fn request_id_zero_is_refused() {
+    let server = TestServer::start(1);
+    let mut stream = TcpStream::connect(&server.address).await.unwrap();
+    let mut frame = BytesMut::new();
+    encode_request(&mut frame, PUSH_ID, &Command::Ping(None));
+    stream.write_all(&frame).await.unwrap();
+    let mut buf = BytesMut::new();
+    let (id, value) = read_reply(&mut stream, &mut buf).await.unwrap();
+    assert_eq!(
+        (id, error_code(&value)),
+        (PUSH_ID, Some(ErrorCode::Protocol))
+    );
+}
+
+#[tokio::test]
+async fn truncated_frames_are_dropped_with_the_connection() {
+    let server = TestServer::start(2);
+    for cut in [1, 3, 5, 9] {
+        let mut stream = TcpStream::connect(&server.address).await.unwrap();
+        let mut frame = BytesMut::new();
+        encode_request(
+            &mut frame,
+            1,
+            &Command::Get(Bytes::from_static(b"some-key")),
+        );
+        stream.write_all(&frame[..cut]).await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut buf = BytesMut::new();
+        assert_eq!(
+            read_reply(&mut stream, &mut buf).await,
+            None,
+            "cut at {cut}: closed without a reply"
+        );
+    }
+    let client = server.client().await;
+    client.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_opcodes_and_bad_arguments_get_typed_errors_and_the_connection_survives() {
+    let server = TestServer::start(2);
+    let mut stream = TcpStream::connect(&server.address).await.unwrap();
+    let mut buf = BytesMut::new();
+    let long_key = {
+        let mut body = vec![0x10, 0x00];
+        let len = 70_000u32;
+        body.extend_from_slice(&[
+            (len & 0x7f) as u8 | 0x80,
+            ((len >> 7) & 0x7f) as u8 | 0x80,
+            (len >> 14) as u8,
+        ]);
+        body.extend(std::iter::repeat_n(b'k', len as usize));
+        body
+    };
+    let cases: Vec<(&str, Vec<u8>, ErrorCode)> = vec![
+        (
+            "unknown opcode",
+            vec![0xff, 0x7f],
+            ErrorCode::UnknownCommand,
+        ),
+        ("empty body", vec![], ErrorCode::Protocol),
+        ("one-byte opcode", vec![0x10], ErrorCode::Protocol),
+        ("GET without a key", vec![0x10, 0x00], ErrorCode::Protocol),
+        (
+            "GET with trailing bytes",
+            vec![0x10, 0x00, 1, b'k', 0],
+            ErrorCode::Protocol,
+        ),
+        (
+            "key length past the frame",
+            vec![0x10, 0x00, 50, b'k'],
+            ErrorCode::Protocol,
+        ),
+        (
+            "SET with NX and XX",
+            vec![0x11, 0x00, 1, b'k', 1, b'v', 0x03],
+            ErrorCode::Syntax,
+        ),
+        (
+            "SET with undefined flags",
+            vec![0x11, 0x00, 1, b'k', 1, b'v', 0x80],
+            ErrorCode::Syntax,
+        ),
+        (
+            "SET with a zero expiry",
+            vec![0x11, 0x00, 1, b'k', 1, b'v', 0x10, 0],
+            ErrorCode::InvalidExpire,
+        ),
+        ("DEL with no keys", vec![0x12, 0x00, 0], ErrorCode::Syntax),
+        (
+            "MGET claiming a billion keys",
+            vec![0x1b, 0x00, 0x80, 0x94, 0xeb, 0xdc, 0x03, 1, b'k'],
+            ErrorCode::Protocol,
+        ),
+        ("MSET with no pairs", vec![0x1c, 0x00, 0], ErrorCode::Syntax),
+        (
+            "INCRBY with an overlong varint",
+            [vec![0x19, 0x00, 1, b'k'], vec![0xff; 11]].concat(),
+            ErrorCode::Protocol,
+        ),
+        (
+            "PING with a bad flag",
+            vec![0x01, 0x00, 7],
+            ErrorCode::Syntax,
+        ),
+        (
+            "HELLO for a huge shard",
+            vec![0x02, 0x00, 1, 0, 0xff, 0xff, 0x7f],
+            ErrorCode::Syntax,
+        ),
+        ("key over 64 KiB", long_key, ErrorCode::KeyTooLarge),
+    ];
+    for (i, (what, body, code)) in cases.into_iter().enumerate() {
+        let id = i as u32 + 1;
+        stream.write_all(&raw_frame(id, &body)).await.unwrap();
+        let (reply_id, value) = read_reply(&mut stream, &mut buf)
+            .await
+            .unwrap_or_else(|| panic!("{what}: closed"));
+        assert_eq!(reply_id, id, "{what}");
+        assert_eq!(error_code(&value), Some(code), "{what}: {value:?}");
+    }
+    expect_usable(&mut stream, &mut buf).await;
+    // Type errors come from the data, not the frame.
+    let client = server.client().await;
+    client.set("text", "abc").await.unwrap();
+    assert_eq!(
+        client.incr_by("text", 1).await.unwrap_err().server_code(),
+        Some(ErrorCode::NotInteger)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_megabytes_of_random_bytes_do_not_disturb_a_concurrent_client() {
+    let server = TestServer::start_with(&["--shards", "2", "--max-frame-bytes", "65536"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let good_ops = Arc::new(AtomicU64::new(0));
+    let client = server.client().await;
+    let watcher = {
+        let (stop, good_ops, client) = (stop.clone(), good_ops.clone(), client.clone());
+        tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("good:{}", i % 100);
+                client
+                    .set(key.clone(), i.to_string())
+                    .await
+                    .expect("good client: set");
+                let read = client.get(key).await.expect("good client: get");
+                assert_eq!(read.as_deref(), Some(i.to_string().as_bytes()));
+                good_ops.fetch_add(2, Ordering::Relaxed);
+                i += 1;
+            }
+        })
+    };
+    let mut rng = SmallRng::seed_from_u64(0x7e55e7a);
+    let mut sent = 0usize;
+    let mut connections = 0;
+    while sent < 10 * 1024 * 1024 {
+        let mut stream = TcpStream::connect(&server.address).await.unwrap();
+        connections += 1;
+        let mut payload = vec![0u8; rng.random_range(1..256 * 1024)];
+        if connections % 2 == 0 {
+            rng.fill_bytes(&mut payload);
+        } else {
+            // Well-framed requests with random bodies reach the command decoder.
+            payload.clear();
+            while payload.len() < 128 * 1024 {
+                let mut body = vec![0u8; rng.random_range(0..64)];
+                rng.fill_bytes(&mut body);
+                if !body.is_empty() && rng.random_bool(0.7) {
+                    // Every opcode but FLUSHALL, which would rightly wipe the good client's keys.
+                    body[0] = loop {
+                        let opcode = rng.random_range(0x01..0x1d);
+                        if opcode != 0x05 {
+                            break opcode;
+                        }
+                    };
+                    if body.len() > 1 {
+                        body[1] = 0;
+                    }
+                }
+                payload.extend(raw_frame(rng.random_range(1..u32::MAX), &body));
+            }
+        }
+        sent += payload.len();
+        // The server may close mid-write; that is an answer too.
+        let _ = stream.write_all(&payload).await;
+        let _ = stream.shutdown().await;
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut sink)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    watcher.await.expect("the good client saw no error");
+    assert!(good_ops.load(Ordering::Relaxed) > 0);
+    client.ping().await.unwrap();
+    let info = client.info().await.unwrap();
+    let bad = info
+        .get("totals")
+        .and_then(|t| t.get("bad_requests"))
+        .and_then(Value::as_int)
+        .unwrap();
+    assert!(bad > 0, "the garbage was seen and counted");
+}

@@ -1,1 +1,146 @@
+//! Starting, stopping and losing a server: config files, maxclients, graceful shutdown,
+//! and a client that survives a restart.
 
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use support::TestServer;
+use tessera_client::{Client, Error, ErrorCode};
+use tessera_protocol::Command;
+
+#[tokio::test]
+async fn config_file_settings_apply_and_flags_win() {
+    let dir = std::env::temp_dir().join(format!("tessera-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tessera.toml");
+    std::fs::write(&path, "port = 0\nshards = 3\nnode-id = \"from-file\"\n").unwrap();
+    let server = TestServer::start_with_config(&path);
+    let client = server.client().await;
+    assert_eq!(client.hello().shards, 3);
+    assert_eq!(client.hello().node_id, "from-file");
+    drop(server);
+    let server = TestServer::start_with(&["--config", path.to_str().unwrap(), "--shards", "2"]);
+    assert_eq!(server.client().await.hello().shards, 2);
+    std::fs::write(&path, "shards = \"many\"\n").unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_tessera-server"))
+        .args(["--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        status.status.code(),
+        Some(2),
+        "a bad config file is refused at start"
+    );
+}
+
+#[tokio::test]
+async fn maxclients_refuses_with_a_typed_error() {
+    let server = TestServer::start_with(&["--shards", "1", "--maxclients", "2"]);
+    let first = tessera_client::Connection::open(&server.address, None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let _second = tessera_client::Connection::open(&server.address, None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let third =
+        tessera_client::Connection::open(&server.address, None, Duration::from_secs(5)).await;
+    match third {
+        Err(Error::ConnectionLost(reason)) => assert!(reason.contains("MAX_CLIENTS"), "{reason}"),
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+    drop(first);
+    // The freed slot is usable again once the server has seen the close.
+    let mut reopened = None;
+    for _ in 0..50 {
+        if let Ok(c) =
+            tessera_client::Connection::open(&server.address, None, Duration::from_secs(5)).await
+        {
+            reopened = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    reopened
+        .expect("a slot frees when a client leaves")
+        .request(Command::Ping(None))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
+    for signal in ["TERM", "INT"] {
+        let mut server = TestServer::start(2);
+        let client = server.client().await;
+        let mut pipeline = client.pipeline();
+        let keys: Vec<Bytes> = (0..5000).map(|i| Bytes::from(format!("k{i}"))).collect();
+        for chunk in keys.chunks(50) {
+            pipeline.add(Command::MSet(
+                chunk.iter().map(|k| (k.clone(), k.clone())).collect(),
+            ));
+        }
+        let in_flight = tokio::spawn(pipeline.execute());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        server.signal(signal);
+        let replies = in_flight.await.unwrap().unwrap();
+        // Every request the server had read was answered; any it had not read fails as lost,
+        // never with a wrong answer.
+        for reply in replies {
+            match reply {
+                Ok(value) => assert_eq!(value, tessera_protocol::Value::Ok),
+                Err(Error::ConnectionLost(_)) => {}
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!(
+            server.wait_exit(Duration::from_secs(10)),
+            Some(0),
+            "SIG{signal} exits 0"
+        );
+    }
+}
+
+#[tokio::test]
+async fn client_fails_in_flight_requests_and_reconnects_after_a_restart() {
+    let mut server = TestServer::start(2);
+    let port = server.port.to_string();
+    let client = Client::connect(&server.address).await.unwrap();
+    client.set("before", "1").await.unwrap();
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(5));
+    let lost = client.get("before").await.unwrap_err();
+    assert!(
+        matches!(lost, Error::ConnectionLost(_) | Error::Connect { .. }),
+        "{lost}"
+    );
+    let restarted = TestServer::start_with(&["--port", &port, "--shards", "2"]);
+    let mut result = client.set("after", "2").await;
+    for _ in 0..20 {
+        if result.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        result = client.set("after", "2").await;
+    }
+    assert!(result.unwrap(), "the client reconnected on its own");
+    assert_eq!(
+        client.get("after").await.unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    assert_eq!(
+        client.get("before").await.unwrap(),
+        None,
+        "a restarted in-memory server is empty"
+    );
+    let err = client
+        .call(Command::Hello {
+            version: 7,
+            shard: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.server_code(), Some(ErrorCode::UnsupportedVersion));
+    drop(restarted);
+}

@@ -1,0 +1,120 @@
+//! Test support: start a real `tessera-server` process on a free port and talk to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A server process that is killed when dropped.
+pub struct TestServer {
+    child: Option<Child>,
+    /// `127.0.0.1:PORT` it listens on.
+    pub address: String,
+    /// The port alone.
+    pub port: u16,
+}
+
+impl TestServer {
+    /// Starts a server with `shards` shards on a port the kernel picks.
+    pub fn start(shards: usize) -> TestServer {
+        Self::start_with(&["--shards", &shards.to_string()])
+    }
+
+    /// Starts a server with extra flags (`--port 0` is added unless a port is given).
+    pub fn start_with(flags: &[&str]) -> TestServer {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera-server"));
+        if !flags.contains(&"--port") {
+            command.args(["--port", "0"]);
+        }
+        command
+            .args(flags)
+            .args(["--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("tessera-server starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("server prints its address");
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        let port = address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("address has a port");
+        TestServer {
+            child: Some(child),
+            address,
+            port,
+        }
+    }
+
+    /// Starts a server from a config file.
+    pub fn start_with_config(path: &Path) -> TestServer {
+        Self::start_with(&["--config", path.to_str().expect("utf-8 path")])
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit, up to `limit`; returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.child.as_mut().expect("running");
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait works") {
+                self.child = None;
+                return status.code();
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("wait works").is_none(),
+            None => false,
+        }
+    }
+
+    /// Connects the shard-aware client.
+    pub async fn client(&self) -> tessera_client::Client {
+        tessera_client::Client::connect(&self.address)
+            .await
+            .expect("client connects")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Shard counts every end-to-end case runs at.
+pub const SHARD_COUNTS: [usize; 2] = [1, 3];
