@@ -1,1 +1,117 @@
-fn main() {}
+//! `tessera-bench`: drives a Tessera node with many pipelined connections and reports
+//! throughput, latency percentiles, and the server's CPU seconds per million operations.
+
+mod driver;
+mod report;
+mod server_cpu;
+
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use mimalloc::MiMalloc;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+/// What each request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// SET key value.
+    Set,
+    /// GET key.
+    Get,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Set => "SET",
+            Workload::Get => "GET",
+        }
+    }
+}
+
+/// Load generator for Tessera.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Args {
+    /// Server host.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Server port.
+    #[arg(short, long, default_value_t = 7379)]
+    pub port: u16,
+    /// Workloads to run one after another, e.g. `set,get`.
+    #[arg(short, long, value_delimiter = ',', default_value = "set,get")]
+    pub workload: Vec<Workload>,
+    /// Concurrent connections.
+    #[arg(short, long, default_value_t = 50)]
+    pub clients: usize,
+    /// Requests each connection keeps in flight.
+    #[arg(short = 'P', long, default_value_t = 1)]
+    pub pipeline: usize,
+    /// Requests per workload (ignored when --duration is given).
+    #[arg(short = 'n', long, default_value_t = 1_000_000)]
+    pub requests: u64,
+    /// Run each workload for this many seconds instead of a request count.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Distinct keys, `key:0` .. `key:N-1`, drawn uniformly.
+    #[arg(short, long, default_value_t = 100_000)]
+    pub keyspace: u64,
+    /// Value size in bytes for SET.
+    #[arg(short = 'd', long, default_value_t = 64)]
+    pub value_size: usize,
+    /// Don't pin connections to shards: send every key over whichever shard accepted the
+    /// connection and let the server forward it (what a client without routing gets).
+    #[arg(long)]
+    pub unrouted: bool,
+    /// PID of the server, to report its CPU seconds per million operations.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Print results as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Args {
+    fn budget(&self) -> driver::Budget {
+        match self.duration {
+            Some(seconds) => driver::Budget::Time(Duration::from_secs_f64(seconds)),
+            None => driver::Budget::Requests(self.requests),
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    if args.clients == 0 || args.pipeline == 0 || args.keyspace == 0 {
+        eprintln!("tessera-bench: --clients, --pipeline and --keyspace must be at least 1");
+        return std::process::ExitCode::from(2);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime starts");
+    let local = tokio::task::LocalSet::new();
+    let outcome = local.block_on(&runtime, async {
+        for workload in args.workload.clone() {
+            let cpu_before = args.server_pid.map(server_cpu::seconds).transpose()?;
+            let run = driver::run(&args, workload, args.budget()).await?;
+            let cpu_after = args.server_pid.map(server_cpu::seconds).transpose()?;
+            let cpu = cpu_before
+                .zip(cpu_after)
+                .map(|(before, after)| after - before);
+            report::print(&args, workload, &run, cpu);
+        }
+        Ok::<_, Box<dyn std::error::Error>>(())
+    });
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tessera-bench: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

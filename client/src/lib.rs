@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use futures_util::future::try_join_all;
 use tessera_cluster::{shard_for_key, split_by_shard};
-use tessera_protocol::{Command, HelloInfo, Value};
+use tessera_protocol::{HelloInfo, Value};
 use tokio::sync::Mutex;
 
 pub use bytes::Bytes;
@@ -28,7 +28,7 @@ pub use connection::Connection;
 pub use error::{Error, Result};
 pub use pipeline::Pipeline;
 pub use tessera_protocol::Value as Reply;
-pub use tessera_protocol::{ErrorCode, ErrorReply};
+pub use tessera_protocol::{Command, ErrorCode, ErrorReply, SetArgs, SetCondition, SetExpiry};
 
 /// Connection settings.
 #[derive(Debug, Clone)]

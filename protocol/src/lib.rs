@@ -18,6 +18,7 @@
 pub mod command;
 pub mod error;
 pub mod frame;
+pub mod fuzzing;
 pub mod hello;
 pub mod value;
 pub mod wire;

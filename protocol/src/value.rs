@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused() {
-        let mut raw = vec![tag::ARRAY, 1].repeat(MAX_DEPTH + 2);
+        let mut raw = [tag::ARRAY, 1].repeat(MAX_DEPTH + 2);
         raw.push(tag::NIL);
         assert_eq!(
             Value::decode(Bytes::from(raw)),

@@ -198,6 +198,7 @@ fn process(
     inbuf: &mut BytesMut,
     may_move: &mut bool,
 ) -> Next {
+    let started = Instant::now();
     let next = loop {
         let frame = match decoder.decode(inbuf) {
             Ok(Some(frame)) => frame,
@@ -208,7 +209,7 @@ fn process(
                 break Next::Close(close_reason(&error));
             }
         };
-        if let Some(next) = run_frame(shard, out, frame, may_move) {
+        if let Some(next) = run_frame(shard, out, frame, started, may_move) {
             break next;
         }
     };
@@ -229,9 +230,9 @@ fn run_frame(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,
     frame: Frame,
+    started: Instant,
     may_move: &mut bool,
 ) -> Option<Next> {
-    let started = Instant::now();
     let first_request = std::mem::replace(may_move, false);
     let command = match Command::decode(frame.body) {
         Ok(command) => command,

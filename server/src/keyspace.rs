@@ -8,21 +8,20 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-/// A stored value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stored {
-    /// Binary-safe bytes.
-    Bytes(Box<[u8]>),
-    /// An integer written by INCRBY/DECRBY; reads back as its decimal text.
-    Int(i64),
+pub use crate::blob::Blob;
+
+/// Where a lookup landed: the key's hash and, if it is live, its bucket. Valid until the
+/// keyspace is next changed; the write methods consume it so it cannot outlive that.
+#[derive(Debug)]
+pub struct Found {
+    hash: u64,
+    index: Option<usize>,
 }
 
-impl Stored {
-    fn heap_bytes(&self) -> usize {
-        match self {
-            Stored::Bytes(b) => b.len(),
-            Stored::Int(_) => 0,
-        }
+impl Found {
+    /// Whether the key exists and is live.
+    pub fn exists(&self) -> bool {
+        self.index.is_some()
     }
 }
 
@@ -35,8 +34,8 @@ const MAX_ROUNDS: usize = 16;
 
 #[derive(Debug)]
 struct Slot {
-    key: Box<[u8]>,
-    value: Stored,
+    key: Blob,
+    value: Blob,
     /// Milliseconds on the server clock, or `NO_DEADLINE`.
     deadline: u64,
     /// Position in `Keyspace::volatile` while `deadline != NO_DEADLINE`.
@@ -69,7 +68,7 @@ impl Keyspace {
     /// Creates an empty keyspace.
     pub fn new() -> Self {
         let hasher = DefaultHashBuilder::default();
-        let rng = hasher.hash_one(0x7e55_e7a_u64) | 1;
+        let rng = hasher.hash_one(0x07e5_5e7a_u64) | 1;
         Self {
             table: HashTable::new(),
             hasher,
@@ -86,7 +85,9 @@ impl Keyspace {
 
     /// Finds a live key's bucket, removing it first if it has expired (lazy expiry).
     fn find_live(&mut self, hash: u64, key: &[u8], now: u64) -> Option<usize> {
-        let index = self.table.find_bucket_index(hash, |s| &*s.key == key)?;
+        let index = self
+            .table
+            .find_bucket_index(hash, |s| s.key.eq_bytes(key))?;
         if self.table.get_bucket(index)?.is_expired(now) {
             self.remove_at(index);
             self.expired_total += 1;
@@ -100,7 +101,7 @@ impl Keyspace {
             unreachable!("bucket index came from a lookup in this same call");
         };
         let (slot, _) = entry.remove();
-        self.heap_bytes -= slot.key.len() + slot.value.heap_bytes();
+        self.heap_bytes -= slot.key.heap_bytes() + slot.value.heap_bytes();
         if slot.deadline != NO_DEADLINE {
             self.unlink_volatile(slot.volatile_index as usize);
         }
@@ -143,78 +144,101 @@ impl Keyspace {
         }
     }
 
-    /// The live value of `key`.
-    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Stored> {
+    /// Looks `key` up once; expired keys are removed on the way (lazy expiry).
+    pub fn find(&mut self, key: &[u8], now: u64) -> Found {
         let hash = self.hash(key);
-        let index = self.find_live(hash, key, now)?;
-        self.table.get_bucket(index).map(|s| &s.value)
+        let index = self.find_live(hash, key, now);
+        Found { hash, index }
     }
 
-    /// Whether `key` exists and is live.
-    pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
-        let hash = self.hash(key);
-        self.find_live(hash, key, now).is_some()
+    /// The value at a lookup's result.
+    pub fn value(&self, found: &Found) -> Option<&Blob> {
+        self.table.get_bucket(found.index?).map(|s| &s.value)
     }
 
-    /// Writes `value` under `key` with `deadline` (`None` = never expires), returning the
-    /// previous live value.
-    pub fn insert(
+    /// The deadline at a lookup's result: `Some(None)` if it never expires, `None` if absent.
+    pub fn deadline_of(&self, found: &Found) -> Option<Option<u64>> {
+        let deadline = self.table.get_bucket(found.index?)?.deadline;
+        Some((deadline != NO_DEADLINE).then_some(deadline))
+    }
+
+    /// Writes `value` with `deadline` (`None` = never expires) where `found` points,
+    /// inserting `key` if it was absent; returns the previous value.
+    pub fn write(
         &mut self,
+        found: Found,
         key: &[u8],
-        value: Stored,
+        value: Blob,
         deadline: Option<u64>,
-        now: u64,
-    ) -> Option<Stored> {
-        let hash = self.hash(key);
+    ) -> Option<Blob> {
         let deadline = deadline.unwrap_or(NO_DEADLINE);
-        if let Some(index) = self.find_live(hash, key, now) {
+        if let Some(index) = found.index {
             let new_bytes = value.heap_bytes();
             let slot = self.table.get_bucket_mut(index)?;
             let old = std::mem::replace(&mut slot.value, value);
             self.heap_bytes = self.heap_bytes + new_bytes - old.heap_bytes();
-            self.set_deadline_at(index, hash, deadline);
+            self.set_deadline_at(index, found.hash, deadline);
             return Some(old);
         }
         let volatile_index = if deadline == NO_DEADLINE {
             0
         } else {
-            self.volatile.push(hash);
+            self.volatile.push(found.hash);
             (self.volatile.len() - 1) as u32
         };
-        self.heap_bytes += key.len() + value.heap_bytes();
+        let key = Blob::new(key);
+        self.heap_bytes += key.heap_bytes() + value.heap_bytes();
         let hasher = &self.hasher;
         self.table.insert_unique(
-            hash,
+            found.hash,
             Slot {
-                key: key.into(),
+                key,
                 value,
                 deadline,
                 volatile_index,
             },
-            |s| hasher.hash_one(&*s.key),
+            |s| hasher.hash_one(s.key.as_bytes().unwrap_or_default()),
         );
         None
     }
 
-    /// Replaces the value of a live key in place, keeping its deadline; `false` if absent.
-    pub fn update(&mut self, key: &[u8], now: u64, f: impl FnOnce(&mut Stored)) -> bool {
-        let hash = self.hash(key);
-        let Some(index) = self.find_live(hash, key, now) else {
+    /// Replaces the value where `found` points, keeping its deadline; `false` if absent.
+    pub fn replace_value(&mut self, found: &Found, value: Blob) -> bool {
+        let Some(slot) = found.index.and_then(|i| self.table.get_bucket_mut(i)) else {
             return false;
         };
-        let Some(slot) = self.table.get_bucket_mut(index) else {
-            return false;
-        };
-        let before = slot.value.heap_bytes();
-        f(&mut slot.value);
-        self.heap_bytes = self.heap_bytes + slot.value.heap_bytes() - before;
+        let new_bytes = value.heap_bytes();
+        let old = std::mem::replace(&mut slot.value, value);
+        self.heap_bytes = self.heap_bytes + new_bytes - old.heap_bytes();
         true
+    }
+
+    /// The live value of `key`.
+    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Blob> {
+        let found = self.find(key, now);
+        self.table.get_bucket(found.index?).map(|s| &s.value)
+    }
+
+    /// Whether `key` exists and is live.
+    pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
+        self.find(key, now).exists()
+    }
+
+    /// Writes `value` under `key` with `deadline`, returning the previous live value.
+    pub fn insert(
+        &mut self,
+        key: &[u8],
+        value: Blob,
+        deadline: Option<u64>,
+        now: u64,
+    ) -> Option<Blob> {
+        let found = self.find(key, now);
+        self.write(found, key, value, deadline)
     }
 
     /// Removes `key`; `true` if it was live.
     pub fn remove(&mut self, key: &[u8], now: u64) -> bool {
-        let hash = self.hash(key);
-        match self.find_live(hash, key, now) {
+        match self.find(key, now).index {
             Some(index) => {
                 self.remove_at(index);
                 true
@@ -225,19 +249,17 @@ impl Keyspace {
 
     /// The deadline of a live key: `Some(None)` if it never expires, `None` if absent.
     pub fn deadline(&mut self, key: &[u8], now: u64) -> Option<Option<u64>> {
-        let hash = self.hash(key);
-        let index = self.find_live(hash, key, now)?;
-        let deadline = self.table.get_bucket(index)?.deadline;
-        Some((deadline != NO_DEADLINE).then_some(deadline))
+        let found = self.find(key, now);
+        self.deadline_of(&found)
     }
 
     /// Sets or clears the deadline of a live key; `false` if absent.
     pub fn set_deadline(&mut self, key: &[u8], deadline: Option<u64>, now: u64) -> bool {
-        let hash = self.hash(key);
-        let Some(index) = self.find_live(hash, key, now) else {
+        let found = self.find(key, now);
+        let Some(index) = found.index else {
             return false;
         };
-        self.set_deadline_at(index, hash, deadline.unwrap_or(NO_DEADLINE));
+        self.set_deadline_at(index, found.hash, deadline.unwrap_or(NO_DEADLINE));
         true
     }
 
@@ -336,13 +358,13 @@ impl Keyspace {
         for slot in self.table.iter().filter(|s| s.deadline != NO_DEADLINE) {
             assert_eq!(
                 self.volatile[slot.volatile_index as usize],
-                self.hash(&slot.key)
+                self.hash(slot.key.as_bytes().unwrap())
             );
         }
         let heap: usize = self
             .table
             .iter()
-            .map(|s| s.key.len() + s.value.heap_bytes())
+            .map(|s| s.key.heap_bytes() + s.value.heap_bytes())
             .sum();
         assert_eq!(heap, self.heap_bytes);
     }
@@ -354,8 +376,8 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
-    fn bytes(v: &str) -> Stored {
-        Stored::Bytes(v.as_bytes().into())
+    fn bytes(v: &str) -> Blob {
+        Blob::new(v.as_bytes())
     }
 
     #[test]
@@ -433,7 +455,7 @@ mod tests {
                 match op {
                     Op::Insert(k, d) => {
                         let d = d.map(|d| now + d);
-                        ks.insert(&[k], Stored::Int(step.into()), d, now);
+                        ks.insert(&[k], Blob::Int(step.into()), d, now);
                         model.insert(k, (step, d));
                     }
                     Op::Remove(k) => {
@@ -450,7 +472,7 @@ mod tests {
                         }
                     }
                     Op::Get(k) => {
-                        let expected = live(&model, k, now).map(|(v, _)| Stored::Int(v.into()));
+                        let expected = live(&model, k, now).map(|(v, _)| Blob::Int(v.into()));
                         prop_assert_eq!(ks.get(&[k], now).cloned(), expected);
                     }
                     Op::Advance(ms) => now += ms,

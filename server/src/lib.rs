@@ -6,6 +6,7 @@ use mimalloc::MiMalloc;
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
+pub mod blob;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tessera_protocol::command::MAX_EXPIRE_MS;
 use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Value};
 
-use crate::keyspace::{Keyspace, Stored};
+use crate::keyspace::{Blob, Keyspace};
 
 /// Runs a key command (or the key-owning part of a multi-key one) on `keyspace`.
 ///
@@ -45,7 +45,7 @@ pub fn apply(keyspace: &mut Keyspace, command: &Command, now: u64) -> Value {
         ),
         Command::MSet(pairs) => {
             for (key, value) in pairs {
-                keyspace.insert(key, Stored::Bytes(value[..].into()), None, now);
+                keyspace.insert(key, Blob::new(value), None, now);
             }
             Value::Ok
         }
@@ -61,10 +61,13 @@ pub fn apply(keyspace: &mut Keyspace, command: &Command, now: u64) -> Value {
 }
 
 /// Renders a stored value as the bytes a client reads.
-pub fn to_value(stored: &Stored) -> Value {
-    match stored {
-        Stored::Bytes(b) => Value::Bytes(Bytes::copy_from_slice(b)),
-        Stored::Int(n) => Value::Bytes(Bytes::from(n.to_string())),
+pub fn to_value(stored: &Blob) -> Value {
+    match stored.as_bytes() {
+        Some(bytes) => Value::Bytes(Bytes::copy_from_slice(bytes)),
+        None => match stored {
+            Blob::Int(n) => Value::Bytes(Bytes::from(n.to_string())),
+            _ => Value::Nil,
+        },
     }
 }
 
@@ -73,15 +76,15 @@ fn count(keys: &[Bytes], mut hit: impl FnMut(&[u8]) -> bool) -> Value {
 }
 
 fn set(keyspace: &mut Keyspace, args: &SetArgs, now: u64) -> Value {
-    let current_deadline = keyspace.deadline(&args.key, now);
-    let exists = current_deadline.is_some();
+    let found = keyspace.find(&args.key, now);
+    let current_deadline = keyspace.deadline_of(&found);
     let proceed = match args.condition {
         SetCondition::Always => true,
-        SetCondition::IfAbsent => !exists,
-        SetCondition::IfPresent => exists,
+        SetCondition::IfAbsent => !found.exists(),
+        SetCondition::IfPresent => found.exists(),
     };
     let old = if args.get {
-        keyspace.get(&args.key, now).map_or(Value::Nil, to_value)
+        keyspace.value(&found).map_or(Value::Nil, to_value)
     } else {
         Value::Nil
     };
@@ -93,12 +96,7 @@ fn set(keyspace: &mut Keyspace, args: &SetArgs, now: u64) -> Value {
         SetExpiry::Keep => current_deadline.flatten(),
         SetExpiry::In(ms) => Some(now + ms),
     };
-    keyspace.insert(
-        &args.key,
-        Stored::Bytes(args.value[..].into()),
-        deadline,
-        now,
-    );
+    keyspace.write(found, &args.key, Blob::new(&args.value), deadline);
     if args.get {
         old
     } else {
@@ -127,10 +125,11 @@ fn ttl(keyspace: &mut Keyspace, key: &[u8], now: u64, scale: impl Fn(i64) -> i64
 }
 
 fn incr_by(keyspace: &mut Keyspace, key: &[u8], delta: i64, now: u64) -> Value {
-    let current = match keyspace.get(key, now) {
+    let found = keyspace.find(key, now);
+    let current = match keyspace.value(&found) {
         None => None,
-        Some(Stored::Int(n)) => Some(*n),
-        Some(Stored::Bytes(b)) => match parse_canonical_int(b) {
+        Some(Blob::Int(n)) => Some(*n),
+        Some(text) => match text.as_bytes().and_then(parse_canonical_int) {
             Some(n) => Some(n),
             None => {
                 return Value::error(
@@ -143,10 +142,10 @@ fn incr_by(keyspace: &mut Keyspace, key: &[u8], delta: i64, now: u64) -> Value {
     let Some(next) = current.unwrap_or(0).checked_add(delta) else {
         return overflow();
     };
-    if current.is_some() {
-        keyspace.update(key, now, |v| *v = Stored::Int(next));
+    if found.exists() {
+        keyspace.replace_value(&found, Blob::Int(next));
     } else {
-        keyspace.insert(key, Stored::Int(next), None, now);
+        keyspace.write(found, key, Blob::Int(next), None);
     }
     Value::Int(next)
 }
@@ -332,7 +331,7 @@ mod tests {
             Value::Int(-3)
         );
         for bad in ["x", " 1", "01", "+1", "99999999999999999999"] {
-            ks.insert(b"bad", Stored::Bytes(bad.as_bytes().into()), None, 0);
+            ks.insert(b"bad", Blob::new(bad.as_bytes()), None, 0);
             let reply = apply(
                 &mut ks,
                 &Command::IncrBy {
@@ -346,7 +345,7 @@ mod tests {
                 "{bad}"
             );
         }
-        ks.insert(b"max", Stored::Int(i64::MAX), None, 0);
+        ks.insert(b"max", Blob::Int(i64::MAX), None, 0);
         let reply = apply(
             &mut ks,
             &Command::IncrBy {

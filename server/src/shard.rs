@@ -75,6 +75,8 @@ pub struct Shard {
     pub live_connections: Cell<usize>,
     /// Signalled whenever a connection closes, for shutdown to wait on.
     pub connection_closed: Notify,
+    /// Requests completed in the current batch, timed together at its end.
+    unrecorded: RefCell<Vec<(usize, Instant, bool)>>,
 }
 
 impl Shard {
@@ -91,6 +93,7 @@ impl Shard {
             outbox: RefCell::new((0..shards).map(|_| Vec::new()).collect()),
             live_connections: Cell::new(0),
             connection_closed: Notify::new(),
+            unrecorded: RefCell::new(Vec::new()),
         }
     }
 
@@ -118,13 +121,41 @@ impl Shard {
         stats
     }
 
+    /// Notes a completed request; `flush` records its latency.
+    pub fn completed(&self, command_index: usize, started: Instant, error: bool) {
+        self.unrecorded
+            .borrow_mut()
+            .push((command_index, started, error));
+    }
+
+    /// Records the latency of every request completed since the last call, reading the
+    /// clock once for all of them: a request's latency runs to the end of its batch, which
+    /// is when its reply can leave.
+    fn record_latencies(&self) {
+        let mut unrecorded = self.unrecorded.borrow_mut();
+        if unrecorded.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut stats = self.stats.borrow_mut();
+        for (index, started, error) in unrecorded.drain(..) {
+            stats.record(
+                index,
+                now.saturating_duration_since(started).as_nanos() as u64,
+                error,
+            );
+        }
+    }
+
     /// Queues an envelope for `to`; it leaves at the next `flush`.
     pub fn send(&self, to: u16, envelope: Envelope) {
         self.outbox.borrow_mut()[usize::from(to)].push(envelope);
     }
 
-    /// Sends every queued batch, one mailbox push (and at most one wake-up) per destination.
+    /// Ends a batch: records latencies, then sends every queued envelope, one mailbox push
+    /// (and at most one wake-up) per destination.
     pub fn flush(&self) {
+        self.record_latencies();
         let mut outbox = self.outbox.borrow_mut();
         let mut batches = 0;
         for (to, queue) in outbox.iter_mut().enumerate() {

@@ -1,0 +1,217 @@
+//! The load loop: each connection writes a batch of `pipeline` requests, reads every
+//! reply, records each request's latency, and repeats until the budget is spent.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use hdrhistogram::Histogram;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tessera_cluster::shard_for_key;
+use tessera_protocol::{
+    encode_request, Command, FrameDecoder, HelloInfo, SetArgs, Value, PROTOCOL_VERSION,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::{Args, Workload};
+
+/// When a workload stops.
+#[derive(Debug, Clone, Copy)]
+pub enum Budget {
+    /// After this many requests in total.
+    Requests(u64),
+    /// After this long.
+    Time(Duration),
+}
+
+/// What one workload measured.
+pub struct Run {
+    /// Requests answered.
+    pub completed: u64,
+    /// Requests answered with an error.
+    pub errors: u64,
+    /// Wall time from first send to last reply.
+    pub elapsed: Duration,
+    /// Per-request latency in microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+/// Runs `workload` with `args.clients` connections.
+///
+/// # Errors
+/// A connection could not be opened or broke mid-run.
+pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run, BoxError> {
+    let address = format!("{}:{}", args.host, args.port);
+    let shards = hello(&address, None).await?.1.shards;
+    let keys = Rc::new(keys_by_shard(
+        args.keyspace,
+        if args.unrouted { 1 } else { shards },
+    ));
+    let value = Bytes::from(vec![b'x'; args.value_size]);
+    let issued = Rc::new(Cell::new(0u64));
+    let started = Instant::now();
+    let deadline = match budget {
+        Budget::Time(limit) => Some(started + limit),
+        Budget::Requests(_) => None,
+    };
+    let limit = match budget {
+        Budget::Requests(n) => n,
+        Budget::Time(_) => u64::MAX,
+    };
+    let mut tasks = Vec::with_capacity(args.clients);
+    for client in 0..args.clients {
+        let shard = (client % usize::from(shards)) as u16;
+        let (stream, _) = hello(&address, (!args.unrouted).then_some(shard)).await?;
+        let pool = keys[if args.unrouted { 0 } else { usize::from(shard) }].clone();
+        let connection = Connection {
+            stream,
+            keys: pool,
+            value: value.clone(),
+            workload,
+            pipeline: args.pipeline,
+            issued: issued.clone(),
+            limit,
+            deadline,
+            rng: SmallRng::seed_from_u64(client as u64 + 1),
+        };
+        tasks.push(tokio::task::spawn_local(connection.drive()));
+    }
+    let mut total = Run {
+        completed: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latency_us: new_histogram(),
+    };
+    for task in tasks {
+        let part = task.await??;
+        total.completed += part.completed;
+        total.errors += part.errors;
+        total.latency_us.add(&part.latency_us)?;
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds are valid")
+}
+
+/// `key:0 .. key:N-1`, grouped by the shard that owns each.
+fn keys_by_shard(keyspace: u64, shards: u16) -> Vec<Rc<Vec<Bytes>>> {
+    let mut groups = vec![Vec::new(); usize::from(shards)];
+    for i in 0..keyspace {
+        let key = Bytes::from(format!("key:{i}"));
+        groups[usize::from(shard_for_key(&key, shards))].push(key);
+    }
+    groups.into_iter().map(Rc::new).collect()
+}
+
+async fn hello(address: &str, shard: Option<u16>) -> Result<(TcpStream, HelloInfo), BoxError> {
+    let mut stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let mut buf = BytesMut::new();
+    encode_request(
+        &mut buf,
+        1,
+        &Command::Hello {
+            version: PROTOCOL_VERSION,
+            shard,
+        },
+    );
+    stream.write_all(&buf).await?;
+    buf.clear();
+    let decoder = FrameDecoder::default();
+    loop {
+        if let Some(frame) = decoder.decode(&mut buf)? {
+            let value = Value::decode(frame.body)?;
+            let info =
+                HelloInfo::from_value(&value).ok_or_else(|| format!("HELLO refused: {value:?}"))?;
+            return Ok((stream, info));
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err("server closed during HELLO".into());
+        }
+    }
+}
+
+struct Connection {
+    stream: TcpStream,
+    keys: Rc<Vec<Bytes>>,
+    value: Bytes,
+    workload: Workload,
+    pipeline: usize,
+    issued: Rc<Cell<u64>>,
+    limit: u64,
+    deadline: Option<Instant>,
+    rng: SmallRng,
+}
+
+impl Connection {
+    async fn drive(mut self) -> Result<Run, std::io::Error> {
+        let mut run = Run {
+            completed: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            latency_us: new_histogram(),
+        };
+        let decoder = FrameDecoder::default();
+        let mut out = BytesMut::with_capacity(64 * 1024);
+        let mut inbuf = BytesMut::with_capacity(64 * 1024);
+        let mut next_id = 1u32;
+        loop {
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            let taken = self.issued.get();
+            let batch = (self.limit.saturating_sub(taken)).min(self.pipeline as u64) as usize;
+            if batch == 0 {
+                break;
+            }
+            self.issued.set(taken + batch as u64);
+            out.clear();
+            for _ in 0..batch {
+                let key = self.keys[self.rng.random_range(0..self.keys.len())].clone();
+                let command = match self.workload {
+                    Workload::Get => Command::Get(key),
+                    Workload::Set => Command::Set(SetArgs {
+                        key,
+                        value: self.value.clone(),
+                        condition: Default::default(),
+                        expiry: Default::default(),
+                        get: false,
+                    }),
+                };
+                encode_request(&mut out, next_id, &command);
+                next_id = next_id.wrapping_add(1).max(1);
+            }
+            let sent = Instant::now();
+            self.stream.write_all(&out).await?;
+            let mut answered = 0;
+            while answered < batch {
+                let frame = match decoder.decode(&mut inbuf) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => {
+                        if self.stream.read_buf(&mut inbuf).await? == 0 {
+                            return Err(std::io::Error::other("server closed the connection"));
+                        }
+                        continue;
+                    }
+                    Err(error) => return Err(std::io::Error::other(error.to_string())),
+                };
+                answered += 1;
+                let micros = sent.elapsed().as_micros() as u64;
+                run.latency_us.saturating_record(micros.max(1));
+                run.completed += 1;
+                if frame.body.first() == Some(&tessera_protocol::value::tag::ERROR) {
+                    run.errors += 1;
+                }
+            }
+        }
+        Ok(run)
+    }
+}

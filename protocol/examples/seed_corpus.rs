@@ -1,0 +1,60 @@
+//! Writes the seed corpus for the fuzz targets: one file per golden request, plus framed
+//! copies and a few hostile prefixes. Run `cargo run -p tessera-protocol --example seed_corpus`.
+
+use bytes::{Bytes, BytesMut};
+use std::path::Path;
+use tessera_protocol::{encode_request, Command, SetArgs, SetCondition, SetExpiry};
+
+fn main() -> std::io::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let b = |s: &'static str| Bytes::from_static(s.as_bytes());
+    let commands = vec![
+        Command::Ping(None),
+        Command::Hello {
+            version: 1,
+            shard: Some(1),
+        },
+        Command::Info,
+        Command::Get(b("user:1")),
+        Command::Set(SetArgs {
+            key: b("k"),
+            value: b("value"),
+            condition: SetCondition::IfAbsent,
+            expiry: SetExpiry::In(60_000),
+            get: true,
+        }),
+        Command::Del(vec![b("a"), b("b")]),
+        Command::Expire {
+            key: b("k"),
+            seconds: 10,
+        },
+        Command::IncrBy {
+            key: b("n"),
+            delta: -5,
+        },
+        Command::MGet(vec![b("a"), b("{tag}b")]),
+        Command::MSet(vec![(b("a"), b("1")), (b("b"), b("2"))]),
+    ];
+    for dir in ["command_parser", "frame_decoder"] {
+        std::fs::create_dir_all(root.join(dir))?;
+    }
+    for (i, command) in commands.iter().enumerate() {
+        let mut body = BytesMut::new();
+        command.encode(&mut body);
+        std::fs::write(root.join(format!("command_parser/golden-{i:02}")), &body)?;
+        let mut frame = BytesMut::new();
+        encode_request(&mut frame, i as u32 + 1, command);
+        encode_request(&mut frame, i as u32 + 100, &Command::Ping(None));
+        std::fs::write(root.join(format!("frame_decoder/golden-{i:02}")), &frame)?;
+    }
+    std::fs::write(
+        root.join("command_parser/words-set"),
+        b"SET key value NX PX 1500 GET",
+    )?;
+    std::fs::write(
+        root.join("frame_decoder/huge-prefix"),
+        [0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0],
+    )?;
+    std::fs::write(root.join("frame_decoder/short-prefix"), [2, 0, 0, 0, 9, 9])?;
+    Ok(())
+}
