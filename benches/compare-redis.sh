@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Side-by-side SET/GET figures: tessera-bench against tessera-server, redis-benchmark against
+# a private redis-server, same clients, pipeline depth, key space and value size, in one run.
+# Server CPU comes from /proc/PID/stat before and after each test.
+#
+#   benches/compare-redis.sh [REQUESTS] [SHARDS]      (defaults: 1000000 requests, 2 shards)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+requests=${1:-1000000}
+shards=${2:-2}
+clients=50
+keyspace=100000
+value_size=64
+
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  echo "installing redis-server and redis-tools from Debian" >&2
+  apt-get update -qq >/dev/null && apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+cargo build --release -q -p tessera-server -p tessera-bench --bins
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+ticks_per_second=$(getconf CLK_TCK)
+
+out=$(mktemp)
+./target/release/tessera-server --port 0 --shards "$shards" --log-level warn >"$out" &
+tessera_pid=$!
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >/dev/null &
+redis_pid=$!
+trap 'kill $tessera_pid $redis_pid 2>/dev/null; rm -f "$out"' EXIT
+for _ in $(seq 50); do grep -q listening "$out" && break; sleep 0.1; done
+tessera_port=$(sed -n 's/^listening on .*://p' "$out")
+sleep 0.5
+
+echo "| server | test | pipeline | ops/s | p50 ms | p99 ms | server CPU s per 1M ops |"
+echo "|---|---|---|---|---|---|---|"
+for pipeline in 1 16; do
+  for test in set get; do
+    ./target/release/tessera-bench -p "$tessera_port" -w "$test" -c "$clients" -P "$pipeline" \
+      -n "$requests" -k "$keyspace" -d "$value_size" --server-pid "$tessera_pid" --json |
+      python3 -c 'import json,sys
+r=json.loads(sys.stdin.read())
+print(f"| tessera ({'"$shards"'} shards) | {r["workload"]} | {r["pipeline"]} | {r["ops_per_second"]:.0f} | {r["p50_us"]/1000:.3f} | {r["p99_us"]/1000:.3f} | {r["server_cpu_s_per_million_ops"]:.3f} |")'
+    before=$(cpu_ticks "$redis_pid")
+    csv=$(redis-benchmark -p "$redis_port" -t "$test" -c "$clients" -P "$pipeline" -n "$requests" \
+      -r "$keyspace" -d "$value_size" --csv 2>/dev/null | tail -n 1)
+    after=$(cpu_ticks "$redis_pid")
+    python3 -c 'import csv,sys
+row=next(csv.reader([sys.argv[1]]))
+cpu=(int(sys.argv[2])-int(sys.argv[3]))/int(sys.argv[4])/int(sys.argv[5])*1e6
+print(f"| redis | {row[0]} | {sys.argv[6]} | {float(row[1]):.0f} | {float(row[4]):.3f} | {float(row[6]):.3f} | {cpu:.3f} |")' \
+      "$csv" "$after" "$before" "$ticks_per_second" "$requests" "$pipeline"
+  done
+done
