@@ -42,7 +42,8 @@ for pipeline in 1 16; do
       -n "$requests" -k "$keyspace" -d "$value_size" --server-pid "$tessera_pid" --json |
       python3 -c 'import json,sys
 r=json.loads(sys.stdin.read())
-print(f"| tessera ({'"$shards"'} shards) | {r["workload"]} | {r["pipeline"]} | {r["ops_per_second"]:.0f} | {r["p50_us"]/1000:.3f} | {r["p99_us"]/1000:.3f} | {r["server_cpu_s_per_million_ops"]:.3f} |")'
+w,p,ops,p50,p99,cpu=r["workload"],r["pipeline"],r["ops_per_second"],r["p50_us"]/1000,r["p99_us"]/1000,r["server_cpu_s_per_million_ops"]
+print(f"| tessera ({sys.argv[1]} shards) | {w} | {p} | {ops:.0f} | {p50:.3f} | {p99:.3f} | {cpu:.3f} |")' "$shards"
     before=$(cpu_ticks "$redis_pid")
     csv=$(redis-benchmark -p "$redis_port" -t "$test" -c "$clients" -P "$pipeline" -n "$requests" \
       -r "$keyspace" -d "$value_size" --csv 2>/dev/null | tail -n 1)

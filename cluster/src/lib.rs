@@ -69,7 +69,12 @@ mod tests {
     fn known_vectors_pin_the_function() {
         // These values are quoted in docs/PROTOCOL.md; changing them breaks every client.
         assert_eq!(key_hash(b""), 0xef46_db37_51d8_e999);
-        assert_eq!(key_hash(b"user:42"), xxh64(b"user:42", 0));
+        assert_eq!(key_hash(b"user:42"), 0xdc1f_ea7d_a8d2_d1c2);
+        assert_eq!(key_hash(b"key:0"), 0x5913_602a_ebc9_2ee5);
+        assert_eq!(shard_for_key(b"user:42", 2), 1);
+        assert_eq!(shard_for_key(b"user:42", 4), 2);
+        assert_eq!(shard_for_key(b"key:0", 4), 3);
+        assert_eq!(shard_for_key(b"foo{}{bar}", 4), 0);
         assert_eq!(shard_of(0xef46_db37_51d8_e999, 4), 1);
         assert_eq!(
             shard_for_key(b"{user:42}.cart", 8),

@@ -198,7 +198,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         name: "TTL",
         syntax: "key",
         wire: "key:bytes",
-        reply: "INT seconds left (rounded up), -1 without expiry, -2 if missing",
+        reply: "INT seconds left (rounded to the nearest), -1 without expiry, -2 if missing",
         summary: "Returns a key's remaining time to live in seconds.",
         keys: KeySpec::Single,
     },
