@@ -28,7 +28,12 @@ fn render() -> String {
             format!("`{}`", spec.syntax.replace('|', "\\|"))
         };
         let reply = spec.reply.replace('|', "\\|");
-        let _ = writeln!(out, "| [{}](#{}) | {syntax} | {runs_on} | {reply} |", spec.name, spec.name.to_lowercase());
+        let _ = writeln!(
+            out,
+            "| [{}](#{}) | {syntax} | {runs_on} | {reply} |",
+            spec.name,
+            spec.name.to_lowercase()
+        );
     }
     for spec in COMMANDS {
         let _ = write!(
@@ -52,5 +57,8 @@ fn commands_doc_matches_the_table() {
         std::fs::write(&path, &expected).unwrap();
     }
     let actual = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(actual == expected, "docs/COMMANDS.md is stale; rerun with TESSERA_BLESS=1");
+    assert!(
+        actual == expected,
+        "docs/COMMANDS.md is stale; rerun with TESSERA_BLESS=1"
+    );
 }
