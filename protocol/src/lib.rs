@@ -43,6 +43,15 @@ pub fn encode_request(dst: &mut BytesMut, id: u32, command: &Command) {
     frame::finish_frame(dst, start);
 }
 
+/// Appends a response frame whose value is BYTES `bytes`, without building a `Value`.
+pub fn encode_bytes_response(dst: &mut BytesMut, id: u32, bytes: &[u8]) {
+    use bytes::BufMut;
+    let start = frame::begin_frame(dst, id);
+    dst.put_u8(value::tag::BYTES);
+    wire::put_bytes(dst, bytes);
+    frame::finish_frame(dst, start);
+}
+
 /// Appends a whole response frame carrying `value`.
 pub fn encode_response(dst: &mut BytesMut, id: u32, value: &Value) {
     let start = frame::begin_frame(dst, id);

@@ -7,16 +7,17 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use tessera_protocol::{
-    encode_response, Command, ErrorCode, Frame, FrameDecoder, FrameError, HelloInfo, Value,
-    PROTOCOL_VERSION, PUSH_ID,
+    encode_bytes_response, encode_response, Command, ErrorCode, Frame, FrameDecoder, FrameError,
+    HelloInfo, Value, PROTOCOL_VERSION, PUSH_ID,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{watch, Notify};
 
 use crate::coordinator;
 use crate::mesh::{Adoption, ClientSlot, Envelope};
+use crate::ops::{to_value, Reply};
 use crate::shard::Shard;
+use crate::signal::LocalSignal;
 
 /// Read buffer headroom kept free before each read.
 const READ_RESERVE: usize = 16 * 1024;
@@ -24,8 +25,8 @@ const READ_RESERVE: usize = 16 * 1024;
 /// Where replies for one connection collect until its task writes them.
 pub struct ConnOutput {
     buf: RefCell<BytesMut>,
-    /// Woken when a reply arrives from another shard.
-    pub wake: Notify,
+    /// Raised when a reply arrives from another shard, or when the shard stops.
+    pub wake: LocalSignal,
     /// Requests waiting on other shards.
     pub in_flight: Cell<usize>,
 }
@@ -34,7 +35,7 @@ impl ConnOutput {
     fn new() -> Self {
         Self {
             buf: RefCell::new(BytesMut::with_capacity(READ_RESERVE)),
-            wake: Notify::new(),
+            wake: LocalSignal::default(),
             in_flight: Cell::new(0),
         }
     }
@@ -42,6 +43,17 @@ impl ConnOutput {
     /// Appends one response frame.
     pub fn reply(&self, request_id: u32, value: &Value) {
         encode_response(&mut self.buf.borrow_mut(), request_id, value);
+    }
+
+    /// Appends one response frame for a shard operation's result.
+    pub fn reply_with(&self, request_id: u32, reply: &Reply<'_>) {
+        match reply {
+            Reply::Value(value) => self.reply(request_id, value),
+            Reply::Stored(blob) => match blob.as_bytes() {
+                Some(bytes) => encode_bytes_response(&mut self.buf.borrow_mut(), request_id, bytes),
+                None => self.reply(request_id, &to_value(blob)),
+            },
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -62,19 +74,13 @@ enum Next {
 }
 
 /// Serves a freshly accepted connection.
-pub fn accept(
-    shard: Rc<Shard>,
-    stream: TcpStream,
-    slot: ClientSlot,
-    shutdown: watch::Receiver<bool>,
-) {
+pub fn accept(shard: Rc<Shard>, stream: TcpStream, slot: ClientSlot) {
     let _ = stream.set_nodelay(true);
-    opened(&shard);
-    tokio::task::spawn_local(serve(shard, stream, BytesMut::new(), None, slot, shutdown));
+    tokio::task::spawn_local(serve(shard, stream, BytesMut::new(), None, slot));
 }
 
 /// Takes over a connection another shard accepted, answering its HELLO first.
-pub fn adopt(shard: Rc<Shard>, adoption: Adoption, shutdown: watch::Receiver<bool>) {
+pub fn adopt(shard: Rc<Shard>, adoption: Adoption) {
     let Adoption {
         stream,
         buffered,
@@ -83,15 +89,7 @@ pub fn adopt(shard: Rc<Shard>, adoption: Adoption, shutdown: watch::Receiver<boo
     } = adoption;
     match TcpStream::from_std(stream) {
         Ok(stream) => {
-            opened(&shard);
-            tokio::task::spawn_local(serve(
-                shard,
-                stream,
-                buffered,
-                Some(hello_id),
-                slot,
-                shutdown,
-            ));
+            tokio::task::spawn_local(serve(shard, stream, buffered, Some(hello_id), slot));
         }
         Err(error) => tracing::warn!(shard = shard.id, %error, "could not adopt a connection"),
     }
@@ -109,28 +107,15 @@ pub async fn reject(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-fn opened(shard: &Shard) {
-    shard.live_connections.set(shard.live_connections.get() + 1);
-    let mut stats = shard.stats.borrow_mut();
-    stats.connections += 1;
-    stats.connections_total += 1;
-}
-
-fn closed(shard: &Shard) {
-    shard.live_connections.set(shard.live_connections.get() - 1);
-    shard.stats.borrow_mut().connections -= 1;
-    shard.connection_closed.notify_waiters();
-}
-
 async fn serve(
     shard: Rc<Shard>,
     mut stream: TcpStream,
     mut inbuf: BytesMut,
     hello_id: Option<u32>,
     slot: ClientSlot,
-    mut shutdown: watch::Receiver<bool>,
 ) {
     let out = Rc::new(ConnOutput::new());
+    let registration = shard.register_connection(&out);
     let decoder = FrameDecoder::new(shard.node.max_frame_bytes);
     let mut spare = BytesMut::with_capacity(READ_RESERVE);
     // A moved connection has answered nothing yet; one accepted here may still move.
@@ -158,15 +143,15 @@ async fn serve(
                 hello_id,
             } => {
                 hand_over(&shard, stream, inbuf, target, hello_id, slot);
-                closed(&shard);
+                shard.unregister_connection(registration);
                 return;
             }
         }
-        if *shutdown.borrow() {
+        if shard.is_stopping() {
             if out.in_flight.get() == 0 {
                 break;
             }
-            out.wake.notified().await;
+            out.wake.wait().await;
             continue;
         }
         if inbuf.capacity() - inbuf.len() < READ_RESERVE / 4 {
@@ -174,7 +159,7 @@ async fn serve(
         }
         tokio::select! {
             biased;
-            _ = out.wake.notified() => {}
+            _ = out.wake.wait() => {}
             read = stream.read_buf(&mut inbuf) => {
                 next = match read {
                     Ok(0) => Next::Close("peer closed"),
@@ -182,12 +167,11 @@ async fn serve(
                     Err(_) => Next::Close("read failed"),
                 };
             }
-            _ = shutdown.changed() => {}
         }
     }
     let _ = stream.shutdown().await;
     drop(slot);
-    closed(&shard);
+    shard.unregister_connection(registration);
 }
 
 /// Runs every whole frame in `inbuf`, then sends what other shards must do.

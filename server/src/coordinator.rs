@@ -15,6 +15,7 @@ use tessera_protocol::{Command, ErrorCode, KeySpec, Value};
 use crate::clock;
 use crate::connection::ConnOutput;
 use crate::mesh::{Envelope, ShardReply};
+use crate::ops;
 use crate::shard::{Pending, Shard};
 
 /// How the parts of a split request combine into one reply.
@@ -125,17 +126,7 @@ pub fn dispatch(
                 .expect("single-key commands carry a key");
             let owner = shard_for_key(key, shard.shards());
             if owner == shard.id {
-                let ShardReply::Value(reply) = shard.execute(&command, now) else {
-                    unreachable!("key commands reply with values");
-                };
-                complete(
-                    shard,
-                    conn,
-                    request_id,
-                    command.table_index(),
-                    started,
-                    &reply,
-                );
+                run_here(shard, conn, request_id, &command, started, now);
             } else {
                 let index = command.table_index();
                 let token = register(
@@ -198,17 +189,7 @@ fn split_keys(
         .collect();
     if owners == [shard.id] {
         // Every key is ours: no split, no gather.
-        let ShardReply::Value(reply) = shard.execute(&command, now) else {
-            unreachable!("key commands reply with values");
-        };
-        complete(
-            shard,
-            conn,
-            request_id,
-            command.table_index(),
-            started,
-            &reply,
-        );
+        run_here(shard, conn, request_id, &command, started, now);
         return;
     }
     let pick = |keys: &[Bytes], group: &[usize]| {
@@ -244,6 +225,22 @@ fn split_keys(
     scatter(
         shard, conn, request_id, &command, started, now, combine, parts,
     );
+}
+
+/// Runs a command whose keys this shard owns and replies at once, writing a stored value
+/// straight from the keyspace into the output buffer.
+fn run_here(
+    shard: &Shard,
+    conn: &ConnOutput,
+    request_id: u32,
+    command: &Command,
+    started: Instant,
+    now: u64,
+) {
+    let mut keyspace = shard.keyspace.borrow_mut();
+    let reply = ops::apply(&mut keyspace, command, now);
+    conn.reply_with(request_id, &reply);
+    shard.completed(command.table_index(), started, reply.is_error());
 }
 
 /// Sends each part to its owner (running our own part in place) and registers the gather.
@@ -334,7 +331,7 @@ pub fn resolve(shard: &Shard, token: u32, part: u32, reply: ShardReply) {
         done.started,
         &value,
     );
-    conn.wake.notify_one();
+    conn.wake.raise();
 }
 
 /// Writes the reply and records the request's latency.

@@ -17,6 +17,7 @@ pub mod mesh;
 pub mod ops;
 pub mod server;
 pub mod shard;
+pub mod signal;
 pub mod stats;
 
 pub use config::Config;

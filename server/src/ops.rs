@@ -9,11 +9,45 @@ use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Val
 
 use crate::keyspace::{Blob, Keyspace};
 
+/// A shard operation's result: a value, or a stored value lent out until the reply is
+/// written, so a local GET copies its bytes once, straight into the output buffer.
+pub enum Reply<'a> {
+    /// A value built for the reply.
+    Value(Value),
+    /// A stored value, read in place.
+    Stored(&'a Blob),
+}
+
+impl Reply<'_> {
+    /// The reply as an owned value, for sending to another shard.
+    pub fn into_value(self) -> Value {
+        match self {
+            Reply::Value(value) => value,
+            Reply::Stored(blob) => to_value(blob),
+        }
+    }
+
+    /// Whether this is an error reply.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Value(Value::Error(_)))
+    }
+}
+
 /// Runs a key command (or the key-owning part of a multi-key one) on `keyspace`.
 ///
 /// Commands without keys that every shard answers (DBSIZE, FLUSHALL) are included; INFO,
 /// PING and HELLO are not shard operations and reply with an internal error here.
-pub fn apply(keyspace: &mut Keyspace, command: &Command, now: u64) -> Value {
+pub fn apply<'a>(keyspace: &'a mut Keyspace, command: &Command, now: u64) -> Reply<'a> {
+    if let Command::Get(key) = command {
+        return match keyspace.get(key, now) {
+            Some(blob) => Reply::Stored(blob),
+            None => Reply::Value(Value::Nil),
+        };
+    }
+    Reply::Value(apply_owned(keyspace, command, now))
+}
+
+fn apply_owned(keyspace: &mut Keyspace, command: &Command, now: u64) -> Value {
     match command {
         Command::Get(key) => keyspace.get(key, now).map_or(Value::Nil, to_value),
         Command::Set(args) => set(keyspace, args, now),
@@ -172,6 +206,10 @@ fn invalid_expire() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn apply(keyspace: &mut Keyspace, command: &Command, now: u64) -> Value {
+        super::apply(keyspace, command, now).into_value()
+    }
 
     fn b(s: &'static str) -> Bytes {
         Bytes::from_static(s.as_bytes())

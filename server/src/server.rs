@@ -114,14 +114,14 @@ fn run_shard(
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        tokio::task::spawn_local(shard.clone().run_inbox(shutdown.clone()));
+        tokio::task::spawn_local(shard.clone().run_inbox());
         tokio::task::spawn_local(shard.clone().run_expiry());
         tracing::debug!(shard = shard.id, "shard started");
         while !*shutdown.borrow() {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => match ClientSlot::acquire(&slots) {
-                        Some(slot) => connection::accept(shard.clone(), stream, slot, shutdown.clone()),
+                        Some(slot) => connection::accept(shard.clone(), stream, slot),
                         None => {
                             shard.stats.borrow_mut().connections_rejected += 1;
                             tokio::task::spawn_local(connection::reject(stream));
@@ -137,13 +137,7 @@ fn run_shard(
             }
         }
         drop(listener);
-        while shard.live_connections.get() > 0 {
-            let closed = shard.connection_closed.notified();
-            if shard.live_connections.get() == 0 {
-                break;
-            }
-            closed.await;
-        }
+        shard.drain_connections().await;
         // Other shards may still be waiting on this one's answers: keep serving the
         // mailboxes until every shard has drained its own connections.
         all_drained.wait().await;

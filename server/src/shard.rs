@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 use tessera_protocol::{Command, Value};
-use tokio::sync::Notify;
 
 use crate::clock;
 use crate::connection::ConnOutput;
@@ -19,6 +18,7 @@ use crate::coordinator::Gather;
 use crate::keyspace::Keyspace;
 use crate::mesh::{Envelope, Mesh, ShardReply};
 use crate::ops;
+use crate::signal::LocalSignal;
 use crate::stats::ShardStats;
 
 /// How often a shard samples its keys with deadlines.
@@ -71,10 +71,12 @@ pub struct Shard {
     pub pending: RefCell<Slab<Pending>>,
     /// Envelopes queued per destination shard until the next flush.
     outbox: RefCell<Vec<Vec<Envelope>>>,
-    /// Connections served by this shard now.
-    pub live_connections: Cell<usize>,
-    /// Signalled whenever a connection closes, for shutdown to wait on.
-    pub connection_closed: Notify,
+    /// Connections served by this shard now, so shutdown can reach each one.
+    connections: RefCell<Slab<Weak<ConnOutput>>>,
+    /// Raised whenever a connection closes, for shutdown to wait on.
+    connection_closed: LocalSignal,
+    /// Set once shutdown has begun: no new requests are read.
+    stopping: Cell<bool>,
     /// Requests completed in the current batch, timed together at its end.
     unrecorded: RefCell<Vec<(usize, Instant, bool)>>,
 }
@@ -91,8 +93,9 @@ impl Shard {
             stats: RefCell::new(ShardStats::new()),
             pending: RefCell::new(Slab::new()),
             outbox: RefCell::new((0..shards).map(|_| Vec::new()).collect()),
-            live_connections: Cell::new(0),
-            connection_closed: Notify::new(),
+            connections: RefCell::new(Slab::new()),
+            connection_closed: LocalSignal::default(),
+            stopping: Cell::new(false),
             unrecorded: RefCell::new(Vec::new()),
         }
     }
@@ -106,7 +109,9 @@ impl Shard {
     pub fn execute(&self, command: &Command, now: u64) -> ShardReply {
         match command {
             Command::Info => ShardReply::Stats(Box::new(self.snapshot())),
-            _ => ShardReply::Value(ops::apply(&mut self.keyspace.borrow_mut(), command, now)),
+            _ => ShardReply::Value(
+                ops::apply(&mut self.keyspace.borrow_mut(), command, now).into_value(),
+            ),
         }
     }
 
@@ -119,6 +124,44 @@ impl Shard {
         stats.expired_keys = keyspace.expired_total();
         stats.memory_bytes = keyspace.memory_bytes() as u64;
         stats
+    }
+
+    /// Registers a connection's output; returns the key to unregister it with.
+    pub fn register_connection(&self, out: &Rc<ConnOutput>) -> usize {
+        let mut stats = self.stats.borrow_mut();
+        stats.connections += 1;
+        stats.connections_total += 1;
+        self.connections.borrow_mut().insert(Rc::downgrade(out))
+    }
+
+    /// Forgets a closed (or handed-over) connection.
+    pub fn unregister_connection(&self, key: usize) {
+        self.connections.borrow_mut().remove(key);
+        self.stats.borrow_mut().connections -= 1;
+        self.connection_closed.raise();
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    /// Starts shutdown: every connection stops reading, finishes what it has in flight,
+    /// and closes. Returns once all of them have.
+    pub async fn drain_connections(&self) {
+        self.stopping.set(true);
+        let live: Vec<Rc<ConnOutput>> = self
+            .connections
+            .borrow()
+            .iter()
+            .filter_map(|(_, c)| c.upgrade())
+            .collect();
+        for connection in live {
+            connection.wake.raise();
+        }
+        while !self.connections.borrow().is_empty() {
+            self.connection_closed.wait().await;
+        }
     }
 
     /// Notes a completed request; `flush` records its latency.
@@ -172,7 +215,7 @@ impl Shard {
 
     /// Serves the mailboxes: runs requests from other shards, completes our own pending
     /// requests with their replies, and adopts handed-over connections.
-    pub async fn run_inbox(self: Rc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run_inbox(self: Rc<Self>) {
         loop {
             let batches = self.mesh.receive(self.id);
             if batches.is_empty() {
@@ -196,7 +239,7 @@ impl Shard {
                         crate::coordinator::resolve(&self, token, part, reply);
                     }
                     Envelope::Adopt(adoption) => {
-                        crate::connection::adopt(self.clone(), adoption, shutdown.clone());
+                        crate::connection::adopt(self.clone(), adoption);
                     }
                 }
             }
