@@ -1,7 +1,6 @@
 //! One multiplexed connection to one shard: many requests in flight, replies matched by id.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,8 +21,9 @@ const MAX_BATCH: usize = 512;
 
 type Reply = oneshot::Sender<Result<Value>>;
 
-#[derive(Default)]
 struct State {
+    /// Next request id to hand out; never `PUSH_ID`.
+    next_id: u32,
     pending: HashMap<u32, Reply>,
     /// Set once the connection is gone; every later request fails with it.
     closed: Option<String>,
@@ -53,7 +53,6 @@ impl Shared {
 pub struct Connection {
     shared: Arc<Shared>,
     outgoing: mpsc::UnboundedSender<(u32, Command)>,
-    next_id: Arc<AtomicU32>,
     hello: Arc<HelloInfo>,
 }
 
@@ -84,7 +83,11 @@ impl Connection {
         stream.set_nodelay(true).map_err(connect_error)?;
         let (read, write) = stream.into_split();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                next_id: 1,
+                pending: HashMap::new(),
+                closed: None,
+            }),
         });
         let (outgoing, queue) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(write, queue, shared.clone()));
@@ -95,7 +98,6 @@ impl Connection {
         let mut connection = Connection {
             shared,
             outgoing,
-            next_id: Arc::new(AtomicU32::new(1)),
             hello: Arc::new(HelloInfo {
                 version: PROTOCOL_VERSION,
                 node_id: String::new(),
@@ -135,20 +137,22 @@ impl Connection {
     /// put in flight before any is awaited.
     pub fn start(&self, command: Command) -> oneshot::Receiver<Result<Value>> {
         let (reply, answer) = oneshot::channel();
-        let id = loop {
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            if id != PUSH_ID {
-                break id;
-            }
-        };
-        {
+        let id = {
             let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(reason) = &state.closed {
                 let _ = reply.send(Err(Error::ConnectionLost(reason.clone())));
                 return answer;
             }
+            // Ids are handed out under the same lock that registers them; an id still
+            // awaiting its reply after 2^32 requests is skipped rather than reused.
+            let mut id = state.next_id;
+            while id == PUSH_ID || state.pending.contains_key(&id) {
+                id = id.wrapping_add(1);
+            }
+            state.next_id = id.wrapping_add(1);
             state.pending.insert(id, reply);
-        }
+            id
+        };
         if self.outgoing.send((id, command)).is_err() {
             self.shared.fail_all("connection writer stopped".into());
         }
