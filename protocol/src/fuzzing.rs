@@ -49,24 +49,22 @@ pub fn command_parser(data: &[u8]) {
         .map(Bytes::copy_from_slice)
         .collect();
     if let Ok(command) = Command::parse_words(&words) {
-        let mut buf = BytesMut::new();
-        command.encode(&mut buf);
-        assert_eq!(
-            Command::decode(buf.freeze()).as_ref(),
-            Ok(&command),
-            "parsed words round-trip"
-        );
+        assert_round_trips(&command);
     }
 }
 
 fn command_body(body: Bytes) {
     if let Ok(command) = Command::decode(body) {
-        let mut buf = BytesMut::new();
-        command.encode(&mut buf);
-        assert_eq!(
-            Command::decode(buf.freeze()).as_ref(),
-            Ok(&command),
-            "decoded commands round-trip"
-        );
+        assert_round_trips(&command);
     }
+}
+
+fn assert_round_trips(command: &Command) {
+    let mut buf = BytesMut::new();
+    command.encode(&mut buf);
+    assert_eq!(
+        Command::decode(buf.freeze()).as_ref(),
+        Ok(command),
+        "commands round-trip"
+    );
 }

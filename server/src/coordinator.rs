@@ -129,23 +129,16 @@ pub fn dispatch(
                 run_here(shard, conn, request_id, &command, started, now);
             } else {
                 let index = command.table_index();
-                let token = register(
+                let parts = vec![(owner, command)];
+                scatter(
                     shard,
                     conn,
                     request_id,
                     index,
                     started,
-                    Gather::new(Combine::Single, 1),
-                );
-                shard.stats.borrow_mut().forwarded_out += 1;
-                shard.send(
-                    owner,
-                    Envelope::Request {
-                        origin: shard.id,
-                        token,
-                        part: 0,
-                        command,
-                    },
+                    now,
+                    Combine::Single,
+                    parts,
                 );
             }
         }
@@ -160,7 +153,14 @@ pub fn dispatch(
             };
             let parts = (0..shard.shards()).map(|s| (s, command.clone())).collect();
             scatter(
-                shard, conn, request_id, &command, started, now, combine, parts,
+                shard,
+                conn,
+                request_id,
+                command.table_index(),
+                started,
+                now,
+                combine,
+                parts,
             );
         }
     }
@@ -223,7 +223,14 @@ fn split_keys(
         _ => Combine::Sum,
     };
     scatter(
-        shard, conn, request_id, &command, started, now, combine, parts,
+        shard,
+        conn,
+        request_id,
+        command.table_index(),
+        started,
+        now,
+        combine,
+        parts,
     );
 }
 
@@ -249,13 +256,12 @@ fn scatter(
     shard: &Rc<Shard>,
     conn: &Rc<ConnOutput>,
     request_id: u32,
-    command: &Command,
+    index: usize,
     started: Instant,
     now: u64,
     combine: Combine,
     parts: Vec<(u16, Command)>,
 ) {
-    let index = command.table_index();
     let token = register(
         shard,
         conn,
