@@ -9,7 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
-use crate::wire::{put_bytes, put_ivarint, put_uvarint, Reader};
+use crate::wire::{put_bytes, put_ivarint, put_uvarint, Payload, Reader};
 
 /// Protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -296,11 +296,11 @@ pub enum SetExpiry {
 
 /// Arguments of SET.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetArgs {
+pub struct SetArgs<P = Bytes> {
     /// Key to write.
-    pub key: Bytes,
+    pub key: P,
     /// New value.
-    pub value: Bytes,
+    pub value: P,
     /// NX / XX.
     pub condition: SetCondition,
     /// EX / PX / KEEPTTL.
@@ -327,9 +327,9 @@ pub mod set_flags {
 
 /// A decoded request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub enum Command<P = Bytes> {
     /// PING [message]
-    Ping(Option<Bytes>),
+    Ping(Option<P>),
     /// HELLO version [SHARD n]
     Hello {
         /// Protocol version the client speaks.
@@ -344,54 +344,54 @@ pub enum Command {
     /// FLUSHALL
     FlushAll,
     /// GET key
-    Get(Bytes),
+    Get(P),
     /// SET key value ...
-    Set(SetArgs),
+    Set(SetArgs<P>),
     /// DEL key...
-    Del(Vec<Bytes>),
+    Del(Vec<P>),
     /// EXISTS key...
-    Exists(Vec<Bytes>),
+    Exists(Vec<P>),
     /// EXPIRE key seconds
     Expire {
         /// Key.
-        key: Bytes,
+        key: P,
         /// Seconds from now; zero or less deletes.
         seconds: i64,
     },
     /// PEXPIRE key milliseconds
     PExpire {
         /// Key.
-        key: Bytes,
+        key: P,
         /// Milliseconds from now; zero or less deletes.
         millis: i64,
     },
     /// TTL key
-    Ttl(Bytes),
+    Ttl(P),
     /// PTTL key
-    PTtl(Bytes),
+    PTtl(P),
     /// PERSIST key
-    Persist(Bytes),
+    Persist(P),
     /// INCRBY key delta
     IncrBy {
         /// Key.
-        key: Bytes,
+        key: P,
         /// Amount added.
         delta: i64,
     },
     /// DECRBY key delta
     DecrBy {
         /// Key.
-        key: Bytes,
+        key: P,
         /// Amount subtracted.
         delta: i64,
     },
     /// MGET key...
-    MGet(Vec<Bytes>),
+    MGet(Vec<P>),
     /// MSET key value...
-    MSet(Vec<(Bytes, Bytes)>),
+    MSet(Vec<(P, P)>),
 }
 
-impl Command {
+impl<P: Payload> Command<P> {
     /// The command's opcode.
     pub fn opcode(&self) -> u16 {
         match self {
@@ -447,7 +447,7 @@ impl Command {
     }
 
     /// The single key this command touches, for `KeySpec::Single` commands.
-    pub fn single_key(&self) -> Option<&Bytes> {
+    pub fn single_key(&self) -> Option<&P> {
         match self {
             Command::Get(key)
             | Command::Ttl(key)
@@ -469,7 +469,7 @@ impl Command {
             Command::Ping(message) => match message {
                 Some(m) => {
                     buf.put_u8(1);
-                    put_bytes(buf, m);
+                    put_bytes(buf, m.as_ref());
                 }
                 None => buf.put_u8(0),
             },
@@ -479,11 +479,11 @@ impl Command {
             }
             Command::Info | Command::DbSize | Command::FlushAll => {}
             Command::Get(key) | Command::Ttl(key) | Command::PTtl(key) | Command::Persist(key) => {
-                put_bytes(buf, key)
+                put_bytes(buf, key.as_ref())
             }
             Command::Set(args) => {
-                put_bytes(buf, &args.key);
-                put_bytes(buf, &args.value);
+                put_bytes(buf, args.key.as_ref());
+                put_bytes(buf, args.value.as_ref());
                 let mut flags = 0u8;
                 match args.condition {
                     SetCondition::Always => {}
@@ -505,21 +505,21 @@ impl Command {
             Command::Del(keys) | Command::Exists(keys) | Command::MGet(keys) => {
                 put_uvarint(buf, keys.len() as u64);
                 for key in keys {
-                    put_bytes(buf, key);
+                    put_bytes(buf, key.as_ref());
                 }
             }
             Command::Expire { key, seconds: n }
             | Command::PExpire { key, millis: n }
             | Command::IncrBy { key, delta: n }
             | Command::DecrBy { key, delta: n } => {
-                put_bytes(buf, key);
+                put_bytes(buf, key.as_ref());
                 put_ivarint(buf, *n);
             }
             Command::MSet(pairs) => {
                 put_uvarint(buf, pairs.len() as u64);
                 for (key, value) in pairs {
-                    put_bytes(buf, key);
-                    put_bytes(buf, value);
+                    put_bytes(buf, key.as_ref());
+                    put_bytes(buf, value.as_ref());
                 }
             }
         }
@@ -530,7 +530,7 @@ impl Command {
     /// # Errors
     /// `UnknownOpcode` for opcodes outside the table; other `DecodeError`s for malformed
     /// or out-of-range arguments.
-    pub fn decode(body: Bytes) -> Result<Command, DecodeError> {
+    pub fn decode(body: P) -> Result<Command<P>, DecodeError> {
         let mut r = Reader::new(body);
         let op = r.u16()?;
         let command = match op {
@@ -623,6 +623,58 @@ impl Command {
         Ok(command)
     }
 
+    /// Copies every argument into its own `Bytes`, so the command outlives the buffer it
+    /// was decoded from (e.g. to send it to another shard).
+    pub fn to_owned_bytes(&self) -> Command<Bytes> {
+        let own = |p: &P| Bytes::copy_from_slice(p.as_ref());
+        let own_all = |keys: &[P]| keys.iter().map(own).collect();
+        match self {
+            Command::Ping(message) => Command::Ping(message.as_ref().map(own)),
+            Command::Hello { version, shard } => Command::Hello {
+                version: *version,
+                shard: *shard,
+            },
+            Command::Info => Command::Info,
+            Command::DbSize => Command::DbSize,
+            Command::FlushAll => Command::FlushAll,
+            Command::Get(key) => Command::Get(own(key)),
+            Command::Set(args) => Command::Set(SetArgs {
+                key: own(&args.key),
+                value: own(&args.value),
+                condition: args.condition,
+                expiry: args.expiry,
+                get: args.get,
+            }),
+            Command::Del(keys) => Command::Del(own_all(keys)),
+            Command::Exists(keys) => Command::Exists(own_all(keys)),
+            Command::Expire { key, seconds } => Command::Expire {
+                key: own(key),
+                seconds: *seconds,
+            },
+            Command::PExpire { key, millis } => Command::PExpire {
+                key: own(key),
+                millis: *millis,
+            },
+            Command::Ttl(key) => Command::Ttl(own(key)),
+            Command::PTtl(key) => Command::PTtl(own(key)),
+            Command::Persist(key) => Command::Persist(own(key)),
+            Command::IncrBy { key, delta } => Command::IncrBy {
+                key: own(key),
+                delta: *delta,
+            },
+            Command::DecrBy { key, delta } => Command::DecrBy {
+                key: own(key),
+                delta: *delta,
+            },
+            Command::MGet(keys) => Command::MGet(own_all(keys)),
+            Command::MSet(pairs) => {
+                Command::MSet(pairs.iter().map(|(k, v)| (own(k), own(v))).collect())
+            }
+        }
+    }
+}
+
+impl Command<Bytes> {
     /// Parses redis-cli style words (`SET k v EX 10`) into a command.
     ///
     /// # Errors
@@ -733,15 +785,16 @@ impl Command {
     }
 }
 
-fn read_key(r: &mut Reader) -> Result<Bytes, DecodeError> {
+fn read_key<P: Payload>(r: &mut Reader<P>) -> Result<P, DecodeError> {
     let key = r.bytes()?;
-    if key.len() > MAX_KEY_BYTES {
-        return Err(DecodeError::KeyTooLarge(key.len()));
+    let len = key.as_ref().len();
+    if len > MAX_KEY_BYTES {
+        return Err(DecodeError::KeyTooLarge(len));
     }
     Ok(key)
 }
 
-fn read_keys(r: &mut Reader) -> Result<Vec<Bytes>, DecodeError> {
+fn read_keys<P: Payload>(r: &mut Reader<P>) -> Result<Vec<P>, DecodeError> {
     let count = r.count(1)?;
     if count == 0 {
         return Err(DecodeError::Invalid("at least one key is required"));
@@ -950,6 +1003,15 @@ mod tests {
     fn every_command_round_trips() {
         for command in samples() {
             assert_eq!(Command::decode(encoded(&command)).unwrap(), command);
+        }
+    }
+
+    #[test]
+    fn borrowed_decode_matches_owned_decode() {
+        for command in samples() {
+            let body = encoded(&command);
+            let borrowed = Command::<&[u8]>::decode(&body[..]).unwrap();
+            assert_eq!(borrowed.to_owned_bytes(), command);
         }
     }
 

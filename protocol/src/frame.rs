@@ -22,6 +22,24 @@ pub struct Frame {
     pub body: Bytes,
 }
 
+/// Where the next frame lies in a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    /// A whole frame: `len` bytes from the start of the buffer, prefix included; the body
+    /// is `HEADER_LEN..len`.
+    Frame {
+        /// Request id.
+        id: u32,
+        /// Bytes the whole frame occupies.
+        len: usize,
+    },
+    /// Not all of it has arrived; the frame (or its prefix) needs `total` bytes.
+    Incomplete {
+        /// Bytes needed from the start of the buffer.
+        total: usize,
+    },
+}
+
 /// Splits frames off a buffer, refusing oversize ones before buffering their bodies.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameDecoder {
@@ -45,17 +63,16 @@ impl FrameDecoder {
         self.max_frame_bytes
     }
 
-    /// Takes the next whole frame off the front of `src`.
-    ///
-    /// `Ok(None)` means more bytes are needed; space for the rest of a started frame is
-    /// reserved so the next read fills it in one go.
+    /// Finds the next frame at the front of `src` without consuming or copying it, so a
+    /// server can decode the body in place and advance past it afterwards.
     ///
     /// # Errors
-    /// `TooLarge` or `TooShort` when the length prefix cannot be honoured; the stream is
-    /// then out of sync and must be closed.
-    pub fn decode(&self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+    /// As `decode`.
+    pub fn locate(&self, src: &[u8]) -> Result<Located, FrameError> {
         if src.len() < LENGTH_PREFIX_LEN {
-            return Ok(None);
+            return Ok(Located::Incomplete {
+                total: LENGTH_PREFIX_LEN,
+            });
         }
         let len = u32::from_le_bytes([src[0], src[1], src[2], src[3]]);
         if (len as usize) < HEADER_LEN - LENGTH_PREFIX_LEN {
@@ -69,16 +86,35 @@ impl FrameDecoder {
         }
         let total = LENGTH_PREFIX_LEN + len as usize;
         if src.len() < total {
-            src.reserve(total - src.len());
-            return Ok(None);
+            return Ok(Located::Incomplete { total });
         }
-        src.advance(LENGTH_PREFIX_LEN);
-        let mut frame = src.split_to(len as usize);
-        let id = frame.get_u32_le();
-        Ok(Some(Frame {
-            id,
-            body: frame.freeze(),
-        }))
+        let id = u32::from_le_bytes([src[4], src[5], src[6], src[7]]);
+        Ok(Located::Frame { id, len: total })
+    }
+
+    /// Takes the next whole frame off the front of `src`.
+    ///
+    /// `Ok(None)` means more bytes are needed; space for the rest of a started frame is
+    /// reserved so the next read fills it in one go.
+    ///
+    /// # Errors
+    /// `TooLarge` or `TooShort` when the length prefix cannot be honoured; the stream is
+    /// then out of sync and must be closed.
+    pub fn decode(&self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        match self.locate(src)? {
+            Located::Incomplete { total } => {
+                src.reserve(total.saturating_sub(src.len()));
+                Ok(None)
+            }
+            Located::Frame { id, len } => {
+                let mut frame = src.split_to(len);
+                frame.advance(HEADER_LEN);
+                Ok(Some(Frame {
+                    id,
+                    body: frame.freeze(),
+                }))
+            }
+        }
     }
 }
 
@@ -138,6 +174,26 @@ mod tests {
             );
             assert_eq!(partial.len(), cut, "a partial frame is never consumed");
         }
+    }
+
+    #[test]
+    fn locate_finds_frames_in_place() {
+        let mut buf = frame_bytes(5, b"abc");
+        buf.extend_from_slice(&frame_bytes(6, b"")[..6]);
+        let decoder = FrameDecoder::default();
+        assert_eq!(
+            decoder.locate(&buf).unwrap(),
+            Located::Frame { id: 5, len: 11 }
+        );
+        assert_eq!(&buf[HEADER_LEN..11], b"abc");
+        assert_eq!(
+            decoder.locate(&buf[11..]).unwrap(),
+            Located::Incomplete { total: 8 }
+        );
+        assert_eq!(
+            decoder.locate(&buf[..2]).unwrap(),
+            Located::Incomplete { total: 4 }
+        );
     }
 
     #[test]

@@ -54,7 +54,10 @@ pub fn command_parser(data: &[u8]) {
 }
 
 fn command_body(body: Bytes) {
-    if let Ok(command) = Command::decode(body) {
+    let borrowed = Command::<&[u8]>::decode(&body[..]).map(|c| c.to_owned_bytes());
+    let owned = Command::decode(body);
+    assert_eq!(borrowed, owned, "borrowed and owned decoding agree");
+    if let Ok(command) = owned {
         assert_round_trips(&command);
     }
 }

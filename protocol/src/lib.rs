@@ -30,7 +30,7 @@ pub use command::{
     Command, CommandSpec, KeySpec, SetArgs, SetCondition, SetExpiry, COMMANDS, PROTOCOL_VERSION,
 };
 pub use error::{DecodeError, ErrorCode, FrameError};
-pub use frame::{Frame, FrameDecoder, PUSH_ID};
+pub use frame::{Frame, FrameDecoder, Located, PUSH_ID};
 pub use hello::HelloInfo;
 pub use value::{ErrorReply, Value};
 

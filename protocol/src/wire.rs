@@ -1,6 +1,6 @@
 //! Primitive encodings shared by every message: varints, zigzag integers, length-prefixed bytes.
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{BufMut, Bytes};
 
 use crate::error::DecodeError;
 
@@ -33,54 +33,79 @@ pub fn uvarint_len(value: u64) -> usize {
     bits.div_ceil(7)
 }
 
-/// A bounds-checked cursor over one frame's body; every read fails cleanly at the end.
-#[derive(Debug, Clone)]
-pub struct Reader {
-    buf: Bytes,
+/// Where decoded arguments live: `Bytes` (owned, shared with the read buffer) or `&[u8]`
+/// (borrowed from it, so decoding touches no reference counts).
+pub trait Payload: Clone + AsRef<[u8]> {
+    /// Splits off and returns the first `n` bytes; `n` never exceeds the length.
+    fn take_front(&mut self, n: usize) -> Self;
 }
 
-impl Reader {
+impl Payload for Bytes {
+    fn take_front(&mut self, n: usize) -> Self {
+        self.split_to(n)
+    }
+}
+
+impl Payload for &[u8] {
+    fn take_front(&mut self, n: usize) -> Self {
+        let (front, rest) = self.split_at(n);
+        *self = rest;
+        front
+    }
+}
+
+/// A bounds-checked cursor over one frame's body; every read fails cleanly at the end.
+#[derive(Debug, Clone)]
+pub struct Reader<P = Bytes> {
+    buf: P,
+}
+
+impl<P: Payload> Reader<P> {
     /// Wraps a frame body.
-    pub fn new(buf: Bytes) -> Self {
+    pub fn new(buf: P) -> Self {
         Self { buf }
+    }
+
+    fn len(&self) -> usize {
+        self.buf.as_ref().len()
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        if self.len() < N {
+            return Err(DecodeError::Truncated);
+        }
+        let front = self.buf.take_front(N);
+        let mut out = [0u8; N];
+        out.copy_from_slice(front.as_ref());
+        Ok(out)
     }
 
     /// Bytes not yet consumed.
     pub fn remaining(&self) -> usize {
-        self.buf.len()
+        self.len()
     }
 
     /// Fails unless every byte was consumed, so trailing garbage is never ignored.
     pub fn finish(&self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::TrailingBytes(self.buf.len()))
+        match self.len() {
+            0 => Ok(()),
+            left => Err(DecodeError::TrailingBytes(left)),
         }
     }
 
     /// Reads one byte.
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
-        if self.buf.is_empty() {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(self.buf.get_u8())
+        Ok(self.take::<1>()?[0])
     }
 
     /// Reads a little-endian `u16`.
     pub fn u16(&mut self) -> Result<u16, DecodeError> {
-        if self.buf.len() < 2 {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(self.buf.get_u16_le())
+        Ok(u16::from_le_bytes(self.take()?))
     }
 
     /// Reads a little-endian `f64`.
     pub fn f64(&mut self) -> Result<f64, DecodeError> {
-        if self.buf.len() < 8 {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(self.buf.get_f64_le())
+        Ok(f64::from_le_bytes(self.take()?))
     }
 
     /// Reads an unsigned LEB128 varint of at most ten bytes.
@@ -113,7 +138,7 @@ impl Reader {
     /// frame could hold is refused without trusting it.
     pub fn count(&mut self, min_element_bytes: usize) -> Result<usize, DecodeError> {
         let count = self.uvarint()?;
-        let fits = (self.buf.len() / min_element_bytes.max(1)) as u64;
+        let fits = (self.len() / min_element_bytes.max(1)) as u64;
         if count > fits {
             return Err(DecodeError::CountTooLarge(count));
         }
@@ -121,18 +146,20 @@ impl Reader {
     }
 
     /// Reads a length-prefixed byte string without copying it.
-    pub fn bytes(&mut self) -> Result<Bytes, DecodeError> {
+    pub fn bytes(&mut self) -> Result<P, DecodeError> {
         let len = self.uvarint()?;
-        if len > self.buf.len() as u64 {
+        if len > self.len() as u64 {
             return Err(DecodeError::Truncated);
         }
-        Ok(self.buf.split_to(len as usize))
+        Ok(self.buf.take_front(len as usize))
     }
 
     /// Reads a length-prefixed string that must be UTF-8.
     pub fn text(&mut self) -> Result<String, DecodeError> {
         let raw = self.bytes()?;
-        String::from_utf8(raw.to_vec()).map_err(|_| DecodeError::InvalidUtf8)
+        std::str::from_utf8(raw.as_ref())
+            .map(str::to_owned)
+            .map_err(|_| DecodeError::InvalidUtf8)
     }
 }
 
@@ -163,6 +190,18 @@ mod tests {
             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
         ]));
         assert_eq!(reader.uvarint(), Err(DecodeError::VarintOverflow));
+    }
+
+    #[test]
+    fn borrowed_and_owned_readers_agree() {
+        let mut buf = BytesMut::new();
+        put_bytes(&mut buf, b"key");
+        put_ivarint(&mut buf, -7);
+        let mut owned = Reader::new(buf.clone().freeze());
+        let mut borrowed = Reader::new(&buf[..]);
+        assert_eq!(&owned.bytes().unwrap()[..], borrowed.bytes().unwrap());
+        assert_eq!(owned.ivarint(), borrowed.ivarint());
+        assert!(owned.finish().is_ok() && borrowed.finish().is_ok());
     }
 
     #[test]

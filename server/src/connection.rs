@@ -5,10 +5,12 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Instant;
 
+use bytes::Buf;
 use bytes::BytesMut;
+use tessera_protocol::frame::HEADER_LEN;
 use tessera_protocol::{
-    encode_bytes_response, encode_response, Command, ErrorCode, Frame, FrameDecoder, FrameError,
-    HelloInfo, Value, PROTOCOL_VERSION, PUSH_ID,
+    encode_bytes_response, encode_response, Command, ErrorCode, FrameDecoder, FrameError,
+    HelloInfo, Located, Value, PROTOCOL_VERSION, PUSH_ID,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -184,16 +186,23 @@ fn process(
 ) -> Next {
     let started = Instant::now();
     let next = loop {
-        let frame = match decoder.decode(inbuf) {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break Next::Continue,
+        // Frames are decoded in place: arguments borrow the read buffer, and the buffer
+        // advances past each frame once it has run.
+        let (id, len) = match decoder.locate(inbuf) {
+            Ok(Located::Frame { id, len }) => (id, len),
+            Ok(Located::Incomplete { total }) => {
+                inbuf.reserve(total.saturating_sub(inbuf.len()));
+                break Next::Continue;
+            }
             Err(error) => {
                 out.reply(PUSH_ID, &Value::error(error.code(), error.to_string()));
                 coordinator::count_bad_request(shard);
                 break Next::Close(close_reason(&error));
             }
         };
-        if let Some(next) = run_frame(shard, out, frame, started, may_move) {
+        let outcome = run_frame(shard, out, id, &inbuf[HEADER_LEN..len], started, may_move);
+        inbuf.advance(len);
+        if let Some(next) = outcome {
             break next;
         }
     };
@@ -213,20 +222,21 @@ fn close_reason(error: &FrameError) -> &'static str {
 fn run_frame(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,
-    frame: Frame,
+    id: u32,
+    body: &[u8],
     started: Instant,
     may_move: &mut bool,
 ) -> Option<Next> {
     let first_request = std::mem::replace(may_move, false);
-    let command = match Command::decode(frame.body) {
+    let command = match Command::decode(body) {
         Ok(command) => command,
         Err(error) => {
             coordinator::count_bad_request(shard);
-            out.reply(frame.id, &Value::error(error.code(), error.to_string()));
+            out.reply(id, &Value::error(error.code(), error.to_string()));
             return None;
         }
     };
-    if frame.id == PUSH_ID {
+    if id == PUSH_ID {
         out.reply(
             PUSH_ID,
             &Value::error(ErrorCode::Protocol, "request id 0 is reserved for pushes"),
@@ -238,19 +248,12 @@ fn run_frame(
         shard: wanted,
     } = command
     else {
-        coordinator::dispatch(shard, out, frame.id, command, started);
+        coordinator::dispatch(shard, out, id, command, started);
         return None;
     };
     let index = command.table_index();
     let refuse = |code, message: String| {
-        coordinator::complete(
-            shard,
-            out,
-            frame.id,
-            index,
-            started,
-            &Value::error(code, message),
-        );
+        coordinator::complete(shard, out, id, index, started, &Value::error(code, message));
         None
     };
     if version != PROTOCOL_VERSION {
@@ -271,7 +274,7 @@ fn run_frame(
             if first_request && out.is_empty() && out.in_flight.get() == 0 {
                 Some(Next::MoveTo {
                     shard: target,
-                    hello_id: frame.id,
+                    hello_id: id,
                 })
             } else {
                 refuse(
@@ -284,7 +287,7 @@ fn run_frame(
             coordinator::complete(
                 shard,
                 out,
-                frame.id,
+                id,
                 index,
                 started,
                 &hello_info(shard).to_value(),

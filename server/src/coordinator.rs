@@ -100,14 +100,14 @@ pub fn dispatch(
     shard: &Rc<Shard>,
     conn: &Rc<ConnOutput>,
     request_id: u32,
-    command: Command,
+    command: Command<&[u8]>,
     started: Instant,
 ) {
     let now = clock::millis_at(started);
     match command.spec().keys {
         KeySpec::None => {
             let reply = match &command {
-                Command::Ping(Some(message)) => Value::Bytes(message.clone()),
+                Command::Ping(Some(message)) => Value::Bytes(Bytes::copy_from_slice(message)),
                 Command::Ping(None) => Value::text("PONG"),
                 _ => Value::error(ErrorCode::Syntax, "HELLO is answered by the connection"),
             };
@@ -129,7 +129,7 @@ pub fn dispatch(
                 run_here(shard, conn, request_id, &command, started, now);
             } else {
                 let index = command.table_index();
-                let parts = vec![(owner, command)];
+                let parts = vec![(owner, command.to_owned_bytes())];
                 scatter(
                     shard,
                     conn,
@@ -151,7 +151,8 @@ pub fn dispatch(
                 Command::FlushAll => Combine::AllOk,
                 _ => Combine::Sum,
             };
-            let parts = (0..shard.shards()).map(|s| (s, command.clone())).collect();
+            let owned = command.to_owned_bytes();
+            let parts = (0..shard.shards()).map(|s| (s, owned.clone())).collect();
             scatter(
                 shard,
                 conn,
@@ -170,7 +171,7 @@ fn split_keys(
     shard: &Rc<Shard>,
     conn: &Rc<ConnOutput>,
     request_id: u32,
-    command: Command,
+    command: Command<&[u8]>,
     started: Instant,
     now: u64,
 ) {
@@ -192,9 +193,10 @@ fn split_keys(
         run_here(shard, conn, request_id, &command, started, now);
         return;
     }
-    let pick = |keys: &[Bytes], group: &[usize]| {
-        group.iter().map(|&i| keys[i].clone()).collect::<Vec<_>>()
-    };
+    // Parts travel to other threads, so they own copies of their keys.
+    let own = |bytes: &[u8]| Bytes::copy_from_slice(bytes);
+    let pick =
+        |keys: &[&[u8]], group: &[usize]| group.iter().map(|&i| own(keys[i])).collect::<Vec<_>>();
     let parts: Vec<(u16, Command)> = owners
         .iter()
         .map(|&owner| {
@@ -203,9 +205,12 @@ fn split_keys(
                 Command::Del(keys) => Command::Del(pick(keys, group)),
                 Command::Exists(keys) => Command::Exists(pick(keys, group)),
                 Command::MGet(keys) => Command::MGet(pick(keys, group)),
-                Command::MSet(pairs) => {
-                    Command::MSet(group.iter().map(|&i| pairs[i].clone()).collect())
-                }
+                Command::MSet(pairs) => Command::MSet(
+                    group
+                        .iter()
+                        .map(|&i| (own(pairs[i].0), own(pairs[i].1)))
+                        .collect(),
+                ),
                 _ => unreachable!("only multi-key commands are split"),
             };
             (owner, part)
@@ -240,7 +245,7 @@ fn run_here(
     shard: &Shard,
     conn: &ConnOutput,
     request_id: u32,
-    command: &Command,
+    command: &Command<&[u8]>,
     started: Instant,
     now: u64,
 ) {

@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use tessera_protocol::command::MAX_EXPIRE_MS;
+use tessera_protocol::wire::Payload;
 use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Value};
 
 use crate::keyspace::{Blob, Keyspace};
@@ -37,9 +38,13 @@ impl Reply<'_> {
 ///
 /// Commands without keys that every shard answers (DBSIZE, FLUSHALL) are included; INFO,
 /// PING and HELLO are not shard operations and reply with an internal error here.
-pub fn apply<'a>(keyspace: &'a mut Keyspace, command: &Command, now: u64) -> Reply<'a> {
+pub fn apply<'a, P: Payload>(
+    keyspace: &'a mut Keyspace,
+    command: &Command<P>,
+    now: u64,
+) -> Reply<'a> {
     if let Command::Get(key) = command {
-        return match keyspace.get(key, now) {
+        return match keyspace.get(key.as_ref(), now) {
             Some(blob) => Reply::Stored(blob),
             None => Reply::Value(Value::Nil),
         };
@@ -47,39 +52,39 @@ pub fn apply<'a>(keyspace: &'a mut Keyspace, command: &Command, now: u64) -> Rep
     Reply::Value(apply_owned(keyspace, command, now))
 }
 
-fn apply_owned(keyspace: &mut Keyspace, command: &Command, now: u64) -> Value {
+fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u64) -> Value {
     match command {
-        Command::Get(key) => keyspace.get(key, now).map_or(Value::Nil, to_value),
+        Command::Get(key) => keyspace.get(key.as_ref(), now).map_or(Value::Nil, to_value),
         Command::Set(args) => set(keyspace, args, now),
         Command::Del(keys) => count(keys, |k| keyspace.remove(k, now)),
         Command::Exists(keys) => count(keys, |k| keyspace.contains(k, now)),
         Command::Expire { key, seconds } => match seconds.checked_mul(1000) {
-            Some(ms) => expire(keyspace, key, ms, now),
+            Some(ms) => expire(keyspace, key.as_ref(), ms, now),
             None => invalid_expire(),
         },
-        Command::PExpire { key, millis } => expire(keyspace, key, *millis, now),
-        Command::Ttl(key) => ttl(keyspace, key, now, |ms| (ms + 500) / 1000),
-        Command::PTtl(key) => ttl(keyspace, key, now, |ms| ms),
+        Command::PExpire { key, millis } => expire(keyspace, key.as_ref(), *millis, now),
+        Command::Ttl(key) => ttl(keyspace, key.as_ref(), now, |ms| (ms + 500) / 1000),
+        Command::PTtl(key) => ttl(keyspace, key.as_ref(), now, |ms| ms),
         Command::Persist(key) => {
-            let had_deadline = matches!(keyspace.deadline(key, now), Some(Some(_)));
+            let had_deadline = matches!(keyspace.deadline(key.as_ref(), now), Some(Some(_)));
             if had_deadline {
-                keyspace.set_deadline(key, None, now);
+                keyspace.set_deadline(key.as_ref(), None, now);
             }
             Value::Int(i64::from(had_deadline))
         }
-        Command::IncrBy { key, delta } => incr_by(keyspace, key, *delta, now),
+        Command::IncrBy { key, delta } => incr_by(keyspace, key.as_ref(), *delta, now),
         Command::DecrBy { key, delta } => match delta.checked_neg() {
-            Some(delta) => incr_by(keyspace, key, delta, now),
+            Some(delta) => incr_by(keyspace, key.as_ref(), delta, now),
             None => overflow(),
         },
         Command::MGet(keys) => Value::Array(
             keys.iter()
-                .map(|k| keyspace.get(k, now).map_or(Value::Nil, to_value))
+                .map(|k| keyspace.get(k.as_ref(), now).map_or(Value::Nil, to_value))
                 .collect(),
         ),
         Command::MSet(pairs) => {
             for (key, value) in pairs {
-                keyspace.insert(key, Blob::new(value), None, now);
+                keyspace.insert(key.as_ref(), Blob::new(value.as_ref()), None, now);
             }
             Value::Ok
         }
@@ -105,12 +110,13 @@ pub fn to_value(stored: &Blob) -> Value {
     }
 }
 
-fn count(keys: &[Bytes], mut hit: impl FnMut(&[u8]) -> bool) -> Value {
-    Value::Int(keys.iter().filter(|k| hit(k)).count() as i64)
+fn count<P: Payload>(keys: &[P], mut hit: impl FnMut(&[u8]) -> bool) -> Value {
+    Value::Int(keys.iter().filter(|k| hit(k.as_ref())).count() as i64)
 }
 
-fn set(keyspace: &mut Keyspace, args: &SetArgs, now: u64) -> Value {
-    let found = keyspace.find(&args.key, now);
+fn set<P: Payload>(keyspace: &mut Keyspace, args: &SetArgs<P>, now: u64) -> Value {
+    let key = args.key.as_ref();
+    let found = keyspace.find(key, now);
     let current_deadline = keyspace.deadline_of(&found);
     let proceed = match args.condition {
         SetCondition::Always => true,
@@ -130,7 +136,7 @@ fn set(keyspace: &mut Keyspace, args: &SetArgs, now: u64) -> Value {
         SetExpiry::Keep => current_deadline.flatten(),
         SetExpiry::In(ms) => Some(now + ms),
     };
-    keyspace.write(found, &args.key, Blob::new(&args.value), deadline);
+    keyspace.write(found, key, Blob::new(args.value.as_ref()), deadline);
     if args.get {
         old
     } else {
