@@ -17,6 +17,8 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
 /// Longest expiry accepted: about 100 years, in milliseconds.
 pub const MAX_EXPIRE_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
+/// Largest block ID.RANGE hands out at once.
+pub const MAX_ID_BLOCK: u64 = 1 << 40;
 
 /// Opcodes, one per command; stable once published.
 pub mod opcode {
@@ -56,6 +58,16 @@ pub mod opcode {
     pub const MGET: u16 = 0x001b;
     /// MSET
     pub const MSET: u16 = 0x001c;
+    /// DEDUP
+    pub const DEDUP: u16 = 0x0030;
+    /// DEDUP.MULTI
+    pub const DEDUP_MULTI: u16 = 0x0031;
+    /// COUNTER.TAKE
+    pub const COUNTER_TAKE: u16 = 0x0040;
+    /// COUNTER.PUT
+    pub const COUNTER_PUT: u16 = 0x0041;
+    /// ID.RANGE
+    pub const ID_RANGE: u16 = 0x0042;
 }
 
 /// Which arguments are keys, so a router knows where a command must run.
@@ -256,6 +268,51 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Sets many keys; atomic per shard, not across shards.",
         keys: KeySpec::Pairs,
     },
+    CommandSpec {
+        opcode: opcode::DEDUP,
+        name: "DEDUP",
+        syntax: "key seconds",
+        wire: "key:bytes ttl_ms:uvarint",
+        reply: "BOOL true for the first sighting, false for a duplicate",
+        summary: "Records a key for a time unless it is already recorded: first writer wins, and the first sighting's expiry stands.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::DEDUP_MULTI,
+        name: "DEDUP.MULTI",
+        syntax: "seconds key [key ...]",
+        wire: "ttl_ms:uvarint count:uvarint key:bytes*count",
+        reply: "ARRAY of BOOL, one per key in the order given (a key named twice is a duplicate the second time)",
+        summary: "DEDUP for many keys in one call, split across the shards that own them.",
+        keys: KeySpec::Many,
+    },
+    CommandSpec {
+        opcode: opcode::COUNTER_TAKE,
+        name: "COUNTER.TAKE",
+        syntax: "key amount [FLOOR floor]",
+        wire: "key:bytes amount:uvarint floor:ivarint",
+        reply: "MAP {taken: BOOL, remaining: INT}",
+        summary: "Subtracts amount only if the result stays at or above floor (default 0); otherwise takes nothing. A missing key counts as 0.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::COUNTER_PUT,
+        name: "COUNTER.PUT",
+        syntax: "key amount",
+        wire: "key:bytes amount:uvarint",
+        reply: "INT the new value",
+        summary: "Adds amount to a bounded counter (a top-up), refusing overflow.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::ID_RANGE,
+        name: "ID.RANGE",
+        syntax: "key size",
+        wire: "key:bytes size:uvarint (1 ..= 2^40)",
+        reply: "ARRAY [first: INT, last: INT], an inclusive block no other call ever gets",
+        summary: "Hands out the next block of size ids from a sequence that starts at 1.",
+        keys: KeySpec::Single,
+    },
 ];
 
 /// Looks a command up by opcode.
@@ -389,6 +446,43 @@ pub enum Command<P = Bytes> {
     MGet(Vec<P>),
     /// MSET key value...
     MSet(Vec<(P, P)>),
+    /// DEDUP key seconds
+    Dedup {
+        /// Key recorded.
+        key: P,
+        /// Expiry of a first sighting, in milliseconds.
+        ttl_ms: u64,
+    },
+    /// DEDUP.MULTI seconds key...
+    DedupMulti {
+        /// Expiry of each first sighting, in milliseconds.
+        ttl_ms: u64,
+        /// Keys recorded.
+        keys: Vec<P>,
+    },
+    /// COUNTER.TAKE key amount [FLOOR floor]
+    CounterTake {
+        /// Counter.
+        key: P,
+        /// Amount to take.
+        amount: u64,
+        /// Lowest value the counter may reach.
+        floor: i64,
+    },
+    /// COUNTER.PUT key amount
+    CounterPut {
+        /// Counter.
+        key: P,
+        /// Amount to add.
+        amount: u64,
+    },
+    /// ID.RANGE key size
+    IdRange {
+        /// Sequence.
+        key: P,
+        /// Ids in the block.
+        size: u64,
+    },
 }
 
 impl<P: Payload> Command<P> {
@@ -413,6 +507,11 @@ impl<P: Payload> Command<P> {
             Command::DecrBy { .. } => opcode::DECRBY,
             Command::MGet(_) => opcode::MGET,
             Command::MSet(_) => opcode::MSET,
+            Command::Dedup { .. } => opcode::DEDUP,
+            Command::DedupMulti { .. } => opcode::DEDUP_MULTI,
+            Command::CounterTake { .. } => opcode::COUNTER_TAKE,
+            Command::CounterPut { .. } => opcode::COUNTER_PUT,
+            Command::IdRange { .. } => opcode::ID_RANGE,
         }
     }
 
@@ -438,6 +537,11 @@ impl<P: Payload> Command<P> {
             Command::DecrBy { .. } => 15,
             Command::MGet(_) => 16,
             Command::MSet(_) => 17,
+            Command::Dedup { .. } => 18,
+            Command::DedupMulti { .. } => 19,
+            Command::CounterTake { .. } => 20,
+            Command::CounterPut { .. } => 21,
+            Command::IdRange { .. } => 22,
         }
     }
 
@@ -456,7 +560,11 @@ impl<P: Payload> Command<P> {
             | Command::Expire { key, .. }
             | Command::PExpire { key, .. }
             | Command::IncrBy { key, .. }
-            | Command::DecrBy { key, .. } => Some(key),
+            | Command::DecrBy { key, .. }
+            | Command::Dedup { key, .. }
+            | Command::CounterTake { key, .. }
+            | Command::CounterPut { key, .. }
+            | Command::IdRange { key, .. } => Some(key),
             Command::Set(args) => Some(&args.key),
             _ => None,
         }
@@ -521,6 +629,26 @@ impl<P: Payload> Command<P> {
                     put_bytes(buf, key.as_ref());
                     put_bytes(buf, value.as_ref());
                 }
+            }
+            Command::Dedup { key, ttl_ms } => {
+                put_bytes(buf, key.as_ref());
+                put_uvarint(buf, *ttl_ms);
+            }
+            Command::DedupMulti { ttl_ms, keys } => {
+                put_uvarint(buf, *ttl_ms);
+                put_uvarint(buf, keys.len() as u64);
+                for key in keys {
+                    put_bytes(buf, key.as_ref());
+                }
+            }
+            Command::CounterTake { key, amount, floor } => {
+                put_bytes(buf, key.as_ref());
+                put_uvarint(buf, *amount);
+                put_ivarint(buf, *floor);
+            }
+            Command::CounterPut { key, amount: n } | Command::IdRange { key, size: n } => {
+                put_bytes(buf, key.as_ref());
+                put_uvarint(buf, *n);
             }
         }
     }
@@ -617,6 +745,36 @@ impl<P: Payload> Command<P> {
                 }
                 Command::MSet(pairs)
             }
+            opcode::DEDUP => Command::Dedup {
+                key: read_key(&mut r)?,
+                ttl_ms: checked_ttl(r.uvarint()?)?,
+            },
+            opcode::DEDUP_MULTI => {
+                let ttl_ms = checked_ttl(r.uvarint()?)?;
+                Command::DedupMulti {
+                    ttl_ms,
+                    keys: read_keys(&mut r)?,
+                }
+            }
+            opcode::COUNTER_TAKE => Command::CounterTake {
+                key: read_key(&mut r)?,
+                amount: checked_amount(r.uvarint()?)?,
+                floor: r.ivarint()?,
+            },
+            opcode::COUNTER_PUT => Command::CounterPut {
+                key: read_key(&mut r)?,
+                amount: checked_amount(r.uvarint()?)?,
+            },
+            opcode::ID_RANGE => {
+                let key = read_key(&mut r)?;
+                let size = r.uvarint()?;
+                if !(1..=MAX_ID_BLOCK).contains(&size) {
+                    return Err(DecodeError::Invalid(
+                        "ID.RANGE size must be between 1 and 2^40",
+                    ));
+                }
+                Command::IdRange { key, size }
+            }
             other => return Err(DecodeError::UnknownOpcode(other)),
         };
         r.finish()?;
@@ -670,6 +828,27 @@ impl<P: Payload> Command<P> {
             Command::MSet(pairs) => {
                 Command::MSet(pairs.iter().map(|(k, v)| (own(k), own(v))).collect())
             }
+            Command::Dedup { key, ttl_ms } => Command::Dedup {
+                key: own(key),
+                ttl_ms: *ttl_ms,
+            },
+            Command::DedupMulti { ttl_ms, keys } => Command::DedupMulti {
+                ttl_ms: *ttl_ms,
+                keys: own_all(keys),
+            },
+            Command::CounterTake { key, amount, floor } => Command::CounterTake {
+                key: own(key),
+                amount: *amount,
+                floor: *floor,
+            },
+            Command::CounterPut { key, amount } => Command::CounterPut {
+                key: own(key),
+                amount: *amount,
+            },
+            Command::IdRange { key, size } => Command::IdRange {
+                key: own(key),
+                size: *size,
+            },
         }
     }
 }
@@ -779,6 +958,58 @@ impl Command<Bytes> {
                     .collect::<Result<Vec<_>, ErrorReply>>()?;
                 Command::MSet(pairs)
             }
+            opcode::DEDUP => {
+                arity(args.len() == 2)?;
+                Command::Dedup {
+                    key: text_key(&args[0])?,
+                    ttl_ms: parse_seconds(&args[1])?,
+                }
+            }
+            opcode::DEDUP_MULTI => {
+                arity(args.len() >= 2)?;
+                Command::DedupMulti {
+                    ttl_ms: parse_seconds(&args[0])?,
+                    keys: args[1..]
+                        .iter()
+                        .map(text_key)
+                        .collect::<Result<Vec<_>, _>>()?,
+                }
+            }
+            opcode::COUNTER_TAKE => {
+                let floor = match args {
+                    [_, _] => 0,
+                    [_, _, word, floor] if word.eq_ignore_ascii_case(b"FLOOR") => {
+                        parse_int::<i64>(floor)?
+                    }
+                    _ => return arity(false).map(|_| unreachable!()),
+                };
+                Command::CounterTake {
+                    key: text_key(&args[0])?,
+                    amount: parse_amount(&args[1])?,
+                    floor,
+                }
+            }
+            opcode::COUNTER_PUT => {
+                arity(args.len() == 2)?;
+                Command::CounterPut {
+                    key: text_key(&args[0])?,
+                    amount: parse_amount(&args[1])?,
+                }
+            }
+            opcode::ID_RANGE => {
+                arity(args.len() == 2)?;
+                let size = parse_int::<u64>(&args[1])?;
+                if !(1..=MAX_ID_BLOCK).contains(&size) {
+                    return Err(ErrorReply::new(
+                        ErrorCode::Syntax,
+                        "ID.RANGE size must be between 1 and 2^40",
+                    ));
+                }
+                Command::IdRange {
+                    key: text_key(&args[0])?,
+                    size,
+                }
+            }
             _ => unreachable!("every table row has a parse arm"),
         };
         Ok(command)
@@ -811,6 +1042,32 @@ fn checked_ttl(ms: u64) -> Result<u64, DecodeError> {
         return Err(DecodeError::InvalidExpire);
     }
     Ok(ms)
+}
+
+fn checked_amount(amount: u64) -> Result<u64, DecodeError> {
+    if amount > i64::MAX as u64 {
+        return Err(DecodeError::Invalid("amount exceeds 2^63-1"));
+    }
+    Ok(amount)
+}
+
+fn parse_amount(word: &[u8]) -> Result<u64, ErrorReply> {
+    let amount = parse_int::<u64>(word)?;
+    if amount > i64::MAX as u64 {
+        return Err(ErrorReply::new(
+            ErrorCode::NotInteger,
+            "amount exceeds 2^63-1",
+        ));
+    }
+    Ok(amount)
+}
+
+fn parse_seconds(word: &[u8]) -> Result<u64, ErrorReply> {
+    parse_int::<i64>(word)?
+        .checked_mul(1000)
+        .filter(|ms| (1..=MAX_EXPIRE_MS).contains(ms))
+        .map(|ms| ms as u64)
+        .ok_or_else(|| ErrorReply::new(ErrorCode::InvalidExpire, "invalid expire time"))
 }
 
 fn text_key(word: &Bytes) -> Result<Bytes, ErrorReply> {
@@ -961,6 +1218,27 @@ mod tests {
             },
             Command::MGet(vec![k("a"), k("b"), k("c")]),
             Command::MSet(vec![(k("a"), k("1")), (k("b"), k("2"))]),
+            Command::Dedup {
+                key: k("imp:1"),
+                ttl_ms: 3_600_000,
+            },
+            Command::DedupMulti {
+                ttl_ms: 1000,
+                keys: vec![k("a"), k("b")],
+            },
+            Command::CounterTake {
+                key: k("budget"),
+                amount: 5,
+                floor: -10,
+            },
+            Command::CounterPut {
+                key: k("budget"),
+                amount: 100,
+            },
+            Command::IdRange {
+                key: k("ids"),
+                size: 1000,
+            },
         ]
     }
 
@@ -1113,7 +1391,26 @@ mod tests {
                 shard: Some(2)
             }
         );
+        assert_eq!(
+            Command::parse_words(&words("counter.take budget 5 floor -10")).unwrap(),
+            Command::CounterTake {
+                key: Bytes::from_static(b"budget"),
+                amount: 5,
+                floor: -10
+            }
+        );
+        assert_eq!(
+            Command::parse_words(&words("dedup.multi 60 a b")).unwrap(),
+            Command::DedupMulti {
+                ttl_ms: 60_000,
+                keys: vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]
+            }
+        );
         let err = |line| Command::parse_words(&words(line)).unwrap_err().known_code();
+        assert_eq!(err("dedup k 0"), Some(ErrorCode::InvalidExpire));
+        assert_eq!(err("counter.take k -1"), Some(ErrorCode::NotInteger));
+        assert_eq!(err("counter.take k 1 floor"), Some(ErrorCode::Syntax));
+        assert_eq!(err("id.range k 0"), Some(ErrorCode::Syntax));
         assert_eq!(err("nosuch a"), Some(ErrorCode::UnknownCommand));
         assert_eq!(err("get"), Some(ErrorCode::Syntax));
         assert_eq!(err("set k v nx xx"), Some(ErrorCode::Syntax));

@@ -180,9 +180,10 @@ fn split_keys(
         Command::MSet(pairs) => {
             split_by_shard(&pairs.iter().map(|(k, _)| k).collect::<Vec<_>>(), shards)
         }
-        Command::Del(keys) | Command::Exists(keys) | Command::MGet(keys) => {
-            split_by_shard(keys, shards)
-        }
+        Command::Del(keys)
+        | Command::Exists(keys)
+        | Command::MGet(keys)
+        | Command::DedupMulti { keys, .. } => split_by_shard(keys, shards),
         _ => unreachable!("only multi-key commands are split"),
     };
     let owners: Vec<u16> = (0..shards)
@@ -205,6 +206,10 @@ fn split_keys(
                 Command::Del(keys) => Command::Del(pick(keys, group)),
                 Command::Exists(keys) => Command::Exists(pick(keys, group)),
                 Command::MGet(keys) => Command::MGet(pick(keys, group)),
+                Command::DedupMulti { ttl_ms, keys } => Command::DedupMulti {
+                    ttl_ms: *ttl_ms,
+                    keys: pick(keys, group),
+                },
                 Command::MSet(pairs) => Command::MSet(
                     group
                         .iter()
@@ -217,7 +222,7 @@ fn split_keys(
         })
         .collect();
     let combine = match &command {
-        Command::MGet(keys) => Combine::Values {
+        Command::MGet(keys) | Command::DedupMulti { keys, .. } => Combine::Values {
             positions: owners
                 .iter()
                 .map(|&o| groups[usize::from(o)].clone())

@@ -8,7 +8,7 @@ use tessera_protocol::command::MAX_EXPIRE_MS;
 use tessera_protocol::wire::Payload;
 use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Value};
 
-use crate::keyspace::{Blob, Keyspace};
+use crate::keyspace::{Blob, Found, Keyspace};
 
 /// A shard operation's result: a value, or a stored value lent out until the reply is
 /// written, so a local GET copies its bytes once, straight into the output buffer.
@@ -88,6 +88,17 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
             }
             Value::Ok
         }
+        Command::Dedup { key, ttl_ms } => Value::Bool(dedup(keyspace, key.as_ref(), *ttl_ms, now)),
+        Command::DedupMulti { ttl_ms, keys } => Value::Array(
+            keys.iter()
+                .map(|key| Value::Bool(dedup(keyspace, key.as_ref(), *ttl_ms, now)))
+                .collect(),
+        ),
+        Command::CounterTake { key, amount, floor } => {
+            counter_take(keyspace, key.as_ref(), *amount as i64, *floor, now)
+        }
+        Command::CounterPut { key, amount } => incr_by(keyspace, key.as_ref(), *amount as i64, now),
+        Command::IdRange { key, size } => id_range(keyspace, key.as_ref(), *size as i64, now),
         Command::DbSize => Value::Int(keyspace.len() as i64),
         Command::FlushAll => {
             keyspace.clear();
@@ -164,30 +175,87 @@ fn ttl(keyspace: &mut Keyspace, key: &[u8], now: u64, scale: impl Fn(i64) -> i64
     }
 }
 
-fn incr_by(keyspace: &mut Keyspace, key: &[u8], delta: i64, now: u64) -> Value {
+/// Records `key` for `ttl_ms` unless it is already there; `true` for the first sighting.
+fn dedup(keyspace: &mut Keyspace, key: &[u8], ttl_ms: u64, now: u64) -> bool {
     let found = keyspace.find(key, now);
-    let current = match keyspace.value(&found) {
-        None => None,
-        Some(Blob::Int(n)) => Some(*n),
-        Some(text) => match text.as_bytes().and_then(parse_canonical_int) {
-            Some(n) => Some(n),
-            None => {
-                return Value::error(
+    if found.exists() {
+        return false;
+    }
+    keyspace.write(found, key, Blob::new(b""), Some(now + ttl_ms));
+    true
+}
+
+/// The integer a counter holds: `Ok(None)` if the key is missing, `Err` with the reply to
+/// send if it holds something that is not an integer.
+fn read_counter(keyspace: &Keyspace, found: &Found) -> Result<Option<i64>, Value> {
+    match keyspace.value(found) {
+        None => Ok(None),
+        Some(Blob::Int(n)) => Ok(Some(*n)),
+        Some(text) => text
+            .as_bytes()
+            .and_then(parse_canonical_int)
+            .map(Some)
+            .ok_or_else(|| {
+                Value::error(
                     ErrorCode::NotInteger,
                     "value is not an integer or out of range",
                 )
-            }
-        },
+            }),
+    }
+}
+
+/// Stores `value` in a counter, keeping an existing key's expiry.
+fn write_counter(keyspace: &mut Keyspace, found: Found, key: &[u8], value: i64) {
+    if found.exists() {
+        keyspace.replace_value(&found, Blob::Int(value));
+    } else {
+        keyspace.write(found, key, Blob::Int(value), None);
+    }
+}
+
+fn incr_by(keyspace: &mut Keyspace, key: &[u8], delta: i64, now: u64) -> Value {
+    let found = keyspace.find(key, now);
+    let current = match read_counter(keyspace, &found) {
+        Ok(current) => current.unwrap_or(0),
+        Err(reply) => return reply,
     };
-    let Some(next) = current.unwrap_or(0).checked_add(delta) else {
+    let Some(next) = current.checked_add(delta) else {
         return overflow();
     };
-    if found.exists() {
-        keyspace.replace_value(&found, Blob::Int(next));
-    } else {
-        keyspace.write(found, key, Blob::Int(next), None);
-    }
+    write_counter(keyspace, found, key, next);
     Value::Int(next)
+}
+
+fn counter_take(keyspace: &mut Keyspace, key: &[u8], amount: i64, floor: i64, now: u64) -> Value {
+    let found = keyspace.find(key, now);
+    let current = match read_counter(keyspace, &found) {
+        Ok(current) => current.unwrap_or(0),
+        Err(reply) => return reply,
+    };
+    let next = current.checked_sub(amount).filter(|next| *next >= floor);
+    if let Some(next) = next {
+        write_counter(keyspace, found, key, next);
+    }
+    Value::Map(vec![
+        (Value::text("taken"), Value::Bool(next.is_some())),
+        (
+            Value::text("remaining"),
+            Value::Int(next.unwrap_or(current)),
+        ),
+    ])
+}
+
+fn id_range(keyspace: &mut Keyspace, key: &[u8], size: i64, now: u64) -> Value {
+    let found = keyspace.find(key, now);
+    let last_issued = match read_counter(keyspace, &found) {
+        Ok(current) => current.unwrap_or(0),
+        Err(reply) => return reply,
+    };
+    let Some(last) = last_issued.checked_add(size) else {
+        return overflow();
+    };
+    write_counter(keyspace, found, key, last);
+    Value::Array(vec![Value::Int(last_issued + 1), Value::Int(last)])
 }
 
 /// Parses an integer written the way `to_value` would write it back (no `+`, no spaces,
@@ -408,6 +476,120 @@ mod tests {
             0,
         );
         assert!(matches!(reply, Value::Error(e) if e.code == ErrorCode::NotInteger as u16));
+    }
+
+    #[test]
+    fn dedup_first_writer_wins_and_keeps_its_expiry() {
+        let mut ks = Keyspace::new();
+        let dedup = |key: &'static str, ttl_ms| Command::Dedup {
+            key: b(key),
+            ttl_ms,
+        };
+        assert_eq!(apply(&mut ks, &dedup("imp", 1000), 0), Value::Bool(true));
+        assert_eq!(apply(&mut ks, &dedup("imp", 5000), 10), Value::Bool(false));
+        assert_eq!(
+            apply(&mut ks, &Command::PTtl(b("imp")), 10),
+            Value::Int(990)
+        );
+        assert_eq!(
+            apply(&mut ks, &dedup("imp", 1000), 1000),
+            Value::Bool(true),
+            "seen again after expiry"
+        );
+        let multi = Command::DedupMulti {
+            ttl_ms: 1000,
+            keys: vec![b("x"), b("imp"), b("x")],
+        };
+        assert_eq!(
+            apply(&mut ks, &multi, 1000),
+            Value::Array(vec![
+                Value::Bool(true),
+                Value::Bool(false),
+                Value::Bool(false)
+            ])
+        );
+    }
+
+    #[test]
+    fn counter_take_never_passes_the_floor() {
+        let mut ks = Keyspace::new();
+        let take = |amount, floor| Command::CounterTake {
+            key: b("c"),
+            amount,
+            floor,
+        };
+        let outcome = |taken, remaining| {
+            Value::Map(vec![
+                (Value::text("taken"), Value::Bool(taken)),
+                (Value::text("remaining"), Value::Int(remaining)),
+            ])
+        };
+        assert_eq!(
+            apply(&mut ks, &take(1, 0), 0),
+            outcome(false, 0),
+            "a missing counter is 0"
+        );
+        assert_eq!(
+            apply(&mut ks, &Command::Exists(vec![b("c")]), 0),
+            Value::Int(0),
+            "a refused take creates nothing"
+        );
+        assert_eq!(
+            apply(
+                &mut ks,
+                &Command::CounterPut {
+                    key: b("c"),
+                    amount: 10
+                },
+                0
+            ),
+            Value::Int(10)
+        );
+        assert_eq!(apply(&mut ks, &take(7, 0), 0), outcome(true, 3));
+        assert_eq!(apply(&mut ks, &take(4, 0), 0), outcome(false, 3));
+        assert_eq!(apply(&mut ks, &take(4, -1), 0), outcome(true, -1));
+        assert_eq!(
+            apply(&mut ks, &take(i64::MAX as u64, i64::MIN), 0),
+            outcome(true, i64::MIN)
+        );
+        assert_eq!(
+            apply(&mut ks, &take(1, i64::MIN), 0),
+            outcome(false, i64::MIN),
+            "no wrap-around"
+        );
+        ks.insert(b"text", Blob::new(b"abc"), None, 0);
+        let refused = apply(
+            &mut ks,
+            &Command::CounterTake {
+                key: b("text"),
+                amount: 1,
+                floor: 0,
+            },
+            0,
+        );
+        assert!(matches!(refused, Value::Error(e) if e.code == ErrorCode::NotInteger as u16));
+    }
+
+    #[test]
+    fn id_ranges_are_disjoint_and_contiguous() {
+        let mut ks = Keyspace::new();
+        let range = |size| Command::IdRange {
+            key: b("ids"),
+            size,
+        };
+        assert_eq!(
+            apply(&mut ks, &range(100), 0),
+            Value::Array(vec![Value::Int(1), Value::Int(100)])
+        );
+        assert_eq!(
+            apply(&mut ks, &range(1), 0),
+            Value::Array(vec![Value::Int(101), Value::Int(101)])
+        );
+        ks.insert(b"ids", Blob::Int(i64::MAX - 1), None, 0);
+        assert!(
+            matches!(apply(&mut ks, &range(2), 0), Value::Error(_)),
+            "overflow is refused"
+        );
     }
 
     #[test]
