@@ -3,29 +3,13 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use support::{TestServer, SHARD_COUNTS};
-use tessera_client::Connection;
+use support::{open_many, TestServer, SHARD_COUNTS};
 use tessera_protocol::{Command, SetArgs, SetCondition, SetExpiry, Value};
 use tokio::sync::Barrier;
 
 const CLIENTS: usize = 1000;
-
-async fn open_many(address: &str, count: usize) -> Vec<Connection> {
-    let mut connections = Vec::with_capacity(count);
-    for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
-        let opened = futures_util::future::join_all(
-            chunk
-                .iter()
-                .map(|_| Connection::open(address, None, Duration::from_secs(10))),
-        )
-        .await;
-        connections.extend(opened.into_iter().map(|c| c.expect("connection opens")));
-    }
-    connections
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_clients_racing_set_nx_have_one_winner() {

@@ -6,22 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use support::{TestServer, SHARD_COUNTS};
-use tessera_client::{Client, Connection, ErrorCode};
+use support::{open_many, TestServer, SHARD_COUNTS};
+use tessera_client::{Client, ErrorCode};
 use tessera_protocol::{Command, Value};
 use tokio::sync::Barrier;
-
-async fn open_many(address: &str, count: usize) -> Vec<Connection> {
-    let mut connections = Vec::with_capacity(count);
-    for _ in 0..count / 100 {
-        let batch = futures_util::future::join_all(
-            (0..100).map(|_| Connection::open(address, None, Duration::from_secs(10))),
-        )
-        .await;
-        connections.extend(batch.into_iter().map(|c| c.expect("connection opens")));
-    }
-    connections
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_clients_on_one_dedup_key_see_exactly_one_first() {

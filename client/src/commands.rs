@@ -38,6 +38,24 @@ fn expect_optional_bytes(value: Value) -> Result<Option<Bytes>> {
     }
 }
 
+/// Puts each shard's array answer back at its keys' positions in the caller's order.
+fn reassemble<T: Default + Clone>(
+    parts: Vec<(Vec<usize>, Value)>,
+    len: usize,
+    convert: fn(Value) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut out = vec![T::default(); len];
+    for (positions, value) in parts {
+        let Value::Array(items) = value else {
+            return Err(Error::unexpected("an array", &value));
+        };
+        for (position, item) in positions.into_iter().zip(items) {
+            out[position] = convert(item)?;
+        }
+    }
+    Ok(out)
+}
+
 fn expect_ok(value: Value) -> Result<()> {
     match value {
         Value::Ok => Ok(()),
@@ -190,21 +208,12 @@ impl Client {
         keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<Bytes>>> {
         let keys: Vec<Bytes> = keys.into_iter().map(Into::into).collect();
-        let mut out = vec![None; keys.len()];
         let parts = self
             .fan_out(&keys, |group| {
                 Command::MGet(group.iter().map(|&i| keys[i].clone()).collect())
             })
             .await?;
-        for (positions, value) in parts {
-            let Value::Array(items) = value else {
-                return Err(Error::unexpected("an array", &value));
-            };
-            for (position, item) in positions.into_iter().zip(items) {
-                out[position] = expect_optional_bytes(item)?;
-            }
-        }
-        Ok(out)
+        reassemble(parts, keys.len(), expect_optional_bytes)
     }
 
     /// MSET: sets many keys, one request per owning shard (atomic per shard).
@@ -307,16 +316,7 @@ impl Client {
                 keys: group.iter().map(|&i| keys[i].clone()).collect(),
             })
             .await?;
-        let mut firsts = vec![false; keys.len()];
-        for (positions, value) in parts {
-            let Value::Array(items) = value else {
-                return Err(Error::unexpected("an array", &value));
-            };
-            for (position, item) in positions.into_iter().zip(items) {
-                firsts[position] = expect_bool(item)?;
-            }
-        }
-        Ok(firsts)
+        reassemble(parts, keys.len(), expect_bool)
     }
 
     /// COUNTER.TAKE: takes `amount` only if the counter stays at or above `floor`.

@@ -118,3 +118,18 @@ impl Drop for TestServer {
 
 /// Shard counts every end-to-end case runs at.
 pub const SHARD_COUNTS: [usize; 2] = [1, 3];
+
+/// Opens `count` plain connections (no shard chosen), a hundred at a time.
+pub async fn open_many(address: &str, count: usize) -> Vec<tessera_client::Connection> {
+    let mut connections = Vec::with_capacity(count);
+    while connections.len() < count {
+        let batch = (count - connections.len()).min(100);
+        let opened = futures_util::future::join_all(
+            (0..batch)
+                .map(|_| tessera_client::Connection::open(address, None, Duration::from_secs(10))),
+        )
+        .await;
+        connections.extend(opened.into_iter().map(|c| c.expect("connection opens")));
+    }
+    connections
+}
