@@ -21,6 +21,9 @@ pub enum Error {
     /// The server answered with an error reply.
     #[error("server error: {0}")]
     Server(ErrorReply),
+    /// The call's arguments cannot form a valid request.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// The server's answer could not be decoded or had an unexpected shape.
     #[error("protocol error: {0}")]
     Protocol(String),

@@ -58,6 +58,12 @@ pub mod opcode {
     pub const MGET: u16 = 0x001b;
     /// MSET
     pub const MSET: u16 = 0x001c;
+    /// RL.CHECK
+    pub const RL_CHECK: u16 = 0x0020;
+    /// RL.PEEK
+    pub const RL_PEEK: u16 = 0x0021;
+    /// RL.RESET
+    pub const RL_RESET: u16 = 0x0022;
     /// DEDUP
     pub const DEDUP: u16 = 0x0030;
     /// DEDUP.MULTI
@@ -269,6 +275,33 @@ pub static COMMANDS: &[CommandSpec] = &[
         keys: KeySpec::Pairs,
     },
     CommandSpec {
+        opcode: opcode::RL_CHECK,
+        name: "RL.CHECK",
+        syntax: "key LIMIT n WINDOW ms [LIMIT n WINDOW ms ...] [COST c] [ALGO sliding|gcra] [BURST b]",
+        wire: "key:bytes algo:u8 (0 sliding, 1 gcra) cost:uvarint burst:uvarint (0 = limit) count:uvarint (limit:uvarint window_ms:uvarint)*count",
+        reply: "MAP {allowed: BOOL, remaining: INT, reset_after_ms: INT, retry_after_ms: INT (0 if allowed, -1 if never)}",
+        summary: "Checks cost units against every tier and consumes them from all tiers or from none.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::RL_PEEK,
+        name: "RL.PEEK",
+        syntax: "key LIMIT n WINDOW ms [LIMIT n WINDOW ms ...] [COST c] [ALGO sliding|gcra] [BURST b]",
+        wire: "as RL.CHECK",
+        reply: "as RL.CHECK",
+        summary: "Answers what RL.CHECK would, without consuming anything.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::RL_RESET,
+        name: "RL.RESET",
+        syntax: "key",
+        wire: "key:bytes",
+        reply: "INT 1 if there was state to forget, else 0",
+        summary: "Forgets a rate limit's state, as if the key had never been checked.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
         opcode: opcode::DEDUP,
         name: "DEDUP",
         syntax: "key seconds",
@@ -366,6 +399,70 @@ pub struct SetArgs<P = Bytes> {
     pub get: bool,
 }
 
+/// Most tiers one rate-limit key checks at once.
+pub const MAX_TIERS: usize = 4;
+
+/// One rate-limit tier: at most `limit` units per `window_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tier {
+    /// Units allowed per window.
+    pub limit: u64,
+    /// Window length in milliseconds.
+    pub window_ms: u64,
+}
+
+/// The tiers of one check, held inline (no allocation per request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tiers {
+    len: u8,
+    items: [Tier; MAX_TIERS],
+}
+
+impl Tiers {
+    /// Builds a list from 1 ..= `MAX_TIERS` tiers.
+    pub fn new(tiers: &[Tier]) -> Option<Tiers> {
+        if tiers.is_empty() || tiers.len() > MAX_TIERS {
+            return None;
+        }
+        let mut items = [Tier::default(); MAX_TIERS];
+        items[..tiers.len()].copy_from_slice(tiers);
+        Some(Tiers {
+            len: tiers.len() as u8,
+            items,
+        })
+    }
+
+    /// The tiers.
+    pub fn as_slice(&self) -> &[Tier] {
+        &self.items[..usize::from(self.len)]
+    }
+}
+
+/// Rate-limit algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    /// Sliding-window counter: two fixed buckets, the older weighted by its overlap.
+    #[default]
+    Sliding,
+    /// Generic cell rate algorithm: even pacing with a burst allowance.
+    Gcra,
+}
+
+/// Arguments of RL.CHECK and RL.PEEK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit<P = Bytes> {
+    /// Key holding the state.
+    pub key: P,
+    /// How units are counted.
+    pub algorithm: Algorithm,
+    /// Units this request costs.
+    pub cost: u64,
+    /// GCRA only: units that may arrive at once; 0 means the tier's limit.
+    pub burst: u64,
+    /// Limits that must all allow the request.
+    pub tiers: Tiers,
+}
+
 /// SET flag bits on the wire.
 pub mod set_flags {
     /// NX
@@ -446,6 +543,12 @@ pub enum Command<P = Bytes> {
     MGet(Vec<P>),
     /// MSET key value...
     MSet(Vec<(P, P)>),
+    /// RL.CHECK key LIMIT n WINDOW ms ...
+    RlCheck(RateLimit<P>),
+    /// RL.PEEK key LIMIT n WINDOW ms ...
+    RlPeek(RateLimit<P>),
+    /// RL.RESET key
+    RlReset(P),
     /// DEDUP key seconds
     Dedup {
         /// Key recorded.
@@ -507,6 +610,9 @@ impl<P: Payload> Command<P> {
             Command::DecrBy { .. } => opcode::DECRBY,
             Command::MGet(_) => opcode::MGET,
             Command::MSet(_) => opcode::MSET,
+            Command::RlCheck(_) => opcode::RL_CHECK,
+            Command::RlPeek(_) => opcode::RL_PEEK,
+            Command::RlReset(_) => opcode::RL_RESET,
             Command::Dedup { .. } => opcode::DEDUP,
             Command::DedupMulti { .. } => opcode::DEDUP_MULTI,
             Command::CounterTake { .. } => opcode::COUNTER_TAKE,
@@ -537,11 +643,14 @@ impl<P: Payload> Command<P> {
             Command::DecrBy { .. } => 15,
             Command::MGet(_) => 16,
             Command::MSet(_) => 17,
-            Command::Dedup { .. } => 18,
-            Command::DedupMulti { .. } => 19,
-            Command::CounterTake { .. } => 20,
-            Command::CounterPut { .. } => 21,
-            Command::IdRange { .. } => 22,
+            Command::RlCheck(_) => 18,
+            Command::RlPeek(_) => 19,
+            Command::RlReset(_) => 20,
+            Command::Dedup { .. } => 21,
+            Command::DedupMulti { .. } => 22,
+            Command::CounterTake { .. } => 23,
+            Command::CounterPut { .. } => 24,
+            Command::IdRange { .. } => 25,
         }
     }
 
@@ -564,8 +673,10 @@ impl<P: Payload> Command<P> {
             | Command::Dedup { key, .. }
             | Command::CounterTake { key, .. }
             | Command::CounterPut { key, .. }
-            | Command::IdRange { key, .. } => Some(key),
+            | Command::IdRange { key, .. }
+            | Command::RlReset(key) => Some(key),
             Command::Set(args) => Some(&args.key),
+            Command::RlCheck(limit) | Command::RlPeek(limit) => Some(&limit.key),
             _ => None,
         }
     }
@@ -650,6 +761,21 @@ impl<P: Payload> Command<P> {
                 put_bytes(buf, key.as_ref());
                 put_uvarint(buf, *n);
             }
+            Command::RlCheck(limit) | Command::RlPeek(limit) => {
+                put_bytes(buf, limit.key.as_ref());
+                buf.put_u8(match limit.algorithm {
+                    Algorithm::Sliding => 0,
+                    Algorithm::Gcra => 1,
+                });
+                put_uvarint(buf, limit.cost);
+                put_uvarint(buf, limit.burst);
+                put_uvarint(buf, limit.tiers.as_slice().len() as u64);
+                for tier in limit.tiers.as_slice() {
+                    put_uvarint(buf, tier.limit);
+                    put_uvarint(buf, tier.window_ms);
+                }
+            }
+            Command::RlReset(key) => put_bytes(buf, key.as_ref()),
         }
     }
 
@@ -745,6 +871,9 @@ impl<P: Payload> Command<P> {
                 }
                 Command::MSet(pairs)
             }
+            opcode::RL_CHECK => Command::RlCheck(read_rate_limit(&mut r)?),
+            opcode::RL_PEEK => Command::RlPeek(read_rate_limit(&mut r)?),
+            opcode::RL_RESET => Command::RlReset(read_key(&mut r)?),
             opcode::DEDUP => Command::Dedup {
                 key: read_key(&mut r)?,
                 ttl_ms: checked_ttl(r.uvarint()?)?,
@@ -785,6 +914,13 @@ impl<P: Payload> Command<P> {
     /// was decoded from (e.g. to send it to another shard).
     pub fn to_owned_bytes(&self) -> Command<Bytes> {
         let own = |p: &P| Bytes::copy_from_slice(p.as_ref());
+        let own_rate_limit = |limit: &RateLimit<P>| RateLimit {
+            key: own(&limit.key),
+            algorithm: limit.algorithm,
+            cost: limit.cost,
+            burst: limit.burst,
+            tiers: limit.tiers,
+        };
         let own_all = |keys: &[P]| keys.iter().map(own).collect();
         match self {
             Command::Ping(message) => Command::Ping(message.as_ref().map(own)),
@@ -828,6 +964,9 @@ impl<P: Payload> Command<P> {
             Command::MSet(pairs) => {
                 Command::MSet(pairs.iter().map(|(k, v)| (own(k), own(v))).collect())
             }
+            Command::RlCheck(limit) => Command::RlCheck(own_rate_limit(limit)),
+            Command::RlPeek(limit) => Command::RlPeek(own_rate_limit(limit)),
+            Command::RlReset(key) => Command::RlReset(own(key)),
             Command::Dedup { key, ttl_ms } => Command::Dedup {
                 key: own(key),
                 ttl_ms: *ttl_ms,
@@ -958,6 +1097,19 @@ impl Command<Bytes> {
                     .collect::<Result<Vec<_>, ErrorReply>>()?;
                 Command::MSet(pairs)
             }
+            opcode::RL_CHECK | opcode::RL_PEEK => {
+                arity(!args.is_empty())?;
+                let limit = parse_rate_limit(&args[0], &args[1..])?;
+                if spec.opcode == opcode::RL_CHECK {
+                    Command::RlCheck(limit)
+                } else {
+                    Command::RlPeek(limit)
+                }
+            }
+            opcode::RL_RESET => {
+                arity(args.len() == 1)?;
+                Command::RlReset(text_key(&args[0])?)
+            }
             opcode::DEDUP => {
                 arity(args.len() == 2)?;
                 Command::Dedup {
@@ -1042,6 +1194,114 @@ fn checked_ttl(ms: u64) -> Result<u64, DecodeError> {
         return Err(DecodeError::InvalidExpire);
     }
     Ok(ms)
+}
+
+/// Checks a rate limit's shape: 1 ..= `MAX_TIERS` tiers with limits and costs that fit
+/// the 32-bit counters, windows within the expiry range, and GCRA with exactly one tier.
+fn validate_rate_limit<P>(limit: &RateLimit<P>) -> Result<(), &'static str> {
+    let max_units = u64::from(u32::MAX);
+    for tier in limit.tiers.as_slice() {
+        if !(1..=max_units).contains(&tier.limit) {
+            return Err("LIMIT must be between 1 and 2^32-1");
+        }
+        if !(1..=MAX_EXPIRE_MS as u64).contains(&tier.window_ms) {
+            return Err("WINDOW must be between 1 ms and 100 years");
+        }
+    }
+    if limit.cost > max_units || limit.burst > max_units {
+        return Err("COST and BURST must be at most 2^32-1");
+    }
+    match limit.algorithm {
+        Algorithm::Gcra if limit.tiers.as_slice().len() != 1 => {
+            Err("ALGO gcra takes exactly one LIMIT/WINDOW")
+        }
+        Algorithm::Sliding if limit.burst != 0 => Err("BURST applies to ALGO gcra only"),
+        _ => Ok(()),
+    }
+}
+
+fn read_rate_limit<P: Payload>(r: &mut Reader<P>) -> Result<RateLimit<P>, DecodeError> {
+    let key = read_key(r)?;
+    let algorithm = match r.u8()? {
+        0 => Algorithm::Sliding,
+        1 => Algorithm::Gcra,
+        _ => return Err(DecodeError::Invalid("unknown rate-limit algorithm")),
+    };
+    let cost = r.uvarint()?;
+    let burst = r.uvarint()?;
+    let count = r.count(2)?;
+    if count == 0 || count > MAX_TIERS {
+        return Err(DecodeError::Invalid("a rate limit has 1 to 4 tiers"));
+    }
+    let mut tiers = [Tier::default(); MAX_TIERS];
+    for tier in tiers.iter_mut().take(count) {
+        *tier = Tier {
+            limit: r.uvarint()?,
+            window_ms: r.uvarint()?,
+        };
+    }
+    let limit = RateLimit {
+        key,
+        algorithm,
+        cost,
+        burst,
+        tiers: Tiers::new(&tiers[..count])
+            .ok_or(DecodeError::Invalid("a rate limit has 1 to 4 tiers"))?,
+    };
+    validate_rate_limit(&limit).map_err(DecodeError::Invalid)?;
+    Ok(limit)
+}
+
+fn parse_rate_limit(key: &Bytes, options: &[Bytes]) -> Result<RateLimit, ErrorReply> {
+    let syntax = |message: &str| ErrorReply::new(ErrorCode::Syntax, message);
+    let mut tiers = Vec::new();
+    let mut limit = RateLimit {
+        key: text_key(key)?,
+        algorithm: Algorithm::Sliding,
+        cost: 1,
+        burst: 0,
+        tiers: Tiers::default(),
+    };
+    let mut words = options.iter();
+    while let Some(word) = words.next() {
+        let mut value = || {
+            words
+                .next()
+                .ok_or_else(|| syntax("an option is missing its value"))
+        };
+        match word.to_ascii_uppercase().as_slice() {
+            b"LIMIT" => {
+                let n = parse_int::<u64>(value()?)?;
+                if !words
+                    .next()
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"WINDOW"))
+                {
+                    return Err(syntax("LIMIT n must be followed by WINDOW ms"));
+                }
+                let ms = words
+                    .next()
+                    .ok_or_else(|| syntax("WINDOW needs milliseconds"))?;
+                tiers.push(Tier {
+                    limit: n,
+                    window_ms: parse_int::<u64>(ms)?,
+                });
+            }
+            b"COST" => limit.cost = parse_int::<u64>(value()?)?,
+            b"BURST" => limit.burst = parse_int::<u64>(value()?)?,
+            b"ALGO" => {
+                limit.algorithm = match value()?.to_ascii_lowercase().as_slice() {
+                    b"sliding" => Algorithm::Sliding,
+                    b"gcra" => Algorithm::Gcra,
+                    _ => return Err(syntax("ALGO is sliding or gcra")),
+                }
+            }
+            _ => return Err(syntax("syntax error in rate-limit options")),
+        }
+    }
+    limit.tiers =
+        Tiers::new(&tiers).ok_or_else(|| syntax("give 1 to 4 LIMIT n WINDOW ms tiers"))?;
+    validate_rate_limit(&limit).map_err(syntax)?;
+    Ok(limit)
 }
 
 fn checked_amount(amount: u64) -> Result<u64, DecodeError> {
@@ -1218,6 +1478,35 @@ mod tests {
             },
             Command::MGet(vec![k("a"), k("b"), k("c")]),
             Command::MSet(vec![(k("a"), k("1")), (k("b"), k("2"))]),
+            Command::RlCheck(RateLimit {
+                key: k("client:1"),
+                algorithm: Algorithm::Sliding,
+                cost: 1,
+                burst: 0,
+                tiers: Tiers::new(&[
+                    Tier {
+                        limit: 10,
+                        window_ms: 1000,
+                    },
+                    Tier {
+                        limit: 1000,
+                        window_ms: 3_600_000,
+                    },
+                ])
+                .unwrap(),
+            }),
+            Command::RlPeek(RateLimit {
+                key: k("client:1"),
+                algorithm: Algorithm::Gcra,
+                cost: 2,
+                burst: 5,
+                tiers: Tiers::new(&[Tier {
+                    limit: 100,
+                    window_ms: 60_000,
+                }])
+                .unwrap(),
+            }),
+            Command::RlReset(k("client:1")),
             Command::Dedup {
                 key: k("imp:1"),
                 ttl_ms: 3_600_000,
@@ -1406,7 +1695,26 @@ mod tests {
                 keys: vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]
             }
         );
+        let parsed = Command::parse_words(&words(
+            "rl.check c limit 10 window 1000 limit 100 window 60000 cost 2",
+        ))
+        .unwrap();
+        let Command::RlCheck(limit) = parsed else {
+            panic!("RL.CHECK parses to RlCheck")
+        };
+        assert_eq!(limit.cost, 2);
+        assert_eq!(limit.tiers.as_slice().len(), 2);
         let err = |line| Command::parse_words(&words(line)).unwrap_err().known_code();
+        assert_eq!(err("rl.check c limit 10"), Some(ErrorCode::Syntax));
+        assert_eq!(err("rl.check c limit 0 window 10"), Some(ErrorCode::Syntax));
+        assert_eq!(
+            err("rl.check c limit 1 window 1 limit 1 window 2 algo gcra"),
+            Some(ErrorCode::Syntax)
+        );
+        assert_eq!(
+            err("rl.check c limit 1 window 1 burst 3"),
+            Some(ErrorCode::Syntax)
+        );
         assert_eq!(err("dedup k 0"), Some(ErrorCode::InvalidExpire));
         assert_eq!(err("counter.take k -1"), Some(ErrorCode::NotInteger));
         assert_eq!(err("counter.take k 1 floor"), Some(ErrorCode::Syntax));

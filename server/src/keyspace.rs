@@ -9,6 +9,37 @@ use std::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 pub use crate::blob::Blob;
+use crate::ratelimit::{Gcra, Window};
+
+/// What a key holds: bytes, or the state of one of the native types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Bytes or an integer (strings, counters, dedup records).
+    Blob(Blob),
+    /// A single-tier sliding-window rate limit.
+    Window(Window),
+    /// A GCRA rate limit.
+    Gcra(Gcra),
+    /// A multi-tier sliding-window rate limit, one window per tier.
+    Tiers(Box<[Window]>),
+}
+
+impl Stored {
+    /// Heap bytes owned, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Stored::Blob(blob) => blob.heap_bytes(),
+            Stored::Tiers(tiers) => std::mem::size_of_val::<[Window]>(tiers),
+            Stored::Window(_) | Stored::Gcra(_) => 0,
+        }
+    }
+}
+
+impl From<Blob> for Stored {
+    fn from(blob: Blob) -> Self {
+        Stored::Blob(blob)
+    }
+}
 
 /// Where a lookup landed: the key's hash and, if it is live, its bucket. Valid until the
 /// keyspace is next changed; the write methods consume it so it cannot outlive that.
@@ -35,7 +66,7 @@ const MAX_ROUNDS: usize = 16;
 #[derive(Debug)]
 struct Slot {
     key: Blob,
-    value: Blob,
+    value: Stored,
     /// Milliseconds on the server clock, or `NO_DEADLINE`.
     deadline: u64,
     /// Position in `Keyspace::volatile` while `deadline != NO_DEADLINE`.
@@ -152,7 +183,7 @@ impl Keyspace {
     }
 
     /// The value at a lookup's result.
-    pub fn value(&self, found: &Found) -> Option<&Blob> {
+    pub fn value(&self, found: &Found) -> Option<&Stored> {
         self.table.get_bucket(found.index?).map(|s| &s.value)
     }
 
@@ -168,9 +199,9 @@ impl Keyspace {
         &mut self,
         found: Found,
         key: &[u8],
-        value: Blob,
+        value: Stored,
         deadline: Option<u64>,
-    ) -> Option<Blob> {
+    ) -> Option<Stored> {
         let deadline = deadline.unwrap_or(NO_DEADLINE);
         if let Some(index) = found.index {
             let new_bytes = value.heap_bytes();
@@ -202,8 +233,22 @@ impl Keyspace {
         None
     }
 
+    /// The value where `found` points, to change in place.
+    pub fn value_mut(&mut self, found: &Found) -> Option<&mut Stored> {
+        self.table
+            .get_bucket_mut(found.index?)
+            .map(|s| &mut s.value)
+    }
+
+    /// Sets the deadline where `found` points (`None` = never expires).
+    pub fn set_deadline_of(&mut self, found: &Found, deadline: Option<u64>) {
+        if let Some(index) = found.index {
+            self.set_deadline_at(index, found.hash, deadline.unwrap_or(NO_DEADLINE));
+        }
+    }
+
     /// Replaces the value where `found` points, keeping its deadline; `false` if absent.
-    pub fn replace_value(&mut self, found: &Found, value: Blob) -> bool {
+    pub fn replace_value(&mut self, found: &Found, value: Stored) -> bool {
         let Some(slot) = found.index.and_then(|i| self.table.get_bucket_mut(i)) else {
             return false;
         };
@@ -214,7 +259,7 @@ impl Keyspace {
     }
 
     /// The live value of `key`.
-    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Blob> {
+    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Stored> {
         let found = self.find(key, now);
         self.table.get_bucket(found.index?).map(|s| &s.value)
     }
@@ -228,10 +273,10 @@ impl Keyspace {
     pub fn insert(
         &mut self,
         key: &[u8],
-        value: Blob,
+        value: Stored,
         deadline: Option<u64>,
         now: u64,
-    ) -> Option<Blob> {
+    ) -> Option<Stored> {
         let found = self.find(key, now);
         self.write(found, key, value, deadline)
     }
@@ -376,8 +421,8 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
-    fn bytes(v: &str) -> Blob {
-        Blob::new(v.as_bytes())
+    fn bytes(v: &str) -> Stored {
+        Stored::Blob(Blob::new(v.as_bytes()))
     }
 
     #[test]
@@ -455,7 +500,7 @@ mod tests {
                 match op {
                     Op::Insert(k, d) => {
                         let d = d.map(|d| now + d);
-                        ks.insert(&[k], Blob::Int(step.into()), d, now);
+                        ks.insert(&[k], Blob::Int(step.into()).into(), d, now);
                         model.insert(k, (step, d));
                     }
                     Op::Remove(k) => {
@@ -472,7 +517,7 @@ mod tests {
                         }
                     }
                     Op::Get(k) => {
-                        let expected = live(&model, k, now).map(|(v, _)| Blob::Int(v.into()));
+                        let expected = live(&model, k, now).map(|(v, _)| Stored::Blob(Blob::Int(v.into())));
                         prop_assert_eq!(ks.get(&[k], now).cloned(), expected);
                     }
                     Op::Advance(ms) => now += ms,

@@ -5,10 +5,12 @@
 
 use bytes::Bytes;
 use tessera_protocol::command::MAX_EXPIRE_MS;
+use tessera_protocol::command::{Algorithm, RateLimit, Tier, MAX_TIERS};
 use tessera_protocol::wire::Payload;
 use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Value};
 
-use crate::keyspace::{Blob, Found, Keyspace};
+use crate::keyspace::{Blob, Found, Keyspace, Stored};
+use crate::ratelimit::{Decision, Gcra, Window};
 
 /// A shard operation's result: a value, or a stored value lent out until the reply is
 /// written, so a local GET copies its bytes once, straight into the output buffer.
@@ -45,7 +47,8 @@ pub fn apply<'a, P: Payload>(
 ) -> Reply<'a> {
     if let Command::Get(key) = command {
         return match keyspace.get(key.as_ref(), now) {
-            Some(blob) => Reply::Stored(blob),
+            Some(Stored::Blob(blob)) => Reply::Stored(blob),
+            Some(_) => Reply::Value(wrong_type()),
             None => Reply::Value(Value::Nil),
         };
     }
@@ -54,7 +57,11 @@ pub fn apply<'a, P: Payload>(
 
 fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u64) -> Value {
     match command {
-        Command::Get(key) => keyspace.get(key.as_ref(), now).map_or(Value::Nil, to_value),
+        Command::Get(key) => match keyspace.get(key.as_ref(), now) {
+            Some(Stored::Blob(blob)) => to_value(blob),
+            Some(_) => wrong_type(),
+            None => Value::Nil,
+        },
         Command::Set(args) => set(keyspace, args, now),
         Command::Del(keys) => count(keys, |k| keyspace.remove(k, now)),
         Command::Exists(keys) => count(keys, |k| keyspace.contains(k, now)),
@@ -79,12 +86,15 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         },
         Command::MGet(keys) => Value::Array(
             keys.iter()
-                .map(|k| keyspace.get(k.as_ref(), now).map_or(Value::Nil, to_value))
+                .map(|k| match keyspace.get(k.as_ref(), now) {
+                    Some(Stored::Blob(blob)) => to_value(blob),
+                    _ => Value::Nil,
+                })
                 .collect(),
         ),
         Command::MSet(pairs) => {
             for (key, value) in pairs {
-                keyspace.insert(key.as_ref(), Blob::new(value.as_ref()), None, now);
+                keyspace.insert(key.as_ref(), Blob::new(value.as_ref()).into(), None, now);
             }
             Value::Ok
         }
@@ -99,6 +109,16 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         }
         Command::CounterPut { key, amount } => incr_by(keyspace, key.as_ref(), *amount as i64, now),
         Command::IdRange { key, size } => id_range(keyspace, key.as_ref(), *size as i64, now),
+        Command::RlCheck(limit) => rate_limit(keyspace, limit, now, true),
+        Command::RlPeek(limit) => rate_limit(keyspace, limit, now, false),
+        Command::RlReset(key) => {
+            let found = keyspace.find(key.as_ref(), now);
+            match keyspace.value(&found) {
+                Some(Stored::Blob(_)) => wrong_type(),
+                Some(_) => Value::Int(i64::from(keyspace.remove(key.as_ref(), now))),
+                None => Value::Int(0),
+            }
+        }
         Command::DbSize => Value::Int(keyspace.len() as i64),
         Command::FlushAll => {
             keyspace.clear();
@@ -134,10 +154,10 @@ fn set<P: Payload>(keyspace: &mut Keyspace, args: &SetArgs<P>, now: u64) -> Valu
         SetCondition::IfAbsent => !found.exists(),
         SetCondition::IfPresent => found.exists(),
     };
-    let old = if args.get {
-        keyspace.value(&found).map_or(Value::Nil, to_value)
-    } else {
-        Value::Nil
+    let old = match (args.get, keyspace.value(&found)) {
+        (true, Some(Stored::Blob(blob))) => to_value(blob),
+        (true, Some(_)) => return wrong_type(),
+        _ => Value::Nil,
     };
     if !proceed {
         return old;
@@ -147,7 +167,7 @@ fn set<P: Payload>(keyspace: &mut Keyspace, args: &SetArgs<P>, now: u64) -> Valu
         SetExpiry::Keep => current_deadline.flatten(),
         SetExpiry::In(ms) => Some(now + ms),
     };
-    keyspace.write(found, key, Blob::new(args.value.as_ref()), deadline);
+    keyspace.write(found, key, Blob::new(args.value.as_ref()).into(), deadline);
     if args.get {
         old
     } else {
@@ -181,7 +201,7 @@ fn dedup(keyspace: &mut Keyspace, key: &[u8], ttl_ms: u64, now: u64) -> bool {
     if found.exists() {
         return false;
     }
-    keyspace.write(found, key, Blob::new(b""), Some(now + ttl_ms));
+    keyspace.write(found, key, Blob::new(b"").into(), Some(now + ttl_ms));
     true
 }
 
@@ -190,8 +210,8 @@ fn dedup(keyspace: &mut Keyspace, key: &[u8], ttl_ms: u64, now: u64) -> bool {
 fn read_counter(keyspace: &Keyspace, found: &Found) -> Result<Option<i64>, Value> {
     match keyspace.value(found) {
         None => Ok(None),
-        Some(Blob::Int(n)) => Ok(Some(*n)),
-        Some(text) => text
+        Some(Stored::Blob(Blob::Int(n))) => Ok(Some(*n)),
+        Some(Stored::Blob(text)) => text
             .as_bytes()
             .and_then(parse_canonical_int)
             .map(Some)
@@ -201,15 +221,16 @@ fn read_counter(keyspace: &Keyspace, found: &Found) -> Result<Option<i64>, Value
                     "value is not an integer or out of range",
                 )
             }),
+        Some(_) => Err(wrong_type()),
     }
 }
 
 /// Stores `value` in a counter, keeping an existing key's expiry.
 fn write_counter(keyspace: &mut Keyspace, found: Found, key: &[u8], value: i64) {
     if found.exists() {
-        keyspace.replace_value(&found, Blob::Int(value));
+        keyspace.replace_value(&found, Blob::Int(value).into());
     } else {
-        keyspace.write(found, key, Blob::Int(value), None);
+        keyspace.write(found, key, Blob::Int(value).into(), None);
     }
 }
 
@@ -264,6 +285,127 @@ fn parse_canonical_int(raw: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(raw).ok()?;
     let n: i64 = text.parse().ok()?;
     (n.to_string() == text).then_some(n)
+}
+
+/// Checks (and with `consume`, counts) a request against a rate limit. State whose shape
+/// does not match the request's tiers or algorithm (the limit was reconfigured) starts over.
+fn rate_limit<P: Payload>(
+    keyspace: &mut Keyspace,
+    limit: &RateLimit<P>,
+    now: u64,
+    consume: bool,
+) -> Value {
+    let key = limit.key.as_ref();
+    let found = keyspace.find(key, now);
+    let fits = match keyspace.value(&found) {
+        Some(Stored::Blob(_)) => return wrong_type(),
+        Some(state) => same_shape(state, limit),
+        None => false,
+    };
+    let decision = if fits {
+        let Some(state) = keyspace.value_mut(&found) else {
+            return Value::error(ErrorCode::Internal, "rate-limit state vanished");
+        };
+        let (decision, idle) = decide(state, limit, now, consume);
+        if consume {
+            keyspace.set_deadline_of(&found, Some(idle));
+        }
+        decision
+    } else {
+        let mut state = fresh_state(limit);
+        let (decision, idle) = decide(&mut state, limit, now, consume);
+        if consume && decision.allowed {
+            keyspace.write(found, key, state, Some(idle));
+        }
+        decision
+    };
+    Value::Map(vec![
+        (Value::text("allowed"), Value::Bool(decision.allowed)),
+        (
+            Value::text("remaining"),
+            Value::Int(decision.remaining.min(i64::MAX as u64) as i64),
+        ),
+        (
+            Value::text("reset_after_ms"),
+            Value::Int(decision.reset_after_ms as i64),
+        ),
+        (
+            Value::text("retry_after_ms"),
+            Value::Int(decision.retry_after_ms),
+        ),
+    ])
+}
+
+fn same_shape<P>(state: &Stored, limit: &RateLimit<P>) -> bool {
+    let tiers = limit.tiers.as_slice().len();
+    match (state, limit.algorithm) {
+        (Stored::Window(_), Algorithm::Sliding) => tiers == 1,
+        (Stored::Tiers(windows), Algorithm::Sliding) => windows.len() == tiers,
+        (Stored::Gcra(_), Algorithm::Gcra) => true,
+        _ => false,
+    }
+}
+
+fn fresh_state<P>(limit: &RateLimit<P>) -> Stored {
+    match (limit.algorithm, limit.tiers.as_slice().len()) {
+        (Algorithm::Gcra, _) => Stored::Gcra(Gcra::default()),
+        (Algorithm::Sliding, 1) => Stored::Window(Window::default()),
+        (Algorithm::Sliding, n) => Stored::Tiers(vec![Window::default(); n].into_boxed_slice()),
+    }
+}
+
+/// Decides on `state` (already of the right shape) and returns the decision and the time
+/// after which the state no longer matters, used as the key's expiry.
+fn decide<P>(state: &mut Stored, limit: &RateLimit<P>, now: u64, consume: bool) -> (Decision, u64) {
+    let tiers = limit.tiers.as_slice();
+    match state {
+        Stored::Gcra(gcra) => {
+            let decision = gcra.check(tiers[0], limit.burst, now, limit.cost, consume);
+            (decision, gcra.idle_deadline())
+        }
+        Stored::Window(window) => decide_windows(
+            std::slice::from_mut(window),
+            tiers,
+            limit.cost,
+            now,
+            consume,
+        ),
+        Stored::Tiers(windows) => decide_windows(windows, tiers, limit.cost, now, consume),
+        Stored::Blob(_) => unreachable!("bytes were refused with WRONGTYPE before deciding"),
+    }
+}
+
+/// All tiers decide first; the cost is then counted in every tier or in none.
+fn decide_windows(
+    windows: &mut [Window],
+    tiers: &[Tier],
+    cost: u64,
+    now: u64,
+    consume: bool,
+) -> (Decision, u64) {
+    let mut decisions = [None; MAX_TIERS];
+    for (slot, (window, tier)) in decisions.iter_mut().zip(windows.iter_mut().zip(tiers)) {
+        window.roll(now, tier.window_ms);
+        *slot = Some(window.decide(*tier, now, cost));
+    }
+    let decision = Decision::all(decisions.into_iter().flatten());
+    if consume && decision.allowed {
+        windows.iter_mut().for_each(|w| w.consume(cost));
+    }
+    let idle = windows
+        .iter()
+        .zip(tiers)
+        .map(|(w, t)| w.idle_deadline(t.window_ms))
+        .max()
+        .unwrap_or(now);
+    (decision, idle)
+}
+
+fn wrong_type() -> Value {
+    Value::error(
+        ErrorCode::WrongType,
+        "the key holds a value of another kind",
+    )
 }
 
 fn overflow() -> Value {
@@ -443,7 +585,7 @@ mod tests {
             Value::Int(-3)
         );
         for bad in ["x", " 1", "01", "+1", "99999999999999999999"] {
-            ks.insert(b"bad", Blob::new(bad.as_bytes()), None, 0);
+            ks.insert(b"bad", Blob::new(bad.as_bytes()).into(), None, 0);
             let reply = apply(
                 &mut ks,
                 &Command::IncrBy {
@@ -457,7 +599,7 @@ mod tests {
                 "{bad}"
             );
         }
-        ks.insert(b"max", Blob::Int(i64::MAX), None, 0);
+        ks.insert(b"max", Blob::Int(i64::MAX).into(), None, 0);
         let reply = apply(
             &mut ks,
             &Command::IncrBy {
@@ -557,7 +699,7 @@ mod tests {
             outcome(false, i64::MIN),
             "no wrap-around"
         );
-        ks.insert(b"text", Blob::new(b"abc"), None, 0);
+        ks.insert(b"text", Blob::new(b"abc").into(), None, 0);
         let refused = apply(
             &mut ks,
             &Command::CounterTake {
@@ -585,10 +727,139 @@ mod tests {
             apply(&mut ks, &range(1), 0),
             Value::Array(vec![Value::Int(101), Value::Int(101)])
         );
-        ks.insert(b"ids", Blob::Int(i64::MAX - 1), None, 0);
+        ks.insert(b"ids", Blob::Int(i64::MAX - 1).into(), None, 0);
         assert!(
             matches!(apply(&mut ks, &range(2), 0), Value::Error(_)),
             "overflow is refused"
+        );
+    }
+
+    fn limit(algorithm: Algorithm, tiers: &[(u64, u64)], cost: u64) -> RateLimit {
+        let tiers: Vec<Tier> = tiers
+            .iter()
+            .map(|&(limit, window_ms)| Tier { limit, window_ms })
+            .collect();
+        RateLimit {
+            key: b("client"),
+            algorithm,
+            cost,
+            burst: 0,
+            tiers: tessera_protocol::command::Tiers::new(&tiers).unwrap(),
+        }
+    }
+
+    fn field(reply: &Value, name: &str) -> Value {
+        reply.get(name).cloned().unwrap_or(Value::Nil)
+    }
+
+    #[test]
+    fn multi_tier_limits_consume_from_all_or_none() {
+        let mut ks = Keyspace::new();
+        // 3 per second and 5 per minute.
+        let check = Command::RlCheck(limit(Algorithm::Sliding, &[(3, 1000), (5, 60_000)], 1));
+        let allowed = |ks: &mut Keyspace, now| field(&apply(ks, &check, now), "allowed");
+        for _ in 0..3 {
+            assert_eq!(allowed(&mut ks, 0), Value::Bool(true));
+        }
+        assert_eq!(
+            allowed(&mut ks, 0),
+            Value::Bool(false),
+            "the per-second tier is full"
+        );
+        // Seconds later the per-second tier has room, the minute tier has 2 left.
+        assert_eq!(allowed(&mut ks, 2000), Value::Bool(true));
+        assert_eq!(allowed(&mut ks, 2000), Value::Bool(true));
+        let denied = apply(&mut ks, &check, 2000);
+        assert_eq!(
+            field(&denied, "allowed"),
+            Value::Bool(false),
+            "the minute tier is full"
+        );
+        assert_eq!(field(&denied, "remaining"), Value::Int(0));
+        assert!(matches!(field(&denied, "retry_after_ms"), Value::Int(ms) if ms > 1000));
+    }
+
+    #[test]
+    fn a_denied_multi_tier_check_counts_in_no_tier() {
+        let tiers = [
+            Tier {
+                limit: 3,
+                window_ms: 1000,
+            },
+            Tier {
+                limit: 1,
+                window_ms: 60_000,
+            },
+        ];
+        let mut windows = [Window::default(); 2];
+        assert!(decide_windows(&mut windows, &tiers, 1, 0, true).0.allowed);
+        let before = windows;
+        let (decision, _) = decide_windows(&mut windows, &tiers, 1, 0, true);
+        assert!(!decision.allowed, "the minute tier is full");
+        assert_eq!(
+            windows, before,
+            "and the second tier, which had room, counted nothing"
+        );
+    }
+
+    #[test]
+    fn peek_reset_and_wrong_type() {
+        let mut ks = Keyspace::new();
+        let check = Command::RlCheck(limit(Algorithm::Gcra, &[(2, 1000)], 1));
+        let peek = Command::RlPeek(limit(Algorithm::Gcra, &[(2, 1000)], 1));
+        assert_eq!(field(&apply(&mut ks, &peek, 0), "remaining"), Value::Int(1));
+        assert_eq!(
+            apply(&mut ks, &Command::Exists(vec![b("client")]), 0),
+            Value::Int(0),
+            "PEEK creates nothing"
+        );
+        apply(&mut ks, &check, 0);
+        apply(&mut ks, &check, 0);
+        assert_eq!(
+            field(&apply(&mut ks, &peek, 0), "allowed"),
+            Value::Bool(false)
+        );
+        assert_eq!(
+            apply(&mut ks, &Command::RlReset(b("client")), 0),
+            Value::Int(1)
+        );
+        assert_eq!(
+            field(&apply(&mut ks, &peek, 0), "allowed"),
+            Value::Bool(true)
+        );
+        assert!(matches!(
+            apply(&mut ks, &Command::Get(b("client")), 0),
+            Value::Nil
+        ));
+        apply(&mut ks, &check, 0);
+        assert!(
+            matches!(apply(&mut ks, &Command::Get(b("client")), 0), Value::Error(e) if e.code == ErrorCode::WrongType as u16)
+        );
+        ks.insert(b"text", Blob::new(b"v").into(), None, 0);
+        let on_text = Command::RlCheck(RateLimit {
+            key: b("text"),
+            ..limit(Algorithm::Sliding, &[(1, 1000)], 1)
+        });
+        assert!(
+            matches!(apply(&mut ks, &on_text, 0), Value::Error(e) if e.code == ErrorCode::WrongType as u16)
+        );
+    }
+
+    #[test]
+    fn idle_rate_limit_state_expires() {
+        let mut ks = Keyspace::new();
+        apply(
+            &mut ks,
+            &Command::RlCheck(limit(Algorithm::Sliding, &[(10, 1000)], 1)),
+            500,
+        );
+        assert_eq!(
+            apply(&mut ks, &Command::PTtl(b("client")), 500),
+            Value::Int(1500)
+        );
+        assert_eq!(
+            apply(&mut ks, &Command::Exists(vec![b("client")]), 2000),
+            Value::Int(0)
         );
     }
 
