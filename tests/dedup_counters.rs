@@ -165,3 +165,93 @@ async fn id_blocks_from_many_clients_are_disjoint_and_contiguous() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_retries_get_one_runner_then_the_stored_result() {
+    use tessera_client::Idem;
+    for shards in SHARD_COUNTS {
+        let server = TestServer::start(shards);
+        let client = server.client().await;
+        let day = Duration::from_secs(86_400);
+        let lease = Duration::from_secs(30);
+        let start = Arc::new(Barrier::new(50));
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (client, start) = (client.clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    client
+                        .idem_begin("payment:order-81", day, lease)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut runners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Idem::New { token } => runners.push(token),
+                Idem::InProgress { retry_after, .. } => assert!(retry_after > Duration::ZERO),
+                Idem::Done(_) => panic!("nothing is done yet"),
+            }
+        }
+        assert_eq!(
+            runners,
+            vec![1],
+            "{shards} shards: exactly one caller runs the payment"
+        );
+        client
+            .idem_complete("payment:order-81", 1, "charge:ch_42")
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            let retry = client
+                .idem_begin("payment:order-81", day, lease)
+                .await
+                .unwrap();
+            assert_eq!(
+                retry,
+                Idem::Done(Bytes::from_static(b"charge:ch_42")),
+                "the original answer"
+            );
+        }
+        let second = client
+            .idem_complete("payment:order-81", 1, "charge:ch_43")
+            .await
+            .unwrap_err();
+        assert_eq!(second.server_code(), Some(ErrorCode::Conflict));
+    }
+}
+
+#[tokio::test]
+async fn a_crashed_holder_loses_its_lease() {
+    use tessera_client::Idem;
+    let server = TestServer::start(2);
+    let client = server.client().await;
+    let (ttl, lease) = (Duration::from_secs(60), Duration::from_millis(100));
+    assert_eq!(
+        client.idem_begin("job", ttl, lease).await.unwrap(),
+        Idem::New { token: 1 }
+    );
+    assert!(matches!(
+        client.idem_begin("job", ttl, lease).await.unwrap(),
+        Idem::InProgress { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        client.idem_begin("job", ttl, lease).await.unwrap(),
+        Idem::New { token: 2 }
+    );
+    let stale = client.idem_complete("job", 1, "late").await.unwrap_err();
+    assert_eq!(
+        stale.server_code(),
+        Some(ErrorCode::Conflict),
+        "the crashed holder cannot complete"
+    );
+    client.idem_complete("job", 2, "ok").await.unwrap();
+    assert_eq!(
+        client.idem_get("job").await.unwrap(),
+        Some(Idem::Done(Bytes::from_static(b"ok")))
+    );
+    assert_eq!(client.idem_get("unknown").await.unwrap(), None);
+}

@@ -23,7 +23,7 @@ use tessera_protocol::{HelloInfo, Value};
 use tokio::sync::Mutex;
 
 pub use bytes::Bytes;
-pub use commands::{RateDecision, RateLimitBuilder, SetBuilder, SetGetBuilder, Take, Ttl};
+pub use commands::{Idem, RateDecision, RateLimitBuilder, SetBuilder, SetGetBuilder, Take, Ttl};
 pub use connection::Connection;
 pub use error::{Error, Result};
 pub use pipeline::Pipeline;

@@ -17,6 +17,8 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
 /// Longest expiry accepted: about 100 years, in milliseconds.
 pub const MAX_EXPIRE_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
+/// Lease an IDEM.BEGIN caller holds when it names none: 30 seconds.
+pub const DEFAULT_LEASE_MS: u64 = 30_000;
 /// Largest block ID.RANGE hands out at once.
 pub const MAX_ID_BLOCK: u64 = 1 << 40;
 
@@ -74,6 +76,12 @@ pub mod opcode {
     pub const COUNTER_PUT: u16 = 0x0041;
     /// ID.RANGE
     pub const ID_RANGE: u16 = 0x0042;
+    /// IDEM.BEGIN
+    pub const IDEM_BEGIN: u16 = 0x0050;
+    /// IDEM.COMPLETE
+    pub const IDEM_COMPLETE: u16 = 0x0051;
+    /// IDEM.GET
+    pub const IDEM_GET: u16 = 0x0052;
 }
 
 /// Which arguments are keys, so a router knows where a command must run.
@@ -346,6 +354,33 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Hands out the next block of size ids from a sequence that starts at 1.",
         keys: KeySpec::Single,
     },
+    CommandSpec {
+        opcode: opcode::IDEM_BEGIN,
+        name: "IDEM.BEGIN",
+        syntax: "key seconds [LEASE ms]",
+        wire: "key:bytes ttl_ms:uvarint lease_ms:uvarint (0 = 30000)",
+        reply: "MAP {state: TEXT new|in_progress|done, token: INT (new, in_progress), retry_after_ms: INT (in_progress), result: BYTES (done)}",
+        summary: "Starts an idempotent operation: new (go ahead, holding a lease), in_progress (another caller holds the lease), or done with the stored result.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::IDEM_COMPLETE,
+        name: "IDEM.COMPLETE",
+        syntax: "key token result",
+        wire: "key:bytes token:uvarint result:bytes",
+        reply: "OK; NOT_FOUND if the record is gone, CONFLICT if the token's lease was taken over or the record is already done",
+        summary: "Stores the result of the operation begun with token; every later IDEM.BEGIN returns it.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::IDEM_GET,
+        name: "IDEM.GET",
+        syntax: "key",
+        wire: "key:bytes",
+        reply: "as IDEM.BEGIN, or NIL if there is no record; changes nothing",
+        summary: "Reads an idempotency record without starting anything.",
+        keys: KeySpec::Single,
+    },
 ];
 
 /// Looks a command up by opcode.
@@ -586,6 +621,26 @@ pub enum Command<P = Bytes> {
         /// Ids in the block.
         size: u64,
     },
+    /// IDEM.BEGIN key seconds [LEASE ms]
+    IdemBegin {
+        /// Idempotency key.
+        key: P,
+        /// How long the record (and its result) is kept, in milliseconds.
+        ttl_ms: u64,
+        /// How long a caller may hold the operation before another may take over.
+        lease_ms: u64,
+    },
+    /// IDEM.COMPLETE key token result
+    IdemComplete {
+        /// Idempotency key.
+        key: P,
+        /// Token IDEM.BEGIN handed out.
+        token: u64,
+        /// Result to store.
+        result: P,
+    },
+    /// IDEM.GET key
+    IdemGet(P),
 }
 
 impl<P: Payload> Command<P> {
@@ -618,6 +673,9 @@ impl<P: Payload> Command<P> {
             Command::CounterTake { .. } => opcode::COUNTER_TAKE,
             Command::CounterPut { .. } => opcode::COUNTER_PUT,
             Command::IdRange { .. } => opcode::ID_RANGE,
+            Command::IdemBegin { .. } => opcode::IDEM_BEGIN,
+            Command::IdemComplete { .. } => opcode::IDEM_COMPLETE,
+            Command::IdemGet(_) => opcode::IDEM_GET,
         }
     }
 
@@ -651,6 +709,9 @@ impl<P: Payload> Command<P> {
             Command::CounterTake { .. } => 23,
             Command::CounterPut { .. } => 24,
             Command::IdRange { .. } => 25,
+            Command::IdemBegin { .. } => 26,
+            Command::IdemComplete { .. } => 27,
+            Command::IdemGet(_) => 28,
         }
     }
 
@@ -674,7 +735,10 @@ impl<P: Payload> Command<P> {
             | Command::CounterTake { key, .. }
             | Command::CounterPut { key, .. }
             | Command::IdRange { key, .. }
-            | Command::RlReset(key) => Some(key),
+            | Command::RlReset(key)
+            | Command::IdemBegin { key, .. }
+            | Command::IdemComplete { key, .. }
+            | Command::IdemGet(key) => Some(key),
             Command::Set(args) => Some(&args.key),
             Command::RlCheck(limit) | Command::RlPeek(limit) => Some(&limit.key),
             _ => None,
@@ -776,6 +840,21 @@ impl<P: Payload> Command<P> {
                 }
             }
             Command::RlReset(key) => put_bytes(buf, key.as_ref()),
+            Command::IdemBegin {
+                key,
+                ttl_ms,
+                lease_ms,
+            } => {
+                put_bytes(buf, key.as_ref());
+                put_uvarint(buf, *ttl_ms);
+                put_uvarint(buf, *lease_ms);
+            }
+            Command::IdemComplete { key, token, result } => {
+                put_bytes(buf, key.as_ref());
+                put_uvarint(buf, *token);
+                put_bytes(buf, result.as_ref());
+            }
+            Command::IdemGet(key) => put_bytes(buf, key.as_ref()),
         }
     }
 
@@ -874,6 +953,25 @@ impl<P: Payload> Command<P> {
             opcode::RL_CHECK => Command::RlCheck(read_rate_limit(&mut r)?),
             opcode::RL_PEEK => Command::RlPeek(read_rate_limit(&mut r)?),
             opcode::RL_RESET => Command::RlReset(read_key(&mut r)?),
+            opcode::IDEM_BEGIN => {
+                let key = read_key(&mut r)?;
+                let ttl_ms = checked_ttl(r.uvarint()?)?;
+                let lease_ms = match r.uvarint()? {
+                    0 => DEFAULT_LEASE_MS,
+                    ms => checked_ttl(ms)?,
+                };
+                Command::IdemBegin {
+                    key,
+                    ttl_ms,
+                    lease_ms,
+                }
+            }
+            opcode::IDEM_COMPLETE => Command::IdemComplete {
+                key: read_key(&mut r)?,
+                token: r.uvarint()?,
+                result: r.bytes()?,
+            },
+            opcode::IDEM_GET => Command::IdemGet(read_key(&mut r)?),
             opcode::DEDUP => Command::Dedup {
                 key: read_key(&mut r)?,
                 ttl_ms: checked_ttl(r.uvarint()?)?,
@@ -967,6 +1065,21 @@ impl<P: Payload> Command<P> {
             Command::RlCheck(limit) => Command::RlCheck(own_rate_limit(limit)),
             Command::RlPeek(limit) => Command::RlPeek(own_rate_limit(limit)),
             Command::RlReset(key) => Command::RlReset(own(key)),
+            Command::IdemBegin {
+                key,
+                ttl_ms,
+                lease_ms,
+            } => Command::IdemBegin {
+                key: own(key),
+                ttl_ms: *ttl_ms,
+                lease_ms: *lease_ms,
+            },
+            Command::IdemComplete { key, token, result } => Command::IdemComplete {
+                key: own(key),
+                token: *token,
+                result: own(result),
+            },
+            Command::IdemGet(key) => Command::IdemGet(own(key)),
             Command::Dedup { key, ttl_ms } => Command::Dedup {
                 key: own(key),
                 ttl_ms: *ttl_ms,
@@ -1109,6 +1222,39 @@ impl Command<Bytes> {
             opcode::RL_RESET => {
                 arity(args.len() == 1)?;
                 Command::RlReset(text_key(&args[0])?)
+            }
+            opcode::IDEM_BEGIN => {
+                let lease_ms = match args {
+                    [_, _] => DEFAULT_LEASE_MS,
+                    [_, _, word, ms] if word.eq_ignore_ascii_case(b"LEASE") => {
+                        let ms = parse_int::<i64>(ms)?;
+                        if !(1..=MAX_EXPIRE_MS).contains(&ms) {
+                            return Err(ErrorReply::new(
+                                ErrorCode::InvalidExpire,
+                                "invalid lease time",
+                            ));
+                        }
+                        ms as u64
+                    }
+                    _ => return arity(false).map(|_| unreachable!()),
+                };
+                Command::IdemBegin {
+                    key: text_key(&args[0])?,
+                    ttl_ms: parse_seconds(&args[1])?,
+                    lease_ms,
+                }
+            }
+            opcode::IDEM_COMPLETE => {
+                arity(args.len() == 3)?;
+                Command::IdemComplete {
+                    key: text_key(&args[0])?,
+                    token: parse_int::<u64>(&args[1])?,
+                    result: args[2].clone(),
+                }
+            }
+            opcode::IDEM_GET => {
+                arity(args.len() == 1)?;
+                Command::IdemGet(text_key(&args[0])?)
             }
             opcode::DEDUP => {
                 arity(args.len() == 2)?;
@@ -1507,6 +1653,17 @@ mod tests {
                 .unwrap(),
             }),
             Command::RlReset(k("client:1")),
+            Command::IdemBegin {
+                key: k("pay:9"),
+                ttl_ms: 86_400_000,
+                lease_ms: 5000,
+            },
+            Command::IdemComplete {
+                key: k("pay:9"),
+                token: 1,
+                result: k("charged"),
+            },
+            Command::IdemGet(k("pay:9")),
             Command::Dedup {
                 key: k("imp:1"),
                 ttl_ms: 3_600_000,

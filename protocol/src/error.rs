@@ -34,11 +34,16 @@ pub enum ErrorCode {
     NoSuchShard = 13,
     /// Too many keys or elements in one request.
     TooManyElements = 14,
+    /// The record the command needs does not exist (or has expired).
+    NotFound = 15,
+    /// The record changed hands or state: e.g. completing an idempotency record whose lease
+    /// another caller has taken over.
+    Conflict = 16,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order; used by the docs and by exhaustive tests.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::Protocol,
         ErrorCode::UnknownCommand,
         ErrorCode::Syntax,
@@ -53,6 +58,8 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::NoSuchShard,
         ErrorCode::TooManyElements,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
     ];
 
     /// Maps a wire code back to the enum; unknown codes come from newer servers.
@@ -77,6 +84,8 @@ impl ErrorCode {
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::NoSuchShard => "NO_SUCH_SHARD",
             ErrorCode::TooManyElements => "TOO_MANY_ELEMENTS",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Conflict => "CONFLICT",
         }
     }
 }

@@ -22,14 +22,35 @@ pub enum Stored {
     Gcra(Gcra),
     /// A multi-tier sliding-window rate limit, one window per tier.
     Tiers(Box<[Window]>),
+    /// An idempotency record.
+    Idem(Box<IdemRecord>),
+}
+
+/// An idempotency record: who holds the operation, or its result once done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemRecord {
+    /// Counts the callers that have been handed the operation; the current holder's token.
+    pub token: u64,
+    /// When the holder's lease lapses and another caller may take over (ms).
+    pub lease_until: u64,
+    /// The stored result, once the operation is done.
+    pub result: Option<Box<[u8]>>,
 }
 
 impl Stored {
+    /// Whether this is rate-limit state.
+    pub fn is_rate_limit(&self) -> bool {
+        matches!(self, Stored::Window(_) | Stored::Gcra(_) | Stored::Tiers(_))
+    }
+
     /// Heap bytes owned, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         match self {
             Stored::Blob(blob) => blob.heap_bytes(),
             Stored::Tiers(tiers) => std::mem::size_of_val::<[Window]>(tiers),
+            Stored::Idem(record) => {
+                std::mem::size_of::<IdemRecord>() + record.result.as_ref().map_or(0, |r| r.len())
+            }
             Stored::Window(_) | Stored::Gcra(_) => 0,
         }
     }
@@ -233,11 +254,14 @@ impl Keyspace {
         None
     }
 
-    /// The value where `found` points, to change in place.
-    pub fn value_mut(&mut self, found: &Found) -> Option<&mut Stored> {
-        self.table
-            .get_bucket_mut(found.index?)
-            .map(|s| &mut s.value)
+    /// Changes the value where `found` points in place, keeping the memory count right;
+    /// `None` if the key is absent.
+    pub fn update<R>(&mut self, found: &Found, change: impl FnOnce(&mut Stored) -> R) -> Option<R> {
+        let slot = self.table.get_bucket_mut(found.index?)?;
+        let before = slot.value.heap_bytes();
+        let result = change(&mut slot.value);
+        self.heap_bytes = self.heap_bytes + slot.value.heap_bytes() - before;
+        Some(result)
     }
 
     /// Sets the deadline where `found` points (`None` = never expires).

@@ -9,7 +9,7 @@ use tessera_protocol::command::{Algorithm, RateLimit, Tier, MAX_TIERS};
 use tessera_protocol::wire::Payload;
 use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Value};
 
-use crate::keyspace::{Blob, Found, Keyspace, Stored};
+use crate::keyspace::{Blob, Found, IdemRecord, Keyspace, Stored};
 use crate::ratelimit::{Decision, Gcra, Window};
 
 /// A shard operation's result: a value, or a stored value lent out until the reply is
@@ -114,9 +114,27 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         Command::RlReset(key) => {
             let found = keyspace.find(key.as_ref(), now);
             match keyspace.value(&found) {
-                Some(Stored::Blob(_)) => wrong_type(),
-                Some(_) => Value::Int(i64::from(keyspace.remove(key.as_ref(), now))),
+                Some(state) if state.is_rate_limit() => {
+                    Value::Int(i64::from(keyspace.remove(key.as_ref(), now)))
+                }
+                Some(_) => wrong_type(),
                 None => Value::Int(0),
+            }
+        }
+        Command::IdemBegin {
+            key,
+            ttl_ms,
+            lease_ms,
+        } => idem_begin(keyspace, key.as_ref(), *ttl_ms, *lease_ms, now),
+        Command::IdemComplete { key, token, result } => {
+            idem_complete(keyspace, key.as_ref(), *token, result.as_ref(), now)
+        }
+        Command::IdemGet(key) => {
+            let found = keyspace.find(key.as_ref(), now);
+            match keyspace.value(&found) {
+                Some(Stored::Idem(record)) => idem_reply(record, now),
+                Some(_) => wrong_type(),
+                None => Value::Nil,
             }
         }
         Command::DbSize => Value::Int(keyspace.len() as i64),
@@ -298,15 +316,16 @@ fn rate_limit<P: Payload>(
     let key = limit.key.as_ref();
     let found = keyspace.find(key, now);
     let fits = match keyspace.value(&found) {
-        Some(Stored::Blob(_)) => return wrong_type(),
-        Some(state) => same_shape(state, limit),
+        Some(state) if state.is_rate_limit() => same_shape(state, limit),
+        Some(_) => return wrong_type(),
         None => false,
     };
     let decision = if fits {
-        let Some(state) = keyspace.value_mut(&found) else {
+        let Some((decision, idle)) =
+            keyspace.update(&found, |state| decide(state, limit, now, consume))
+        else {
             return Value::error(ErrorCode::Internal, "rate-limit state vanished");
         };
-        let (decision, idle) = decide(state, limit, now, consume);
         if consume {
             keyspace.set_deadline_of(&found, Some(idle));
         }
@@ -371,7 +390,9 @@ fn decide<P>(state: &mut Stored, limit: &RateLimit<P>, now: u64, consume: bool) 
             consume,
         ),
         Stored::Tiers(windows) => decide_windows(windows, tiers, limit.cost, now, consume),
-        Stored::Blob(_) => unreachable!("bytes were refused with WRONGTYPE before deciding"),
+        Stored::Blob(_) | Stored::Idem(_) => {
+            unreachable!("other kinds were refused with WRONGTYPE before deciding")
+        }
     }
 }
 
@@ -399,6 +420,94 @@ fn decide_windows(
         .max()
         .unwrap_or(now);
     (decision, idle)
+}
+
+/// Starts (or reports) an idempotent operation. A missing record, or one whose holder's
+/// lease has lapsed without a result, is handed to this caller with a new token.
+fn idem_begin(keyspace: &mut Keyspace, key: &[u8], ttl_ms: u64, lease_ms: u64, now: u64) -> Value {
+    let found = keyspace.find(key, now);
+    let taken_over = keyspace.update(&found, |state| match state {
+        Stored::Idem(record) if record.result.is_none() && record.lease_until <= now => {
+            // The last holder's lease lapsed without a result: this caller takes over.
+            record.token += 1;
+            record.lease_until = now + lease_ms;
+            Ok(record.token)
+        }
+        Stored::Idem(record) => Err(idem_reply(record, now)),
+        _ => Err(wrong_type()),
+    });
+    let token = match taken_over {
+        Some(Ok(token)) => token,
+        Some(Err(reply)) => return reply,
+        None => {
+            let record = IdemRecord {
+                token: 1,
+                lease_until: now + lease_ms,
+                result: None,
+            };
+            keyspace.write(
+                found,
+                key,
+                Stored::Idem(Box::new(record)),
+                Some(now + ttl_ms),
+            );
+            1
+        }
+    };
+    Value::Map(vec![
+        (Value::text("state"), Value::text("new")),
+        (Value::text("token"), Value::Int(token as i64)),
+    ])
+}
+
+fn idem_complete(
+    keyspace: &mut Keyspace,
+    key: &[u8],
+    token: u64,
+    result: &[u8],
+    now: u64,
+) -> Value {
+    let found = keyspace.find(key, now);
+    let outcome = keyspace.update(&found, |state| match state {
+        Stored::Idem(record) if record.result.is_some() => {
+            Value::error(ErrorCode::Conflict, "the operation is already complete")
+        }
+        Stored::Idem(record) if record.token != token => Value::error(
+            ErrorCode::Conflict,
+            "the lease for this token lapsed and another caller took the operation over",
+        ),
+        Stored::Idem(record) => {
+            record.result = Some(result.into());
+            Value::Ok
+        }
+        _ => wrong_type(),
+    });
+    outcome.unwrap_or_else(|| {
+        Value::error(
+            ErrorCode::NotFound,
+            "no idempotency record (it may have expired)",
+        )
+    })
+}
+
+fn idem_reply(record: &IdemRecord, now: u64) -> Value {
+    match &record.result {
+        Some(result) => Value::Map(vec![
+            (Value::text("state"), Value::text("done")),
+            (
+                Value::text("result"),
+                Value::Bytes(Bytes::copy_from_slice(result)),
+            ),
+        ]),
+        None => Value::Map(vec![
+            (Value::text("state"), Value::text("in_progress")),
+            (Value::text("token"), Value::Int(record.token as i64)),
+            (
+                Value::text("retry_after_ms"),
+                Value::Int(record.lease_until.saturating_sub(now) as i64),
+            ),
+        ]),
+    }
 }
 
 fn wrong_type() -> Value {
@@ -860,6 +969,67 @@ mod tests {
         assert_eq!(
             apply(&mut ks, &Command::Exists(vec![b("client")]), 2000),
             Value::Int(0)
+        );
+    }
+
+    #[test]
+    fn idempotency_hands_out_one_lease_and_then_the_result() {
+        let mut ks = Keyspace::new();
+        let begin = Command::IdemBegin {
+            key: b("pay"),
+            ttl_ms: 60_000,
+            lease_ms: 100,
+        };
+        let state = |reply: &Value| field(reply, "state");
+        let first = apply(&mut ks, &begin, 0);
+        assert_eq!(
+            (state(&first), field(&first, "token")),
+            (Value::text("new"), Value::Int(1))
+        );
+        let retry = apply(&mut ks, &begin, 50);
+        assert_eq!(state(&retry), Value::text("in_progress"));
+        assert_eq!(field(&retry, "retry_after_ms"), Value::Int(50));
+        // The first caller crashed: after its lease another takes over with a new token.
+        let takeover = apply(&mut ks, &begin, 100);
+        assert_eq!(
+            (state(&takeover), field(&takeover, "token")),
+            (Value::text("new"), Value::Int(2))
+        );
+        let stale = Command::IdemComplete {
+            key: b("pay"),
+            token: 1,
+            result: b("charged"),
+        };
+        assert!(
+            matches!(apply(&mut ks, &stale, 120), Value::Error(e) if e.code == ErrorCode::Conflict as u16)
+        );
+        let complete = Command::IdemComplete {
+            key: b("pay"),
+            token: 2,
+            result: b("charged"),
+        };
+        assert_eq!(apply(&mut ks, &complete, 120), Value::Ok);
+        let done = apply(&mut ks, &begin, 5000);
+        assert_eq!(
+            (state(&done), field(&done, "result")),
+            (Value::text("done"), Value::Bytes(b("charged")))
+        );
+        assert!(
+            matches!(apply(&mut ks, &complete, 130), Value::Error(e) if e.code == ErrorCode::Conflict as u16)
+        );
+        assert_eq!(apply(&mut ks, &Command::IdemGet(b("pay")), 130), done);
+        // The record, result included, lives for its ttl.
+        assert_eq!(
+            apply(&mut ks, &Command::IdemGet(b("pay")), 60_000),
+            Value::Nil
+        );
+        let missing = Command::IdemComplete {
+            key: b("gone"),
+            token: 1,
+            result: b("x"),
+        };
+        assert!(
+            matches!(apply(&mut ks, &missing, 0), Value::Error(e) if e.code == ErrorCode::NotFound as u16)
         );
     }
 
