@@ -3,12 +3,17 @@
 # a private redis-server, same clients, pipeline depth, key space and value size, in one run.
 # Server CPU comes from /proc/PID/stat before and after each test.
 #
-#   benches/compare-redis.sh [REQUESTS] [SHARDS]      (defaults: 1000000 requests, 2 shards)
+#   benches/compare-redis.sh [REQUESTS] [SHARDS] [SUITE]
+#     REQUESTS per test (default 1000000), SHARDS for Tessera (default 2),
+#     SUITE kv (SET/GET with redis-benchmark, default) or native (rate limits and dedup:
+#     RL.CHECK against the ZSET sliding log in Lua, DEDUP against SET NX PX, both sides
+#     driven by tessera-bench, with memory per new key).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 requests=${1:-1000000}
 shards=${2:-2}
+suite=${3:-kv}
 clients=50
 keyspace=100000
 value_size=64
@@ -33,6 +38,28 @@ trap 'kill $tessera_pid $redis_pid 2>/dev/null; rm -f "$out"' EXIT
 for _ in $(seq 50); do grep -q listening "$out" && break; sleep 0.1; done
 tessera_port=$(sed -n 's/^listening on .*://p' "$out")
 sleep 0.5
+
+row() {
+  python3 -c 'import json,sys
+r=json.loads(sys.stdin.read())
+w,p,ops,p50,p99,cpu,mem=r["workload"],r["pipeline"],r["ops_per_second"],r["p50_us"]/1000,r["p99_us"]/1000,r["server_cpu_s_per_million_ops"],r["bytes_per_new_key"]
+mem="-" if mem is None else f"{mem:.0f}"
+print(f"| {sys.argv[1]} | {w} | {p} | {ops:.0f} | {p50:.3f} | {p99:.3f} | {cpu:.3f} | {mem} |")' "$1"
+}
+
+if [ "$suite" = native ]; then
+  echo "| server | test | pipeline | ops/s | p50 ms | p99 ms | server CPU s per 1M ops | bytes per new key |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for pipeline in 1 16; do
+    for test in rl dedup; do
+      ./target/release/tessera-bench -p "$tessera_port" -w "$test" -c "$clients" -P "$pipeline" \
+        -n "$requests" -k "$keyspace" --server-pid "$tessera_pid" --memory --json | row "tessera ($shards shards)"
+      ./target/release/tessera-bench --target redis -p "$redis_port" -w "$test" -c "$clients" -P "$pipeline" \
+        -n "$requests" -k "$keyspace" --server-pid "$redis_pid" --memory --json | row "redis"
+    done
+  done
+  exit 0
+fi
 
 echo "| server | test | pipeline | ops/s | p50 ms | p99 ms | server CPU s per 1M ops |"
 echo "|---|---|---|---|---|---|---|"

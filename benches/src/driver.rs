@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tessera_cluster::shard_for_key;
+use tessera_protocol::command::{Algorithm, RateLimit, Tier, Tiers};
 use tessera_protocol::{
     encode_request, Command, FrameDecoder, HelloInfo, SetArgs, Value, PROTOCOL_VERSION,
 };
@@ -39,7 +40,32 @@ pub struct Run {
     pub latency_us: Histogram<u64>,
 }
 
-type BoxError = Box<dyn std::error::Error>;
+/// Errors the load loop reports.
+pub type BoxError = Box<dyn std::error::Error>;
+
+/// Bytes the server says it holds, and its key count (INFO totals).
+///
+/// # Errors
+/// The server cannot be reached or answers INFO oddly.
+pub async fn memory(address: &str) -> Result<(u64, u64), BoxError> {
+    let (mut stream, _) = hello(address, None).await?;
+    let mut buf = BytesMut::new();
+    encode_request(&mut buf, 2, &Command::Info);
+    stream.write_all(&buf).await?;
+    buf.clear();
+    let decoder = FrameDecoder::new(64 << 20);
+    loop {
+        if let Some(frame) = decoder.decode(&mut buf)? {
+            let info = Value::decode(frame.body)?;
+            let totals = info.get("totals").ok_or("INFO without totals")?;
+            let field = |name| totals.get(name).and_then(Value::as_int).unwrap_or(0) as u64;
+            return Ok((field("memory_bytes"), field("keys")));
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err("server closed during INFO".into());
+        }
+    }
+}
 
 /// Runs `workload` with `args.clients` connections.
 ///
@@ -69,6 +95,9 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
         let (stream, _) = hello(&address, (!args.unrouted).then_some(shard)).await?;
         let pool = keys[if args.unrouted { 0 } else { usize::from(shard) }].clone();
         let connection = Connection {
+            client,
+            shard: (!args.unrouted).then_some((shard, shards)),
+            sequence: 0,
             stream,
             keys: pool,
             value: value.clone(),
@@ -97,7 +126,8 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
     Ok(total)
 }
 
-fn new_histogram() -> Histogram<u64> {
+/// A latency histogram in microseconds, up to a minute.
+pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds are valid")
 }
 
@@ -140,6 +170,9 @@ async fn hello(address: &str, shard: Option<u16>) -> Result<(TcpStream, HelloInf
 }
 
 struct Connection {
+    client: usize,
+    shard: Option<(u16, u16)>,
+    sequence: u64,
     stream: TcpStream,
     keys: Rc<Vec<Bytes>>,
     value: Bytes,
@@ -152,6 +185,18 @@ struct Connection {
 }
 
 impl Connection {
+    /// A key never used before that this connection's shard owns: a new impression id.
+    fn fresh_key(&mut self) -> Bytes {
+        loop {
+            self.sequence += 1;
+            let key = format!("imp:{}:{}", self.client, self.sequence);
+            match self.shard {
+                Some((shard, shards)) if shard_for_key(key.as_bytes(), shards) != shard => continue,
+                _ => return Bytes::from(key),
+            }
+        }
+    }
+
     async fn drive(mut self) -> Result<Run, std::io::Error> {
         let mut run = Run {
             completed: 0,
@@ -185,6 +230,21 @@ impl Connection {
                         expiry: Default::default(),
                         get: false,
                     }),
+                    Workload::Rl => Command::RlCheck(RateLimit {
+                        key,
+                        algorithm: Algorithm::Sliding,
+                        cost: 1,
+                        burst: 0,
+                        tiers: Tiers::new(&[Tier {
+                            limit: crate::RL_LIMIT,
+                            window_ms: crate::RL_WINDOW_MS,
+                        }])
+                        .expect("one tier"),
+                    }),
+                    Workload::Dedup => Command::Dedup {
+                        key: self.fresh_key(),
+                        ttl_ms: crate::DEDUP_TTL_MS,
+                    },
                 };
                 encode_request(&mut out, next_id, &command);
                 next_id = next_id.wrapping_add(1).max(1);

@@ -2,6 +2,7 @@
 //! throughput, latency percentiles, and the server's CPU seconds per million operations.
 
 mod driver;
+mod redis_driver;
 mod report;
 mod server_cpu;
 
@@ -14,6 +15,13 @@ use mimalloc::MiMalloc;
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
+/// Rate-limit workload: this many requests per window per key.
+pub const RL_LIMIT: u64 = 100;
+/// Rate-limit workload: window length.
+pub const RL_WINDOW_MS: u64 = 60_000;
+/// Dedup workload: how long a record is kept (one hour, as for impression dedup).
+pub const DEDUP_TTL_MS: u64 = 3_600_000;
+
 /// What each request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Workload {
@@ -21,6 +29,12 @@ pub enum Workload {
     Set,
     /// GET key.
     Get,
+    /// A rate-limit check, 100 per 60 s per key: RL.CHECK, or on Redis the ZSET
+    /// sliding log in Lua.
+    Rl,
+    /// A first-sighting check of a new id with a one-hour TTL: DEDUP, or on Redis
+    /// SET NX PX.
+    Dedup,
 }
 
 impl Workload {
@@ -28,8 +42,19 @@ impl Workload {
         match self {
             Workload::Set => "SET",
             Workload::Get => "GET",
+            Workload::Rl => "RATELIMIT",
+            Workload::Dedup => "DEDUP",
         }
     }
+}
+
+/// Which server the load goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// A Tessera node, over its binary protocol.
+    Tessera,
+    /// A Redis server, over RESP with the redis crate.
+    Redis,
 }
 
 /// Load generator for Tessera.
@@ -73,6 +98,12 @@ pub struct Args {
     /// Print results as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Server to load.
+    #[arg(long, value_enum, default_value = "tessera")]
+    pub target: Target,
+    /// Also report the server's memory growth per new key over each workload.
+    #[arg(long)]
+    pub memory: bool,
 }
 
 impl Args {
@@ -96,14 +127,32 @@ fn main() -> std::process::ExitCode {
         .expect("a current-thread runtime starts");
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&runtime, async {
+        let address = format!("{}:{}", args.host, args.port);
+        let memory = || async {
+            match (args.memory, args.target) {
+                (false, _) => Ok(None),
+                (true, Target::Tessera) => driver::memory(&address).await.map(Some),
+                (true, Target::Redis) => redis_driver::memory(&args).await.map(Some),
+            }
+        };
         for workload in args.workload.clone() {
+            let memory_before = memory().await?;
             let cpu_before = args.server_pid.map(server_cpu::seconds).transpose()?;
-            let run = driver::run(&args, workload, args.budget()).await?;
+            let run = match args.target {
+                Target::Tessera => driver::run(&args, workload, args.budget()).await?,
+                Target::Redis => redis_driver::run(&args, workload, args.budget()).await?,
+            };
             let cpu_after = args.server_pid.map(server_cpu::seconds).transpose()?;
+            let memory_after = memory().await?;
             let cpu = cpu_before
                 .zip(cpu_after)
                 .map(|(before, after)| after - before);
-            report::print(&args, workload, &run, cpu);
+            let bytes_per_key = memory_before
+                .zip(memory_after)
+                .and_then(|((m0, k0), (m1, k1))| {
+                    (k1 > k0).then(|| (m1 as f64 - m0 as f64) / (k1 - k0) as f64)
+                });
+            report::print(&args, workload, &run, cpu, bytes_per_key);
         }
         Ok::<_, Box<dyn std::error::Error>>(())
     });

@@ -4,7 +4,13 @@ use crate::driver::Run;
 use crate::{Args, Workload};
 
 /// Prints the results of one workload.
-pub fn print(args: &Args, workload: Workload, run: &Run, server_cpu_seconds: Option<f64>) {
+pub fn print(
+    args: &Args,
+    workload: Workload,
+    run: &Run,
+    server_cpu_seconds: Option<f64>,
+    bytes_per_new_key: Option<f64>,
+) {
     let seconds = run.elapsed.as_secs_f64();
     let ops_per_second = run.completed as f64 / seconds;
     let quantile_us = |q: f64| run.latency_us.value_at_quantile(q);
@@ -12,6 +18,8 @@ pub fn print(args: &Args, workload: Workload, run: &Run, server_cpu_seconds: Opt
     if args.json {
         let line = serde_json::json!({
             "workload": workload.name(),
+            "target": format!("{:?}", args.target).to_lowercase(),
+            "bytes_per_new_key": bytes_per_new_key,
             "clients": args.clients,
             "pipeline": args.pipeline,
             "keyspace": args.keyspace,
@@ -41,9 +49,12 @@ pub fn print(args: &Args, workload: Workload, run: &Run, server_cpu_seconds: Opt
             quantile_us(0.99),
             quantile_us(0.999),
         );
-        match cpu_per_million {
-            Some(cpu) => println!("  server_cpu={cpu:.3}s/M ops"),
-            None => println!(),
+        if let Some(cpu) = cpu_per_million {
+            print!("  server_cpu={cpu:.3}s/M ops");
         }
+        if let Some(bytes) = bytes_per_new_key {
+            print!("  {bytes:.0} bytes/new key");
+        }
+        println!();
     }
 }

@@ -1,0 +1,186 @@
+//! The same workloads against Redis, through the redis crate: SET/GET, a sliding-log rate
+//! limit in Lua (the usual ZSET recipe), and SET NX EX for dedup.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use redis::aio::MultiplexedConnection;
+
+use crate::driver::{new_histogram, BoxError, Budget, Run};
+use crate::{Args, Workload, DEDUP_TTL_MS, RL_LIMIT, RL_WINDOW_MS};
+
+/// The sliding-log rate limit teams run on Redis: drop entries older than the window,
+/// count, and add this request if under the limit.
+const SLIDING_LOG: &str = r#"
+local key, now, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', key, 0, now - window)
+local count = redis.call('ZCARD', key)
+if count < limit then
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, window)
+  return {1, limit - count - 1}
+end
+return {0, 0}
+"#;
+
+/// Runs `workload` against Redis with `args.clients` connections.
+///
+/// # Errors
+/// Redis cannot be reached or a pipeline fails.
+pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run, BoxError> {
+    let client = redis::Client::open(format!("redis://{}:{}/", args.host, args.port))?;
+    let mut setup = client.get_multiplexed_async_connection().await?;
+    let script_sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(SLIDING_LOG)
+        .query_async(&mut setup)
+        .await?;
+    let issued = Rc::new(Cell::new(0u64));
+    let started = Instant::now();
+    let (limit, deadline) = match budget {
+        Budget::Requests(n) => (n, None),
+        Budget::Time(t) => (u64::MAX, Some(started + t)),
+    };
+    let value = vec![b'x'; args.value_size];
+    let mut tasks = Vec::new();
+    for id in 0..args.clients {
+        let connection = client.get_multiplexed_async_connection().await?;
+        let worker = Worker {
+            id,
+            connection,
+            workload,
+            pipeline: args.pipeline,
+            keyspace: args.keyspace,
+            value: value.clone(),
+            script_sha: script_sha.clone(),
+            issued: issued.clone(),
+            limit,
+            deadline,
+            rng: SmallRng::seed_from_u64(id as u64 + 1),
+            sequence: 0,
+            epoch: started,
+        };
+        tasks.push(tokio::task::spawn_local(worker.drive()));
+    }
+    let mut total = Run {
+        completed: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latency_us: new_histogram(),
+    };
+    for task in tasks {
+        let part = task.await??;
+        total.completed += part.completed;
+        total.errors += part.errors;
+        total.latency_us.add(&part.latency_us)?;
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+/// Bytes Redis holds (`used_memory`) and its key count.
+///
+/// # Errors
+/// Redis cannot be reached.
+pub async fn memory(args: &Args) -> Result<(u64, u64), BoxError> {
+    let client = redis::Client::open(format!("redis://{}:{}/", args.host, args.port))?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut connection)
+        .await?;
+    let used = info
+        .lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or("INFO memory without used_memory")?;
+    let keys: u64 = redis::cmd("DBSIZE").query_async(&mut connection).await?;
+    Ok((used, keys))
+}
+
+struct Worker {
+    id: usize,
+    connection: MultiplexedConnection,
+    workload: Workload,
+    pipeline: usize,
+    keyspace: u64,
+    value: Vec<u8>,
+    script_sha: String,
+    issued: Rc<Cell<u64>>,
+    limit: u64,
+    deadline: Option<Instant>,
+    rng: SmallRng,
+    sequence: u64,
+    epoch: Instant,
+}
+
+impl Worker {
+    async fn drive(mut self) -> Result<Run, redis::RedisError> {
+        let mut run = Run {
+            completed: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            latency_us: new_histogram(),
+        };
+        loop {
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            let taken = self.issued.get();
+            let batch = self.limit.saturating_sub(taken).min(self.pipeline as u64) as usize;
+            if batch == 0 {
+                break;
+            }
+            self.issued.set(taken + batch as u64);
+            let mut pipe = redis::pipe();
+            for _ in 0..batch {
+                self.add_request(&mut pipe);
+            }
+            let sent = Instant::now();
+            let replies: Vec<redis::Value> = pipe.query_async(&mut self.connection).await?;
+            let micros = (sent.elapsed().as_micros() as u64).max(1);
+            for reply in replies {
+                run.completed += 1;
+                run.errors += u64::from(matches!(reply, redis::Value::ServerError(_)));
+                run.latency_us.saturating_record(micros);
+            }
+        }
+        Ok(run)
+    }
+
+    fn add_request(&mut self, pipe: &mut redis::Pipeline) {
+        let key = format!("key:{}", self.rng.random_range(0..self.keyspace));
+        match self.workload {
+            Workload::Set => {
+                pipe.cmd("SET").arg(key).arg(&self.value[..]);
+            }
+            Workload::Get => {
+                pipe.cmd("GET").arg(key);
+            }
+            Workload::Rl => {
+                self.sequence += 1;
+                let now = self.epoch.elapsed().as_millis() as u64;
+                pipe.cmd("EVALSHA")
+                    .arg(&self.script_sha)
+                    .arg(1)
+                    .arg(key)
+                    .arg(now)
+                    .arg(RL_WINDOW_MS)
+                    .arg(RL_LIMIT)
+                    .arg(format!("{}-{}", self.id, self.sequence));
+            }
+            Workload::Dedup => {
+                self.sequence += 1;
+                pipe.cmd("SET")
+                    .arg(format!("imp:{}:{}", self.id, self.sequence))
+                    .arg("")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(DEDUP_TTL_MS);
+            }
+        }
+    }
+}
