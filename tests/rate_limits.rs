@@ -168,3 +168,71 @@ async fn every_shard_count_agrees_on_a_fresh_key() {
         assert!(!second.allowed);
     }
 }
+
+#[tokio::test]
+async fn limiter_falls_back_while_the_server_is_down_and_returns_to_it() {
+    use tessera_client::{BreakerConfig, Fallback, RateLimiter, Source};
+    let mut server = TestServer::start(2);
+    let port = server.port.to_string();
+    let client = server.client().await;
+    let config = BreakerConfig {
+        failures_to_open: 2,
+        probe_interval: Duration::from_millis(300),
+        call_timeout: Duration::from_millis(250),
+    };
+    let local = RateLimiter::new(client.clone(), Fallback::Local, config);
+    let open = RateLimiter::new(client.clone(), Fallback::FailOpen, config);
+    let closed = RateLimiter::new(client.clone(), Fallback::FailClosed, config);
+    let tiers = [(3, Duration::from_secs(60))];
+    let first = local.check("user:1", &tiers, 1).await.unwrap();
+    assert_eq!(
+        (first.source, first.decision.allowed),
+        (Source::Server, true)
+    );
+
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(5));
+    // Link failures are answered by the fallback; two of them open the breaker.
+    let mut allowed_locally = 0;
+    for _ in 0..6 {
+        let verdict = local.check("user:1", &tiers, 1).await.unwrap();
+        assert_eq!(verdict.source, Source::Fallback);
+        allowed_locally += u32::from(verdict.decision.allowed);
+    }
+    assert!(local.is_open(), "consecutive failures opened the breaker");
+    assert_eq!(
+        allowed_locally, 3,
+        "the local limiter enforces the same limit"
+    );
+    assert!(
+        open.check("user:1", &tiers, 1)
+            .await
+            .unwrap()
+            .decision
+            .allowed,
+        "fail open"
+    );
+    assert!(
+        !closed
+            .check("user:1", &tiers, 1)
+            .await
+            .unwrap()
+            .decision
+            .allowed,
+        "fail closed"
+    );
+
+    let _restarted = TestServer::start_with(&["--port", &port, "--shards", "2"]);
+    let mut back = None;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let verdict = local.check("user:2", &tiers, 1).await.unwrap();
+        if verdict.source == Source::Server {
+            back = Some(verdict);
+            break;
+        }
+    }
+    let back = back.expect("a probe reached the restarted server");
+    assert!(back.decision.allowed);
+    assert!(!local.is_open(), "a successful probe closes the breaker");
+}

@@ -12,6 +12,7 @@
 mod commands;
 pub mod connection;
 mod error;
+pub mod limiter;
 mod pipeline;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub use bytes::Bytes;
 pub use commands::{Idem, RateDecision, RateLimitBuilder, SetBuilder, SetGetBuilder, Take, Ttl};
 pub use connection::Connection;
 pub use error::{Error, Result};
+pub use limiter::{BreakerConfig, Fallback, RateLimiter, Source, Verdict};
 pub use pipeline::Pipeline;
 pub use tessera_protocol::Value as Reply;
 pub use tessera_protocol::{Command, ErrorCode, ErrorReply, SetArgs, SetCondition, SetExpiry};

@@ -9,7 +9,7 @@ use std::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 pub use crate::blob::Blob;
-use crate::ratelimit::{Gcra, Window};
+use tessera_limits::{Gcra, Window};
 
 /// What a key holds: bytes, or the state of one of the native types.
 #[derive(Debug, Clone, PartialEq, Eq)]

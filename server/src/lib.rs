@@ -15,7 +15,6 @@ pub mod coordinator;
 pub mod keyspace;
 pub mod mesh;
 pub mod ops;
-pub mod ratelimit;
 pub mod server;
 pub mod shard;
 pub mod signal;

@@ -10,7 +10,7 @@ use tessera_protocol::wire::Payload;
 use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Value};
 
 use crate::keyspace::{Blob, Found, IdemRecord, Keyspace, Stored};
-use crate::ratelimit::{Decision, Gcra, Window};
+use tessera_limits::{Decision, Gcra, Window};
 
 /// A shard operation's result: a value, or a stored value lent out until the reply is
 /// written, so a local GET copies its bytes once, straight into the output buffer.
@@ -379,7 +379,7 @@ fn decide<P>(state: &mut Stored, limit: &RateLimit<P>, now: u64, consume: bool) 
     let tiers = limit.tiers.as_slice();
     match state {
         Stored::Gcra(gcra) => {
-            let decision = gcra.check(tiers[0], limit.burst, now, limit.cost, consume);
+            let decision = gcra.check(as_limit(&tiers[0]), limit.burst, now, limit.cost, consume);
             (decision, gcra.idle_deadline())
         }
         Stored::Window(window) => decide_windows(
@@ -396,6 +396,14 @@ fn decide<P>(state: &mut Stored, limit: &RateLimit<P>, now: u64, consume: bool) 
     }
 }
 
+/// The wire tier as the algorithms' own type.
+fn as_limit(tier: &Tier) -> tessera_limits::Tier {
+    tessera_limits::Tier {
+        limit: tier.limit,
+        window_ms: tier.window_ms,
+    }
+}
+
 /// All tiers decide first; the cost is then counted in every tier or in none.
 fn decide_windows(
     windows: &mut [Window],
@@ -407,7 +415,7 @@ fn decide_windows(
     let mut decisions = [None; MAX_TIERS];
     for (slot, (window, tier)) in decisions.iter_mut().zip(windows.iter_mut().zip(tiers)) {
         window.roll(now, tier.window_ms);
-        *slot = Some(window.decide(*tier, now, cost));
+        *slot = Some(window.decide(as_limit(tier), now, cost));
     }
     let decision = Decision::all(decisions.into_iter().flatten());
     if consume && decision.allowed {

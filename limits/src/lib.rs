@@ -10,7 +10,14 @@
 //! key; a request is allowed if it does not arrive earlier than the burst allowance lets
 //! it. Equivalent to a token bucket of `burst` tokens refilled at `limit / window`.
 
-use tessera_protocol::command::Tier;
+/// One limit: at most `limit` units per `window_ms` milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tier {
+    /// Units allowed per window; at least 1.
+    pub limit: u64,
+    /// Window length in milliseconds; at least 1.
+    pub window_ms: u64,
+}
 
 /// One sliding-window tier's counters: 16 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
