@@ -53,9 +53,9 @@ if [ "$suite" = native ]; then
   for pipeline in 1 16; do
     for test in rl dedup; do
       ./target/release/tessera-bench -p "$tessera_port" -w "$test" -c "$clients" -P "$pipeline" \
-        -n "$requests" -k "$keyspace" --server-pid "$tessera_pid" --memory --json | row "tessera ($shards shards)"
+        -n "$requests" -k "$keyspace" --server-pid "$tessera_pid" --flush --memory --json | row "tessera ($shards shards)"
       ./target/release/tessera-bench --target redis -p "$redis_port" -w "$test" -c "$clients" -P "$pipeline" \
-        -n "$requests" -k "$keyspace" --server-pid "$redis_pid" --memory --json | row "redis"
+        -n "$requests" -k "$keyspace" --server-pid "$redis_pid" --flush --memory --json | row "redis"
     done
   done
   exit 0

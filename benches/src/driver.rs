@@ -43,6 +43,30 @@ pub struct Run {
 /// Errors the load loop reports.
 pub type BoxError = Box<dyn std::error::Error>;
 
+/// Deletes every key on the node (FLUSHALL), so a workload starts from an empty keyspace.
+///
+/// # Errors
+/// The server cannot be reached or refuses.
+pub async fn flush(address: &str) -> Result<(), BoxError> {
+    let (mut stream, _) = hello(address, None).await?;
+    let mut buf = BytesMut::new();
+    encode_request(&mut buf, 2, &Command::FlushAll);
+    stream.write_all(&buf).await?;
+    buf.clear();
+    let decoder = FrameDecoder::default();
+    loop {
+        if let Some(frame) = decoder.decode(&mut buf)? {
+            return match Value::decode(frame.body)? {
+                Value::Ok => Ok(()),
+                other => Err(format!("FLUSHALL answered {other:?}").into()),
+            };
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err("server closed during FLUSHALL".into());
+        }
+    }
+}
+
 /// Bytes the server says it holds, and its key count (INFO totals).
 ///
 /// # Errors

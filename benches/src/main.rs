@@ -101,9 +101,13 @@ pub struct Args {
     /// Server to load.
     #[arg(long, value_enum, default_value = "tessera")]
     pub target: Target,
-    /// Also report the server's memory growth per new key over each workload.
+    /// Also report the server's memory growth per new key over each workload (use with
+    /// --flush for the whole cost of a key, table included).
     #[arg(long)]
     pub memory: bool,
+    /// Delete every key (FLUSHALL) before each workload.
+    #[arg(long)]
+    pub flush: bool,
 }
 
 impl Args {
@@ -136,6 +140,12 @@ fn main() -> std::process::ExitCode {
             }
         };
         for workload in args.workload.clone() {
+            if args.flush {
+                match args.target {
+                    Target::Tessera => driver::flush(&address).await?,
+                    Target::Redis => redis_driver::flush(&args).await?,
+                }
+            }
             let memory_before = memory().await?;
             let cpu_before = args.server_pid.map(server_cpu::seconds).transpose()?;
             let run = match args.target {

@@ -81,6 +81,17 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
     Ok(total)
 }
 
+/// Deletes every key (FLUSHALL), so a workload starts from an empty keyspace.
+///
+/// # Errors
+/// Redis cannot be reached.
+pub async fn flush(args: &Args) -> Result<(), BoxError> {
+    let client = redis::Client::open(format!("redis://{}:{}/", args.host, args.port))?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut connection).await?;
+    Ok(())
+}
+
 /// Bytes Redis holds (`used_memory`) and its key count.
 ///
 /// # Errors
