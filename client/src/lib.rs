@@ -24,7 +24,9 @@ use tessera_protocol::{HelloInfo, Value};
 use tokio::sync::Mutex;
 
 pub use bytes::Bytes;
-pub use commands::{Idem, RateDecision, RateLimitBuilder, SetBuilder, SetGetBuilder, Take, Ttl};
+pub use commands::{
+    Cas, Idem, RateDecision, RateLimitBuilder, SetBuilder, SetGetBuilder, Take, Ttl,
+};
 pub use connection::Connection;
 pub use error::{Error, Result};
 pub use limiter::{BreakerConfig, Fallback, RateLimiter, Source, Verdict};

@@ -82,6 +82,10 @@ pub mod opcode {
     pub const IDEM_COMPLETE: u16 = 0x0051;
     /// IDEM.GET
     pub const IDEM_GET: u16 = 0x0052;
+    /// VGET
+    pub const VGET: u16 = 0x0060;
+    /// VSET
+    pub const VSET: u16 = 0x0061;
 }
 
 /// Which arguments are keys, so a router knows where a command must run.
@@ -381,6 +385,24 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Reads an idempotency record without starting anything.",
         keys: KeySpec::Single,
     },
+    CommandSpec {
+        opcode: opcode::VGET,
+        name: "VGET",
+        syntax: "key",
+        wire: "key:bytes",
+        reply: "MAP {value: BYTES, version: INT}, or NIL",
+        summary: "Returns a versioned value and its version.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::VSET,
+        name: "VSET",
+        syntax: "key value [IFVERSION v] [EX seconds]",
+        wire: "key:bytes value:bytes if_version:uvarint (0 = none, v + 1 = must be v) ttl_ms:uvarint (0 = no expiry)",
+        reply: "MAP {ok: BOOL, version: INT}: the new version, or on a conflict the current one (0 if absent)",
+        summary: "Writes a versioned value, optionally only if its version still matches (0 = must not exist): compare-and-set.",
+        keys: KeySpec::Single,
+    },
 ];
 
 /// Looks a command up by opcode.
@@ -641,6 +663,19 @@ pub enum Command<P = Bytes> {
     },
     /// IDEM.GET key
     IdemGet(P),
+    /// VGET key
+    VGet(P),
+    /// VSET key value [IFVERSION v] [EX seconds]
+    VSet {
+        /// Key.
+        key: P,
+        /// New value.
+        value: P,
+        /// Write only if the current version is this (0 = the key must not exist).
+        if_version: Option<u64>,
+        /// Expiry in milliseconds; `None` = never expires.
+        ttl_ms: Option<u64>,
+    },
 }
 
 impl<P: Payload> Command<P> {
@@ -676,6 +711,8 @@ impl<P: Payload> Command<P> {
             Command::IdemBegin { .. } => opcode::IDEM_BEGIN,
             Command::IdemComplete { .. } => opcode::IDEM_COMPLETE,
             Command::IdemGet(_) => opcode::IDEM_GET,
+            Command::VGet(_) => opcode::VGET,
+            Command::VSet { .. } => opcode::VSET,
         }
     }
 
@@ -712,6 +749,8 @@ impl<P: Payload> Command<P> {
             Command::IdemBegin { .. } => 26,
             Command::IdemComplete { .. } => 27,
             Command::IdemGet(_) => 28,
+            Command::VGet(_) => 29,
+            Command::VSet { .. } => 30,
         }
     }
 
@@ -738,7 +777,9 @@ impl<P: Payload> Command<P> {
             | Command::RlReset(key)
             | Command::IdemBegin { key, .. }
             | Command::IdemComplete { key, .. }
-            | Command::IdemGet(key) => Some(key),
+            | Command::IdemGet(key)
+            | Command::VGet(key)
+            | Command::VSet { key, .. } => Some(key),
             Command::Set(args) => Some(&args.key),
             Command::RlCheck(limit) | Command::RlPeek(limit) => Some(&limit.key),
             _ => None,
@@ -855,6 +896,18 @@ impl<P: Payload> Command<P> {
                 put_bytes(buf, result.as_ref());
             }
             Command::IdemGet(key) => put_bytes(buf, key.as_ref()),
+            Command::VGet(key) => put_bytes(buf, key.as_ref()),
+            Command::VSet {
+                key,
+                value,
+                if_version,
+                ttl_ms,
+            } => {
+                put_bytes(buf, key.as_ref());
+                put_bytes(buf, value.as_ref());
+                put_uvarint(buf, if_version.map_or(0, |v| v.saturating_add(1)));
+                put_uvarint(buf, ttl_ms.unwrap_or(0));
+            }
         }
     }
 
@@ -972,6 +1025,25 @@ impl<P: Payload> Command<P> {
                 result: r.bytes()?,
             },
             opcode::IDEM_GET => Command::IdemGet(read_key(&mut r)?),
+            opcode::VGET => Command::VGet(read_key(&mut r)?),
+            opcode::VSET => {
+                let key = read_key(&mut r)?;
+                let value = r.bytes()?;
+                let if_version = match r.uvarint()? {
+                    0 => None,
+                    v => Some(v - 1),
+                };
+                let ttl_ms = match r.uvarint()? {
+                    0 => None,
+                    ms => Some(checked_ttl(ms)?),
+                };
+                Command::VSet {
+                    key,
+                    value,
+                    if_version,
+                    ttl_ms,
+                }
+            }
             opcode::DEDUP => Command::Dedup {
                 key: read_key(&mut r)?,
                 ttl_ms: checked_ttl(r.uvarint()?)?,
@@ -1080,6 +1152,18 @@ impl<P: Payload> Command<P> {
                 result: own(result),
             },
             Command::IdemGet(key) => Command::IdemGet(own(key)),
+            Command::VGet(key) => Command::VGet(own(key)),
+            Command::VSet {
+                key,
+                value,
+                if_version,
+                ttl_ms,
+            } => Command::VSet {
+                key: own(key),
+                value: own(value),
+                if_version: *if_version,
+                ttl_ms: *ttl_ms,
+            },
             Command::Dedup { key, ttl_ms } => Command::Dedup {
                 key: own(key),
                 ttl_ms: *ttl_ms,
@@ -1255,6 +1339,41 @@ impl Command<Bytes> {
             opcode::IDEM_GET => {
                 arity(args.len() == 1)?;
                 Command::IdemGet(text_key(&args[0])?)
+            }
+            opcode::VGET => {
+                arity(args.len() == 1)?;
+                Command::VGet(text_key(&args[0])?)
+            }
+            opcode::VSET => {
+                arity(args.len() >= 2)?;
+                let (mut if_version, mut ttl_ms) = (None, None);
+                let mut options = args[2..].iter();
+                while let Some(word) = options.next() {
+                    let value = options.next().ok_or_else(|| {
+                        ErrorReply::new(ErrorCode::Syntax, "an option is missing its value")
+                    })?;
+                    match word.to_ascii_uppercase().as_slice() {
+                        b"IFVERSION" if if_version.is_none() => {
+                            if_version = Some(parse_int::<u64>(value)?)
+                        }
+                        b"EX" if ttl_ms.is_none() => ttl_ms = Some(parse_seconds(value)?),
+                        _ => {
+                            return Err(ErrorReply::new(
+                                ErrorCode::Syntax,
+                                "syntax error in VSET options",
+                            ))
+                        }
+                    }
+                }
+                if if_version == Some(u64::MAX) {
+                    return Err(ErrorReply::new(ErrorCode::Syntax, "IFVERSION out of range"));
+                }
+                Command::VSet {
+                    key: text_key(&args[0])?,
+                    value: args[1].clone(),
+                    if_version,
+                    ttl_ms,
+                }
             }
             opcode::DEDUP => {
                 arity(args.len() == 2)?;
@@ -1664,6 +1783,19 @@ mod tests {
                 result: k("charged"),
             },
             Command::IdemGet(k("pay:9")),
+            Command::VGet(k("spot:17")),
+            Command::VSet {
+                key: k("spot:17"),
+                value: k("reserved"),
+                if_version: Some(0),
+                ttl_ms: Some(900_000),
+            },
+            Command::VSet {
+                key: k("trip:5"),
+                value: k("matching"),
+                if_version: None,
+                ttl_ms: None,
+            },
             Command::Dedup {
                 key: k("imp:1"),
                 ttl_ms: 3_600_000,

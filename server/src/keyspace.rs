@@ -24,6 +24,17 @@ pub enum Stored {
     Tiers(Box<[Window]>),
     /// An idempotency record.
     Idem(Box<IdemRecord>),
+    /// A value with a version, for compare-and-set.
+    Versioned(Box<Versioned>),
+}
+
+/// A versioned value: the version counts writes since the key was created, from 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// Current version.
+    pub version: u64,
+    /// Current value.
+    pub value: Blob,
 }
 
 /// An idempotency record: who holds the operation, or its result once done.
@@ -48,6 +59,9 @@ impl Stored {
         match self {
             Stored::Blob(blob) => blob.heap_bytes(),
             Stored::Tiers(tiers) => std::mem::size_of_val::<[Window]>(tiers),
+            Stored::Versioned(versioned) => {
+                std::mem::size_of::<Versioned>() + versioned.value.heap_bytes()
+            }
             Stored::Idem(record) => {
                 std::mem::size_of::<IdemRecord>() + record.result.as_ref().map_or(0, |r| r.len())
             }

@@ -9,7 +9,7 @@ use tessera_protocol::command::{Algorithm, RateLimit, Tier, MAX_TIERS};
 use tessera_protocol::wire::Payload;
 use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Value};
 
-use crate::keyspace::{Blob, Found, IdemRecord, Keyspace, Stored};
+use crate::keyspace::{Blob, Found, IdemRecord, Keyspace, Stored, Versioned};
 use tessera_limits::{Decision, Gcra, Window};
 
 /// A shard operation's result: a value, or a stored value lent out until the reply is
@@ -137,6 +137,27 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
                 None => Value::Nil,
             }
         }
+        Command::VGet(key) => match keyspace.get(key.as_ref(), now) {
+            Some(Stored::Versioned(versioned)) => Value::Map(vec![
+                (Value::text("value"), to_value(&versioned.value)),
+                (Value::text("version"), Value::Int(versioned.version as i64)),
+            ]),
+            Some(_) => wrong_type(),
+            None => Value::Nil,
+        },
+        Command::VSet {
+            key,
+            value,
+            if_version,
+            ttl_ms,
+        } => versioned_set(
+            keyspace,
+            key.as_ref(),
+            value.as_ref(),
+            *if_version,
+            *ttl_ms,
+            now,
+        ),
         Command::DbSize => Value::Int(keyspace.len() as i64),
         Command::FlushAll => {
             keyspace.clear();
@@ -390,7 +411,7 @@ fn decide<P>(state: &mut Stored, limit: &RateLimit<P>, now: u64, consume: bool) 
             consume,
         ),
         Stored::Tiers(windows) => decide_windows(windows, tiers, limit.cost, now, consume),
-        Stored::Blob(_) | Stored::Idem(_) => {
+        Stored::Blob(_) | Stored::Idem(_) | Stored::Versioned(_) => {
             unreachable!("other kinds were refused with WRONGTYPE before deciding")
         }
     }
@@ -516,6 +537,40 @@ fn idem_reply(record: &IdemRecord, now: u64) -> Value {
             ),
         ]),
     }
+}
+
+/// Writes a versioned value if `if_version` (when given) is still the current version;
+/// a missing key is version 0.
+fn versioned_set(
+    keyspace: &mut Keyspace,
+    key: &[u8],
+    value: &[u8],
+    if_version: Option<u64>,
+    ttl_ms: Option<u64>,
+    now: u64,
+) -> Value {
+    let found = keyspace.find(key, now);
+    let current = match keyspace.value(&found) {
+        None => 0,
+        Some(Stored::Versioned(versioned)) => versioned.version,
+        Some(_) => return wrong_type(),
+    };
+    let outcome = |ok, version: u64| {
+        Value::Map(vec![
+            (Value::text("ok"), Value::Bool(ok)),
+            (Value::text("version"), Value::Int(version as i64)),
+        ])
+    };
+    if if_version.is_some_and(|expected| expected != current) {
+        return outcome(false, current);
+    }
+    let version = current + 1;
+    let stored = Stored::Versioned(Box::new(Versioned {
+        version,
+        value: Blob::new(value),
+    }));
+    keyspace.write(found, key, stored, ttl_ms.map(|ms| now + ms));
+    outcome(true, version)
 }
 
 fn wrong_type() -> Value {
@@ -1038,6 +1093,70 @@ mod tests {
         };
         assert!(
             matches!(apply(&mut ks, &missing, 0), Value::Error(e) if e.code == ErrorCode::NotFound as u16)
+        );
+    }
+
+    #[test]
+    fn versioned_values_compare_and_set() {
+        let mut ks = Keyspace::new();
+        let vset = |value: &'static str, if_version| Command::VSet {
+            key: b("spot"),
+            value: b(value),
+            if_version,
+            ttl_ms: None,
+        };
+        let outcome = |ok, version| {
+            Value::Map(vec![
+                (Value::text("ok"), Value::Bool(ok)),
+                (Value::text("version"), Value::Int(version)),
+            ])
+        };
+        assert_eq!(
+            apply(&mut ks, &vset("free", Some(0)), 0),
+            outcome(true, 1),
+            "0 = must not exist"
+        );
+        assert_eq!(apply(&mut ks, &vset("x", Some(0)), 0), outcome(false, 1));
+        assert_eq!(apply(&mut ks, &vset("held", Some(1)), 0), outcome(true, 2));
+        assert_eq!(
+            apply(&mut ks, &vset("stale", Some(1)), 0),
+            outcome(false, 2),
+            "a stale version loses"
+        );
+        assert_eq!(apply(&mut ks, &vset("forced", None), 0), outcome(true, 3));
+        assert_eq!(
+            apply(&mut ks, &Command::VGet(b("spot")), 0),
+            Value::Map(vec![
+                (Value::text("value"), Value::Bytes(b("forced"))),
+                (Value::text("version"), Value::Int(3))
+            ])
+        );
+        let expiring = Command::VSet {
+            key: b("spot"),
+            value: b("v"),
+            if_version: Some(3),
+            ttl_ms: Some(100),
+        };
+        assert_eq!(apply(&mut ks, &expiring, 0), outcome(true, 4));
+        assert_eq!(
+            apply(&mut ks, &Command::VGet(b("spot")), 100),
+            Value::Nil,
+            "expired with its ttl"
+        );
+        assert_eq!(
+            apply(&mut ks, &vset("again", Some(0)), 100),
+            outcome(true, 1),
+            "and starts over"
+        );
+        ks.insert(b"plain", Blob::new(b"v").into(), None, 0);
+        let on_plain = Command::VSet {
+            key: b("plain"),
+            value: b("v"),
+            if_version: None,
+            ttl_ms: None,
+        };
+        assert!(
+            matches!(apply(&mut ks, &on_plain, 0), Value::Error(e) if e.code == ErrorCode::WrongType as u16)
         );
     }
 
