@@ -25,7 +25,8 @@ use tokio::sync::Mutex;
 
 pub use bytes::Bytes;
 pub use commands::{
-    Cas, Idem, RateDecision, RateLimitBuilder, SetBuilder, SetGetBuilder, Take, Ttl,
+    Cart, Cas, Idem, RateDecision, RateLimitBuilder, Reservation, SetBuilder, SetGetBuilder, Stock,
+    Take, Ttl,
 };
 pub use connection::Connection;
 pub use error::{Error, Result};

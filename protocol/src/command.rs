@@ -86,6 +86,20 @@ pub mod opcode {
     pub const VGET: u16 = 0x0060;
     /// VSET
     pub const VSET: u16 = 0x0061;
+    /// INV.SET
+    pub const INV_SET: u16 = 0x0070;
+    /// INV.ADJUST
+    pub const INV_ADJUST: u16 = 0x0071;
+    /// INV.GET
+    pub const INV_GET: u16 = 0x0072;
+    /// INV.RESERVE
+    pub const INV_RESERVE: u16 = 0x0073;
+    /// INV.CONFIRM
+    pub const INV_CONFIRM: u16 = 0x0074;
+    /// INV.RELEASE
+    pub const INV_RELEASE: u16 = 0x0075;
+    /// INV.RESERVE.MULTI
+    pub const INV_RESERVE_MULTI: u16 = 0x0076;
 }
 
 /// Which arguments are keys, so a router knows where a command must run.
@@ -403,6 +417,69 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Writes a versioned value, optionally only if its version still matches (0 = must not exist): compare-and-set.",
         keys: KeySpec::Single,
     },
+    CommandSpec {
+        opcode: opcode::INV_SET,
+        name: "INV.SET",
+        syntax: "sku ON_HAND n",
+        wire: "sku:bytes on_hand:ivarint",
+        reply: "MAP {on_hand, reserved, available, reservations}; CONFLICT if n is below what is reserved",
+        summary: "Sets a SKU's units on hand, keeping its reservations.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::INV_ADJUST,
+        name: "INV.ADJUST",
+        syntax: "sku delta",
+        wire: "sku:bytes delta:ivarint",
+        reply: "MAP {on_hand, reserved, available, reservations}; CONFLICT if on hand would fall below reserved",
+        summary: "Adds to (restock) or takes from (shrinkage) a SKU's units on hand.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::INV_GET,
+        name: "INV.GET",
+        syntax: "sku",
+        wire: "sku:bytes",
+        reply: "MAP {on_hand, reserved, available, reservations}, or NIL",
+        summary: "Reports a SKU's units on hand, reserved and available, and its active reservations.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::INV_RESERVE,
+        name: "INV.RESERVE",
+        syntax: "sku qty TTL seconds [ID id]",
+        wire: "sku:bytes qty:uvarint ttl_ms:uvarint has_id:u8 [id:bytes]",
+        reply: "MAP {ok: BOOL, reservation: BYTES sku#id (ok), state: TEXT active|confirmed (ok), available: INT}",
+        summary: "Reserves qty units for a time unless fewer are available; with ID, a retry returns the same reservation.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::INV_CONFIRM,
+        name: "INV.CONFIRM",
+        syntax: "reservation",
+        wire: "sku:bytes id:bytes (the reservation sku#id, split at its last #)",
+        reply: "OK; NOT_FOUND if the reservation expired, was released or never existed",
+        summary: "Turns a reservation into a sale: its units leave on hand and reserved.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::INV_RELEASE,
+        name: "INV.RELEASE",
+        syntax: "reservation",
+        wire: "sku:bytes id:bytes",
+        reply: "OK; NOT_FOUND as for INV.CONFIRM",
+        summary: "Gives a reservation's units back.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::INV_RESERVE_MULTI,
+        name: "INV.RESERVE.MULTI",
+        syntax: "TTL seconds sku qty [sku qty ...]",
+        wire: "ttl_ms:uvarint count:uvarint (sku:bytes qty:uvarint)*count",
+        reply: "MAP {ok: BOOL, reservations: ARRAY of BYTES (ok), short: ARRAY of BYTES skus short of stock}; CROSS_SHARD if the SKUs span shards",
+        summary: "Reserves every line of a cart or none; the SKUs must share a shard (a {hash tag}).",
+        keys: KeySpec::Many,
+    },
 ];
 
 /// Looks a command up by opcode.
@@ -676,6 +753,54 @@ pub enum Command<P = Bytes> {
         /// Expiry in milliseconds; `None` = never expires.
         ttl_ms: Option<u64>,
     },
+    /// INV.SET sku ON_HAND n
+    InvSet {
+        /// SKU.
+        sku: P,
+        /// Units on hand.
+        on_hand: i64,
+    },
+    /// INV.ADJUST sku delta
+    InvAdjust {
+        /// SKU.
+        sku: P,
+        /// Units added (negative: removed).
+        delta: i64,
+    },
+    /// INV.GET sku
+    InvGet(P),
+    /// INV.RESERVE sku qty TTL seconds [ID id]
+    InvReserve {
+        /// SKU.
+        sku: P,
+        /// Units to reserve.
+        qty: u64,
+        /// Reservation lifetime in milliseconds.
+        ttl_ms: u64,
+        /// Caller's reservation id, making retries idempotent.
+        id: Option<P>,
+    },
+    /// INV.CONFIRM reservation
+    InvConfirm {
+        /// SKU.
+        sku: P,
+        /// Reservation id.
+        id: P,
+    },
+    /// INV.RELEASE reservation
+    InvRelease {
+        /// SKU.
+        sku: P,
+        /// Reservation id.
+        id: P,
+    },
+    /// INV.RESERVE.MULTI TTL seconds sku qty ...
+    InvReserveMulti {
+        /// Reservation lifetime in milliseconds.
+        ttl_ms: u64,
+        /// Cart lines.
+        items: Vec<(P, u64)>,
+    },
 }
 
 impl<P: Payload> Command<P> {
@@ -713,6 +838,13 @@ impl<P: Payload> Command<P> {
             Command::IdemGet(_) => opcode::IDEM_GET,
             Command::VGet(_) => opcode::VGET,
             Command::VSet { .. } => opcode::VSET,
+            Command::InvSet { .. } => opcode::INV_SET,
+            Command::InvAdjust { .. } => opcode::INV_ADJUST,
+            Command::InvGet(_) => opcode::INV_GET,
+            Command::InvReserve { .. } => opcode::INV_RESERVE,
+            Command::InvConfirm { .. } => opcode::INV_CONFIRM,
+            Command::InvRelease { .. } => opcode::INV_RELEASE,
+            Command::InvReserveMulti { .. } => opcode::INV_RESERVE_MULTI,
         }
     }
 
@@ -751,6 +883,13 @@ impl<P: Payload> Command<P> {
             Command::IdemGet(_) => 28,
             Command::VGet(_) => 29,
             Command::VSet { .. } => 30,
+            Command::InvSet { .. } => 31,
+            Command::InvAdjust { .. } => 32,
+            Command::InvGet(_) => 33,
+            Command::InvReserve { .. } => 34,
+            Command::InvConfirm { .. } => 35,
+            Command::InvRelease { .. } => 36,
+            Command::InvReserveMulti { .. } => 37,
         }
     }
 
@@ -779,7 +918,13 @@ impl<P: Payload> Command<P> {
             | Command::IdemComplete { key, .. }
             | Command::IdemGet(key)
             | Command::VGet(key)
-            | Command::VSet { key, .. } => Some(key),
+            | Command::VSet { key, .. }
+            | Command::InvSet { sku: key, .. }
+            | Command::InvAdjust { sku: key, .. }
+            | Command::InvGet(key)
+            | Command::InvReserve { sku: key, .. }
+            | Command::InvConfirm { sku: key, .. }
+            | Command::InvRelease { sku: key, .. } => Some(key),
             Command::Set(args) => Some(&args.key),
             Command::RlCheck(limit) | Command::RlPeek(limit) => Some(&limit.key),
             _ => None,
@@ -907,6 +1052,40 @@ impl<P: Payload> Command<P> {
                 put_bytes(buf, value.as_ref());
                 put_uvarint(buf, if_version.map_or(0, |v| v.saturating_add(1)));
                 put_uvarint(buf, ttl_ms.unwrap_or(0));
+            }
+            Command::InvSet { sku, on_hand: n } | Command::InvAdjust { sku, delta: n } => {
+                put_bytes(buf, sku.as_ref());
+                put_ivarint(buf, *n);
+            }
+            Command::InvGet(sku) => put_bytes(buf, sku.as_ref()),
+            Command::InvReserve {
+                sku,
+                qty,
+                ttl_ms,
+                id,
+            } => {
+                put_bytes(buf, sku.as_ref());
+                put_uvarint(buf, *qty);
+                put_uvarint(buf, *ttl_ms);
+                match id {
+                    Some(id) => {
+                        buf.put_u8(1);
+                        put_bytes(buf, id.as_ref());
+                    }
+                    None => buf.put_u8(0),
+                }
+            }
+            Command::InvConfirm { sku, id } | Command::InvRelease { sku, id } => {
+                put_bytes(buf, sku.as_ref());
+                put_bytes(buf, id.as_ref());
+            }
+            Command::InvReserveMulti { ttl_ms, items } => {
+                put_uvarint(buf, *ttl_ms);
+                put_uvarint(buf, items.len() as u64);
+                for (sku, qty) in items {
+                    put_bytes(buf, sku.as_ref());
+                    put_uvarint(buf, *qty);
+                }
             }
         }
     }
@@ -1044,6 +1223,56 @@ impl<P: Payload> Command<P> {
                     ttl_ms,
                 }
             }
+            opcode::INV_SET => {
+                let sku = read_key(&mut r)?;
+                let on_hand = r.ivarint()?;
+                if on_hand < 0 {
+                    return Err(DecodeError::Invalid("ON_HAND must not be negative"));
+                }
+                Command::InvSet { sku, on_hand }
+            }
+            opcode::INV_ADJUST => Command::InvAdjust {
+                sku: read_key(&mut r)?,
+                delta: r.ivarint()?,
+            },
+            opcode::INV_GET => Command::InvGet(read_key(&mut r)?),
+            opcode::INV_RESERVE => {
+                let sku = read_key(&mut r)?;
+                let qty = checked_quantity(r.uvarint()?)?;
+                let ttl_ms = checked_ttl(r.uvarint()?)?;
+                let id = match r.u8()? {
+                    0 => None,
+                    1 => Some(read_reservation_id(&mut r)?),
+                    _ => return Err(DecodeError::Invalid("has_id must be 0 or 1")),
+                };
+                Command::InvReserve {
+                    sku,
+                    qty,
+                    ttl_ms,
+                    id,
+                }
+            }
+            opcode::INV_CONFIRM => Command::InvConfirm {
+                sku: read_key(&mut r)?,
+                id: read_reservation_id(&mut r)?,
+            },
+            opcode::INV_RELEASE => Command::InvRelease {
+                sku: read_key(&mut r)?,
+                id: read_reservation_id(&mut r)?,
+            },
+            opcode::INV_RESERVE_MULTI => {
+                let ttl_ms = checked_ttl(r.uvarint()?)?;
+                let count = r.count(2)?;
+                if count == 0 {
+                    return Err(DecodeError::Invalid("a cart needs at least one line"));
+                }
+                let mut items = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let sku = read_key(&mut r)?;
+                    items.push((sku, checked_quantity(r.uvarint()?)?));
+                }
+                Command::InvReserveMulti { ttl_ms, items }
+            }
             opcode::DEDUP => Command::Dedup {
                 key: read_key(&mut r)?,
                 ttl_ms: checked_ttl(r.uvarint()?)?,
@@ -1153,6 +1382,38 @@ impl<P: Payload> Command<P> {
             },
             Command::IdemGet(key) => Command::IdemGet(own(key)),
             Command::VGet(key) => Command::VGet(own(key)),
+            Command::InvSet { sku, on_hand } => Command::InvSet {
+                sku: own(sku),
+                on_hand: *on_hand,
+            },
+            Command::InvAdjust { sku, delta } => Command::InvAdjust {
+                sku: own(sku),
+                delta: *delta,
+            },
+            Command::InvGet(sku) => Command::InvGet(own(sku)),
+            Command::InvReserve {
+                sku,
+                qty,
+                ttl_ms,
+                id,
+            } => Command::InvReserve {
+                sku: own(sku),
+                qty: *qty,
+                ttl_ms: *ttl_ms,
+                id: id.as_ref().map(own),
+            },
+            Command::InvConfirm { sku, id } => Command::InvConfirm {
+                sku: own(sku),
+                id: own(id),
+            },
+            Command::InvRelease { sku, id } => Command::InvRelease {
+                sku: own(sku),
+                id: own(id),
+            },
+            Command::InvReserveMulti { ttl_ms, items } => Command::InvReserveMulti {
+                ttl_ms: *ttl_ms,
+                items: items.iter().map(|(sku, qty)| (own(sku), *qty)).collect(),
+            },
             Command::VSet {
                 key,
                 value,
@@ -1375,6 +1636,70 @@ impl Command<Bytes> {
                     ttl_ms,
                 }
             }
+            opcode::INV_SET => {
+                arity(args.len() == 3 && args[1].eq_ignore_ascii_case(b"ON_HAND"))?;
+                let on_hand = parse_int::<i64>(&args[2])?;
+                if on_hand < 0 {
+                    return Err(ErrorReply::new(
+                        ErrorCode::Syntax,
+                        "ON_HAND must not be negative",
+                    ));
+                }
+                Command::InvSet {
+                    sku: text_key(&args[0])?,
+                    on_hand,
+                }
+            }
+            opcode::INV_ADJUST => {
+                arity(args.len() == 2)?;
+                Command::InvAdjust {
+                    sku: text_key(&args[0])?,
+                    delta: parse_int::<i64>(&args[1])?,
+                }
+            }
+            opcode::INV_GET => {
+                arity(args.len() == 1)?;
+                Command::InvGet(text_key(&args[0])?)
+            }
+            opcode::INV_RESERVE => {
+                let id = match args {
+                    [_, _, ttl, _] if ttl.eq_ignore_ascii_case(b"TTL") => None,
+                    [_, _, ttl, _, word, id]
+                        if ttl.eq_ignore_ascii_case(b"TTL") && word.eq_ignore_ascii_case(b"ID") =>
+                    {
+                        Some(text_reservation_id(id)?)
+                    }
+                    _ => return arity(false).map(|_| unreachable!()),
+                };
+                Command::InvReserve {
+                    sku: text_key(&args[0])?,
+                    qty: text_quantity(&args[1])?,
+                    ttl_ms: parse_seconds(&args[3])?,
+                    id,
+                }
+            }
+            opcode::INV_CONFIRM | opcode::INV_RELEASE => {
+                arity(args.len() == 1)?;
+                let (sku, id) = split_reservation(&args[0])?;
+                if spec.opcode == opcode::INV_CONFIRM {
+                    Command::InvConfirm { sku, id }
+                } else {
+                    Command::InvRelease { sku, id }
+                }
+            }
+            opcode::INV_RESERVE_MULTI => {
+                arity(
+                    args.len() >= 4 && args.len() % 2 == 0 && args[0].eq_ignore_ascii_case(b"TTL"),
+                )?;
+                let items = args[2..]
+                    .chunks_exact(2)
+                    .map(|line| Ok((text_key(&line[0])?, text_quantity(&line[1])?)))
+                    .collect::<Result<Vec<_>, ErrorReply>>()?;
+                Command::InvReserveMulti {
+                    ttl_ms: parse_seconds(&args[1])?,
+                    items,
+                }
+            }
             opcode::DEDUP => {
                 arity(args.len() == 2)?;
                 Command::Dedup {
@@ -1567,6 +1892,54 @@ fn parse_rate_limit(key: &Bytes, options: &[Bytes]) -> Result<RateLimit, ErrorRe
         Tiers::new(&tiers).ok_or_else(|| syntax("give 1 to 4 LIMIT n WINDOW ms tiers"))?;
     validate_rate_limit(&limit).map_err(syntax)?;
     Ok(limit)
+}
+
+/// Separates a reservation handle, `sku#id`, at its last `#`.
+pub fn split_reservation_handle(handle: &[u8]) -> Option<(&[u8], &[u8])> {
+    let at = handle.iter().rposition(|&b| b == b'#')?;
+    let (sku, id) = (&handle[..at], &handle[at + 1..]);
+    (!sku.is_empty() && !id.is_empty()).then_some((sku, id))
+}
+
+fn checked_quantity(qty: u64) -> Result<u64, DecodeError> {
+    if !(1..=i64::MAX as u64).contains(&qty) {
+        return Err(DecodeError::Invalid(
+            "quantity must be between 1 and 2^63-1",
+        ));
+    }
+    Ok(qty)
+}
+
+fn read_reservation_id<P: Payload>(r: &mut Reader<P>) -> Result<P, DecodeError> {
+    let id = r.bytes()?;
+    let bytes = id.as_ref();
+    if bytes.is_empty() || bytes.len() > 256 || bytes.contains(&b'#') {
+        return Err(DecodeError::Invalid(
+            "a reservation id is 1 to 256 bytes without #",
+        ));
+    }
+    Ok(id)
+}
+
+fn text_quantity(word: &[u8]) -> Result<u64, ErrorReply> {
+    let qty = parse_int::<u64>(word)?;
+    checked_quantity(qty).map_err(|e| ErrorReply::new(ErrorCode::Syntax, e.to_string()))
+}
+
+fn text_reservation_id(word: &Bytes) -> Result<Bytes, ErrorReply> {
+    if word.is_empty() || word.len() > 256 || word.contains(&b'#') {
+        return Err(ErrorReply::new(
+            ErrorCode::Syntax,
+            "a reservation id is 1 to 256 bytes without #",
+        ));
+    }
+    Ok(word.clone())
+}
+
+fn split_reservation(handle: &Bytes) -> Result<(Bytes, Bytes), ErrorReply> {
+    let (sku, id) = split_reservation_handle(handle)
+        .ok_or_else(|| ErrorReply::new(ErrorCode::Syntax, "a reservation looks like sku#id"))?;
+    Ok((text_key(&handle.slice_ref(sku))?, handle.slice_ref(id)))
 }
 
 fn checked_amount(amount: u64) -> Result<u64, DecodeError> {
@@ -1784,6 +2157,33 @@ mod tests {
             },
             Command::IdemGet(k("pay:9")),
             Command::VGet(k("spot:17")),
+            Command::InvSet {
+                sku: k("{s1}:milk"),
+                on_hand: 40,
+            },
+            Command::InvAdjust {
+                sku: k("{s1}:milk"),
+                delta: -3,
+            },
+            Command::InvGet(k("{s1}:milk")),
+            Command::InvReserve {
+                sku: k("{s1}:milk"),
+                qty: 2,
+                ttl_ms: 600_000,
+                id: Some(k("order-9")),
+            },
+            Command::InvConfirm {
+                sku: k("{s1}:milk"),
+                id: k("order-9"),
+            },
+            Command::InvRelease {
+                sku: k("{s1}:milk"),
+                id: k("r1"),
+            },
+            Command::InvReserveMulti {
+                ttl_ms: 600_000,
+                items: vec![(k("{s1}:milk"), 1), (k("{s1}:eggs"), 12)],
+            },
             Command::VSet {
                 key: k("spot:17"),
                 value: k("reserved"),

@@ -39,11 +39,13 @@ pub enum ErrorCode {
     /// The record changed hands or state: e.g. completing an idempotency record whose lease
     /// another caller has taken over.
     Conflict = 16,
+    /// A command that must run on one shard named keys owned by several.
+    CrossShard = 17,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order; used by the docs and by exhaustive tests.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::Protocol,
         ErrorCode::UnknownCommand,
         ErrorCode::Syntax,
@@ -60,6 +62,7 @@ impl ErrorCode {
         ErrorCode::TooManyElements,
         ErrorCode::NotFound,
         ErrorCode::Conflict,
+        ErrorCode::CrossShard,
     ];
 
     /// Maps a wire code back to the enum; unknown codes come from newer servers.
@@ -86,6 +89,7 @@ impl ErrorCode {
             ErrorCode::TooManyElements => "TOO_MANY_ELEMENTS",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::CrossShard => "CROSS_SHARD",
         }
     }
 }

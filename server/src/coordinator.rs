@@ -184,6 +184,10 @@ fn split_keys(
         | Command::Exists(keys)
         | Command::MGet(keys)
         | Command::DedupMulti { keys, .. } => split_by_shard(keys, shards),
+        Command::InvReserveMulti { items, .. } => split_by_shard(
+            &items.iter().map(|(sku, _)| sku).collect::<Vec<_>>(),
+            shards,
+        ),
         _ => unreachable!("only multi-key commands are split"),
     };
     let owners: Vec<u16> = (0..shards)
@@ -192,6 +196,39 @@ fn split_keys(
     if owners == [shard.id] {
         // Every key is ours: no split, no gather.
         run_here(shard, conn, request_id, &command, started, now);
+        return;
+    }
+    if let Command::InvReserveMulti { .. } = command {
+        // A cart is all-or-nothing only on one shard; across shards the client runs the
+        // saga (reserve each part, release the others if one fails).
+        let reply = match owners[..] {
+            [owner] => {
+                let index = command.table_index();
+                let parts = vec![(owner, command.to_owned_bytes())];
+                return scatter(
+                    shard,
+                    conn,
+                    request_id,
+                    index,
+                    started,
+                    now,
+                    Combine::Single,
+                    parts,
+                );
+            }
+            _ => Value::error(
+                ErrorCode::CrossShard,
+                "the SKUs of one INV.RESERVE.MULTI must share a shard: give them one {hash tag}",
+            ),
+        };
+        complete(
+            shard,
+            conn,
+            request_id,
+            command.table_index(),
+            started,
+            &reply,
+        );
         return;
     }
     // Parts travel to other threads, so they own copies of their keys.
@@ -210,6 +247,7 @@ fn split_keys(
                     ttl_ms: *ttl_ms,
                     keys: pick(keys, group),
                 },
+                Command::InvReserveMulti { .. } => unreachable!("carts are never split"),
                 Command::MSet(pairs) => Command::MSet(
                     group
                         .iter()

@@ -9,7 +9,12 @@ use std::hash::BuildHasher;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 pub use crate::blob::Blob;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use tessera_limits::{Gcra, Window};
+
+use crate::inventory::Sku;
 
 /// What a key holds: bytes, or the state of one of the native types.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +31,8 @@ pub enum Stored {
     Idem(Box<IdemRecord>),
     /// A value with a version, for compare-and-set.
     Versioned(Box<Versioned>),
+    /// A SKU's stock and reservations.
+    Sku(Box<Sku>),
 }
 
 /// A versioned value: the version counts writes since the key was created, from 1.
@@ -59,6 +66,7 @@ impl Stored {
         match self {
             Stored::Blob(blob) => blob.heap_bytes(),
             Stored::Tiers(tiers) => std::mem::size_of_val::<[Window]>(tiers),
+            Stored::Sku(sku) => std::mem::size_of::<Sku>() + sku.heap_bytes(),
             Stored::Versioned(versioned) => {
                 std::mem::size_of::<Versioned>() + versioned.value.heap_bytes()
             }
@@ -116,6 +124,8 @@ impl Slot {
 
 /// A shard's keys and values.
 pub struct Keyspace {
+    /// Keys to look at again at a given time (reservations that may lapse), earliest first.
+    timers: BinaryHeap<Reverse<(u64, Box<[u8]>)>>,
     table: HashTable<Slot>,
     hasher: DefaultHashBuilder,
     volatile: Vec<u64>,
@@ -136,6 +146,7 @@ impl Keyspace {
         let hasher = DefaultHashBuilder::default();
         let rng = hasher.hash_one(0x07e5_5e7a_u64) | 1;
         Self {
+            timers: BinaryHeap::new(),
             table: HashTable::new(),
             hasher,
             volatile: Vec::new(),
@@ -366,8 +377,31 @@ impl Keyspace {
         self.expired_total
     }
 
+    /// Asks to be given `key` again by `take_due` once `at` has come.
+    pub fn schedule(&mut self, at: u64, key: &[u8]) {
+        self.timers.push(Reverse((at, key.into())));
+    }
+
+    /// Keys whose scheduled time has come, each once, earliest first.
+    pub fn take_due(&mut self, now: u64) -> Vec<Box<[u8]>> {
+        let mut due = Vec::new();
+        while self
+            .timers
+            .peek()
+            .is_some_and(|Reverse((at, _))| *at <= now)
+        {
+            if let Some(Reverse((_, key))) = self.timers.pop() {
+                if due.last() != Some(&key) {
+                    due.push(key);
+                }
+            }
+        }
+        due
+    }
+
     /// Removes every key.
     pub fn clear(&mut self) {
+        self.timers.clear();
         self.table = HashTable::new();
         self.volatile = Vec::new();
         self.heap_bytes = 0;
@@ -377,6 +411,7 @@ impl Keyspace {
     pub fn memory_bytes(&self) -> usize {
         self.table.allocation_size()
             + self.heap_bytes
+            + self.timers.capacity() * std::mem::size_of::<Reverse<(u64, Box<[u8]>)>>()
             + self.volatile.capacity() * std::mem::size_of::<u64>()
     }
 

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod coordinator;
+pub mod inventory;
 pub mod keyspace;
 pub mod mesh;
 pub mod ops;

@@ -253,7 +253,14 @@ impl Shard {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            let removed = self.keyspace.borrow_mut().expire_cycle(clock::now_millis());
+            let now = clock::now_millis();
+            let mut keyspace = self.keyspace.borrow_mut();
+            // Lapsed reservations give their units back without anyone asking.
+            for sku in keyspace.take_due(now) {
+                ops::expire_reservations(&mut keyspace, &sku, now);
+            }
+            let removed = keyspace.expire_cycle(now);
+            drop(keyspace);
             if removed > 0 {
                 tracing::trace!(shard = self.id, removed, "expired keys");
             }

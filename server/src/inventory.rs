@@ -1,0 +1,281 @@
+//! Inventory: a SKU's units on hand and its reservations, kept together in one record so
+//! every change is atomic on the shard and `0 <= reserved <= on_hand` always holds.
+
+/// One reservation of a SKU's units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Caller's id, or one the server made up (`r1`, `r2`, ...).
+    pub id: Box<[u8]>,
+    /// Units held.
+    pub qty: i64,
+    /// When an unconfirmed reservation gives its units back, or a confirmed one is
+    /// forgotten (it is kept until then so a retried reserve finds it).
+    pub expires_at: u64,
+    /// Whether it became a sale.
+    pub confirmed: bool,
+}
+
+/// A SKU's stock.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sku {
+    /// Units physically there (sold units have left).
+    pub on_hand: i64,
+    /// Units held by active reservations.
+    pub reserved: i64,
+    /// Next server-made reservation id.
+    next_id: u64,
+    /// Active and recently confirmed reservations.
+    reservations: Vec<Reservation>,
+}
+
+/// How a reserve ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reserved {
+    /// Units are held under this id; `confirmed` if a retry found it already sold.
+    Held {
+        /// Reservation id.
+        id: Box<[u8]>,
+        /// Whether it was already confirmed.
+        confirmed: bool,
+    },
+    /// Not enough units available.
+    Short,
+}
+
+/// Why a confirm or release failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such active reservation: never made, released, or expired.
+    NotFound,
+    /// Releasing a reservation that is already a sale.
+    AlreadyConfirmed,
+    /// The change would leave fewer units on hand than are reserved, or fewer than none.
+    BelowReserved,
+}
+
+impl Sku {
+    /// Units that can still be reserved.
+    pub fn available(&self) -> i64 {
+        self.on_hand - self.reserved
+    }
+
+    /// Active (unconfirmed) reservations.
+    pub fn active_reservations(&self) -> usize {
+        self.reservations.iter().filter(|r| !r.confirmed).count()
+    }
+
+    /// Heap bytes held by the reservations, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.reservations.capacity() * std::mem::size_of::<Reservation>()
+            + self.reservations.iter().map(|r| r.id.len()).sum::<usize>()
+    }
+
+    /// Gives back the units of reservations whose time is up and forgets old sales.
+    /// Returns the units given back.
+    pub fn expire(&mut self, now: u64) -> i64 {
+        let mut released = 0;
+        self.reservations.retain(|r| {
+            if r.expires_at > now {
+                return true;
+            }
+            if !r.confirmed {
+                released += r.qty;
+            }
+            false
+        });
+        self.reserved -= released;
+        released
+    }
+
+    /// Earliest time a reservation needs attention, if any.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.reservations.iter().map(|r| r.expires_at).min()
+    }
+
+    /// Sets the units on hand.
+    ///
+    /// # Errors
+    /// `BelowReserved` if `on_hand` is below what is reserved.
+    pub fn set_on_hand(&mut self, on_hand: i64) -> Result<(), Refusal> {
+        if on_hand < self.reserved {
+            return Err(Refusal::BelowReserved);
+        }
+        self.on_hand = on_hand;
+        Ok(())
+    }
+
+    /// Adds `delta` units on hand (negative for shrinkage).
+    ///
+    /// # Errors
+    /// `BelowReserved` if on hand would fall below what is reserved.
+    pub fn adjust(&mut self, delta: i64) -> Result<(), Refusal> {
+        let on_hand = self
+            .on_hand
+            .checked_add(delta)
+            .ok_or(Refusal::BelowReserved)?;
+        self.set_on_hand(on_hand)
+    }
+
+    /// Whether `qty` units could be reserved now.
+    pub fn can_reserve(&self, qty: i64) -> bool {
+        self.available() >= qty
+    }
+
+    /// Reserves `qty` units until `expires_at`. With an `id` already known, returns that
+    /// reservation instead of making a second one.
+    pub fn reserve(&mut self, id: Option<&[u8]>, qty: i64, expires_at: u64) -> Reserved {
+        if let Some(id) = id {
+            if let Some(existing) = self.reservations.iter().find(|r| &*r.id == id) {
+                return Reserved::Held {
+                    id: existing.id.clone(),
+                    confirmed: existing.confirmed,
+                };
+            }
+        }
+        if !self.can_reserve(qty) {
+            return Reserved::Short;
+        }
+        let id: Box<[u8]> = match id {
+            Some(id) => id.into(),
+            None => {
+                self.next_id += 1;
+                format!("r{}", self.next_id).into_bytes().into_boxed_slice()
+            }
+        };
+        self.reserved += qty;
+        self.reservations.push(Reservation {
+            id: id.clone(),
+            qty,
+            expires_at,
+            confirmed: false,
+        });
+        Reserved::Held {
+            id,
+            confirmed: false,
+        }
+    }
+
+    /// Turns an active reservation into a sale; confirming a sale again is accepted.
+    ///
+    /// # Errors
+    /// `NotFound` if there is no such reservation (released, expired, or never made).
+    pub fn confirm(&mut self, id: &[u8]) -> Result<(), Refusal> {
+        let reservation = self
+            .reservations
+            .iter_mut()
+            .find(|r| &*r.id == id)
+            .ok_or(Refusal::NotFound)?;
+        if !reservation.confirmed {
+            reservation.confirmed = true;
+            self.on_hand -= reservation.qty;
+            self.reserved -= reservation.qty;
+        }
+        Ok(())
+    }
+
+    /// Gives an active reservation's units back.
+    ///
+    /// # Errors
+    /// `NotFound` as for `confirm`; `AlreadyConfirmed` if it is a sale.
+    pub fn release(&mut self, id: &[u8]) -> Result<(), Refusal> {
+        let at = self
+            .reservations
+            .iter()
+            .position(|r| &*r.id == id)
+            .ok_or(Refusal::NotFound)?;
+        if self.reservations[at].confirmed {
+            return Err(Refusal::AlreadyConfirmed);
+        }
+        let reservation = self.reservations.swap_remove(at);
+        self.reserved -= reservation.qty;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn held(reserved: Reserved) -> Box<[u8]> {
+        match reserved {
+            Reserved::Held { id, .. } => id,
+            Reserved::Short => panic!("expected a reservation"),
+        }
+    }
+
+    #[test]
+    fn reserve_confirm_release_and_expire() {
+        let mut sku = Sku::default();
+        sku.set_on_hand(5).unwrap();
+        let a = held(sku.reserve(None, 3, 100));
+        assert_eq!(sku.reserve(None, 3, 100), Reserved::Short, "only 2 left");
+        let b = held(sku.reserve(Some(b"order-1"), 2, 50));
+        assert_eq!(sku.available(), 0);
+        assert_eq!(
+            held(sku.reserve(Some(b"order-1"), 2, 50)),
+            b,
+            "a retry gets the same reservation"
+        );
+        sku.confirm(&a).unwrap();
+        assert_eq!((sku.on_hand, sku.reserved), (2, 2));
+        assert_eq!(sku.release(&a), Err(Refusal::AlreadyConfirmed));
+        assert_eq!(sku.expire(50), 2, "order-1 lapsed and gave its units back");
+        assert_eq!(sku.confirm(b"order-1"), Err(Refusal::NotFound));
+        assert_eq!((sku.on_hand, sku.reserved, sku.available()), (2, 0, 2));
+        assert_eq!(sku.adjust(-3), Err(Refusal::BelowReserved));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Reserve(i64, u64),
+        Confirm(usize),
+        Release(usize),
+        Adjust(i64),
+        Advance(u64),
+    }
+
+    proptest! {
+        /// Whatever happens, nothing is oversold: 0 <= reserved <= on_hand, and the units
+        /// sold plus on hand always equal the stock put in.
+        #[test]
+        fn never_oversells(ops in proptest::collection::vec(prop_oneof![
+            (1i64..4, 1u64..50).prop_map(|(q, t)| Op::Reserve(q, t)),
+            (0usize..8).prop_map(Op::Confirm),
+            (0usize..8).prop_map(Op::Release),
+            (-3i64..5).prop_map(Op::Adjust),
+            (1u64..30).prop_map(Op::Advance),
+        ], 1..200)) {
+            let mut sku = Sku::default();
+            let mut stock = 0i64;
+            let mut sold = 0i64;
+            let mut ids: Vec<Box<[u8]>> = Vec::new();
+            let mut now = 0;
+            for op in ops {
+                sku.expire(now);
+                match op {
+                    Op::Reserve(qty, ttl) => {
+                        if let Reserved::Held { id, .. } = sku.reserve(None, qty, now + ttl) {
+                            ids.push(id);
+                        }
+                    }
+                    Op::Confirm(i) => if let Some(id) = ids.get(i) {
+                        let before = sku.on_hand;
+                        if sku.confirm(id).is_ok() {
+                            sold += before - sku.on_hand;
+                        }
+                    },
+                    Op::Release(i) => if let Some(id) = ids.get(i) {
+                        let _ = sku.release(id);
+                    },
+                    Op::Adjust(delta) => if sku.adjust(delta).is_ok() {
+                        stock += delta;
+                    },
+                    Op::Advance(ms) => now += ms,
+                }
+                prop_assert!(0 <= sku.reserved && sku.reserved <= sku.on_hand, "{sku:?}");
+                prop_assert_eq!(sold + sku.on_hand, stock);
+            }
+        }
+    }
+}
