@@ -26,7 +26,7 @@ async fn hundreds_of_clients_never_oversell() {
     let server = TestServer::start(3);
     let setup = server.client().await;
     for i in 0..SKUS {
-        setup.inv_set(sku(i), STOCK).await.unwrap();
+        setup.inv_set(sku(i), STOCK, None).await.unwrap();
     }
     let sold: Arc<Mutex<HashMap<usize, i64>>> = Arc::default();
     let mut clients = Vec::new();
@@ -137,7 +137,7 @@ async fn hundreds_of_clients_never_oversell() {
 async fn lapsed_reservations_return_by_themselves_and_cannot_be_confirmed() {
     let server = TestServer::start(2);
     let client = server.client().await;
-    client.inv_set("milk", 5).await.unwrap();
+    client.inv_set("milk", 5, None).await.unwrap();
     let Reservation::Held { handle, .. } = client
         .inv_reserve("milk", 4, Duration::from_millis(200), None)
         .await
@@ -179,7 +179,7 @@ async fn carts_reserve_every_line_or_none() {
         ("{store1}:eggs", 12),
         ("{store1}:bread", 1),
     ] {
-        client.inv_set(sku, stock).await.unwrap();
+        client.inv_set(sku, stock, None).await.unwrap();
     }
     let ttl = Duration::from_secs(60);
     let Cart::Held(handles) = client
@@ -215,7 +215,7 @@ async fn carts_reserve_every_line_or_none() {
         skus.iter().map(|s| client.shard_of(s.as_bytes())).collect();
     assert!(shards.len() > 1);
     for sku in &skus {
-        client.inv_set(sku.clone(), 1).await.unwrap();
+        client.inv_set(sku.clone(), 1, None).await.unwrap();
     }
     let mut lines: Vec<(String, u64)> = skus.iter().map(|s| (s.clone(), 1)).collect();
     lines[7].1 = 2;
@@ -246,4 +246,53 @@ async fn carts_reserve_every_line_or_none() {
             .unwrap(),
         Value::Nil
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_figures_stay_consistent_with_the_skus() {
+    let server = TestServer::start(3);
+    let client = server.client().await;
+    let skus: Vec<String> = (0..100).map(|i| format!("{{store7}}:sku:{i}")).collect();
+    for sku in &skus {
+        client.inv_set(sku.clone(), 2, Some(1)).await.unwrap();
+    }
+    let shoppers: Vec<_> = (0..50u64)
+        .map(|shopper| {
+            let (client, skus) = (client.clone(), skus.clone());
+            tokio::spawn(async move {
+                let mut rng = SmallRng::seed_from_u64(shopper);
+                for _ in 0..20 {
+                    let sku = skus[rng.random_range(0..skus.len())].clone();
+                    let held = client
+                        .inv_reserve(sku, 1, Duration::from_millis(300), None)
+                        .await
+                        .unwrap();
+                    if let Reservation::Held { handle, .. } = held {
+                        if rng.random_bool(0.5) {
+                            let _ = client.inv_confirm(&handle).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for shopper in shoppers {
+        shopper.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (mut sold_out, mut low) = (0, 0);
+    for sku in &skus {
+        let stock = client.inv_get(sku.clone()).await.unwrap().unwrap();
+        match stock.available {
+            a if a <= 0 => sold_out += 1,
+            1 => low += 1,
+            _ => {}
+        }
+    }
+    let figures = client.inv_store("store7").await.unwrap();
+    assert_eq!(
+        (figures.skus, figures.sold_out, figures.low_stock),
+        (100, sold_out, low)
+    );
+    assert!(sold_out > 0, "some SKUs sold out");
 }

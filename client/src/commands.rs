@@ -693,6 +693,17 @@ impl Stock {
     }
 }
 
+/// A store's figures over its SKUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreFigures {
+    /// SKUs in the store.
+    pub skus: i64,
+    /// SKUs with nothing available.
+    pub sold_out: i64,
+    /// SKUs at or below their low-stock mark, not sold out.
+    pub low_stock: i64,
+}
+
 /// How a reserve ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
@@ -726,16 +737,40 @@ fn split_handle(handle: &Bytes) -> Result<(Bytes, Bytes)> {
 }
 
 impl Client {
-    /// INV.SET: sets a SKU's units on hand.
+    /// INV.STORE: how many of a store's SKUs are sold out or low; `store` is the hash tag
+    /// its SKUs share (`{store}:...`).
+    ///
+    /// # Errors
+    /// Link failures.
+    pub async fn inv_store(&self, store: impl Into<Bytes>) -> Result<StoreFigures> {
+        let reply = self.call(Command::InvStore(bytes(store))).await?;
+        let int = |name| reply.get(name).and_then(Value::as_int);
+        match (int("skus"), int("sold_out"), int("low_stock")) {
+            (Some(skus), Some(sold_out), Some(low_stock)) => Ok(StoreFigures {
+                skus,
+                sold_out,
+                low_stock,
+            }),
+            _ => Err(Error::unexpected("store figures", &reply)),
+        }
+    }
+
+    /// INV.SET: sets a SKU's units on hand and, if given, its low-stock mark.
     ///
     /// # Errors
     /// `Server` with `Conflict` if that is below what is reserved.
-    pub async fn inv_set(&self, sku: impl Into<Bytes>, on_hand: i64) -> Result<Stock> {
+    pub async fn inv_set(
+        &self,
+        sku: impl Into<Bytes>,
+        on_hand: i64,
+        low: Option<u64>,
+    ) -> Result<Stock> {
         Stock::from_reply(
             &self
                 .call(Command::InvSet {
                     sku: bytes(sku),
                     on_hand,
+                    low,
                 })
                 .await?,
         )

@@ -26,7 +26,7 @@ use tokio::sync::Mutex;
 pub use bytes::Bytes;
 pub use commands::{
     Cart, Cas, Idem, RateDecision, RateLimitBuilder, Reservation, SetBuilder, SetGetBuilder, Stock,
-    Take, Ttl,
+    StoreFigures, Take, Ttl,
 };
 pub use connection::Connection;
 pub use error::{Error, Result};

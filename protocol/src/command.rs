@@ -100,6 +100,8 @@ pub mod opcode {
     pub const INV_RELEASE: u16 = 0x0075;
     /// INV.RESERVE.MULTI
     pub const INV_RESERVE_MULTI: u16 = 0x0076;
+    /// INV.STORE
+    pub const INV_STORE: u16 = 0x0077;
 }
 
 /// Which arguments are keys, so a router knows where a command must run.
@@ -420,8 +422,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         opcode: opcode::INV_SET,
         name: "INV.SET",
-        syntax: "sku ON_HAND n",
-        wire: "sku:bytes on_hand:ivarint",
+        syntax: "sku ON_HAND n [LOW m]",
+        wire: "sku:bytes on_hand:ivarint low:uvarint (0 = keep, m + 1 = low stock at m or fewer available)",
         reply: "MAP {on_hand, reserved, available, reservations}; CONFLICT if n is below what is reserved",
         summary: "Sets a SKU's units on hand, keeping its reservations.",
         keys: KeySpec::Single,
@@ -479,6 +481,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         reply: "MAP {ok: BOOL, reservations: ARRAY of BYTES (ok), short: ARRAY of BYTES skus short of stock}; CROSS_SHARD if the SKUs span shards",
         summary: "Reserves every line of a cart or none; the SKUs must share a shard (a {hash tag}).",
         keys: KeySpec::Many,
+    },
+    CommandSpec {
+        opcode: opcode::INV_STORE,
+        name: "INV.STORE",
+        syntax: "store",
+        wire: "store:bytes (a hash tag: the SKUs {store}:...)",
+        reply: "MAP {skus: INT, sold_out: INT, low_stock: INT}",
+        summary: "Counts a store's SKUs, those sold out (nothing available) and those at or below their low-stock mark.",
+        keys: KeySpec::Single,
     },
 ];
 
@@ -753,12 +764,14 @@ pub enum Command<P = Bytes> {
         /// Expiry in milliseconds; `None` = never expires.
         ttl_ms: Option<u64>,
     },
-    /// INV.SET sku ON_HAND n
+    /// INV.SET sku ON_HAND n [LOW m]
     InvSet {
         /// SKU.
         sku: P,
         /// Units on hand.
         on_hand: i64,
+        /// Low-stock mark: the SKU counts as low when at most this many are available.
+        low: Option<u64>,
     },
     /// INV.ADJUST sku delta
     InvAdjust {
@@ -801,6 +814,8 @@ pub enum Command<P = Bytes> {
         /// Cart lines.
         items: Vec<(P, u64)>,
     },
+    /// INV.STORE store
+    InvStore(P),
 }
 
 impl<P: Payload> Command<P> {
@@ -845,6 +860,7 @@ impl<P: Payload> Command<P> {
             Command::InvConfirm { .. } => opcode::INV_CONFIRM,
             Command::InvRelease { .. } => opcode::INV_RELEASE,
             Command::InvReserveMulti { .. } => opcode::INV_RESERVE_MULTI,
+            Command::InvStore(_) => opcode::INV_STORE,
         }
     }
 
@@ -890,6 +906,7 @@ impl<P: Payload> Command<P> {
             Command::InvConfirm { .. } => 35,
             Command::InvRelease { .. } => 36,
             Command::InvReserveMulti { .. } => 37,
+            Command::InvStore(_) => 38,
         }
     }
 
@@ -924,7 +941,8 @@ impl<P: Payload> Command<P> {
             | Command::InvGet(key)
             | Command::InvReserve { sku: key, .. }
             | Command::InvConfirm { sku: key, .. }
-            | Command::InvRelease { sku: key, .. } => Some(key),
+            | Command::InvRelease { sku: key, .. }
+            | Command::InvStore(key) => Some(key),
             Command::Set(args) => Some(&args.key),
             Command::RlCheck(limit) | Command::RlPeek(limit) => Some(&limit.key),
             _ => None,
@@ -1053,10 +1071,16 @@ impl<P: Payload> Command<P> {
                 put_uvarint(buf, if_version.map_or(0, |v| v.saturating_add(1)));
                 put_uvarint(buf, ttl_ms.unwrap_or(0));
             }
-            Command::InvSet { sku, on_hand: n } | Command::InvAdjust { sku, delta: n } => {
+            Command::InvSet { sku, on_hand, low } => {
                 put_bytes(buf, sku.as_ref());
-                put_ivarint(buf, *n);
+                put_ivarint(buf, *on_hand);
+                put_uvarint(buf, low.map_or(0, |m| m.saturating_add(1)));
             }
+            Command::InvAdjust { sku, delta } => {
+                put_bytes(buf, sku.as_ref());
+                put_ivarint(buf, *delta);
+            }
+            Command::InvStore(store) => put_bytes(buf, store.as_ref()),
             Command::InvGet(sku) => put_bytes(buf, sku.as_ref()),
             Command::InvReserve {
                 sku,
@@ -1229,8 +1253,13 @@ impl<P: Payload> Command<P> {
                 if on_hand < 0 {
                     return Err(DecodeError::Invalid("ON_HAND must not be negative"));
                 }
-                Command::InvSet { sku, on_hand }
+                let low = match r.uvarint()? {
+                    0 => None,
+                    m => Some(m - 1),
+                };
+                Command::InvSet { sku, on_hand, low }
             }
+            opcode::INV_STORE => Command::InvStore(read_key(&mut r)?),
             opcode::INV_ADJUST => Command::InvAdjust {
                 sku: read_key(&mut r)?,
                 delta: r.ivarint()?,
@@ -1382,10 +1411,12 @@ impl<P: Payload> Command<P> {
             },
             Command::IdemGet(key) => Command::IdemGet(own(key)),
             Command::VGet(key) => Command::VGet(own(key)),
-            Command::InvSet { sku, on_hand } => Command::InvSet {
+            Command::InvSet { sku, on_hand, low } => Command::InvSet {
                 sku: own(sku),
                 on_hand: *on_hand,
+                low: *low,
             },
+            Command::InvStore(store) => Command::InvStore(own(store)),
             Command::InvAdjust { sku, delta } => Command::InvAdjust {
                 sku: own(sku),
                 delta: *delta,
@@ -1637,7 +1668,16 @@ impl Command<Bytes> {
                 }
             }
             opcode::INV_SET => {
-                arity(args.len() == 3 && args[1].eq_ignore_ascii_case(b"ON_HAND"))?;
+                let low = match args {
+                    [_, word, _] if word.eq_ignore_ascii_case(b"ON_HAND") => None,
+                    [_, word, _, low, m]
+                        if word.eq_ignore_ascii_case(b"ON_HAND")
+                            && low.eq_ignore_ascii_case(b"LOW") =>
+                    {
+                        Some(parse_int::<u64>(m)?)
+                    }
+                    _ => return arity(false).map(|_| unreachable!()),
+                };
                 let on_hand = parse_int::<i64>(&args[2])?;
                 if on_hand < 0 {
                     return Err(ErrorReply::new(
@@ -1648,7 +1688,12 @@ impl Command<Bytes> {
                 Command::InvSet {
                     sku: text_key(&args[0])?,
                     on_hand,
+                    low,
                 }
+            }
+            opcode::INV_STORE => {
+                arity(args.len() == 1)?;
+                Command::InvStore(text_key(&args[0])?)
             }
             opcode::INV_ADJUST => {
                 arity(args.len() == 2)?;
@@ -2160,7 +2205,9 @@ mod tests {
             Command::InvSet {
                 sku: k("{s1}:milk"),
                 on_hand: 40,
+                low: Some(5),
             },
+            Command::InvStore(k("s1")),
             Command::InvAdjust {
                 sku: k("{s1}:milk"),
                 delta: -3,

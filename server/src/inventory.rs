@@ -22,6 +22,8 @@ pub struct Sku {
     pub on_hand: i64,
     /// Units held by active reservations.
     pub reserved: i64,
+    /// Low-stock mark: low when at most this many units are available.
+    pub low_at: Option<u64>,
     /// Next server-made reservation id.
     next_id: u64,
     /// Active and recently confirmed reservations.
@@ -53,7 +55,30 @@ pub enum Refusal {
     BelowReserved,
 }
 
+/// Where a SKU stands for its store's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockLevel {
+    /// More than the low-stock mark available.
+    Normal,
+    /// Some available, but at or below the low-stock mark.
+    Low,
+    /// Nothing available.
+    SoldOut,
+}
+
 impl Sku {
+    /// Where this SKU stands: sold out, low, or normal.
+    pub fn level(&self) -> StockLevel {
+        let available = self.available();
+        if available <= 0 {
+            StockLevel::SoldOut
+        } else if self.low_at.is_some_and(|low| available as u64 <= low) {
+            StockLevel::Low
+        } else {
+            StockLevel::Normal
+        }
+    }
+
     /// Units that can still be reserved.
     pub fn available(&self) -> i64 {
         self.on_hand - self.reserved

@@ -12,9 +12,40 @@ pub use crate::blob::Blob;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use tessera_cluster::hash_tag;
 use tessera_limits::{Gcra, Window};
 
-use crate::inventory::Sku;
+use crate::inventory::{Sku, StockLevel};
+
+/// A store's figures, kept up to date with every change to its SKUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreFigures {
+    /// SKUs in the store.
+    pub skus: i64,
+    /// SKUs with nothing available.
+    pub sold_out: i64,
+    /// SKUs at or below their low-stock mark (not sold out).
+    pub low_stock: i64,
+}
+
+/// What a value adds to the shard's totals: its heap bytes and, for a SKU, its level.
+#[derive(Clone, Copy)]
+struct Footprint {
+    heap: usize,
+    stock: Option<StockLevel>,
+}
+
+impl Footprint {
+    fn of(value: &Stored) -> Footprint {
+        Footprint {
+            heap: value.heap_bytes(),
+            stock: match value {
+                Stored::Sku(sku) => Some(sku.level()),
+                _ => None,
+            },
+        }
+    }
+}
 
 /// What a key holds: bytes, or the state of one of the native types.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +155,8 @@ impl Slot {
 
 /// A shard's keys and values.
 pub struct Keyspace {
+    /// Per store (hash tag), figures over its SKUs.
+    stores: hashbrown::HashMap<Box<[u8]>, StoreFigures>,
     /// Keys to look at again at a given time (reservations that may lapse), earliest first.
     timers: BinaryHeap<Reverse<(u64, Box<[u8]>)>>,
     table: HashTable<Slot>,
@@ -146,6 +179,7 @@ impl Keyspace {
         let hasher = DefaultHashBuilder::default();
         let rng = hasher.hash_one(0x07e5_5e7a_u64) | 1;
         Self {
+            stores: hashbrown::HashMap::new(),
             timers: BinaryHeap::new(),
             table: HashTable::new(),
             hasher,
@@ -178,7 +212,12 @@ impl Keyspace {
             unreachable!("bucket index came from a lookup in this same call");
         };
         let (slot, _) = entry.remove();
-        self.heap_bytes -= slot.key.heap_bytes() + slot.value.heap_bytes();
+        self.heap_bytes -= slot.key.heap_bytes();
+        self.settle(
+            slot.key.as_bytes().unwrap_or_default(),
+            Some(Footprint::of(&slot.value)),
+            None,
+        );
         if slot.deadline != NO_DEADLINE {
             self.unlink_volatile(slot.volatile_index as usize);
         }
@@ -250,10 +289,10 @@ impl Keyspace {
     ) -> Option<Stored> {
         let deadline = deadline.unwrap_or(NO_DEADLINE);
         if let Some(index) = found.index {
-            let new_bytes = value.heap_bytes();
+            let after = Footprint::of(&value);
             let slot = self.table.get_bucket_mut(index)?;
             let old = std::mem::replace(&mut slot.value, value);
-            self.heap_bytes = self.heap_bytes + new_bytes - old.heap_bytes();
+            self.settle(key, Some(Footprint::of(&old)), Some(after));
             self.set_deadline_at(index, found.hash, deadline);
             return Some(old);
         }
@@ -263,8 +302,9 @@ impl Keyspace {
             self.volatile.push(found.hash);
             (self.volatile.len() - 1) as u32
         };
+        self.settle(key, None, Some(Footprint::of(&value)));
         let key = Blob::new(key);
-        self.heap_bytes += key.heap_bytes() + value.heap_bytes();
+        self.heap_bytes += key.heap_bytes();
         let hasher = &self.hasher;
         self.table.insert_unique(
             found.hash,
@@ -283,10 +323,54 @@ impl Keyspace {
     /// `None` if the key is absent.
     pub fn update<R>(&mut self, found: &Found, change: impl FnOnce(&mut Stored) -> R) -> Option<R> {
         let slot = self.table.get_bucket_mut(found.index?)?;
-        let before = slot.value.heap_bytes();
+        let before = Footprint::of(&slot.value);
         let result = change(&mut slot.value);
-        self.heap_bytes = self.heap_bytes + slot.value.heap_bytes() - before;
+        let after = Footprint::of(&slot.value);
+        if before.stock != after.stock {
+            let key = slot.key.as_bytes().unwrap_or_default().to_vec();
+            self.settle(&key, Some(before), Some(after));
+        } else {
+            self.heap_bytes = self.heap_bytes + after.heap - before.heap;
+        }
         Some(result)
+    }
+
+    /// Moves the shard's totals from a value's old footprint to its new one.
+    fn settle(&mut self, key: &[u8], before: Option<Footprint>, after: Option<Footprint>) {
+        self.heap_bytes =
+            self.heap_bytes + after.map_or(0, |f| f.heap) - before.map_or(0, |f| f.heap);
+        let levels = (before.and_then(|f| f.stock), after.and_then(|f| f.stock));
+        if levels.0 == levels.1 {
+            return;
+        }
+        let store = hash_tag(key);
+        if store.len() == key.len() {
+            // Only SKUs named with a {store} hash tag belong to a store.
+            return;
+        }
+        if !self.stores.contains_key(store) {
+            self.stores.insert(store.into(), StoreFigures::default());
+        }
+        let Some(figures) = self.stores.get_mut(store) else {
+            return;
+        };
+        for (level, sign) in [(levels.0, -1), (levels.1, 1)] {
+            let Some(level) = level else { continue };
+            figures.skus += sign;
+            match level {
+                StockLevel::SoldOut => figures.sold_out += sign,
+                StockLevel::Low => figures.low_stock += sign,
+                StockLevel::Normal => {}
+            }
+        }
+        if figures.skus == 0 {
+            self.stores.remove(store);
+        }
+    }
+
+    /// A store's figures (zero if it has no SKUs here).
+    pub fn store(&self, store: &[u8]) -> StoreFigures {
+        self.stores.get(store).copied().unwrap_or_default()
     }
 
     /// Sets the deadline where `found` points (`None` = never expires).
@@ -301,9 +385,14 @@ impl Keyspace {
         let Some(slot) = found.index.and_then(|i| self.table.get_bucket_mut(i)) else {
             return false;
         };
-        let new_bytes = value.heap_bytes();
-        let old = std::mem::replace(&mut slot.value, value);
-        self.heap_bytes = self.heap_bytes + new_bytes - old.heap_bytes();
+        let after = Footprint::of(&value);
+        let before = Footprint::of(&std::mem::replace(&mut slot.value, value));
+        if before.stock != after.stock {
+            let key = slot.key.as_bytes().unwrap_or_default().to_vec();
+            self.settle(&key, Some(before), Some(after));
+        } else {
+            self.heap_bytes = self.heap_bytes + after.heap - before.heap;
+        }
         true
     }
 
@@ -401,6 +490,7 @@ impl Keyspace {
 
     /// Removes every key.
     pub fn clear(&mut self) {
+        self.stores.clear();
         self.timers.clear();
         self.table = HashTable::new();
         self.volatile = Vec::new();

@@ -9,6 +9,8 @@ use tessera_protocol::command::{Algorithm, RateLimit, Tier, MAX_TIERS};
 use tessera_protocol::wire::Payload;
 use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Value};
 
+use tessera_cluster::hash_tag;
+
 use crate::inventory::{Refusal, Reserved, Sku};
 use crate::keyspace::{Blob, Found, IdemRecord, Keyspace, Stored, Versioned};
 use tessera_limits::{Decision, Gcra, Window};
@@ -159,11 +161,22 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
             *ttl_ms,
             now,
         ),
-        Command::InvSet { sku, on_hand } => {
-            let on_hand = *on_hand;
+        Command::InvSet { sku, on_hand, low } => {
+            let (on_hand, low) = (*on_hand, *low);
             with_sku(keyspace, sku.as_ref(), now, true, |sku| {
+                if low.is_some() {
+                    sku.low_at = low;
+                }
                 sku.set_on_hand(on_hand)
             })
+        }
+        Command::InvStore(store) => {
+            let figures = keyspace.store(hash_tag(store.as_ref()));
+            Value::Map(vec![
+                (Value::text("skus"), Value::Int(figures.skus)),
+                (Value::text("sold_out"), Value::Int(figures.sold_out)),
+                (Value::text("low_stock"), Value::Int(figures.low_stock)),
+            ])
         }
         Command::InvAdjust { sku, delta } => {
             let delta = *delta;
@@ -1406,6 +1419,82 @@ mod tests {
         };
         assert!(
             matches!(apply(&mut ks, &on_plain, 0), Value::Error(e) if e.code == ErrorCode::WrongType as u16)
+        );
+    }
+
+    #[test]
+    fn store_figures_follow_every_change_to_its_skus() {
+        let mut ks = Keyspace::new();
+        let figures = |ks: &mut Keyspace| {
+            let reply = apply(ks, &Command::InvStore(b("s1")), 0);
+            (
+                field(&reply, "skus"),
+                field(&reply, "sold_out"),
+                field(&reply, "low_stock"),
+            )
+        };
+        let set = |sku: &'static str, on_hand, low| Command::InvSet {
+            sku: b(sku),
+            on_hand,
+            low,
+        };
+        apply(&mut ks, &set("{s1}:milk", 3, Some(1)), 0);
+        apply(&mut ks, &set("{s1}:eggs", 0, None), 0);
+        apply(&mut ks, &set("other", 0, None), 0);
+        assert_eq!(
+            figures(&mut ks),
+            (Value::Int(2), Value::Int(1), Value::Int(0))
+        );
+        let reserve = Command::InvReserve {
+            sku: b("{s1}:milk"),
+            qty: 2,
+            ttl_ms: 100,
+            id: None,
+        };
+        apply(&mut ks, &reserve, 0);
+        assert_eq!(
+            figures(&mut ks),
+            (Value::Int(2), Value::Int(1), Value::Int(1)),
+            "one left is low"
+        );
+        expire_reservations(&mut ks, b"{s1}:milk", 100);
+        assert_eq!(
+            figures(&mut ks),
+            (Value::Int(2), Value::Int(1), Value::Int(0)),
+            "the lapse gave it back"
+        );
+        apply(
+            &mut ks,
+            &Command::InvAdjust {
+                sku: b("{s1}:eggs"),
+                delta: 5,
+            },
+            0,
+        );
+        assert_eq!(
+            figures(&mut ks),
+            (Value::Int(2), Value::Int(0), Value::Int(0))
+        );
+        apply(&mut ks, &Command::Del(vec![b("{s1}:eggs")]), 0);
+        assert_eq!(
+            figures(&mut ks),
+            (Value::Int(1), Value::Int(0), Value::Int(0))
+        );
+        apply(
+            &mut ks,
+            &Command::Set(SetArgs {
+                key: b("{s1}:milk"),
+                value: b("x"),
+                condition: SetCondition::Always,
+                expiry: SetExpiry::Clear,
+                get: false,
+            }),
+            0,
+        );
+        assert_eq!(
+            figures(&mut ks),
+            (Value::Int(0), Value::Int(0), Value::Int(0)),
+            "overwritten by a string"
         );
     }
 
