@@ -6,7 +6,8 @@
 #   benches/compare-redis.sh [REQUESTS] [SHARDS] [SUITE]
 #     REQUESTS per test (default 1000000), SHARDS for Tessera (default 2),
 #     SUITE kv (SET/GET with redis-benchmark, default) or native (rate limits and dedup:
-#     RL.CHECK against the ZSET sliding log in Lua, DEDUP against SET NX PX, both sides
+#     RL.CHECK against the ZSET sliding log in Lua, DEDUP against SET NX PX, and
+#     INV.RESERVE + INV.CONFIRM against the usual Lua scripts on 1,000 hot SKUs; both sides
 #     driven by tessera-bench, with memory per new key).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,11 +52,13 @@ if [ "$suite" = native ]; then
   echo "| server | test | pipeline | ops/s | p50 ms | p99 ms | server CPU s per 1M ops | bytes per new key |"
   echo "|---|---|---|---|---|---|---|---|"
   for pipeline in 1 16; do
-    for test in rl dedup; do
+    for test in rl dedup inv; do
+      keys=$keyspace
+      [ "$test" = inv ] && keys=1000
       ./target/release/tessera-bench -p "$tessera_port" -w "$test" -c "$clients" -P "$pipeline" \
-        -n "$requests" -k "$keyspace" --server-pid "$tessera_pid" --flush --memory --json | row "tessera ($shards shards)"
+        -n "$requests" -k "$keys" --server-pid "$tessera_pid" --flush --memory --json | row "tessera ($shards shards)"
       ./target/release/tessera-bench --target redis -p "$redis_port" -w "$test" -c "$clients" -P "$pipeline" \
-        -n "$requests" -k "$keyspace" --server-pid "$redis_pid" --flush --memory --json | row "redis"
+        -n "$requests" -k "$keys" --server-pid "$redis_pid" --flush --memory --json | row "redis"
     done
   done
   exit 0

@@ -67,6 +67,43 @@ pub async fn flush(address: &str) -> Result<(), BoxError> {
     }
 }
 
+/// Stocks every SKU of the key space (`key:0` ..) with more units than any run can sell.
+///
+/// # Errors
+/// The server cannot be reached or refuses.
+pub async fn stock_skus(address: &str, keyspace: u64) -> Result<(), BoxError> {
+    let (mut stream, _) = hello(address, None).await?;
+    let mut buf = BytesMut::new();
+    for i in 0..keyspace {
+        let command = Command::InvSet {
+            sku: Bytes::from(format!("key:{i}")),
+            on_hand: crate::INV_STOCK,
+            low: None,
+        };
+        encode_request(&mut buf, i as u32 + 1, &command);
+    }
+    stream.write_all(&buf).await?;
+    buf.clear();
+    let decoder = FrameDecoder::default();
+    let mut answered = 0;
+    while answered < keyspace {
+        match decoder.decode(&mut buf)? {
+            Some(frame) => {
+                if let Value::Error(e) = Value::decode(frame.body)? {
+                    return Err(format!("INV.SET refused: {e}").into());
+                }
+                answered += 1;
+            }
+            None => {
+                if stream.read_buf(&mut buf).await? == 0 {
+                    return Err("server closed during INV.SET".into());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Bytes the server says it holds, and its key count (INFO totals).
 ///
 /// # Errors
@@ -122,6 +159,7 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
             client,
             shard: (!args.unrouted).then_some((shard, shards)),
             sequence: 0,
+            unconfirmed: None,
             stream,
             keys: pool,
             value: value.clone(),
@@ -197,6 +235,8 @@ struct Connection {
     client: usize,
     shard: Option<(u16, u16)>,
     sequence: u64,
+    /// Inventory workload: the reservation the next request confirms.
+    unconfirmed: Option<(Bytes, Bytes)>,
     stream: TcpStream,
     keys: Rc<Vec<Bytes>>,
     value: Bytes,
@@ -268,6 +308,21 @@ impl Connection {
                     Workload::Dedup => Command::Dedup {
                         key: self.fresh_key(),
                         ttl_ms: crate::DEDUP_TTL_MS,
+                    },
+                    // Reserve, then confirm that reservation in the next request: pairs.
+                    Workload::Inv => match self.unconfirmed.take() {
+                        Some((sku, id)) => Command::InvConfirm { sku, id },
+                        None => {
+                            self.sequence += 1;
+                            let id = Bytes::from(format!("c{}-{}", self.client, self.sequence));
+                            self.unconfirmed = Some((key.clone(), id.clone()));
+                            Command::InvReserve {
+                                sku: key,
+                                qty: 1,
+                                ttl_ms: crate::RESERVATION_TTL_MS,
+                                id: Some(id),
+                            }
+                        }
                     },
                 };
                 encode_request(&mut out, next_id, &command);

@@ -21,6 +21,10 @@ pub const RL_LIMIT: u64 = 100;
 pub const RL_WINDOW_MS: u64 = 60_000;
 /// Dedup workload: how long a record is kept (one hour, as for impression dedup).
 pub const DEDUP_TTL_MS: u64 = 3_600_000;
+/// Inventory workload: units each SKU starts with, more than any run sells.
+pub const INV_STOCK: i64 = 1_000_000_000;
+/// Inventory workload: how long a reservation holds before it lapses.
+pub const RESERVATION_TTL_MS: u64 = 600_000;
 
 /// What each request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -35,6 +39,9 @@ pub enum Workload {
     /// A first-sighting check of a new id with a one-hour TTL: DEDUP, or on Redis
     /// SET NX PX.
     Dedup,
+    /// Reserve one unit of a random SKU, then confirm it (each is one request): INV.RESERVE
+    /// and INV.CONFIRM, or on Redis the usual two Lua scripts over a SKU hash.
+    Inv,
 }
 
 impl Workload {
@@ -44,6 +51,7 @@ impl Workload {
             Workload::Get => "GET",
             Workload::Rl => "RATELIMIT",
             Workload::Dedup => "DEDUP",
+            Workload::Inv => "RESERVE+CONFIRM",
         }
     }
 }
@@ -144,6 +152,12 @@ fn main() -> std::process::ExitCode {
                 match args.target {
                     Target::Tessera => driver::flush(&address).await?,
                     Target::Redis => redis_driver::flush(&args).await?,
+                }
+            }
+            if workload == Workload::Inv {
+                match args.target {
+                    Target::Tessera => driver::stock_skus(&address, args.keyspace).await?,
+                    Target::Redis => redis_driver::stock_skus(&args).await?,
                 }
             }
             let memory_before = memory().await?;

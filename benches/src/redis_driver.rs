@@ -26,6 +26,50 @@ end
 return {0, 0}
 "#;
 
+/// Reserve on Redis, the way teams script it: check the SKU hash, hold the units, record
+/// the reservation with a TTL. A retried id is answered without a second hold.
+const RESERVE: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+local on_hand = tonumber(redis.call('HGET', KEYS[1], 'on_hand') or '0')
+local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
+local qty = tonumber(ARGV[1])
+if on_hand - reserved < qty then return 0 end
+redis.call('HINCRBY', KEYS[1], 'reserved', qty)
+redis.call('SET', KEYS[2], qty, 'PX', ARGV[2])
+return 1
+"#;
+
+/// Confirm on Redis: turn the recorded reservation into a sale.
+const CONFIRM: &str = r#"
+local qty = redis.call('GET', KEYS[2])
+if not qty then return 0 end
+redis.call('HINCRBY', KEYS[1], 'reserved', -qty)
+redis.call('HINCRBY', KEYS[1], 'on_hand', -qty)
+redis.call('DEL', KEYS[2])
+return 1
+"#;
+
+/// Stocks every SKU hash (`sku:key:0` ..) for the inventory workload.
+///
+/// # Errors
+/// Redis cannot be reached.
+pub async fn stock_skus(args: &Args) -> Result<(), BoxError> {
+    let client = redis::Client::open(format!("redis://{}:{}/", args.host, args.port))?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let mut pipe = redis::pipe();
+    for i in 0..args.keyspace {
+        pipe.cmd("HSET")
+            .arg(format!("sku:key:{i}"))
+            .arg("on_hand")
+            .arg(crate::INV_STOCK)
+            .arg("reserved")
+            .arg(0)
+            .ignore();
+    }
+    let _: () = pipe.query_async(&mut connection).await?;
+    Ok(())
+}
+
 /// Runs `workload` against Redis with `args.clients` connections.
 ///
 /// # Errors
@@ -33,11 +77,17 @@ return {0, 0}
 pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run, BoxError> {
     let client = redis::Client::open(format!("redis://{}:{}/", args.host, args.port))?;
     let mut setup = client.get_multiplexed_async_connection().await?;
-    let script_sha: String = redis::cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(SLIDING_LOG)
-        .query_async(&mut setup)
-        .await?;
+    let mut shas = Vec::new();
+    for script in [SLIDING_LOG, RESERVE, CONFIRM] {
+        let sha: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(script)
+            .query_async(&mut setup)
+            .await?;
+        shas.push(sha);
+    }
+    let [script_sha, reserve_sha, confirm_sha] =
+        <[String; 3]>::try_from(shas).map_err(|_| "SCRIPT LOAD")?;
     let issued = Rc::new(Cell::new(0u64));
     let started = Instant::now();
     let (limit, deadline) = match budget {
@@ -56,6 +106,9 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
             keyspace: args.keyspace,
             value: value.clone(),
             script_sha: script_sha.clone(),
+            reserve_sha: reserve_sha.clone(),
+            confirm_sha: confirm_sha.clone(),
+            unconfirmed: None,
             issued: issued.clone(),
             limit,
             deadline,
@@ -120,6 +173,10 @@ struct Worker {
     keyspace: u64,
     value: Vec<u8>,
     script_sha: String,
+    reserve_sha: String,
+    confirm_sha: String,
+    /// Inventory workload: the reservation the next request confirms.
+    unconfirmed: Option<(String, String)>,
     issued: Rc<Cell<u64>>,
     limit: u64,
     deadline: Option<Instant>,
@@ -183,6 +240,28 @@ impl Worker {
                     .arg(RL_LIMIT)
                     .arg(format!("{}-{}", self.id, self.sequence));
             }
+            Workload::Inv => match self.unconfirmed.take() {
+                Some((sku, reservation)) => {
+                    pipe.cmd("EVALSHA")
+                        .arg(&self.confirm_sha)
+                        .arg(2)
+                        .arg(sku)
+                        .arg(reservation);
+                }
+                None => {
+                    self.sequence += 1;
+                    let sku = format!("sku:{key}");
+                    let reservation = format!("res:c{}-{}", self.id, self.sequence);
+                    pipe.cmd("EVALSHA")
+                        .arg(&self.reserve_sha)
+                        .arg(2)
+                        .arg(&sku)
+                        .arg(&reservation)
+                        .arg(1)
+                        .arg(crate::RESERVATION_TTL_MS);
+                    self.unconfirmed = Some((sku, reservation));
+                }
+            },
             Workload::Dedup => {
                 self.sequence += 1;
                 pipe.cmd("SET")

@@ -1,22 +1,22 @@
 //! Inventory: a SKU's units on hand and its reservations, kept together in one record so
 //! every change is atomic on the shard and `0 <= reserved <= on_hand` always holds.
 
+use hashbrown::HashMap;
+
 /// One reservation of a SKU's units.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reservation {
-    /// Caller's id, or one the server made up (`r1`, `r2`, ...).
-    pub id: Box<[u8]>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Held {
     /// Units held.
-    pub qty: i64,
+    qty: i64,
     /// When an unconfirmed reservation gives its units back, or a confirmed one is
     /// forgotten (it is kept until then so a retried reserve finds it).
-    pub expires_at: u64,
+    expires_at: u64,
     /// Whether it became a sale.
-    pub confirmed: bool,
+    confirmed: bool,
 }
 
 /// A SKU's stock.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sku {
     /// Units physically there (sold units have left).
     pub on_hand: i64,
@@ -26,8 +26,29 @@ pub struct Sku {
     pub low_at: Option<u64>,
     /// Next server-made reservation id.
     next_id: u64,
-    /// Active and recently confirmed reservations.
-    reservations: Vec<Reservation>,
+    /// Active and recently confirmed reservations, by id.
+    reservations: HashMap<Box<[u8]>, Held>,
+    /// Unconfirmed reservations.
+    active: usize,
+    /// Earliest `expires_at` among the reservations: nothing to do before then.
+    earliest: u64,
+    /// Bytes of reservation ids, for memory accounting.
+    id_bytes: usize,
+}
+
+impl Default for Sku {
+    fn default() -> Self {
+        Self {
+            on_hand: 0,
+            reserved: 0,
+            low_at: None,
+            next_id: 0,
+            reservations: HashMap::new(),
+            active: 0,
+            earliest: u64::MAX,
+            id_bytes: 0,
+        }
+    }
 }
 
 /// How a reserve ended.
@@ -86,35 +107,44 @@ impl Sku {
 
     /// Active (unconfirmed) reservations.
     pub fn active_reservations(&self) -> usize {
-        self.reservations.iter().filter(|r| !r.confirmed).count()
+        self.active
     }
 
     /// Heap bytes held by the reservations, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
-        self.reservations.capacity() * std::mem::size_of::<Reservation>()
-            + self.reservations.iter().map(|r| r.id.len()).sum::<usize>()
+        self.reservations.allocation_size() + self.id_bytes
     }
 
     /// Gives back the units of reservations whose time is up and forgets old sales.
-    /// Returns the units given back.
+    /// Returns the units given back. Costs nothing until the earliest expiry comes.
     pub fn expire(&mut self, now: u64) -> i64 {
-        let mut released = 0;
-        self.reservations.retain(|r| {
-            if r.expires_at > now {
+        if now < self.earliest {
+            return 0;
+        }
+        let (mut released, mut lapsed, mut id_bytes) = (0, 0, 0);
+        let mut earliest = u64::MAX;
+        self.reservations.retain(|id, held| {
+            if held.expires_at > now {
+                earliest = earliest.min(held.expires_at);
                 return true;
             }
-            if !r.confirmed {
-                released += r.qty;
+            if !held.confirmed {
+                released += held.qty;
+                lapsed += 1;
             }
+            id_bytes += id.len();
             false
         });
         self.reserved -= released;
+        self.active -= lapsed;
+        self.id_bytes -= id_bytes;
+        self.earliest = earliest;
         released
     }
 
     /// Earliest time a reservation needs attention, if any.
     pub fn next_expiry(&self) -> Option<u64> {
-        self.reservations.iter().map(|r| r.expires_at).min()
+        (self.earliest != u64::MAX).then_some(self.earliest)
     }
 
     /// Sets the units on hand.
@@ -150,10 +180,10 @@ impl Sku {
     /// reservation instead of making a second one.
     pub fn reserve(&mut self, id: Option<&[u8]>, qty: i64, expires_at: u64) -> Reserved {
         if let Some(id) = id {
-            if let Some(existing) = self.reservations.iter().find(|r| &*r.id == id) {
+            if let Some(held) = self.reservations.get(id) {
                 return Reserved::Held {
-                    id: existing.id.clone(),
-                    confirmed: existing.confirmed,
+                    id: id.into(),
+                    confirmed: held.confirmed,
                 };
             }
         }
@@ -168,12 +198,15 @@ impl Sku {
             }
         };
         self.reserved += qty;
-        self.reservations.push(Reservation {
-            id: id.clone(),
+        self.active += 1;
+        self.id_bytes += id.len();
+        self.earliest = self.earliest.min(expires_at);
+        let held = Held {
             qty,
             expires_at,
             confirmed: false,
-        });
+        };
+        self.reservations.insert(id.clone(), held);
         Reserved::Held {
             id,
             confirmed: false,
@@ -185,15 +218,12 @@ impl Sku {
     /// # Errors
     /// `NotFound` if there is no such reservation (released, expired, or never made).
     pub fn confirm(&mut self, id: &[u8]) -> Result<(), Refusal> {
-        let reservation = self
-            .reservations
-            .iter_mut()
-            .find(|r| &*r.id == id)
-            .ok_or(Refusal::NotFound)?;
-        if !reservation.confirmed {
-            reservation.confirmed = true;
-            self.on_hand -= reservation.qty;
-            self.reserved -= reservation.qty;
+        let held = self.reservations.get_mut(id).ok_or(Refusal::NotFound)?;
+        if !held.confirmed {
+            held.confirmed = true;
+            self.on_hand -= held.qty;
+            self.reserved -= held.qty;
+            self.active -= 1;
         }
         Ok(())
     }
@@ -203,17 +233,18 @@ impl Sku {
     /// # Errors
     /// `NotFound` as for `confirm`; `AlreadyConfirmed` if it is a sale.
     pub fn release(&mut self, id: &[u8]) -> Result<(), Refusal> {
-        let at = self
-            .reservations
-            .iter()
-            .position(|r| &*r.id == id)
-            .ok_or(Refusal::NotFound)?;
-        if self.reservations[at].confirmed {
-            return Err(Refusal::AlreadyConfirmed);
+        match self.reservations.get(id) {
+            None => Err(Refusal::NotFound),
+            Some(held) if held.confirmed => Err(Refusal::AlreadyConfirmed),
+            Some(held) => {
+                let qty = held.qty;
+                self.reservations.remove(id);
+                self.reserved -= qty;
+                self.active -= 1;
+                self.id_bytes -= id.len();
+                Ok(())
+            }
         }
-        let reservation = self.reservations.swap_remove(at);
-        self.reserved -= reservation.qty;
-        Ok(())
     }
 }
 
