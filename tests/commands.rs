@@ -229,7 +229,7 @@ async fn expire_ttl_and_persist() {
 #[tokio::test]
 async fn keys_expire_lazily_and_actively() {
     each_shard_count(|client| async move {
-        client.set("lazy", "v").px(100).await.unwrap();
+        client.set("lazy", "v").px(300).await.unwrap();
         client.set("kept", "v").await.unwrap();
         let mut pipeline = client.pipeline();
         for i in 0..500 {
@@ -237,7 +237,7 @@ async fn keys_expire_lazily_and_actively() {
                 key: b(&format!("active:{i}")),
                 value: b("v"),
                 condition: Default::default(),
-                expiry: tessera_protocol::SetExpiry::In(50),
+                expiry: tessera_protocol::SetExpiry::In(300),
                 get: false,
             }));
         }
@@ -245,7 +245,7 @@ async fn keys_expire_lazily_and_actively() {
             assert_eq!(result.unwrap(), Value::Ok);
         }
         assert_eq!(client.dbsize().await.unwrap(), 502);
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(
             client.get("lazy").await.unwrap(),
             None,
