@@ -139,7 +139,7 @@ async fn lapsed_reservations_return_by_themselves_and_cannot_be_confirmed() {
     let client = server.client().await;
     client.inv_set("milk", 5, None).await.unwrap();
     let Reservation::Held { handle, .. } = client
-        .inv_reserve("milk", 4, Duration::from_millis(200), None)
+        .inv_reserve("milk", 4, Duration::from_secs(1), None)
         .await
         .unwrap()
     else {
@@ -152,7 +152,7 @@ async fn lapsed_reservations_return_by_themselves_and_cannot_be_confirmed() {
             .unwrap(),
         Reservation::Short { available: 1 }
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1400)).await;
     // INV.GET does not release anything itself: the server's timers already did.
     let stock = client.inv_get("milk").await.unwrap().unwrap();
     assert_eq!(
