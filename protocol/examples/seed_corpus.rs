@@ -34,6 +34,54 @@ fn main() -> std::io::Result<()> {
         },
         Command::MGet(vec![b("a"), b("{tag}b")]),
         Command::MSet(vec![(b("a"), b("1")), (b("b"), b("2"))]),
+        Command::Dedup {
+            key: b("imp:1"),
+            ttl_ms: 3_600_000,
+        },
+        Command::CounterTake {
+            key: b("budget"),
+            amount: 5,
+            floor: -1,
+        },
+        Command::IdRange {
+            key: b("ids"),
+            size: 100,
+        },
+        Command::IdemBegin {
+            key: b("pay"),
+            ttl_ms: 60_000,
+            lease_ms: 5_000,
+        },
+        Command::IdemComplete {
+            key: b("pay"),
+            token: 1,
+            result: b("ok"),
+        },
+        Command::VSet {
+            key: b("spot"),
+            value: b("held"),
+            if_version: Some(0),
+            ttl_ms: Some(900_000),
+        },
+        Command::InvReserve {
+            sku: b("{s}:milk"),
+            qty: 2,
+            ttl_ms: 60_000,
+            id: Some(b("o-1")),
+        },
+        Command::InvConfirm {
+            sku: b("{s}:milk"),
+            id: b("o-1"),
+        },
+        Command::InvReserveMulti {
+            ttl_ms: 60_000,
+            items: vec![(b("{s}:a"), 1), (b("{s}:b"), 2)],
+        },
+        Command::InvSet {
+            sku: b("{s}:milk"),
+            on_hand: 10,
+            low: Some(2),
+        },
     ];
     for dir in ["command_parser", "frame_decoder"] {
         std::fs::create_dir_all(root.join(dir))?;
