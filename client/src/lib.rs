@@ -26,12 +26,13 @@ use tokio::sync::Mutex;
 pub use bytes::Bytes;
 pub use commands::{
     Cart, Cas, Idem, RateDecision, RateLimitBuilder, Reservation, SetBuilder, SetGetBuilder, Stock,
-    StoreFigures, Take, Ttl,
+    StoreFigures, Take, TimelinePage, Ttl,
 };
 pub use connection::Connection;
 pub use error::{Error, Result};
 pub use limiter::{BreakerConfig, Fallback, RateLimiter, Source, Verdict};
 pub use pipeline::Pipeline;
+pub use tessera_protocol::command::Cursor;
 pub use tessera_protocol::Value as Reply;
 pub use tessera_protocol::{Command, ErrorCode, ErrorReply, SetArgs, SetCondition, SetExpiry};
 

@@ -102,6 +102,20 @@ pub mod opcode {
     pub const INV_RESERVE_MULTI: u16 = 0x0076;
     /// INV.STORE
     pub const INV_STORE: u16 = 0x0077;
+    /// TL.PUSH
+    pub const TL_PUSH: u16 = 0x0080;
+    /// TL.FANOUT
+    pub const TL_FANOUT: u16 = 0x0081;
+    /// TL.RANGE
+    pub const TL_RANGE: u16 = 0x0082;
+    /// TL.MERGE
+    pub const TL_MERGE: u16 = 0x0083;
+    /// TL.REMOVE
+    pub const TL_REMOVE: u16 = 0x0084;
+    /// TL.LEN
+    pub const TL_LEN: u16 = 0x0085;
+    /// TL.TRIM
+    pub const TL_TRIM: u16 = 0x0086;
 }
 
 /// Which arguments are keys, so a router knows where a command must run.
@@ -491,6 +505,69 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Counts a store's SKUs, those sold out (nothing available) and those at or below their low-stock mark.",
         keys: KeySpec::Single,
     },
+    CommandSpec {
+        opcode: opcode::TL_PUSH,
+        name: "TL.PUSH",
+        syntax: "key id [SCORE s] [CAP n]",
+        wire: "key:bytes id:uvarint flags:u8 (1 score, 2 cap) [score:ivarint] [cap:uvarint]",
+        reply: "INT 1 if added, 0 if the id was already there or is older than the cap keeps",
+        summary: "Adds an id to a capped timeline kept newest first (score defaults to the id).",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::TL_FANOUT,
+        name: "TL.FANOUT",
+        syntax: "id [SCORE s] [CAP n] key [key ...]",
+        wire: "id:uvarint flags:u8 [score:ivarint] [cap:uvarint] count:uvarint key:bytes*count",
+        reply: "INT timelines the id was added to",
+        summary: "Pushes one id into many timelines in one call, split across the shards that own them.",
+        keys: KeySpec::Many,
+    },
+    CommandSpec {
+        opcode: opcode::TL_RANGE,
+        name: "TL.RANGE",
+        syntax: "key [BEFORE cursor] [AFTER cursor] [LIMIT n]",
+        wire: "key:bytes flags:u8 (1 before, 2 after) [before: score:ivarint id:uvarint] [after: score:ivarint id:uvarint] limit:uvarint (0 = 20)",
+        reply: "MAP {items: ARRAY of [INT id, INT score] newest first, next: [INT score, INT id] cursor for older items, or NIL}",
+        summary: "Pages a timeline: up to LIMIT items older than BEFORE and newer than AFTER; cursors never skip or repeat items as new ones arrive.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::TL_MERGE,
+        name: "TL.MERGE",
+        syntax: "LIMIT n [BEFORE cursor] key [key ...]",
+        wire: "limit:uvarint flags:u8 (1 before) [before: score:ivarint id:uvarint] count:uvarint key:bytes*count",
+        reply: "as TL.RANGE, over the union of the timelines without duplicate ids",
+        summary: "Merges several timelines on read (a home timeline plus celebrities'), deduplicated, with one cursor.",
+        keys: KeySpec::Many,
+    },
+    CommandSpec {
+        opcode: opcode::TL_REMOVE,
+        name: "TL.REMOVE",
+        syntax: "key id",
+        wire: "key:bytes id:uvarint",
+        reply: "INT 1 if removed, else 0",
+        summary: "Removes an id from a timeline.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::TL_LEN,
+        name: "TL.LEN",
+        syntax: "key",
+        wire: "key:bytes",
+        reply: "INT items in the timeline",
+        summary: "Counts a timeline's items.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::TL_TRIM,
+        name: "TL.TRIM",
+        syntax: "key keep",
+        wire: "key:bytes keep:uvarint",
+        reply: "INT items removed",
+        summary: "Keeps only the newest items of a timeline.",
+        keys: KeySpec::Single,
+    },
 ];
 
 /// Looks a command up by opcode.
@@ -606,6 +683,22 @@ pub struct RateLimit<P = Bytes> {
     pub burst: u64,
     /// Limits that must all allow the request.
     pub tiers: Tiers,
+}
+
+/// Default number of items a timeline keeps.
+pub const DEFAULT_TIMELINE_CAP: u32 = 800;
+/// Most items a timeline may keep.
+pub const MAX_TIMELINE_CAP: u32 = 100_000;
+/// Default page size of TL.RANGE and TL.MERGE.
+pub const DEFAULT_PAGE: u32 = 20;
+
+/// A position in a timeline: items are ordered by score, then id, newest (largest) first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cursor {
+    /// Score (defaults to the id).
+    pub score: i64,
+    /// Id.
+    pub id: u64,
 }
 
 /// SET flag bits on the wire.
@@ -816,6 +909,60 @@ pub enum Command<P = Bytes> {
     },
     /// INV.STORE store
     InvStore(P),
+    /// TL.PUSH key id [SCORE s] [CAP n]
+    TlPush {
+        /// Timeline.
+        key: P,
+        /// Item and its score.
+        item: Cursor,
+        /// Cap to keep from now on.
+        cap: Option<u32>,
+    },
+    /// TL.FANOUT id [SCORE s] [CAP n] key...
+    TlFanout {
+        /// Item and its score.
+        item: Cursor,
+        /// Cap of each timeline.
+        cap: Option<u32>,
+        /// Timelines.
+        keys: Vec<P>,
+    },
+    /// TL.RANGE key [BEFORE c] [AFTER c] [LIMIT n]
+    TlRange {
+        /// Timeline.
+        key: P,
+        /// Only items older than this.
+        before: Option<Cursor>,
+        /// Only items newer than this.
+        after: Option<Cursor>,
+        /// Most items returned.
+        limit: u32,
+    },
+    /// TL.MERGE LIMIT n [BEFORE c] key...
+    TlMerge {
+        /// Most items returned.
+        limit: u32,
+        /// Only items older than this.
+        before: Option<Cursor>,
+        /// Timelines.
+        keys: Vec<P>,
+    },
+    /// TL.REMOVE key id
+    TlRemove {
+        /// Timeline.
+        key: P,
+        /// Id removed.
+        id: u64,
+    },
+    /// TL.LEN key
+    TlLen(P),
+    /// TL.TRIM key keep
+    TlTrim {
+        /// Timeline.
+        key: P,
+        /// Newest items kept.
+        keep: u32,
+    },
 }
 
 impl<P: Payload> Command<P> {
@@ -861,6 +1008,13 @@ impl<P: Payload> Command<P> {
             Command::InvRelease { .. } => opcode::INV_RELEASE,
             Command::InvReserveMulti { .. } => opcode::INV_RESERVE_MULTI,
             Command::InvStore(_) => opcode::INV_STORE,
+            Command::TlPush { .. } => opcode::TL_PUSH,
+            Command::TlFanout { .. } => opcode::TL_FANOUT,
+            Command::TlRange { .. } => opcode::TL_RANGE,
+            Command::TlMerge { .. } => opcode::TL_MERGE,
+            Command::TlRemove { .. } => opcode::TL_REMOVE,
+            Command::TlLen(_) => opcode::TL_LEN,
+            Command::TlTrim { .. } => opcode::TL_TRIM,
         }
     }
 
@@ -907,6 +1061,13 @@ impl<P: Payload> Command<P> {
             Command::InvRelease { .. } => 36,
             Command::InvReserveMulti { .. } => 37,
             Command::InvStore(_) => 38,
+            Command::TlPush { .. } => 39,
+            Command::TlFanout { .. } => 40,
+            Command::TlRange { .. } => 41,
+            Command::TlMerge { .. } => 42,
+            Command::TlRemove { .. } => 43,
+            Command::TlLen(_) => 44,
+            Command::TlTrim { .. } => 45,
         }
     }
 
@@ -942,7 +1103,12 @@ impl<P: Payload> Command<P> {
             | Command::InvReserve { sku: key, .. }
             | Command::InvConfirm { sku: key, .. }
             | Command::InvRelease { sku: key, .. }
-            | Command::InvStore(key) => Some(key),
+            | Command::InvStore(key)
+            | Command::TlPush { key, .. }
+            | Command::TlRange { key, .. }
+            | Command::TlRemove { key, .. }
+            | Command::TlLen(key)
+            | Command::TlTrim { key, .. } => Some(key),
             Command::Set(args) => Some(&args.key),
             Command::RlCheck(limit) | Command::RlPeek(limit) => Some(&limit.key),
             _ => None,
@@ -1081,6 +1247,58 @@ impl<P: Payload> Command<P> {
                 put_ivarint(buf, *delta);
             }
             Command::InvStore(store) => put_bytes(buf, store.as_ref()),
+            Command::TlPush { key, item, cap } => {
+                put_bytes(buf, key.as_ref());
+                put_uvarint(buf, item.id);
+                put_item_options(buf, item, *cap);
+            }
+            Command::TlFanout { item, cap, keys } => {
+                put_uvarint(buf, item.id);
+                put_item_options(buf, item, *cap);
+                put_uvarint(buf, keys.len() as u64);
+                for key in keys {
+                    put_bytes(buf, key.as_ref());
+                }
+            }
+            Command::TlRange {
+                key,
+                before,
+                after,
+                limit,
+            } => {
+                put_bytes(buf, key.as_ref());
+                buf.put_u8(u8::from(before.is_some()) | (u8::from(after.is_some()) << 1));
+                for cursor in [before, after].into_iter().flatten() {
+                    put_ivarint(buf, cursor.score);
+                    put_uvarint(buf, cursor.id);
+                }
+                put_uvarint(buf, u64::from(*limit));
+            }
+            Command::TlMerge {
+                limit,
+                before,
+                keys,
+            } => {
+                put_uvarint(buf, u64::from(*limit));
+                buf.put_u8(u8::from(before.is_some()));
+                if let Some(cursor) = before {
+                    put_ivarint(buf, cursor.score);
+                    put_uvarint(buf, cursor.id);
+                }
+                put_uvarint(buf, keys.len() as u64);
+                for key in keys {
+                    put_bytes(buf, key.as_ref());
+                }
+            }
+            Command::TlRemove { key, id } => {
+                put_bytes(buf, key.as_ref());
+                put_uvarint(buf, *id);
+            }
+            Command::TlLen(key) => put_bytes(buf, key.as_ref()),
+            Command::TlTrim { key, keep } => {
+                put_bytes(buf, key.as_ref());
+                put_uvarint(buf, u64::from(*keep));
+            }
             Command::InvGet(sku) => put_bytes(buf, sku.as_ref()),
             Command::InvReserve {
                 sku,
@@ -1302,6 +1520,68 @@ impl<P: Payload> Command<P> {
                 }
                 Command::InvReserveMulti { ttl_ms, items }
             }
+            opcode::TL_PUSH => {
+                let key = read_key(&mut r)?;
+                let id = r.uvarint()?;
+                let (item, cap) = read_item_options(&mut r, id)?;
+                Command::TlPush { key, item, cap }
+            }
+            opcode::TL_FANOUT => {
+                let id = r.uvarint()?;
+                let (item, cap) = read_item_options(&mut r, id)?;
+                Command::TlFanout {
+                    item,
+                    cap,
+                    keys: read_keys(&mut r)?,
+                }
+            }
+            opcode::TL_RANGE => {
+                let key = read_key(&mut r)?;
+                let flags = r.u8()?;
+                if flags & !3 != 0 {
+                    return Err(DecodeError::Invalid("unknown TL.RANGE flag bits"));
+                }
+                let before = if flags & 1 != 0 {
+                    Some(read_cursor(&mut r)?)
+                } else {
+                    None
+                };
+                let after = if flags & 2 != 0 {
+                    Some(read_cursor(&mut r)?)
+                } else {
+                    None
+                };
+                Command::TlRange {
+                    key,
+                    before,
+                    after,
+                    limit: read_page(&mut r)?,
+                }
+            }
+            opcode::TL_MERGE => {
+                let limit = read_page(&mut r)?;
+                let before = match r.u8()? {
+                    0 => None,
+                    1 => Some(read_cursor(&mut r)?),
+                    _ => return Err(DecodeError::Invalid("unknown TL.MERGE flag bits")),
+                };
+                Command::TlMerge {
+                    limit,
+                    before,
+                    keys: read_keys(&mut r)?,
+                }
+            }
+            opcode::TL_REMOVE => Command::TlRemove {
+                key: read_key(&mut r)?,
+                id: r.uvarint()?,
+            },
+            opcode::TL_LEN => Command::TlLen(read_key(&mut r)?),
+            opcode::TL_TRIM => {
+                let key = read_key(&mut r)?;
+                let keep = u32::try_from(r.uvarint()?)
+                    .map_err(|_| DecodeError::Invalid("keep out of range"))?;
+                Command::TlTrim { key, keep }
+            }
             opcode::DEDUP => Command::Dedup {
                 key: read_key(&mut r)?,
                 ttl_ms: checked_ttl(r.uvarint()?)?,
@@ -1417,6 +1697,45 @@ impl<P: Payload> Command<P> {
                 low: *low,
             },
             Command::InvStore(store) => Command::InvStore(own(store)),
+            Command::TlPush { key, item, cap } => Command::TlPush {
+                key: own(key),
+                item: *item,
+                cap: *cap,
+            },
+            Command::TlFanout { item, cap, keys } => Command::TlFanout {
+                item: *item,
+                cap: *cap,
+                keys: own_all(keys),
+            },
+            Command::TlRange {
+                key,
+                before,
+                after,
+                limit,
+            } => Command::TlRange {
+                key: own(key),
+                before: *before,
+                after: *after,
+                limit: *limit,
+            },
+            Command::TlMerge {
+                limit,
+                before,
+                keys,
+            } => Command::TlMerge {
+                limit: *limit,
+                before: *before,
+                keys: own_all(keys),
+            },
+            Command::TlRemove { key, id } => Command::TlRemove {
+                key: own(key),
+                id: *id,
+            },
+            Command::TlLen(key) => Command::TlLen(own(key)),
+            Command::TlTrim { key, keep } => Command::TlTrim {
+                key: own(key),
+                keep: *keep,
+            },
             Command::InvAdjust { sku, delta } => Command::InvAdjust {
                 sku: own(sku),
                 delta: *delta,
@@ -1745,6 +2064,108 @@ impl Command<Bytes> {
                     items,
                 }
             }
+            opcode::TL_PUSH | opcode::TL_FANOUT => {
+                arity(args.len() >= 2)?;
+                let (id_word, rest) = if spec.opcode == opcode::TL_PUSH {
+                    (&args[1], &args[2..])
+                } else {
+                    (&args[0], &args[1..])
+                };
+                let id = parse_int::<u64>(id_word)?;
+                let (mut score, mut cap, mut at) = (None, None, 0);
+                while at + 1 < rest.len() {
+                    match rest[at].to_ascii_uppercase().as_slice() {
+                        b"SCORE" if score.is_none() => {
+                            score = Some(parse_int::<i64>(&rest[at + 1])?)
+                        }
+                        b"CAP" if cap.is_none() => cap = Some(text_cap(&rest[at + 1])?),
+                        _ => break,
+                    }
+                    at += 2;
+                }
+                let item = Cursor {
+                    score: score.unwrap_or(id as i64),
+                    id,
+                };
+                if spec.opcode == opcode::TL_PUSH {
+                    arity(at == rest.len())?;
+                    Command::TlPush {
+                        key: text_key(&args[0])?,
+                        item,
+                        cap,
+                    }
+                } else {
+                    arity(at < rest.len())?;
+                    Command::TlFanout {
+                        item,
+                        cap,
+                        keys: rest[at..]
+                            .iter()
+                            .map(text_key)
+                            .collect::<Result<Vec<_>, _>>()?,
+                    }
+                }
+            }
+            opcode::TL_RANGE => {
+                arity(!args.is_empty())?;
+                let (mut before, mut after, mut limit) = (None, None, DEFAULT_PAGE);
+                for option in args[1..].chunks(2) {
+                    let [word, value] = option else {
+                        return arity(false).map(|_| unreachable!());
+                    };
+                    match word.to_ascii_uppercase().as_slice() {
+                        b"BEFORE" => before = Some(text_cursor(value)?),
+                        b"AFTER" => after = Some(text_cursor(value)?),
+                        b"LIMIT" => limit = text_page(value)?,
+                        _ => {
+                            return Err(ErrorReply::new(
+                                ErrorCode::Syntax,
+                                "syntax error in TL.RANGE options",
+                            ))
+                        }
+                    }
+                }
+                Command::TlRange {
+                    key: text_key(&args[0])?,
+                    before,
+                    after,
+                    limit,
+                }
+            }
+            opcode::TL_MERGE => {
+                arity(args.len() >= 3 && args[0].eq_ignore_ascii_case(b"LIMIT"))?;
+                let limit = text_page(&args[1])?;
+                let (before, keys) = match &args[2..] {
+                    [word, cursor, keys @ ..] if word.eq_ignore_ascii_case(b"BEFORE") => {
+                        (Some(text_cursor(cursor)?), keys)
+                    }
+                    keys => (None, keys),
+                };
+                arity(!keys.is_empty())?;
+                Command::TlMerge {
+                    limit,
+                    before,
+                    keys: keys.iter().map(text_key).collect::<Result<Vec<_>, _>>()?,
+                }
+            }
+            opcode::TL_REMOVE => {
+                arity(args.len() == 2)?;
+                Command::TlRemove {
+                    key: text_key(&args[0])?,
+                    id: parse_int::<u64>(&args[1])?,
+                }
+            }
+            opcode::TL_LEN => {
+                arity(args.len() == 1)?;
+                Command::TlLen(text_key(&args[0])?)
+            }
+            opcode::TL_TRIM => {
+                arity(args.len() == 2)?;
+                Command::TlTrim {
+                    key: text_key(&args[0])?,
+                    keep: parse_int::<u32>(&args[1])?,
+                }
+            }
             opcode::DEDUP => {
                 arity(args.len() == 2)?;
                 Command::Dedup {
@@ -1987,6 +2408,98 @@ fn split_reservation(handle: &Bytes) -> Result<(Bytes, Bytes), ErrorReply> {
     Ok((text_key(&handle.slice_ref(sku))?, handle.slice_ref(id)))
 }
 
+fn put_item_options(buf: &mut BytesMut, item: &Cursor, cap: Option<u32>) {
+    let custom_score = item.score != item.id as i64;
+    buf.put_u8(u8::from(custom_score) | (u8::from(cap.is_some()) << 1));
+    if custom_score {
+        put_ivarint(buf, item.score);
+    }
+    if let Some(cap) = cap {
+        put_uvarint(buf, u64::from(cap));
+    }
+}
+
+fn read_item_options<P: Payload>(
+    r: &mut Reader<P>,
+    id: u64,
+) -> Result<(Cursor, Option<u32>), DecodeError> {
+    let flags = r.u8()?;
+    if flags & !3 != 0 {
+        return Err(DecodeError::Invalid("unknown timeline flag bits"));
+    }
+    let score = if flags & 1 != 0 {
+        r.ivarint()?
+    } else {
+        id as i64
+    };
+    let cap = if flags & 2 != 0 {
+        let cap = r.uvarint()?;
+        if !(1..=u64::from(MAX_TIMELINE_CAP)).contains(&cap) {
+            return Err(DecodeError::Invalid("CAP must be between 1 and 100000"));
+        }
+        Some(cap as u32)
+    } else {
+        None
+    };
+    Ok((Cursor { score, id }, cap))
+}
+
+fn read_cursor<P: Payload>(r: &mut Reader<P>) -> Result<Cursor, DecodeError> {
+    Ok(Cursor {
+        score: r.ivarint()?,
+        id: r.uvarint()?,
+    })
+}
+
+fn read_page<P: Payload>(r: &mut Reader<P>) -> Result<u32, DecodeError> {
+    match r.uvarint()? {
+        0 => Ok(DEFAULT_PAGE),
+        n if n <= u64::from(MAX_TIMELINE_CAP) => Ok(n as u32),
+        _ => Err(DecodeError::Invalid("LIMIT must be at most 100000")),
+    }
+}
+
+fn text_cap(word: &[u8]) -> Result<u32, ErrorReply> {
+    let cap = parse_int::<u32>(word)?;
+    if !(1..=MAX_TIMELINE_CAP).contains(&cap) {
+        return Err(ErrorReply::new(
+            ErrorCode::Syntax,
+            "CAP must be between 1 and 100000",
+        ));
+    }
+    Ok(cap)
+}
+
+fn text_page(word: &[u8]) -> Result<u32, ErrorReply> {
+    let limit = parse_int::<u32>(word)?;
+    if !(1..=MAX_TIMELINE_CAP).contains(&limit) {
+        return Err(ErrorReply::new(
+            ErrorCode::Syntax,
+            "LIMIT must be between 1 and 100000",
+        ));
+    }
+    Ok(limit)
+}
+
+/// A cursor as text: `score:id`, or just `id` when the score is the id.
+fn text_cursor(word: &[u8]) -> Result<Cursor, ErrorReply> {
+    let text = std::str::from_utf8(word).unwrap_or("");
+    let (score, id) = match text.split_once(':') {
+        Some((score, id)) => (score.parse::<i64>().ok(), id.parse::<u64>().ok()),
+        None => {
+            let id = text.parse::<u64>().ok();
+            (id.and_then(|id| i64::try_from(id).ok()), id)
+        }
+    };
+    match (score, id) {
+        (Some(score), Some(id)) => Ok(Cursor { score, id }),
+        _ => Err(ErrorReply::new(
+            ErrorCode::Syntax,
+            "a cursor is score:id or id",
+        )),
+    }
+}
+
 fn checked_amount(amount: u64) -> Result<u64, DecodeError> {
     if amount > i64::MAX as u64 {
         return Err(DecodeError::Invalid("amount exceeds 2^63-1"));
@@ -2208,6 +2721,39 @@ mod tests {
                 low: Some(5),
             },
             Command::InvStore(k("s1")),
+            Command::TlPush {
+                key: k("home:1"),
+                item: Cursor {
+                    score: 900,
+                    id: 900,
+                },
+                cap: None,
+            },
+            Command::TlFanout {
+                item: Cursor { score: -5, id: 77 },
+                cap: Some(800),
+                keys: vec![k("home:1"), k("home:2")],
+            },
+            Command::TlRange {
+                key: k("home:1"),
+                before: Some(Cursor { score: 10, id: 10 }),
+                after: Some(Cursor { score: 1, id: 1 }),
+                limit: 20,
+            },
+            Command::TlMerge {
+                limit: 50,
+                before: None,
+                keys: vec![k("home:1"), k("celeb:9")],
+            },
+            Command::TlRemove {
+                key: k("home:1"),
+                id: 900,
+            },
+            Command::TlLen(k("home:1")),
+            Command::TlTrim {
+                key: k("home:1"),
+                keep: 100,
+            },
             Command::InvAdjust {
                 sku: k("{s1}:milk"),
                 delta: -3,

@@ -35,6 +35,11 @@ pub enum Combine {
     AllOk,
     /// INFO: one statistics snapshot per shard.
     Info,
+    /// TL.MERGE: pages from each shard merged, newest first, at most `limit` items.
+    Merge {
+        /// Page size.
+        limit: u32,
+    },
 }
 
 /// Parts received so far for one pending request.
@@ -79,6 +84,13 @@ impl Gather {
             Combine::Sum => Value::Int(values.iter().filter_map(Value::as_int).sum()),
             Combine::AllOk => Value::Ok,
             Combine::Info => shard.render_info(&snapshots),
+            Combine::Merge { limit } => {
+                let pages: Option<Vec<_>> = values.iter().map(ops::page_from_value).collect();
+                match pages {
+                    Some(pages) => ops::page_value(&crate::timeline::merge(pages, limit)),
+                    None => Value::error(ErrorCode::Internal, "malformed part reply"),
+                }
+            }
             Combine::Values { positions, len } => {
                 let mut out = vec![Value::Nil; len];
                 for (part, places) in values.into_iter().zip(positions) {
@@ -183,7 +195,9 @@ fn split_keys(
         Command::Del(keys)
         | Command::Exists(keys)
         | Command::MGet(keys)
-        | Command::DedupMulti { keys, .. } => split_by_shard(keys, shards),
+        | Command::DedupMulti { keys, .. }
+        | Command::TlFanout { keys, .. }
+        | Command::TlMerge { keys, .. } => split_by_shard(keys, shards),
         Command::InvReserveMulti { items, .. } => split_by_shard(
             &items.iter().map(|(sku, _)| sku).collect::<Vec<_>>(),
             shards,
@@ -247,6 +261,20 @@ fn split_keys(
                     ttl_ms: *ttl_ms,
                     keys: pick(keys, group),
                 },
+                Command::TlFanout { item, cap, keys } => Command::TlFanout {
+                    item: *item,
+                    cap: *cap,
+                    keys: pick(keys, group),
+                },
+                Command::TlMerge {
+                    limit,
+                    before,
+                    keys,
+                } => Command::TlMerge {
+                    limit: *limit,
+                    before: *before,
+                    keys: pick(keys, group),
+                },
                 Command::InvReserveMulti { .. } => unreachable!("carts are never split"),
                 Command::MSet(pairs) => Command::MSet(
                     group
@@ -268,6 +296,7 @@ fn split_keys(
             len: keys.len(),
         },
         Command::MSet(_) => Combine::AllOk,
+        Command::TlMerge { limit, .. } => Combine::Merge { limit: *limit },
         _ => Combine::Sum,
     };
     scatter(

@@ -16,6 +16,7 @@ use tessera_cluster::hash_tag;
 use tessera_limits::{Gcra, Window};
 
 use crate::inventory::{Sku, StockLevel};
+use crate::timeline::Timeline;
 
 /// A store's figures, kept up to date with every change to its SKUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,6 +65,8 @@ pub enum Stored {
     Versioned(Box<Versioned>),
     /// A SKU's stock and reservations.
     Sku(Box<Sku>),
+    /// A capped timeline.
+    Timeline(Box<Timeline>),
 }
 
 /// A versioned value: the version counts writes since the key was created, from 1.
@@ -98,6 +101,7 @@ impl Stored {
             Stored::Blob(blob) => blob.heap_bytes(),
             Stored::Tiers(tiers) => std::mem::size_of_val::<[Window]>(tiers),
             Stored::Sku(sku) => std::mem::size_of::<Sku>() + sku.heap_bytes(),
+            Stored::Timeline(timeline) => std::mem::size_of::<Timeline>() + timeline.heap_bytes(),
             Stored::Versioned(versioned) => {
                 std::mem::size_of::<Versioned>() + versioned.value.heap_bytes()
             }

@@ -20,5 +20,6 @@ pub mod server;
 pub mod shard;
 pub mod signal;
 pub mod stats;
+pub mod timeline;
 
 pub use config::Config;

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use tessera_protocol::command::MAX_EXPIRE_MS;
-use tessera_protocol::command::{Algorithm, RateLimit, Tier, MAX_TIERS};
+use tessera_protocol::command::{Algorithm, Cursor, RateLimit, Tier, MAX_TIERS};
 use tessera_protocol::wire::Payload;
 use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Value};
 
@@ -13,6 +13,7 @@ use tessera_cluster::hash_tag;
 
 use crate::inventory::{Refusal, Reserved, Sku};
 use crate::keyspace::{Blob, Found, IdemRecord, Keyspace, Stored, Versioned};
+use crate::timeline::{merge, Page, Timeline};
 use tessera_limits::{Decision, Gcra, Window};
 
 /// A shard operation's result: a value, or a stored value lent out until the reply is
@@ -204,6 +205,57 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         }
         Command::InvReserveMulti { ttl_ms, items } => {
             inv_reserve_cart(keyspace, items, now + ttl_ms, now)
+        }
+        Command::TlPush { key, item, cap } => {
+            match tl_push(keyspace, key.as_ref(), *item, *cap, now) {
+                Some(added) => Value::Int(i64::from(added)),
+                None => wrong_type(),
+            }
+        }
+        // A key of another kind among the followers is skipped, not the whole fan-out.
+        Command::TlFanout { item, cap, keys } => Value::Int(
+            keys.iter()
+                .filter(|key| tl_push(keyspace, key.as_ref(), *item, *cap, now) == Some(true))
+                .count() as i64,
+        ),
+        Command::TlRange {
+            key,
+            before,
+            after,
+            limit,
+        } => match keyspace.get(key.as_ref(), now) {
+            Some(Stored::Timeline(timeline)) => {
+                page_value(&timeline.range(*before, *after, *limit))
+            }
+            Some(_) => wrong_type(),
+            None => page_value(&Page {
+                items: Vec::new(),
+                next: None,
+            }),
+        },
+        Command::TlMerge {
+            limit,
+            before,
+            keys,
+        } => {
+            let mut pages = Vec::with_capacity(keys.len());
+            for key in keys {
+                match keyspace.get(key.as_ref(), now) {
+                    Some(Stored::Timeline(timeline)) => {
+                        pages.push(timeline.range(*before, None, *limit))
+                    }
+                    Some(_) => return wrong_type(),
+                    None => {}
+                }
+            }
+            page_value(&merge(pages, *limit))
+        }
+        Command::TlRemove { key, id } => {
+            change_timeline(keyspace, key.as_ref(), now, |t| i64::from(t.remove(*id)))
+        }
+        Command::TlLen(key) => change_timeline(keyspace, key.as_ref(), now, |t| t.len() as i64),
+        Command::TlTrim { key, keep } => {
+            change_timeline(keyspace, key.as_ref(), now, |t| t.trim(*keep) as i64)
         }
         Command::DbSize => Value::Int(keyspace.len() as i64),
         Command::FlushAll => {
@@ -458,7 +510,11 @@ fn decide<P>(state: &mut Stored, limit: &RateLimit<P>, now: u64, consume: bool) 
             consume,
         ),
         Stored::Tiers(windows) => decide_windows(windows, tiers, limit.cost, now, consume),
-        Stored::Blob(_) | Stored::Idem(_) | Stored::Versioned(_) | Stored::Sku(_) => {
+        Stored::Blob(_)
+        | Stored::Idem(_)
+        | Stored::Versioned(_)
+        | Stored::Sku(_)
+        | Stored::Timeline(_) => {
             unreachable!("other kinds were refused with WRONGTYPE before deciding")
         }
     }
@@ -833,6 +889,97 @@ fn inv_reserve_cart<P: Payload>(
         (Value::text("ok"), Value::Bool(true)),
         (Value::text("reservations"), Value::Array(handles)),
     ])
+}
+
+/// Pushes onto a timeline, creating it if missing; `None` (and no change) if the key
+/// holds another kind of value.
+fn tl_push(
+    keyspace: &mut Keyspace,
+    key: &[u8],
+    item: Cursor,
+    cap: Option<u32>,
+    now: u64,
+) -> Option<bool> {
+    let found = keyspace.find(key, now);
+    if !found.exists() {
+        let mut timeline = Timeline::default();
+        let added = timeline.push(item, cap);
+        keyspace.write(found, key, Stored::Timeline(Box::new(timeline)), None);
+        return Some(added);
+    }
+    keyspace
+        .update(&found, |stored| match stored {
+            Stored::Timeline(timeline) => Some(timeline.push(item, cap)),
+            _ => None,
+        })
+        .flatten()
+}
+
+/// Runs `change` on an existing timeline and replies with its count; a missing key counts
+/// 0, a key of another kind is WRONGTYPE.
+fn change_timeline(
+    keyspace: &mut Keyspace,
+    key: &[u8],
+    now: u64,
+    change: impl FnOnce(&mut Timeline) -> i64,
+) -> Value {
+    let found = keyspace.find(key, now);
+    let outcome = keyspace.update(&found, |stored| match stored {
+        Stored::Timeline(timeline) => Some(change(timeline)),
+        _ => None,
+    });
+    match outcome {
+        Some(Some(n)) => Value::Int(n),
+        Some(None) => wrong_type(),
+        None => Value::Int(0),
+    }
+}
+
+/// A page as the reply value: items as `[id, score]`, `next` as `[score, id]` or NIL.
+pub fn page_value(page: &Page) -> Value {
+    let items = page
+        .items
+        .iter()
+        .map(|c| Value::Array(vec![Value::Int(c.id as i64), Value::Int(c.score)]))
+        .collect();
+    let next = page.next.map_or(Value::Nil, |c| {
+        Value::Array(vec![Value::Int(c.score), Value::Int(c.id as i64)])
+    });
+    Value::Map(vec![
+        (Value::text("items"), Value::Array(items)),
+        (Value::text("next"), next),
+    ])
+}
+
+/// Reads a page back from its reply value (for gathering TL.MERGE parts).
+pub fn page_from_value(value: &Value) -> Option<Page> {
+    let Value::Array(items) = value.get("items")? else {
+        return None;
+    };
+    let items = items
+        .iter()
+        .map(|item| match item {
+            Value::Array(pair) => match pair[..] {
+                [Value::Int(id), Value::Int(score)] => Some(Cursor {
+                    score,
+                    id: id as u64,
+                }),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let next = match value.get("next")? {
+        Value::Array(pair) => match pair[..] {
+            [Value::Int(score), Value::Int(id)] => Some(Cursor {
+                score,
+                id: id as u64,
+            }),
+            _ => return None,
+        },
+        _ => None,
+    };
+    Some(Page { items, next })
 }
 
 fn wrong_type() -> Value {
