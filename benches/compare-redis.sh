@@ -8,7 +8,9 @@
 #     SUITE kv (SET/GET with redis-benchmark, default) or native (rate limits and dedup:
 #     RL.CHECK against the ZSET sliding log in Lua, DEDUP against SET NX PX, and
 #     INV.RESERVE + INV.CONFIRM against the usual Lua scripts on 1,000 hot SKUs; both sides
-#     driven by tessera-bench, with memory per new key).
+#     driven by tessera-bench, with memory per new key),
+#     or timelines (TL.PUSH against LPUSH + LTRIM, TL.RANGE LIMIT 20 against LRANGE 0 19,
+#     TL.FANOUT to 1,000 timelines against a pipeline of 1,000 LPUSH + LTRIM).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +63,27 @@ if [ "$suite" = native ]; then
         -n "$requests" -k "$keys" --server-pid "$redis_pid" --flush --memory --json | row "redis"
     done
   done
+  exit 0
+fi
+
+if [ "$suite" = timelines ]; then
+  echo "| server | test | pipeline | ops/s | p50 ms | p99 ms | server CPU s per 1M ops | bytes per new key |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for pipeline in 1 16; do
+    # TL.RANGE reads the timelines TL.PUSH just filled, so only the push starts empty.
+    for test in tlpush tlrange; do
+      flush=--flush
+      [ "$test" = tlrange ] && flush=
+      ./target/release/tessera-bench -p "$tessera_port" -w "$test" -c "$clients" -P "$pipeline" \
+        -n "$requests" -k 10000 --server-pid "$tessera_pid" $flush --memory --json | row "tessera ($shards shards)"
+      ./target/release/tessera-bench --target redis -p "$redis_port" -w "$test" -c "$clients" -P "$pipeline" \
+        -n "$requests" -k 10000 --server-pid "$redis_pid" $flush --memory --json | row "redis"
+    done
+  done
+  ./target/release/tessera-bench -p "$tessera_port" -w fanout -c "$clients" -P 1 \
+    -n $((requests / 100)) -k "$keyspace" --server-pid "$tessera_pid" --flush --json | row "tessera ($shards shards)"
+  ./target/release/tessera-bench --target redis -p "$redis_port" -w fanout -c "$clients" -P 1 \
+    -n $((requests / 100)) -k "$keyspace" --server-pid "$redis_pid" --flush --json | row "redis"
   exit 0
 fi
 

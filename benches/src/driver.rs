@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tessera_cluster::shard_for_key;
-use tessera_protocol::command::{Algorithm, RateLimit, Tier, Tiers};
+use tessera_protocol::command::{Algorithm, Cursor, RateLimit, Tier, Tiers};
 use tessera_protocol::{
     encode_request, Command, FrameDecoder, HelloInfo, SetArgs, Value, PROTOCOL_VERSION,
 };
@@ -157,6 +157,7 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
         let pool = keys[if args.unrouted { 0 } else { usize::from(shard) }].clone();
         let connection = Connection {
             client,
+            keyspace: args.keyspace,
             shard: (!args.unrouted).then_some((shard, shards)),
             sequence: 0,
             unconfirmed: None,
@@ -233,6 +234,7 @@ async fn hello(address: &str, shard: Option<u16>) -> Result<(TcpStream, HelloInf
 
 struct Connection {
     client: usize,
+    keyspace: u64,
     shard: Option<(u16, u16)>,
     sequence: u64,
     /// Inventory workload: the reservation the next request confirms.
@@ -249,6 +251,16 @@ struct Connection {
 }
 
 impl Connection {
+    /// A new timeline item, unique across connections, growing like a snowflake id.
+    fn next_item(&mut self) -> Cursor {
+        self.sequence += 1;
+        let id = ((self.client as u64) << 40) | self.sequence;
+        Cursor {
+            score: id as i64,
+            id,
+        }
+    }
+
     /// A key never used before that this connection's shard owns: a new impression id.
     fn fresh_key(&mut self) -> Bytes {
         loop {
@@ -309,6 +321,33 @@ impl Connection {
                         key: self.fresh_key(),
                         ttl_ms: crate::DEDUP_TTL_MS,
                     },
+                    Workload::TlPush => Command::TlPush {
+                        key,
+                        item: self.next_item(),
+                        cap: Some(crate::TIMELINE_CAP),
+                    },
+                    Workload::TlRange => Command::TlRange {
+                        key,
+                        before: None,
+                        after: None,
+                        limit: 20,
+                    },
+                    Workload::Fanout => {
+                        // Followers anywhere in the key space: the server splits by shard.
+                        let keys = (0..crate::FANOUT_WIDTH)
+                            .map(|_| {
+                                Bytes::from(format!(
+                                    "key:{}",
+                                    self.rng.random_range(0..self.keyspace)
+                                ))
+                            })
+                            .collect();
+                        Command::TlFanout {
+                            item: self.next_item(),
+                            cap: Some(crate::TIMELINE_CAP),
+                            keys,
+                        }
+                    }
                     // Reserve, then confirm that reservation in the next request: pairs.
                     Workload::Inv => match self.unconfirmed.take() {
                         Some((sku, id)) => Command::InvConfirm { sku, id },

@@ -21,6 +21,10 @@ pub const RL_LIMIT: u64 = 100;
 pub const RL_WINDOW_MS: u64 = 60_000;
 /// Dedup workload: how long a record is kept (one hour, as for impression dedup).
 pub const DEDUP_TTL_MS: u64 = 3_600_000;
+/// Timeline workloads: items a timeline keeps.
+pub const TIMELINE_CAP: u32 = 800;
+/// Fan-out workload: timelines per fan-out.
+pub const FANOUT_WIDTH: usize = 1000;
 /// Inventory workload: units each SKU starts with, more than any run sells.
 pub const INV_STOCK: i64 = 1_000_000_000;
 /// Inventory workload: how long a reservation holds before it lapses.
@@ -42,6 +46,13 @@ pub enum Workload {
     /// Reserve one unit of a random SKU, then confirm it (each is one request): INV.RESERVE
     /// and INV.CONFIRM, or on Redis the usual two Lua scripts over a SKU hash.
     Inv,
+    /// Push a new id onto a timeline capped at 800: TL.PUSH, or on Redis LPUSH + LTRIM.
+    TlPush,
+    /// Read the newest 20 items of a timeline: TL.RANGE LIMIT 20, or on Redis LRANGE 0 19.
+    TlRange,
+    /// Push one id into 1,000 random timelines in one request: TL.FANOUT, or on Redis a
+    /// pipeline of 1,000 LPUSH + LTRIM pairs. One operation is one whole fan-out.
+    Fanout,
 }
 
 impl Workload {
@@ -52,6 +63,9 @@ impl Workload {
             Workload::Rl => "RATELIMIT",
             Workload::Dedup => "DEDUP",
             Workload::Inv => "RESERVE+CONFIRM",
+            Workload::TlPush => "TL.PUSH",
+            Workload::TlRange => "TL.RANGE",
+            Workload::Fanout => "FANOUT1000",
         }
     }
 }

@@ -240,6 +240,36 @@ impl Worker {
                     .arg(RL_LIMIT)
                     .arg(format!("{}-{}", self.id, self.sequence));
             }
+            Workload::TlPush => {
+                self.sequence += 1;
+                let id = ((self.id as u64) << 40) | self.sequence;
+                pipe.cmd("LPUSH").arg(&key).arg(id);
+                pipe.cmd("LTRIM")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(crate::TIMELINE_CAP - 1)
+                    .ignore();
+            }
+            Workload::TlRange => {
+                pipe.cmd("LRANGE").arg(&key).arg(0).arg(19);
+            }
+            Workload::Fanout => {
+                self.sequence += 1;
+                let id = ((self.id as u64) << 40) | self.sequence;
+                for i in 0..crate::FANOUT_WIDTH {
+                    let follower = format!("key:{}", self.rng.random_range(0..self.keyspace));
+                    let push = pipe.cmd("LPUSH").arg(&follower).arg(id);
+                    // One reply per fan-out, so a fan-out counts as one operation.
+                    if i > 0 {
+                        push.ignore();
+                    }
+                    pipe.cmd("LTRIM")
+                        .arg(&follower)
+                        .arg(0)
+                        .arg(crate::TIMELINE_CAP - 1)
+                        .ignore();
+                }
+            }
             Workload::Inv => match self.unconfirmed.take() {
                 Some((sku, reservation)) => {
                     pipe.cmd("EVALSHA")
