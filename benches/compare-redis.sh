@@ -71,9 +71,9 @@ if [ "$suite" = timelines ]; then
   echo "|---|---|---|---|---|---|---|---|"
   for pipeline in 1 16; do
     # TL.RANGE reads the timelines TL.PUSH just filled, so only the push starts empty.
-    for test in tlpush tlrange; do
+    for test in tl-push tl-range; do
       flush=--flush
-      [ "$test" = tlrange ] && flush=
+      [ "$test" = tl-range ] && flush=
       ./target/release/tessera-bench -p "$tessera_port" -w "$test" -c "$clients" -P "$pipeline" \
         -n "$requests" -k 10000 --server-pid "$tessera_pid" $flush --memory --json | row "tessera ($shards shards)"
       ./target/release/tessera-bench --target redis -p "$redis_port" -w "$test" -c "$clients" -P "$pipeline" \

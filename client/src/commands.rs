@@ -1053,6 +1053,83 @@ impl Client {
     }
 }
 
+/// A user's presence as PRESENCE.GET reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceInfo {
+    /// Whether the user is online (heartbeat TTL plus grace not yet passed).
+    pub online: bool,
+    /// Time since the last heartbeat.
+    pub last_seen: Duration,
+    /// Metadata from the heartbeats (region, device).
+    pub meta: Option<Bytes>,
+}
+
+impl Client {
+    /// PRESENCE.BEAT: a heartbeat keeping `user` online for `ttl` plus `grace`; `true` if it
+    /// brought the user online.
+    ///
+    /// # Errors
+    /// `Server` with `InvalidExpire` for an out-of-range TTL.
+    pub async fn presence_beat(
+        &self,
+        user: impl Into<Bytes>,
+        ttl: Duration,
+        grace: Duration,
+        meta: Option<Bytes>,
+    ) -> Result<bool> {
+        let command = Command::PresenceBeat {
+            user: bytes(user),
+            ttl_ms: millis(ttl).max(1),
+            grace_ms: millis(grace),
+            meta,
+        };
+        expect_bool(self.call(command).await?)
+    }
+
+    /// PRESENCE.GET: presence of many users, one request per owning shard; `None` for
+    /// users never seen.
+    ///
+    /// # Errors
+    /// Link failures.
+    pub async fn presence_get<K: Into<Bytes>>(
+        &self,
+        users: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<PresenceInfo>>> {
+        let users: Vec<Bytes> = users.into_iter().map(Into::into).collect();
+        let parts = self
+            .fan_out(&users, |group| {
+                Command::PresenceGet(group.iter().map(|&i| users[i].clone()).collect())
+            })
+            .await?;
+        reassemble(parts, users.len(), |row| match row {
+            Value::Nil => Ok(None),
+            row => match (
+                row.get("online"),
+                row.get("last_seen_ms").and_then(Value::as_int),
+                row.get("meta"),
+            ) {
+                (Some(Value::Bool(online)), Some(ago), meta) => Ok(Some(PresenceInfo {
+                    online: *online,
+                    last_seen: Duration::from_millis(ago.max(0) as u64),
+                    meta: match meta {
+                        Some(Value::Bytes(meta)) => Some(meta.clone()),
+                        _ => None,
+                    },
+                })),
+                _ => Err(Error::unexpected("a presence row", &row)),
+            },
+        })
+    }
+
+    /// PRESENCE.LEAVE: a clean disconnect; `true` if the user was online.
+    ///
+    /// # Errors
+    /// `Server` with `WrongType` for another kind of key.
+    pub async fn presence_leave(&self, user: impl Into<Bytes>) -> Result<bool> {
+        Ok(expect_int(self.call(Command::PresenceLeave(bytes(user))).await?)? == 1)
+    }
+}
+
 /// SET with options; await it for `true` if the value was written.
 #[must_use = "a SET does nothing until awaited"]
 pub struct SetBuilder {

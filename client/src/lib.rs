@@ -25,8 +25,8 @@ use tokio::sync::Mutex;
 
 pub use bytes::Bytes;
 pub use commands::{
-    Cart, Cas, Idem, RateDecision, RateLimitBuilder, Reservation, SetBuilder, SetGetBuilder, Stock,
-    StoreFigures, Take, TimelinePage, Ttl,
+    Cart, Cas, Idem, PresenceInfo, RateDecision, RateLimitBuilder, Reservation, SetBuilder,
+    SetGetBuilder, Stock, StoreFigures, Take, TimelinePage, Ttl,
 };
 pub use connection::Connection;
 pub use error::{Error, Result};

@@ -116,6 +116,12 @@ pub mod opcode {
     pub const TL_LEN: u16 = 0x0085;
     /// TL.TRIM
     pub const TL_TRIM: u16 = 0x0086;
+    /// PRESENCE.BEAT
+    pub const PRESENCE_BEAT: u16 = 0x0090;
+    /// PRESENCE.GET
+    pub const PRESENCE_GET: u16 = 0x0091;
+    /// PRESENCE.LEAVE
+    pub const PRESENCE_LEAVE: u16 = 0x0092;
 }
 
 /// Which arguments are keys, so a router knows where a command must run.
@@ -568,6 +574,33 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Keeps only the newest items of a timeline.",
         keys: KeySpec::Single,
     },
+    CommandSpec {
+        opcode: opcode::PRESENCE_BEAT,
+        name: "PRESENCE.BEAT",
+        syntax: "user [TTL seconds] [GRACE ms] [META bytes]",
+        wire: "user:bytes flags:u8 (1 ttl, 2 grace, 4 meta) [ttl_ms:uvarint] [grace_ms:uvarint] [meta:bytes]",
+        reply: "BOOL true if this beat brought the user online",
+        summary: "Records a heartbeat: the user is online until TTL (default 30 s) plus GRACE (default 5 s) passes without another.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::PRESENCE_GET,
+        name: "PRESENCE.GET",
+        syntax: "user [user ...]",
+        wire: "count:uvarint user:bytes*count",
+        reply: "ARRAY per user of MAP {online: BOOL, last_seen_ms: INT (ago), meta: BYTES or NIL}, or NIL if never seen",
+        summary: "Who is online, with last-seen times and metadata, for many users across shards in one call.",
+        keys: KeySpec::Many,
+    },
+    CommandSpec {
+        opcode: opcode::PRESENCE_LEAVE,
+        name: "PRESENCE.LEAVE",
+        syntax: "user",
+        wire: "user:bytes",
+        reply: "INT 1 if the user was online, else 0",
+        summary: "Marks a clean disconnect: offline at once, without waiting for TTL and grace.",
+        keys: KeySpec::Single,
+    },
 ];
 
 /// Looks a command up by opcode.
@@ -700,6 +733,11 @@ pub struct Cursor {
     /// Id.
     pub id: u64,
 }
+
+/// Heartbeat lifetime when PRESENCE.BEAT names none.
+pub const DEFAULT_PRESENCE_TTL_MS: u64 = 30_000;
+/// Grace after a missed heartbeat when PRESENCE.BEAT names none.
+pub const DEFAULT_PRESENCE_GRACE_MS: u64 = 5_000;
 
 /// SET flag bits on the wire.
 pub mod set_flags {
@@ -963,6 +1001,21 @@ pub enum Command<P = Bytes> {
         /// Newest items kept.
         keep: u32,
     },
+    /// PRESENCE.BEAT user [TTL s] [GRACE ms] [META bytes]
+    PresenceBeat {
+        /// User.
+        user: P,
+        /// How long this heartbeat keeps the user online, in milliseconds.
+        ttl_ms: u64,
+        /// Extra time before a silent user is reported offline, in milliseconds.
+        grace_ms: u64,
+        /// Metadata to store (region, device); `None` keeps what is there.
+        meta: Option<P>,
+    },
+    /// PRESENCE.GET user...
+    PresenceGet(Vec<P>),
+    /// PRESENCE.LEAVE user
+    PresenceLeave(P),
 }
 
 impl<P: Payload> Command<P> {
@@ -1015,6 +1068,9 @@ impl<P: Payload> Command<P> {
             Command::TlRemove { .. } => opcode::TL_REMOVE,
             Command::TlLen(_) => opcode::TL_LEN,
             Command::TlTrim { .. } => opcode::TL_TRIM,
+            Command::PresenceBeat { .. } => opcode::PRESENCE_BEAT,
+            Command::PresenceGet(_) => opcode::PRESENCE_GET,
+            Command::PresenceLeave(_) => opcode::PRESENCE_LEAVE,
         }
     }
 
@@ -1068,6 +1124,9 @@ impl<P: Payload> Command<P> {
             Command::TlRemove { .. } => 43,
             Command::TlLen(_) => 44,
             Command::TlTrim { .. } => 45,
+            Command::PresenceBeat { .. } => 46,
+            Command::PresenceGet(_) => 47,
+            Command::PresenceLeave(_) => 48,
         }
     }
 
@@ -1108,7 +1167,9 @@ impl<P: Payload> Command<P> {
             | Command::TlRange { key, .. }
             | Command::TlRemove { key, .. }
             | Command::TlLen(key)
-            | Command::TlTrim { key, .. } => Some(key),
+            | Command::TlTrim { key, .. }
+            | Command::PresenceBeat { user: key, .. }
+            | Command::PresenceLeave(key) => Some(key),
             Command::Set(args) => Some(&args.key),
             Command::RlCheck(limit) | Command::RlPeek(limit) => Some(&limit.key),
             _ => None,
@@ -1295,6 +1356,27 @@ impl<P: Payload> Command<P> {
                 put_uvarint(buf, *id);
             }
             Command::TlLen(key) => put_bytes(buf, key.as_ref()),
+            Command::PresenceBeat {
+                user,
+                ttl_ms,
+                grace_ms,
+                meta,
+            } => {
+                put_bytes(buf, user.as_ref());
+                buf.put_u8(0b11 | (u8::from(meta.is_some()) << 2));
+                put_uvarint(buf, *ttl_ms);
+                put_uvarint(buf, *grace_ms);
+                if let Some(meta) = meta {
+                    put_bytes(buf, meta.as_ref());
+                }
+            }
+            Command::PresenceGet(users) => {
+                put_uvarint(buf, users.len() as u64);
+                for user in users {
+                    put_bytes(buf, user.as_ref());
+                }
+            }
+            Command::PresenceLeave(user) => put_bytes(buf, user.as_ref()),
             Command::TlTrim { key, keep } => {
                 put_bytes(buf, key.as_ref());
                 put_uvarint(buf, u64::from(*keep));
@@ -1582,6 +1664,40 @@ impl<P: Payload> Command<P> {
                     .map_err(|_| DecodeError::Invalid("keep out of range"))?;
                 Command::TlTrim { key, keep }
             }
+            opcode::PRESENCE_BEAT => {
+                let user = read_key(&mut r)?;
+                let flags = r.u8()?;
+                if flags & !0b111 != 0 {
+                    return Err(DecodeError::Invalid("unknown PRESENCE.BEAT flag bits"));
+                }
+                let ttl_ms = if flags & 1 != 0 {
+                    checked_ttl(r.uvarint()?)?
+                } else {
+                    DEFAULT_PRESENCE_TTL_MS
+                };
+                let grace_ms = if flags & 2 != 0 {
+                    let grace = r.uvarint()?;
+                    if grace > MAX_EXPIRE_MS as u64 {
+                        return Err(DecodeError::InvalidExpire);
+                    }
+                    grace
+                } else {
+                    DEFAULT_PRESENCE_GRACE_MS
+                };
+                let meta = if flags & 4 != 0 {
+                    Some(r.bytes()?)
+                } else {
+                    None
+                };
+                Command::PresenceBeat {
+                    user,
+                    ttl_ms,
+                    grace_ms,
+                    meta,
+                }
+            }
+            opcode::PRESENCE_GET => Command::PresenceGet(read_keys(&mut r)?),
+            opcode::PRESENCE_LEAVE => Command::PresenceLeave(read_key(&mut r)?),
             opcode::DEDUP => Command::Dedup {
                 key: read_key(&mut r)?,
                 ttl_ms: checked_ttl(r.uvarint()?)?,
@@ -1736,6 +1852,19 @@ impl<P: Payload> Command<P> {
                 key: own(key),
                 keep: *keep,
             },
+            Command::PresenceBeat {
+                user,
+                ttl_ms,
+                grace_ms,
+                meta,
+            } => Command::PresenceBeat {
+                user: own(user),
+                ttl_ms: *ttl_ms,
+                grace_ms: *grace_ms,
+                meta: meta.as_ref().map(own),
+            },
+            Command::PresenceGet(users) => Command::PresenceGet(own_all(users)),
+            Command::PresenceLeave(user) => Command::PresenceLeave(own(user)),
             Command::InvAdjust { sku, delta } => Command::InvAdjust {
                 sku: own(sku),
                 delta: *delta,
@@ -2165,6 +2294,40 @@ impl Command<Bytes> {
                     key: text_key(&args[0])?,
                     keep: parse_int::<u32>(&args[1])?,
                 }
+            }
+            opcode::PRESENCE_BEAT => {
+                arity(!args.is_empty() && args.len() % 2 == 1)?;
+                let (mut ttl_ms, mut grace_ms, mut meta) =
+                    (DEFAULT_PRESENCE_TTL_MS, DEFAULT_PRESENCE_GRACE_MS, None);
+                for option in args[1..].chunks_exact(2) {
+                    match option[0].to_ascii_uppercase().as_slice() {
+                        b"TTL" => ttl_ms = parse_seconds(&option[1])?,
+                        b"GRACE" => {
+                            grace_ms = parse_int::<u64>(&option[1])?.min(MAX_EXPIRE_MS as u64)
+                        }
+                        b"META" => meta = Some(option[1].clone()),
+                        _ => {
+                            return Err(ErrorReply::new(
+                                ErrorCode::Syntax,
+                                "syntax error in PRESENCE.BEAT options",
+                            ))
+                        }
+                    }
+                }
+                Command::PresenceBeat {
+                    user: text_key(&args[0])?,
+                    ttl_ms,
+                    grace_ms,
+                    meta,
+                }
+            }
+            opcode::PRESENCE_GET => {
+                arity(!args.is_empty())?;
+                Command::PresenceGet(args.iter().map(text_key).collect::<Result<Vec<_>, _>>()?)
+            }
+            opcode::PRESENCE_LEAVE => {
+                arity(args.len() == 1)?;
+                Command::PresenceLeave(text_key(&args[0])?)
             }
             opcode::DEDUP => {
                 arity(args.len() == 2)?;
@@ -2750,6 +2913,14 @@ mod tests {
                 id: 900,
             },
             Command::TlLen(k("home:1")),
+            Command::PresenceBeat {
+                user: k("u:1"),
+                ttl_ms: 30_000,
+                grace_ms: 0,
+                meta: Some(k("eu/ios")),
+            },
+            Command::PresenceGet(vec![k("u:1"), k("u:2")]),
+            Command::PresenceLeave(k("u:1")),
             Command::TlTrim {
                 key: k("home:1"),
                 keep: 100,

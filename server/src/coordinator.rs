@@ -197,7 +197,8 @@ fn split_keys(
         | Command::MGet(keys)
         | Command::DedupMulti { keys, .. }
         | Command::TlFanout { keys, .. }
-        | Command::TlMerge { keys, .. } => split_by_shard(keys, shards),
+        | Command::TlMerge { keys, .. }
+        | Command::PresenceGet(keys) => split_by_shard(keys, shards),
         Command::InvReserveMulti { items, .. } => split_by_shard(
             &items.iter().map(|(sku, _)| sku).collect::<Vec<_>>(),
             shards,
@@ -275,6 +276,7 @@ fn split_keys(
                     before: *before,
                     keys: pick(keys, group),
                 },
+                Command::PresenceGet(keys) => Command::PresenceGet(pick(keys, group)),
                 Command::InvReserveMulti { .. } => unreachable!("carts are never split"),
                 Command::MSet(pairs) => Command::MSet(
                     group
@@ -288,13 +290,15 @@ fn split_keys(
         })
         .collect();
     let combine = match &command {
-        Command::MGet(keys) | Command::DedupMulti { keys, .. } => Combine::Values {
-            positions: owners
-                .iter()
-                .map(|&o| groups[usize::from(o)].clone())
-                .collect(),
-            len: keys.len(),
-        },
+        Command::MGet(keys) | Command::DedupMulti { keys, .. } | Command::PresenceGet(keys) => {
+            Combine::Values {
+                positions: owners
+                    .iter()
+                    .map(|&o| groups[usize::from(o)].clone())
+                    .collect(),
+                len: keys.len(),
+            }
+        }
         Command::MSet(_) => Combine::AllOk,
         Command::TlMerge { limit, .. } => Combine::Merge { limit: *limit },
         _ => Combine::Sum,

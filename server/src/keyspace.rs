@@ -67,6 +67,19 @@ pub enum Stored {
     Sku(Box<Sku>),
     /// A capped timeline.
     Timeline(Box<Timeline>),
+    /// A user's presence.
+    Presence(Box<Presence>),
+}
+
+/// A user's presence: when last seen, until when online, and optional metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    /// Last heartbeat (ms, server clock).
+    pub last_seen: u64,
+    /// Online until this time: last heartbeat plus its TTL and grace.
+    pub online_until: u64,
+    /// Region, device, or whatever the client attached.
+    pub meta: Option<Box<[u8]>>,
 }
 
 /// A versioned value: the version counts writes since the key was created, from 1.
@@ -102,6 +115,9 @@ impl Stored {
             Stored::Tiers(tiers) => std::mem::size_of_val::<[Window]>(tiers),
             Stored::Sku(sku) => std::mem::size_of::<Sku>() + sku.heap_bytes(),
             Stored::Timeline(timeline) => std::mem::size_of::<Timeline>() + timeline.heap_bytes(),
+            Stored::Presence(presence) => {
+                std::mem::size_of::<Presence>() + presence.meta.as_ref().map_or(0, |m| m.len())
+            }
             Stored::Versioned(versioned) => {
                 std::mem::size_of::<Versioned>() + versioned.value.heap_bytes()
             }

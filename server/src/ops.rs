@@ -12,7 +12,7 @@ use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Val
 use tessera_cluster::hash_tag;
 
 use crate::inventory::{Refusal, Reserved, Sku};
-use crate::keyspace::{Blob, Found, IdemRecord, Keyspace, Stored, Versioned};
+use crate::keyspace::{Blob, Found, IdemRecord, Keyspace, Presence, Stored, Versioned};
 use crate::timeline::{merge, Page, Timeline};
 use tessera_limits::{Decision, Gcra, Window};
 
@@ -256,6 +256,59 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         Command::TlLen(key) => change_timeline(keyspace, key.as_ref(), now, |t| t.len() as i64),
         Command::TlTrim { key, keep } => {
             change_timeline(keyspace, key.as_ref(), now, |t| t.trim(*keep) as i64)
+        }
+        Command::PresenceBeat {
+            user,
+            ttl_ms,
+            grace_ms,
+            meta,
+        } => presence_beat(
+            keyspace,
+            user.as_ref(),
+            now + ttl_ms + grace_ms,
+            meta.as_ref().map(AsRef::as_ref),
+            now,
+        ),
+        Command::PresenceGet(users) => Value::Array(
+            users
+                .iter()
+                .map(|user| match keyspace.get(user.as_ref(), now) {
+                    Some(Stored::Presence(presence)) => Value::Map(vec![
+                        (
+                            Value::text("online"),
+                            Value::Bool(presence.online_until > now),
+                        ),
+                        (
+                            Value::text("last_seen_ms"),
+                            Value::Int(now.saturating_sub(presence.last_seen) as i64),
+                        ),
+                        (
+                            Value::text("meta"),
+                            presence
+                                .meta
+                                .as_ref()
+                                .map_or(Value::Nil, |m| Value::Bytes(Bytes::copy_from_slice(m))),
+                        ),
+                    ]),
+                    _ => Value::Nil,
+                })
+                .collect(),
+        ),
+        Command::PresenceLeave(user) => {
+            let found = keyspace.find(user.as_ref(), now);
+            let left = keyspace.update(&found, |stored| match stored {
+                Stored::Presence(presence) => {
+                    let was_online = presence.online_until > now;
+                    presence.online_until = presence.online_until.min(now);
+                    Some(was_online)
+                }
+                _ => None,
+            });
+            match left {
+                Some(Some(was_online)) => Value::Int(i64::from(was_online)),
+                Some(None) => wrong_type(),
+                None => Value::Int(0),
+            }
         }
         Command::DbSize => Value::Int(keyspace.len() as i64),
         Command::FlushAll => {
@@ -514,7 +567,8 @@ fn decide<P>(state: &mut Stored, limit: &RateLimit<P>, now: u64, consume: bool) 
         | Stored::Idem(_)
         | Stored::Versioned(_)
         | Stored::Sku(_)
-        | Stored::Timeline(_) => {
+        | Stored::Timeline(_)
+        | Stored::Presence(_) => {
             unreachable!("other kinds were refused with WRONGTYPE before deciding")
         }
     }
@@ -889,6 +943,52 @@ fn inv_reserve_cart<P: Payload>(
         (Value::text("ok"), Value::Bool(true)),
         (Value::text("reservations"), Value::Array(handles)),
     ])
+}
+
+/// How long a user's last-seen time stays queryable after they go offline.
+const PRESENCE_RETENTION_MS: u64 = 24 * 3600 * 1000;
+
+/// Records a heartbeat; `true` if it brought the user online.
+fn presence_beat(
+    keyspace: &mut Keyspace,
+    user: &[u8],
+    online_until: u64,
+    meta: Option<&[u8]>,
+    now: u64,
+) -> Value {
+    let found = keyspace.find(user, now);
+    let came_online = match keyspace.update(&found, |stored| match stored {
+        Stored::Presence(presence) => {
+            let came_online = presence.online_until <= now;
+            presence.last_seen = now;
+            presence.online_until = online_until;
+            if let Some(meta) = meta {
+                presence.meta = Some(meta.into());
+            }
+            Some(came_online)
+        }
+        _ => None,
+    }) {
+        Some(Some(came_online)) => came_online,
+        Some(None) => return wrong_type(),
+        None => {
+            let presence = Presence {
+                last_seen: now,
+                online_until,
+                meta: meta.map(Into::into),
+            };
+            keyspace.write(
+                found,
+                user,
+                Stored::Presence(Box::new(presence)),
+                Some(online_until + PRESENCE_RETENTION_MS),
+            );
+            return Value::Bool(true);
+        }
+    };
+    let found = keyspace.find(user, now);
+    keyspace.set_deadline_of(&found, Some(online_until + PRESENCE_RETENTION_MS));
+    Value::Bool(came_online)
 }
 
 /// Pushes onto a timeline, creating it if missing; `None` (and no change) if the key
@@ -1642,6 +1742,72 @@ mod tests {
             figures(&mut ks),
             (Value::Int(0), Value::Int(0), Value::Int(0)),
             "overwritten by a string"
+        );
+    }
+
+    #[test]
+    fn presence_lasts_ttl_plus_grace_and_leave_ends_it() {
+        let mut ks = Keyspace::new();
+        let beat = |ttl_ms, meta: Option<&'static str>| Command::PresenceBeat {
+            user: b("u"),
+            ttl_ms,
+            grace_ms: 50,
+            meta: meta.map(b),
+        };
+        let online = |ks: &mut Keyspace, now| {
+            let Value::Array(rows) =
+                apply(ks, &Command::PresenceGet(vec![b("u"), b("nobody")]), now)
+            else {
+                panic!("array")
+            };
+            assert_eq!(rows[1], Value::Nil, "never seen");
+            (
+                field(&rows[0], "online"),
+                field(&rows[0], "last_seen_ms"),
+                field(&rows[0], "meta"),
+            )
+        };
+        assert_eq!(
+            apply(&mut ks, &beat(100, Some("eu/ios")), 0),
+            Value::Bool(true),
+            "came online"
+        );
+        assert_eq!(
+            apply(&mut ks, &beat(100, None), 60),
+            Value::Bool(false),
+            "already online"
+        );
+        assert_eq!(
+            online(&mut ks, 200),
+            (
+                Value::Bool(true),
+                Value::Int(140),
+                Value::Bytes(b("eu/ios"))
+            ),
+            "grace"
+        );
+        assert_eq!(
+            online(&mut ks, 210).0,
+            Value::Bool(false),
+            "offline at last beat + ttl + grace"
+        );
+        assert_eq!(
+            apply(&mut ks, &beat(100, None), 300),
+            Value::Bool(true),
+            "a reconnect after the grace"
+        );
+        assert_eq!(
+            apply(&mut ks, &Command::PresenceLeave(b("u")), 310),
+            Value::Int(1)
+        );
+        assert_eq!(
+            online(&mut ks, 311).0,
+            Value::Bool(false),
+            "a clean leave is at once"
+        );
+        assert_eq!(
+            apply(&mut ks, &Command::PresenceLeave(b("u")), 312),
+            Value::Int(0)
         );
     }
 
