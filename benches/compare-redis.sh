@@ -9,7 +9,8 @@
 #     RL.CHECK against the ZSET sliding log in Lua, DEDUP against SET NX PX, and
 #     INV.RESERVE + INV.CONFIRM against the usual Lua scripts on 1,000 hot SKUs; both sides
 #     driven by tessera-bench, with memory per new key),
-#     or timelines (TL.PUSH against LPUSH + LTRIM, TL.RANGE LIMIT 20 against LRANGE 0 19,
+#     or social (TL.PUSH against LPUSH + LTRIM, TL.RANGE LIMIT 20 against LRANGE 0 19,
+#     PRESENCE.BEAT against SET EX, PRESENCE.GET of 100 users against MGET of 100 keys,
 #     TL.FANOUT to 1,000 timelines against a pipeline of 1,000 LPUSH + LTRIM).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,7 +67,7 @@ if [ "$suite" = native ]; then
   exit 0
 fi
 
-if [ "$suite" = timelines ]; then
+if [ "$suite" = timelines ] || [ "$suite" = social ]; then
   echo "| server | test | pipeline | ops/s | p50 ms | p99 ms | server CPU s per 1M ops | bytes per new key |"
   echo "|---|---|---|---|---|---|---|---|"
   for pipeline in 1 16; do
@@ -74,6 +75,17 @@ if [ "$suite" = timelines ]; then
     for test in tl-push tl-range; do
       flush=--flush
       [ "$test" = tl-range ] && flush=
+      ./target/release/tessera-bench -p "$tessera_port" -w "$test" -c "$clients" -P "$pipeline" \
+        -n "$requests" -k 10000 --server-pid "$tessera_pid" $flush --memory --json | row "tessera ($shards shards)"
+      ./target/release/tessera-bench --target redis -p "$redis_port" -w "$test" -c "$clients" -P "$pipeline" \
+        -n "$requests" -k 10000 --server-pid "$redis_pid" $flush --memory --json | row "redis"
+    done
+  done
+  for pipeline in 1 16; do
+    # WHO100 asks about the users the heartbeats just made online.
+    for test in beat who; do
+      flush=--flush
+      [ "$test" = who ] && flush=
       ./target/release/tessera-bench -p "$tessera_port" -w "$test" -c "$clients" -P "$pipeline" \
         -n "$requests" -k 10000 --server-pid "$tessera_pid" $flush --memory --json | row "tessera ($shards shards)"
       ./target/release/tessera-bench --target redis -p "$redis_port" -w "$test" -c "$clients" -P "$pipeline" \

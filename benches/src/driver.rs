@@ -348,6 +348,22 @@ impl Connection {
                             keys,
                         }
                     }
+                    Workload::Beat => Command::PresenceBeat {
+                        user: key,
+                        ttl_ms: 30_000,
+                        grace_ms: 0,
+                        meta: None,
+                    },
+                    Workload::Who => Command::PresenceGet(
+                        (0..100)
+                            .map(|_| {
+                                Bytes::from(format!(
+                                    "key:{}",
+                                    self.rng.random_range(0..self.keyspace)
+                                ))
+                            })
+                            .collect(),
+                    ),
                     // Reserve, then confirm that reservation in the next request: pairs.
                     Workload::Inv => match self.unconfirmed.take() {
                         Some((sku, id)) => Command::InvConfirm { sku, id },

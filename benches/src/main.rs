@@ -53,6 +53,10 @@ pub enum Workload {
     /// Push one id into 1,000 random timelines in one request: TL.FANOUT, or on Redis a
     /// pipeline of 1,000 LPUSH + LTRIM pairs. One operation is one whole fan-out.
     Fanout,
+    /// A 30-second heartbeat: PRESENCE.BEAT, or on Redis SET key 1 EX 30.
+    Beat,
+    /// Who of 100 random users is online, in one request: PRESENCE.GET, or on Redis MGET.
+    Who,
 }
 
 impl Workload {
@@ -66,6 +70,8 @@ impl Workload {
             Workload::TlPush => "TL.PUSH",
             Workload::TlRange => "TL.RANGE",
             Workload::Fanout => "FANOUT1000",
+            Workload::Beat => "HEARTBEAT",
+            Workload::Who => "WHO100",
         }
     }
 }

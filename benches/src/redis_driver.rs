@@ -270,6 +270,15 @@ impl Worker {
                         .ignore();
                 }
             }
+            Workload::Beat => {
+                pipe.cmd("SET").arg(&key).arg(1).arg("EX").arg(30);
+            }
+            Workload::Who => {
+                let users: Vec<String> = (0..100)
+                    .map(|_| format!("key:{}", self.rng.random_range(0..self.keyspace)))
+                    .collect();
+                pipe.cmd("MGET").arg(users);
+            }
             Workload::Inv => match self.unconfirmed.take() {
                 Some((sku, reservation)) => {
                     pipe.cmd("EVALSHA")
