@@ -1103,21 +1103,20 @@ impl Client {
             .await?;
         reassemble(parts, users.len(), |row| match row {
             Value::Nil => Ok(None),
-            row => match (
-                row.get("online"),
-                row.get("last_seen_ms").and_then(Value::as_int),
-                row.get("meta"),
-            ) {
-                (Some(Value::Bool(online)), Some(ago), meta) => Ok(Some(PresenceInfo {
+            Value::Array(fields) => match &fields[..] {
+                [Value::Bool(online), Value::Int(ago), meta] => Ok(Some(PresenceInfo {
                     online: *online,
-                    last_seen: Duration::from_millis(ago.max(0) as u64),
+                    last_seen: Duration::from_millis((*ago).max(0) as u64),
                     meta: match meta {
-                        Some(Value::Bytes(meta)) => Some(meta.clone()),
+                        Value::Bytes(meta) => Some(meta.clone()),
                         _ => None,
                     },
                 })),
-                _ => Err(Error::unexpected("a presence row", &row)),
+                _ => Err(Error::Protocol(
+                    "a presence row is [online, last_seen_ms, meta]".into(),
+                )),
             },
+            other => Err(Error::unexpected("a presence row", &other)),
         })
     }
 

@@ -588,7 +588,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         name: "PRESENCE.GET",
         syntax: "user [user ...]",
         wire: "count:uvarint user:bytes*count",
-        reply: "ARRAY per user of MAP {online: BOOL, last_seen_ms: INT (ago), meta: BYTES or NIL}, or NIL if never seen",
+        reply: "ARRAY per user of [BOOL online, INT ms since last seen, BYTES meta or NIL], or NIL if never seen",
         summary: "Who is online, with last-seen times and metadata, for many users across shards in one call.",
         keys: KeySpec::Many,
     },

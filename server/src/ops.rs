@@ -273,22 +273,15 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
             users
                 .iter()
                 .map(|user| match keyspace.get(user.as_ref(), now) {
-                    Some(Stored::Presence(presence)) => Value::Map(vec![
-                        (
-                            Value::text("online"),
-                            Value::Bool(presence.online_until > now),
-                        ),
-                        (
-                            Value::text("last_seen_ms"),
-                            Value::Int(now.saturating_sub(presence.last_seen) as i64),
-                        ),
-                        (
-                            Value::text("meta"),
-                            presence
-                                .meta
-                                .as_ref()
-                                .map_or(Value::Nil, |m| Value::Bytes(Bytes::copy_from_slice(m))),
-                        ),
+                    // A flat triple rather than a map: a batch of 100 users is 100 small
+                    // arrays, not 400 allocations of field names.
+                    Some(Stored::Presence(presence)) => Value::Array(vec![
+                        Value::Bool(presence.online_until > now),
+                        Value::Int(now.saturating_sub(presence.last_seen) as i64),
+                        presence
+                            .meta
+                            .as_ref()
+                            .map_or(Value::Nil, |m| Value::Bytes(Bytes::copy_from_slice(m))),
                     ]),
                     _ => Value::Nil,
                 })
@@ -1761,11 +1754,10 @@ mod tests {
                 panic!("array")
             };
             assert_eq!(rows[1], Value::Nil, "never seen");
-            (
-                field(&rows[0], "online"),
-                field(&rows[0], "last_seen_ms"),
-                field(&rows[0], "meta"),
-            )
+            let Value::Array(row) = &rows[0] else {
+                panic!("a row")
+            };
+            (row[0].clone(), row[1].clone(), row[2].clone())
         };
         assert_eq!(
             apply(&mut ks, &beat(100, Some("eu/ios")), 0),
