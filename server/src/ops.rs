@@ -418,17 +418,25 @@ fn write_counter(keyspace: &mut Keyspace, found: Found, key: &[u8], value: i64) 
     }
 }
 
-fn incr_by(keyspace: &mut Keyspace, key: &[u8], delta: i64, now: u64) -> Value {
+/// Adds `delta` to a counter (a missing key is 0); returns the values before and after.
+fn add_to_counter(
+    keyspace: &mut Keyspace,
+    key: &[u8],
+    delta: i64,
+    now: u64,
+) -> Result<(i64, i64), Value> {
     let found = keyspace.find(key, now);
-    let current = match read_counter(keyspace, &found) {
-        Ok(current) => current.unwrap_or(0),
-        Err(reply) => return reply,
-    };
-    let Some(next) = current.checked_add(delta) else {
-        return overflow();
-    };
-    write_counter(keyspace, found, key, next);
-    Value::Int(next)
+    let before = read_counter(keyspace, &found)?.unwrap_or(0);
+    let after = before.checked_add(delta).ok_or_else(overflow)?;
+    write_counter(keyspace, found, key, after);
+    Ok((before, after))
+}
+
+fn incr_by(keyspace: &mut Keyspace, key: &[u8], delta: i64, now: u64) -> Value {
+    match add_to_counter(keyspace, key, delta, now) {
+        Ok((_, after)) => Value::Int(after),
+        Err(reply) => reply,
+    }
 }
 
 fn counter_take(keyspace: &mut Keyspace, key: &[u8], amount: i64, floor: i64, now: u64) -> Value {
@@ -451,16 +459,12 @@ fn counter_take(keyspace: &mut Keyspace, key: &[u8], amount: i64, floor: i64, no
 }
 
 fn id_range(keyspace: &mut Keyspace, key: &[u8], size: i64, now: u64) -> Value {
-    let found = keyspace.find(key, now);
-    let last_issued = match read_counter(keyspace, &found) {
-        Ok(current) => current.unwrap_or(0),
-        Err(reply) => return reply,
-    };
-    let Some(last) = last_issued.checked_add(size) else {
-        return overflow();
-    };
-    write_counter(keyspace, found, key, last);
-    Value::Array(vec![Value::Int(last_issued + 1), Value::Int(last)])
+    match add_to_counter(keyspace, key, size, now) {
+        Ok((last_issued, last)) => {
+            Value::Array(vec![Value::Int(last_issued + 1), Value::Int(last)])
+        }
+        Err(reply) => reply,
+    }
 }
 
 /// Parses an integer written the way `to_value` would write it back (no `+`, no spaces,
