@@ -51,6 +51,15 @@ mem="-" if mem is None else f"{mem:.0f}"
 print(f"| {sys.argv[1]} | {w} | {p} | {ops:.0f} | {p50:.3f} | {p99:.3f} | {cpu:.3f} | {mem} |")' "$1"
 }
 
+# One workload on both servers: both TEST PIPELINE KEYS [--flush]
+both() {
+  local test=$1 pipeline=$2 keys=$3 flush=${4:-}
+  ./target/release/tessera-bench -p "$tessera_port" -w "$test" -c "$clients" -P "$pipeline" \
+    -n "$requests" -k "$keys" --server-pid "$tessera_pid" $flush --memory --json | row "tessera ($shards shards)"
+  ./target/release/tessera-bench --target redis -p "$redis_port" -w "$test" -c "$clients" -P "$pipeline" \
+    -n "$requests" -k "$keys" --server-pid "$redis_pid" $flush --memory --json | row "redis"
+}
+
 if [ "$suite" = native ]; then
   echo "| server | test | pipeline | ops/s | p50 ms | p99 ms | server CPU s per 1M ops | bytes per new key |"
   echo "|---|---|---|---|---|---|---|---|"
@@ -58,10 +67,7 @@ if [ "$suite" = native ]; then
     for test in rl dedup inv; do
       keys=$keyspace
       [ "$test" = inv ] && keys=1000
-      ./target/release/tessera-bench -p "$tessera_port" -w "$test" -c "$clients" -P "$pipeline" \
-        -n "$requests" -k "$keys" --server-pid "$tessera_pid" --flush --memory --json | row "tessera ($shards shards)"
-      ./target/release/tessera-bench --target redis -p "$redis_port" -w "$test" -c "$clients" -P "$pipeline" \
-        -n "$requests" -k "$keys" --server-pid "$redis_pid" --flush --memory --json | row "redis"
+      both "$test" "$pipeline" "$keys" --flush
     done
   done
   exit 0
@@ -72,25 +78,13 @@ if [ "$suite" = timelines ] || [ "$suite" = social ]; then
   echo "|---|---|---|---|---|---|---|---|"
   for pipeline in 1 16; do
     # TL.RANGE reads the timelines TL.PUSH just filled, so only the push starts empty.
-    for test in tl-push tl-range; do
-      flush=--flush
-      [ "$test" = tl-range ] && flush=
-      ./target/release/tessera-bench -p "$tessera_port" -w "$test" -c "$clients" -P "$pipeline" \
-        -n "$requests" -k 10000 --server-pid "$tessera_pid" $flush --memory --json | row "tessera ($shards shards)"
-      ./target/release/tessera-bench --target redis -p "$redis_port" -w "$test" -c "$clients" -P "$pipeline" \
-        -n "$requests" -k 10000 --server-pid "$redis_pid" $flush --memory --json | row "redis"
-    done
+    both tl-push "$pipeline" 10000 --flush
+    both tl-range "$pipeline" 10000
   done
   for pipeline in 1 16; do
     # WHO100 asks about the users the heartbeats just made online.
-    for test in beat who; do
-      flush=--flush
-      [ "$test" = who ] && flush=
-      ./target/release/tessera-bench -p "$tessera_port" -w "$test" -c "$clients" -P "$pipeline" \
-        -n "$requests" -k 10000 --server-pid "$tessera_pid" $flush --memory --json | row "tessera ($shards shards)"
-      ./target/release/tessera-bench --target redis -p "$redis_port" -w "$test" -c "$clients" -P "$pipeline" \
-        -n "$requests" -k 10000 --server-pid "$redis_pid" $flush --memory --json | row "redis"
-    done
+    both beat "$pipeline" 10000 --flush
+    both who "$pipeline" 10000
   done
   ./target/release/tessera-bench -p "$tessera_port" -w fanout -c "$clients" -P 1 \
     -n $((requests / 100)) -k "$keyspace" --server-pid "$tessera_pid" --flush --json | row "tessera ($shards shards)"

@@ -40,6 +40,18 @@ pub struct Run {
     pub latency_us: Histogram<u64>,
 }
 
+impl Run {
+    /// Nothing measured yet.
+    pub fn new() -> Self {
+        Self {
+            completed: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            latency_us: new_histogram(),
+        }
+    }
+}
+
 /// Errors the load loop reports.
 pub type BoxError = Box<dyn std::error::Error>;
 
@@ -173,12 +185,21 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
         };
         tasks.push(tokio::task::spawn_local(connection.drive()));
     }
-    let mut total = Run {
-        completed: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latency_us: new_histogram(),
-    };
+    gather(tasks, started).await
+}
+
+/// Waits for every connection's run and adds them up; the elapsed time runs from `started`.
+///
+/// # Errors
+/// The first connection that failed.
+pub async fn gather<E>(
+    tasks: Vec<tokio::task::JoinHandle<Result<Run, E>>>,
+    started: Instant,
+) -> Result<Run, BoxError>
+where
+    E: std::error::Error + 'static,
+{
+    let mut total = Run::new();
     for task in tasks {
         let part = task.await??;
         total.completed += part.completed;
@@ -274,12 +295,7 @@ impl Connection {
     }
 
     async fn drive(mut self) -> Result<Run, std::io::Error> {
-        let mut run = Run {
-            completed: 0,
-            errors: 0,
-            elapsed: Duration::ZERO,
-            latency_us: new_histogram(),
-        };
+        let mut run = Run::new();
         let decoder = FrameDecoder::default();
         let mut out = BytesMut::with_capacity(64 * 1024);
         let mut inbuf = BytesMut::with_capacity(64 * 1024);

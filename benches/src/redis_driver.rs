@@ -3,13 +3,13 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use redis::aio::MultiplexedConnection;
 
-use crate::driver::{new_histogram, BoxError, Budget, Run};
+use crate::driver::{gather, BoxError, Budget, Run};
 use crate::{Args, Workload, DEDUP_TTL_MS, RL_LIMIT, RL_WINDOW_MS};
 
 /// The sliding-log rate limit teams run on Redis: drop entries older than the window,
@@ -118,20 +118,7 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
         };
         tasks.push(tokio::task::spawn_local(worker.drive()));
     }
-    let mut total = Run {
-        completed: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latency_us: new_histogram(),
-    };
-    for task in tasks {
-        let part = task.await??;
-        total.completed += part.completed;
-        total.errors += part.errors;
-        total.latency_us.add(&part.latency_us)?;
-    }
-    total.elapsed = started.elapsed();
-    Ok(total)
+    gather(tasks, started).await
 }
 
 /// Deletes every key (FLUSHALL), so a workload starts from an empty keyspace.
@@ -187,12 +174,7 @@ struct Worker {
 
 impl Worker {
     async fn drive(mut self) -> Result<Run, redis::RedisError> {
-        let mut run = Run {
-            completed: 0,
-            errors: 0,
-            elapsed: Duration::ZERO,
-            latency_us: new_histogram(),
-        };
+        let mut run = Run::new();
         loop {
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 break;

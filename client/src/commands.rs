@@ -39,6 +39,11 @@ fn expect_optional_bytes(value: Value) -> Result<Option<Bytes>> {
     }
 }
 
+/// The keys at the positions of one shard's group.
+fn pick(keys: &[Bytes], group: &[usize]) -> Vec<Bytes> {
+    group.iter().map(|&i| keys[i].clone()).collect()
+}
+
 /// Puts each shard's array answer back at its keys' positions in the caller's order.
 fn reassemble<T: Default + Clone>(
     parts: Vec<(Vec<usize>, Value)>,
@@ -125,9 +130,7 @@ impl Client {
             return self.call(build(keys)).await.map(|_| 0);
         }
         let parts = self
-            .fan_out(&keys, |group| {
-                build(group.iter().map(|&i| keys[i].clone()).collect())
-            })
+            .fan_out(&keys, |group| build(pick(&keys, group)))
             .await?;
         parts
             .into_iter()
@@ -210,9 +213,7 @@ impl Client {
     ) -> Result<Vec<Option<Bytes>>> {
         let keys: Vec<Bytes> = keys.into_iter().map(Into::into).collect();
         let parts = self
-            .fan_out(&keys, |group| {
-                Command::MGet(group.iter().map(|&i| keys[i].clone()).collect())
-            })
+            .fan_out(&keys, |group| Command::MGet(pick(&keys, group)))
             .await?;
         reassemble(parts, keys.len(), expect_optional_bytes)
     }
@@ -314,7 +315,7 @@ impl Client {
         let parts = self
             .fan_out(&keys, |group| Command::DedupMulti {
                 ttl_ms,
-                keys: group.iter().map(|&i| keys[i].clone()).collect(),
+                keys: pick(&keys, group),
             })
             .await?;
         reassemble(parts, keys.len(), expect_bool)
@@ -1097,9 +1098,7 @@ impl Client {
     ) -> Result<Vec<Option<PresenceInfo>>> {
         let users: Vec<Bytes> = users.into_iter().map(Into::into).collect();
         let parts = self
-            .fan_out(&users, |group| {
-                Command::PresenceGet(group.iter().map(|&i| users[i].clone()).collect())
-            })
+            .fan_out(&users, |group| Command::PresenceGet(pick(&users, group)))
             .await?;
         reassemble(parts, users.len(), |row| match row {
             Value::Nil => Ok(None),

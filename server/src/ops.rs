@@ -1105,6 +1105,10 @@ mod tests {
         super::apply(keyspace, command, now).into_value()
     }
 
+    fn is_error(value: &Value, code: ErrorCode) -> bool {
+        matches!(value, Value::Error(e) if e.code == code as u16)
+    }
+
     fn b(s: &'static str) -> Bytes {
         Bytes::from_static(s.as_bytes())
     }
@@ -1222,9 +1226,10 @@ mod tests {
             key: b("k"),
             seconds: i64::MAX,
         };
-        assert!(
-            matches!(apply(&mut ks, &huge, 0), Value::Error(e) if e.code == ErrorCode::InvalidExpire as u16)
-        );
+        assert!(is_error(
+            &apply(&mut ks, &huge, 0),
+            ErrorCode::InvalidExpire
+        ));
     }
 
     #[test]
@@ -1272,10 +1277,7 @@ mod tests {
                 },
                 0,
             );
-            assert!(
-                matches!(reply, Value::Error(e) if e.code == ErrorCode::NotInteger as u16),
-                "{bad}"
-            );
+            assert!(is_error(&reply, ErrorCode::NotInteger), "{bad}");
         }
         ks.insert(b"max", Blob::Int(i64::MAX).into(), None, 0);
         let reply = apply(
@@ -1286,7 +1288,7 @@ mod tests {
             },
             0,
         );
-        assert!(matches!(reply, Value::Error(e) if e.code == ErrorCode::NotInteger as u16));
+        assert!(is_error(&reply, ErrorCode::NotInteger));
         let reply = apply(
             &mut ks,
             &Command::DecrBy {
@@ -1295,7 +1297,7 @@ mod tests {
             },
             0,
         );
-        assert!(matches!(reply, Value::Error(e) if e.code == ErrorCode::NotInteger as u16));
+        assert!(is_error(&reply, ErrorCode::NotInteger));
     }
 
     #[test]
@@ -1387,7 +1389,7 @@ mod tests {
             },
             0,
         );
-        assert!(matches!(refused, Value::Error(e) if e.code == ErrorCode::NotInteger as u16));
+        assert!(is_error(&refused, ErrorCode::NotInteger));
     }
 
     #[test]
@@ -1510,17 +1512,16 @@ mod tests {
             Value::Nil
         ));
         apply(&mut ks, &check, 0);
-        assert!(
-            matches!(apply(&mut ks, &Command::Get(b("client")), 0), Value::Error(e) if e.code == ErrorCode::WrongType as u16)
-        );
+        assert!(is_error(
+            &apply(&mut ks, &Command::Get(b("client")), 0),
+            ErrorCode::WrongType
+        ));
         ks.insert(b"text", Blob::new(b"v").into(), None, 0);
         let on_text = Command::RlCheck(RateLimit {
             key: b("text"),
             ..limit(Algorithm::Sliding, &[(1, 1000)], 1)
         });
-        assert!(
-            matches!(apply(&mut ks, &on_text, 0), Value::Error(e) if e.code == ErrorCode::WrongType as u16)
-        );
+        assert!(is_error(&apply(&mut ks, &on_text, 0), ErrorCode::WrongType));
     }
 
     #[test]
@@ -1569,9 +1570,7 @@ mod tests {
             token: 1,
             result: b("charged"),
         };
-        assert!(
-            matches!(apply(&mut ks, &stale, 120), Value::Error(e) if e.code == ErrorCode::Conflict as u16)
-        );
+        assert!(is_error(&apply(&mut ks, &stale, 120), ErrorCode::Conflict));
         let complete = Command::IdemComplete {
             key: b("pay"),
             token: 2,
@@ -1583,9 +1582,10 @@ mod tests {
             (state(&done), field(&done, "result")),
             (Value::text("done"), Value::Bytes(b("charged")))
         );
-        assert!(
-            matches!(apply(&mut ks, &complete, 130), Value::Error(e) if e.code == ErrorCode::Conflict as u16)
-        );
+        assert!(is_error(
+            &apply(&mut ks, &complete, 130),
+            ErrorCode::Conflict
+        ));
         assert_eq!(apply(&mut ks, &Command::IdemGet(b("pay")), 130), done);
         // The record, result included, lives for its ttl.
         assert_eq!(
@@ -1597,9 +1597,7 @@ mod tests {
             token: 1,
             result: b("x"),
         };
-        assert!(
-            matches!(apply(&mut ks, &missing, 0), Value::Error(e) if e.code == ErrorCode::NotFound as u16)
-        );
+        assert!(is_error(&apply(&mut ks, &missing, 0), ErrorCode::NotFound));
     }
 
     #[test]
@@ -1661,9 +1659,10 @@ mod tests {
             if_version: None,
             ttl_ms: None,
         };
-        assert!(
-            matches!(apply(&mut ks, &on_plain, 0), Value::Error(e) if e.code == ErrorCode::WrongType as u16)
-        );
+        assert!(is_error(
+            &apply(&mut ks, &on_plain, 0),
+            ErrorCode::WrongType
+        ));
     }
 
     #[test]
