@@ -101,3 +101,54 @@ fn interactive_prompt_runs_commands_from_stdin() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("OK") && text.contains("hello"), "{text}");
 }
+
+#[test]
+fn presence_watch_prints_the_baseline_then_each_push() {
+    let server = TestServer::start(2);
+    let mut watcher = Command::new(env!("CARGO_BIN_EXE_tessera-cli"))
+        .args(["-p", &server.port.to_string()])
+        .args(["--json", "--pushes", "2", "presence.watch", "rider:7"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("tessera-cli runs");
+    let watched = || {
+        let info: serde_json::Value =
+            serde_json::from_slice(&cli(&server, &["--json", "info"]).stdout).unwrap();
+        info["totals"]["watched_users"] == serde_json::json!(1)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !watched() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watch never registered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(cli(&server, &["presence.beat", "rider:7", "meta", "eu"])
+        .status
+        .success());
+    assert!(cli(&server, &["presence.leave", "rider:7"])
+        .status
+        .success());
+    while watcher.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = watcher.kill();
+            panic!("tessera-cli did not stop after two pushes");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = watcher.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            serde_json::json!([[false, null, null, 0]]),
+            serde_json::json!(["presence", "rider:7", true, "eu", 1]),
+            serde_json::json!(["presence", "rider:7", false, null, 2]),
+        ]
+    );
+}

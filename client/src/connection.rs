@@ -67,6 +67,30 @@ impl Connection {
         shard: Option<u16>,
         connect_timeout: Duration,
     ) -> Result<Connection> {
+        Self::open_inner(address, shard, connect_timeout, None).await
+    }
+
+    /// Like `open`, also handing back the server's pushes (frames with request id 0,
+    /// such as presence changes) in the order they arrived.
+    ///
+    /// # Errors
+    /// As `open`.
+    pub async fn open_with_pushes(
+        address: &str,
+        shard: Option<u16>,
+        connect_timeout: Duration,
+    ) -> Result<(Connection, mpsc::UnboundedReceiver<Value>)> {
+        let (sink, pushes) = mpsc::unbounded_channel();
+        let connection = Self::open_inner(address, shard, connect_timeout, Some(sink)).await?;
+        Ok((connection, pushes))
+    }
+
+    async fn open_inner(
+        address: &str,
+        shard: Option<u16>,
+        connect_timeout: Duration,
+        pushes: Option<mpsc::UnboundedSender<Value>>,
+    ) -> Result<Connection> {
         let connect_error = |source| Error::Connect {
             address: address.to_string(),
             source,
@@ -94,6 +118,7 @@ impl Connection {
         tokio::spawn(read_loop(
             FramedRead::new(read, ClientCodec::default()),
             shared.clone(),
+            pushes,
         ));
         let mut connection = Connection {
             shared,
@@ -199,6 +224,7 @@ async fn write_loop(
 async fn read_loop(
     mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, ClientCodec>,
     shared: Arc<Shared>,
+    pushes: Option<mpsc::UnboundedSender<Value>>,
 ) {
     let reason = loop {
         match frames.next().await {
@@ -210,9 +236,12 @@ async fn read_loop(
                     Err(error) => break format!("undecodable reply: {error}"),
                 };
                 if frame.id == PUSH_ID {
-                    // The only push so far is the error a server sends before closing.
+                    // An error push is the reason a server gives before closing.
                     if let Value::Error(reply) = &value {
                         break format!("server closed the connection: {reply}");
+                    }
+                    if let Some(pushes) = &pushes {
+                        let _ = pushes.send(value);
                     }
                     continue;
                 }

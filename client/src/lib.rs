@@ -14,6 +14,7 @@ pub mod connection;
 mod error;
 pub mod limiter;
 mod pipeline;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub use pipeline::Pipeline;
 pub use tessera_protocol::command::Cursor;
 pub use tessera_protocol::Value as Reply;
 pub use tessera_protocol::{Command, ErrorCode, ErrorReply, SetArgs, SetCondition, SetExpiry};
+pub use watch::{PresenceChange, PresenceWatch};
 
 /// Connection settings.
 #[derive(Debug, Clone)]

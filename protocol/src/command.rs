@@ -122,6 +122,10 @@ pub mod opcode {
     pub const PRESENCE_GET: u16 = 0x0091;
     /// PRESENCE.LEAVE
     pub const PRESENCE_LEAVE: u16 = 0x0092;
+    /// PRESENCE.WATCH
+    pub const PRESENCE_WATCH: u16 = 0x0093;
+    /// PRESENCE.UNWATCH
+    pub const PRESENCE_UNWATCH: u16 = 0x0094;
 }
 
 /// Which arguments are keys, so a router knows where a command must run.
@@ -137,6 +141,9 @@ pub enum KeySpec {
     Pairs,
     /// No key, but every shard takes part (DBSIZE, FLUSHALL, INFO).
     AllShards,
+    /// Keys whose owners register the connection itself for pushes: sent whole on the
+    /// connection that is to receive them, never split by a client.
+    Watch,
 }
 
 /// One row of the command table.
@@ -601,6 +608,24 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Marks a clean disconnect: offline at once, without waiting for TTL and grace.",
         keys: KeySpec::Single,
     },
+    CommandSpec {
+        opcode: opcode::PRESENCE_WATCH,
+        name: "PRESENCE.WATCH",
+        syntax: "user [user ...]",
+        wire: "count:uvarint user:bytes*count",
+        reply: "ARRAY per user of [BOOL online, INT ms since last seen or NIL, BYTES meta or NIL, INT sequence]; then presence pushes",
+        summary: "Pushes each watched user's online/offline changes to this connection (request id 0), in order, once each.",
+        keys: KeySpec::Watch,
+    },
+    CommandSpec {
+        opcode: opcode::PRESENCE_UNWATCH,
+        name: "PRESENCE.UNWATCH",
+        syntax: "[user ...]",
+        wire: "count:uvarint user:bytes*count (count 0: every user)",
+        reply: "INT users no longer watched",
+        summary: "Stops pushes for the given users, or for every user this connection watches.",
+        keys: KeySpec::Watch,
+    },
 ];
 
 /// Looks a command up by opcode.
@@ -1016,6 +1041,10 @@ pub enum Command<P = Bytes> {
     PresenceGet(Vec<P>),
     /// PRESENCE.LEAVE user
     PresenceLeave(P),
+    /// PRESENCE.WATCH user...
+    PresenceWatch(Vec<P>),
+    /// PRESENCE.UNWATCH [user...]; empty means every watched user.
+    PresenceUnwatch(Vec<P>),
 }
 
 impl<P: Payload> Command<P> {
@@ -1071,6 +1100,8 @@ impl<P: Payload> Command<P> {
             Command::PresenceBeat { .. } => opcode::PRESENCE_BEAT,
             Command::PresenceGet(_) => opcode::PRESENCE_GET,
             Command::PresenceLeave(_) => opcode::PRESENCE_LEAVE,
+            Command::PresenceWatch(_) => opcode::PRESENCE_WATCH,
+            Command::PresenceUnwatch(_) => opcode::PRESENCE_UNWATCH,
         }
     }
 
@@ -1127,6 +1158,8 @@ impl<P: Payload> Command<P> {
             Command::PresenceBeat { .. } => 46,
             Command::PresenceGet(_) => 47,
             Command::PresenceLeave(_) => 48,
+            Command::PresenceWatch(_) => 49,
+            Command::PresenceUnwatch(_) => 50,
         }
     }
 
@@ -1370,7 +1403,9 @@ impl<P: Payload> Command<P> {
                     put_bytes(buf, meta.as_ref());
                 }
             }
-            Command::PresenceGet(users) => {
+            Command::PresenceGet(users)
+            | Command::PresenceWatch(users)
+            | Command::PresenceUnwatch(users) => {
                 put_uvarint(buf, users.len() as u64);
                 for user in users {
                     put_bytes(buf, user.as_ref());
@@ -1698,6 +1733,15 @@ impl<P: Payload> Command<P> {
             }
             opcode::PRESENCE_GET => Command::PresenceGet(read_keys(&mut r)?),
             opcode::PRESENCE_LEAVE => Command::PresenceLeave(read_key(&mut r)?),
+            opcode::PRESENCE_WATCH => Command::PresenceWatch(read_keys(&mut r)?),
+            opcode::PRESENCE_UNWATCH => {
+                let count = r.count(1)?;
+                let mut users = Vec::with_capacity(count);
+                for _ in 0..count {
+                    users.push(read_key(&mut r)?);
+                }
+                Command::PresenceUnwatch(users)
+            }
             opcode::DEDUP => Command::Dedup {
                 key: read_key(&mut r)?,
                 ttl_ms: checked_ttl(r.uvarint()?)?,
@@ -1865,6 +1909,8 @@ impl<P: Payload> Command<P> {
             },
             Command::PresenceGet(users) => Command::PresenceGet(own_all(users)),
             Command::PresenceLeave(user) => Command::PresenceLeave(own(user)),
+            Command::PresenceWatch(users) => Command::PresenceWatch(own_all(users)),
+            Command::PresenceUnwatch(users) => Command::PresenceUnwatch(own_all(users)),
             Command::InvAdjust { sku, delta } => Command::InvAdjust {
                 sku: own(sku),
                 delta: *delta,
@@ -2328,6 +2374,13 @@ impl Command<Bytes> {
             opcode::PRESENCE_LEAVE => {
                 arity(args.len() == 1)?;
                 Command::PresenceLeave(text_key(&args[0])?)
+            }
+            opcode::PRESENCE_WATCH => {
+                arity(!args.is_empty())?;
+                Command::PresenceWatch(args.iter().map(text_key).collect::<Result<Vec<_>, _>>()?)
+            }
+            opcode::PRESENCE_UNWATCH => {
+                Command::PresenceUnwatch(args.iter().map(text_key).collect::<Result<Vec<_>, _>>()?)
             }
             opcode::DEDUP => {
                 arity(args.len() == 2)?;
@@ -2921,6 +2974,9 @@ mod tests {
             },
             Command::PresenceGet(vec![k("u:1"), k("u:2")]),
             Command::PresenceLeave(k("u:1")),
+            Command::PresenceWatch(vec![k("u:1"), k("u:2")]),
+            Command::PresenceUnwatch(vec![k("u:2")]),
+            Command::PresenceUnwatch(vec![]),
             Command::TlTrim {
                 key: k("home:1"),
                 keep: 100,

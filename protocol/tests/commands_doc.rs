@@ -21,6 +21,7 @@ fn render() -> String {
             KeySpec::Single => "the key's owner",
             KeySpec::Many | KeySpec::Pairs => "each key's owner, gathered",
             KeySpec::AllShards => "every shard, gathered",
+            KeySpec::Watch => "each user's owner, for this connection",
         };
         let syntax = if spec.syntax.is_empty() {
             "(none)".to_string()

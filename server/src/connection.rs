@@ -20,6 +20,9 @@ use crate::mesh::{Adoption, ClientSlot, Envelope};
 use crate::ops::{to_value, Reply};
 use crate::shard::Shard;
 use crate::signal::LocalSignal;
+use crate::watch::ConnId;
+use bytes::Bytes;
+use hashbrown::HashSet;
 
 /// Read buffer headroom kept free before each read.
 const READ_RESERVE: usize = 16 * 1024;
@@ -27,6 +30,10 @@ const READ_RESERVE: usize = 16 * 1024;
 /// Where replies for one connection collect until its task writes them.
 pub struct ConnOutput {
     buf: RefCell<BytesMut>,
+    /// This connection's node-wide identity, for pushes.
+    pub id: Cell<ConnId>,
+    /// Users this connection watches, so closing can unwatch them all.
+    pub watching: RefCell<HashSet<Bytes>>,
     /// Raised when a reply arrives from another shard, or when the shard stops.
     pub wake: LocalSignal,
     /// Requests waiting on other shards.
@@ -37,6 +44,12 @@ impl ConnOutput {
     fn new() -> Self {
         Self {
             buf: RefCell::new(BytesMut::with_capacity(READ_RESERVE)),
+            id: Cell::new(ConnId {
+                shard: 0,
+                slot: 0,
+                serial: 0,
+            }),
+            watching: RefCell::new(HashSet::new()),
             wake: LocalSignal::default(),
             in_flight: Cell::new(0),
         }
@@ -171,6 +184,7 @@ async fn serve(
             }
         }
     }
+    coordinator::unwatch_all(&shard, &out);
     let _ = stream.shutdown().await;
     drop(slot);
     shard.unregister_connection(registration);

@@ -14,7 +14,7 @@ use tessera_protocol::{Command, ErrorCode, KeySpec, Value};
 
 use crate::clock;
 use crate::connection::ConnOutput;
-use crate::mesh::{Envelope, ShardReply};
+use crate::mesh::{Envelope, ShardReply, NO_REPLY};
 use crate::ops;
 use crate::shard::{Pending, Shard};
 
@@ -157,6 +157,7 @@ pub fn dispatch(
         KeySpec::Many | KeySpec::Pairs => {
             split_keys(shard, conn, request_id, command, started, now)
         }
+        KeySpec::Watch => watch(shard, conn, request_id, command, started, now),
         KeySpec::AllShards => {
             let combine = match command {
                 Command::Info => Combine::Info,
@@ -329,6 +330,119 @@ fn run_here(
     let reply = ops::apply(&mut keyspace, command, now);
     conn.reply_with(request_id, &reply);
     shard.completed(command.table_index(), started, reply.is_error());
+    drop(reply);
+    drop(keyspace);
+    shard.route_pushes();
+}
+
+/// Most users one connection may watch.
+pub const MAX_WATCHES_PER_CONNECTION: usize = 100_000;
+
+/// PRESENCE.WATCH and PRESENCE.UNWATCH: registers (or removes) this connection with each
+/// user's owner; the connection remembers what it watches so closing can undo it all.
+fn watch(
+    shard: &Rc<Shard>,
+    conn: &Rc<ConnOutput>,
+    request_id: u32,
+    command: Command<&[u8]>,
+    started: Instant,
+    now: u64,
+) {
+    let index = command.table_index();
+    let own = |users: &[&[u8]]| -> Vec<Bytes> {
+        users.iter().map(|u| Bytes::copy_from_slice(u)).collect()
+    };
+    let (users, watching) = match &command {
+        Command::PresenceWatch(users) => (own(users), true),
+        Command::PresenceUnwatch(users) if users.is_empty() => {
+            (conn.watching.borrow().iter().cloned().collect(), false)
+        }
+        Command::PresenceUnwatch(users) => (own(users), false),
+        _ => unreachable!("only watch commands are routed here"),
+    };
+    {
+        let mut set = conn.watching.borrow_mut();
+        if watching {
+            let new = users.iter().filter(|u| !set.contains(*u)).count();
+            if set.len() + new > MAX_WATCHES_PER_CONNECTION {
+                drop(set);
+                let refusal = Value::error(
+                    ErrorCode::TooManyElements,
+                    format!("a connection may watch at most {MAX_WATCHES_PER_CONNECTION} users"),
+                );
+                return complete(shard, conn, request_id, index, started, &refusal);
+            }
+            set.extend(users.iter().cloned());
+        } else {
+            for user in &users {
+                set.remove(user);
+            }
+        }
+    }
+    if users.is_empty() {
+        return complete(shard, conn, request_id, index, started, &Value::Int(0));
+    }
+    let groups = split_by_shard(&users, shard.shards());
+    let owners: Vec<u16> = (0..shard.shards())
+        .filter(|s| !groups[usize::from(*s)].is_empty())
+        .collect();
+    let part =
+        |group: &[usize]| -> Vec<Bytes> { group.iter().map(|&i| users[i].clone()).collect() };
+    let parts = owners
+        .iter()
+        .map(|&owner| {
+            let group = part(&groups[usize::from(owner)]);
+            let command = if watching {
+                Command::PresenceWatch(group)
+            } else {
+                Command::PresenceUnwatch(group)
+            };
+            (owner, command)
+        })
+        .collect();
+    let combine = if watching {
+        Combine::Values {
+            positions: owners
+                .iter()
+                .map(|&o| groups[usize::from(o)].clone())
+                .collect(),
+            len: users.len(),
+        }
+    } else {
+        Combine::Sum
+    };
+    scatter(shard, conn, request_id, index, started, now, combine, parts);
+}
+
+/// Unwatches everything a closing connection watched; nobody waits for the answers.
+pub fn unwatch_all(shard: &Shard, conn: &ConnOutput) {
+    let users: Vec<Bytes> = conn.watching.take().into_iter().collect();
+    if users.is_empty() {
+        return;
+    }
+    let groups = split_by_shard(&users, shard.shards());
+    let from = conn.id.get();
+    for (owner, group) in groups.iter().enumerate() {
+        if group.is_empty() {
+            continue;
+        }
+        let command = Command::PresenceUnwatch(group.iter().map(|&i| users[i].clone()).collect());
+        if owner == usize::from(shard.id) {
+            shard.execute(&command, from, clock::now_millis());
+        } else {
+            shard.send(
+                owner as u16,
+                Envelope::Request {
+                    origin: shard.id,
+                    token: NO_REPLY,
+                    part: 0,
+                    command,
+                    from,
+                },
+            );
+        }
+    }
+    shard.flush();
 }
 
 /// Sends each part to its owner (running our own part in place) and registers the gather.
@@ -364,12 +478,13 @@ fn scatter(
                     token,
                     part: part as u32,
                     command: part_command,
+                    from: conn.id.get(),
                 },
             );
         }
     }
     if let Some((part, part_command)) = local {
-        let reply = shard.execute(&part_command, now);
+        let reply = shard.execute(&part_command, conn.id.get(), now);
         resolve(shard, token, part, reply);
     }
 }

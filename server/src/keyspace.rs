@@ -17,6 +17,7 @@ use tessera_limits::{Gcra, Window};
 
 use crate::inventory::{Sku, StockLevel};
 use crate::timeline::Timeline;
+use crate::watch::Watches;
 
 /// A store's figures, kept up to date with every change to its SKUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -179,6 +180,9 @@ pub struct Keyspace {
     stores: hashbrown::HashMap<Box<[u8]>, StoreFigures>,
     /// Keys to look at again at a given time (reservations that may lapse), earliest first.
     timers: BinaryHeap<Reverse<(u64, Box<[u8]>)>>,
+    /// Presence watches on this shard's users; they outlive FLUSHALL, being connection
+    /// state rather than data.
+    pub watches: Watches,
     table: HashTable<Slot>,
     hasher: DefaultHashBuilder,
     volatile: Vec<u64>,
@@ -201,6 +205,7 @@ impl Keyspace {
         Self {
             stores: hashbrown::HashMap::new(),
             timers: BinaryHeap::new(),
+            watches: Watches::default(),
             table: HashTable::new(),
             hasher,
             volatile: Vec::new(),
@@ -512,6 +517,7 @@ impl Keyspace {
     pub fn clear(&mut self) {
         self.stores.clear();
         self.timers.clear();
+        self.watches.timers_cleared();
         self.table = HashTable::new();
         self.volatile = Vec::new();
         self.heap_bytes = 0;

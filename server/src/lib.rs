@@ -21,5 +21,6 @@ pub mod shard;
 pub mod signal;
 pub mod stats;
 pub mod timeline;
+pub mod watch;
 
 pub use config::Config;

@@ -6,6 +6,10 @@ use tessera_sync::{Mailbox, Slots};
 use tokio::sync::Notify;
 
 use crate::stats::ShardStats;
+use crate::watch::{ConnId, Push};
+
+/// Token of a request whose answer nobody waits for.
+pub const NO_REPLY: u32 = u32::MAX;
 
 /// A message between shards.
 pub enum Envelope {
@@ -19,6 +23,8 @@ pub enum Envelope {
         part: u32,
         /// The command or its part.
         command: Command,
+        /// The client connection that sent it.
+        from: ConnId,
     },
     /// The answer to a `Request`.
     Reply {
@@ -31,6 +37,8 @@ pub enum Envelope {
     },
     /// Take over a client connection that asked for this shard in HELLO.
     Adopt(Adoption),
+    /// Write a push frame to connections served by the receiver.
+    Push(Push),
 }
 
 /// What a shard returns for a request part.

@@ -14,6 +14,7 @@ use tessera_cluster::hash_tag;
 use crate::inventory::{Refusal, Reserved, Sku};
 use crate::keyspace::{Blob, Found, IdemRecord, Keyspace, Presence, Stored, Versioned};
 use crate::timeline::{merge, Page, Timeline};
+use crate::watch;
 use tessera_limits::{Decision, Gcra, Window};
 
 /// A shard operation's result: a value, or a stored value lent out until the reply is
@@ -262,13 +263,15 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
             ttl_ms,
             grace_ms,
             meta,
-        } => presence_beat(
-            keyspace,
-            user.as_ref(),
-            now + ttl_ms + grace_ms,
-            meta.as_ref().map(AsRef::as_ref),
-            now,
-        ),
+        } => watched_change(keyspace, user.as_ref(), now, |keyspace| {
+            presence_beat(
+                keyspace,
+                user.as_ref(),
+                now + ttl_ms + grace_ms,
+                meta.as_ref().map(AsRef::as_ref),
+                now,
+            )
+        }),
         Command::PresenceGet(users) => Value::Array(
             users
                 .iter()
@@ -287,7 +290,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
                 })
                 .collect(),
         ),
-        Command::PresenceLeave(user) => {
+        Command::PresenceLeave(user) => watched_change(keyspace, user.as_ref(), now, |keyspace| {
             let found = keyspace.find(user.as_ref(), now);
             let left = keyspace.update(&found, |stored| match stored {
                 Stored::Presence(presence) => {
@@ -302,15 +305,20 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
                 Some(None) => wrong_type(),
                 None => Value::Int(0),
             }
-        }
+        }),
         Command::DbSize => Value::Int(keyspace.len() as i64),
         Command::FlushAll => {
             keyspace.clear();
+            for user in keyspace.watches.users() {
+                watch::look(keyspace, &user, now);
+            }
             Value::Ok
         }
-        Command::Ping(_) | Command::Hello { .. } | Command::Info => {
-            Value::error(ErrorCode::Internal, "not a shard operation")
-        }
+        Command::Ping(_)
+        | Command::Hello { .. }
+        | Command::Info
+        | Command::PresenceWatch(_)
+        | Command::PresenceUnwatch(_) => Value::error(ErrorCode::Internal, "not a shard operation"),
     }
 }
 
@@ -940,6 +948,31 @@ fn inv_reserve_cart<P: Payload>(
         (Value::text("ok"), Value::Bool(true)),
         (Value::text("reservations"), Value::Array(handles)),
     ])
+}
+
+/// Runs a presence change, looking at a watched user's state before (to catch a lapse
+/// not yet seen) and after, so watchers hear every change in order.
+fn watched_change(
+    keyspace: &mut Keyspace,
+    user: &[u8],
+    now: u64,
+    change: impl FnOnce(&mut Keyspace) -> Value,
+) -> Value {
+    let watched = keyspace.watches.is_watched(user);
+    if watched {
+        watch::look(keyspace, user, now);
+    }
+    let reply = change(keyspace);
+    if watched {
+        watch::look(keyspace, user, now);
+    }
+    reply
+}
+
+/// A key's timer has come: lapse its reservations, or look at a watched user again.
+pub fn timer_due(keyspace: &mut Keyspace, key: &[u8], now: u64) {
+    expire_reservations(keyspace, key, now);
+    watch::timer_fired(keyspace, key, now);
 }
 
 /// How long a user's last-seen time stays queryable after they go offline.

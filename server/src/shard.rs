@@ -16,10 +16,12 @@ use crate::clock;
 use crate::connection::ConnOutput;
 use crate::coordinator::Gather;
 use crate::keyspace::Keyspace;
-use crate::mesh::{Envelope, Mesh, ShardReply};
+use crate::mesh::{Envelope, Mesh, ShardReply, NO_REPLY};
 use crate::ops;
 use crate::signal::LocalSignal;
 use crate::stats::ShardStats;
+use crate::watch::{self, ConnId, Push};
+use tessera_protocol::PUSH_ID;
 
 /// How often a shard samples its keys with deadlines.
 const EXPIRY_INTERVAL: Duration = Duration::from_millis(100);
@@ -71,8 +73,10 @@ pub struct Shard {
     pub pending: RefCell<Slab<Pending>>,
     /// Envelopes queued per destination shard until the next flush.
     outbox: RefCell<Vec<Vec<Envelope>>>,
-    /// Connections served by this shard now, so shutdown can reach each one.
+    /// Connections served by this shard now, so shutdown and pushes can reach each one.
     connections: RefCell<Slab<Weak<ConnOutput>>>,
+    /// Serial of the last connection registered.
+    connection_serial: Cell<u32>,
     /// Raised whenever a connection closes, for shutdown to wait on.
     connection_closed: LocalSignal,
     /// Set once shutdown has begun: no new requests are read.
@@ -94,6 +98,7 @@ impl Shard {
             pending: RefCell::new(Slab::new()),
             outbox: RefCell::new((0..shards).map(|_| Vec::new()).collect()),
             connections: RefCell::new(Slab::new()),
+            connection_serial: Cell::new(0),
             connection_closed: LocalSignal::default(),
             stopping: Cell::new(false),
             unrecorded: RefCell::new(Vec::new()),
@@ -105,14 +110,72 @@ impl Shard {
         self.mesh.shards()
     }
 
-    /// Runs a command whose keys this shard owns.
-    pub fn execute(&self, command: &Command, now: u64) -> ShardReply {
-        match command {
-            Command::Info => ShardReply::Stats(Box::new(self.snapshot())),
-            _ => ShardReply::Value(
-                ops::apply(&mut self.keyspace.borrow_mut(), command, now).into_value(),
-            ),
+    /// Runs a command whose keys this shard owns, for connection `from`.
+    pub fn execute(&self, command: &Command, from: ConnId, now: u64) -> ShardReply {
+        if let Command::Info = command {
+            return ShardReply::Stats(Box::new(self.snapshot()));
         }
+        let reply = {
+            let mut keyspace = self.keyspace.borrow_mut();
+            match command {
+                Command::PresenceWatch(users) => watch::watch(&mut keyspace, from, users, now),
+                Command::PresenceUnwatch(users) => watch::unwatch(&mut keyspace, from, users),
+                _ => ops::apply(&mut keyspace, command, now).into_value(),
+            }
+        };
+        self.route_pushes();
+        ShardReply::Value(reply)
+    }
+
+    /// Sends the pushes the last operation produced toward their connections. Called after
+    /// every operation, so a push follows the reply of the command that caused it and
+    /// precedes the reply of any later command on the same path.
+    pub fn route_pushes(&self) {
+        let pushes = {
+            let mut keyspace = self.keyspace.borrow_mut();
+            if !keyspace.watches.has_pushes() {
+                return;
+            }
+            keyspace.watches.take_pushes()
+        };
+        for push in pushes {
+            let mut by_shard: Vec<Vec<ConnId>> = vec![Vec::new(); usize::from(self.shards())];
+            for conn in push.to {
+                if let Some(group) = by_shard.get_mut(usize::from(conn.shard)) {
+                    group.push(conn);
+                }
+            }
+            for (to, conns) in by_shard.into_iter().enumerate() {
+                if conns.is_empty() {
+                    continue;
+                }
+                let push = Push {
+                    to: conns,
+                    value: push.value.clone(),
+                };
+                if to == usize::from(self.id) {
+                    self.deliver(&push);
+                } else {
+                    self.send(to as u16, Envelope::Push(push));
+                }
+            }
+        }
+    }
+
+    /// Writes a push frame to each of its connections still open on this shard.
+    fn deliver(&self, push: &Push) {
+        let connections = self.connections.borrow();
+        for conn in &push.to {
+            let out = connections
+                .get(conn.slot as usize)
+                .and_then(Weak::upgrade)
+                .filter(|out| out.id.get() == *conn);
+            if let Some(out) = out {
+                out.reply(PUSH_ID, &push.value);
+                out.wake.raise();
+            }
+        }
+        self.stats.borrow_mut().pushes += push.to.len() as u64;
     }
 
     /// This shard's counters, with keyspace figures filled in.
@@ -123,15 +186,25 @@ impl Shard {
         stats.volatile_keys = keyspace.volatile_len() as u64;
         stats.expired_keys = keyspace.expired_total();
         stats.memory_bytes = keyspace.memory_bytes() as u64;
+        stats.watched_users = keyspace.watches.len() as u64;
         stats
     }
 
-    /// Registers a connection's output; returns the key to unregister it with.
+    /// Registers a connection's output and gives it its identity; returns the key to
+    /// unregister it with.
     pub fn register_connection(&self, out: &Rc<ConnOutput>) -> usize {
         let mut stats = self.stats.borrow_mut();
         stats.connections += 1;
         stats.connections_total += 1;
-        self.connections.borrow_mut().insert(Rc::downgrade(out))
+        let slot = self.connections.borrow_mut().insert(Rc::downgrade(out));
+        let serial = self.connection_serial.get().wrapping_add(1);
+        self.connection_serial.set(serial);
+        out.id.set(ConnId {
+            shard: self.id,
+            slot: slot as u32,
+            serial,
+        });
+        slot
     }
 
     /// Forgets a closed (or handed-over) connection.
@@ -230,10 +303,13 @@ impl Shard {
                         token,
                         part,
                         command,
+                        from,
                     } => {
-                        let reply = self.execute(&command, now);
+                        let reply = self.execute(&command, from, now);
                         self.stats.borrow_mut().forwarded_in += 1;
-                        self.send(origin, Envelope::Reply { token, part, reply });
+                        if token != NO_REPLY {
+                            self.send(origin, Envelope::Reply { token, part, reply });
+                        }
                     }
                     Envelope::Reply { token, part, reply } => {
                         crate::coordinator::resolve(&self, token, part, reply);
@@ -241,6 +317,7 @@ impl Shard {
                     Envelope::Adopt(adoption) => {
                         crate::connection::adopt(self.clone(), adoption);
                     }
+                    Envelope::Push(push) => self.deliver(&push),
                 }
             }
             self.flush();
@@ -255,12 +332,15 @@ impl Shard {
             ticks.tick().await;
             let now = clock::now_millis();
             let mut keyspace = self.keyspace.borrow_mut();
-            // Lapsed reservations give their units back without anyone asking.
-            for sku in keyspace.take_due(now) {
-                ops::expire_reservations(&mut keyspace, &sku, now);
+            // Lapsed reservations give their units back, and watched users going silent
+            // are reported offline, without anyone asking.
+            for key in keyspace.take_due(now) {
+                ops::timer_due(&mut keyspace, &key, now);
             }
             let removed = keyspace.expire_cycle(now);
             drop(keyspace);
+            self.route_pushes();
+            self.flush();
             if removed > 0 {
                 tracing::trace!(shard = self.id, removed, "expired keys");
             }

@@ -57,6 +57,10 @@ pub struct ShardStats {
     pub expired_keys: u64,
     /// Approximate bytes held by the keyspace.
     pub memory_bytes: u64,
+    /// Users watched for presence changes.
+    pub watched_users: u64,
+    /// Push frames written to connections.
+    pub pushes: u64,
 }
 
 impl ShardStats {
@@ -99,6 +103,8 @@ impl ShardStats {
             field("volatile_keys", self.volatile_keys),
             field("expired_keys", self.expired_keys),
             field("memory_bytes", self.memory_bytes),
+            field("watched_users", self.watched_users),
+            field("pushes", self.pushes),
         ]
     }
 
@@ -151,6 +157,8 @@ impl AddAssign<&ShardStats> for ShardStats {
         self.volatile_keys += other.volatile_keys;
         self.expired_keys += other.expired_keys;
         self.memory_bytes += other.memory_bytes;
+        self.watched_users += other.watched_users;
+        self.pushes += other.pushes;
     }
 }
 

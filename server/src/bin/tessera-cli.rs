@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use bytes::Bytes;
 use clap::Parser;
-use tessera_client::{Client, Error};
+use std::time::Duration;
+
+use tessera_client::{Client, Connection, Error};
 use tessera_protocol::{Command, ErrorReply, Value, COMMANDS};
 use tessera_server::cli::{error_json, render_human, render_raw, split_line, to_json};
 
@@ -25,6 +27,10 @@ struct Args {
     /// Print values bare even at a terminal (the default when output is piped).
     #[arg(long)]
     raw: bool,
+    /// With PRESENCE.WATCH: exit after this many pushes (default: until the connection
+    /// closes or Ctrl-C).
+    #[arg(long, value_name = "N")]
+    pushes: Option<u64>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -68,15 +74,21 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let session = Session {
+            client,
+            address: address.clone(),
+            style,
+            pushes: args.pushes,
+        };
         if args.command.is_empty() {
-            prompt(&client, &address, style).await
+            prompt(&session).await
         } else {
             let words = args
                 .command
                 .iter()
                 .map(|w| Bytes::from(w.clone()))
                 .collect::<Vec<_>>();
-            if run(&client, &words, style).await {
+            if run(&session, &words).await {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -85,12 +97,55 @@ fn main() -> ExitCode {
     })
 }
 
+/// What every command of one invocation shares.
+#[derive(Clone)]
+struct Session {
+    client: Client,
+    address: String,
+    style: Style,
+    pushes: Option<u64>,
+}
+
 /// Runs one command and prints its reply; `false` if it ended in an error.
-async fn run(client: &Client, words: &[Bytes], style: Style) -> bool {
+async fn run(session: &Session, words: &[Bytes]) -> bool {
+    let style = session.style;
     let reply = match Command::parse_words(words) {
-        Ok(command) => client.call(command).await,
+        Ok(command @ Command::PresenceWatch(_)) => return watch(session, command).await,
+        Ok(command) => session.client.call(command).await,
         Err(refused) => Err(Error::Server(refused)),
     };
+    report(reply, style)
+}
+
+/// PRESENCE.WATCH on a connection of its own, like redis-cli's SUBSCRIBE: prints the
+/// baseline, then each push as it arrives.
+async fn watch(session: &Session, command: Command) -> bool {
+    let opened = Connection::open_with_pushes(&session.address, None, Duration::from_secs(5)).await;
+    let (connection, mut pushes) = match opened {
+        Ok(opened) => opened,
+        Err(error) => return report(Err(error), session.style),
+    };
+    if !report(connection.request(command).await, session.style) {
+        return false;
+    }
+    let mut printed = 0;
+    while session.pushes.is_none_or(|limit| printed < limit) {
+        tokio::select! {
+            push = pushes.recv() => match push {
+                Some(push) => {
+                    print(&push, session.style);
+                    printed += 1;
+                }
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    true
+}
+
+/// Prints a reply or error; `false` for an error.
+fn report(reply: Result<Value, Error>, style: Style) -> bool {
     match reply {
         Ok(value) => {
             print(&value, style);
@@ -128,7 +183,8 @@ fn print_error(reply: &ErrorReply, style: Style) {
     }
 }
 
-async fn prompt(client: &Client, address: &str, style: Style) -> ExitCode {
+async fn prompt(session: &Session) -> ExitCode {
+    let (address, style) = (&session.address, session.style);
     let Ok(mut editor) = rustyline::DefaultEditor::new() else {
         eprintln!("tessera-cli: cannot open the prompt");
         return ExitCode::FAILURE;
@@ -142,6 +198,10 @@ async fn prompt(client: &Client, address: &str, style: Style) -> ExitCode {
         Style::Raw if !std::io::stdout().is_terminal() => Style::Raw,
         Style::Json => Style::Json,
         _ => Style::Human,
+    };
+    let session = Session {
+        style,
+        ..session.clone()
     };
     loop {
         let line = match editor.readline(&format!("{address}> ")) {
@@ -165,7 +225,7 @@ async fn prompt(client: &Client, address: &str, style: Style) -> ExitCode {
         }
         match split_line(trimmed) {
             Ok(words) => {
-                run(client, &words, style).await;
+                run(&session, &words).await;
             }
             Err(message) => println!("(error) {message}"),
         }
