@@ -6,6 +6,8 @@
 //! node's contiguous slice of the ring still spreads evenly over its shards.
 //! docs/PROTOCOL.md repeats this so that clients in any language can route.
 
+pub mod geo;
+
 use xxhash_rust::xxh64::xxh64;
 
 /// Returns the bytes that are hashed for `key`: the `{hash tag}` if it has a non-empty one.

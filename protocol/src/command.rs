@@ -8,6 +8,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, ErrorCode};
+use crate::geo::GeoCommand;
 use crate::value::ErrorReply;
 use crate::wire::{put_bytes, put_ivarint, put_uvarint, Payload, Reader};
 
@@ -126,6 +127,26 @@ pub mod opcode {
     pub const PRESENCE_WATCH: u16 = 0x0093;
     /// PRESENCE.UNWATCH
     pub const PRESENCE_UNWATCH: u16 = 0x0094;
+    /// GEO.CREATE
+    pub const GEO_CREATE: u16 = 0x00a0;
+    /// GEO.UPSERT
+    pub const GEO_UPSERT: u16 = 0x00a1;
+    /// GEO.NEAR
+    pub const GEO_NEAR: u16 = 0x00a2;
+    /// GEO.CLAIM
+    pub const GEO_CLAIM: u16 = 0x00a3;
+    /// GEO.CONFIRM
+    pub const GEO_CONFIRM: u16 = 0x00a4;
+    /// GEO.RELEASE
+    pub const GEO_RELEASE: u16 = 0x00a5;
+    /// GEO.REMOVE
+    pub const GEO_REMOVE: u16 = 0x00a6;
+    /// GEO.GET
+    pub const GEO_GET: u16 = 0x00a7;
+    /// GEO.COUNT
+    pub const GEO_COUNT: u16 = 0x00a8;
+    /// GEO.CELLS
+    pub const GEO_CELLS: u16 = 0x00a9;
 }
 
 /// Which arguments are keys, so a router knows where a command must run.
@@ -144,6 +165,8 @@ pub enum KeySpec {
     /// Keys whose owners register the connection itself for pushes: sent whole on the
     /// connection that is to receive them, never split by a client.
     Watch,
+    /// No key: runs where the partitions around a position live, gathered.
+    Area,
 }
 
 /// One row of the command table.
@@ -626,6 +649,96 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "Stops pushes for the given users, or for every user this connection watches.",
         keys: KeySpec::Watch,
     },
+    CommandSpec {
+        opcode: opcode::GEO_CREATE,
+        name: "GEO.CREATE",
+        syntax: "index RES r",
+        wire: "index:bytes res:u8 (7..=12)",
+        reply: "OK",
+        summary: "Sets an index's H3 resolution (default 9) before its first member.",
+        keys: KeySpec::AllShards,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_UPSERT,
+        name: "GEO.UPSERT",
+        syntax: "index member lat lng [STATUS s] [TTL secs] [META bytes]",
+        wire: "index:bytes member:bytes lat:f64 lng:f64 flags:u8 (1 status, 2 ttl, 4 meta) [status:bytes] [ttl_ms:uvarint] [meta:bytes]",
+        reply: "INT 1 new member, 0 updated",
+        summary: "Inserts or moves a member; once it returns no query sees the old position.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_NEAR,
+        name: "GEO.NEAR",
+        syntax: "index lat lng K [RADIUS m] [STATUS s] [WITHDIST] [WITHMETA] [CLAIM [TTL secs]]",
+        wire: "index:bytes lat:f64 lng:f64 radius_m:uvarint k:uvarint flags:u8 (1 status, 2 withdist, 4 withmeta, 8 claim) [status:bytes] [claim_ms:uvarint]",
+        reply: "ARRAY of members nearest first (BYTES, or ARRAY [member, FLOAT metres?, meta?] with WITHDIST/WITHMETA)",
+        summary: "Exact K nearest within the radius; CLAIM takes the nearest available one in the same request.",
+        keys: KeySpec::Area,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_CLAIM,
+        name: "GEO.CLAIM",
+        syntax: "index member [TTL secs]",
+        wire: "index:bytes member:bytes ttl_ms:uvarint",
+        reply: "OK, or CONFLICT if not available, NOT_FOUND if unknown",
+        summary: "Atomically available → offered; the offer lapses back after TTL (default 15 s).",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_CONFIRM,
+        name: "GEO.CONFIRM",
+        syntax: "index member",
+        wire: "index:bytes member:bytes",
+        reply: "OK, or CONFLICT if not offered",
+        summary: "Offered → busy.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_RELEASE,
+        name: "GEO.RELEASE",
+        syntax: "index member",
+        wire: "index:bytes member:bytes",
+        reply: "OK, or NOT_FOUND",
+        summary: "Offered or busy → available.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_REMOVE,
+        name: "GEO.REMOVE",
+        syntax: "index member",
+        wire: "index:bytes member:bytes",
+        reply: "INT 1 removed, 0 unknown",
+        summary: "Forgets a member.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_GET,
+        name: "GEO.GET",
+        syntax: "index member",
+        wire: "index:bytes member:bytes",
+        reply: "MAP lat, lng, cell, status, age_ms, ttl_ms, meta; or NIL",
+        summary: "A member's position, H3 cell, status and age.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_COUNT,
+        name: "GEO.COUNT",
+        syntax: "index [WITHIN lat lng m] [STATUS s]",
+        wire: "index:bytes flags:u8 (1 area, 2 status) [lat:f64 lng:f64 radius_m:uvarint] [status:bytes]",
+        reply: "INT members",
+        summary: "Counts members, in an area or with a status.",
+        keys: KeySpec::AllShards,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_CELLS,
+        name: "GEO.CELLS",
+        syntax: "index lat lng m [RES r] [STATUS s]",
+        wire: "index:bytes lat:f64 lng:f64 radius_m:uvarint res:u8 has_status:u8 [status:bytes]",
+        reply: "ARRAY of [TEXT cell, INT members], most first",
+        summary: "Per-cell member counts over an area (supply maps; default RES 7).",
+        keys: KeySpec::AllShards,
+    },
 ];
 
 /// Looks a command up by opcode.
@@ -1045,6 +1158,8 @@ pub enum Command<P = Bytes> {
     PresenceWatch(Vec<P>),
     /// PRESENCE.UNWATCH [user...]; empty means every watched user.
     PresenceUnwatch(Vec<P>),
+    /// GEO.*: the driver index.
+    Geo(GeoCommand<P>),
 }
 
 impl<P: Payload> Command<P> {
@@ -1102,6 +1217,7 @@ impl<P: Payload> Command<P> {
             Command::PresenceLeave(_) => opcode::PRESENCE_LEAVE,
             Command::PresenceWatch(_) => opcode::PRESENCE_WATCH,
             Command::PresenceUnwatch(_) => opcode::PRESENCE_UNWATCH,
+            Command::Geo(geo) => geo.opcode(),
         }
     }
 
@@ -1160,6 +1276,7 @@ impl<P: Payload> Command<P> {
             Command::PresenceLeave(_) => 48,
             Command::PresenceWatch(_) => 49,
             Command::PresenceUnwatch(_) => 50,
+            Command::Geo(geo) => 51 + geo.table_offset(),
         }
     }
 
@@ -1205,6 +1322,7 @@ impl<P: Payload> Command<P> {
             | Command::PresenceLeave(key) => Some(key),
             Command::Set(args) => Some(&args.key),
             Command::RlCheck(limit) | Command::RlPeek(limit) => Some(&limit.key),
+            Command::Geo(geo) => geo.member(),
             _ => None,
         }
     }
@@ -1412,6 +1530,7 @@ impl<P: Payload> Command<P> {
                 }
             }
             Command::PresenceLeave(user) => put_bytes(buf, user.as_ref()),
+            Command::Geo(geo) => geo.encode(buf),
             Command::TlTrim { key, keep } => {
                 put_bytes(buf, key.as_ref());
                 put_uvarint(buf, u64::from(*keep));
@@ -1772,6 +1891,10 @@ impl<P: Payload> Command<P> {
                 }
                 Command::IdRange { key, size }
             }
+            op @ opcode::GEO_CREATE..=opcode::GEO_CELLS => {
+                let index = read_key(&mut r)?;
+                Command::Geo(GeoCommand::decode(op, index, &mut r, read_key)?)
+            }
             other => return Err(DecodeError::UnknownOpcode(other)),
         };
         r.finish()?;
@@ -1911,6 +2034,7 @@ impl<P: Payload> Command<P> {
             Command::PresenceLeave(user) => Command::PresenceLeave(own(user)),
             Command::PresenceWatch(users) => Command::PresenceWatch(own_all(users)),
             Command::PresenceUnwatch(users) => Command::PresenceUnwatch(own_all(users)),
+            Command::Geo(geo) => Command::Geo(geo.to_owned_bytes()),
             Command::InvAdjust { sku, delta } => Command::InvAdjust {
                 sku: own(sku),
                 delta: *delta,
@@ -2382,6 +2506,9 @@ impl Command<Bytes> {
             opcode::PRESENCE_UNWATCH => {
                 Command::PresenceUnwatch(args.iter().map(text_key).collect::<Result<Vec<_>, _>>()?)
             }
+            op @ opcode::GEO_CREATE..=opcode::GEO_CELLS => {
+                Command::Geo(GeoCommand::parse(op, args)?)
+            }
             opcode::DEDUP => {
                 arity(args.len() == 2)?;
                 Command::Dedup {
@@ -2829,6 +2956,7 @@ fn parse_set(key: &Bytes, value: &Bytes, options: &[Bytes]) -> Result<Command, E
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::geo::{GeoArea, GeoNear, GeoPoint};
 
     fn words(line: &str) -> Vec<Bytes> {
         line.split_whitespace()
@@ -2977,6 +3105,68 @@ mod tests {
             Command::PresenceWatch(vec![k("u:1"), k("u:2")]),
             Command::PresenceUnwatch(vec![k("u:2")]),
             Command::PresenceUnwatch(vec![]),
+            Command::Geo(GeoCommand::Create {
+                index: k("drivers"),
+                resolution: 10,
+            }),
+            Command::Geo(GeoCommand::Upsert {
+                index: k("drivers"),
+                member: k("d:1"),
+                at: GeoPoint::new(52.52, 13.405).unwrap(),
+                status: Some(k("available")),
+                ttl_ms: Some(30_000),
+                meta: Some(k("car")),
+            }),
+            Command::Geo(GeoCommand::Near(GeoNear {
+                index: k("drivers"),
+                area: GeoArea {
+                    center: GeoPoint::new(-33.8688, 151.2093).unwrap(),
+                    radius_m: 2_000,
+                },
+                k: 5,
+                status: Some(k("available")),
+                with_dist: true,
+                with_meta: false,
+                claim_ms: Some(10_000),
+            })),
+            Command::Geo(GeoCommand::Claim {
+                index: k("drivers"),
+                member: k("d:1"),
+                ttl_ms: 15_000,
+            }),
+            Command::Geo(GeoCommand::Confirm {
+                index: k("drivers"),
+                member: k("d:1"),
+            }),
+            Command::Geo(GeoCommand::Release {
+                index: k("drivers"),
+                member: k("d:1"),
+            }),
+            Command::Geo(GeoCommand::Remove {
+                index: k("drivers"),
+                member: k("d:1"),
+            }),
+            Command::Geo(GeoCommand::Get {
+                index: k("drivers"),
+                member: k("d:1"),
+            }),
+            Command::Geo(GeoCommand::Count {
+                index: k("drivers"),
+                area: Some(GeoArea {
+                    center: GeoPoint::new(0.0, 179.9999).unwrap(),
+                    radius_m: 500,
+                }),
+                status: None,
+            }),
+            Command::Geo(GeoCommand::Cells {
+                index: k("drivers"),
+                area: GeoArea {
+                    center: GeoPoint::new(40.0, -74.0).unwrap(),
+                    radius_m: 3_000,
+                },
+                resolution: 7,
+                status: Some(k("available")),
+            }),
             Command::TlTrim {
                 key: k("home:1"),
                 keep: 100,

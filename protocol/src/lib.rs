@@ -19,6 +19,7 @@ pub mod command;
 pub mod error;
 pub mod frame;
 pub mod fuzzing;
+pub mod geo;
 pub mod hello;
 pub mod value;
 pub mod wire;

@@ -22,6 +22,7 @@ fn render() -> String {
             KeySpec::Many | KeySpec::Pairs => "each key's owner, gathered",
             KeySpec::AllShards => "every shard, gathered",
             KeySpec::Watch => "each user's owner, for this connection",
+            KeySpec::Area => "the partitions around the position, gathered",
         };
         let syntax = if spec.syntax.is_empty() {
             "(none)".to_string()

@@ -14,9 +14,13 @@ use tessera_protocol::{Command, ErrorCode, KeySpec, Value};
 
 use crate::clock;
 use crate::connection::ConnOutput;
+use crate::geo_route;
 use crate::mesh::{Envelope, ShardReply, NO_REPLY};
 use crate::ops;
 use crate::shard::{Pending, Shard};
+use std::future::Future;
+use std::pin::Pin;
+use tessera_protocol::geo::GeoCommand;
 
 /// How the parts of a split request combine into one reply.
 pub enum Combine {
@@ -35,6 +39,8 @@ pub enum Combine {
     AllOk,
     /// INFO: one statistics snapshot per shard.
     Info,
+    /// GEO.CELLS: per-cell counts added up across shards.
+    Cells,
     /// TL.MERGE: pages from each shard merged, newest first, at most `limit` items.
     Merge {
         /// Page size.
@@ -84,6 +90,21 @@ impl Gather {
             Combine::Sum => Value::Int(values.iter().filter_map(Value::as_int).sum()),
             Combine::AllOk => Value::Ok,
             Combine::Info => shard.render_info(&snapshots),
+            Combine::Cells => {
+                let mut totals: hashbrown::HashMap<u64, i64> = hashbrown::HashMap::new();
+                for part in &values {
+                    let Value::Array(rows) = part else { continue };
+                    for row in rows {
+                        if let Value::Array(fields) = row {
+                            if let [Value::Text(cell), Value::Int(count)] = &fields[..] {
+                                let cell = u64::from_str_radix(cell, 16).unwrap_or(0);
+                                *totals.entry(cell).or_default() += count;
+                            }
+                        }
+                    }
+                }
+                ops::cell_counts(totals.into_iter().collect())
+            }
             Combine::Merge { limit } => {
                 let pages: Option<Vec<_>> = values.iter().map(ops::page_from_value).collect();
                 match pages {
@@ -116,8 +137,14 @@ pub fn dispatch(
     started: Instant,
 ) {
     let now = clock::millis_at(started);
+    if let Command::Geo(geo) = &command {
+        if let Some(task) = geo_task(shard, geo) {
+            let index = command.table_index();
+            return run_task(shard, conn, request_id, index, started, task);
+        }
+    }
     match command.spec().keys {
-        KeySpec::None => {
+        KeySpec::None | KeySpec::Area => {
             let reply = match &command {
                 Command::Ping(Some(message)) => Value::Bytes(Bytes::copy_from_slice(message)),
                 Command::Ping(None) => Value::text("PONG"),
@@ -161,7 +188,8 @@ pub fn dispatch(
         KeySpec::AllShards => {
             let combine = match command {
                 Command::Info => Combine::Info,
-                Command::FlushAll => Combine::AllOk,
+                Command::FlushAll | Command::Geo(GeoCommand::Create { .. }) => Combine::AllOk,
+                Command::Geo(GeoCommand::Cells { .. }) => Combine::Cells,
                 _ => Combine::Sum,
             };
             let owned = command.to_owned_bytes();
@@ -314,6 +342,53 @@ fn split_keys(
         combine,
         parts,
     );
+}
+
+/// The task a geo command runs as on this shard, if it runs as one here: GEO.NEAR
+/// anywhere, member commands on the member's home (elsewhere they are forwarded there).
+fn geo_task(
+    shard: &Rc<Shard>,
+    geo: &GeoCommand<&[u8]>,
+) -> Option<Pin<Box<dyn Future<Output = Value>>>> {
+    match geo {
+        GeoCommand::Near(_) => {
+            let GeoCommand::Near(near) = geo.to_owned_bytes() else {
+                unreachable!("owned copy of a GEO.NEAR")
+            };
+            Some(Box::pin(geo_route::run_near(shard.clone(), near)))
+        }
+        _ => {
+            let member = geo.member()?;
+            if geo_route::home_of(member, shard.shards()) != shard.id {
+                return None;
+            }
+            Some(Box::pin(geo_route::run_member(
+                shard.clone(),
+                geo.to_owned_bytes(),
+            )))
+        }
+    }
+}
+
+/// Runs a request as a task on this shard; the reply is written when it finishes.
+fn run_task(
+    shard: &Rc<Shard>,
+    conn: &Rc<ConnOutput>,
+    request_id: u32,
+    index: usize,
+    started: Instant,
+    task: Pin<Box<dyn Future<Output = Value>>>,
+) {
+    conn.in_flight.set(conn.in_flight.get() + 1);
+    let (shard, conn) = (shard.clone(), Rc::downgrade(conn));
+    tokio::task::spawn_local(async move {
+        let value = task.await;
+        if let Some(conn) = conn.upgrade() {
+            conn.in_flight.set(conn.in_flight.get() - 1);
+            complete(&shard, &conn, request_id, index, started, &value);
+            conn.wake.raise();
+        }
+    });
 }
 
 /// Runs a command whose keys this shard owns and replies at once, writing a stored value

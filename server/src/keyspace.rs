@@ -15,6 +15,7 @@ use std::collections::BinaryHeap;
 use tessera_cluster::hash_tag;
 use tessera_limits::{Gcra, Window};
 
+use crate::geo::GeoShard;
 use crate::inventory::{Sku, StockLevel};
 use crate::timeline::Timeline;
 use crate::watch::Watches;
@@ -183,6 +184,8 @@ pub struct Keyspace {
     /// Presence watches on this shard's users; they outlive FLUSHALL, being connection
     /// state rather than data.
     pub watches: Watches,
+    /// Geo indexes: the partitions and member homes this shard holds.
+    pub geo: GeoShard,
     table: HashTable<Slot>,
     hasher: DefaultHashBuilder,
     volatile: Vec<u64>,
@@ -206,6 +209,7 @@ impl Keyspace {
             stores: hashbrown::HashMap::new(),
             timers: BinaryHeap::new(),
             watches: Watches::default(),
+            geo: GeoShard::default(),
             table: HashTable::new(),
             hasher,
             volatile: Vec::new(),
@@ -518,6 +522,7 @@ impl Keyspace {
         self.stores.clear();
         self.timers.clear();
         self.watches.timers_cleared();
+        self.geo = GeoShard::default();
         self.table = HashTable::new();
         self.volatile = Vec::new();
         self.heap_bytes = 0;
@@ -529,6 +534,7 @@ impl Keyspace {
             + self.heap_bytes
             + self.timers.capacity() * std::mem::size_of::<Reverse<(u64, Box<[u8]>)>>()
             + self.volatile.capacity() * std::mem::size_of::<u64>()
+            + self.geo.heap_bytes()
     }
 
     fn next_random(&mut self) -> u64 {

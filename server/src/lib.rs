@@ -12,6 +12,8 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod coordinator;
+pub mod geo;
+pub mod geo_route;
 pub mod inventory;
 pub mod keyspace;
 pub mod mesh;

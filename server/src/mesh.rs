@@ -5,11 +5,14 @@ use tessera_protocol::{Command, Value};
 use tessera_sync::{Mailbox, Slots};
 use tokio::sync::Notify;
 
+use crate::geo_route::GeoOp;
 use crate::stats::ShardStats;
 use crate::watch::{ConnId, Push};
 
 /// Token of a request whose answer nobody waits for.
 pub const NO_REPLY: u32 = u32::MAX;
+/// Marks a token as a shard task's call rather than a client request's part.
+pub const CALL_BIT: u32 = 1 << 31;
 
 /// A message between shards.
 pub enum Envelope {
@@ -39,6 +42,15 @@ pub enum Envelope {
     Adopt(Adoption),
     /// Write a push frame to connections served by the receiver.
     Push(Push),
+    /// Run a step on a geo partition the receiver holds and answer `origin`.
+    Geo {
+        /// Shard waiting for the answer.
+        origin: u16,
+        /// The origin's call token.
+        token: u32,
+        /// The step.
+        op: GeoOp,
+    },
 }
 
 /// What a shard returns for a request part.

@@ -15,7 +15,9 @@ use crate::inventory::{Refusal, Reserved, Sku};
 use crate::keyspace::{Blob, Found, IdemRecord, Keyspace, Presence, Stored, Versioned};
 use crate::timeline::{merge, Page, Timeline};
 use crate::watch;
+use h3o::Resolution;
 use tessera_limits::{Decision, Gcra, Window};
+use tessera_protocol::geo::GeoCommand;
 
 /// A shard operation's result: a value, or a stored value lent out until the reply is
 /// written, so a local GET copies its bytes once, straight into the output buffer.
@@ -314,6 +316,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
             }
             Value::Ok
         }
+        Command::Geo(geo) => geo_here(keyspace, geo, now),
         Command::Ping(_)
         | Command::Hello { .. }
         | Command::Info
@@ -973,6 +976,79 @@ fn watched_change(
 pub fn timer_due(keyspace: &mut Keyspace, key: &[u8], now: u64) {
     expire_reservations(keyspace, key, now);
     watch::timer_fired(keyspace, key, now);
+}
+
+/// GEO.CREATE, GEO.COUNT and GEO.CELLS: each shard answers for the partitions it holds.
+/// The other geo commands run as tasks (see `geo_route`).
+fn geo_here<P: Payload>(keyspace: &mut Keyspace, command: &GeoCommand<P>, now: u64) -> Value {
+    let geo = &mut keyspace.geo;
+    match command {
+        GeoCommand::Create { index, resolution } => match Resolution::try_from(*resolution) {
+            Ok(resolution) => geo.create(index.as_ref(), resolution),
+            Err(_) => Value::error(ErrorCode::Syntax, "invalid resolution"),
+        },
+        GeoCommand::Count {
+            index,
+            area,
+            status,
+        } => {
+            let (found, shapes) = geo.get_with_shapes(index.as_ref());
+            let Some(found) = found else {
+                return Value::Int(0);
+            };
+            match found.census(shapes, *area, None, status.as_ref().map(AsRef::as_ref), now) {
+                Ok(counts) => Value::Int(counts.values().sum()),
+                Err(_) => too_far(),
+            }
+        }
+        GeoCommand::Cells {
+            index,
+            area,
+            resolution,
+            status,
+        } => {
+            let (found, shapes) = geo.get_with_shapes(index.as_ref());
+            let Some(found) = found else {
+                return Value::Array(Vec::new());
+            };
+            let resolution = Resolution::try_from(*resolution)
+                .unwrap_or(found.resolution())
+                .min(found.resolution());
+            let counts = found.census(
+                shapes,
+                Some(*area),
+                Some(resolution),
+                status.as_ref().map(AsRef::as_ref),
+                now,
+            );
+            match counts {
+                Ok(counts) => cell_counts(counts.into_iter().collect()),
+                Err(_) => too_far(),
+            }
+        }
+        _ => Value::error(ErrorCode::Internal, "runs on the member's home shard"),
+    }
+}
+
+fn too_far() -> Value {
+    Value::error(
+        ErrorCode::TooManyElements,
+        "radius too large for this index's resolution; search a smaller area",
+    )
+}
+
+/// Per-cell counts as GEO.CELLS answers them: most members first, then by cell.
+pub fn cell_counts(mut counts: Vec<(u64, i64)>) -> Value {
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Value::Array(
+        counts
+            .into_iter()
+            .map(|(cell, count)| {
+                let name = h3o::CellIndex::try_from(cell).map_or(String::new(), |c| c.to_string());
+                Value::Array(vec![Value::text(name), Value::Int(count)])
+            })
+            .collect(),
+    )
 }
 
 /// How long a user's last-seen time stays queryable after they go offline.

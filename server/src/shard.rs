@@ -15,13 +15,21 @@ use tessera_protocol::{Command, Value};
 use crate::clock;
 use crate::connection::ConnOutput;
 use crate::coordinator::Gather;
+use crate::geo_route::{self, GeoOp};
 use crate::keyspace::Keyspace;
-use crate::mesh::{Envelope, Mesh, ShardReply, NO_REPLY};
+use crate::mesh::{Envelope, Mesh, ShardReply, CALL_BIT, NO_REPLY};
 use crate::ops;
 use crate::signal::LocalSignal;
 use crate::stats::ShardStats;
 use crate::watch::{self, ConnId, Push};
+use std::future::Future;
+use tessera_protocol::geo::GeoCommand;
+use tessera_protocol::ErrorCode;
 use tessera_protocol::PUSH_ID;
+use tokio::sync::{oneshot, Notify};
+
+/// Geo members looked at per index per expiry tick, to free lapsed ones.
+const GEO_SWEEP_BUDGET: usize = 2_000;
 
 /// How often a shard samples its keys with deadlines.
 const EXPIRY_INTERVAL: Duration = Duration::from_millis(100);
@@ -77,6 +85,10 @@ pub struct Shard {
     connections: RefCell<Slab<Weak<ConnOutput>>>,
     /// Serial of the last connection registered.
     connection_serial: Cell<u32>,
+    /// Shard tasks waiting on another shard's answer, by call token.
+    calls: RefCell<Slab<oneshot::Sender<ShardReply>>>,
+    /// Raised whenever a geo member's move between partitions finishes.
+    pub geo_moves: Notify,
     /// Raised whenever a connection closes, for shutdown to wait on.
     connection_closed: LocalSignal,
     /// Set once shutdown has begun: no new requests are read.
@@ -99,6 +111,8 @@ impl Shard {
             outbox: RefCell::new((0..shards).map(|_| Vec::new()).collect()),
             connections: RefCell::new(Slab::new()),
             connection_serial: Cell::new(0),
+            calls: RefCell::new(Slab::new()),
+            geo_moves: Notify::new(),
             connection_closed: LocalSignal::default(),
             stopping: Cell::new(false),
             unrecorded: RefCell::new(Vec::new()),
@@ -125,6 +139,53 @@ impl Shard {
         };
         self.route_pushes();
         ShardReply::Value(reply)
+    }
+
+    /// Runs a geo partition step on shard `to`: here at once, elsewhere by message. The
+    /// message leaves now, so calls made one after another arrive in that order.
+    pub fn geo_call(&self, to: u16, op: GeoOp) -> impl Future<Output = Value> + 'static {
+        let answer = if to == self.id {
+            let mut keyspace = self.keyspace.borrow_mut();
+            Err(geo_route::apply_op(
+                &mut keyspace.geo,
+                op,
+                clock::now_millis(),
+            ))
+        } else {
+            let (reply, answer) = oneshot::channel();
+            let slot = self.calls.borrow_mut().insert(reply);
+            let token = CALL_BIT | u32::try_from(slot).expect("fewer than 2^31 calls in flight");
+            self.send(
+                to,
+                Envelope::Geo {
+                    origin: self.id,
+                    token,
+                    op,
+                },
+            );
+            self.flush();
+            Ok(answer)
+        };
+        async move {
+            match answer {
+                Err(value) => value,
+                Ok(answer) => match answer.await {
+                    Ok(ShardReply::Value(value)) => value,
+                    _ => Value::error(ErrorCode::Internal, "a shard did not answer"),
+                },
+            }
+        }
+    }
+
+    /// Completes a call made by `geo_call`.
+    fn answer_call(&self, token: u32, reply: ShardReply) {
+        if let Some(waiting) = self
+            .calls
+            .borrow_mut()
+            .try_remove((token & !CALL_BIT) as usize)
+        {
+            let _ = waiting.send(reply);
+        }
     }
 
     /// Sends the pushes the last operation produced toward their connections. Called after
@@ -305,6 +366,18 @@ impl Shard {
                         command,
                         from,
                     } => {
+                        if let Command::Geo(geo) = command {
+                            if geo.member().is_some() {
+                                self.serve_member(geo, origin, token, part);
+                                continue;
+                            }
+                            let reply = self.execute(&Command::Geo(geo), from, now);
+                            self.stats.borrow_mut().forwarded_in += 1;
+                            if token != NO_REPLY {
+                                self.send(origin, Envelope::Reply { token, part, reply });
+                            }
+                            continue;
+                        }
                         let reply = self.execute(&command, from, now);
                         self.stats.borrow_mut().forwarded_in += 1;
                         if token != NO_REPLY {
@@ -312,16 +385,50 @@ impl Shard {
                         }
                     }
                     Envelope::Reply { token, part, reply } => {
-                        crate::coordinator::resolve(&self, token, part, reply);
+                        if token & CALL_BIT != 0 {
+                            self.answer_call(token, reply);
+                        } else {
+                            crate::coordinator::resolve(&self, token, part, reply);
+                        }
                     }
                     Envelope::Adopt(adoption) => {
                         crate::connection::adopt(self.clone(), adoption);
                     }
                     Envelope::Push(push) => self.deliver(&push),
+                    Envelope::Geo { origin, token, op } => {
+                        let value = {
+                            let mut keyspace = self.keyspace.borrow_mut();
+                            geo_route::apply_op(&mut keyspace.geo, op, now)
+                        };
+                        let reply = ShardReply::Value(value);
+                        self.send(
+                            origin,
+                            Envelope::Reply {
+                                token,
+                                part: 0,
+                                reply,
+                            },
+                        );
+                    }
                 }
             }
             self.flush();
         }
+    }
+
+    /// Runs a member command another shard sent here, the member's home, as a task; the
+    /// answer goes back when the task is done.
+    fn serve_member(self: &Rc<Self>, command: GeoCommand, origin: u16, token: u32, part: u32) {
+        self.stats.borrow_mut().forwarded_in += 1;
+        let shard = self.clone();
+        tokio::task::spawn_local(async move {
+            let value = geo_route::run_member(shard.clone(), command).await;
+            if token != NO_REPLY {
+                let reply = ShardReply::Value(value);
+                shard.send(origin, Envelope::Reply { token, part, reply });
+                shard.flush();
+            }
+        });
     }
 
     /// Samples keys with deadlines and removes the expired ones, forever.
@@ -337,7 +444,7 @@ impl Shard {
             for key in keyspace.take_due(now) {
                 ops::timer_due(&mut keyspace, &key, now);
             }
-            let removed = keyspace.expire_cycle(now);
+            let removed = keyspace.expire_cycle(now) + keyspace.geo.sweep(GEO_SWEEP_BUDGET, now);
             drop(keyspace);
             self.route_pushes();
             self.flush();

@@ -1,0 +1,813 @@
+//! The geo commands (driver index on H3 cells): their arguments, wire form and text form.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::command::opcode;
+use crate::error::{DecodeError, ErrorCode};
+use crate::value::ErrorReply;
+use crate::wire::{put_bytes, put_uvarint, Payload, Reader};
+
+/// H3 resolution of an index that was never given one.
+pub const DEFAULT_GEO_RESOLUTION: u8 = 9;
+/// Finest and coarsest resolutions an index may use.
+pub const GEO_RESOLUTIONS: std::ops::RangeInclusive<u8> = 7..=12;
+/// Search radius of a GEO.NEAR that names none, in metres.
+pub const DEFAULT_NEAR_RADIUS_M: u32 = 5_000;
+/// Largest search radius, in metres.
+pub const MAX_RADIUS_M: u32 = 100_000;
+/// Most members one GEO.NEAR returns.
+pub const MAX_NEAR_K: u32 = 1_000;
+/// How long a claim holds a member when the command names no TTL, in milliseconds.
+pub const DEFAULT_OFFER_MS: u64 = 15_000;
+/// The status members start in and that claims take them from.
+pub const AVAILABLE: &[u8] = b"available";
+/// The status of a member held by a claim.
+pub const OFFERED: &[u8] = b"offered";
+/// The status GEO.CONFIRM moves an offered member to.
+pub const BUSY: &[u8] = b"busy";
+
+/// A validated position, stored to 1e-7 degree (about 1 cm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GeoPoint {
+    /// Latitude in 1e-7 degrees.
+    pub lat_e7: i32,
+    /// Longitude in 1e-7 degrees.
+    pub lng_e7: i32,
+}
+
+impl GeoPoint {
+    /// Validates degrees: finite, latitude within ±90, longitude within ±180.
+    ///
+    /// # Errors
+    /// A message naming the coordinate that is out of range or not a number.
+    pub fn new(lat: f64, lng: f64) -> Result<GeoPoint, &'static str> {
+        if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
+            return Err("latitude must be a number within -90..90");
+        }
+        if !lng.is_finite() || !(-180.0..=180.0).contains(&lng) {
+            return Err("longitude must be a number within -180..180");
+        }
+        Ok(GeoPoint {
+            lat_e7: (lat * 1e7).round() as i32,
+            lng_e7: (lng * 1e7).round() as i32,
+        })
+    }
+
+    /// Latitude in degrees.
+    pub fn lat(self) -> f64 {
+        f64::from(self.lat_e7) * 1e-7
+    }
+
+    /// Longitude in degrees.
+    pub fn lng(self) -> f64 {
+        f64::from(self.lng_e7) * 1e-7
+    }
+}
+
+/// A circle on the ground.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GeoArea {
+    /// Its centre.
+    pub center: GeoPoint,
+    /// Its radius in metres, 1..=`MAX_RADIUS_M`.
+    pub radius_m: u32,
+}
+
+/// GEO.NEAR's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeoNear<P = Bytes> {
+    /// Index name.
+    pub index: P,
+    /// Where to search from and how far.
+    pub area: GeoArea,
+    /// Most members to return, 1..=`MAX_NEAR_K`.
+    pub k: u32,
+    /// Only members with this status.
+    pub status: Option<P>,
+    /// Reply with each member's distance.
+    pub with_dist: bool,
+    /// Reply with each member's metadata.
+    pub with_meta: bool,
+    /// Claim the nearest available member for this long, in milliseconds.
+    pub claim_ms: Option<u64>,
+}
+
+/// A geo command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GeoCommand<P = Bytes> {
+    /// GEO.CREATE index RES r
+    Create {
+        /// Index name.
+        index: P,
+        /// H3 resolution of its cells.
+        resolution: u8,
+    },
+    /// GEO.UPSERT index member lat lng [STATUS s] [TTL secs] [META bytes]
+    Upsert {
+        /// Index name.
+        index: P,
+        /// Member (driver) id.
+        member: P,
+        /// New position.
+        at: GeoPoint,
+        /// New status; `None` keeps the current one (new members start available).
+        status: Option<P>,
+        /// Forget the member this long after this update unless updated again (ms).
+        ttl_ms: Option<u64>,
+        /// Metadata to store; `None` keeps what is there.
+        meta: Option<P>,
+    },
+    /// GEO.NEAR index lat lng K [RADIUS m] [STATUS s] [WITHDIST] [WITHMETA] [CLAIM [TTL secs]]
+    Near(GeoNear<P>),
+    /// GEO.CLAIM index member [TTL secs]
+    Claim {
+        /// Index name.
+        index: P,
+        /// Member to claim.
+        member: P,
+        /// How long the offer holds, in milliseconds.
+        ttl_ms: u64,
+    },
+    /// GEO.CONFIRM index member
+    Confirm {
+        /// Index name.
+        index: P,
+        /// Offered member.
+        member: P,
+    },
+    /// GEO.RELEASE index member
+    Release {
+        /// Index name.
+        index: P,
+        /// Offered or busy member.
+        member: P,
+    },
+    /// GEO.REMOVE index member
+    Remove {
+        /// Index name.
+        index: P,
+        /// Member to forget.
+        member: P,
+    },
+    /// GEO.GET index member
+    Get {
+        /// Index name.
+        index: P,
+        /// Member to describe.
+        member: P,
+    },
+    /// GEO.COUNT index [WITHIN lat lng m] [STATUS s]
+    Count {
+        /// Index name.
+        index: P,
+        /// Only members inside this circle.
+        area: Option<GeoArea>,
+        /// Only members with this status.
+        status: Option<P>,
+    },
+    /// GEO.CELLS index lat lng m [RES r] [STATUS s]
+    Cells {
+        /// Index name.
+        index: P,
+        /// The area to map.
+        area: GeoArea,
+        /// Resolution of the cells counted (at most the index's).
+        resolution: u8,
+        /// Only members with this status.
+        status: Option<P>,
+    },
+}
+
+impl<P: Payload> GeoCommand<P> {
+    /// The command's opcode.
+    pub fn opcode(&self) -> u16 {
+        match self {
+            GeoCommand::Create { .. } => opcode::GEO_CREATE,
+            GeoCommand::Upsert { .. } => opcode::GEO_UPSERT,
+            GeoCommand::Near(_) => opcode::GEO_NEAR,
+            GeoCommand::Claim { .. } => opcode::GEO_CLAIM,
+            GeoCommand::Confirm { .. } => opcode::GEO_CONFIRM,
+            GeoCommand::Release { .. } => opcode::GEO_RELEASE,
+            GeoCommand::Remove { .. } => opcode::GEO_REMOVE,
+            GeoCommand::Get { .. } => opcode::GEO_GET,
+            GeoCommand::Count { .. } => opcode::GEO_COUNT,
+            GeoCommand::Cells { .. } => opcode::GEO_CELLS,
+        }
+    }
+
+    /// Position after the first geo row of `COMMANDS`.
+    pub fn table_offset(&self) -> usize {
+        usize::from(self.opcode() - opcode::GEO_CREATE)
+    }
+
+    /// The index named.
+    pub fn index(&self) -> &P {
+        match self {
+            GeoCommand::Create { index, .. }
+            | GeoCommand::Upsert { index, .. }
+            | GeoCommand::Claim { index, .. }
+            | GeoCommand::Confirm { index, .. }
+            | GeoCommand::Release { index, .. }
+            | GeoCommand::Remove { index, .. }
+            | GeoCommand::Get { index, .. }
+            | GeoCommand::Count { index, .. }
+            | GeoCommand::Cells { index, .. } => index,
+            GeoCommand::Near(near) => &near.index,
+        }
+    }
+
+    /// The member a command acts on: its owner shard keeps the member's record.
+    pub fn member(&self) -> Option<&P> {
+        match self {
+            GeoCommand::Upsert { member, .. }
+            | GeoCommand::Claim { member, .. }
+            | GeoCommand::Confirm { member, .. }
+            | GeoCommand::Release { member, .. }
+            | GeoCommand::Remove { member, .. }
+            | GeoCommand::Get { member, .. } => Some(member),
+            _ => None,
+        }
+    }
+
+    /// Appends the arguments (after the opcode).
+    pub fn encode(&self, buf: &mut BytesMut) {
+        put_bytes(buf, self.index().as_ref());
+        match self {
+            GeoCommand::Create { resolution, .. } => buf.put_u8(*resolution),
+            GeoCommand::Upsert {
+                member,
+                at,
+                status,
+                ttl_ms,
+                meta,
+                ..
+            } => {
+                put_bytes(buf, member.as_ref());
+                put_point(buf, *at);
+                let flags = u8::from(status.is_some())
+                    | u8::from(ttl_ms.is_some()) << 1
+                    | u8::from(meta.is_some()) << 2;
+                buf.put_u8(flags);
+                if let Some(status) = status {
+                    put_bytes(buf, status.as_ref());
+                }
+                if let Some(ttl_ms) = ttl_ms {
+                    put_uvarint(buf, *ttl_ms);
+                }
+                if let Some(meta) = meta {
+                    put_bytes(buf, meta.as_ref());
+                }
+            }
+            GeoCommand::Near(near) => {
+                put_area(buf, near.area);
+                put_uvarint(buf, u64::from(near.k));
+                let flags = u8::from(near.status.is_some())
+                    | u8::from(near.with_dist) << 1
+                    | u8::from(near.with_meta) << 2
+                    | u8::from(near.claim_ms.is_some()) << 3;
+                buf.put_u8(flags);
+                if let Some(status) = &near.status {
+                    put_bytes(buf, status.as_ref());
+                }
+                if let Some(claim_ms) = near.claim_ms {
+                    put_uvarint(buf, claim_ms);
+                }
+            }
+            GeoCommand::Claim { member, ttl_ms, .. } => {
+                put_bytes(buf, member.as_ref());
+                put_uvarint(buf, *ttl_ms);
+            }
+            GeoCommand::Confirm { member, .. }
+            | GeoCommand::Release { member, .. }
+            | GeoCommand::Remove { member, .. }
+            | GeoCommand::Get { member, .. } => put_bytes(buf, member.as_ref()),
+            GeoCommand::Count { area, status, .. } => {
+                buf.put_u8(u8::from(area.is_some()) | u8::from(status.is_some()) << 1);
+                if let Some(area) = area {
+                    put_area(buf, *area);
+                }
+                if let Some(status) = status {
+                    put_bytes(buf, status.as_ref());
+                }
+            }
+            GeoCommand::Cells {
+                area,
+                resolution,
+                status,
+                ..
+            } => {
+                put_area(buf, *area);
+                buf.put_u8(*resolution);
+                buf.put_u8(u8::from(status.is_some()));
+                if let Some(status) = status {
+                    put_bytes(buf, status.as_ref());
+                }
+            }
+        }
+    }
+
+    /// Reads the arguments of geo opcode `op`; `index` is already read.
+    pub(crate) fn decode(
+        op: u16,
+        index: P,
+        r: &mut Reader<P>,
+        read_key: impl Fn(&mut Reader<P>) -> Result<P, DecodeError>,
+    ) -> Result<GeoCommand<P>, DecodeError> {
+        Ok(match op {
+            opcode::GEO_CREATE => GeoCommand::Create {
+                index,
+                resolution: checked_resolution(r.u8()?)?,
+            },
+            opcode::GEO_UPSERT => {
+                let member = read_key(r)?;
+                let at = read_point(r)?;
+                let flags = r.u8()?;
+                if flags > 7 {
+                    return Err(DecodeError::Invalid("unknown GEO.UPSERT flags"));
+                }
+                let status = if flags & 1 != 0 {
+                    Some(checked_status(r.bytes()?)?)
+                } else {
+                    None
+                };
+                let ttl_ms = if flags & 2 != 0 {
+                    Some(checked_ms(r.uvarint()?)?)
+                } else {
+                    None
+                };
+                let meta = if flags & 4 != 0 {
+                    Some(r.bytes()?)
+                } else {
+                    None
+                };
+                GeoCommand::Upsert {
+                    index,
+                    member,
+                    at,
+                    status,
+                    ttl_ms,
+                    meta,
+                }
+            }
+            opcode::GEO_NEAR => {
+                let area = read_area(r)?;
+                let k = checked_k(r.uvarint()?)?;
+                let flags = r.u8()?;
+                if flags > 15 {
+                    return Err(DecodeError::Invalid("unknown GEO.NEAR flags"));
+                }
+                let status = if flags & 1 != 0 {
+                    Some(r.bytes()?)
+                } else {
+                    None
+                };
+                let claim_ms = if flags & 8 != 0 {
+                    Some(checked_ms(r.uvarint()?)?)
+                } else {
+                    None
+                };
+                let near = GeoNear {
+                    index,
+                    area,
+                    k,
+                    status,
+                    with_dist: flags & 2 != 0,
+                    with_meta: flags & 4 != 0,
+                    claim_ms,
+                };
+                validate_near(&near)?;
+                GeoCommand::Near(near)
+            }
+            opcode::GEO_CLAIM => GeoCommand::Claim {
+                index,
+                member: read_key(r)?,
+                ttl_ms: checked_ms(r.uvarint()?)?,
+            },
+            opcode::GEO_CONFIRM => GeoCommand::Confirm {
+                index,
+                member: read_key(r)?,
+            },
+            opcode::GEO_RELEASE => GeoCommand::Release {
+                index,
+                member: read_key(r)?,
+            },
+            opcode::GEO_REMOVE => GeoCommand::Remove {
+                index,
+                member: read_key(r)?,
+            },
+            opcode::GEO_GET => GeoCommand::Get {
+                index,
+                member: read_key(r)?,
+            },
+            opcode::GEO_COUNT => {
+                let flags = r.u8()?;
+                if flags > 3 {
+                    return Err(DecodeError::Invalid("unknown GEO.COUNT flags"));
+                }
+                let area = if flags & 1 != 0 {
+                    Some(read_area(r)?)
+                } else {
+                    None
+                };
+                let status = if flags & 2 != 0 {
+                    Some(r.bytes()?)
+                } else {
+                    None
+                };
+                GeoCommand::Count {
+                    index,
+                    area,
+                    status,
+                }
+            }
+            opcode::GEO_CELLS => {
+                let area = read_area(r)?;
+                let resolution = r.u8()?;
+                if resolution > *GEO_RESOLUTIONS.end() {
+                    return Err(DecodeError::Invalid("GEO.CELLS resolution must be 0..=12"));
+                }
+                let status = match r.u8()? {
+                    0 => None,
+                    1 => Some(r.bytes()?),
+                    _ => return Err(DecodeError::Invalid("has_status must be 0 or 1")),
+                };
+                GeoCommand::Cells {
+                    index,
+                    area,
+                    resolution,
+                    status,
+                }
+            }
+            other => return Err(DecodeError::UnknownOpcode(other)),
+        })
+    }
+
+    /// A copy that owns its bytes.
+    pub fn to_owned_bytes(&self) -> GeoCommand<Bytes> {
+        let own = |p: &P| Bytes::copy_from_slice(p.as_ref());
+        let index = own(self.index());
+        match self {
+            GeoCommand::Create { resolution, .. } => GeoCommand::Create {
+                index,
+                resolution: *resolution,
+            },
+            GeoCommand::Upsert {
+                member,
+                at,
+                status,
+                ttl_ms,
+                meta,
+                ..
+            } => GeoCommand::Upsert {
+                index,
+                member: own(member),
+                at: *at,
+                status: status.as_ref().map(own),
+                ttl_ms: *ttl_ms,
+                meta: meta.as_ref().map(own),
+            },
+            GeoCommand::Near(near) => GeoCommand::Near(GeoNear {
+                index,
+                area: near.area,
+                k: near.k,
+                status: near.status.as_ref().map(own),
+                with_dist: near.with_dist,
+                with_meta: near.with_meta,
+                claim_ms: near.claim_ms,
+            }),
+            GeoCommand::Claim { member, ttl_ms, .. } => GeoCommand::Claim {
+                index,
+                member: own(member),
+                ttl_ms: *ttl_ms,
+            },
+            GeoCommand::Confirm { member, .. } => GeoCommand::Confirm {
+                index,
+                member: own(member),
+            },
+            GeoCommand::Release { member, .. } => GeoCommand::Release {
+                index,
+                member: own(member),
+            },
+            GeoCommand::Remove { member, .. } => GeoCommand::Remove {
+                index,
+                member: own(member),
+            },
+            GeoCommand::Get { member, .. } => GeoCommand::Get {
+                index,
+                member: own(member),
+            },
+            GeoCommand::Count { area, status, .. } => GeoCommand::Count {
+                index,
+                area: *area,
+                status: status.as_ref().map(own),
+            },
+            GeoCommand::Cells {
+                area,
+                resolution,
+                status,
+                ..
+            } => GeoCommand::Cells {
+                index,
+                area: *area,
+                resolution: *resolution,
+                status: status.as_ref().map(own),
+            },
+        }
+    }
+}
+
+impl GeoCommand<Bytes> {
+    /// Parses the words after a geo command's name.
+    pub(crate) fn parse(op: u16, args: &[Bytes]) -> Result<GeoCommand, ErrorReply> {
+        let Some((index, rest)) = args.split_first() else {
+            return Err(syntax("the index name is required"));
+        };
+        let index = index.clone();
+        let member = |i: usize| {
+            rest.get(i)
+                .cloned()
+                .ok_or_else(|| syntax("the member is required"))
+        };
+        let only = |n: usize| {
+            if rest.len() == n {
+                Ok(())
+            } else {
+                Err(syntax("wrong number of arguments"))
+            }
+        };
+        Ok(match op {
+            opcode::GEO_CREATE => match rest {
+                [word, res] if word.eq_ignore_ascii_case(b"RES") => GeoCommand::Create {
+                    index,
+                    resolution: checked_resolution(number(res)?).map_err(reply)?,
+                },
+                _ => return Err(syntax("usage: GEO.CREATE index RES r")),
+            },
+            opcode::GEO_UPSERT => {
+                if rest.len() < 3 {
+                    return Err(syntax("usage: GEO.UPSERT index member lat lng [options]"));
+                }
+                let at = point(&rest[1], &rest[2])?;
+                let (mut status, mut ttl_ms, mut meta) = (None, None, None);
+                let mut options = rest[3..].chunks(2);
+                for option in options.by_ref() {
+                    let [name, value] = option else {
+                        return Err(syntax("an option is missing its value"));
+                    };
+                    match name.to_ascii_uppercase().as_slice() {
+                        b"STATUS" => status = Some(checked_status(value.clone()).map_err(reply)?),
+                        b"TTL" => ttl_ms = Some(seconds(value)?),
+                        b"META" => meta = Some(value.clone()),
+                        _ => return Err(syntax("unknown GEO.UPSERT option")),
+                    }
+                }
+                GeoCommand::Upsert {
+                    index,
+                    member: member(0)?,
+                    at,
+                    status,
+                    ttl_ms,
+                    meta,
+                }
+            }
+            opcode::GEO_NEAR => {
+                if rest.len() < 3 {
+                    return Err(syntax("usage: GEO.NEAR index lat lng K [options]"));
+                }
+                let center = point(&rest[0], &rest[1])?;
+                let mut near = GeoNear {
+                    index,
+                    area: GeoArea {
+                        center,
+                        radius_m: DEFAULT_NEAR_RADIUS_M,
+                    },
+                    k: number(&rest[2])?,
+                    status: None,
+                    with_dist: false,
+                    with_meta: false,
+                    claim_ms: None,
+                };
+                let mut words = rest[3..].iter();
+                while let Some(word) = words.next() {
+                    let mut value = || {
+                        words
+                            .next()
+                            .ok_or_else(|| syntax("an option is missing its value"))
+                    };
+                    match word.to_ascii_uppercase().as_slice() {
+                        b"RADIUS" => near.area.radius_m = number(value()?)?,
+                        b"STATUS" => near.status = Some(value()?.clone()),
+                        b"WITHDIST" => near.with_dist = true,
+                        b"WITHMETA" => near.with_meta = true,
+                        b"CLAIM" => near.claim_ms = Some(DEFAULT_OFFER_MS),
+                        b"TTL" if near.claim_ms.is_some() => {
+                            near.claim_ms = Some(seconds(value()?)?)
+                        }
+                        _ => return Err(syntax("unknown GEO.NEAR option")),
+                    }
+                }
+                validate_near(&near).map_err(reply)?;
+                GeoCommand::Near(near)
+            }
+            opcode::GEO_CLAIM => {
+                let ttl_ms = match rest {
+                    [_] => DEFAULT_OFFER_MS,
+                    [_, word, secs] if word.eq_ignore_ascii_case(b"TTL") => seconds(secs)?,
+                    _ => return Err(syntax("usage: GEO.CLAIM index member [TTL secs]")),
+                };
+                GeoCommand::Claim {
+                    index,
+                    member: member(0)?,
+                    ttl_ms,
+                }
+            }
+            opcode::GEO_CONFIRM | opcode::GEO_RELEASE | opcode::GEO_REMOVE | opcode::GEO_GET => {
+                only(1)?;
+                let member = member(0)?;
+                match op {
+                    opcode::GEO_CONFIRM => GeoCommand::Confirm { index, member },
+                    opcode::GEO_RELEASE => GeoCommand::Release { index, member },
+                    opcode::GEO_REMOVE => GeoCommand::Remove { index, member },
+                    _ => GeoCommand::Get { index, member },
+                }
+            }
+            opcode::GEO_COUNT => {
+                let (mut area, mut status) = (None, None);
+                let mut words = rest.iter();
+                while let Some(word) = words.next() {
+                    let mut value = || {
+                        words
+                            .next()
+                            .ok_or_else(|| syntax("an option is missing its value"))
+                    };
+                    match word.to_ascii_uppercase().as_slice() {
+                        b"WITHIN" => {
+                            let (lat, lng, radius) = (value()?, value()?, value()?);
+                            area = Some(
+                                checked_area(point(lat, lng)?, number(radius)?).map_err(reply)?,
+                            );
+                        }
+                        b"STATUS" => status = Some(value()?.clone()),
+                        _ => {
+                            return Err(syntax(
+                                "usage: GEO.COUNT index [WITHIN lat lng m] [STATUS s]",
+                            ))
+                        }
+                    }
+                }
+                GeoCommand::Count {
+                    index,
+                    area,
+                    status,
+                }
+            }
+            opcode::GEO_CELLS => {
+                if rest.len() < 3 {
+                    return Err(syntax(
+                        "usage: GEO.CELLS index lat lng m [RES r] [STATUS s]",
+                    ));
+                }
+                let area =
+                    checked_area(point(&rest[0], &rest[1])?, number(&rest[2])?).map_err(reply)?;
+                let (mut resolution, mut status) = (DEFAULT_GEO_RESOLUTION - 2, None);
+                for option in rest[3..].chunks(2) {
+                    let [name, value] = option else {
+                        return Err(syntax("an option is missing its value"));
+                    };
+                    match name.to_ascii_uppercase().as_slice() {
+                        b"RES" => resolution = number(value)?,
+                        b"STATUS" => status = Some(value.clone()),
+                        _ => return Err(syntax("unknown GEO.CELLS option")),
+                    }
+                }
+                if resolution > *GEO_RESOLUTIONS.end() {
+                    return Err(syntax("GEO.CELLS resolution must be 0..=12"));
+                }
+                GeoCommand::Cells {
+                    index,
+                    area,
+                    resolution,
+                    status,
+                }
+            }
+            _ => {
+                return Err(ErrorReply::new(
+                    ErrorCode::UnknownCommand,
+                    "not a geo command",
+                ))
+            }
+        })
+    }
+}
+
+fn syntax(message: &'static str) -> ErrorReply {
+    ErrorReply::new(ErrorCode::Syntax, message)
+}
+
+fn reply(error: DecodeError) -> ErrorReply {
+    ErrorReply::new(error.code(), error.to_string())
+}
+
+fn number<T: std::str::FromStr>(word: &[u8]) -> Result<T, ErrorReply> {
+    std::str::from_utf8(word)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            ErrorReply::new(
+                ErrorCode::NotInteger,
+                format!("not a number in range: '{}'", String::from_utf8_lossy(word)),
+            )
+        })
+}
+
+fn seconds(word: &[u8]) -> Result<u64, ErrorReply> {
+    let secs: u64 = number(word)?;
+    secs.checked_mul(1000)
+        .filter(|ms| (1..=crate::command::MAX_EXPIRE_MS as u64).contains(ms))
+        .ok_or_else(|| ErrorReply::new(ErrorCode::InvalidExpire, "invalid expire time"))
+}
+
+fn point(lat: &[u8], lng: &[u8]) -> Result<GeoPoint, ErrorReply> {
+    let parse = |word: &[u8]| {
+        std::str::from_utf8(word)
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .ok_or_else(|| syntax("coordinates must be decimal degrees"))
+    };
+    GeoPoint::new(parse(lat)?, parse(lng)?).map_err(syntax)
+}
+
+fn put_point(buf: &mut BytesMut, at: GeoPoint) {
+    buf.put_f64_le(at.lat());
+    buf.put_f64_le(at.lng());
+}
+
+fn put_area(buf: &mut BytesMut, area: GeoArea) {
+    put_point(buf, area.center);
+    put_uvarint(buf, u64::from(area.radius_m));
+}
+
+fn read_point<P: Payload>(r: &mut Reader<P>) -> Result<GeoPoint, DecodeError> {
+    let (lat, lng) = (r.f64()?, r.f64()?);
+    GeoPoint::new(lat, lng).map_err(DecodeError::Invalid)
+}
+
+fn read_area<P: Payload>(r: &mut Reader<P>) -> Result<GeoArea, DecodeError> {
+    let center = read_point(r)?;
+    let radius = u32::try_from(r.uvarint()?).unwrap_or(u32::MAX);
+    checked_area(center, radius)
+}
+
+fn checked_area(center: GeoPoint, radius_m: u32) -> Result<GeoArea, DecodeError> {
+    if !(1..=MAX_RADIUS_M).contains(&radius_m) {
+        return Err(DecodeError::Invalid("radius must be 1..=100000 metres"));
+    }
+    Ok(GeoArea { center, radius_m })
+}
+
+fn checked_resolution(resolution: u8) -> Result<u8, DecodeError> {
+    if GEO_RESOLUTIONS.contains(&resolution) {
+        Ok(resolution)
+    } else {
+        Err(DecodeError::Invalid("index resolution must be 7..=12"))
+    }
+}
+
+fn checked_k(k: u64) -> Result<u32, DecodeError> {
+    match u32::try_from(k) {
+        Ok(k) if (1..=MAX_NEAR_K).contains(&k) => Ok(k),
+        _ => Err(DecodeError::Invalid("K must be 1..=1000")),
+    }
+}
+
+fn checked_ms(ms: u64) -> Result<u64, DecodeError> {
+    if ms == 0 || ms > crate::command::MAX_EXPIRE_MS as u64 {
+        return Err(DecodeError::InvalidExpire);
+    }
+    Ok(ms)
+}
+
+fn checked_status<P: Payload>(status: P) -> Result<P, DecodeError> {
+    match status.as_ref() {
+        s if s == OFFERED => Err(DecodeError::Invalid(
+            "status 'offered' is set by GEO.CLAIM, not by GEO.UPSERT",
+        )),
+        [] => Err(DecodeError::Invalid("status must not be empty")),
+        s if s.len() > 64 => Err(DecodeError::Invalid("status is longer than 64 bytes")),
+        _ => Ok(status),
+    }
+}
+
+fn validate_near<P: Payload>(near: &GeoNear<P>) -> Result<(), DecodeError> {
+    checked_k(u64::from(near.k))?;
+    checked_area(near.area.center, near.area.radius_m)?;
+    if near.claim_ms.is_some()
+        && near
+            .status
+            .as_ref()
+            .is_some_and(|s| s.as_ref() != AVAILABLE)
+    {
+        return Err(DecodeError::Invalid("CLAIM only takes available members"));
+    }
+    Ok(())
+}

@@ -1,0 +1,995 @@
+//! The driver index on one shard: members of the partitions this shard holds, bucketed by
+//! H3 cell for exact nearest-K, and the directory entries of the members it is home to.
+//!
+//! A member lives in exactly one partition (the resolution-5 cell of its position), held by
+//! the shard `partition_shard(index, partition)`. Its directory entry lives on its home
+//! shard, `shard_for_key(member)`, and says which partition holds it; every command naming
+//! a member runs through its home, which is what makes moves between partitions safe.
+//! Status (available, offered, busy, or any other word) lives with the position, so a claim
+//! is one atomic step on the partition's shard.
+
+use std::hash::BuildHasher;
+
+use bytes::Bytes;
+use h3o::{CellIndex, LatLng, Resolution};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use slab::Slab;
+use tessera_protocol::geo::{GeoArea, GeoPoint, AVAILABLE, BUSY, DEFAULT_GEO_RESOLUTION, OFFERED};
+use tessera_protocol::{ErrorCode, Value};
+
+/// Mean Earth radius used by H3, in metres.
+pub const EARTH_RADIUS_M: f64 = h3o::EARTH_RADIUS_KM * 1000.0;
+/// Most rings a search walks before refusing: bounds one request's work when the radius
+/// is large for the index's resolution and members are sparse.
+pub const MAX_RINGS: u32 = 400;
+/// Cell shapes kept before the cache starts over.
+const MAX_SHAPES: usize = 1 << 20;
+
+/// A position in radians with its latitude's cosine, ready for haversine.
+#[derive(Debug, Clone, Copy)]
+pub struct Spot {
+    lat: f64,
+    lng: f64,
+    cos_lat: f64,
+}
+
+impl Spot {
+    /// The spot of a stored position.
+    pub fn of(point: GeoPoint) -> Spot {
+        Spot::radians(point.lat().to_radians(), point.lng().to_radians())
+    }
+
+    fn radians(lat: f64, lng: f64) -> Spot {
+        Spot {
+            lat,
+            lng,
+            cos_lat: lat.cos(),
+        }
+    }
+
+    fn of_latlng(position: LatLng) -> Spot {
+        Spot::radians(position.lat_radians(), position.lng_radians())
+    }
+
+    /// Great-circle (haversine) distance in metres.
+    pub fn distance_m(&self, other: &Spot) -> f64 {
+        let half_dlat = (other.lat - self.lat) * 0.5;
+        let half_dlng = (other.lng - self.lng) * 0.5;
+        let h = half_dlat.sin().powi(2) + self.cos_lat * other.cos_lat * half_dlng.sin().powi(2);
+        2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+    }
+}
+
+/// The H3 cell of a position at `resolution`.
+pub fn cell_of(point: GeoPoint, resolution: Resolution) -> CellIndex {
+    // GeoPoint is validated, so the coordinates always form a LatLng.
+    LatLng::new(point.lat(), point.lng())
+        .map(|position| position.to_cell(resolution))
+        .unwrap_or_else(|_| LatLng::new(0.0, 0.0).expect("origin").to_cell(resolution))
+}
+
+/// Cell centres and radii (the farthest boundary vertex from the centre), cached: a cell's
+/// radius bounds how much closer than its centre any point inside it can be.
+#[derive(Default)]
+pub struct Shapes {
+    cells: HashMap<u64, (Spot, f64)>,
+}
+
+impl Shapes {
+    /// A lower bound on the distance from `from` to any point of `cell`.
+    pub fn lower_bound(&mut self, from: &Spot, cell: CellIndex) -> f64 {
+        if self.cells.len() >= MAX_SHAPES {
+            self.cells.clear();
+        }
+        let (center, radius) = *self
+            .cells
+            .entry(u64::from(cell))
+            .or_insert_with(|| shape_of(cell));
+        (from.distance_m(&center) - radius).max(0.0)
+    }
+}
+
+fn shape_of(cell: CellIndex) -> (Spot, f64) {
+    let center = Spot::of_latlng(LatLng::from(cell));
+    let radius = cell
+        .boundary()
+        .iter()
+        .map(|vertex| center.distance_m(&Spot::of_latlng(*vertex)))
+        .fold(0.0, f64::max);
+    // A margin for rounding in the trigonometry: a bound may only ever be too low.
+    (center, radius * (1.0 + 1e-6) + 0.01)
+}
+
+/// The search covered more rings than `MAX_RINGS` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooFar;
+
+/// Visits cells ring by ring outward from `origin` (the cell holding `from`), each ring's
+/// cells nearest first, skipping cells that cannot hold a point within `limit`. `visit`
+/// gets the cell, its lower bound and the limit, and returns the new limit (it shrinks
+/// once K candidates are known).
+///
+/// Exact because grid distance changes by at most one between neighbouring cells: the
+/// great-circle path from `from` to any point outside rings 0..=k crosses a cell of ring
+/// k+1, so that point is at least the smallest lower bound over ring k+1 away. The walk
+/// stops once that bound exceeds the limit.
+pub fn walk(
+    shapes: &mut Shapes,
+    from: &Spot,
+    origin: CellIndex,
+    mut limit: f64,
+    mut visit: impl FnMut(CellIndex, f64, f64) -> f64,
+) -> Result<(), TooFar> {
+    let mut ring = vec![(shapes.lower_bound(from, origin), origin)];
+    let mut k = 0;
+    loop {
+        ring.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for &(bound, cell) in &ring {
+            if bound > limit {
+                break;
+            }
+            limit = visit(cell, bound, limit);
+        }
+        k += 1;
+        if k > MAX_RINGS {
+            return Err(TooFar);
+        }
+        let next: Vec<CellIndex> = origin.grid_ring(k);
+        ring = next
+            .into_iter()
+            .map(|cell| (shapes.lower_bound(from, cell), cell))
+            .collect();
+        let nearest = ring.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
+        if ring.is_empty() || nearest > limit {
+            return Ok(());
+        }
+    }
+}
+
+/// What a member is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// May be claimed.
+    Available,
+    /// Held by a claim until this time (ms); available again after it.
+    Offered(u64),
+    /// Confirmed.
+    Busy,
+    /// Any other word, by its number in the index's status table.
+    Other(u8),
+}
+
+impl Status {
+    /// The status in effect at `now`: a lapsed offer is available again.
+    pub fn at(self, now: u64) -> Status {
+        match self {
+            Status::Offered(until) if until <= now => Status::Available,
+            status => status,
+        }
+    }
+}
+
+/// One member's position and state in a partition.
+#[derive(Debug)]
+struct Member {
+    name: Box<[u8]>,
+    at: GeoPoint,
+    cell: u64,
+    status: Status,
+    /// When the member is forgotten unless updated (ms); 0 for never.
+    expires_at: u64,
+    updated_at: u64,
+    meta: Option<Box<[u8]>>,
+}
+
+impl Member {
+    fn is_live(&self, now: u64) -> bool {
+        self.expires_at == 0 || self.expires_at > now
+    }
+}
+
+/// A directory entry: where a member this shard is home to lives.
+#[derive(Debug, Clone, Copy)]
+pub struct Home {
+    /// The partition holding the member.
+    pub partition: u64,
+    /// When the member lapses (ms); 0 for never.
+    pub expires_at: u64,
+    /// A move between partitions is under way; other commands for the member wait.
+    pub moving: bool,
+}
+
+/// What GEO.NEAR asks of one shard.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    /// Query point.
+    pub center: GeoPoint,
+    /// Search radius in metres.
+    pub radius_m: f64,
+    /// Most members.
+    pub k: usize,
+    /// Only members with this status.
+    pub status: Option<&'a [u8]>,
+    /// Whether hits carry metadata.
+    pub with_meta: bool,
+}
+
+/// A member as a search found it.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// Distance from the query point, in metres.
+    pub distance_m: f64,
+    /// Member name.
+    pub name: Bytes,
+    /// Metadata, if asked for and present.
+    pub meta: Option<Bytes>,
+}
+
+/// What a member carries across a move between partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Carried {
+    /// Its status word and, if offered, until when.
+    pub status: Bytes,
+    /// Offer deadline (ms), if offered.
+    pub offered_until: Option<u64>,
+    /// Its metadata.
+    pub meta: Option<Bytes>,
+}
+
+/// A position update as it reaches the partition.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// Member name.
+    pub member: Bytes,
+    /// New position.
+    pub at: GeoPoint,
+    /// New status word; `None` keeps the current one (available if new).
+    pub status: Option<Bytes>,
+    /// Offer deadline to restore, when the member arrives from another partition.
+    pub offered_until: Option<u64>,
+    /// New lapse time (ms); `None` keeps the current one (never if new).
+    pub expires_at: Option<u64>,
+    /// New metadata; `None` keeps what is there.
+    pub meta: Option<Bytes>,
+}
+
+/// One index's state on one shard.
+pub struct GeoIndex {
+    resolution: Resolution,
+    members: Slab<Member>,
+    by_name: HashTable<u32>,
+    cells: HashMap<u64, Vec<u32>>,
+    /// Status words other than the three built in, numbered by first use.
+    statuses: Vec<Box<[u8]>>,
+    homes: HashMap<Box<[u8]>, Home>,
+    hasher: DefaultHashBuilder,
+    /// Where the incremental sweep of lapsed members resumes.
+    sweep_from: usize,
+}
+
+/// Why a member operation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such member (or it lapsed).
+    NotFound,
+    /// The member is not in the state the operation needs.
+    Conflict,
+    /// Too many distinct status words in one index.
+    TooManyStatuses,
+}
+
+impl Refusal {
+    /// The error reply for a refusal.
+    pub fn to_value(self, what: &str) -> Value {
+        match self {
+            Refusal::NotFound => Value::error(ErrorCode::NotFound, "no such member"),
+            Refusal::Conflict => Value::error(ErrorCode::Conflict, what.to_string()),
+            Refusal::TooManyStatuses => Value::error(
+                ErrorCode::TooManyElements,
+                "an index has at most 250 distinct status words",
+            ),
+        }
+    }
+}
+
+impl GeoIndex {
+    fn new(resolution: Resolution) -> Self {
+        Self {
+            resolution,
+            members: Slab::new(),
+            by_name: HashTable::new(),
+            cells: HashMap::new(),
+            statuses: Vec::new(),
+            homes: HashMap::new(),
+            hasher: DefaultHashBuilder::default(),
+            sweep_from: 0,
+        }
+    }
+
+    /// The index's H3 resolution.
+    pub fn resolution(&self) -> Resolution {
+        self.resolution
+    }
+
+    fn find(&self, name: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(name);
+        self.by_name
+            .find(hash, |&slot| &*self.members[slot as usize].name == name)
+            .copied()
+    }
+
+    fn status_word(&self, status: Status) -> &[u8] {
+        match status {
+            Status::Available => AVAILABLE,
+            Status::Offered(_) => OFFERED,
+            Status::Busy => BUSY,
+            Status::Other(n) => &self.statuses[usize::from(n)],
+        }
+    }
+
+    fn status_of(&mut self, word: &[u8]) -> Result<Status, Refusal> {
+        Ok(match word {
+            AVAILABLE => Status::Available,
+            BUSY => Status::Busy,
+            _ => match self.statuses.iter().position(|s| &**s == word) {
+                Some(n) => Status::Other(n as u8),
+                None if self.statuses.len() < 250 => {
+                    self.statuses.push(word.into());
+                    Status::Other((self.statuses.len() - 1) as u8)
+                }
+                None => return Err(Refusal::TooManyStatuses),
+            },
+        })
+    }
+
+    /// Whether a member's status at `now` matches a filter word.
+    fn matches(&self, status: Status, filter: Option<&[u8]>, now: u64) -> bool {
+        filter.is_none_or(|word| self.status_word(status.at(now)) == word)
+    }
+
+    fn unlink(&mut self, slot: u32) -> Member {
+        let member = self.members.remove(slot as usize);
+        let hash = self.hasher.hash_one(&*member.name);
+        if let Ok(entry) = self.by_name.find_entry(hash, |&s| s == slot) {
+            entry.remove();
+        }
+        self.leave_cell(member.cell, slot);
+        member
+    }
+
+    fn leave_cell(&mut self, cell: u64, slot: u32) {
+        if let Some(bucket) = self.cells.get_mut(&cell) {
+            if let Some(i) = bucket.iter().position(|&s| s == slot) {
+                bucket.swap_remove(i);
+            }
+            if bucket.is_empty() {
+                self.cells.remove(&cell);
+            }
+        }
+    }
+
+    /// Inserts or moves a member within this shard's partitions; `true` if it was new.
+    pub fn place(&mut self, placement: Placement, now: u64) -> Result<bool, Refusal> {
+        let status = match &placement.status {
+            Some(word) => Some(self.status_of(word)?),
+            None => None,
+        };
+        let status = match (status, placement.offered_until) {
+            (_, Some(until)) => Some(Status::Offered(until)),
+            (status, None) => status,
+        };
+        let cell = u64::from(cell_of(placement.at, self.resolution));
+        let existing = self
+            .find(&placement.member)
+            .filter(|&slot| self.members[slot as usize].is_live(now));
+        let Some(slot) = existing else {
+            if let Some(stale) = self.find(&placement.member) {
+                self.unlink(stale);
+            }
+            let slot = self.members.insert(Member {
+                name: placement.member.as_ref().into(),
+                at: placement.at,
+                cell,
+                status: status.unwrap_or(Status::Available),
+                expires_at: placement.expires_at.unwrap_or(0),
+                updated_at: now,
+                meta: placement.meta.map(|m| m.as_ref().into()),
+            }) as u32;
+            let hash = self.hasher.hash_one(&*placement.member);
+            let (members, hasher) = (&self.members, &self.hasher);
+            self.by_name
+                .insert_unique(hash, slot, |&s| hasher.hash_one(&*members[s as usize].name));
+            self.cells.entry(cell).or_default().push(slot);
+            return Ok(true);
+        };
+        let old_cell = self.members[slot as usize].cell;
+        if old_cell != cell {
+            self.leave_cell(old_cell, slot);
+            self.cells.entry(cell).or_default().push(slot);
+        }
+        let member = &mut self.members[slot as usize];
+        member.at = placement.at;
+        member.cell = cell;
+        member.updated_at = now;
+        if let Some(status) = status {
+            member.status = status;
+        }
+        if let Some(expires_at) = placement.expires_at {
+            member.expires_at = expires_at;
+        }
+        if let Some(meta) = placement.meta {
+            member.meta = Some(meta.as_ref().into());
+        }
+        Ok(false)
+    }
+
+    /// Removes a member, returning what a move carries to its next partition.
+    pub fn take(&mut self, name: &[u8], now: u64) -> Option<Carried> {
+        let slot = self.find(name)?;
+        let member = self.unlink(slot);
+        if !member.is_live(now) {
+            return None;
+        }
+        let status = member.status.at(now);
+        Some(Carried {
+            status: Bytes::copy_from_slice(self.status_word(status)),
+            offered_until: match status {
+                Status::Offered(until) => Some(until),
+                _ => None,
+            },
+            meta: member.meta.map(|m| Bytes::from(m.into_vec())),
+        })
+    }
+
+    /// Moves a live member from one status to another, atomically.
+    fn transition(
+        &mut self,
+        name: &[u8],
+        now: u64,
+        step: impl FnOnce(Status) -> Option<Status>,
+    ) -> Result<(), Refusal> {
+        let slot = self.find(name).ok_or(Refusal::NotFound)?;
+        let member = &mut self.members[slot as usize];
+        if !member.is_live(now) {
+            return Err(Refusal::NotFound);
+        }
+        member.status = step(member.status.at(now)).ok_or(Refusal::Conflict)?;
+        Ok(())
+    }
+
+    /// Available → offered until `until`.
+    pub fn claim(&mut self, name: &[u8], until: u64, now: u64) -> Result<(), Refusal> {
+        self.transition(name, now, |status| {
+            (status == Status::Available).then_some(Status::Offered(until))
+        })
+    }
+
+    /// Offered → busy.
+    pub fn confirm(&mut self, name: &[u8], now: u64) -> Result<(), Refusal> {
+        self.transition(name, now, |status| {
+            matches!(status, Status::Offered(_)).then_some(Status::Busy)
+        })
+    }
+
+    /// Anything → available.
+    pub fn release(&mut self, name: &[u8], now: u64) -> Result<(), Refusal> {
+        self.transition(name, now, |_| Some(Status::Available))
+    }
+
+    /// GEO.GET's map for a live member.
+    pub fn describe(&self, name: &[u8], now: u64) -> Value {
+        let Some(member) = self
+            .find(name)
+            .map(|slot| &self.members[slot as usize])
+            .filter(|m| m.is_live(now))
+        else {
+            return Value::Nil;
+        };
+        let cell = CellIndex::try_from(member.cell).map_or(String::new(), |c| c.to_string());
+        Value::Map(vec![
+            (Value::text("lat"), Value::Float(member.at.lat())),
+            (Value::text("lng"), Value::Float(member.at.lng())),
+            (Value::text("cell"), Value::text(cell)),
+            (
+                Value::text("status"),
+                Value::Bytes(Bytes::copy_from_slice(
+                    self.status_word(member.status.at(now)),
+                )),
+            ),
+            (
+                Value::text("age_ms"),
+                Value::Int(now.saturating_sub(member.updated_at) as i64),
+            ),
+            (
+                Value::text("ttl_ms"),
+                if member.expires_at == 0 {
+                    Value::Int(-1)
+                } else {
+                    Value::Int(member.expires_at.saturating_sub(now) as i64)
+                },
+            ),
+            (
+                Value::text("meta"),
+                member
+                    .meta
+                    .as_ref()
+                    .map_or(Value::Nil, |m| Value::Bytes(Bytes::copy_from_slice(m))),
+            ),
+        ])
+    }
+
+    /// Exact K nearest live members within `radius_m` having status `filter`, nearest
+    /// first (ties by name).
+    pub fn nearest(
+        &self,
+        shapes: &mut Shapes,
+        query: &Query<'_>,
+        now: u64,
+    ) -> Result<Vec<Hit>, TooFar> {
+        let Query {
+            center,
+            radius_m,
+            k,
+            status: filter,
+            with_meta,
+        } = *query;
+        let from = Spot::of(center);
+        let origin = cell_of(center, self.resolution);
+        // The best K so far, kept sorted; small K makes a vector the fastest heap.
+        let mut best: Vec<(f64, u32)> = Vec::with_capacity(k + 1);
+        if !self.members.is_empty() {
+            walk(shapes, &from, origin, radius_m, |cell, _, limit| {
+                let Some(bucket) = self.cells.get(&u64::from(cell)) else {
+                    return limit;
+                };
+                let mut limit = limit;
+                for &slot in bucket {
+                    let member = &self.members[slot as usize];
+                    if !member.is_live(now) || !self.matches(member.status, filter, now) {
+                        continue;
+                    }
+                    let distance = from.distance_m(&Spot::of(member.at));
+                    if distance > limit {
+                        continue;
+                    }
+                    let place = best.partition_point(|&(d, s)| {
+                        (d, &*self.members[s as usize].name) < (distance, &*member.name)
+                    });
+                    best.insert(place, (distance, slot));
+                    if best.len() > k {
+                        best.pop();
+                    }
+                    if best.len() == k {
+                        limit = limit.min(best[k - 1].0);
+                    }
+                }
+                limit
+            })?;
+        }
+        Ok(best
+            .into_iter()
+            .map(|(distance_m, slot)| {
+                let member = &self.members[slot as usize];
+                Hit {
+                    distance_m,
+                    name: Bytes::copy_from_slice(&member.name),
+                    meta: if with_meta {
+                        member.meta.as_ref().map(|m| Bytes::copy_from_slice(m))
+                    } else {
+                        None
+                    },
+                }
+            })
+            .collect())
+    }
+
+    /// Live members matching `filter`, inside `area` if given, counted per cell at
+    /// `resolution` (`None` counts them all under one key).
+    pub fn census(
+        &self,
+        shapes: &mut Shapes,
+        area: Option<GeoArea>,
+        resolution: Option<Resolution>,
+        filter: Option<&[u8]>,
+        now: u64,
+    ) -> Result<HashMap<u64, i64>, TooFar> {
+        let mut counts: HashMap<u64, i64> = HashMap::new();
+        let mut count = |member: &Member| {
+            let key = match resolution {
+                Some(res) => CellIndex::try_from(member.cell)
+                    .ok()
+                    .and_then(|cell| cell.parent(res))
+                    .map_or(0, u64::from),
+                None => 0,
+            };
+            *counts.entry(key).or_default() += 1;
+        };
+        let counted =
+            |member: &Member| member.is_live(now) && self.matches(member.status, filter, now);
+        match area {
+            None => self
+                .members
+                .iter()
+                .map(|(_, m)| m)
+                .filter(|m| counted(m))
+                .for_each(&mut count),
+            Some(area) => {
+                let from = Spot::of(area.center);
+                let radius = f64::from(area.radius_m);
+                walk(
+                    shapes,
+                    &from,
+                    cell_of(area.center, self.resolution),
+                    radius,
+                    |cell, _, limit| {
+                        for &slot in self.cells.get(&u64::from(cell)).into_iter().flatten() {
+                            let member = &self.members[slot as usize];
+                            if counted(member) && from.distance_m(&Spot::of(member.at)) <= radius {
+                                count(member);
+                            }
+                        }
+                        limit
+                    },
+                )?;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Removes up to `budget` lapsed members, resuming where the last sweep stopped.
+    pub fn sweep(&mut self, budget: usize, now: u64) -> usize {
+        let capacity = self.members.capacity();
+        let mut removed = 0;
+        let mut looked = 0;
+        while looked < budget && capacity > 0 {
+            let slot = self.sweep_from % capacity;
+            self.sweep_from = slot + 1;
+            looked += 1;
+            if self.members.get(slot).is_some_and(|m| !m.is_live(now)) {
+                self.unlink(slot as u32);
+                removed += 1;
+            }
+        }
+        self.homes
+            .retain(|_, home| home.moving || home.expires_at == 0 || home.expires_at > now);
+        removed
+    }
+
+    /// The live directory entry of a member this shard is home to.
+    pub fn home(&self, name: &[u8], now: u64) -> Option<Home> {
+        self.homes
+            .get(name)
+            .filter(|home| home.moving || home.expires_at == 0 || home.expires_at > now)
+            .copied()
+    }
+
+    /// Sets a member's directory entry.
+    pub fn set_home(&mut self, name: &[u8], home: Home) {
+        match self.homes.get_mut(name) {
+            Some(entry) => *entry = home,
+            None => {
+                self.homes.insert(name.into(), home);
+            }
+        }
+    }
+
+    /// Drops a member's directory entry.
+    pub fn forget_home(&mut self, name: &[u8]) -> Option<Home> {
+        self.homes.remove(name)
+    }
+
+    /// Members held here (live or not yet swept) and directory entries, for accounting.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.members.len(), self.homes.len())
+    }
+
+    /// Approximate heap bytes.
+    pub fn heap_bytes(&self) -> usize {
+        let names: usize = self
+            .members
+            .iter()
+            .map(|(_, m)| m.name.len() + m.meta.as_ref().map_or(0, |x| x.len()))
+            .sum();
+        let homes: usize = self.homes.keys().map(|k| k.len()).sum();
+        self.members.capacity() * (std::mem::size_of::<Member>() + 8)
+            + self.by_name.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.cells.capacity() * (std::mem::size_of::<(u64, Vec<u32>)>() + 1)
+            + self.cells.values().map(|v| v.capacity() * 4).sum::<usize>()
+            + self.homes.capacity() * (std::mem::size_of::<(Box<[u8]>, Home)>() + 1)
+            + names
+            + homes
+    }
+}
+
+/// Every index's state on one shard, and the cell shapes its searches share.
+#[derive(Default)]
+pub struct GeoShard {
+    indexes: HashMap<Box<[u8]>, GeoIndex>,
+    /// Resolutions set by GEO.CREATE, for indexes that have no state here yet.
+    resolutions: HashMap<Box<[u8]>, Resolution>,
+    /// Cell shapes for searches at any resolution.
+    pub shapes: Shapes,
+}
+
+impl GeoShard {
+    /// The index, if this shard has state for it.
+    pub fn get(&self, index: &[u8]) -> Option<&GeoIndex> {
+        self.indexes.get(index)
+    }
+
+    /// The index and the shape cache, for searches.
+    pub fn get_with_shapes(&mut self, index: &[u8]) -> (Option<&GeoIndex>, &mut Shapes) {
+        (self.indexes.get(index), &mut self.shapes)
+    }
+
+    /// The index, created with its configured (or the default) resolution if missing.
+    pub fn index(&mut self, index: &[u8]) -> &mut GeoIndex {
+        if !self.indexes.contains_key(index) {
+            let resolution = self.resolutions.get(index).copied().unwrap_or_else(|| {
+                Resolution::try_from(DEFAULT_GEO_RESOLUTION).expect("valid default")
+            });
+            self.indexes.insert(index.into(), GeoIndex::new(resolution));
+        }
+        self.indexes.get_mut(index).expect("just inserted")
+    }
+
+    /// GEO.CREATE on this shard: records the resolution; CONFLICT if the index already
+    /// holds members here at another resolution.
+    pub fn create(&mut self, index: &[u8], resolution: Resolution) -> Value {
+        if let Some(existing) = self.indexes.get_mut(index) {
+            if existing.resolution != resolution {
+                if existing.members.is_empty() {
+                    existing.resolution = resolution;
+                } else {
+                    return Value::error(
+                        ErrorCode::Conflict,
+                        format!(
+                            "index already holds members at resolution {}",
+                            u8::from(existing.resolution)
+                        ),
+                    );
+                }
+            }
+        }
+        self.resolutions.insert(index.into(), resolution);
+        Value::Ok
+    }
+
+    /// Sweeps a little of every index; returns members removed.
+    pub fn sweep(&mut self, budget: usize, now: u64) -> usize {
+        self.indexes
+            .values_mut()
+            .map(|index| index.sweep(budget, now))
+            .sum()
+    }
+
+    /// Approximate heap bytes of every index.
+    pub fn heap_bytes(&self) -> usize {
+        self.indexes
+            .values()
+            .map(GeoIndex::heap_bytes)
+            .sum::<usize>()
+            + self.shapes.cells.capacity() * (std::mem::size_of::<(u64, (Spot, f64))>() + 1)
+    }
+
+    /// Members held by this shard's partitions, all indexes together.
+    pub fn members(&self) -> usize {
+        self.indexes.values().map(|i| i.members.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn index() -> GeoIndex {
+        GeoIndex::new(Resolution::Nine)
+    }
+
+    fn place(index: &mut GeoIndex, name: &str, lat: f64, lng: f64, status: Option<&str>) {
+        index
+            .place(
+                Placement {
+                    member: Bytes::copy_from_slice(name.as_bytes()),
+                    at: GeoPoint::new(lat, lng).unwrap(),
+                    status: status.map(|s| Bytes::copy_from_slice(s.as_bytes())),
+                    offered_until: None,
+                    expires_at: None,
+                    meta: None,
+                },
+                0,
+            )
+            .unwrap();
+    }
+
+    /// Textbook haversine on degrees, written independently of `Spot`.
+    fn haversine_m(a: GeoPoint, b: GeoPoint) -> f64 {
+        let (la1, la2) = (a.lat().to_radians(), b.lat().to_radians());
+        let dla = la2 - la1;
+        let dlo = (b.lng() - a.lng()).to_radians();
+        let h = (dla / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlo / 2.0).sin().powi(2);
+        2.0 * EARTH_RADIUS_M * h.sqrt().asin()
+    }
+
+    /// Distances of the brute-force answer: every member within the radius with the status.
+    fn brute_force(
+        members: &[(GeoPoint, bool)],
+        center: GeoPoint,
+        radius: f64,
+        k: usize,
+        only_available: bool,
+    ) -> Vec<f64> {
+        let mut distances: Vec<f64> = members
+            .iter()
+            .filter(|(_, available)| !only_available || *available)
+            .map(|(at, _)| haversine_m(center, *at))
+            .filter(|d| *d <= radius)
+            .collect();
+        distances.sort_by(f64::total_cmp);
+        distances.truncate(k);
+        distances
+    }
+
+    /// Where the random cases are placed: a city, the antimeridian, a pole, a pentagon.
+    fn region() -> impl Strategy<Value = (f64, f64, f64)> {
+        prop_oneof![
+            Just((52.52, 13.40, 0.2)),
+            Just((0.0, 179.95, 0.2)),
+            Just((-16.5, -179.99, 0.1)),
+            Just((89.9, 0.0, 0.15)),
+            Just((-89.95, 45.0, 0.1)),
+            // Near an icosahedron vertex, where H3 has a pentagon.
+            Just((64.7, 10.54, 0.3)),
+        ]
+    }
+
+    fn around((lat, lng, span): (f64, f64, f64)) -> impl Strategy<Value = GeoPoint> {
+        (-span..span, -span..span).prop_map(move |(dlat, dlng)| {
+            let lat = (lat + dlat).clamp(-90.0, 90.0);
+            let mut lng = lng + dlng;
+            if lng > 180.0 {
+                lng -= 360.0;
+            }
+            if lng < -180.0 {
+                lng += 360.0;
+            }
+            GeoPoint::new(lat, lng).unwrap()
+        })
+    }
+
+    fn case() -> impl Strategy<Value = (Vec<(GeoPoint, bool)>, GeoPoint, f64, usize)> {
+        region().prop_flat_map(|r| {
+            (
+                proptest::collection::vec((around(r), any::<bool>()), 0..300),
+                around(r),
+                100.0..6000.0f64,
+                1..12usize,
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(150))]
+
+        #[test]
+        fn nearest_equals_brute_force((members, center, radius, k) in case(), res in 7u8..=10) {
+            let mut index = GeoIndex::new(Resolution::try_from(res).unwrap());
+            let mut shapes = Shapes::default();
+            for (i, (at, available)) in members.iter().enumerate() {
+                let status = if *available { None } else { Some(Bytes::from_static(b"busy")) };
+                index.place(Placement {
+                    member: Bytes::from(format!("m{i}")),
+                    at: *at,
+                    status,
+                    offered_until: None,
+                    expires_at: None,
+                    meta: None,
+                }, 0).unwrap();
+            }
+            for only_available in [false, true] {
+                let filter = only_available.then_some(AVAILABLE);
+                let found = index
+                    .nearest(&mut shapes, &Query { center, radius_m: radius, k, status: filter, with_meta: false }, 0)
+                    .unwrap();
+                let expected = brute_force(&members, center, radius, k, only_available);
+                prop_assert_eq!(found.len(), expected.len());
+                for (hit, want) in found.iter().zip(&expected) {
+                    prop_assert!((hit.distance_m - want).abs() < 1e-6, "{} vs {}", hit.distance_m, want);
+                }
+                let counted = index
+                    .census(&mut shapes, Some(GeoArea { center, radius_m: radius as u32 }), None, filter, 0)
+                    .unwrap()
+                    .values()
+                    .sum::<i64>();
+                let expected_count = brute_force(&members, center, f64::from(radius as u32), usize::MAX, only_available).len();
+                prop_assert_eq!(counted as usize, expected_count);
+            }
+        }
+    }
+
+    #[test]
+    fn claims_are_exclusive_and_offers_lapse() {
+        let mut index = index();
+        place(&mut index, "d1", 52.52, 13.40, None);
+        assert_eq!(index.claim(b"d1", 1_000, 10), Ok(()));
+        assert_eq!(index.claim(b"d1", 1_000, 20), Err(Refusal::Conflict));
+        // The offer lapsed: available again, claimable again.
+        assert_eq!(index.claim(b"d1", 5_000, 1_000), Ok(()));
+        assert_eq!(index.confirm(b"d1", 1_001), Ok(()));
+        assert_eq!(index.confirm(b"d1", 1_002), Err(Refusal::Conflict));
+        assert_eq!(
+            index.claim(b"d1", 9_000, 9_000),
+            Err(Refusal::Conflict),
+            "busy stays busy"
+        );
+        assert_eq!(index.release(b"d1", 9_001), Ok(()));
+        assert_eq!(index.claim(b"nobody", 1, 1), Err(Refusal::NotFound));
+    }
+
+    #[test]
+    fn moving_within_the_shard_keeps_one_entry_and_take_carries_state() {
+        let mut index = index();
+        place(&mut index, "d1", 52.52, 13.40, Some("on-break"));
+        place(&mut index, "d1", 52.60, 13.50, None);
+        let mut shapes = Shapes::default();
+        let found = index
+            .nearest(
+                &mut shapes,
+                &Query {
+                    center: GeoPoint::new(52.52, 13.40).unwrap(),
+                    radius_m: 20_000.0,
+                    k: 10,
+                    status: None,
+                    with_meta: false,
+                },
+                0,
+            )
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(found[0].distance_m > 5_000.0, "the old position is gone");
+        let carried = index.take(b"d1", 0).unwrap();
+        assert_eq!(&carried.status[..], b"on-break");
+        assert_eq!(index.sizes().0, 0);
+    }
+
+    #[test]
+    fn lapsed_members_vanish_from_queries_and_are_swept() {
+        let mut index = index();
+        index
+            .place(
+                Placement {
+                    member: Bytes::from_static(b"d1"),
+                    at: GeoPoint::new(1.0, 1.0).unwrap(),
+                    status: None,
+                    offered_until: None,
+                    expires_at: Some(100),
+                    meta: None,
+                },
+                0,
+            )
+            .unwrap();
+        let mut shapes = Shapes::default();
+        let near = |index: &GeoIndex, shapes: &mut Shapes, now| {
+            index
+                .nearest(
+                    shapes,
+                    &Query {
+                        center: GeoPoint::new(1.0, 1.0).unwrap(),
+                        radius_m: 100.0,
+                        k: 1,
+                        status: None,
+                        with_meta: false,
+                    },
+                    now,
+                )
+                .unwrap()
+                .len()
+        };
+        assert_eq!(near(&index, &mut shapes, 99), 1);
+        assert_eq!(near(&index, &mut shapes, 100), 0);
+        assert_eq!(index.describe(b"d1", 100), Value::Nil);
+        assert_eq!(index.sweep(10, 100), 1);
+        assert_eq!(index.sizes().0, 0);
+    }
+}
