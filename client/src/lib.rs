@@ -12,6 +12,7 @@
 mod commands;
 pub mod connection;
 mod error;
+mod geo;
 pub mod limiter;
 mod pipeline;
 mod watch;
@@ -20,7 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::try_join_all;
+use tessera_cluster::geo::{partition_of, partition_shard};
 use tessera_cluster::{shard_for_key, split_by_shard};
+use tessera_protocol::geo::GeoCommand;
 use tessera_protocol::{HelloInfo, Value};
 use tokio::sync::Mutex;
 
@@ -31,6 +34,7 @@ pub use commands::{
 };
 pub use connection::Connection;
 pub use error::{Error, Result};
+pub use geo::{GeoIndex, GeoMember, GeoNearBuilder, GeoUpsert, Nearby};
 pub use limiter::{BreakerConfig, Fallback, RateLimiter, Source, Verdict};
 pub use pipeline::Pipeline;
 pub use tessera_protocol::command::Cursor;
@@ -145,6 +149,14 @@ impl Client {
     /// The shard a command should go to: its key's owner, or shard 0 for keyless and
     /// multi-key commands (which the server splits itself).
     fn route(&self, command: &Command) -> u16 {
+        if let Command::Geo(GeoCommand::Near(near)) = command {
+            // The shard holding the query point's partition answers first; asking it
+            // directly saves a hop.
+            let (lat, lng) = (near.area.center.lat(), near.area.center.lng());
+            return partition_of(lat, lng).map_or(0, |partition| {
+                partition_shard(&near.index, partition, self.inner.hello.shards)
+            });
+        }
         command.single_key().map_or(0, |key| self.shard_of(key))
     }
 

@@ -20,6 +20,9 @@ use crate::clock;
 use crate::geo::{cell_of, walk, Carried, GeoShard, Hit, Home, Placement, Query, Refusal, Spot};
 use crate::shard::Shard;
 
+/// Searches a GEO.NEAR ... CLAIM makes before answering that nothing could be claimed.
+const CLAIM_ROUNDS: usize = 32;
+
 /// A step one shard asks of the shard holding a partition.
 pub enum GeoOp {
     /// Insert or update a member.
@@ -464,8 +467,9 @@ pub async fn run_near(shard: Rc<Shard>, near: GeoNear) -> Value {
     } else {
         near.status.clone()
     };
-    // A claim may lose its candidates to other orders; look again a few times.
-    for _ in 0..3 {
+    // A claim may lose every candidate to other orders; each such round means others
+    // made progress, so look again (bounded, for a fleet under constant churn).
+    for _ in 0..CLAIM_ROUNDS {
         let hits = match search(&shard, &near, status.clone()).await {
             Ok(hits) => hits,
             Err(error) => return error,
