@@ -11,7 +11,9 @@
 #     driven by tessera-bench, with memory per new key),
 #     or social (TL.PUSH against LPUSH + LTRIM, TL.RANGE LIMIT 20 against LRANGE 0 19,
 #     PRESENCE.BEAT against SET EX, PRESENCE.GET of 100 users against MGET of 100 keys,
-#     TL.FANOUT to 1,000 timelines against a pipeline of 1,000 LPUSH + LTRIM).
+#     TL.FANOUT to 1,000 timelines against a pipeline of 1,000 LPUSH + LTRIM),
+#     or geo (GEO.UPSERT against GEOADD, GEO.NEAR K 5 against GEOSEARCH ... COUNT 5 at 2 km
+#     and 500 m, memory per driver; GEO_DRIVERS drivers, default 100000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +72,30 @@ if [ "$suite" = native ]; then
       both "$test" "$pipeline" "$keys" --flush
     done
   done
+  exit 0
+fi
+
+if [ "$suite" = geo ]; then
+  # Drivers in a 30 km box: load them (memory per driver, from each server's own
+  # accounting and from its resident set), then moves, then nearest-5 at 2 km and 500 m.
+  drivers=${GEO_DRIVERS:-100000}
+  rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+  echo "| server | test | pipeline | ops/s | p50 ms | p99 ms | server CPU s per 1M ops | bytes per new key |"
+  echo "|---|---|---|---|---|---|---|---|"
+  t0=$(rss_kib "$tessera_pid"); r0=$(rss_kib "$redis_pid")
+  both geo-load 16 "$drivers" --flush
+  t1=$(rss_kib "$tessera_pid"); r1=$(rss_kib "$redis_pid")
+  for radius in 2000 500; do
+    for pipeline in 1 16; do
+      ./target/release/tessera-bench -p "$tessera_port" -w geo-near -c "$clients" -P "$pipeline" \
+        -n "$requests" -k "$drivers" --radius "$radius" --server-pid "$tessera_pid" --json | row "tessera ($shards shards) r=$radius"
+      ./target/release/tessera-bench --target redis -p "$redis_port" -w geo-near -c "$clients" -P "$pipeline" \
+        -n "$((requests / ${GEO_REDIS_DIVISOR:-1}))" -k "$drivers" --radius "$radius" --server-pid "$redis_pid" --json | row "redis r=$radius"
+    done
+  done
+  both geo-upsert 16 "$drivers"
+  echo
+  echo "resident set growth per driver over the load: tessera $(( (t1 - t0) * 1024 / drivers )) B, redis $(( (r1 - r0) * 1024 / drivers )) B"
   exit 0
 fi
 

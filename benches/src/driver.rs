@@ -9,8 +9,10 @@ use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use tessera_cluster::geo::{partition_of, partition_shard};
 use tessera_cluster::shard_for_key;
 use tessera_protocol::command::{Algorithm, Cursor, RateLimit, Tier, Tiers};
+use tessera_protocol::geo::{GeoArea, GeoCommand, GeoNear, GeoPoint};
 use tessera_protocol::{
     encode_request, Command, FrameDecoder, HelloInfo, SetArgs, Value, PROTOCOL_VERSION,
 };
@@ -132,7 +134,8 @@ pub async fn memory(address: &str) -> Result<(u64, u64), BoxError> {
             let info = Value::decode(frame.body)?;
             let totals = info.get("totals").ok_or("INFO without totals")?;
             let field = |name| totals.get(name).and_then(Value::as_int).unwrap_or(0) as u64;
-            return Ok((field("memory_bytes"), field("keys")));
+            // A geo member is the unit of a driver index, as a key is of the keyspace.
+            return Ok((field("memory_bytes"), field("keys") + field("geo_members")));
         }
         if stream.read_buf(&mut buf).await? == 0 {
             return Err("server closed during INFO".into());
@@ -147,10 +150,11 @@ pub async fn memory(address: &str) -> Result<(u64, u64), BoxError> {
 pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run, BoxError> {
     let address = format!("{}:{}", args.host, args.port);
     let shards = hello(&address, None).await?.1.shards;
-    let keys = Rc::new(keys_by_shard(
-        args.keyspace,
-        if args.unrouted { 1 } else { shards },
-    ));
+    let pools = if args.unrouted { 1 } else { shards };
+    let keys = Rc::new(match workload {
+        Workload::GeoUpsert => drivers_by_shard(args.keyspace, pools),
+        _ => keys_by_shard(args.keyspace, pools),
+    });
     let value = Bytes::from(vec![b'x'; args.value_size]);
     let issued = Rc::new(Cell::new(0u64));
     let started = Instant::now();
@@ -182,6 +186,7 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
             limit,
             deadline,
             rng: SmallRng::seed_from_u64(client as u64 + 1),
+            radius_m: args.radius,
         };
         tasks.push(tokio::task::spawn_local(connection.drive()));
     }
@@ -213,6 +218,18 @@ where
 /// A latency histogram in microseconds, up to a minute.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds are valid")
+}
+
+/// Drivers `key:0 .. key:N-1`, grouped by the shard holding the partition they work in.
+fn drivers_by_shard(drivers: u64, shards: u16) -> Vec<Rc<Vec<Bytes>>> {
+    let mut groups = vec![Vec::new(); usize::from(shards)];
+    for i in 0..drivers {
+        let (lat, lng) = crate::geo_base(i);
+        let partition = partition_of(lat, lng).expect("inside the box");
+        let shard = partition_shard(crate::GEO_INDEX.as_bytes(), partition, shards);
+        groups[usize::from(shard)].push(Bytes::from(format!("key:{i}")));
+    }
+    groups.into_iter().map(Rc::new).collect()
 }
 
 /// `key:0 .. key:N-1`, grouped by the shard that owns each.
@@ -269,6 +286,7 @@ struct Connection {
     limit: u64,
     deadline: Option<Instant>,
     rng: SmallRng,
+    radius_m: u32,
 }
 
 impl Connection {
@@ -294,6 +312,33 @@ impl Connection {
         }
     }
 
+    /// GEO.UPSERT of `member` to `(lat, lng)`.
+    fn place(&mut self, member: Bytes, (lat, lng): (f64, f64)) -> Command {
+        Command::Geo(GeoCommand::Upsert {
+            index: Bytes::from_static(crate::GEO_INDEX.as_bytes()),
+            member,
+            at: GeoPoint::new(lat, lng).expect("inside the box"),
+            status: None,
+            ttl_ms: None,
+            meta: None,
+        })
+    }
+
+    /// A random point of the box whose partition this connection's shard holds, so a
+    /// routed query starts where its answer lives (as the client crate routes it).
+    fn point_here(&mut self) -> (f64, f64) {
+        loop {
+            let (lat, lng) = crate::geo_point(&mut self.rng);
+            let Some((shard, shards)) = self.shard else {
+                return (lat, lng);
+            };
+            let partition = partition_of(lat, lng).expect("inside the box");
+            if partition_shard(crate::GEO_INDEX.as_bytes(), partition, shards) == shard {
+                return (lat, lng);
+            }
+        }
+    }
+
     async fn drive(mut self) -> Result<Run, std::io::Error> {
         let mut run = Run::new();
         let decoder = FrameDecoder::default();
@@ -311,7 +356,7 @@ impl Connection {
             }
             self.issued.set(taken + batch as u64);
             out.clear();
-            for _ in 0..batch {
+            for position in taken..taken + batch as u64 {
                 let key = self.keys[self.rng.random_range(0..self.keys.len())].clone();
                 let command = match self.workload {
                     Workload::Get => Command::Get(key),
@@ -380,6 +425,31 @@ impl Connection {
                             })
                             .collect(),
                     ),
+                    Workload::GeoLoad => {
+                        let at = crate::geo_base(position);
+                        self.place(Bytes::from(format!("key:{position}")), at)
+                    }
+                    Workload::GeoUpsert => {
+                        let driver: u64 =
+                            key[4..].iter().fold(0, |n, d| n * 10 + u64::from(d - b'0'));
+                        let at = crate::geo_fix(driver, &mut self.rng);
+                        self.place(key, at)
+                    }
+                    Workload::GeoNear => {
+                        let (lat, lng) = self.point_here();
+                        Command::Geo(GeoCommand::Near(GeoNear {
+                            index: Bytes::from_static(crate::GEO_INDEX.as_bytes()),
+                            area: GeoArea {
+                                center: GeoPoint::new(lat, lng).expect("inside the box"),
+                                radius_m: self.radius_m,
+                            },
+                            k: crate::GEO_K,
+                            status: None,
+                            with_dist: false,
+                            with_meta: false,
+                            claim_ms: None,
+                        }))
+                    }
                     // Reserve, then confirm that reservation in the next request: pairs.
                     Workload::Inv => match self.unconfirmed.take() {
                         Some((sku, id)) => Command::InvConfirm { sku, id },

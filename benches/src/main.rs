@@ -29,6 +29,48 @@ pub const FANOUT_WIDTH: usize = 1000;
 pub const INV_STOCK: i64 = 1_000_000_000;
 /// Inventory workload: how long a reservation holds before it lapses.
 pub const RESERVATION_TTL_MS: u64 = 600_000;
+/// Geo workloads: the index (or Redis key) the drivers live in.
+pub const GEO_INDEX: &str = "drivers";
+/// Geo workloads: the centre of the 30 km × 30 km box drivers move in (Berlin).
+pub const GEO_CENTER: (f64, f64) = (52.52, 13.405);
+/// Geo workloads: half the box's height and width in degrees (15 km each way).
+pub const GEO_HALF_SPAN: (f64, f64) = (0.1349, 0.2215);
+/// Geo workloads: drivers a nearest query asks for.
+pub const GEO_K: u32 = 5;
+
+/// Where driver `i` works: a fixed, uniformly spread point of the box (splitmix64 of i).
+pub fn geo_base(i: u64) -> (f64, f64) {
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let unit = |z: u64| (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+    let a = mix(i.wrapping_mul(2).wrapping_add(0x9e37_79b9_7f4a_7c15));
+    let b = mix(a);
+    (
+        GEO_CENTER.0 + unit(a) * GEO_HALF_SPAN.0,
+        GEO_CENTER.1 + unit(b) * GEO_HALF_SPAN.1,
+    )
+}
+
+/// Driver `i`'s next GPS fix: within about 100 m of where it works (a few seconds of
+/// driving), so like real fleets most updates stay in the driver's partition.
+pub fn geo_fix(i: u64, rng: &mut impl rand::Rng) -> (f64, f64) {
+    let (lat, lng) = geo_base(i);
+    (
+        lat + rng.random_range(-0.0009..0.0009),
+        lng + rng.random_range(-0.0015..0.0015),
+    )
+}
+
+/// A uniformly random point in the drivers' box.
+pub fn geo_point(rng: &mut impl rand::Rng) -> (f64, f64) {
+    (
+        GEO_CENTER.0 + rng.random_range(-GEO_HALF_SPAN.0..GEO_HALF_SPAN.0),
+        GEO_CENTER.1 + rng.random_range(-GEO_HALF_SPAN.1..GEO_HALF_SPAN.1),
+    )
+}
 
 /// What each request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,6 +99,15 @@ pub enum Workload {
     Beat,
     /// Who of 100 random users is online, in one request: PRESENCE.GET, or on Redis MGET.
     Who,
+    /// Adds drivers `key:0` .. `key:N-1` (N = --keyspace, ignoring --requests), spread
+    /// uniformly over a 30 km box: GEO.UPSERT, or on Redis GEOADD.
+    GeoLoad,
+    /// A GPS fix of a random driver, within about 100 m of where it works: GEO.UPSERT, or
+    /// GEOADD.
+    GeoUpsert,
+    /// The 5 nearest drivers within --radius of a random point: GEO.NEAR K 5 RADIUS r, or
+    /// on Redis GEOSEARCH FROMLONLAT BYRADIUS r m ASC COUNT 5.
+    GeoNear,
 }
 
 impl Workload {
@@ -72,6 +123,9 @@ impl Workload {
             Workload::Fanout => "FANOUT1000",
             Workload::Beat => "HEARTBEAT",
             Workload::Who => "WHO100",
+            Workload::GeoLoad => "GEO.LOAD",
+            Workload::GeoUpsert => "GEO.UPSERT",
+            Workload::GeoNear => "GEO.NEAR5",
         }
     }
 }
@@ -136,10 +190,16 @@ pub struct Args {
     /// Delete every key (FLUSHALL) before each workload.
     #[arg(long)]
     pub flush: bool,
+    /// Geo workloads: search radius in metres.
+    #[arg(long, default_value_t = 2_000)]
+    pub radius: u32,
 }
 
 impl Args {
-    fn budget(&self) -> driver::Budget {
+    fn budget(&self, workload: Workload) -> driver::Budget {
+        if workload == Workload::GeoLoad {
+            return driver::Budget::Requests(self.keyspace);
+        }
         match self.duration {
             Some(seconds) => driver::Budget::Time(Duration::from_secs_f64(seconds)),
             None => driver::Budget::Requests(self.requests),
@@ -183,8 +243,8 @@ fn main() -> std::process::ExitCode {
             let memory_before = memory().await?;
             let cpu_before = args.server_pid.map(server_cpu::seconds).transpose()?;
             let run = match args.target {
-                Target::Tessera => driver::run(&args, workload, args.budget()).await?,
-                Target::Redis => redis_driver::run(&args, workload, args.budget()).await?,
+                Target::Tessera => driver::run(&args, workload, args.budget(workload)).await?,
+                Target::Redis => redis_driver::run(&args, workload, args.budget(workload)).await?,
             };
             let cpu_after = args.server_pid.map(server_cpu::seconds).transpose()?;
             let memory_after = memory().await?;

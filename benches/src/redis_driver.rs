@@ -113,6 +113,7 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
             limit,
             deadline,
             rng: SmallRng::seed_from_u64(id as u64 + 1),
+            radius_m: args.radius,
             sequence: 0,
             epoch: started,
         };
@@ -149,7 +150,12 @@ pub async fn memory(args: &Args) -> Result<(u64, u64), BoxError> {
         .and_then(|n| n.trim().parse().ok())
         .ok_or("INFO memory without used_memory")?;
     let keys: u64 = redis::cmd("DBSIZE").query_async(&mut connection).await?;
-    Ok((used, keys))
+    // Drivers are members of one sorted set; count them as a geo index counts members.
+    let drivers: u64 = redis::cmd("ZCARD")
+        .arg(crate::GEO_INDEX)
+        .query_async(&mut connection)
+        .await?;
+    Ok((used, keys + drivers))
 }
 
 struct Worker {
@@ -168,6 +174,7 @@ struct Worker {
     limit: u64,
     deadline: Option<Instant>,
     rng: SmallRng,
+    radius_m: u32,
     sequence: u64,
     epoch: Instant,
 }
@@ -186,8 +193,8 @@ impl Worker {
             }
             self.issued.set(taken + batch as u64);
             let mut pipe = redis::pipe();
-            for _ in 0..batch {
-                self.add_request(&mut pipe);
+            for position in taken..taken + batch as u64 {
+                self.add_request(&mut pipe, position);
             }
             let sent = Instant::now();
             let replies: Vec<redis::Value> = pipe.query_async(&mut self.connection).await?;
@@ -201,9 +208,37 @@ impl Worker {
         Ok(run)
     }
 
-    fn add_request(&mut self, pipe: &mut redis::Pipeline) {
+    fn add_request(&mut self, pipe: &mut redis::Pipeline, position: u64) {
         let key = format!("key:{}", self.rng.random_range(0..self.keyspace));
         match self.workload {
+            Workload::GeoLoad | Workload::GeoUpsert => {
+                let (driver, (lat, lng)) = match self.workload {
+                    Workload::GeoLoad => (position, crate::geo_base(position)),
+                    _ => {
+                        let driver = self.rng.random_range(0..self.keyspace);
+                        (driver, crate::geo_fix(driver, &mut self.rng))
+                    }
+                };
+                pipe.cmd("GEOADD")
+                    .arg(crate::GEO_INDEX)
+                    .arg(lng)
+                    .arg(lat)
+                    .arg(format!("key:{driver}"));
+            }
+            Workload::GeoNear => {
+                let (lat, lng) = crate::geo_point(&mut self.rng);
+                pipe.cmd("GEOSEARCH")
+                    .arg(crate::GEO_INDEX)
+                    .arg("FROMLONLAT")
+                    .arg(lng)
+                    .arg(lat)
+                    .arg("BYRADIUS")
+                    .arg(self.radius_m)
+                    .arg("m")
+                    .arg("ASC")
+                    .arg("COUNT")
+                    .arg(crate::GEO_K);
+            }
             Workload::Set => {
                 pipe.cmd("SET").arg(key).arg(&self.value[..]);
             }

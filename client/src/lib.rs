@@ -149,12 +149,16 @@ impl Client {
     /// The shard a command should go to: its key's owner, or shard 0 for keyless and
     /// multi-key commands (which the server splits itself).
     fn route(&self, command: &Command) -> u16 {
-        if let Command::Geo(GeoCommand::Near(near)) = command {
-            // The shard holding the query point's partition answers first; asking it
-            // directly saves a hop.
-            let (lat, lng) = (near.area.center.lat(), near.area.center.lng());
-            return partition_of(lat, lng).map_or(0, |partition| {
-                partition_shard(&near.index, partition, self.inner.hello.shards)
+        // A position's partition lives on one shard: an upsert runs there, and a search
+        // starts there; asking it directly saves a hop.
+        let by_position = match command {
+            Command::Geo(GeoCommand::Near(near)) => Some((&near.index, near.area.center)),
+            Command::Geo(GeoCommand::Upsert { index, at, .. }) => Some((index, *at)),
+            _ => None,
+        };
+        if let Some((index, at)) = by_position {
+            return partition_of(at.lat(), at.lng()).map_or(0, |partition| {
+                partition_shard(index, partition, self.inner.hello.shards)
             });
         }
         command.single_key().map_or(0, |key| self.shard_of(key))

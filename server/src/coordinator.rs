@@ -14,12 +14,10 @@ use tessera_protocol::{Command, ErrorCode, KeySpec, Value};
 
 use crate::clock;
 use crate::connection::ConnOutput;
-use crate::geo_route;
+use crate::geo_route::{self, Start, Task};
 use crate::mesh::{Envelope, ShardReply, NO_REPLY};
 use crate::ops;
 use crate::shard::{Pending, Shard};
-use std::future::Future;
-use std::pin::Pin;
 use tessera_protocol::geo::GeoCommand;
 
 /// How the parts of a split request combine into one reply.
@@ -138,9 +136,26 @@ pub fn dispatch(
 ) {
     let now = clock::millis_at(started);
     if let Command::Geo(geo) = &command {
-        if let Some(task) = geo_task(shard, geo) {
+        if geo_route::is_routed(geo) {
             let index = command.table_index();
-            return run_task(shard, conn, request_id, index, started, task);
+            match geo_route::start(shard, geo, false) {
+                Start::Done(reply) => complete(shard, conn, request_id, index, started, &reply),
+                Start::Later(task) => run_task(shard, conn, request_id, index, started, task),
+                Start::Forward(owner) => {
+                    let parts = vec![(owner, command.to_owned_bytes())];
+                    scatter(
+                        shard,
+                        conn,
+                        request_id,
+                        index,
+                        started,
+                        now,
+                        Combine::Single,
+                        parts,
+                    );
+                }
+            }
+            return;
         }
     }
     match command.spec().keys {
@@ -344,32 +359,6 @@ fn split_keys(
     );
 }
 
-/// The task a geo command runs as on this shard, if it runs as one here: GEO.NEAR
-/// anywhere, member commands on the member's home (elsewhere they are forwarded there).
-fn geo_task(
-    shard: &Rc<Shard>,
-    geo: &GeoCommand<&[u8]>,
-) -> Option<Pin<Box<dyn Future<Output = Value>>>> {
-    match geo {
-        GeoCommand::Near(_) => {
-            let GeoCommand::Near(near) = geo.to_owned_bytes() else {
-                unreachable!("owned copy of a GEO.NEAR")
-            };
-            Some(Box::pin(geo_route::run_near(shard.clone(), near)))
-        }
-        _ => {
-            let member = geo.member()?;
-            if geo_route::home_of(member, shard.shards()) != shard.id {
-                return None;
-            }
-            Some(Box::pin(geo_route::run_member(
-                shard.clone(),
-                geo.to_owned_bytes(),
-            )))
-        }
-    }
-}
-
 /// Runs a request as a task on this shard; the reply is written when it finishes.
 fn run_task(
     shard: &Rc<Shard>,
@@ -377,7 +366,7 @@ fn run_task(
     request_id: u32,
     index: usize,
     started: Instant,
-    task: Pin<Box<dyn Future<Output = Value>>>,
+    task: Task,
 ) {
     conn.in_flight.set(conn.in_flight.get() + 1);
     let (shard, conn) = (shard.clone(), Rc::downgrade(conn));

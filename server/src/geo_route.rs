@@ -1,19 +1,26 @@
-//! Geo commands across shards: member commands run as a task on the member's home shard,
-//! searches gather from the shards holding the partitions around the query point.
+//! Geo commands across shards: where each one runs, and the few that need another shard's
+//! answer before they can reply.
 //!
-//! A home serialises each member's commands: a move between partitions takes the member out
-//! of its old partition (carrying its status, offer and metadata) before placing it in the
-//! new one, and other commands for that member wait until the move is done. Messages from
-//! one shard to another are delivered in order, so two updates in the same partition
-//! cannot overtake each other either.
+//! GEO.UPSERT runs on the shard holding the new position's partition. If that shard already
+//! holds the member (the usual case: drivers rarely cross an 8 km partition), the update is
+//! one local step. Otherwise the member's home shard (`shard_for_key(member)`), whose
+//! directory says which shard holds each member, hands the member over: the old holder
+//! gives it up with its status, offer and metadata, the new holder places it, and only then
+//! does the upsert reply, so no query sees the old position afterwards. Commands naming a
+//! member (CLAIM, CONFIRM, RELEASE, GET, REMOVE) go through the home to the holder.
+//! GEO.NEAR asks the holder of the query point's partition first, and other holders only
+//! for partitions that could hold something nearer than its K-th answer.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use hashbrown::HashMap;
 use tessera_cluster::geo::{partition_shard, PARTITION_RESOLUTION};
 use tessera_cluster::shard_for_key;
 use tessera_protocol::geo::{GeoArea, GeoCommand, GeoNear, GeoPoint, AVAILABLE};
+use tessera_protocol::wire::Payload;
 use tessera_protocol::{ErrorCode, Value};
 
 use crate::clock;
@@ -22,54 +29,32 @@ use crate::shard::Shard;
 
 /// Searches a GEO.NEAR ... CLAIM makes before answering that nothing could be claimed.
 const CLAIM_ROUNDS: usize = 32;
+/// How long a command for a member that is changing shards waits before looking again.
+const MOVE_RETRY: Duration = Duration::from_millis(1);
 
-/// A step one shard asks of the shard holding a partition.
+/// A step one shard asks of another: partition steps of the holder, directory steps of
+/// the home.
 pub enum GeoOp {
-    /// Insert or update a member.
+    /// Holder: insert or update a member.
     Place {
         /// Index name.
         index: Bytes,
         /// The update.
         placement: Placement,
     },
-    /// Remove a member, answering what it carries.
+    /// Holder: remove a member, answering what it carries.
     Take {
         /// Index name.
         index: Bytes,
         /// Member name.
         member: Bytes,
     },
-    /// Available → offered until `until`.
-    Claim {
-        /// Index name.
-        index: Bytes,
-        /// Member name.
-        member: Bytes,
-        /// Offer deadline (ms).
-        until: u64,
+    /// Holder: run a member command (CLAIM, CONFIRM, RELEASE, GET) on the member.
+    Member {
+        /// The command.
+        command: GeoCommand,
     },
-    /// Offered → busy.
-    Confirm {
-        /// Index name.
-        index: Bytes,
-        /// Member name.
-        member: Bytes,
-    },
-    /// Anything → available.
-    Release {
-        /// Index name.
-        index: Bytes,
-        /// Member name.
-        member: Bytes,
-    },
-    /// GEO.GET's map.
-    Describe {
-        /// Index name.
-        index: Bytes,
-        /// Member name.
-        member: Bytes,
-    },
-    /// Exact K nearest among this shard's members.
+    /// Holder: exact K nearest among this shard's members.
     Nearest {
         /// Index name.
         index: Bytes,
@@ -84,15 +69,42 @@ pub enum GeoOp {
         /// Whether hits carry metadata.
         with_meta: bool,
     },
+    /// Home: `holder` takes the member over; answers the previous holder (NIL if new), or
+    /// CONFLICT while another hand-over is under way.
+    Acquire {
+        /// Index name.
+        index: Bytes,
+        /// Member name.
+        member: Bytes,
+        /// The shard taking the member.
+        holder: u16,
+    },
+    /// Home: the hand-over to `holder` is done.
+    Settle {
+        /// Index name.
+        index: Bytes,
+        /// Member name.
+        member: Bytes,
+        /// The shard now holding the member.
+        holder: u16,
+    },
+    /// Home: `holder` no longer holds the member (it lapsed or was removed).
+    Forget {
+        /// Index name.
+        index: Bytes,
+        /// Member name.
+        member: Bytes,
+        /// The shard that held it.
+        holder: u16,
+    },
 }
 
-/// Runs a partition step on this shard.
+/// Runs a step on this shard.
 pub fn apply_op(geo: &mut GeoShard, op: GeoOp, now: u64) -> Value {
-    let refused = |refusal: Refusal, what: &str| refusal.to_value(what);
     match op {
         GeoOp::Place { index, placement } => match geo.index(&index).place(placement, now) {
             Ok(new) => Value::Int(i64::from(new)),
-            Err(refusal) => refused(refusal, ""),
+            Err(refusal) => refusal.to_value(""),
         },
         GeoOp::Take { index, member } => match geo.index(&index).take(&member, now) {
             Some(carried) => Value::Array(vec![
@@ -104,25 +116,7 @@ pub fn apply_op(geo: &mut GeoShard, op: GeoOp, now: u64) -> Value {
             ]),
             None => Value::Nil,
         },
-        GeoOp::Claim {
-            index,
-            member,
-            until,
-        } => match geo.index(&index).claim(&member, until, now) {
-            Ok(()) => Value::Ok,
-            Err(refusal) => refused(refusal, "member is not available"),
-        },
-        GeoOp::Confirm { index, member } => match geo.index(&index).confirm(&member, now) {
-            Ok(()) => Value::Ok,
-            Err(refusal) => refused(refusal, "member is not offered"),
-        },
-        GeoOp::Release { index, member } => match geo.index(&index).release(&member, now) {
-            Ok(()) => Value::Ok,
-            Err(refusal) => refused(refusal, ""),
-        },
-        GeoOp::Describe { index, member } => geo
-            .get(&index)
-            .map_or(Value::Nil, |i| i.describe(&member, now)),
+        GeoOp::Member { command } => at_holder(geo, &command, now),
         GeoOp::Nearest {
             index,
             center,
@@ -131,10 +125,6 @@ pub fn apply_op(geo: &mut GeoShard, op: GeoOp, now: u64) -> Value {
             status,
             with_meta,
         } => {
-            let (found, shapes) = geo.get_with_shapes(&index);
-            let Some(found) = found else {
-                return Value::Array(Vec::new());
-            };
             let query = Query {
                 center,
                 radius_m,
@@ -142,11 +132,98 @@ pub fn apply_op(geo: &mut GeoShard, op: GeoOp, now: u64) -> Value {
                 status: status.as_deref(),
                 with_meta,
             };
-            match found.nearest(shapes, &query, now) {
+            match nearest_here(geo, &index, &query, now) {
                 Ok(hits) => Value::Array(hits.into_iter().map(hit_value).collect()),
-                Err(_) => too_far(),
+                Err(error) => error,
             }
         }
+        GeoOp::Acquire {
+            index,
+            member,
+            holder,
+        } => {
+            let index = geo.index(&index);
+            let previous = index.home(&member);
+            if previous.is_some_and(|home| home.moving) {
+                return Value::error(ErrorCode::Conflict, "member is changing shards");
+            }
+            index.set_home(
+                &member,
+                Home {
+                    holder,
+                    moving: true,
+                },
+            );
+            previous.map_or(Value::Nil, |home| Value::Int(i64::from(home.holder)))
+        }
+        GeoOp::Settle {
+            index,
+            member,
+            holder,
+        } => {
+            let index = geo.index(&index);
+            if index
+                .home(&member)
+                .is_some_and(|home| home.holder == holder)
+            {
+                index.set_home(
+                    &member,
+                    Home {
+                        holder,
+                        moving: false,
+                    },
+                );
+            }
+            Value::Ok
+        }
+        GeoOp::Forget {
+            index,
+            member,
+            holder,
+        } => {
+            let index = geo.index(&index);
+            if index
+                .home(&member)
+                .is_some_and(|home| home.holder == holder && !home.moving)
+            {
+                index.forget_home(&member);
+            }
+            Value::Ok
+        }
+    }
+}
+
+/// CLAIM, CONFIRM, RELEASE or GET on the shard holding the member.
+fn at_holder<P: Payload>(geo: &mut GeoShard, command: &GeoCommand<P>, now: u64) -> Value {
+    let index = geo.index(command.index().as_ref());
+    let done = |result: Result<(), Refusal>, what| match result {
+        Ok(()) => Value::Ok,
+        Err(refusal) => refusal.to_value(what),
+    };
+    match command {
+        GeoCommand::Claim { member, ttl_ms, .. } => done(
+            index.claim(member.as_ref(), now + ttl_ms, now),
+            "member is not available",
+        ),
+        GeoCommand::Confirm { member, .. } => {
+            done(index.confirm(member.as_ref(), now), "member is not offered")
+        }
+        GeoCommand::Release { member, .. } => done(index.release(member.as_ref(), now), ""),
+        GeoCommand::Get { member, .. } => index.describe(member.as_ref(), now),
+        _ => Value::error(ErrorCode::Internal, "not a holder command"),
+    }
+}
+
+fn nearest_here(
+    geo: &mut GeoShard,
+    index: &[u8],
+    query: &Query<'_>,
+    now: u64,
+) -> Result<Vec<Hit>, Value> {
+    let (found, shapes) = geo.get_with_shapes(index);
+    match found {
+        None => Ok(Vec::new()),
+        Some(found) => found.nearest(shapes, query, now).map_err(|_| too_far()),
     }
 }
 
@@ -183,90 +260,164 @@ fn hit_of(value: Value) -> Option<Hit> {
     }
 }
 
+/// A task that finishes a command later.
+pub type Task = Pin<Box<dyn Future<Output = Value>>>;
+
+/// How a geo command proceeds on the shard that received it.
+pub enum Start {
+    /// Answered already.
+    Done(Value),
+    /// Answered when this task finishes.
+    Later(Task),
+    /// Belongs to another shard; forward it there.
+    Forward(u16),
+}
+
+/// Whether a geo command runs on one shard or gathers from several (all but GEO.CREATE,
+/// GEO.COUNT and GEO.CELLS, which every shard answers for itself).
+pub fn is_routed<P: Payload>(command: &GeoCommand<P>) -> bool {
+    !matches!(
+        command,
+        GeoCommand::Create { .. } | GeoCommand::Count { .. } | GeoCommand::Cells { .. }
+    )
+}
+
 /// The home shard of a member.
 pub fn home_of(member: &[u8], shards: u16) -> u16 {
     shard_for_key(member, shards)
 }
 
-/// Waits until no move of `member` is under way on this (its home) shard.
-async fn settled(shard: &Shard, index: &[u8], member: &[u8]) {
-    loop {
-        let done = shard.geo_moves.notified();
-        let moving = {
-            let mut keyspace = shard.keyspace.borrow_mut();
-            keyspace
-                .geo
-                .index(index)
-                .home(member, clock::now_millis())
-                .is_some_and(|home| home.moving)
-        };
-        if !moving {
-            return;
+/// Where a member command must run: the holder of the new position's partition for an
+/// upsert, the home for the rest; `None` for commands every shard or any shard answers.
+pub fn target_of<P: Payload>(command: &GeoCommand<P>, shards: u16) -> Option<u16> {
+    match command {
+        GeoCommand::Upsert { index, at, .. } => {
+            let partition = u64::from(cell_of(*at, PARTITION_RESOLUTION));
+            Some(partition_shard(index.as_ref(), partition, shards))
         }
-        done.await;
+        _ => command
+            .member()
+            .map(|member| home_of(member.as_ref(), shards)),
     }
 }
 
-/// Runs a command naming a member, on the member's home shard.
-pub async fn run_member(shard: Rc<Shard>, command: GeoCommand) -> Value {
-    let Some(member) = command.member().cloned() else {
-        return Value::error(ErrorCode::Internal, "not a member command");
-    };
-    let index = command.index().clone();
-    settled(&shard, &index, &member).await;
+/// Starts a geo command that runs on one shard or gathers from several (everything but
+/// GEO.CREATE, GEO.COUNT and GEO.CELLS, which every shard answers for itself).
+/// `forwarded` commands were sent here as their target and are never forwarded again.
+pub fn start<P: Payload>(shard: &Rc<Shard>, command: &GeoCommand<P>, forwarded: bool) -> Start {
     let now = clock::now_millis();
-    let home = shard
-        .keyspace
-        .borrow_mut()
-        .geo
-        .index(&index)
-        .home(&member, now);
-    let holder = |home: &Home| partition_shard(&index, home.partition, shard.shards());
-    let (index_, member_) = (index.clone(), member.clone());
-    let at_partition = |home: Option<Home>, op: fn(Bytes, Bytes) -> GeoOp| {
-        let shard = shard.clone();
-        let (index, member) = (index_.clone(), member_.clone());
-        async move {
-            let Some(home) = home else {
-                return Refusal::NotFound.to_value("");
-            };
-            let to = partition_shard(&index, home.partition, shard.shards());
-            shard.geo_call(to, op(index, member)).await
+    if let GeoCommand::Near(near) = command {
+        return near_start(shard, near, now);
+    }
+    let Some(target) = target_of(command, shard.shards()) else {
+        return Start::Done(Value::error(
+            ErrorCode::Internal,
+            "not a routed geo command",
+        ));
+    };
+    if target != shard.id && !forwarded {
+        return Start::Forward(target);
+    }
+    let owned = command.to_owned_bytes();
+    let mut keyspace = shard.keyspace.borrow_mut();
+    let geo = &mut keyspace.geo;
+    match command {
+        GeoCommand::Upsert { member, .. } => {
+            if geo
+                .index(command.index().as_ref())
+                .holds(member.as_ref(), now)
+            {
+                let GeoCommand::Upsert {
+                    index,
+                    member,
+                    at,
+                    status,
+                    ttl_ms,
+                    meta,
+                } = owned
+                else {
+                    unreachable!("owned copy of an upsert")
+                };
+                let placement = Placement {
+                    member,
+                    at,
+                    status,
+                    offered_until: None,
+                    expires_at: ttl_ms.map(|ttl| now + ttl),
+                    meta,
+                };
+                return Start::Done(apply_op(geo, GeoOp::Place { index, placement }, now));
+            }
+            drop(keyspace);
+            Start::Later(Box::pin(take_over(shard.clone(), owned)))
+        }
+        _ => {
+            // At the home: answer here when this shard also holds the member.
+            let home = geo
+                .index(command.index().as_ref())
+                .home(command.member().map_or(&[][..], AsRef::as_ref));
+            match home {
+                None => Start::Done(unknown_member(command)),
+                Some(home) if home.holder == shard.id && !home.moving => {
+                    let reply = member_here(geo, &owned, now);
+                    Start::Done(reply)
+                }
+                Some(_) => {
+                    drop(keyspace);
+                    Start::Later(Box::pin(via_home(shard.clone(), owned)))
+                }
+            }
+        }
+    }
+}
+
+fn unknown_member<P: Payload>(command: &GeoCommand<P>) -> Value {
+    match command {
+        GeoCommand::Get { .. } => Value::Nil,
+        GeoCommand::Remove { .. } => Value::Int(0),
+        _ => Refusal::NotFound.to_value(""),
+    }
+}
+
+/// A member command on the shard that is both its home and its holder.
+fn member_here(geo: &mut GeoShard, command: &GeoCommand, now: u64) -> Value {
+    match command {
+        GeoCommand::Remove { index, member } => {
+            geo.index(index).forget_home(member);
+            let taken = apply_op(
+                geo,
+                GeoOp::Take {
+                    index: index.clone(),
+                    member: member.clone(),
+                },
+                now,
+            );
+            Value::Int(i64::from(taken != Value::Nil))
+        }
+        _ => at_holder(geo, command, now),
+    }
+}
+
+/// A member command at its home when another shard holds the member.
+async fn via_home(shard: Rc<Shard>, command: GeoCommand) -> Value {
+    let index = command.index().clone();
+    let member = command.member().cloned().unwrap_or_default();
+    let home = loop {
+        let home = shard.keyspace.borrow_mut().geo.index(&index).home(&member);
+        match home {
+            Some(home) if home.moving => tokio::time::sleep(MOVE_RETRY).await,
+            other => break other,
         }
     };
+    let Some(home) = home else {
+        return unknown_member(&command);
+    };
+    if home.holder == shard.id {
+        let now = clock::now_millis();
+        return member_here(&mut shard.keyspace.borrow_mut().geo, &command, now);
+    }
     match command {
-        GeoCommand::Upsert {
-            at,
-            status,
-            ttl_ms,
-            meta,
-            ..
-        } => upsert(&shard, index, member, home, at, status, ttl_ms, meta, now).await,
-        GeoCommand::Claim { ttl_ms, .. } => {
-            let Some(home) = home else {
-                return Refusal::NotFound.to_value("");
-            };
-            let op = GeoOp::Claim {
-                index: index.clone(),
-                member,
-                until: now + ttl_ms,
-            };
-            shard.geo_call(holder(&home), op).await
-        }
-        GeoCommand::Confirm { .. } => {
-            at_partition(home, |index, member| GeoOp::Confirm { index, member }).await
-        }
-        GeoCommand::Release { .. } => {
-            at_partition(home, |index, member| GeoOp::Release { index, member }).await
-        }
-        GeoCommand::Get { .. } => match home {
-            None => Value::Nil,
-            Some(_) => at_partition(home, |index, member| GeoOp::Describe { index, member }).await,
-        },
         GeoCommand::Remove { .. } => {
-            let Some(home) = home else {
-                return Value::Int(0);
-            };
             shard
                 .keyspace
                 .borrow_mut()
@@ -274,139 +425,91 @@ pub async fn run_member(shard: Rc<Shard>, command: GeoCommand) -> Value {
                 .index(&index)
                 .forget_home(&member);
             let taken = shard
-                .geo_call(holder(&home), GeoOp::Take { index, member })
+                .geo_call(home.holder, GeoOp::Take { index, member })
                 .await;
-            Value::Int(i64::from(!matches!(taken, Value::Nil)))
+            Value::Int(i64::from(taken != Value::Nil))
         }
-        _ => Value::error(ErrorCode::Internal, "not a member command"),
+        command => shard.geo_call(home.holder, GeoOp::Member { command }).await,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn upsert(
-    shard: &Rc<Shard>,
-    index: Bytes,
-    member: Bytes,
-    home: Option<Home>,
-    at: GeoPoint,
-    status: Option<Bytes>,
-    ttl_ms: Option<u64>,
-    meta: Option<Bytes>,
-    now: u64,
-) -> Value {
-    let shards = shard.shards();
-    let partition = u64::from(cell_of(at, PARTITION_RESOLUTION));
-    let to = partition_shard(&index, partition, shards);
-    let expires_at = ttl_ms.map(|ttl| now + ttl);
+/// The slow path of an upsert: this shard takes the member over from its previous holder
+/// through the member's home.
+async fn take_over(shard: Rc<Shard>, command: GeoCommand) -> Value {
+    let GeoCommand::Upsert {
+        index,
+        member,
+        at,
+        status,
+        ttl_ms,
+        meta,
+    } = command
+    else {
+        return Value::error(ErrorCode::Internal, "not an upsert");
+    };
+    let home = home_of(&member, shard.shards());
+    let acquire = || GeoOp::Acquire {
+        index: index.clone(),
+        member: member.clone(),
+        holder: shard.id,
+    };
+    let previous = loop {
+        match shard.geo_call(home, acquire()).await {
+            Value::Error(e) if e.known_code() == Some(ErrorCode::Conflict) => {
+                tokio::time::sleep(MOVE_RETRY).await;
+            }
+            Value::Int(holder) => break Some(holder as u16),
+            _ => break None,
+        }
+    };
     let mut placement = Placement {
         member: member.clone(),
         at,
         status,
         offered_until: None,
-        expires_at,
+        expires_at: None,
         meta,
     };
-    let set_home = |home: Home| {
-        shard
-            .keyspace
-            .borrow_mut()
-            .geo
-            .index(&index)
-            .set_home(&member, home)
+    if let Some(previous) = previous.filter(|p| *p != shard.id) {
+        let taken = shard
+            .geo_call(
+                previous,
+                GeoOp::Take {
+                    index: index.clone(),
+                    member: member.clone(),
+                },
+            )
+            .await;
+        if let Some(carried) = carried_of(taken) {
+            if placement.status.is_none() {
+                placement.status = Some(carried.status);
+                placement.offered_until = carried.offered_until;
+            }
+            if placement.meta.is_none() {
+                placement.meta = carried.meta;
+            }
+        }
+    }
+    let now = clock::now_millis();
+    placement.expires_at = ttl_ms.map(|ttl| now + ttl);
+    let placed = shard
+        .geo_call(
+            shard.id,
+            GeoOp::Place {
+                index: index.clone(),
+                placement,
+            },
+        )
+        .await;
+    let settle = GeoOp::Settle {
+        index,
+        member,
+        holder: shard.id,
     };
-    match home {
-        None => {
-            set_home(Home {
-                partition,
-                expires_at: expires_at.unwrap_or(0),
-                moving: false,
-            });
-            let placed = shard
-                .geo_call(
-                    to,
-                    GeoOp::Place {
-                        index: index.clone(),
-                        placement,
-                    },
-                )
-                .await;
-            if matches!(placed, Value::Error(_)) {
-                shard
-                    .keyspace
-                    .borrow_mut()
-                    .geo
-                    .index(&index)
-                    .forget_home(&member);
-                return placed;
-            }
-            Value::Int(1)
-        }
-        Some(home) if home.partition == partition => {
-            set_home(Home {
-                expires_at: expires_at.unwrap_or(home.expires_at),
-                ..home
-            });
-            let placed = shard.geo_call(to, GeoOp::Place { index, placement }).await;
-            if matches!(placed, Value::Error(_)) {
-                return placed;
-            }
-            Value::Int(0)
-        }
-        Some(home) => {
-            // A move: out of the old partition first, carrying the member's state, then
-            // into the new one; commands for this member wait until both are done.
-            let expires_at = expires_at.unwrap_or(home.expires_at);
-            set_home(Home {
-                partition,
-                expires_at,
-                moving: true,
-            });
-            let from = partition_shard(&index, home.partition, shards);
-            let taken = shard
-                .geo_call(
-                    from,
-                    GeoOp::Take {
-                        index: index.clone(),
-                        member: member.clone(),
-                    },
-                )
-                .await;
-            if let Some(carried) = carried_of(taken) {
-                if placement.status.is_none() {
-                    placement.status = Some(carried.status);
-                    placement.offered_until = carried.offered_until;
-                }
-                if placement.meta.is_none() {
-                    placement.meta = carried.meta;
-                }
-            }
-            placement.expires_at = Some(expires_at);
-            let placed = shard
-                .geo_call(
-                    to,
-                    GeoOp::Place {
-                        index: index.clone(),
-                        placement,
-                    },
-                )
-                .await;
-            set_home(Home {
-                partition,
-                expires_at,
-                moving: false,
-            });
-            shard.geo_moves.notify_waiters();
-            if matches!(placed, Value::Error(_)) {
-                shard
-                    .keyspace
-                    .borrow_mut()
-                    .geo
-                    .index(&index)
-                    .forget_home(&member);
-                return placed;
-            }
-            Value::Int(0)
-        }
+    shard.geo_call(home, settle).await;
+    match placed {
+        Value::Int(_) => Value::Int(i64::from(previous.is_none())),
+        error => error,
     }
 }
 
@@ -416,76 +519,230 @@ fn carried_of(value: Value) -> Option<Carried> {
     };
     let mut fields = fields.into_iter();
     match (fields.next(), fields.next(), fields.next()) {
-        (Some(Value::Bytes(status)), offered, Some(meta)) => Some(Carried {
-            // An offer travels as its deadline; the word itself is not interned.
-            status: if offered.as_ref().and_then(Value::as_int).is_some() {
-                Bytes::from_static(AVAILABLE)
-            } else {
-                status
-            },
-            offered_until: offered.and_then(|v| v.as_int()).map(|until| until as u64),
-            meta: match meta {
-                Value::Bytes(meta) => Some(meta),
-                _ => None,
-            },
-        }),
+        (Some(Value::Bytes(status)), offered, Some(meta)) => {
+            let offered_until = offered.and_then(|v| v.as_int()).map(|until| until as u64);
+            Some(Carried {
+                // An offer travels as its deadline; the word itself is not interned.
+                status: if offered_until.is_some() {
+                    Bytes::from_static(AVAILABLE)
+                } else {
+                    status
+                },
+                offered_until,
+                meta: match meta {
+                    Value::Bytes(meta) => Some(meta),
+                    _ => None,
+                },
+            })
+        }
         _ => None,
     }
 }
 
-/// The partitions that may hold points within `area`, each with the shard holding it and a
-/// lower bound on its distance from the centre.
-fn partitions_near(shard: &Shard, index: &[u8], area: GeoArea) -> Result<Vec<(u16, f64)>, Value> {
+/// The shards holding partitions that may hold points within `area`, each with a lower
+/// bound on the distance from the centre to anything it holds there; the shard holding
+/// the centre's own partition comes first.
+fn holders_near(shard: &Shard, index: &[u8], area: GeoArea) -> Result<Vec<(u16, f64)>, Value> {
     let from = Spot::of(area.center);
     let origin = cell_of(area.center, PARTITION_RESOLUTION);
     let mut keyspace = shard.keyspace.borrow_mut();
-    let shapes = &mut keyspace.geo.shapes;
-    let mut found = Vec::new();
-    let walked = walk(
-        shapes,
+    let mut holders: Vec<(u16, f64)> = Vec::new();
+    walk(
+        &mut keyspace.geo.shapes,
         &from,
         origin,
         f64::from(area.radius_m),
         |cell, bound, limit| {
-            found.push((
-                partition_shard(index, u64::from(cell), shard.shards()),
-                bound,
-            ));
+            let holder = partition_shard(index, u64::from(cell), shard.shards());
+            match holders.iter_mut().find(|(h, _)| *h == holder) {
+                Some(entry) => entry.1 = entry.1.min(bound),
+                None => holders.push((holder, bound)),
+            }
             limit
         },
-    );
-    walked.map_err(|_| too_far())?;
-    Ok(found)
+    )
+    .map_err(|_| too_far())?;
+    Ok(holders)
 }
 
-/// GEO.NEAR: the owner of the query point's partition answers first; shards holding other
-/// partitions are asked only if those partitions could hold something nearer than its K-th.
-pub async fn run_near(shard: Rc<Shard>, near: GeoNear) -> Value {
-    let claiming = near.claim_ms.is_some();
-    let status = if claiming {
-        Some(Bytes::from_static(AVAILABLE))
-    } else {
-        near.status.clone()
+/// GEO.NEAR: answered at once when this shard holds the query point's partition and no
+/// other shard could hold anything nearer; otherwise gathered by a task.
+fn near_start<P: Payload>(shard: &Rc<Shard>, near: &GeoNear<P>, now: u64) -> Start {
+    let near = GeoNear {
+        index: Bytes::copy_from_slice(near.index.as_ref()),
+        area: near.area,
+        k: near.k,
+        status: near
+            .status
+            .as_ref()
+            .map(|s| Bytes::copy_from_slice(s.as_ref())),
+        with_dist: near.with_dist,
+        with_meta: near.with_meta,
+        claim_ms: near.claim_ms,
     };
-    // A claim may lose every candidate to other orders; each such round means others
-    // made progress, so look again (bounded, for a fleet under constant churn).
+    if near.claim_ms.is_some() {
+        return Start::Later(Box::pin(near_claim(shard.clone(), near)));
+    }
+    let holders = match holders_near(shard, &near.index, near.area) {
+        Ok(holders) => holders,
+        Err(error) => return Start::Done(error),
+    };
+    if holders.first().map(|h| h.0) != Some(shard.id) {
+        let shard = shard.clone();
+        return Start::Later(Box::pin(async move {
+            match gather(&shard, &near, near.status.clone(), holders).await {
+                Ok(hits) => render(&near, hits.into_iter().map(|(hit, _)| hit).collect()),
+                Err(error) => error,
+            }
+        }));
+    }
+    let query = Query {
+        center: near.area.center,
+        radius_m: f64::from(near.area.radius_m),
+        k: near.k as usize,
+        status: near.status.as_deref(),
+        with_meta: near.with_meta,
+    };
+    let local = nearest_here(
+        &mut shard.keyspace.borrow_mut().geo,
+        &near.index,
+        &query,
+        now,
+    );
+    let local = match local {
+        Ok(hits) => hits,
+        Err(error) => return Start::Done(error),
+    };
+    let bound = kth_bound(&local, &near);
+    if holders.iter().skip(1).all(|(_, nearest)| *nearest > bound) {
+        return Start::Done(render(&near, local));
+    }
+    let shard = shard.clone();
+    Start::Later(Box::pin(async move {
+        let mut hits: Vec<(Hit, u16)> = local.into_iter().map(|hit| (hit, shard.id)).collect();
+        match ask_others(&shard, &near, near.status.clone(), &holders, bound).await {
+            Ok(more) => {
+                hits.extend(more);
+                render(
+                    &near,
+                    merge(hits, near.k)
+                        .into_iter()
+                        .map(|(hit, _)| hit)
+                        .collect(),
+                )
+            }
+            Err(error) => error,
+        }
+    }))
+}
+
+/// How far the rest of the search must look: the K-th distance once K are found.
+fn kth_bound(hits: &[Hit], near: &GeoNear) -> f64 {
+    if hits.len() == near.k as usize {
+        hits[hits.len() - 1].distance_m
+    } else {
+        f64::from(near.area.radius_m)
+    }
+}
+
+/// The first holder's answer, then the others' within its K-th distance, merged.
+async fn gather(
+    shard: &Rc<Shard>,
+    near: &GeoNear,
+    status: Option<Bytes>,
+    holders: Vec<(u16, f64)>,
+) -> Result<Vec<(Hit, u16)>, Value> {
+    let Some(&(first, _)) = holders.first() else {
+        return Ok(Vec::new());
+    };
+    let answer = shard
+        .geo_call(
+            first,
+            nearest_op(near, status.clone(), f64::from(near.area.radius_m)),
+        )
+        .await;
+    let mut hits = hits_of(answer, first)?;
+    let found: Vec<Hit> = hits.iter().map(|h| h.0.clone()).collect();
+    let bound = kth_bound(&found, near);
+    hits.extend(ask_others(shard, near, status, &holders, bound).await?);
+    Ok(merge(hits, near.k))
+}
+
+fn nearest_op(near: &GeoNear, status: Option<Bytes>, radius_m: f64) -> GeoOp {
+    GeoOp::Nearest {
+        index: near.index.clone(),
+        center: near.area.center,
+        radius_m,
+        k: near.k,
+        status,
+        with_meta: near.with_meta,
+    }
+}
+
+/// Asks every holder after the first whose partitions could hold something within `bound`.
+async fn ask_others(
+    shard: &Rc<Shard>,
+    near: &GeoNear,
+    status: Option<Bytes>,
+    holders: &[(u16, f64)],
+    bound: f64,
+) -> Result<Vec<(Hit, u16)>, Value> {
+    let calls: Vec<_> = holders
+        .iter()
+        .skip(1)
+        .filter(|(_, nearest)| *nearest <= bound)
+        .map(|&(holder, _)| {
+            (
+                holder,
+                shard.geo_call(holder, nearest_op(near, status.clone(), bound)),
+            )
+        })
+        .collect();
+    let mut hits = Vec::new();
+    for (holder, answer) in calls {
+        hits.extend(hits_of(answer.await, holder)?);
+    }
+    Ok(hits)
+}
+
+fn merge(mut hits: Vec<(Hit, u16)>, k: u32) -> Vec<(Hit, u16)> {
+    hits.sort_by(|a, b| {
+        a.0.distance_m
+            .total_cmp(&b.0.distance_m)
+            .then_with(|| a.0.name.cmp(&b.0.name))
+    });
+    hits.dedup_by(|a, b| a.0.name == b.0.name);
+    hits.truncate(k as usize);
+    hits
+}
+
+/// GEO.NEAR ... CLAIM: search available members, then claim the nearest at its holder; a
+/// candidate another order took first is skipped.
+async fn near_claim(shard: Rc<Shard>, near: GeoNear) -> Value {
+    let claim_ms = near.claim_ms.unwrap_or_default();
+    let available = Some(Bytes::from_static(AVAILABLE));
+    // Each round that loses every candidate means other orders made progress, so look
+    // again (bounded, for a fleet under constant churn).
     for _ in 0..CLAIM_ROUNDS {
-        let hits = match search(&shard, &near, status.clone()).await {
+        let holders = match holders_near(&shard, &near.index, near.area) {
+            Ok(holders) => holders,
+            Err(error) => return error,
+        };
+        let hits = match gather(&shard, &near, available.clone(), holders).await {
             Ok(hits) => hits,
             Err(error) => return error,
         };
-        let Some(claim_ms) = near.claim_ms else {
-            return render(&near, hits.into_iter().map(|(hit, _)| hit).collect());
-        };
         let exhausted = hits.len() < near.k as usize;
         for (hit, holder) in hits {
-            let until = clock::now_millis() + claim_ms;
-            let op = GeoOp::Claim {
+            let claim = GeoCommand::Claim {
                 index: near.index.clone(),
                 member: hit.name.clone(),
-                until,
+                ttl_ms: claim_ms,
             };
-            match shard.geo_call(holder, op).await {
+            match shard
+                .geo_call(holder, GeoOp::Member { command: claim })
+                .await
+            {
                 Value::Ok => return render(&near, vec![hit]),
                 Value::Error(e)
                     if matches!(
@@ -500,57 +757,6 @@ pub async fn run_near(shard: Rc<Shard>, near: GeoNear) -> Value {
         }
     }
     Value::Array(Vec::new())
-}
-
-async fn search(
-    shard: &Rc<Shard>,
-    near: &GeoNear,
-    status: Option<Bytes>,
-) -> Result<Vec<(Hit, u16)>, Value> {
-    let k = near.k as usize;
-    let radius = f64::from(near.area.radius_m);
-    let partitions = partitions_near(shard, &near.index, near.area)?;
-    let mut holders: HashMap<u16, f64> = HashMap::new();
-    for (holder, bound) in &partitions {
-        let entry = holders.entry(*holder).or_insert(f64::INFINITY);
-        *entry = entry.min(*bound);
-    }
-    let first = partitions.first().map_or(shard.id, |p| p.0);
-    let ask = |to: u16, radius_m: f64| {
-        shard.geo_call(
-            to,
-            GeoOp::Nearest {
-                index: near.index.clone(),
-                center: near.area.center,
-                radius_m,
-                k: near.k,
-                status: status.clone(),
-                with_meta: near.with_meta,
-            },
-        )
-    };
-    let mut hits = hits_of(ask(first, radius).await, first)?;
-    let bound = if hits.len() == k {
-        hits[k - 1].0.distance_m
-    } else {
-        radius
-    };
-    let others: Vec<_> = holders
-        .iter()
-        .filter(|(holder, nearest)| **holder != first && **nearest <= bound)
-        .map(|(holder, _)| (*holder, ask(*holder, bound)))
-        .collect();
-    for (holder, answer) in others {
-        hits.extend(hits_of(answer.await, holder)?);
-    }
-    hits.sort_by(|a, b| {
-        a.0.distance_m
-            .total_cmp(&b.0.distance_m)
-            .then_with(|| a.0.name.cmp(&b.0.name))
-    });
-    hits.dedup_by(|a, b| a.0.name == b.0.name);
-    hits.truncate(k);
-    Ok(hits)
 }
 
 fn hits_of(value: Value, holder: u16) -> Result<Vec<(Hit, u16)>, Value> {

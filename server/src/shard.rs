@@ -15,7 +15,7 @@ use tessera_protocol::{Command, Value};
 use crate::clock;
 use crate::connection::ConnOutput;
 use crate::coordinator::Gather;
-use crate::geo_route::{self, GeoOp};
+use crate::geo_route::{self, GeoOp, Start};
 use crate::keyspace::Keyspace;
 use crate::mesh::{Envelope, Mesh, ShardReply, CALL_BIT, NO_REPLY};
 use crate::ops;
@@ -26,7 +26,7 @@ use std::future::Future;
 use tessera_protocol::geo::GeoCommand;
 use tessera_protocol::ErrorCode;
 use tessera_protocol::PUSH_ID;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 /// Geo members looked at per index per expiry tick, to free lapsed ones.
 const GEO_SWEEP_BUDGET: usize = 2_000;
@@ -87,8 +87,7 @@ pub struct Shard {
     connection_serial: Cell<u32>,
     /// Shard tasks waiting on another shard's answer, by call token.
     calls: RefCell<Slab<oneshot::Sender<ShardReply>>>,
-    /// Raised whenever a geo member's move between partitions finishes.
-    pub geo_moves: Notify,
+
     /// Raised whenever a connection closes, for shutdown to wait on.
     connection_closed: LocalSignal,
     /// Set once shutdown has begun: no new requests are read.
@@ -112,7 +111,6 @@ impl Shard {
             connections: RefCell::new(Slab::new()),
             connection_serial: Cell::new(0),
             calls: RefCell::new(Slab::new()),
-            geo_moves: Notify::new(),
             connection_closed: LocalSignal::default(),
             stopping: Cell::new(false),
             unrecorded: RefCell::new(Vec::new()),
@@ -248,6 +246,7 @@ impl Shard {
         stats.expired_keys = keyspace.expired_total();
         stats.memory_bytes = keyspace.memory_bytes() as u64;
         stats.watched_users = keyspace.watches.len() as u64;
+        stats.geo_members = keyspace.geo.members() as u64;
         stats
     }
 
@@ -366,17 +365,11 @@ impl Shard {
                         command,
                         from,
                     } => {
-                        if let Command::Geo(geo) = command {
-                            if geo.member().is_some() {
-                                self.serve_member(geo, origin, token, part);
+                        if let Command::Geo(geo) = &command {
+                            if geo_route::is_routed(geo) {
+                                self.serve_geo(geo, origin, token, part);
                                 continue;
                             }
-                            let reply = self.execute(&Command::Geo(geo), from, now);
-                            self.stats.borrow_mut().forwarded_in += 1;
-                            if token != NO_REPLY {
-                                self.send(origin, Envelope::Reply { token, part, reply });
-                            }
-                            continue;
                         }
                         let reply = self.execute(&command, from, now);
                         self.stats.borrow_mut().forwarded_in += 1;
@@ -400,15 +393,17 @@ impl Shard {
                             let mut keyspace = self.keyspace.borrow_mut();
                             geo_route::apply_op(&mut keyspace.geo, op, now)
                         };
-                        let reply = ShardReply::Value(value);
-                        self.send(
-                            origin,
-                            Envelope::Reply {
-                                token,
-                                part: 0,
-                                reply,
-                            },
-                        );
+                        if token != NO_REPLY {
+                            let reply = ShardReply::Value(value);
+                            self.send(
+                                origin,
+                                Envelope::Reply {
+                                    token,
+                                    part: 0,
+                                    reply,
+                                },
+                            );
+                        }
                     }
                 }
             }
@@ -416,19 +411,49 @@ impl Shard {
         }
     }
 
-    /// Runs a member command another shard sent here, the member's home, as a task; the
-    /// answer goes back when the task is done.
-    fn serve_member(self: &Rc<Self>, command: GeoCommand, origin: u16, token: u32, part: u32) {
+    /// Runs a geo command another shard forwarded here; the answer goes back now, or
+    /// when its task is done.
+    fn serve_geo(self: &Rc<Self>, command: &GeoCommand, origin: u16, token: u32, part: u32) {
         self.stats.borrow_mut().forwarded_in += 1;
+        let task = match geo_route::start(self, command, true) {
+            Start::Done(value) => {
+                let reply = ShardReply::Value(value);
+                self.send(origin, Envelope::Reply { token, part, reply });
+                return;
+            }
+            Start::Later(task) => task,
+            Start::Forward(_) => Box::pin(async {
+                Value::error(ErrorCode::Internal, "forwarded geo command misrouted")
+            }),
+        };
         let shard = self.clone();
         tokio::task::spawn_local(async move {
-            let value = geo_route::run_member(shard.clone(), command).await;
-            if token != NO_REPLY {
-                let reply = ShardReply::Value(value);
-                shard.send(origin, Envelope::Reply { token, part, reply });
-                shard.flush();
-            }
+            let reply = ShardReply::Value(task.await);
+            shard.send(origin, Envelope::Reply { token, part, reply });
+            shard.flush();
         });
+    }
+
+    /// Tells the homes of lapsed members that this shard no longer holds them.
+    fn forget_lapsed(&self, lapsed: Vec<(bytes::Bytes, bytes::Bytes)>) {
+        for (index, member) in lapsed {
+            let home = geo_route::home_of(&member, self.shards());
+            let op = GeoOp::Forget {
+                index,
+                member,
+                holder: self.id,
+            };
+            if home == self.id {
+                geo_route::apply_op(&mut self.keyspace.borrow_mut().geo, op, 0);
+            } else {
+                let envelope = Envelope::Geo {
+                    origin: self.id,
+                    token: NO_REPLY,
+                    op,
+                };
+                self.send(home, envelope);
+            }
+        }
     }
 
     /// Samples keys with deadlines and removes the expired ones, forever.
@@ -444,8 +469,10 @@ impl Shard {
             for key in keyspace.take_due(now) {
                 ops::timer_due(&mut keyspace, &key, now);
             }
-            let removed = keyspace.expire_cycle(now) + keyspace.geo.sweep(GEO_SWEEP_BUDGET, now);
+            let removed = keyspace.expire_cycle(now);
+            let lapsed = keyspace.geo.sweep(GEO_SWEEP_BUDGET, now);
             drop(keyspace);
+            self.forget_lapsed(lapsed);
             self.route_pushes();
             self.flush();
             if removed > 0 {

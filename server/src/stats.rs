@@ -59,6 +59,8 @@ pub struct ShardStats {
     pub memory_bytes: u64,
     /// Users watched for presence changes.
     pub watched_users: u64,
+    /// Geo index members held by this shard's partitions.
+    pub geo_members: u64,
     /// Push frames written to connections.
     pub pushes: u64,
 }
@@ -104,6 +106,7 @@ impl ShardStats {
             field("expired_keys", self.expired_keys),
             field("memory_bytes", self.memory_bytes),
             field("watched_users", self.watched_users),
+            field("geo_members", self.geo_members),
             field("pushes", self.pushes),
         ]
     }
@@ -158,6 +161,7 @@ impl AddAssign<&ShardStats> for ShardStats {
         self.expired_keys += other.expired_keys;
         self.memory_bytes += other.memory_bytes;
         self.watched_users += other.watched_users;
+        self.geo_members += other.geo_members;
         self.pushes += other.pushes;
     }
 }
