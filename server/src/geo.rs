@@ -22,8 +22,8 @@ pub const EARTH_RADIUS_M: f64 = h3o::EARTH_RADIUS_KM * 1000.0;
 /// Most rings a search walks before refusing: bounds one request's work when the radius
 /// is large for the index's resolution and members are sparse.
 pub const MAX_RINGS: u32 = 400;
-/// Cell shapes kept before the cache starts over.
-const MAX_SHAPES: usize = 1 << 20;
+/// Cells whose surrounding rings are kept before the cache starts over.
+const MAX_SHAPES: usize = 100_000;
 
 /// A position in radians with its latitude's cosine, ready for haversine.
 #[derive(Debug, Clone, Copy)]
@@ -53,11 +53,67 @@ impl Spot {
 
     /// Great-circle (haversine) distance in metres.
     pub fn distance_m(&self, other: &Spot) -> f64 {
+        hav_to_m(self.hav(other))
+    }
+
+    /// The haversine of the angle between two spots: grows with distance, so searches
+    /// compare it and convert only their answers to metres.
+    fn hav(&self, other: &Spot) -> f64 {
         let half_dlat = (other.lat - self.lat) * 0.5;
         let half_dlng = (other.lng - self.lng) * 0.5;
-        let h = half_dlat.sin().powi(2) + self.cos_lat * other.cos_lat * half_dlng.sin().powi(2);
-        2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+        half_dlat.sin().powi(2) + self.cos_lat * other.cos_lat * half_dlng.sin().powi(2)
     }
+
+    /// The point as a unit vector.
+    fn unit(&self) -> [f64; 3] {
+        [
+            self.cos_lat * self.lng.cos(),
+            self.cos_lat * self.lng.sin(),
+            self.lat.sin(),
+        ]
+    }
+}
+
+/// Metres for a haversine value.
+fn hav_to_m(h: f64) -> f64 {
+    2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+}
+
+/// The haversine value of a distance in metres (the inverse of `hav_to_m`).
+fn m_to_hav(metres: f64) -> f64 {
+    let half_angle = (metres / (2.0 * EARTH_RADIUS_M)).min(std::f64::consts::FRAC_PI_2);
+    half_angle.sin().powi(2)
+}
+
+/// A query point, with its unit vector for cheap bounds against cell centres.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    spot: Spot,
+    unit: [f64; 3],
+}
+
+impl Probe {
+    /// The probe at a position.
+    pub fn of(point: GeoPoint) -> Probe {
+        let spot = Spot::of(point);
+        Probe {
+            spot,
+            unit: spot.unit(),
+        }
+    }
+
+    /// A lower bound on the great-circle distance to a unit vector, in metres: the
+    /// chord, which is never longer than the arc (and at city scale equal to it to a
+    /// part in 10^8).
+    fn chord_m(&self, other: &[f64; 3]) -> f64 {
+        chord_m(&self.unit, other)
+    }
+}
+
+/// The chord between two unit vectors, in metres on the Earth's surface.
+fn chord_m(a: &[f64; 3], b: &[f64; 3]) -> f64 {
+    let d = [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
+    EARTH_RADIUS_M * (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
 }
 
 /// The H3 cell of a position at `resolution`.
@@ -68,36 +124,101 @@ pub fn cell_of(point: GeoPoint, resolution: Resolution) -> CellIndex {
         .unwrap_or_else(|_| LatLng::new(0.0, 0.0).expect("origin").to_cell(resolution))
 }
 
-/// Cell centres and radii (the farthest boundary vertex from the centre), cached: a cell's
-/// radius bounds how much closer than its centre any point inside it can be.
-#[derive(Default)]
-pub struct Shapes {
-    cells: HashMap<u64, (Spot, f64)>,
+/// A cell's centre (as a unit vector) and radius: the farthest boundary vertex from the
+/// centre, so nothing inside the cell is nearer than the centre's distance minus it.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    cell: u64,
+    center: [f64; 3],
+    radius: f64,
 }
 
-impl Shapes {
-    /// A lower bound on the distance from `from` to any point of `cell`.
-    pub fn lower_bound(&mut self, from: &Spot, cell: CellIndex) -> f64 {
-        if self.cells.len() >= MAX_SHAPES {
-            self.cells.clear();
+impl Shape {
+    fn of(cell: CellIndex) -> Shape {
+        let center = Spot::of_latlng(LatLng::from(cell));
+        let radius = cell
+            .boundary()
+            .iter()
+            .map(|vertex| center.distance_m(&Spot::of_latlng(*vertex)))
+            .fold(0.0, f64::max);
+        Shape {
+            cell: u64::from(cell),
+            center: center.unit(),
+            // A margin for rounding in the trigonometry: a bound may only ever be too low.
+            radius: radius * (1.0 + 1e-6) + 0.01,
         }
-        let (center, radius) = *self
-            .cells
-            .entry(u64::from(cell))
-            .or_insert_with(|| shape_of(cell));
-        (from.distance_m(&center) - radius).max(0.0)
+    }
+
+    /// A lower bound on the distance from `from` to any point of the cell.
+    fn lower_bound(&self, from: &Probe) -> f64 {
+        (from.chord_m(&self.center) - self.radius).max(0.0)
     }
 }
 
-fn shape_of(cell: CellIndex) -> (Spot, f64) {
-    let center = Spot::of_latlng(LatLng::from(cell));
-    let radius = cell
-        .boundary()
-        .iter()
-        .map(|vertex| center.distance_m(&Spot::of_latlng(*vertex)))
-        .fold(0.0, f64::max);
-    // A margin for rounding in the trigonometry: a bound may only ever be too low.
-    (center, radius * (1.0 + 1e-6) + 0.01)
+/// The rings around one cell, built as searches first need them.
+struct Disk {
+    /// `rings[k]`: the cells at grid distance k, with their shapes.
+    rings: Vec<Box<[Shape]>>,
+    /// `inner[k]`: nothing outside rings 0..=k is nearer the centre than this (metres).
+    inner: Vec<f64>,
+}
+
+impl Disk {
+    fn new(origin: CellIndex) -> Disk {
+        Disk {
+            rings: vec![Box::new([Shape::of(origin)])],
+            inner: Vec::new(),
+        }
+    }
+
+    /// Builds ring `k` (and the bound just inside it) if missing.
+    fn reach(&mut self, origin: CellIndex, k: usize) {
+        while self.rings.len() <= k {
+            let ring: Box<[Shape]> = origin
+                .grid_ring::<Vec<_>>(self.rings.len() as u32)
+                .into_iter()
+                .map(Shape::of)
+                .collect();
+            let center = self.rings[0][0].center;
+            // By the triangle inequality through the cell's centre (a chord is never
+            // longer than its arc).
+            let inner = ring
+                .iter()
+                .map(|shape| chord_m(&center, &shape.center) - shape.radius)
+                .fold(f64::INFINITY, f64::min);
+            self.inner.push(inner);
+            self.rings.push(ring);
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.rings.iter().map(|r| r.len() * std::mem::size_of::<Shape>()).sum::<usize>()
+            + self.inner.capacity() * 8
+    }
+}
+
+/// The rings around cells that searches started from, cached: a search from a cell seen
+/// before costs no H3 grid arithmetic and no trigonometry for the cells around it.
+#[derive(Default)]
+pub struct Shapes {
+    disks: HashMap<u64, Disk>,
+}
+
+impl Shapes {
+    fn disk(&mut self, origin: CellIndex) -> &mut Disk {
+        if self.disks.len() >= MAX_SHAPES {
+            self.disks.clear();
+        }
+        self.disks
+            .entry(u64::from(origin))
+            .or_insert_with(|| Disk::new(origin))
+    }
+
+    /// Approximate heap bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.disks.capacity() * (std::mem::size_of::<(u64, Disk)>() + 1)
+            + self.disks.values().map(Disk::heap_bytes).sum::<usize>()
+    }
 }
 
 /// The search covered more rings than `MAX_RINGS` allows.
@@ -112,37 +233,47 @@ pub struct TooFar;
 /// Exact because grid distance changes by at most one between neighbouring cells: the
 /// great-circle path from `from` to any point outside rings 0..=k crosses a cell of ring
 /// k+1, so that point is at least the smallest lower bound over ring k+1 away. The walk
-/// stops once that bound exceeds the limit.
+/// stops once that bound exceeds the limit. A cheaper bound is tried first: nothing
+/// outside rings 0..=k is nearer the origin's centre than `inner[k]`, and `from` is
+/// within the origin's radius of that centre.
 pub fn walk(
     shapes: &mut Shapes,
-    from: &Spot,
+    from: &Probe,
     origin: CellIndex,
     mut limit: f64,
     mut visit: impl FnMut(CellIndex, f64, f64) -> f64,
 ) -> Result<(), TooFar> {
-    let mut ring = vec![(shapes.lower_bound(from, origin), origin)];
+    let disk = shapes.disk(origin);
+    let origin_radius = disk.rings[0][0].radius;
+    let mut bounded: Vec<(f64, u64)> = Vec::with_capacity(32);
     let mut k = 0;
     loop {
-        ring.sort_by(|a, b| a.0.total_cmp(&b.0));
-        for &(bound, cell) in &ring {
+        bounded.clear();
+        bounded.extend(disk.rings[k].iter().map(|s| (s.lower_bound(from), s.cell)));
+        bounded.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        for &(bound, cell) in &bounded {
             if bound > limit {
                 break;
             }
+            let cell = CellIndex::try_from(cell).expect("cached cells are valid");
             limit = visit(cell, bound, limit);
         }
-        k += 1;
-        if k > MAX_RINGS {
+        if k + 1 > MAX_RINGS as usize {
             return Err(TooFar);
         }
-        let next: Vec<CellIndex> = origin.grid_ring(k);
-        ring = next
-            .into_iter()
-            .map(|cell| (shapes.lower_bound(from, cell), cell))
-            .collect();
-        let nearest = ring.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
-        if ring.is_empty() || nearest > limit {
+        disk.reach(origin, k + 1);
+        if disk.inner[k] - origin_radius > limit {
             return Ok(());
         }
+        let next = &disk.rings[k + 1];
+        let nearest = next
+            .iter()
+            .map(|s| s.lower_bound(from))
+            .fold(f64::INFINITY, f64::min);
+        if next.is_empty() || nearest > limit {
+            return Ok(());
+        }
+        k += 1;
     }
 }
 
@@ -620,7 +751,8 @@ impl GeoIndex {
             status: filter,
             with_meta,
         } = *query;
-        let from = Spot::of(center);
+        let probe = Probe::of(center);
+        let from = probe.spot;
         let origin = cell_of(center, self.resolution);
         let lat_e7 = f64::from(center.lat_e7);
         // Metres per 1e-7 degree of latitude along a meridian: a latitude difference alone
@@ -635,18 +767,38 @@ impl GeoIndex {
         }
         let wanted = wanted.flatten();
         if !self.members.is_empty() {
-            walk(shapes, &from, origin, radius_m, |cell, _, limit| {
+            // Members compare by haversine value; `limit` (metres) bounds the walk and
+            // the latitude filter, `limit_hav` is the same distance as a haversine value.
+            let mut limit_hav = m_to_hav(radius_m) * (1.0 + 1e-12);
+            walk(shapes, &probe, origin, radius_m, |cell, _, limit| {
                 let Some(bucket) = self.cells.get(&u64::from(cell)) else {
                     return limit;
                 };
                 let mut limit = limit;
+                // Within the limit's latitude band every member's cos(lat) is at least
+                // `min_cos`, and |sin x| >= 2|x|/pi, so the haversine value is at least
+                // cos(lat0) * min_cos * (dlng / pi)^2: a longitude filter without trig.
+                let band = limit / EARTH_RADIUS_M;
+                let min_cos = (from.lat.abs() + band).min(std::f64::consts::FRAC_PI_2).cos();
+                let lng_factor = from.cos_lat * min_cos
+                    * (1e-7_f64.to_radians() / std::f64::consts::PI).powi(2)
+                    * (1.0 - 1e-9);
+                let lng_e7 = f64::from(center.lng_e7);
                 for &Placed { at, slot, tag } in bucket {
                     if (f64::from(at.lat_e7) - lat_e7).abs() * metres_per_e7 > limit * (1.0 + 1e-9)
                     {
                         continue;
                     }
-                    let distance = from.distance_m(&Spot::of(at));
-                    if distance > limit {
+                    // The longitude difference the short way round, in 1e-7 degrees.
+                    let mut dlng = (f64::from(at.lng_e7) - lng_e7).abs();
+                    if dlng > 1.8e9 {
+                        dlng = 3.6e9 - dlng;
+                    }
+                    if lng_factor * dlng * dlng > limit_hav {
+                        continue;
+                    }
+                    let distance = from.hav(&Spot::of(at));
+                    if distance > limit_hav {
                         continue;
                     }
                     // Only a member that can lapse, or is offered (the offer may have
@@ -660,16 +812,24 @@ impl GeoIndex {
                     } else if wanted.is_some_and(|wanted| wanted != code) {
                         continue;
                     }
+                    // Insertion by swaps: K is small, and a shifting insert costs a
+                    // memmove call per candidate.
                     let name = |s: u32| &*self.members[s as usize].name;
-                    let place = best.partition_point(|&(d, s)| {
-                        d < distance || (d == distance && name(s) < name(slot))
-                    });
-                    best.insert(place, (distance, slot));
+                    let before = |a: (f64, u32), b: (f64, u32)| {
+                        a.0 < b.0 || (a.0 == b.0 && name(a.1) < name(b.1))
+                    };
+                    best.push((distance, slot));
+                    let mut i = best.len() - 1;
+                    while i > 0 && before(best[i], best[i - 1]) {
+                        best.swap(i, i - 1);
+                        i -= 1;
+                    }
                     if best.len() > k {
                         best.pop();
                     }
-                    if best.len() == k {
-                        limit = limit.min(best[k - 1].0);
+                    if best.len() == k && best[k - 1].0 < limit_hav {
+                        limit_hav = best[k - 1].0;
+                        limit = limit.min(hav_to_m(limit_hav) * (1.0 + 1e-9) + 1e-6);
                     }
                 }
                 limit
@@ -677,10 +837,10 @@ impl GeoIndex {
         }
         Ok(best
             .into_iter()
-            .map(|(distance_m, slot)| {
+            .map(|(hav, slot)| {
                 let member = &self.members[slot as usize];
                 Hit {
-                    distance_m,
+                    distance_m: hav_to_m(hav),
                     name: Bytes::copy_from_slice(&member.name),
                     meta: if with_meta {
                         member.meta.as_ref().map(|m| Bytes::copy_from_slice(m))
@@ -723,11 +883,12 @@ impl GeoIndex {
                 .filter(|m| counted(m))
                 .for_each(&mut count),
             Some(area) => {
-                let from = Spot::of(area.center);
+                let probe = Probe::of(area.center);
+                let from = probe.spot;
                 let radius = f64::from(area.radius_m);
                 walk(
                     shapes,
-                    &from,
+                    &probe,
                     cell_of(area.center, self.resolution),
                     radius,
                     |cell, _, limit| {
@@ -889,7 +1050,7 @@ impl GeoShard {
             .values()
             .map(GeoIndex::heap_bytes)
             .sum::<usize>()
-            + self.shapes.cells.capacity() * (std::mem::size_of::<(u64, (Spot, f64))>() + 1)
+            + self.shapes.heap_bytes()
     }
 
     /// Members held by this shard's partitions, all indexes together.

@@ -24,7 +24,7 @@ use tessera_protocol::wire::Payload;
 use tessera_protocol::{ErrorCode, Value};
 
 use crate::clock;
-use crate::geo::{cell_of, walk, Carried, GeoShard, Hit, Home, Placement, Query, Refusal, Spot};
+use crate::geo::{cell_of, walk, Carried, GeoShard, Hit, Home, Placement, Probe, Query, Refusal};
 use crate::shard::Shard;
 
 /// Searches a GEO.NEAR ... CLAIM makes before answering that nothing could be claimed.
@@ -543,7 +543,7 @@ fn carried_of(value: Value) -> Option<Carried> {
 /// bound on the distance from the centre to anything it holds there; the shard holding
 /// the centre's own partition comes first.
 fn holders_near(shard: &Shard, index: &[u8], area: GeoArea) -> Result<Vec<(u16, f64)>, Value> {
-    let from = Spot::of(area.center);
+    let from = Probe::of(area.center);
     let origin = cell_of(area.center, PARTITION_RESOLUTION);
     let mut keyspace = shard.keyspace.borrow_mut();
     let mut holders: Vec<(u16, f64)> = Vec::new();
