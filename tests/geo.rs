@@ -309,3 +309,50 @@ async fn bad_coordinates_and_arguments_get_typed_errors() {
     // The connection is still good.
     assert!(client.geo("drivers").upsert("d", 10.0, 10.0).await.unwrap());
 }
+
+#[tokio::test]
+async fn concurrent_moves_across_shards_keep_one_copy_and_its_status() {
+    let server = TestServer::start(3);
+    let client = server.client().await;
+    let drivers = client.geo("drivers");
+    // Cities far apart: every move between them changes partition, most change shard.
+    let cities = [(52.52, 13.40), (48.85, 2.35), (40.42, -3.70), (59.33, 18.07), (41.90, 12.50)];
+    for i in 0..10 {
+        let (lat, lng) = cities[i % cities.len()];
+        drivers.upsert(format!("d:{i}"), lat, lng).status("busy").meta("van").await.unwrap();
+    }
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(server.client().await);
+    }
+    let movers = clients.iter().enumerate().map(|(c, client)| {
+        let drivers = client.geo("drivers");
+        async move {
+            let mut rng = SmallRng::seed_from_u64(c as u64);
+            for _ in 0..30 {
+                let member = format!("d:{}", rng.random_range(0..10));
+                let (lat, lng) = cities[rng.random_range(0..cities.len())];
+                let jitter = rng.random_range(-0.01..0.01);
+                drivers.upsert(member, lat + jitter, lng + jitter).await.unwrap();
+            }
+        }
+    });
+    let watcher = async {
+        // While members move, no search ever shows one twice.
+        for round in 0..60 {
+            let (lat, lng) = cities[round % cities.len()];
+            let found = drivers.near(lat, lng).k(20).radius(20_000).await.unwrap();
+            let unique: HashSet<&Bytes> = found.iter().map(|h| &h.member).collect();
+            assert_eq!(unique.len(), found.len(), "a member appeared twice");
+        }
+    };
+    futures_util::future::join(futures_util::future::join_all(movers), watcher).await;
+    assert_eq!(drivers.count(None).await.unwrap(), 10);
+    assert_eq!(drivers.count(Some("busy")).await.unwrap(), 10, "status travels with moves");
+    for i in 0..10 {
+        let member = drivers.get(format!("d:{i}")).await.unwrap().unwrap();
+        assert_eq!(member.meta.as_deref(), Some(&b"van"[..]), "metadata travels with moves");
+        let found = drivers.near(member.lat, member.lng).k(1).radius(10).await.unwrap();
+        assert_eq!(found[0].member, format!("d:{i}").as_bytes(), "GET and NEAR agree");
+    }
+}

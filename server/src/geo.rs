@@ -19,11 +19,14 @@ use tessera_protocol::{ErrorCode, Value};
 
 /// Mean Earth radius used by H3, in metres.
 pub const EARTH_RADIUS_M: f64 = h3o::EARTH_RADIUS_KM * 1000.0;
-/// Most rings a search walks before refusing: bounds one request's work when the radius
-/// is large for the index's resolution and members are sparse.
-pub const MAX_RINGS: u32 = 400;
-/// Cells whose surrounding rings are kept before the cache starts over.
-const MAX_SHAPES: usize = 100_000;
+/// Most rings a search walks: bounds one request's work when members are sparse. A
+/// radius that could need more is refused up front (see `max_radius_m`).
+pub const MAX_RINGS: u32 = 120;
+/// Rings kept per origin cell; a sparse search walking further computes the rest.
+const CACHED_RINGS: usize = 6;
+/// Cell shapes cached in all, across origins, before the caches start over.
+const MAX_CACHED_SHAPES: usize = 1 << 20;
+
 
 /// A position in radians with its latitude's cosine, ready for haversine.
 #[derive(Debug, Clone, Copy)]
@@ -202,23 +205,38 @@ impl Disk {
 #[derive(Default)]
 pub struct Shapes {
     disks: HashMap<u64, Disk>,
+    /// Shapes held by `disks`, to bound the cache.
+    cached: usize,
+    /// Shapes of cells beyond `CACHED_RINGS`, for sparse searches.
+    far: HashMap<u64, Shape>,
 }
 
 impl Shapes {
-    fn disk(&mut self, origin: CellIndex) -> &mut Disk {
-        if self.disks.len() >= MAX_SHAPES {
-            self.disks.clear();
+    /// Ring `k` around `origin` for a walk beyond the cached rings.
+    fn far_ring(&mut self, origin: CellIndex, k: u32) -> Vec<Shape> {
+        if self.far.len() >= MAX_CACHED_SHAPES {
+            self.far.clear();
         }
-        self.disks
-            .entry(u64::from(origin))
-            .or_insert_with(|| Disk::new(origin))
+        origin
+            .grid_ring::<Vec<_>>(k)
+            .into_iter()
+            .map(|cell| *self.far.entry(u64::from(cell)).or_insert_with(|| Shape::of(cell)))
+            .collect()
     }
 
     /// Approximate heap bytes.
     pub fn heap_bytes(&self) -> usize {
         self.disks.capacity() * (std::mem::size_of::<(u64, Disk)>() + 1)
             + self.disks.values().map(Disk::heap_bytes).sum::<usize>()
+            + self.far.capacity() * (std::mem::size_of::<(u64, Shape)>() + 1)
     }
+}
+
+/// The largest radius a search at `resolution` accepts: what `MAX_RINGS` rings of cells
+/// cover on average, at most `MAX_RADIUS_M`.
+pub fn max_radius_m(resolution: Resolution) -> f64 {
+    let ring_spacing = 3f64.sqrt() * resolution.edge_length_km() * 1000.0;
+    (f64::from(MAX_RINGS) * ring_spacing * 0.8).min(f64::from(tessera_protocol::geo::MAX_RADIUS_M))
 }
 
 /// The search covered more rings than `MAX_RINGS` allows.
@@ -240,16 +258,46 @@ pub fn walk(
     shapes: &mut Shapes,
     from: &Probe,
     origin: CellIndex,
+    limit: f64,
+    visit: impl FnMut(CellIndex, f64, f64) -> f64,
+) -> Result<(), TooFar> {
+    // The origin's rings leave the cache for the walk and go back after it.
+    let key = u64::from(origin);
+    let mut disk = match shapes.disks.remove(&key) {
+        Some(disk) => disk,
+        None => {
+            shapes.cached += 1;
+            Disk::new(origin)
+        }
+    };
+    let cached_before: usize = disk.rings.iter().map(|r| r.len()).sum();
+    let walked = walk_rings(shapes, &mut disk, from, origin, limit, visit);
+    let cached_after: usize = disk.rings.iter().map(|r| r.len()).sum();
+    if shapes.cached >= MAX_CACHED_SHAPES {
+        shapes.disks.clear();
+        shapes.cached = 0;
+    }
+    shapes.cached += cached_after - cached_before;
+    shapes.disks.insert(key, disk);
+    walked
+}
+
+fn walk_rings(
+    shapes: &mut Shapes,
+    disk: &mut Disk,
+    from: &Probe,
+    origin: CellIndex,
     mut limit: f64,
     mut visit: impl FnMut(CellIndex, f64, f64) -> f64,
 ) -> Result<(), TooFar> {
-    let disk = shapes.disk(origin);
     let origin_radius = disk.rings[0][0].radius;
     let mut bounded: Vec<(f64, u64)> = Vec::with_capacity(32);
+    let mut far: Vec<Shape> = Vec::new();
     let mut k = 0;
     loop {
         bounded.clear();
-        bounded.extend(disk.rings[k].iter().map(|s| (s.lower_bound(from), s.cell)));
+        let ring: &[Shape] = if k <= CACHED_RINGS { &disk.rings[k] } else { &far };
+        bounded.extend(ring.iter().map(|s| (s.lower_bound(from), s.cell)));
         bounded.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         for &(bound, cell) in &bounded {
             if bound > limit {
@@ -261,11 +309,16 @@ pub fn walk(
         if k + 1 > MAX_RINGS as usize {
             return Err(TooFar);
         }
-        disk.reach(origin, k + 1);
-        if disk.inner[k] - origin_radius > limit {
-            return Ok(());
-        }
-        let next = &disk.rings[k + 1];
+        let next: &[Shape] = if k < CACHED_RINGS {
+            disk.reach(origin, k + 1);
+            if disk.inner[k] - origin_radius > limit {
+                return Ok(());
+            }
+            &disk.rings[k + 1]
+        } else {
+            far = shapes.far_ring(origin, k as u32 + 1);
+            &far
+        };
         let nearest = next
             .iter()
             .map(|s| s.lower_bound(from))
@@ -751,6 +804,9 @@ impl GeoIndex {
             status: filter,
             with_meta,
         } = *query;
+        if radius_m > max_radius_m(self.resolution) {
+            return Err(TooFar);
+        }
         let probe = Probe::of(center);
         let from = probe.spot;
         let origin = cell_of(center, self.resolution);
@@ -882,6 +938,9 @@ impl GeoIndex {
                 .map(|(_, m)| m)
                 .filter(|m| counted(m))
                 .for_each(&mut count),
+            Some(area) if f64::from(area.radius_m) > max_radius_m(self.resolution) => {
+                return Err(TooFar);
+            }
             Some(area) => {
                 let probe = Probe::of(area.center);
                 let from = probe.spot;
