@@ -157,25 +157,61 @@ fn presence_watch_prints_the_baseline_then_each_push() {
 fn geo_commands_work_from_the_cli() {
     let server = TestServer::start(2);
     assert_eq!(
-        stdout(&cli(&server, &["geo.upsert", "drivers", "d:1", "52.52", "13.405", "status", "available"])),
+        stdout(&cli(
+            &server,
+            &[
+                "geo.upsert",
+                "drivers",
+                "d:1",
+                "52.52",
+                "13.405",
+                "status",
+                "available"
+            ]
+        )),
         "1"
     );
-    cli(&server, &["geo.upsert", "drivers", "d:2", "52.53", "13.405"]);
+    cli(
+        &server,
+        &["geo.upsert", "drivers", "d:2", "52.53", "13.405"],
+    );
     assert_eq!(
-        stdout(&cli(&server, &["geo.near", "drivers", "52.52", "13.405", "5", "radius", "5000"])),
+        stdout(&cli(
+            &server,
+            &["geo.near", "drivers", "52.52", "13.405", "5", "radius", "5000"]
+        )),
         "d:1\nd:2"
     );
-    assert_eq!(stdout(&cli(&server, &["geo.claim", "drivers", "d:1", "ttl", "30"])), "OK");
+    assert_eq!(
+        stdout(&cli(&server, &["geo.claim", "drivers", "d:1", "ttl", "30"])),
+        "OK"
+    );
     let again = cli(&server, &["geo.claim", "drivers", "d:1"]);
     assert!(!again.status.success(), "a second claim is refused");
-    let near = cli(&server, &["--json", "geo.near", "drivers", "52.52", "13.405", "1", "claim"]);
+    let near = cli(
+        &server,
+        &[
+            "--json", "geo.near", "drivers", "52.52", "13.405", "1", "claim",
+        ],
+    );
     let parsed: serde_json::Value = serde_json::from_slice(&near.stdout).unwrap();
-    assert_eq!(parsed, serde_json::json!(["d:2"]), "NEAR ... CLAIM skips the offered driver");
+    assert_eq!(
+        parsed,
+        serde_json::json!(["d:2"]),
+        "NEAR ... CLAIM skips the offered driver"
+    );
     let get: serde_json::Value =
-        serde_json::from_slice(&cli(&server, &["--json", "geo.get", "drivers", "d:1"]).stdout).unwrap();
+        serde_json::from_slice(&cli(&server, &["--json", "geo.get", "drivers", "d:1"]).stdout)
+            .unwrap();
     assert_eq!(get["status"], serde_json::json!("offered"));
     assert_eq!(get["lat"], serde_json::json!(52.52));
-    assert_eq!(stdout(&cli(&server, &["geo.count", "drivers", "status", "offered"])), "2");
+    assert_eq!(
+        stdout(&cli(
+            &server,
+            &["geo.count", "drivers", "status", "offered"]
+        )),
+        "2"
+    );
     let bad = cli(&server, &["geo.upsert", "drivers", "d:3", "95", "0"]);
     assert!(!bad.status.success(), "latitude out of range is refused");
 }

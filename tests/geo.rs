@@ -316,10 +316,21 @@ async fn concurrent_moves_across_shards_keep_one_copy_and_its_status() {
     let client = server.client().await;
     let drivers = client.geo("drivers");
     // Cities far apart: every move between them changes partition, most change shard.
-    let cities = [(52.52, 13.40), (48.85, 2.35), (40.42, -3.70), (59.33, 18.07), (41.90, 12.50)];
+    let cities = [
+        (52.52, 13.40),
+        (48.85, 2.35),
+        (40.42, -3.70),
+        (59.33, 18.07),
+        (41.90, 12.50),
+    ];
     for i in 0..10 {
         let (lat, lng) = cities[i % cities.len()];
-        drivers.upsert(format!("d:{i}"), lat, lng).status("busy").meta("van").await.unwrap();
+        drivers
+            .upsert(format!("d:{i}"), lat, lng)
+            .status("busy")
+            .meta("van")
+            .await
+            .unwrap();
     }
     let mut clients = Vec::new();
     for _ in 0..20 {
@@ -333,7 +344,10 @@ async fn concurrent_moves_across_shards_keep_one_copy_and_its_status() {
                 let member = format!("d:{}", rng.random_range(0..10));
                 let (lat, lng) = cities[rng.random_range(0..cities.len())];
                 let jitter = rng.random_range(-0.01..0.01);
-                drivers.upsert(member, lat + jitter, lng + jitter).await.unwrap();
+                drivers
+                    .upsert(member, lat + jitter, lng + jitter)
+                    .await
+                    .unwrap();
             }
         }
     });
@@ -348,11 +362,28 @@ async fn concurrent_moves_across_shards_keep_one_copy_and_its_status() {
     };
     futures_util::future::join(futures_util::future::join_all(movers), watcher).await;
     assert_eq!(drivers.count(None).await.unwrap(), 10);
-    assert_eq!(drivers.count(Some("busy")).await.unwrap(), 10, "status travels with moves");
+    assert_eq!(
+        drivers.count(Some("busy")).await.unwrap(),
+        10,
+        "status travels with moves"
+    );
     for i in 0..10 {
         let member = drivers.get(format!("d:{i}")).await.unwrap().unwrap();
-        assert_eq!(member.meta.as_deref(), Some(&b"van"[..]), "metadata travels with moves");
-        let found = drivers.near(member.lat, member.lng).k(1).radius(10).await.unwrap();
-        assert_eq!(found[0].member, format!("d:{i}").as_bytes(), "GET and NEAR agree");
+        assert_eq!(
+            member.meta.as_deref(),
+            Some(&b"van"[..]),
+            "metadata travels with moves"
+        );
+        let found = drivers
+            .near(member.lat, member.lng)
+            .k(1)
+            .radius(10)
+            .await
+            .unwrap();
+        assert_eq!(
+            found[0].member,
+            format!("d:{i}").as_bytes(),
+            "GET and NEAR agree"
+        );
     }
 }

@@ -6,10 +6,10 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
+use h3o::Resolution;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tessera_protocol::geo::GeoPoint;
-use h3o::Resolution;
 use tessera_server::geo::{GeoShard, Placement, Query};
 
 const DRIVERS: usize = 100_000;
@@ -61,13 +61,20 @@ fn nearest(c: &mut Criterion) {
                     with_meta: false,
                 };
                 let (index, shapes) = geo.get_with_shapes(b"drivers");
-                black_box(index.expect("loaded").nearest(shapes, &query, 0).expect("in range"))
+                black_box(
+                    index
+                        .expect("loaded")
+                        .nearest(shapes, &query, 0)
+                        .expect("in range"),
+                )
             })
         });
     }
     group.bench_function("update_within_100m", |b| {
         let (mut geo, positions) = fleet(9);
-        let names: Vec<Bytes> = (0..DRIVERS).map(|i| Bytes::from(format!("key:{i}"))).collect();
+        let names: Vec<Bytes> = (0..DRIVERS)
+            .map(|i| Bytes::from(format!("key:{i}")))
+            .collect();
         b.iter(|| {
             let i = rng.random_range(0..DRIVERS);
             let at = GeoPoint::new(

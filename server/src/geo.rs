@@ -27,7 +27,6 @@ const CACHED_RINGS: usize = 6;
 /// Cell shapes cached in all, across origins, before the caches start over.
 const MAX_CACHED_SHAPES: usize = 1 << 20;
 
-
 /// A position in radians with its latitude's cosine, ready for haversine.
 #[derive(Debug, Clone, Copy)]
 pub struct Spot {
@@ -164,6 +163,8 @@ struct Disk {
     rings: Vec<Box<[Shape]>>,
     /// `inner[k]`: nothing outside rings 0..=k is nearer the centre than this (metres).
     inner: Vec<f64>,
+    /// Shapes held, all rings together.
+    shapes: usize,
 }
 
 impl Disk {
@@ -171,6 +172,7 @@ impl Disk {
         Disk {
             rings: vec![Box::new([Shape::of(origin)])],
             inner: Vec::new(),
+            shapes: 1,
         }
     }
 
@@ -190,12 +192,16 @@ impl Disk {
                 .map(|shape| chord_m(&center, &shape.center) - shape.radius)
                 .fold(f64::INFINITY, f64::min);
             self.inner.push(inner);
+            self.shapes += ring.len();
             self.rings.push(ring);
         }
     }
 
     fn heap_bytes(&self) -> usize {
-        self.rings.iter().map(|r| r.len() * std::mem::size_of::<Shape>()).sum::<usize>()
+        self.rings
+            .iter()
+            .map(|r| r.len() * std::mem::size_of::<Shape>())
+            .sum::<usize>()
             + self.inner.capacity() * 8
     }
 }
@@ -209,6 +215,8 @@ pub struct Shapes {
     cached: usize,
     /// Shapes of cells beyond `CACHED_RINGS`, for sparse searches.
     far: HashMap<u64, Shape>,
+    /// A walk's ring, sorted by bound; kept to spare an allocation per search.
+    scratch: Vec<(f64, u64)>,
 }
 
 impl Shapes {
@@ -220,7 +228,12 @@ impl Shapes {
         origin
             .grid_ring::<Vec<_>>(k)
             .into_iter()
-            .map(|cell| *self.far.entry(u64::from(cell)).or_insert_with(|| Shape::of(cell)))
+            .map(|cell| {
+                *self
+                    .far
+                    .entry(u64::from(cell))
+                    .or_insert_with(|| Shape::of(cell))
+            })
             .collect()
     }
 
@@ -270,14 +283,15 @@ pub fn walk(
             Disk::new(origin)
         }
     };
-    let cached_before: usize = disk.rings.iter().map(|r| r.len()).sum();
-    let walked = walk_rings(shapes, &mut disk, from, origin, limit, visit);
-    let cached_after: usize = disk.rings.iter().map(|r| r.len()).sum();
+    let cached_before = disk.shapes;
+    let mut bounded = std::mem::take(&mut shapes.scratch);
+    let walked = walk_rings(shapes, &mut disk, &mut bounded, from, origin, limit, visit);
+    shapes.scratch = bounded;
     if shapes.cached >= MAX_CACHED_SHAPES {
         shapes.disks.clear();
         shapes.cached = 0;
     }
-    shapes.cached += cached_after - cached_before;
+    shapes.cached += disk.shapes - cached_before;
     shapes.disks.insert(key, disk);
     walked
 }
@@ -285,21 +299,25 @@ pub fn walk(
 fn walk_rings(
     shapes: &mut Shapes,
     disk: &mut Disk,
+    bounded: &mut Vec<(f64, u64)>,
     from: &Probe,
     origin: CellIndex,
     mut limit: f64,
     mut visit: impl FnMut(CellIndex, f64, f64) -> f64,
 ) -> Result<(), TooFar> {
     let origin_radius = disk.rings[0][0].radius;
-    let mut bounded: Vec<(f64, u64)> = Vec::with_capacity(32);
     let mut far: Vec<Shape> = Vec::new();
     let mut k = 0;
     loop {
         bounded.clear();
-        let ring: &[Shape] = if k <= CACHED_RINGS { &disk.rings[k] } else { &far };
+        let ring: &[Shape] = if k <= CACHED_RINGS {
+            &disk.rings[k]
+        } else {
+            &far
+        };
         bounded.extend(ring.iter().map(|s| (s.lower_bound(from), s.cell)));
         bounded.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-        for &(bound, cell) in &bounded {
+        for &(bound, cell) in bounded.iter() {
             if bound > limit {
                 break;
             }
@@ -835,8 +853,11 @@ impl GeoIndex {
                 // `min_cos`, and |sin x| >= 2|x|/pi, so the haversine value is at least
                 // cos(lat0) * min_cos * (dlng / pi)^2: a longitude filter without trig.
                 let band = limit / EARTH_RADIUS_M;
-                let min_cos = (from.lat.abs() + band).min(std::f64::consts::FRAC_PI_2).cos();
-                let lng_factor = from.cos_lat * min_cos
+                let min_cos = (from.lat.abs() + band)
+                    .min(std::f64::consts::FRAC_PI_2)
+                    .cos();
+                let lng_factor = from.cos_lat
+                    * min_cos
                     * (1e-7_f64.to_radians() / std::f64::consts::PI).powi(2)
                     * (1.0 - 1e-9);
                 let lng_e7 = f64::from(center.lng_e7);
