@@ -325,21 +325,9 @@ impl<P: Payload> GeoCommand<P> {
                 if flags > 7 {
                     return Err(DecodeError::Invalid("unknown GEO.UPSERT flags"));
                 }
-                let status = if flags & 1 != 0 {
-                    Some(checked_status(r.bytes()?)?)
-                } else {
-                    None
-                };
-                let ttl_ms = if flags & 2 != 0 {
-                    Some(checked_ms(r.uvarint()?)?)
-                } else {
-                    None
-                };
-                let meta = if flags & 4 != 0 {
-                    Some(r.bytes()?)
-                } else {
-                    None
-                };
+                let status = optional(flags & 1 != 0, || checked_status(r.bytes()?))?;
+                let ttl_ms = optional(flags & 2 != 0, || checked_ms(r.uvarint()?))?;
+                let meta = optional(flags & 4 != 0, || r.bytes())?;
                 GeoCommand::Upsert {
                     index,
                     member,
@@ -356,16 +344,8 @@ impl<P: Payload> GeoCommand<P> {
                 if flags > 15 {
                     return Err(DecodeError::Invalid("unknown GEO.NEAR flags"));
                 }
-                let status = if flags & 1 != 0 {
-                    Some(r.bytes()?)
-                } else {
-                    None
-                };
-                let claim_ms = if flags & 8 != 0 {
-                    Some(checked_ms(r.uvarint()?)?)
-                } else {
-                    None
-                };
+                let status = optional(flags & 1 != 0, || r.bytes())?;
+                let claim_ms = optional(flags & 8 != 0, || checked_ms(r.uvarint()?))?;
                 let near = GeoNear {
                     index,
                     area,
@@ -404,16 +384,8 @@ impl<P: Payload> GeoCommand<P> {
                 if flags > 3 {
                     return Err(DecodeError::Invalid("unknown GEO.COUNT flags"));
                 }
-                let area = if flags & 1 != 0 {
-                    Some(read_area(r)?)
-                } else {
-                    None
-                };
-                let status = if flags & 2 != 0 {
-                    Some(r.bytes()?)
-                } else {
-                    None
-                };
+                let area = optional(flags & 1 != 0, || read_area(r))?;
+                let status = optional(flags & 2 != 0, || r.bytes())?;
                 GeoCommand::Count {
                     index,
                     area,
@@ -698,6 +670,14 @@ impl GeoCommand<Bytes> {
             }
         })
     }
+}
+
+/// Reads a field present only when its flag is set.
+fn optional<T>(
+    present: bool,
+    read: impl FnOnce() -> Result<T, DecodeError>,
+) -> Result<Option<T>, DecodeError> {
+    present.then(read).transpose()
 }
 
 fn syntax(message: &'static str) -> ErrorReply {

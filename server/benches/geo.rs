@@ -36,6 +36,7 @@ fn fleet(resolution: u8) -> (GeoShard, Vec<GeoPoint>) {
         let placement = Placement {
             member: Bytes::from(format!("key:{i}")),
             at,
+            cell: None,
             status: None,
             offered_until: None,
             expires_at: None,
@@ -85,6 +86,7 @@ fn nearest(c: &mut Criterion) {
             let placement = Placement {
                 member: names[i].clone(),
                 at,
+                cell: None,
                 status: None,
                 offered_until: None,
                 expires_at: None,

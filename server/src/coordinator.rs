@@ -142,17 +142,7 @@ pub fn dispatch(
                 Start::Done(reply) => complete(shard, conn, request_id, index, started, &reply),
                 Start::Later(task) => run_task(shard, conn, request_id, index, started, task),
                 Start::Forward(owner) => {
-                    let parts = vec![(owner, command.to_owned_bytes())];
-                    scatter(
-                        shard,
-                        conn,
-                        request_id,
-                        index,
-                        started,
-                        now,
-                        Combine::Single,
-                        parts,
-                    );
+                    forward(shard, conn, request_id, &command, started, now, owner)
                 }
             }
             return;
@@ -182,18 +172,7 @@ pub fn dispatch(
             if owner == shard.id {
                 run_here(shard, conn, request_id, &command, started, now);
             } else {
-                let index = command.table_index();
-                let parts = vec![(owner, command.to_owned_bytes())];
-                scatter(
-                    shard,
-                    conn,
-                    request_id,
-                    index,
-                    started,
-                    now,
-                    Combine::Single,
-                    parts,
-                );
+                forward(shard, conn, request_id, &command, started, now, owner);
             }
         }
         KeySpec::Many | KeySpec::Pairs => {
@@ -221,6 +200,30 @@ pub fn dispatch(
             );
         }
     }
+}
+
+/// Sends a whole request to the one shard that must run it.
+fn forward(
+    shard: &Rc<Shard>,
+    conn: &Rc<ConnOutput>,
+    request_id: u32,
+    command: &Command<&[u8]>,
+    started: Instant,
+    now: u64,
+    owner: u16,
+) {
+    let index = command.table_index();
+    let parts = vec![(owner, command.to_owned_bytes())];
+    scatter(
+        shard,
+        conn,
+        request_id,
+        index,
+        started,
+        now,
+        Combine::Single,
+        parts,
+    );
 }
 
 fn split_keys(
@@ -261,20 +264,7 @@ fn split_keys(
         // A cart is all-or-nothing only on one shard; across shards the client runs the
         // saga (reserve each part, release the others if one fails).
         let reply = match owners[..] {
-            [owner] => {
-                let index = command.table_index();
-                let parts = vec![(owner, command.to_owned_bytes())];
-                return scatter(
-                    shard,
-                    conn,
-                    request_id,
-                    index,
-                    started,
-                    now,
-                    Combine::Single,
-                    parts,
-                );
-            }
+            [owner] => return forward(shard, conn, request_id, &command, started, now, owner),
             _ => Value::error(
                 ErrorCode::CrossShard,
                 "the SKUs of one INV.RESERVE.MULTI must share a shard: give them one {hash tag}",

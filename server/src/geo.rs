@@ -437,19 +437,21 @@ pub struct Carried {
 
 /// A position update as it reaches the partition.
 #[derive(Debug, Clone)]
-pub struct Placement {
+pub struct Placement<P = Bytes> {
     /// Member name.
-    pub member: Bytes,
+    pub member: P,
     /// New position.
     pub at: GeoPoint,
+    /// The position's cell at the index's resolution, if the caller has it already.
+    pub cell: Option<u64>,
     /// New status word; `None` keeps the current one (available if new).
-    pub status: Option<Bytes>,
+    pub status: Option<P>,
     /// Offer deadline to restore, when the member arrives from another partition.
     pub offered_until: Option<u64>,
     /// New lapse time (ms); `None` keeps the current one (never if new).
     pub expires_at: Option<u64>,
     /// New metadata; `None` keeps what is there.
-    pub meta: Option<Bytes>,
+    pub meta: Option<P>,
 }
 
 /// A member's position in its cell's bucket, with a summary of its record so a search
@@ -647,32 +649,39 @@ impl GeoIndex {
     }
 
     /// Inserts or moves a member within this shard's partitions; `true` if it was new.
-    pub fn place(&mut self, placement: Placement, now: u64) -> Result<bool, Refusal> {
+    pub fn place<P: AsRef<[u8]>>(
+        &mut self,
+        placement: Placement<P>,
+        now: u64,
+    ) -> Result<bool, Refusal> {
         let status = match &placement.status {
-            Some(word) => Some(self.status_of(word)?),
+            Some(word) => Some(self.status_of(word.as_ref())?),
             None => None,
         };
         let status = match (status, placement.offered_until) {
             (_, Some(until)) => Some(Status::Offered(until)),
             (status, None) => status,
         };
-        let cell = u64::from(cell_of(placement.at, self.resolution));
+        let cell = placement
+            .cell
+            .unwrap_or_else(|| u64::from(cell_of(placement.at, self.resolution)));
+        let name = placement.member.as_ref();
         let existing = self
-            .find(&placement.member)
+            .find(name)
             .filter(|&slot| self.members[slot as usize].is_live(now));
         let Some(slot) = existing else {
-            if let Some(stale) = self.find(&placement.member) {
+            if let Some(stale) = self.find(name) {
                 self.unlink(stale);
             }
             let slot = self.members.insert(Member {
-                name: placement.member.as_ref().into(),
+                name: name.into(),
                 cell,
                 status: status.unwrap_or(Status::Available),
                 expires_at: placement.expires_at.unwrap_or(0),
                 updated_at: now,
                 meta: placement.meta.map(|m| m.as_ref().into()),
             }) as u32;
-            let hash = self.hasher.hash_one(&*placement.member);
+            let hash = self.hasher.hash_one(name);
             let (members, hasher) = (&self.members, &self.hasher);
             self.by_name
                 .insert_unique(hash, slot, |&s| hasher.hash_one(&*members[s as usize].name));
@@ -1154,6 +1163,7 @@ mod tests {
                 Placement {
                     member: Bytes::copy_from_slice(name.as_bytes()),
                     at: GeoPoint::new(lat, lng).unwrap(),
+                    cell: None,
                     status: status.map(|s| Bytes::copy_from_slice(s.as_bytes())),
                     offered_until: None,
                     expires_at: None,
@@ -1192,6 +1202,7 @@ mod tests {
         Placement {
             member: Bytes::from(format!("m{i}")),
             at,
+            cell: None,
             status: match kind {
                 1 => Some(Bytes::from_static(BUSY)),
                 6 => Some(Bytes::from_static(b"on-break")),
@@ -1354,6 +1365,7 @@ mod tests {
                 Placement {
                     member: Bytes::from_static(b"d1"),
                     at: GeoPoint::new(1.0, 1.0).unwrap(),
+                    cell: None,
                     status: None,
                     offered_until: None,
                     expires_at: Some(100),

@@ -318,38 +318,36 @@ pub fn start<P: Payload>(shard: &Rc<Shard>, command: &GeoCommand<P>, forwarded: 
     if target != shard.id && !forwarded {
         return Start::Forward(target);
     }
-    let owned = command.to_owned_bytes();
     let mut keyspace = shard.keyspace.borrow_mut();
     let geo = &mut keyspace.geo;
     match command {
-        GeoCommand::Upsert { member, .. } => {
-            if geo
-                .index(command.index().as_ref())
-                .holds(member.as_ref(), now)
-            {
-                let GeoCommand::Upsert {
-                    index,
-                    member,
-                    at,
-                    status,
-                    ttl_ms,
-                    meta,
-                } = owned
-                else {
-                    unreachable!("owned copy of an upsert")
-                };
+        GeoCommand::Upsert {
+            index,
+            member,
+            at,
+            status,
+            ttl_ms,
+            meta,
+        } => {
+            let here = geo.index(index.as_ref());
+            if here.holds(member.as_ref(), now) {
+                // The usual update: this shard already holds the member.
                 let placement = Placement {
-                    member,
-                    at,
-                    status,
+                    member: member.as_ref(),
+                    at: *at,
+                    cell: Some(u64::from(cell_of(*at, here.resolution()))),
+                    status: status.as_ref().map(AsRef::as_ref),
                     offered_until: None,
                     expires_at: ttl_ms.map(|ttl| now + ttl),
-                    meta,
+                    meta: meta.as_ref().map(AsRef::as_ref),
                 };
-                return Start::Done(apply_op(geo, GeoOp::Place { index, placement }, now));
+                return Start::Done(match here.place(placement, now) {
+                    Ok(new) => Value::Int(i64::from(new)),
+                    Err(refusal) => refusal.to_value(""),
+                });
             }
             drop(keyspace);
-            Start::Later(Box::pin(take_over(shard.clone(), owned)))
+            Start::Later(Box::pin(take_over(shard.clone(), command.to_owned_bytes())))
         }
         _ => {
             // At the home: answer here when this shard also holds the member.
@@ -359,12 +357,11 @@ pub fn start<P: Payload>(shard: &Rc<Shard>, command: &GeoCommand<P>, forwarded: 
             match home {
                 None => Start::Done(unknown_member(command)),
                 Some(home) if home.holder == shard.id && !home.moving => {
-                    let reply = member_here(geo, &owned, now);
-                    Start::Done(reply)
+                    Start::Done(member_here(geo, command, now))
                 }
                 Some(_) => {
                     drop(keyspace);
-                    Start::Later(Box::pin(via_home(shard.clone(), owned)))
+                    Start::Later(Box::pin(via_home(shard.clone(), command.to_owned_bytes())))
                 }
             }
         }
@@ -380,19 +377,12 @@ fn unknown_member<P: Payload>(command: &GeoCommand<P>) -> Value {
 }
 
 /// A member command on the shard that is both its home and its holder.
-fn member_here(geo: &mut GeoShard, command: &GeoCommand, now: u64) -> Value {
+fn member_here<P: Payload>(geo: &mut GeoShard, command: &GeoCommand<P>, now: u64) -> Value {
     match command {
         GeoCommand::Remove { index, member } => {
-            geo.index(index).forget_home(member);
-            let taken = apply_op(
-                geo,
-                GeoOp::Take {
-                    index: index.clone(),
-                    member: member.clone(),
-                },
-                now,
-            );
-            Value::Int(i64::from(taken != Value::Nil))
+            let index = geo.index(index.as_ref());
+            index.forget_home(member.as_ref());
+            Value::Int(i64::from(index.take(member.as_ref(), now).is_some()))
         }
         _ => at_holder(geo, command, now),
     }
@@ -465,6 +455,7 @@ async fn take_over(shard: Rc<Shard>, command: GeoCommand) -> Value {
     let mut placement = Placement {
         member: member.clone(),
         at,
+        cell: None,
         status,
         offered_until: None,
         expires_at: None,
