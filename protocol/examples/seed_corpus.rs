@@ -3,7 +3,12 @@
 
 use bytes::{Bytes, BytesMut};
 use std::path::Path;
+use tessera_protocol::geo::{GeoArea, GeoCommand, GeoNear, GeoPoint};
 use tessera_protocol::{encode_request, Command, SetArgs, SetCondition, SetExpiry};
+
+fn point(lat: f64, lng: f64) -> GeoPoint {
+    GeoPoint::new(lat, lng).expect("a valid seed position")
+}
 
 fn main() -> std::io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
@@ -82,6 +87,37 @@ fn main() -> std::io::Result<()> {
             on_hand: 10,
             low: Some(2),
         },
+        Command::PresenceWatch(vec![b("u:1"), b("u:2")]),
+        Command::PresenceUnwatch(vec![]),
+        Command::Geo(GeoCommand::Upsert {
+            index: b("drivers"),
+            member: b("d:1"),
+            at: point(52.52, 13.405),
+            status: Some(b("available")),
+            ttl_ms: Some(30_000),
+            meta: Some(b("suv")),
+        }),
+        Command::Geo(GeoCommand::Near(GeoNear {
+            index: b("drivers"),
+            area: GeoArea {
+                center: point(-89.99, 179.999),
+                radius_m: 2_000,
+            },
+            k: 5,
+            status: Some(b("available")),
+            with_dist: true,
+            with_meta: true,
+            claim_ms: Some(15_000),
+        })),
+        Command::Geo(GeoCommand::Cells {
+            index: b("drivers"),
+            area: GeoArea {
+                center: point(0.0, 0.0),
+                radius_m: 5_000,
+            },
+            resolution: 7,
+            status: None,
+        }),
     ];
     for dir in ["command_parser", "frame_decoder"] {
         std::fs::create_dir_all(root.join(dir))?;
@@ -98,6 +134,14 @@ fn main() -> std::io::Result<()> {
     std::fs::write(
         root.join("command_parser/words-set"),
         b"SET key value NX PX 1500 GET",
+    )?;
+    std::fs::write(
+        root.join("command_parser/words-geo-near"),
+        b"GEO.NEAR drivers 52.52 13.405 5 RADIUS 2000 STATUS available WITHDIST CLAIM TTL 20",
+    )?;
+    std::fs::write(
+        root.join("command_parser/words-geo-upsert"),
+        b"GEO.UPSERT drivers d:9 -33.86 151.2 STATUS busy TTL 30 META van",
     )?;
     std::fs::write(
         root.join("frame_decoder/huge-prefix"),
