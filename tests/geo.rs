@@ -262,6 +262,9 @@ async fn offers_and_members_lapse_on_their_own() {
         drivers.get("d:ttl").await.unwrap().is_none(),
         "the member lapsed"
     );
+    // Far from where it lapsed, on whatever shard holds that partition: new again.
+    assert!(drivers.upsert("d:ttl", -33.86, 151.2).await.unwrap());
+    assert!(drivers.remove("d:ttl").await.unwrap());
     let all = drivers.near(1.0, 1.0).k(5).await.unwrap();
     assert_eq!(
         all.iter().map(|h| &h.member[..]).collect::<Vec<_>>(),

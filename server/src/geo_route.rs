@@ -461,6 +461,8 @@ async fn take_over(shard: Rc<Shard>, command: GeoCommand) -> Value {
         expires_at: None,
         meta,
     };
+    // Whether a live member came over; a lapsed one leaves nothing to carry.
+    let mut carried_over = false;
     if let Some(previous) = previous.filter(|p| *p != shard.id) {
         let taken = shard
             .geo_call(
@@ -472,6 +474,7 @@ async fn take_over(shard: Rc<Shard>, command: GeoCommand) -> Value {
             )
             .await;
         if let Some(carried) = carried_of(taken) {
+            carried_over = true;
             if placement.status.is_none() {
                 placement.status = Some(carried.status);
                 placement.offered_until = carried.offered_until;
@@ -498,9 +501,11 @@ async fn take_over(shard: Rc<Shard>, command: GeoCommand) -> Value {
         holder: shard.id,
     };
     shard.geo_call(home, settle).await;
-    match placed {
-        Value::Int(_) => Value::Int(i64::from(previous.is_none())),
-        error => error,
+    match (placed, previous) {
+        // Placed where it already was: whether it was new there (it may have lapsed).
+        (Value::Int(new), Some(previous)) if previous == shard.id => Value::Int(new),
+        (Value::Int(_), _) => Value::Int(i64::from(!carried_over)),
+        (error, _) => error,
     }
 }
 
