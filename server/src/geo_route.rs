@@ -701,13 +701,17 @@ async fn ask_others(
     Ok(hits)
 }
 
+/// The K nearest of the shards' answers, each member once. Shards answer one after
+/// another, so a member that changed shards between two answers can be in both, at two
+/// positions; the nearer one is kept.
 fn merge(mut hits: Vec<(Hit, u16)>, k: u32) -> Vec<(Hit, u16)> {
     hits.sort_by(|a, b| {
         a.0.distance_m
             .total_cmp(&b.0.distance_m)
             .then_with(|| a.0.name.cmp(&b.0.name))
     });
-    hits.dedup_by(|a, b| a.0.name == b.0.name);
+    let mut seen = hashbrown::HashSet::with_capacity(hits.len());
+    hits.retain(|(hit, _)| seen.insert(hit.name.clone()));
     hits.truncate(k as usize);
     hits
 }
@@ -785,4 +789,35 @@ fn render(near: &GeoNear, hits: Vec<Hit>) -> Value {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(name: &'static str, distance_m: f64) -> (Hit, u16) {
+        let hit = Hit {
+            distance_m,
+            name: Bytes::from_static(name.as_bytes()),
+            meta: None,
+        };
+        (hit, 0)
+    }
+
+    #[test]
+    fn a_member_seen_by_two_shards_mid_move_is_answered_once() {
+        let hits = vec![
+            hit("d:0", 1_177.0),
+            hit("d:4", 725.0),
+            hit("d:0", 103.0),
+            hit("d:5", 900.0),
+        ];
+        let merged: Vec<(Bytes, f64)> = merge(hits, 3)
+            .into_iter()
+            .map(|(hit, _)| (hit.name, hit.distance_m))
+            .collect();
+        let expected = [("d:0", 103.0), ("d:4", 725.0), ("d:5", 900.0)]
+            .map(|(name, distance)| (Bytes::from_static(name.as_bytes()), distance));
+        assert_eq!(merged, expected);
+    }
 }
