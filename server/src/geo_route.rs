@@ -330,7 +330,22 @@ pub fn start<P: Payload>(shard: &Rc<Shard>, command: &GeoCommand<P>, forwarded: 
             meta,
         } => {
             let here = geo.index(index.as_ref());
-            if here.holds(member.as_ref(), now) {
+            let held = here.holds(member.as_ref(), now);
+            // Also one local step: this shard is the member's home, and the directory
+            // names no other holder (a new member, or one that lapsed here).
+            let home_here = !held
+                && home_of(member.as_ref(), shard.shards()) == shard.id
+                && here
+                    .home(member.as_ref())
+                    .is_none_or(|home| home.holder == shard.id && !home.moving);
+            if home_here {
+                let home = Home {
+                    holder: shard.id,
+                    moving: false,
+                };
+                here.set_home(member.as_ref(), home);
+            }
+            if held || home_here {
                 // The usual update: this shard already holds the member.
                 let placement = Placement {
                     member: member.as_ref(),
