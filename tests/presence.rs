@@ -256,3 +256,84 @@ async fn every_watcher_hears_a_change_exactly_once() {
         assert!(extra.is_empty(), "pushed twice: {extra:?}");
     }
 }
+
+#[tokio::test]
+async fn a_watcher_that_stops_reading_is_closed_and_others_carry_on() {
+    use tessera_protocol::{encode_request, Command as Wire, PROTOCOL_VERSION};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::start_with(&["--shards", "2", "--max-push-buffer-bytes", "65536"]);
+    let users: Vec<Bytes> = (0..2_000)
+        .map(|i| Bytes::from(format!("fan:{i}")))
+        .collect();
+    // A watcher with a tiny receive window that reads its two replies, then nothing.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut watcher = socket
+        .connect(server.address.parse().unwrap())
+        .await
+        .unwrap();
+    let mut request = bytes::BytesMut::new();
+    let hello = Wire::Hello {
+        version: PROTOCOL_VERSION,
+        shard: None,
+    };
+    encode_request(&mut request, 1, &hello);
+    encode_request(&mut request, 2, &Wire::PresenceWatch(users.clone()));
+    watcher.write_all(&request).await.unwrap();
+    let mut first = vec![0u8; 1024];
+    assert!(watcher.read(&mut first).await.unwrap() > 0);
+
+    let client = server.client().await;
+    let watched = |client: tessera_client::Client| async move {
+        let info = client.info().await.unwrap();
+        info.get("totals")
+            .and_then(|t| t.get("watched_users"))
+            .and_then(|v| v.as_int())
+            .unwrap()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while watched(client.clone()).await < 2_000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watch never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every round pushes two changes per user (~140 KB); socket buffers take some, the
+    // server's limit the rest.
+    let connection = client.connection(0).await.unwrap();
+    let mut closed = false;
+    for _ in 0..100 {
+        let mut answers = Vec::with_capacity(users.len() * 2);
+        for user in &users {
+            answers.push(connection.start(Wire::PresenceBeat {
+                user: user.clone(),
+                ttl_ms: 60_000,
+                grace_ms: 0,
+                meta: None,
+            }));
+            answers.push(connection.start(Wire::PresenceLeave(user.clone())));
+        }
+        for answer in answers {
+            answer.await.unwrap().unwrap();
+        }
+        if watched(client.clone()).await == 0 {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a watcher that never reads was never closed");
+    // Everyone else is still served.
+    assert!(client
+        .presence_beat("after", Duration::from_secs(5), Duration::ZERO, None)
+        .await
+        .unwrap());
+    // The closed watcher reads what was sent before the close, then end of stream.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), watcher.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+        "the server closed the socket"
+    );
+}

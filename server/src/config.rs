@@ -26,6 +26,8 @@ pub struct Config {
     pub maxclients: usize,
     /// Largest request frame accepted, in bytes.
     pub max_frame_bytes: usize,
+    /// Push bytes a connection may leave unread before it is closed.
+    pub max_push_buffer_bytes: usize,
     /// Log filter, e.g. `info` or `tessera_server=debug`.
     pub log_level: String,
     /// This node's identifier, reported by HELLO and INFO.
@@ -40,6 +42,7 @@ impl Default for Config {
             shards: 0,
             maxclients: 10_000,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_push_buffer_bytes: 32 << 20,
             log_level: "info".into(),
             node_id: "node-1".into(),
         }
@@ -101,6 +104,9 @@ impl Config {
         }
         if !(1024..=1 << 30).contains(&self.max_frame_bytes) {
             return invalid("max-frame-bytes must be between 1024 and 1073741824".into());
+        }
+        if self.max_push_buffer_bytes < 1024 {
+            return invalid("max-push-buffer-bytes must be at least 1024".into());
         }
         if self.node_id.is_empty() {
             return invalid("node-id must not be empty".into());

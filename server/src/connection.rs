@@ -38,6 +38,10 @@ pub struct ConnOutput {
     pub wake: LocalSignal,
     /// Requests waiting on other shards.
     pub in_flight: Cell<usize>,
+    /// Raised when pushes outgrew the limit while the client was not reading.
+    overflowed: LocalSignal,
+    /// Set with `overflowed`, for checks between waits.
+    over_limit: Cell<bool>,
 }
 
 impl ConnOutput {
@@ -52,6 +56,8 @@ impl ConnOutput {
             watching: RefCell::new(HashSet::new()),
             wake: LocalSignal::default(),
             in_flight: Cell::new(0),
+            overflowed: LocalSignal::default(),
+            over_limit: Cell::new(false),
         }
     }
 
@@ -73,6 +79,18 @@ impl ConnOutput {
 
     fn is_empty(&self) -> bool {
         self.buf.borrow().is_empty()
+    }
+
+    /// Bytes waiting to be written.
+    pub fn pending_bytes(&self) -> usize {
+        self.buf.borrow().len()
+    }
+
+    /// Marks the connection for closing: it left too many pushes unread.
+    pub fn overflow(&self) {
+        self.over_limit.set(true);
+        self.overflowed.raise();
+        self.wake.raise();
     }
 }
 
@@ -142,10 +160,21 @@ async fn serve(
     loop {
         if !out.is_empty() {
             std::mem::swap(&mut *out.buf.borrow_mut(), &mut spare);
-            if stream.write_all(&spare).await.is_err() {
+            // A client that does not read blocks this write; pushes piling up meanwhile
+            // end it rather than the server's memory.
+            let written = tokio::select! {
+                biased;
+                written = stream.write_all(&spare) => written.is_ok(),
+                _ = out.overflowed.wait() => false,
+            };
+            if !written {
                 break;
             }
             spare.clear();
+        }
+        if out.over_limit.get() {
+            tracing::debug!(shard = shard.id, "closing connection: push buffer limit");
+            break;
         }
         match next {
             Next::Continue => {}

@@ -65,6 +65,7 @@ pub fn run(
         port,
         started: Instant::now(),
         max_frame_bytes: config.max_frame_bytes,
+        max_push_buffer_bytes: config.max_push_buffer_bytes,
         maxclients: config.maxclients,
     });
     crate::clock::epoch();

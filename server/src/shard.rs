@@ -47,6 +47,8 @@ pub struct NodeInfo {
     pub started: Instant,
     /// Largest request frame accepted.
     pub max_frame_bytes: usize,
+    /// Push bytes a connection may leave unread before it is closed.
+    pub max_push_buffer_bytes: usize,
     /// Client connection ceiling.
     pub maxclients: usize,
 }
@@ -230,6 +232,11 @@ impl Shard {
                 .and_then(Weak::upgrade)
                 .filter(|out| out.id.get() == *conn);
             if let Some(out) = out {
+                // A watcher that stops reading must not grow the server without bound.
+                if out.pending_bytes() > self.node.max_push_buffer_bytes {
+                    out.overflow();
+                    continue;
+                }
                 out.reply(PUSH_ID, &push.value);
                 out.wake.raise();
             }

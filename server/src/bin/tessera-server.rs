@@ -32,6 +32,9 @@ struct Args {
     /// Largest request frame in bytes [default: 16777216].
     #[arg(long)]
     max_frame_bytes: Option<usize>,
+    /// Push bytes a connection may leave unread before it is closed [default: 33554432].
+    #[arg(long)]
+    max_push_buffer_bytes: Option<usize>,
     /// Log filter, e.g. `info`, `debug`, `tessera_server=trace` [default: info].
     #[arg(long)]
     log_level: Option<String>,
@@ -55,6 +58,7 @@ impl Args {
             shards,
             maxclients,
             max_frame_bytes,
+            max_push_buffer_bytes,
             log_level,
             node_id
         );
