@@ -63,10 +63,30 @@ impl Fleet {
     }
 }
 
+/// A point a few metres from a corner of the partition (resolution-5 cell) holding a
+/// random point: where a search must gather from the partitions around it.
+fn near_a_partition_border(rng: &mut SmallRng) -> (f64, f64) {
+    let (lat, lng) = somewhere(rng);
+    let partition = h3o::LatLng::new(lat, lng)
+        .unwrap()
+        .to_cell(tessera_cluster::geo::PARTITION_RESOLUTION);
+    let boundary = partition.boundary();
+    let corner = boundary[rng.random_range(0..boundary.len())];
+    stored(
+        corner.lat() + rng.random_range(-0.0002..0.0002),
+        corner.lng() + rng.random_range(-0.0002..0.0002),
+    )
+}
+
 async fn check_queries(client: &Client, fleet: &Fleet, rng: &mut SmallRng, queries: usize) {
     let drivers = client.geo("drivers");
-    for _ in 0..queries {
-        let from = somewhere(rng);
+    for query in 0..queries {
+        // Half the queries start where three partitions meet.
+        let from = if query % 2 == 0 {
+            somewhere(rng)
+        } else {
+            near_a_partition_border(rng)
+        };
         let k = rng.random_range(1..12);
         let radius = [500, 2_000, 8_000][rng.random_range(0..3)];
         let only_available = rng.random_bool(0.5);
