@@ -515,11 +515,12 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// The error reply for a refusal.
-    pub fn to_value(self, what: &str) -> Value {
+    /// The error reply for a refusal; `conflict` says which state a CONFLICT wanted (the
+    /// steps that cannot conflict pass an empty one).
+    pub fn to_value(self, conflict: &str) -> Value {
         match self {
             Refusal::NotFound => Value::error(ErrorCode::NotFound, "no such member"),
-            Refusal::Conflict => Value::error(ErrorCode::Conflict, what.to_string()),
+            Refusal::Conflict => Value::error(ErrorCode::Conflict, conflict.to_string()),
             Refusal::TooManyStatuses => Value::error(
                 ErrorCode::TooManyElements,
                 "an index has at most 250 distinct status words",
