@@ -385,8 +385,11 @@ fn run_here(
     conn.reply_with(request_id, &reply);
     shard.completed(command.table_index(), started, reply.is_error());
     drop(reply);
+    let pushes = keyspace.watches.has_pushes();
     drop(keyspace);
-    shard.route_pushes();
+    if pushes {
+        shard.route_pushes();
+    }
 }
 
 /// Most users one connection may watch.
