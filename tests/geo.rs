@@ -381,6 +381,11 @@ async fn concurrent_moves_across_shards_keep_one_copy_and_its_status() {
             let found = drivers.near(lat, lng).k(20).radius(20_000).await.unwrap();
             let unique: HashSet<&Bytes> = found.iter().map(|h| &h.member).collect();
             assert_eq!(unique.len(), found.len(), "a member appeared twice");
+            let moving = format!("d:{}", round % 10);
+            assert!(
+                drivers.get(moving).await.unwrap().is_some(),
+                "a member changing shards is never reported missing"
+            );
         }
     };
     futures_util::future::join(futures_util::future::join_all(movers), watcher).await;

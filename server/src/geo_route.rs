@@ -31,6 +31,8 @@ use crate::shard::Shard;
 const CLAIM_ROUNDS: usize = 32;
 /// How long a command for a member that is changing shards waits before looking again.
 const MOVE_RETRY: Duration = Duration::from_millis(1);
+/// How often a member command follows a member that keeps changing shards under it.
+const MOVE_ATTEMPTS: usize = 8;
 
 /// A step one shard asks of another: partition steps of the holder, directory steps of
 /// the home.
@@ -407,34 +409,47 @@ fn member_here<P: Payload>(geo: &mut GeoShard, command: &GeoCommand<P>, now: u64
 async fn via_home(shard: Rc<Shard>, command: GeoCommand) -> Value {
     let index = command.index().clone();
     let member = command.member().cloned().unwrap_or_default();
-    let home = loop {
-        let home = shard.keyspace.borrow_mut().geo.index(&index).home(&member);
-        match home {
-            Some(home) if home.moving => tokio::time::sleep(MOVE_RETRY).await,
-            other => break other,
+    let settled_home = || async {
+        loop {
+            let home = shard.keyspace.borrow_mut().geo.index(&index).home(&member);
+            match home {
+                Some(home) if home.moving => tokio::time::sleep(MOVE_RETRY).await,
+                other => break other,
+            }
         }
     };
-    let Some(home) = home else {
-        return unknown_member(&command);
-    };
-    if home.holder == shard.id {
-        let now = clock::now_millis();
-        return member_here(&mut shard.keyspace.borrow_mut().geo, &command, now);
-    }
-    match command {
-        GeoCommand::Remove { .. } => {
-            shard
-                .keyspace
-                .borrow_mut()
-                .geo
-                .index(&index)
-                .forget_home(&member);
-            let taken = shard
-                .geo_call(home.holder, GeoOp::Take { index, member })
-                .await;
-            Value::Int(i64::from(taken != Value::Nil))
+    let mut attempts = 0;
+    loop {
+        let Some(home) = settled_home().await else {
+            return unknown_member(&command);
+        };
+        if home.holder == shard.id {
+            let now = clock::now_millis();
+            return member_here(&mut shard.keyspace.borrow_mut().geo, &command, now);
         }
-        command => shard.geo_call(home.holder, GeoOp::Member { command }).await,
+        if let GeoCommand::Remove { .. } = command {
+            let geo = &mut shard.keyspace.borrow_mut().geo;
+            geo.index(&index).forget_home(&member);
+            let take = GeoOp::Take { index, member };
+            let taken = shard.geo_call(home.holder, take).await;
+            return Value::Int(i64::from(taken != Value::Nil));
+        }
+        let op = GeoOp::Member {
+            command: command.clone(),
+        };
+        let reply = shard.geo_call(home.holder, op).await;
+        // The member may have changed shards after the directory was read: ask again
+        // where it is now rather than report it missing.
+        let missing = match &reply {
+            Value::Nil => true,
+            Value::Error(e) => e.known_code() == Some(ErrorCode::NotFound),
+            _ => false,
+        };
+        attempts += 1;
+        let moved = shard.keyspace.borrow_mut().geo.index(&index).home(&member) != Some(home);
+        if !missing || !moved || attempts >= MOVE_ATTEMPTS {
+            return reply;
+        }
     }
 }
 
