@@ -428,8 +428,12 @@ async fn via_home(shard: Rc<Shard>, command: GeoCommand) -> Value {
             return member_here(&mut shard.keyspace.borrow_mut().geo, &command, now);
         }
         if let GeoCommand::Remove { .. } = command {
-            let geo = &mut shard.keyspace.borrow_mut().geo;
-            geo.index(&index).forget_home(&member);
+            shard
+                .keyspace
+                .borrow_mut()
+                .geo
+                .index(&index)
+                .forget_home(&member);
             let take = GeoOp::Take { index, member };
             let taken = shard.geo_call(home.holder, take).await;
             return Value::Int(i64::from(taken != Value::Nil));
