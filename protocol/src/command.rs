@@ -2879,7 +2879,7 @@ fn text_key(word: &Bytes) -> Result<Bytes, ErrorReply> {
     Ok(word.clone())
 }
 
-fn parse_int<T: std::str::FromStr>(word: &[u8]) -> Result<T, ErrorReply> {
+pub(crate) fn parse_int<T: std::str::FromStr>(word: &[u8]) -> Result<T, ErrorReply> {
     std::str::from_utf8(word)
         .ok()
         .and_then(|s| s.parse().ok())

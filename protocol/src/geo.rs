@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::command::opcode;
+use crate::command::{opcode, parse_int};
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
 use crate::wire::{put_bytes, put_uvarint, Payload, Reader};
@@ -363,22 +363,9 @@ impl<P: Payload> GeoCommand<P> {
                 member: read_key(r)?,
                 ttl_ms: checked_ms(r.uvarint()?)?,
             },
-            opcode::GEO_CONFIRM => GeoCommand::Confirm {
-                index,
-                member: read_key(r)?,
-            },
-            opcode::GEO_RELEASE => GeoCommand::Release {
-                index,
-                member: read_key(r)?,
-            },
-            opcode::GEO_REMOVE => GeoCommand::Remove {
-                index,
-                member: read_key(r)?,
-            },
-            opcode::GEO_GET => GeoCommand::Get {
-                index,
-                member: read_key(r)?,
-            },
+            opcode::GEO_CONFIRM | opcode::GEO_RELEASE | opcode::GEO_REMOVE | opcode::GEO_GET => {
+                member_command(op, index, read_key(r)?)
+            }
             opcode::GEO_COUNT => {
                 let flags = r.u8()?;
                 if flags > 3 {
@@ -511,7 +498,7 @@ impl GeoCommand<Bytes> {
             opcode::GEO_CREATE => match rest {
                 [word, res] if word.eq_ignore_ascii_case(b"RES") => GeoCommand::Create {
                     index,
-                    resolution: checked_resolution(number(res)?).map_err(reply)?,
+                    resolution: checked_resolution(parse_int(res)?).map_err(reply)?,
                 },
                 _ => return Err(syntax("usage: GEO.CREATE index RES r")),
             },
@@ -553,7 +540,7 @@ impl GeoCommand<Bytes> {
                         center,
                         radius_m: DEFAULT_NEAR_RADIUS_M,
                     },
-                    k: number(&rest[2])?,
+                    k: parse_int(&rest[2])?,
                     status: None,
                     with_dist: false,
                     with_meta: false,
@@ -567,7 +554,7 @@ impl GeoCommand<Bytes> {
                             .ok_or_else(|| syntax("an option is missing its value"))
                     };
                     match word.to_ascii_uppercase().as_slice() {
-                        b"RADIUS" => near.area.radius_m = number(value()?)?,
+                        b"RADIUS" => near.area.radius_m = parse_int(value()?)?,
                         b"STATUS" => near.status = Some(value()?.clone()),
                         b"WITHDIST" => near.with_dist = true,
                         b"WITHMETA" => near.with_meta = true,
@@ -595,13 +582,7 @@ impl GeoCommand<Bytes> {
             }
             opcode::GEO_CONFIRM | opcode::GEO_RELEASE | opcode::GEO_REMOVE | opcode::GEO_GET => {
                 only(1)?;
-                let member = member(0)?;
-                match op {
-                    opcode::GEO_CONFIRM => GeoCommand::Confirm { index, member },
-                    opcode::GEO_RELEASE => GeoCommand::Release { index, member },
-                    opcode::GEO_REMOVE => GeoCommand::Remove { index, member },
-                    _ => GeoCommand::Get { index, member },
-                }
+                member_command(op, index, member(0)?)
             }
             opcode::GEO_COUNT => {
                 let (mut area, mut status) = (None, None);
@@ -616,7 +597,8 @@ impl GeoCommand<Bytes> {
                         b"WITHIN" => {
                             let (lat, lng, radius) = (value()?, value()?, value()?);
                             area = Some(
-                                checked_area(point(lat, lng)?, number(radius)?).map_err(reply)?,
+                                checked_area(point(lat, lng)?, parse_int(radius)?)
+                                    .map_err(reply)?,
                             );
                         }
                         b"STATUS" => status = Some(value()?.clone()),
@@ -639,15 +621,15 @@ impl GeoCommand<Bytes> {
                         "usage: GEO.CELLS index lat lng m [RES r] [STATUS s]",
                     ));
                 }
-                let area =
-                    checked_area(point(&rest[0], &rest[1])?, number(&rest[2])?).map_err(reply)?;
+                let area = checked_area(point(&rest[0], &rest[1])?, parse_int(&rest[2])?)
+                    .map_err(reply)?;
                 let (mut resolution, mut status) = (DEFAULT_GEO_RESOLUTION - 2, None);
                 for option in rest[3..].chunks(2) {
                     let [name, value] = option else {
                         return Err(syntax("an option is missing its value"));
                     };
                     match name.to_ascii_uppercase().as_slice() {
-                        b"RES" => resolution = number(value)?,
+                        b"RES" => resolution = parse_int(value)?,
                         b"STATUS" => status = Some(value.clone()),
                         _ => return Err(syntax("unknown GEO.CELLS option")),
                     }
@@ -680,6 +662,16 @@ fn optional<T>(
     present.then(read).transpose()
 }
 
+/// CONFIRM, RELEASE, REMOVE or GET (by opcode): the commands that name only a member.
+fn member_command<P>(op: u16, index: P, member: P) -> GeoCommand<P> {
+    match op {
+        opcode::GEO_CONFIRM => GeoCommand::Confirm { index, member },
+        opcode::GEO_RELEASE => GeoCommand::Release { index, member },
+        opcode::GEO_REMOVE => GeoCommand::Remove { index, member },
+        _ => GeoCommand::Get { index, member },
+    }
+}
+
 fn syntax(message: &'static str) -> ErrorReply {
     ErrorReply::new(ErrorCode::Syntax, message)
 }
@@ -688,20 +680,8 @@ fn reply(error: DecodeError) -> ErrorReply {
     ErrorReply::new(error.code(), error.to_string())
 }
 
-fn number<T: std::str::FromStr>(word: &[u8]) -> Result<T, ErrorReply> {
-    std::str::from_utf8(word)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            ErrorReply::new(
-                ErrorCode::NotInteger,
-                format!("not a number in range: '{}'", String::from_utf8_lossy(word)),
-            )
-        })
-}
-
 fn seconds(word: &[u8]) -> Result<u64, ErrorReply> {
-    let secs: u64 = number(word)?;
+    let secs: u64 = parse_int(word)?;
     secs.checked_mul(1000)
         .filter(|ms| (1..=crate::command::MAX_EXPIRE_MS as u64).contains(ms))
         .ok_or_else(|| ErrorReply::new(ErrorCode::InvalidExpire, "invalid expire time"))

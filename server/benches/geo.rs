@@ -33,15 +33,7 @@ fn fleet(resolution: u8) -> (GeoShard, Vec<GeoPoint>) {
     for i in 0..DRIVERS {
         let at = somewhere(&mut rng);
         positions.push(at);
-        let placement = Placement {
-            member: Bytes::from(format!("key:{i}")),
-            at,
-            cell: None,
-            status: None,
-            offered_until: None,
-            expires_at: None,
-            meta: None,
-        };
+        let placement = Placement::at(Bytes::from(format!("key:{i}")), at);
         geo.index(b"drivers").place(placement, 0).expect("placed");
     }
     (geo, positions)
@@ -83,15 +75,7 @@ fn nearest(c: &mut Criterion) {
                 positions[i].lng() + rng.random_range(-0.0015..0.0015),
             )
             .expect("inside the box");
-            let placement = Placement {
-                member: names[i].clone(),
-                at,
-                cell: None,
-                status: None,
-                offered_until: None,
-                expires_at: None,
-                meta: None,
-            };
+            let placement = Placement::at(names[i].clone(), at);
             black_box(geo.index(b"drivers").place(placement, 0).expect("placed"))
         })
     });

@@ -46,6 +46,26 @@ pub enum Combine {
     },
 }
 
+impl Combine {
+    /// Values of `len` keys, part `p` answering for the positions `groups[owners[p]]`.
+    fn values(owners: &[u16], groups: &[Vec<usize>], len: usize) -> Combine {
+        Combine::Values {
+            positions: owners
+                .iter()
+                .map(|&o| groups[usize::from(o)].clone())
+                .collect(),
+            len,
+        }
+    }
+}
+
+/// The shards with keys in `groups` (one group per shard, as `split_by_shard` makes them).
+fn owners_of(groups: &[Vec<usize>]) -> Vec<u16> {
+    (0..groups.len() as u16)
+        .filter(|s| !groups[usize::from(*s)].is_empty())
+        .collect()
+}
+
 /// Parts received so far for one pending request.
 pub struct Gather {
     combine: Combine,
@@ -252,9 +272,7 @@ fn split_keys(
         ),
         _ => unreachable!("only multi-key commands are split"),
     };
-    let owners: Vec<u16> = (0..shards)
-        .filter(|s| !groups[usize::from(*s)].is_empty())
-        .collect();
+    let owners = owners_of(&groups);
     if owners == [shard.id] {
         // Every key is ours: no split, no gather.
         run_here(shard, conn, request_id, &command, started, now);
@@ -325,13 +343,7 @@ fn split_keys(
         .collect();
     let combine = match &command {
         Command::MGet(keys) | Command::DedupMulti { keys, .. } | Command::PresenceGet(keys) => {
-            Combine::Values {
-                positions: owners
-                    .iter()
-                    .map(|&o| groups[usize::from(o)].clone())
-                    .collect(),
-                len: keys.len(),
-            }
+            Combine::values(&owners, &groups, keys.len())
         }
         Command::MSet(_) => Combine::AllOk,
         Command::TlMerge { limit, .. } => Combine::Merge { limit: *limit },
@@ -440,9 +452,7 @@ fn watch(
         return complete(shard, conn, request_id, index, started, &Value::Int(0));
     }
     let groups = split_by_shard(&users, shard.shards());
-    let owners: Vec<u16> = (0..shard.shards())
-        .filter(|s| !groups[usize::from(*s)].is_empty())
-        .collect();
+    let owners = owners_of(&groups);
     let part =
         |group: &[usize]| -> Vec<Bytes> { group.iter().map(|&i| users[i].clone()).collect() };
     let parts = owners
@@ -458,13 +468,7 @@ fn watch(
         })
         .collect();
     let combine = if watching {
-        Combine::Values {
-            positions: owners
-                .iter()
-                .map(|&o| groups[usize::from(o)].clone())
-                .collect(),
-            len: users.len(),
-        }
+        Combine::values(&owners, &groups, users.len())
     } else {
         Combine::Sum
     };

@@ -454,6 +454,21 @@ pub struct Placement<P = Bytes> {
     pub meta: Option<P>,
 }
 
+impl<P> Placement<P> {
+    /// A move of `member` to `at` that keeps its status, TTL and metadata.
+    pub fn at(member: P, at: GeoPoint) -> Placement<P> {
+        Placement {
+            member,
+            at,
+            cell: None,
+            status: None,
+            offered_until: None,
+            expires_at: None,
+            meta: None,
+        }
+    }
+}
+
 /// A member's position in its cell's bucket, with a summary of its record so a search
 /// can skip non-matching members without touching the record.
 #[derive(Debug, Clone, Copy)]
@@ -1042,11 +1057,6 @@ impl GeoIndex {
         self.homes.remove(name)
     }
 
-    /// Members held here (live or not yet swept) and directory entries, for accounting.
-    pub fn sizes(&self) -> (usize, usize) {
-        (self.members.len(), self.homes.len())
-    }
-
     /// Approximate heap bytes.
     pub fn heap_bytes(&self) -> usize {
         let names: usize = self
@@ -1080,11 +1090,6 @@ pub struct GeoShard {
 }
 
 impl GeoShard {
-    /// The index, if this shard has state for it.
-    pub fn get(&self, index: &[u8]) -> Option<&GeoIndex> {
-        self.indexes.get(index)
-    }
-
     /// The index and the shape cache, for searches.
     pub fn get_with_shapes(&mut self, index: &[u8]) -> (Option<&GeoIndex>, &mut Shapes) {
         (self.indexes.get(index), &mut self.shapes)
@@ -1162,13 +1167,11 @@ mod tests {
         index
             .place(
                 Placement {
-                    member: Bytes::copy_from_slice(name.as_bytes()),
-                    at: GeoPoint::new(lat, lng).unwrap(),
-                    cell: None,
                     status: status.map(|s| Bytes::copy_from_slice(s.as_bytes())),
-                    offered_until: None,
-                    expires_at: None,
-                    meta: None,
+                    ..Placement::at(
+                        Bytes::copy_from_slice(name.as_bytes()),
+                        GeoPoint::new(lat, lng).unwrap(),
+                    )
                 },
                 0,
             )
@@ -1355,7 +1358,7 @@ mod tests {
         assert!(found[0].distance_m > 5_000.0, "the old position is gone");
         let carried = index.take(b"d1", 0).unwrap();
         assert_eq!(&carried.status[..], b"on-break");
-        assert_eq!(index.sizes().0, 0);
+        assert_eq!(index.members.len(), 0);
     }
 
     #[test]
@@ -1396,6 +1399,6 @@ mod tests {
         assert_eq!(near(&index, &mut shapes, 100), 0);
         assert_eq!(index.describe(b"d1", 100), Value::Nil);
         assert_eq!(index.sweep(10, 100), vec![Bytes::from_static(b"d1")]);
-        assert_eq!(index.sizes().0, 0);
+        assert_eq!(index.members.len(), 0);
     }
 }

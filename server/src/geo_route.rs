@@ -308,7 +308,10 @@ pub fn target_of<P: Payload>(command: &GeoCommand<P>, shards: u16) -> Option<u16
 /// `forwarded` commands were sent here as their target and are never forwarded again.
 pub fn start<P: Payload>(shard: &Rc<Shard>, command: &GeoCommand<P>, forwarded: bool) -> Start {
     let now = clock::now_millis();
-    if let GeoCommand::Near(near) = command {
+    if let GeoCommand::Near(_) = command {
+        let GeoCommand::Near(near) = command.to_owned_bytes() else {
+            unreachable!("an owned copy of GEO.NEAR is GEO.NEAR")
+        };
         return near_start(shard, near, now);
     }
     let Some(target) = target_of(command, shard.shards()) else {
@@ -487,13 +490,9 @@ async fn take_over(shard: Rc<Shard>, command: GeoCommand) -> Value {
         }
     };
     let mut placement = Placement {
-        member: member.clone(),
-        at,
-        cell: None,
         status,
-        offered_until: None,
-        expires_at: None,
         meta,
+        ..Placement::at(member.clone(), at)
     };
     // Whether a live member came over; a lapsed one leaves nothing to carry.
     let mut carried_over = false;
@@ -597,19 +596,7 @@ fn holders_near(shard: &Shard, index: &[u8], area: GeoArea) -> Result<Vec<(u16, 
 
 /// GEO.NEAR: answered at once when this shard holds the query point's partition and no
 /// other shard could hold anything nearer; otherwise gathered by a task.
-fn near_start<P: Payload>(shard: &Rc<Shard>, near: &GeoNear<P>, now: u64) -> Start {
-    let near = GeoNear {
-        index: Bytes::copy_from_slice(near.index.as_ref()),
-        area: near.area,
-        k: near.k,
-        status: near
-            .status
-            .as_ref()
-            .map(|s| Bytes::copy_from_slice(s.as_ref())),
-        with_dist: near.with_dist,
-        with_meta: near.with_meta,
-        claim_ms: near.claim_ms,
-    };
+fn near_start(shard: &Rc<Shard>, near: GeoNear, now: u64) -> Start {
     if near.claim_ms.is_some() {
         return Start::Later(Box::pin(near_claim(shard.clone(), near)));
     }
