@@ -3,6 +3,7 @@
 mod support;
 
 use std::time::Duration;
+use tessera_protocol::{AdminCommand, KeyCommand};
 
 use bytes::Bytes;
 use support::{TestServer, SHARD_COUNTS};
@@ -31,21 +32,24 @@ where
 async fn ping_and_hello() {
     each_shard_count(|client| async move {
         client.ping().await.unwrap();
-        let echoed = client.call(Command::Ping(Some(b("hi")))).await.unwrap();
+        let echoed = client
+            .call(Command::Admin(AdminCommand::Ping(Some(b("hi")))))
+            .await
+            .unwrap();
         assert_eq!(echoed, Value::Bytes(b("hi")));
         let hello = client
-            .call(Command::Hello {
+            .call(Command::Admin(AdminCommand::Hello {
                 version: 1,
                 shard: None,
-            })
+            }))
             .await
             .unwrap();
         assert_eq!(hello.get("version"), Some(&Value::Int(1)));
         let refused = client
-            .call(Command::Hello {
+            .call(Command::Admin(AdminCommand::Hello {
                 version: 99,
                 shard: None,
-            })
+            }))
             .await
             .unwrap_err();
         assert_eq!(refused.server_code(), Some(ErrorCode::UnsupportedVersion));
@@ -68,13 +72,13 @@ async fn hello_moves_a_connection_to_the_shard_it_asks_for() {
             .find(|k| tessera_cluster::shard_for_key(k.as_bytes(), 3) == shard)
             .unwrap();
         connection
-            .request(Command::Set(tessera_protocol::SetArgs {
+            .request(Command::Keys(KeyCommand::Set(tessera_protocol::SetArgs {
                 key: b(&key),
                 value: b("v"),
                 condition: Default::default(),
                 expiry: Default::default(),
                 get: false,
-            }))
+            })))
             .await
             .unwrap();
     }
@@ -161,13 +165,16 @@ async fn del_exists_and_counters() {
         let keys: Vec<Bytes> = ["b", "c", "nope", "new"].iter().map(|k| b(k)).collect();
         assert_eq!(
             connection
-                .request(Command::Exists(keys.clone()))
+                .request(Command::Keys(KeyCommand::Exists(keys.clone())))
                 .await
                 .unwrap(),
             Value::Int(3)
         );
         assert_eq!(
-            connection.request(Command::Del(keys)).await.unwrap(),
+            connection
+                .request(Command::Keys(KeyCommand::Del(keys)))
+                .await
+                .unwrap(),
             Value::Int(3)
         );
     })
@@ -181,10 +188,13 @@ async fn expire_ttl_and_persist() {
         client.set("k", "v").await.unwrap();
         assert_eq!(client.ttl("k").await.unwrap(), Ttl::Persistent);
         assert!(client.expire("k", Duration::from_secs(50)).await.unwrap());
-        let ttl = client.call(Command::Ttl(b("k"))).await.unwrap();
+        let ttl = client
+            .call(Command::Keys(KeyCommand::Ttl(b("k"))))
+            .await
+            .unwrap();
         assert_eq!(ttl, Value::Int(50));
         let pttl = client
-            .call(Command::PTtl(b("k")))
+            .call(Command::Keys(KeyCommand::PTtl(b("k"))))
             .await
             .unwrap()
             .as_int()
@@ -197,28 +207,28 @@ async fn expire_ttl_and_persist() {
             .await
             .unwrap());
         let seconds = client
-            .call(Command::Expire {
+            .call(Command::Keys(KeyCommand::Expire {
                 key: b("k"),
                 seconds: 30,
-            })
+            }))
             .await
             .unwrap();
         assert_eq!(seconds, Value::Int(1));
         let gone = client
-            .call(Command::Expire {
+            .call(Command::Keys(KeyCommand::Expire {
                 key: b("k"),
                 seconds: -1,
-            })
+            }))
             .await
             .unwrap();
         assert_eq!(gone, Value::Int(1), "a past expiry deletes");
         assert_eq!(client.get("k").await.unwrap(), None);
         client.set("k", "v").await.unwrap();
         let err = client
-            .call(Command::Expire {
+            .call(Command::Keys(KeyCommand::Expire {
                 key: b("k"),
                 seconds: i64::MAX,
-            })
+            }))
             .await
             .unwrap_err();
         assert_eq!(err.server_code(), Some(ErrorCode::InvalidExpire));
@@ -233,13 +243,13 @@ async fn keys_expire_lazily_and_actively() {
         client.set("kept", "v").await.unwrap();
         let mut pipeline = client.pipeline();
         for i in 0..500 {
-            pipeline.add(Command::Set(tessera_protocol::SetArgs {
+            pipeline.add(Command::Keys(KeyCommand::Set(tessera_protocol::SetArgs {
                 key: b(&format!("active:{i}")),
                 value: b("v"),
                 condition: Default::default(),
                 expiry: tessera_protocol::SetExpiry::In(300),
                 get: false,
-            }));
+            })));
         }
         for result in pipeline.execute().await.unwrap() {
             assert_eq!(result.unwrap(), Value::Ok);
@@ -286,13 +296,16 @@ async fn cross_shard_mget_and_mset_keep_order() {
         .map(|k| (b(k), b(&format!("value-of-{k}"))))
         .collect();
     assert_eq!(
-        connection.request(Command::MSet(pairs)).await.unwrap(),
+        connection
+            .request(Command::Keys(KeyCommand::MSet(pairs)))
+            .await
+            .unwrap(),
         Value::Ok
     );
     let mut asked: Vec<Bytes> = keys.iter().map(|k| b(k)).collect();
     asked.insert(500, b("missing"));
     let Value::Array(values) = connection
-        .request(Command::MGet(asked.clone()))
+        .request(Command::Keys(KeyCommand::MGet(asked.clone())))
         .await
         .unwrap()
     else {
@@ -352,10 +365,10 @@ async fn pipelined_requests_all_complete_on_one_connection() {
     each_shard_count(|client| async move {
         let mut pipeline = client.pipeline();
         for i in 0..2000 {
-            pipeline.add(Command::IncrBy {
+            pipeline.add(Command::Keys(KeyCommand::IncrBy {
                 key: b(&format!("c{}", i % 10)),
                 delta: 1,
-            });
+            }));
         }
         let replies = pipeline.execute().await.unwrap();
         assert_eq!(replies.len(), 2000);

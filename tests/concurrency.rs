@@ -3,6 +3,7 @@
 mod support;
 
 use std::sync::Arc;
+use tessera_protocol::KeyCommand;
 
 use bytes::Bytes;
 use support::{open_many, TestServer, SHARD_COUNTS};
@@ -28,13 +29,13 @@ async fn thousand_clients_racing_set_nx_have_one_winner() {
                     tokio::spawn(async move {
                         start.wait().await;
                         let reply = connection
-                            .request(Command::Set(SetArgs {
+                            .request(Command::Keys(KeyCommand::Set(SetArgs {
                                 key,
                                 value: Bytes::from(format!("client-{i}")),
                                 condition: SetCondition::IfAbsent,
                                 expiry: SetExpiry::In(60_000),
                                 get: false,
-                            }))
+                            })))
                             .await
                             .expect("no client sees an error");
                         (i, reply)
@@ -55,7 +56,10 @@ async fn thousand_clients_racing_set_nx_have_one_winner() {
                 1,
                 "{shards} shards, round {round}: winners {winners:?}"
             );
-            let stored = connections[0].request(Command::Get(key)).await.unwrap();
+            let stored = connections[0]
+                .request(Command::Keys(KeyCommand::Get(key)))
+                .await
+                .unwrap();
             assert_eq!(
                 stored,
                 Value::Bytes(Bytes::from(format!("client-{}", winners[0])))
@@ -75,10 +79,10 @@ async fn concurrent_increments_are_never_lost() {
                 tokio::spawn(async move {
                     let answers: Vec<_> = (0..50)
                         .map(|i| {
-                            connection.start(Command::IncrBy {
+                            connection.start(Command::Keys(KeyCommand::IncrBy {
                                 key: Bytes::from(format!("counter:{}", i % 5)),
                                 delta: 1,
-                            })
+                            }))
                         })
                         .collect();
                     for answer in answers {

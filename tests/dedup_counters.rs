@@ -4,6 +4,7 @@ mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_protocol::DedupCommand;
 
 use bytes::Bytes;
 use support::{open_many, TestServer, SHARD_COUNTS};
@@ -24,10 +25,10 @@ async fn thousand_clients_on_one_dedup_key_see_exactly_one_first() {
                 let start = start.clone();
                 tokio::spawn(async move {
                     start.wait().await;
-                    let command = Command::Dedup {
+                    let command = Command::Dedup(DedupCommand::Check {
                         key: Bytes::from_static(b"impression:7f3a"),
                         ttl_ms: 3_600_000,
-                    };
+                    });
                     connection
                         .request(command)
                         .await
@@ -62,13 +63,13 @@ async fn dedup_many_answers_per_key_in_order_across_shards() {
         // The server-side split gives the same answers on one plain connection.
         let connection = client.connection(0).await.unwrap();
         let reply = connection
-            .request(Command::DedupMulti {
+            .request(Command::Dedup(DedupCommand::CheckMany {
                 ttl_ms: 2000,
                 keys: ["a", "d", "d"]
                     .iter()
                     .map(|k| Bytes::from_static(k.as_bytes()))
                     .collect(),
-            })
+            }))
             .await
             .unwrap();
         assert_eq!(

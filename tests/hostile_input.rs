@@ -6,6 +6,7 @@ mod support;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_protocol::{AdminCommand, KeyCommand};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rand::rngs::SmallRng;
@@ -53,7 +54,7 @@ fn raw_frame(id: u32, body: &[u8]) -> Vec<u8> {
 
 async fn expect_usable(stream: &mut TcpStream, buf: &mut BytesMut) {
     let mut ping = BytesMut::new();
-    encode_request(&mut ping, 99, &Command::Ping(None));
+    encode_request(&mut ping, 99, &Command::Admin(AdminCommand::Ping(None)));
     stream.write_all(&ping).await.unwrap();
     assert_eq!(
         read_reply(stream, buf).await,
@@ -101,7 +102,11 @@ async fn request_id_zero_is_refused() {
     let server = TestServer::start(1);
     let mut stream = TcpStream::connect(&server.address).await.unwrap();
     let mut frame = BytesMut::new();
-    encode_request(&mut frame, PUSH_ID, &Command::Ping(None));
+    encode_request(
+        &mut frame,
+        PUSH_ID,
+        &Command::Admin(AdminCommand::Ping(None)),
+    );
     stream.write_all(&frame).await.unwrap();
     let mut buf = BytesMut::new();
     let (id, value) = read_reply(&mut stream, &mut buf).await.unwrap();
@@ -120,7 +125,7 @@ async fn truncated_frames_are_dropped_with_the_connection() {
         encode_request(
             &mut frame,
             1,
-            &Command::Get(Bytes::from_static(b"some-key")),
+            &Command::Keys(KeyCommand::Get(Bytes::from_static(b"some-key"))),
         );
         stream.write_all(&frame[..cut]).await.unwrap();
         stream.shutdown().await.unwrap();

@@ -6,6 +6,7 @@ mod support;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tessera_protocol::InventoryCommand;
 
 use bytes::Bytes;
 use rand::rngs::SmallRng;
@@ -232,16 +233,18 @@ async fn carts_reserve_every_line_or_none() {
     let connection = client.connection(0).await.unwrap();
     let items = skus.iter().map(|s| (Bytes::from(s.clone()), 1)).collect();
     let refused = connection
-        .request(Command::InvReserveMulti {
+        .request(Command::Inventory(InventoryCommand::ReserveMulti {
             ttl_ms: 1000,
             items,
-        })
+        }))
         .await
         .unwrap_err();
     assert_eq!(refused.server_code(), Some(ErrorCode::CrossShard));
     assert!(matches!(
         client
-            .call(Command::InvGet(Bytes::from("nothing")))
+            .call(Command::Inventory(InventoryCommand::Get(Bytes::from(
+                "nothing"
+            ))))
             .await
             .unwrap(),
         Value::Nil

@@ -4,6 +4,7 @@
 mod support;
 
 use std::time::Duration;
+use tessera_protocol::{AdminCommand, KeyCommand};
 
 use bytes::Bytes;
 use support::TestServer;
@@ -64,7 +65,7 @@ async fn maxclients_refuses_with_a_typed_error() {
     }
     reopened
         .expect("a slot frees when a client leaves")
-        .request(Command::Ping(None))
+        .request(Command::Admin(AdminCommand::Ping(None)))
         .await
         .unwrap();
 }
@@ -77,9 +78,9 @@ async fn sigterm_finishes_in_flight_requests_and_exits_zero() {
         let mut pipeline = client.pipeline();
         let keys: Vec<Bytes> = (0..5000).map(|i| Bytes::from(format!("k{i}"))).collect();
         for chunk in keys.chunks(50) {
-            pipeline.add(Command::MSet(
+            pipeline.add(Command::Keys(KeyCommand::MSet(
                 chunk.iter().map(|k| (k.clone(), k.clone())).collect(),
-            ));
+            )));
         }
         let in_flight = tokio::spawn(pipeline.execute());
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -135,10 +136,10 @@ async fn client_fails_in_flight_requests_and_reconnects_after_a_restart() {
         "a restarted in-memory server is empty"
     );
     let err = client
-        .call(Command::Hello {
+        .call(Command::Admin(AdminCommand::Hello {
             version: 7,
             shard: None,
-        })
+        }))
         .await
         .unwrap_err();
     assert_eq!(err.server_code(), Some(ErrorCode::UnsupportedVersion));

@@ -259,7 +259,9 @@ async fn every_watcher_hears_a_change_exactly_once() {
 
 #[tokio::test]
 async fn a_watcher_that_stops_reading_is_closed_and_others_carry_on() {
-    use tessera_protocol::{encode_request, Command as Wire, PROTOCOL_VERSION};
+    use tessera_protocol::{
+        encode_request, AdminCommand, Command, PresenceCommand, PROTOCOL_VERSION,
+    };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let server = TestServer::start_with(&["--shards", "2", "--max-push-buffer-bytes", "65536"]);
@@ -274,12 +276,16 @@ async fn a_watcher_that_stops_reading_is_closed_and_others_carry_on() {
         .await
         .unwrap();
     let mut request = bytes::BytesMut::new();
-    let hello = Wire::Hello {
+    let hello = Command::Admin(AdminCommand::Hello {
         version: PROTOCOL_VERSION,
         shard: None,
-    };
+    });
     encode_request(&mut request, 1, &hello);
-    encode_request(&mut request, 2, &Wire::PresenceWatch(users.clone()));
+    encode_request(
+        &mut request,
+        2,
+        &Command::Presence(PresenceCommand::Watch(users.clone())),
+    );
     watcher.write_all(&request).await.unwrap();
     let mut first = vec![0u8; 1024];
     assert!(watcher.read(&mut first).await.unwrap() > 0);
@@ -307,13 +313,13 @@ async fn a_watcher_that_stops_reading_is_closed_and_others_carry_on() {
     for _ in 0..100 {
         let mut answers = Vec::with_capacity(users.len() * 2);
         for user in &users {
-            answers.push(connection.start(Wire::PresenceBeat {
+            answers.push(connection.start(Command::Presence(PresenceCommand::Beat {
                 user: user.clone(),
                 ttl_ms: 60_000,
                 grace_ms: 0,
                 meta: None,
-            }));
-            answers.push(connection.start(Wire::PresenceLeave(user.clone())));
+            })));
+            answers.push(connection.start(Command::Presence(PresenceCommand::Leave(user.clone()))));
         }
         for answer in answers {
             answer.await.unwrap().unwrap();

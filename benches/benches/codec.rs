@@ -4,18 +4,19 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
+use tessera_protocol::KeyCommand;
 use tessera_protocol::{
     encode_request, encode_response, Command, FrameDecoder, SetArgs, SetExpiry, Value,
 };
 
 fn golden_set() -> Command {
-    Command::Set(SetArgs {
+    Command::Keys(KeyCommand::Set(SetArgs {
         key: Bytes::from_static(b"session:5f1c2a"),
         value: Bytes::from(vec![b'x'; 64]),
         condition: Default::default(),
         expiry: SetExpiry::In(30_000),
         get: false,
-    })
+    }))
 }
 
 fn frames(c: &mut Criterion) {

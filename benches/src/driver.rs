@@ -4,6 +4,10 @@
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+use tessera_protocol::{
+    AdminCommand, DedupCommand, InventoryCommand, KeyCommand, LimitCommand, PresenceCommand,
+    TimelineCommand,
+};
 
 use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
@@ -11,7 +15,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tessera_cluster::geo::{partition_of, partition_shard};
 use tessera_cluster::shard_for_key;
-use tessera_protocol::command::{Algorithm, Cursor, RateLimit, Tier, Tiers};
+use tessera_protocol::commands::{Algorithm, Cursor, RateLimit, Tier, Tiers};
 use tessera_protocol::geo::{GeoArea, GeoCommand, GeoNear, GeoPoint};
 use tessera_protocol::{
     encode_request, Command, FrameDecoder, HelloInfo, SetArgs, Value, PROTOCOL_VERSION,
@@ -64,7 +68,7 @@ pub type BoxError = Box<dyn std::error::Error>;
 pub async fn flush(address: &str) -> Result<(), BoxError> {
     let (mut stream, _) = hello(address, None).await?;
     let mut buf = BytesMut::new();
-    encode_request(&mut buf, 2, &Command::FlushAll);
+    encode_request(&mut buf, 2, &Command::Admin(AdminCommand::FlushAll));
     stream.write_all(&buf).await?;
     buf.clear();
     let decoder = FrameDecoder::default();
@@ -89,11 +93,11 @@ pub async fn stock_skus(address: &str, keyspace: u64) -> Result<(), BoxError> {
     let (mut stream, _) = hello(address, None).await?;
     let mut buf = BytesMut::new();
     for i in 0..keyspace {
-        let command = Command::InvSet {
+        let command = Command::Inventory(InventoryCommand::Set {
             sku: Bytes::from(format!("key:{i}")),
             on_hand: crate::INV_STOCK,
             low: None,
-        };
+        });
         encode_request(&mut buf, i as u32 + 1, &command);
     }
     stream.write_all(&buf).await?;
@@ -125,7 +129,7 @@ pub async fn stock_skus(address: &str, keyspace: u64) -> Result<(), BoxError> {
 pub async fn memory(address: &str) -> Result<(u64, u64), BoxError> {
     let (mut stream, _) = hello(address, None).await?;
     let mut buf = BytesMut::new();
-    encode_request(&mut buf, 2, &Command::Info);
+    encode_request(&mut buf, 2, &Command::Admin(AdminCommand::Info));
     stream.write_all(&buf).await?;
     buf.clear();
     let decoder = FrameDecoder::new(64 << 20);
@@ -249,10 +253,10 @@ async fn hello(address: &str, shard: Option<u16>) -> Result<(TcpStream, HelloInf
     encode_request(
         &mut buf,
         1,
-        &Command::Hello {
+        &Command::Admin(AdminCommand::Hello {
             version: PROTOCOL_VERSION,
             shard,
-        },
+        }),
     );
     stream.write_all(&buf).await?;
     buf.clear();
@@ -359,15 +363,15 @@ impl Connection {
             for position in taken..taken + batch as u64 {
                 let key = self.keys[self.rng.random_range(0..self.keys.len())].clone();
                 let command = match self.workload {
-                    Workload::Get => Command::Get(key),
-                    Workload::Set => Command::Set(SetArgs {
+                    Workload::Get => Command::Keys(KeyCommand::Get(key)),
+                    Workload::Set => Command::Keys(KeyCommand::Set(SetArgs {
                         key,
                         value: self.value.clone(),
                         condition: Default::default(),
                         expiry: Default::default(),
                         get: false,
-                    }),
-                    Workload::Rl => Command::RlCheck(RateLimit {
+                    })),
+                    Workload::Rl => Command::Limits(LimitCommand::Check(RateLimit {
                         key,
                         algorithm: Algorithm::Sliding,
                         cost: 1,
@@ -377,22 +381,22 @@ impl Connection {
                             window_ms: crate::RL_WINDOW_MS,
                         }])
                         .expect("one tier"),
-                    }),
-                    Workload::Dedup => Command::Dedup {
+                    })),
+                    Workload::Dedup => Command::Dedup(DedupCommand::Check {
                         key: self.fresh_key(),
                         ttl_ms: crate::DEDUP_TTL_MS,
-                    },
-                    Workload::TlPush => Command::TlPush {
+                    }),
+                    Workload::TlPush => Command::Timelines(TimelineCommand::Push {
                         key,
                         item: self.next_item(),
                         cap: Some(crate::TIMELINE_CAP),
-                    },
-                    Workload::TlRange => Command::TlRange {
+                    }),
+                    Workload::TlRange => Command::Timelines(TimelineCommand::Range {
                         key,
                         before: None,
                         after: None,
                         limit: 20,
-                    },
+                    }),
                     Workload::Fanout => {
                         // Followers anywhere in the key space: the server splits by shard.
                         let keys = (0..crate::FANOUT_WIDTH)
@@ -403,19 +407,19 @@ impl Connection {
                                 ))
                             })
                             .collect();
-                        Command::TlFanout {
+                        Command::Timelines(TimelineCommand::Fanout {
                             item: self.next_item(),
                             cap: Some(crate::TIMELINE_CAP),
                             keys,
-                        }
+                        })
                     }
-                    Workload::Beat => Command::PresenceBeat {
+                    Workload::Beat => Command::Presence(PresenceCommand::Beat {
                         user: key,
                         ttl_ms: 30_000,
                         grace_ms: 0,
                         meta: None,
-                    },
-                    Workload::Who => Command::PresenceGet(
+                    }),
+                    Workload::Who => Command::Presence(PresenceCommand::Get(
                         (0..100)
                             .map(|_| {
                                 Bytes::from(format!(
@@ -424,7 +428,7 @@ impl Connection {
                                 ))
                             })
                             .collect(),
-                    ),
+                    )),
                     Workload::GeoLoad => {
                         let at = crate::geo_base(position);
                         self.place(Bytes::from(format!("key:{position}")), at)
@@ -452,17 +456,19 @@ impl Connection {
                     }
                     // Reserve, then confirm that reservation in the next request: pairs.
                     Workload::Inv => match self.unconfirmed.take() {
-                        Some((sku, id)) => Command::InvConfirm { sku, id },
+                        Some((sku, id)) => {
+                            Command::Inventory(InventoryCommand::Confirm { sku, id })
+                        }
                         None => {
                             self.sequence += 1;
                             let id = Bytes::from(format!("c{}-{}", self.client, self.sequence));
                             self.unconfirmed = Some((key.clone(), id.clone()));
-                            Command::InvReserve {
+                            Command::Inventory(InventoryCommand::Reserve {
                                 sku: key,
                                 qty: 1,
                                 ttl_ms: crate::RESERVATION_TTL_MS,
                                 id: Some(id),
-                            }
+                            })
                         }
                     },
                 };

@@ -4,6 +4,7 @@
 //! `cargo run -p tessera-client --example quickstart [HOST:PORT]`.
 
 use std::time::Duration;
+use tessera_protocol::KeyCommand;
 
 use tessera_client::{Client, Command, SetArgs, SetCondition, SetExpiry, Ttl};
 
@@ -31,13 +32,13 @@ async fn main() -> tessera_client::Result<()> {
     // A pipelined batch: 100 writes in flight at once, each sent straight to its shard.
     let mut pipeline = client.pipeline();
     for i in 0..100 {
-        pipeline.add(Command::Set(SetArgs {
+        pipeline.add(Command::Keys(KeyCommand::Set(SetArgs {
             key: format!("item:{i}").into(),
             value: format!("{i}").into(),
             condition: SetCondition::Always,
             expiry: SetExpiry::In(Duration::from_secs(60).as_millis() as u64),
             get: false,
-        }));
+        })));
     }
     let replies = pipeline.execute().await?;
     println!(

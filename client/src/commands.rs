@@ -3,9 +3,13 @@
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::Duration;
+use tessera_protocol::{
+    AdminCommand, CounterCommand, DedupCommand, IdemCommand, InventoryCommand, KeyCommand,
+    LimitCommand, PresenceCommand, TimelineCommand, VersionedCommand,
+};
 
 use bytes::Bytes;
-use tessera_protocol::command::{Algorithm, Cursor, RateLimit, Tier, Tiers};
+use tessera_protocol::commands::{Algorithm, Cursor, RateLimit, Tier, Tiers};
 use tessera_protocol::{Command, SetArgs, SetCondition, SetExpiry, Value};
 
 use crate::{Client, Error, Result};
@@ -75,7 +79,7 @@ impl Client {
     /// # Errors
     /// Link failures.
     pub async fn ping(&self) -> Result<()> {
-        match self.call(Command::Ping(None)).await? {
+        match self.call(Command::Admin(AdminCommand::Ping(None))).await? {
             Value::Text(t) if t == "PONG" => Ok(()),
             other => Err(Error::unexpected("PONG", &other)),
         }
@@ -86,7 +90,10 @@ impl Client {
     /// # Errors
     /// Link failures.
     pub async fn get(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>> {
-        expect_optional_bytes(self.call(Command::Get(bytes(key))).await?)
+        expect_optional_bytes(
+            self.call(Command::Keys(KeyCommand::Get(bytes(key))))
+                .await?,
+        )
     }
 
     /// SET: returns a builder; await it (true if written) or add options first:
@@ -109,7 +116,8 @@ impl Client {
     /// # Errors
     /// Link failures; an empty key list is refused by the server.
     pub async fn del<K: Into<Bytes>>(&self, keys: impl IntoIterator<Item = K>) -> Result<u64> {
-        self.sum_over(keys, Command::Del).await
+        self.sum_over(keys, |keys| Command::Keys(KeyCommand::Del(keys)))
+            .await
     }
 
     /// EXISTS: how many of the keys exist (split by shard).
@@ -117,7 +125,8 @@ impl Client {
     /// # Errors
     /// Link failures.
     pub async fn exists<K: Into<Bytes>>(&self, keys: impl IntoIterator<Item = K>) -> Result<u64> {
-        self.sum_over(keys, Command::Exists).await
+        self.sum_over(keys, |keys| Command::Keys(KeyCommand::Exists(keys)))
+            .await
     }
 
     async fn sum_over<K: Into<Bytes>>(
@@ -145,10 +154,10 @@ impl Client {
     pub async fn expire(&self, key: impl Into<Bytes>, ttl: Duration) -> Result<bool> {
         let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let reply = self
-            .call(Command::PExpire {
+            .call(Command::Keys(KeyCommand::PExpire {
                 key: bytes(key),
                 millis,
-            })
+            }))
             .await?;
         Ok(expect_int(reply)? == 1)
     }
@@ -159,7 +168,10 @@ impl Client {
     /// Link failures.
     pub async fn ttl(&self, key: impl Into<Bytes>) -> Result<Ttl> {
         Ok(
-            match expect_int(self.call(Command::PTtl(bytes(key))).await?)? {
+            match expect_int(
+                self.call(Command::Keys(KeyCommand::PTtl(bytes(key))))
+                    .await?,
+            )? {
                 -2 => Ttl::Missing,
                 -1 => Ttl::Persistent,
                 ms => Ttl::Expires(Duration::from_millis(ms.max(0) as u64)),
@@ -172,7 +184,10 @@ impl Client {
     /// # Errors
     /// Link failures.
     pub async fn persist(&self, key: impl Into<Bytes>) -> Result<bool> {
-        Ok(expect_int(self.call(Command::Persist(bytes(key))).await?)? == 1)
+        Ok(expect_int(
+            self.call(Command::Keys(KeyCommand::Persist(bytes(key))))
+                .await?,
+        )? == 1)
     }
 
     /// INCRBY: adds `delta` and returns the new value.
@@ -181,10 +196,10 @@ impl Client {
     /// `Server` with `NotInteger` if the value is not an integer or would overflow.
     pub async fn incr_by(&self, key: impl Into<Bytes>, delta: i64) -> Result<i64> {
         expect_int(
-            self.call(Command::IncrBy {
+            self.call(Command::Keys(KeyCommand::IncrBy {
                 key: bytes(key),
                 delta,
-            })
+            }))
             .await?,
         )
     }
@@ -195,10 +210,10 @@ impl Client {
     /// As `incr_by`.
     pub async fn decr_by(&self, key: impl Into<Bytes>, delta: i64) -> Result<i64> {
         expect_int(
-            self.call(Command::DecrBy {
+            self.call(Command::Keys(KeyCommand::DecrBy {
                 key: bytes(key),
                 delta,
-            })
+            }))
             .await?,
         )
     }
@@ -213,7 +228,9 @@ impl Client {
     ) -> Result<Vec<Option<Bytes>>> {
         let keys: Vec<Bytes> = keys.into_iter().map(Into::into).collect();
         let parts = self
-            .fan_out(&keys, |group| Command::MGet(pick(&keys, group)))
+            .fan_out(&keys, |group| {
+                Command::Keys(KeyCommand::MGet(pick(&keys, group)))
+            })
             .await?;
         reassemble(parts, keys.len(), expect_optional_bytes)
     }
@@ -233,7 +250,9 @@ impl Client {
         let keys: Vec<Bytes> = pairs.iter().map(|(k, _)| k.clone()).collect();
         let parts = self
             .fan_out(&keys, |group| {
-                Command::MSet(group.iter().map(|&i| pairs[i].clone()).collect())
+                Command::Keys(KeyCommand::MSet(
+                    group.iter().map(|&i| pairs[i].clone()).collect(),
+                ))
             })
             .await?;
         parts
@@ -246,7 +265,7 @@ impl Client {
     /// # Errors
     /// Link failures.
     pub async fn dbsize(&self) -> Result<u64> {
-        Ok(expect_int(self.call(Command::DbSize).await?)? as u64)
+        Ok(expect_int(self.call(Command::Admin(AdminCommand::DbSize)).await?)? as u64)
     }
 
     /// FLUSHALL: deletes every key on the node.
@@ -254,7 +273,7 @@ impl Client {
     /// # Errors
     /// Link failures.
     pub async fn flushall(&self) -> Result<()> {
-        expect_ok(self.call(Command::FlushAll).await?)
+        expect_ok(self.call(Command::Admin(AdminCommand::FlushAll)).await?)
     }
 
     /// INFO: the node's statistics map.
@@ -262,7 +281,7 @@ impl Client {
     /// # Errors
     /// Link failures.
     pub async fn info(&self) -> Result<Value> {
-        self.call(Command::Info).await
+        self.call(Command::Admin(AdminCommand::Info)).await
     }
 }
 
@@ -293,10 +312,10 @@ impl Client {
     /// `Server` with `InvalidExpire` for a zero or too-long `ttl`.
     pub async fn dedup(&self, key: impl Into<Bytes>, ttl: Duration) -> Result<bool> {
         let reply = self
-            .call(Command::Dedup {
+            .call(Command::Dedup(DedupCommand::Check {
                 key: bytes(key),
                 ttl_ms: millis(ttl),
-            })
+            }))
             .await?;
         expect_bool(reply)
     }
@@ -313,9 +332,11 @@ impl Client {
         let keys: Vec<Bytes> = keys.into_iter().map(Into::into).collect();
         let ttl_ms = millis(ttl);
         let parts = self
-            .fan_out(&keys, |group| Command::DedupMulti {
-                ttl_ms,
-                keys: pick(&keys, group),
+            .fan_out(&keys, |group| {
+                Command::Dedup(DedupCommand::CheckMany {
+                    ttl_ms,
+                    keys: pick(&keys, group),
+                })
             })
             .await?;
         reassemble(parts, keys.len(), expect_bool)
@@ -332,11 +353,11 @@ impl Client {
         floor: i64,
     ) -> Result<Take> {
         let reply = self
-            .call(Command::CounterTake {
+            .call(Command::Counters(CounterCommand::Take {
                 key: bytes(key),
                 amount,
                 floor,
-            })
+            }))
             .await?;
         match (reply.get("taken"), reply.get("remaining")) {
             (Some(Value::Bool(taken)), Some(Value::Int(remaining))) => Ok(Take {
@@ -353,10 +374,10 @@ impl Client {
     /// `Server` with `NotInteger` on overflow or a non-integer value.
     pub async fn counter_put(&self, key: impl Into<Bytes>, amount: u64) -> Result<i64> {
         expect_int(
-            self.call(Command::CounterPut {
+            self.call(Command::Counters(CounterCommand::Put {
                 key: bytes(key),
                 amount,
-            })
+            }))
             .await?,
         )
     }
@@ -371,10 +392,10 @@ impl Client {
         size: u64,
     ) -> Result<std::ops::RangeInclusive<i64>> {
         match self
-            .call(Command::IdRange {
+            .call(Command::Counters(CounterCommand::IdRange {
                 key: bytes(key),
                 size,
-            })
+            }))
             .await?
         {
             Value::Array(bounds) => match bounds[..] {
@@ -476,7 +497,11 @@ impl RateLimitBuilder {
     /// `WrongType` if the key holds something else.
     pub async fn check(self) -> Result<RateDecision> {
         let (client, limit) = self.build()?;
-        RateDecision::from_reply(&client.call(Command::RlCheck(limit)).await?)
+        RateDecision::from_reply(
+            &client
+                .call(Command::Limits(LimitCommand::Check(limit)))
+                .await?,
+        )
     }
 
     /// RL.PEEK: what `check` would answer, without counting anything.
@@ -485,7 +510,11 @@ impl RateLimitBuilder {
     /// As `check`.
     pub async fn peek(self) -> Result<RateDecision> {
         let (client, limit) = self.build()?;
-        RateDecision::from_reply(&client.call(Command::RlPeek(limit)).await?)
+        RateDecision::from_reply(
+            &client
+                .call(Command::Limits(LimitCommand::Peek(limit)))
+                .await?,
+        )
     }
 }
 
@@ -508,7 +537,10 @@ impl Client {
     /// # Errors
     /// `Server` with `WrongType` if the key holds something else.
     pub async fn rate_limit_reset(&self, key: impl Into<Bytes>) -> Result<bool> {
-        Ok(expect_int(self.call(Command::RlReset(bytes(key))).await?)? == 1)
+        Ok(expect_int(
+            self.call(Command::Limits(LimitCommand::Reset(bytes(key))))
+                .await?,
+        )? == 1)
     }
 }
 
@@ -562,11 +594,11 @@ impl Client {
         ttl: Duration,
         lease: Duration,
     ) -> Result<Idem> {
-        let command = Command::IdemBegin {
+        let command = Command::Idem(IdemCommand::Begin {
             key: bytes(key),
             ttl_ms: millis(ttl),
             lease_ms: millis(lease).max(1),
-        };
+        });
         Idem::from_reply(&self.call(command).await?)
     }
 
@@ -581,11 +613,11 @@ impl Client {
         token: u64,
         result: impl Into<Bytes>,
     ) -> Result<()> {
-        let command = Command::IdemComplete {
+        let command = Command::Idem(IdemCommand::Complete {
             key: bytes(key),
             token,
             result: bytes(result),
-        };
+        });
         expect_ok(self.call(command).await?)
     }
 
@@ -594,7 +626,10 @@ impl Client {
     /// # Errors
     /// `Server` with `WrongType` for other keys.
     pub async fn idem_get(&self, key: impl Into<Bytes>) -> Result<Option<Idem>> {
-        match self.call(Command::IdemGet(bytes(key))).await? {
+        match self
+            .call(Command::Idem(IdemCommand::Get(bytes(key))))
+            .await?
+        {
             Value::Nil => Ok(None),
             reply => Idem::from_reply(&reply).map(Some),
         }
@@ -616,7 +651,9 @@ impl Client {
     /// # Errors
     /// `Server` with `WrongType` if the key holds something else.
     pub async fn vget(&self, key: impl Into<Bytes>) -> Result<Option<(Bytes, u64)>> {
-        let reply = self.call(Command::VGet(bytes(key))).await?;
+        let reply = self
+            .call(Command::Versioned(VersionedCommand::Get(bytes(key))))
+            .await?;
         if reply == Value::Nil {
             return Ok(None);
         }
@@ -641,12 +678,12 @@ impl Client {
         if_version: Option<u64>,
         ttl: Option<Duration>,
     ) -> Result<Cas> {
-        let command = Command::VSet {
+        let command = Command::Versioned(VersionedCommand::Set {
             key: bytes(key),
             value: bytes(value),
             if_version,
             ttl_ms: ttl.map(|t| millis(t).max(1)),
-        };
+        });
         let reply = self.call(command).await?;
         match (
             reply.get("ok"),
@@ -732,7 +769,7 @@ pub enum Cart {
 }
 
 fn split_handle(handle: &Bytes) -> Result<(Bytes, Bytes)> {
-    let (sku, id) = tessera_protocol::command::split_reservation_handle(handle)
+    let (sku, id) = tessera_protocol::commands::split_reservation_handle(handle)
         .ok_or_else(|| Error::InvalidArgument("a reservation handle looks like sku#id".into()))?;
     Ok((handle.slice_ref(sku), handle.slice_ref(id)))
 }
@@ -744,7 +781,9 @@ impl Client {
     /// # Errors
     /// Link failures.
     pub async fn inv_store(&self, store: impl Into<Bytes>) -> Result<StoreFigures> {
-        let reply = self.call(Command::InvStore(bytes(store))).await?;
+        let reply = self
+            .call(Command::Inventory(InventoryCommand::Store(bytes(store))))
+            .await?;
         let int = |name| reply.get(name).and_then(Value::as_int);
         match (int("skus"), int("sold_out"), int("low_stock")) {
             (Some(skus), Some(sold_out), Some(low_stock)) => Ok(StoreFigures {
@@ -768,11 +807,11 @@ impl Client {
     ) -> Result<Stock> {
         Stock::from_reply(
             &self
-                .call(Command::InvSet {
+                .call(Command::Inventory(InventoryCommand::Set {
                     sku: bytes(sku),
                     on_hand,
                     low,
-                })
+                }))
                 .await?,
         )
     }
@@ -784,10 +823,10 @@ impl Client {
     pub async fn inv_adjust(&self, sku: impl Into<Bytes>, delta: i64) -> Result<Stock> {
         Stock::from_reply(
             &self
-                .call(Command::InvAdjust {
+                .call(Command::Inventory(InventoryCommand::Adjust {
                     sku: bytes(sku),
                     delta,
-                })
+                }))
                 .await?,
         )
     }
@@ -797,7 +836,10 @@ impl Client {
     /// # Errors
     /// `Server` with `WrongType` if the key holds something else.
     pub async fn inv_get(&self, sku: impl Into<Bytes>) -> Result<Option<Stock>> {
-        match self.call(Command::InvGet(bytes(sku))).await? {
+        match self
+            .call(Command::Inventory(InventoryCommand::Get(bytes(sku))))
+            .await?
+        {
             Value::Nil => Ok(None),
             reply => Stock::from_reply(&reply).map(Some),
         }
@@ -814,12 +856,12 @@ impl Client {
         ttl: Duration,
         id: Option<&str>,
     ) -> Result<Reservation> {
-        let command = Command::InvReserve {
+        let command = Command::Inventory(InventoryCommand::Reserve {
             sku: bytes(sku),
             qty,
             ttl_ms: millis(ttl).max(1),
             id: id.map(|id| Bytes::copy_from_slice(id.as_bytes())),
-        };
+        });
         let reply = self.call(command).await?;
         let available = reply.get("available").and_then(Value::as_int).unwrap_or(0);
         match (
@@ -844,7 +886,10 @@ impl Client {
     /// `Server` with `NotFound` if it expired or was released.
     pub async fn inv_confirm(&self, handle: &Bytes) -> Result<()> {
         let (sku, id) = split_handle(handle)?;
-        expect_ok(self.call(Command::InvConfirm { sku, id }).await?)
+        expect_ok(
+            self.call(Command::Inventory(InventoryCommand::Confirm { sku, id }))
+                .await?,
+        )
     }
 
     /// INV.RELEASE: gives a held reservation's units back.
@@ -853,7 +898,10 @@ impl Client {
     /// `Server` with `NotFound` as for `inv_confirm`, `Conflict` if it is a sale.
     pub async fn inv_release(&self, handle: &Bytes) -> Result<()> {
         let (sku, id) = split_handle(handle)?;
-        expect_ok(self.call(Command::InvRelease { sku, id }).await?)
+        expect_ok(
+            self.call(Command::Inventory(InventoryCommand::Release { sku, id }))
+                .await?,
+        )
     }
 
     /// Reserves every line of a cart or none. Lines on one shard (one `{hash tag}`) go in
@@ -875,9 +923,11 @@ impl Client {
         let skus: Vec<Bytes> = lines.iter().map(|(sku, _)| sku.clone()).collect();
         let ttl_ms = millis(ttl).max(1);
         let parts = self
-            .fan_out(&skus, |group| Command::InvReserveMulti {
-                ttl_ms,
-                items: group.iter().map(|&i| lines[i].clone()).collect(),
+            .fan_out(&skus, |group| {
+                Command::Inventory(InventoryCommand::ReserveMulti {
+                    ttl_ms,
+                    items: group.iter().map(|&i| lines[i].clone()).collect(),
+                })
             })
             .await?;
         let mut handles = vec![Bytes::new(); lines.len()];
@@ -975,11 +1025,11 @@ impl Client {
             id,
         };
         Ok(expect_int(
-            self.call(Command::TlPush {
+            self.call(Command::Timelines(TimelineCommand::Push {
                 key: bytes(key),
                 item,
                 cap,
-            })
+            }))
             .await?,
         )? == 1)
     }
@@ -1000,7 +1050,14 @@ impl Client {
             id,
         };
         let keys = keys.into_iter().map(Into::into).collect();
-        Ok(expect_int(self.call(Command::TlFanout { item, cap, keys }).await?)? as u64)
+        Ok(expect_int(
+            self.call(Command::Timelines(TimelineCommand::Fanout {
+                item,
+                cap,
+                keys,
+            }))
+            .await?,
+        )? as u64)
     }
 
     /// TL.RANGE: up to `limit` items older than `before` and newer than `after`.
@@ -1014,12 +1071,12 @@ impl Client {
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<TimelinePage> {
-        let command = Command::TlRange {
+        let command = Command::Timelines(TimelineCommand::Range {
             key: bytes(key),
             before,
             after,
             limit,
-        };
+        });
         TimelinePage::from_reply(&self.call(command).await?)
     }
 
@@ -1036,11 +1093,11 @@ impl Client {
         let keys = keys.into_iter().map(Into::into).collect();
         TimelinePage::from_reply(
             &self
-                .call(Command::TlMerge {
+                .call(Command::Timelines(TimelineCommand::Merge {
                     limit,
                     before,
                     keys,
-                })
+                }))
                 .await?,
         )
     }
@@ -1050,7 +1107,10 @@ impl Client {
     /// # Errors
     /// As `tl_range`.
     pub async fn tl_len(&self, key: impl Into<Bytes>) -> Result<u64> {
-        Ok(expect_int(self.call(Command::TlLen(bytes(key))).await?)? as u64)
+        Ok(expect_int(
+            self.call(Command::Timelines(TimelineCommand::Len(bytes(key))))
+                .await?,
+        )? as u64)
     }
 }
 
@@ -1078,12 +1138,12 @@ impl Client {
         grace: Duration,
         meta: Option<Bytes>,
     ) -> Result<bool> {
-        let command = Command::PresenceBeat {
+        let command = Command::Presence(PresenceCommand::Beat {
             user: bytes(user),
             ttl_ms: millis(ttl).max(1),
             grace_ms: millis(grace),
             meta,
-        };
+        });
         expect_bool(self.call(command).await?)
     }
 
@@ -1098,7 +1158,9 @@ impl Client {
     ) -> Result<Vec<Option<PresenceInfo>>> {
         let users: Vec<Bytes> = users.into_iter().map(Into::into).collect();
         let parts = self
-            .fan_out(&users, |group| Command::PresenceGet(pick(&users, group)))
+            .fan_out(&users, |group| {
+                Command::Presence(PresenceCommand::Get(pick(&users, group)))
+            })
             .await?;
         reassemble(parts, users.len(), |row| match row {
             Value::Nil => Ok(None),
@@ -1124,7 +1186,10 @@ impl Client {
     /// # Errors
     /// `Server` with `WrongType` for another kind of key.
     pub async fn presence_leave(&self, user: impl Into<Bytes>) -> Result<bool> {
-        Ok(expect_int(self.call(Command::PresenceLeave(bytes(user))).await?)? == 1)
+        Ok(expect_int(
+            self.call(Command::Presence(PresenceCommand::Leave(bytes(user))))
+                .await?,
+        )? == 1)
     }
 }
 
@@ -1179,7 +1244,11 @@ impl IntoFuture for SetBuilder {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            match self.client.call(Command::Set(self.args)).await? {
+            match self
+                .client
+                .call(Command::Keys(KeyCommand::Set(self.args)))
+                .await?
+            {
                 Value::Ok => Ok(true),
                 Value::Nil => Ok(false),
                 other => Err(Error::unexpected("OK or nil", &other)),
@@ -1201,7 +1270,7 @@ impl IntoFuture for SetGetBuilder {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let SetBuilder { client, args } = self.inner;
-            expect_optional_bytes(client.call(Command::Set(args)).await?)
+            expect_optional_bytes(client.call(Command::Keys(KeyCommand::Set(args))).await?)
         })
     }
 }

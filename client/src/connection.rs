@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tessera_protocol::AdminCommand;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
@@ -133,10 +134,10 @@ impl Connection {
             }),
         };
         let answer = connection
-            .request(Command::Hello {
+            .request(Command::Admin(AdminCommand::Hello {
                 version: PROTOCOL_VERSION,
                 shard,
-            })
+            }))
             .await?;
         let hello = HelloInfo::from_value(&answer)
             .ok_or_else(|| Error::unexpected("a HELLO map", &answer))?;

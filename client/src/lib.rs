@@ -37,7 +37,7 @@ pub use error::{Error, Result};
 pub use geo::{GeoIndex, GeoMember, GeoNearBuilder, GeoUpsert, Nearby};
 pub use limiter::{BreakerConfig, Fallback, RateLimiter, Source, Verdict};
 pub use pipeline::Pipeline;
-pub use tessera_protocol::command::Cursor;
+pub use tessera_protocol::commands::Cursor;
 pub use tessera_protocol::Value as Reply;
 pub use tessera_protocol::{Command, ErrorCode, ErrorReply, SetArgs, SetCondition, SetExpiry};
 pub use watch::{PresenceChange, PresenceWatch};

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tessera_protocol::PresenceCommand;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -69,7 +70,7 @@ impl PresenceWatch {
         let users: Vec<Bytes> = users.into_iter().map(Into::into).collect();
         let reply = self
             .connection
-            .request(Command::PresenceWatch(users.clone()))
+            .request(Command::Presence(PresenceCommand::Watch(users.clone())))
             .await?;
         let Value::Array(rows) = reply else {
             return Err(Error::unexpected("an array of presence rows", &reply));
@@ -103,7 +104,7 @@ impl PresenceWatch {
         }
         let reply = self
             .connection
-            .request(Command::PresenceUnwatch(users))
+            .request(Command::Presence(PresenceCommand::Unwatch(users)))
             .await?;
         Ok(reply.as_int().unwrap_or(0).max(0) as u64)
     }
@@ -116,7 +117,7 @@ impl PresenceWatch {
         self.baselines.clear();
         let reply = self
             .connection
-            .request(Command::PresenceUnwatch(Vec::new()))
+            .request(Command::Presence(PresenceCommand::Unwatch(Vec::new())))
             .await?;
         Ok(reply.as_int().unwrap_or(0).max(0) as u64)
     }

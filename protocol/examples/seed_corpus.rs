@@ -4,7 +4,11 @@
 use bytes::{Bytes, BytesMut};
 use std::path::Path;
 use tessera_protocol::geo::{GeoArea, GeoCommand, GeoNear, GeoPoint};
-use tessera_protocol::{encode_request, Command, SetArgs, SetCondition, SetExpiry};
+use tessera_protocol::{encode_request, Command, IdemCommand, SetArgs, SetCondition, SetExpiry};
+use tessera_protocol::{
+    AdminCommand, CounterCommand, DedupCommand, InventoryCommand, KeyCommand, PresenceCommand,
+    VersionedCommand,
+};
 
 fn point(lat: f64, lng: f64) -> GeoPoint {
     GeoPoint::new(lat, lng).expect("a valid seed position")
@@ -14,81 +18,81 @@ fn main() -> std::io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
     let b = |s: &'static str| Bytes::from_static(s.as_bytes());
     let commands = vec![
-        Command::Ping(None),
-        Command::Hello {
+        Command::Admin(AdminCommand::Ping(None)),
+        Command::Admin(AdminCommand::Hello {
             version: 1,
             shard: Some(1),
-        },
-        Command::Info,
-        Command::Get(b("user:1")),
-        Command::Set(SetArgs {
+        }),
+        Command::Admin(AdminCommand::Info),
+        Command::Keys(KeyCommand::Get(b("user:1"))),
+        Command::Keys(KeyCommand::Set(SetArgs {
             key: b("k"),
             value: b("value"),
             condition: SetCondition::IfAbsent,
             expiry: SetExpiry::In(60_000),
             get: true,
-        }),
-        Command::Del(vec![b("a"), b("b")]),
-        Command::Expire {
+        })),
+        Command::Keys(KeyCommand::Del(vec![b("a"), b("b")])),
+        Command::Keys(KeyCommand::Expire {
             key: b("k"),
             seconds: 10,
-        },
-        Command::IncrBy {
+        }),
+        Command::Keys(KeyCommand::IncrBy {
             key: b("n"),
             delta: -5,
-        },
-        Command::MGet(vec![b("a"), b("{tag}b")]),
-        Command::MSet(vec![(b("a"), b("1")), (b("b"), b("2"))]),
-        Command::Dedup {
+        }),
+        Command::Keys(KeyCommand::MGet(vec![b("a"), b("{tag}b")])),
+        Command::Keys(KeyCommand::MSet(vec![(b("a"), b("1")), (b("b"), b("2"))])),
+        Command::Dedup(DedupCommand::Check {
             key: b("imp:1"),
             ttl_ms: 3_600_000,
-        },
-        Command::CounterTake {
+        }),
+        Command::Counters(CounterCommand::Take {
             key: b("budget"),
             amount: 5,
             floor: -1,
-        },
-        Command::IdRange {
+        }),
+        Command::Counters(CounterCommand::IdRange {
             key: b("ids"),
             size: 100,
-        },
-        Command::IdemBegin {
+        }),
+        Command::Idem(IdemCommand::Begin {
             key: b("pay"),
             ttl_ms: 60_000,
             lease_ms: 5_000,
-        },
-        Command::IdemComplete {
+        }),
+        Command::Idem(IdemCommand::Complete {
             key: b("pay"),
             token: 1,
             result: b("ok"),
-        },
-        Command::VSet {
+        }),
+        Command::Versioned(VersionedCommand::Set {
             key: b("spot"),
             value: b("held"),
             if_version: Some(0),
             ttl_ms: Some(900_000),
-        },
-        Command::InvReserve {
+        }),
+        Command::Inventory(InventoryCommand::Reserve {
             sku: b("{s}:milk"),
             qty: 2,
             ttl_ms: 60_000,
             id: Some(b("o-1")),
-        },
-        Command::InvConfirm {
+        }),
+        Command::Inventory(InventoryCommand::Confirm {
             sku: b("{s}:milk"),
             id: b("o-1"),
-        },
-        Command::InvReserveMulti {
+        }),
+        Command::Inventory(InventoryCommand::ReserveMulti {
             ttl_ms: 60_000,
             items: vec![(b("{s}:a"), 1), (b("{s}:b"), 2)],
-        },
-        Command::InvSet {
+        }),
+        Command::Inventory(InventoryCommand::Set {
             sku: b("{s}:milk"),
             on_hand: 10,
             low: Some(2),
-        },
-        Command::PresenceWatch(vec![b("u:1"), b("u:2")]),
-        Command::PresenceUnwatch(vec![]),
+        }),
+        Command::Presence(PresenceCommand::Watch(vec![b("u:1"), b("u:2")])),
+        Command::Presence(PresenceCommand::Unwatch(vec![])),
         Command::Geo(GeoCommand::Upsert {
             index: b("drivers"),
             member: b("d:1"),
@@ -128,7 +132,11 @@ fn main() -> std::io::Result<()> {
         std::fs::write(root.join(format!("command_parser/golden-{i:02}")), &body)?;
         let mut frame = BytesMut::new();
         encode_request(&mut frame, i as u32 + 1, command);
-        encode_request(&mut frame, i as u32 + 100, &Command::Ping(None));
+        encode_request(
+            &mut frame,
+            i as u32 + 100,
+            &Command::Admin(AdminCommand::Ping(None)),
+        );
         std::fs::write(root.join(format!("frame_decoder/golden-{i:02}")), &frame)?;
     }
     std::fs::write(

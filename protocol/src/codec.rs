@@ -80,12 +80,13 @@ impl Encoder<(u32, &Value)> for ServerCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::KeyCommand;
     use bytes::Bytes;
 
     #[test]
     fn request_travels_from_client_to_server_codec() {
         let mut wire = BytesMut::new();
-        let command = Command::Get(Bytes::from_static(b"key"));
+        let command = Command::Keys(KeyCommand::Get(Bytes::from_static(b"key")));
         ClientCodec::default()
             .encode((42, &command), &mut wire)
             .unwrap();

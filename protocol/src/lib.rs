@@ -8,18 +8,17 @@
 //! +-----------+---------------+------------------------------------------+
 //!   little-endian; len counts the id and the body, not itself
 //!
-//! request body : opcode:u16  arguments (per command, see `command::COMMANDS`)
+//! request body : opcode:u16  arguments (per command, see `commands::COMMANDS`)
 //! response body: exactly one `Value` (tag:u8 then payload)
 //! ```
 //!
 //! Responses carry their request's id and may arrive in any order; id 0 is reserved for
 //! frames the server sends unasked. `docs/PROTOCOL.md` is the normative description.
 
-pub mod command;
+pub mod commands;
 pub mod error;
 pub mod frame;
 pub mod fuzzing;
-pub mod geo;
 pub mod hello;
 pub mod value;
 pub mod wire;
@@ -27,8 +26,11 @@ pub mod wire;
 #[cfg(feature = "codec")]
 pub mod codec;
 
-pub use command::{
-    Command, CommandSpec, KeySpec, SetArgs, SetCondition, SetExpiry, COMMANDS, PROTOCOL_VERSION,
+pub use commands::geo;
+pub use commands::{
+    AdminCommand, Command, CommandSpec, CounterCommand, DedupCommand, GeoCommand, IdemCommand,
+    InventoryCommand, KeyCommand, KeySpec, LimitCommand, PresenceCommand, SetArgs, SetCondition,
+    SetExpiry, TimelineCommand, VersionedCommand, COMMANDS, PROTOCOL_VERSION,
 };
 pub use error::{DecodeError, ErrorCode, FrameError};
 pub use frame::{Frame, FrameDecoder, Located, PUSH_ID};

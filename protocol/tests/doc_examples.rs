@@ -4,6 +4,7 @@ use bytes::{Bytes, BytesMut};
 use tessera_protocol::{
     encode_request, encode_response, Command, ErrorReply, SetArgs, SetCondition, SetExpiry, Value,
 };
+use tessera_protocol::{AdminCommand, KeyCommand};
 
 fn hex(bytes: &[u8]) -> String {
     bytes
@@ -31,27 +32,27 @@ fn documented_bytes_match_the_codec() {
     assert_eq!(
         request(
             1,
-            &Command::Hello {
+            &Command::Admin(AdminCommand::Hello {
                 version: 1,
                 shard: None
-            }
+            })
         ),
         "09 00 00 00 01 00 00 00 02 00 01 00 00"
     );
-    let set = Command::Set(SetArgs {
+    let set = Command::Keys(KeyCommand::Set(SetArgs {
         key: b("k"),
         value: b("v"),
         condition: SetCondition::IfAbsent,
         expiry: SetExpiry::In(10_000),
         get: false,
-    });
+    }));
     assert_eq!(
         request(2, &set),
         "0d 00 00 00 02 00 00 00 11 00 01 6b 01 76 11 90 4e"
     );
     assert_eq!(response(2, &Value::Ok), "05 00 00 00 02 00 00 00 01");
     assert_eq!(
-        request(3, &Command::Get(b("k"))),
+        request(3, &Command::Keys(KeyCommand::Get(b("k")))),
         "08 00 00 00 03 00 00 00 10 00 01 6b"
     );
     assert_eq!(
@@ -60,7 +61,7 @@ fn documented_bytes_match_the_codec() {
     );
     assert_eq!(response(3, &Value::Nil), "05 00 00 00 03 00 00 00 00");
     assert_eq!(
-        request(4, &Command::MGet(vec![b("a"), b("b")])),
+        request(4, &Command::Keys(KeyCommand::MGet(vec![b("a"), b("b")]))),
         "0b 00 00 00 04 00 00 00 1b 00 02 01 61 01 62"
     );
     assert_eq!(

@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Instant;
+use tessera_protocol::AdminCommand;
 
 use bytes::Buf;
 use bytes::BytesMut;
@@ -286,10 +287,10 @@ fn run_frame(
         );
         return Some(Next::Close("request used the push id"));
     }
-    let Command::Hello {
+    let Command::Admin(AdminCommand::Hello {
         version,
         shard: wanted,
-    } = command
+    }) = command
     else {
         coordinator::dispatch(shard, out, id, command, started);
         return None;

@@ -7,6 +7,9 @@
 
 use std::rc::Rc;
 use std::time::Instant;
+use tessera_protocol::{
+    AdminCommand, DedupCommand, InventoryCommand, KeyCommand, PresenceCommand, TimelineCommand,
+};
 
 use bytes::Bytes;
 use tessera_cluster::{shard_for_key, split_by_shard};
@@ -171,8 +174,10 @@ pub fn dispatch(
     match command.spec().keys {
         KeySpec::None | KeySpec::Area => {
             let reply = match &command {
-                Command::Ping(Some(message)) => Value::Bytes(Bytes::copy_from_slice(message)),
-                Command::Ping(None) => Value::text("PONG"),
+                Command::Admin(AdminCommand::Ping(Some(message))) => {
+                    Value::Bytes(Bytes::copy_from_slice(message))
+                }
+                Command::Admin(AdminCommand::Ping(None)) => Value::text("PONG"),
                 _ => Value::error(ErrorCode::Syntax, "HELLO is answered by the connection"),
             };
             complete(
@@ -201,8 +206,9 @@ pub fn dispatch(
         KeySpec::Watch => watch(shard, conn, request_id, command, started, now),
         KeySpec::AllShards => {
             let combine = match command {
-                Command::Info => Combine::Info,
-                Command::FlushAll | Command::Geo(GeoCommand::Create { .. }) => Combine::AllOk,
+                Command::Admin(AdminCommand::Info) => Combine::Info,
+                Command::Admin(AdminCommand::FlushAll)
+                | Command::Geo(GeoCommand::Create { .. }) => Combine::AllOk,
                 Command::Geo(GeoCommand::Cells { .. }) => Combine::Cells,
                 _ => Combine::Sum,
             };
@@ -256,17 +262,17 @@ fn split_keys(
 ) {
     let shards = shard.shards();
     let groups = match &command {
-        Command::MSet(pairs) => {
+        Command::Keys(KeyCommand::MSet(pairs)) => {
             split_by_shard(&pairs.iter().map(|(k, _)| k).collect::<Vec<_>>(), shards)
         }
-        Command::Del(keys)
-        | Command::Exists(keys)
-        | Command::MGet(keys)
-        | Command::DedupMulti { keys, .. }
-        | Command::TlFanout { keys, .. }
-        | Command::TlMerge { keys, .. }
-        | Command::PresenceGet(keys) => split_by_shard(keys, shards),
-        Command::InvReserveMulti { items, .. } => split_by_shard(
+        Command::Keys(KeyCommand::Del(keys))
+        | Command::Keys(KeyCommand::Exists(keys))
+        | Command::Keys(KeyCommand::MGet(keys))
+        | Command::Dedup(DedupCommand::CheckMany { keys, .. })
+        | Command::Timelines(TimelineCommand::Fanout { keys, .. })
+        | Command::Timelines(TimelineCommand::Merge { keys, .. })
+        | Command::Presence(PresenceCommand::Get(keys)) => split_by_shard(keys, shards),
+        Command::Inventory(InventoryCommand::ReserveMulti { items, .. }) => split_by_shard(
             &items.iter().map(|(sku, _)| sku).collect::<Vec<_>>(),
             shards,
         ),
@@ -278,7 +284,7 @@ fn split_keys(
         run_here(shard, conn, request_id, &command, started, now);
         return;
     }
-    if let Command::InvReserveMulti { .. } = command {
+    if let Command::Inventory(InventoryCommand::ReserveMulti { .. }) = command {
         // A cart is all-or-nothing only on one shard; across shards the client runs the
         // saga (reserve each part, release the others if one fails).
         let reply = match owners[..] {
@@ -307,46 +313,64 @@ fn split_keys(
         .map(|&owner| {
             let group = &groups[usize::from(owner)];
             let part = match &command {
-                Command::Del(keys) => Command::Del(pick(keys, group)),
-                Command::Exists(keys) => Command::Exists(pick(keys, group)),
-                Command::MGet(keys) => Command::MGet(pick(keys, group)),
-                Command::DedupMulti { ttl_ms, keys } => Command::DedupMulti {
-                    ttl_ms: *ttl_ms,
-                    keys: pick(keys, group),
-                },
-                Command::TlFanout { item, cap, keys } => Command::TlFanout {
-                    item: *item,
-                    cap: *cap,
-                    keys: pick(keys, group),
-                },
-                Command::TlMerge {
+                Command::Keys(KeyCommand::Del(keys)) => {
+                    Command::Keys(KeyCommand::Del(pick(keys, group)))
+                }
+                Command::Keys(KeyCommand::Exists(keys)) => {
+                    Command::Keys(KeyCommand::Exists(pick(keys, group)))
+                }
+                Command::Keys(KeyCommand::MGet(keys)) => {
+                    Command::Keys(KeyCommand::MGet(pick(keys, group)))
+                }
+                Command::Dedup(DedupCommand::CheckMany { ttl_ms, keys }) => {
+                    Command::Dedup(DedupCommand::CheckMany {
+                        ttl_ms: *ttl_ms,
+                        keys: pick(keys, group),
+                    })
+                }
+                Command::Timelines(TimelineCommand::Fanout { item, cap, keys }) => {
+                    Command::Timelines(TimelineCommand::Fanout {
+                        item: *item,
+                        cap: *cap,
+                        keys: pick(keys, group),
+                    })
+                }
+                Command::Timelines(TimelineCommand::Merge {
                     limit,
                     before,
                     keys,
-                } => Command::TlMerge {
+                }) => Command::Timelines(TimelineCommand::Merge {
                     limit: *limit,
                     before: *before,
                     keys: pick(keys, group),
-                },
-                Command::PresenceGet(keys) => Command::PresenceGet(pick(keys, group)),
-                Command::InvReserveMulti { .. } => unreachable!("carts are never split"),
-                Command::MSet(pairs) => Command::MSet(
+                }),
+                Command::Presence(PresenceCommand::Get(keys)) => {
+                    Command::Presence(PresenceCommand::Get(pick(keys, group)))
+                }
+                Command::Inventory(InventoryCommand::ReserveMulti { .. }) => {
+                    unreachable!("carts are never split")
+                }
+                Command::Keys(KeyCommand::MSet(pairs)) => Command::Keys(KeyCommand::MSet(
                     group
                         .iter()
                         .map(|&i| (own(pairs[i].0), own(pairs[i].1)))
                         .collect(),
-                ),
+                )),
                 _ => unreachable!("only multi-key commands are split"),
             };
             (owner, part)
         })
         .collect();
     let combine = match &command {
-        Command::MGet(keys) | Command::DedupMulti { keys, .. } | Command::PresenceGet(keys) => {
+        Command::Keys(KeyCommand::MGet(keys))
+        | Command::Dedup(DedupCommand::CheckMany { keys, .. })
+        | Command::Presence(PresenceCommand::Get(keys)) => {
             Combine::values(&owners, &groups, keys.len())
         }
-        Command::MSet(_) => Combine::AllOk,
-        Command::TlMerge { limit, .. } => Combine::Merge { limit: *limit },
+        Command::Keys(KeyCommand::MSet(_)) => Combine::AllOk,
+        Command::Timelines(TimelineCommand::Merge { limit, .. }) => {
+            Combine::Merge { limit: *limit }
+        }
         _ => Combine::Sum,
     };
     scatter(
@@ -422,11 +446,11 @@ fn watch(
         users.iter().map(|u| Bytes::copy_from_slice(u)).collect()
     };
     let (users, watching) = match &command {
-        Command::PresenceWatch(users) => (own(users), true),
-        Command::PresenceUnwatch(users) if users.is_empty() => {
+        Command::Presence(PresenceCommand::Watch(users)) => (own(users), true),
+        Command::Presence(PresenceCommand::Unwatch(users)) if users.is_empty() => {
             (conn.watching.borrow().iter().cloned().collect(), false)
         }
-        Command::PresenceUnwatch(users) => (own(users), false),
+        Command::Presence(PresenceCommand::Unwatch(users)) => (own(users), false),
         _ => unreachable!("only watch commands are routed here"),
     };
     {
@@ -460,9 +484,9 @@ fn watch(
         .map(|&owner| {
             let group = part(&groups[usize::from(owner)]);
             let command = if watching {
-                Command::PresenceWatch(group)
+                Command::Presence(PresenceCommand::Watch(group))
             } else {
-                Command::PresenceUnwatch(group)
+                Command::Presence(PresenceCommand::Unwatch(group))
             };
             (owner, command)
         })
@@ -487,7 +511,9 @@ pub fn unwatch_all(shard: &Shard, conn: &ConnOutput) {
         if group.is_empty() {
             continue;
         }
-        let command = Command::PresenceUnwatch(group.iter().map(|&i| users[i].clone()).collect());
+        let command = Command::Presence(PresenceCommand::Unwatch(
+            group.iter().map(|&i| users[i].clone()).collect(),
+        ));
         if owner == usize::from(shard.id) {
             shard.execute(&command, from, clock::now_millis());
         } else {

@@ -4,9 +4,13 @@
 //! command whose keys this shard owns and gets a `Value` back.
 
 use bytes::Bytes;
-use tessera_protocol::command::MAX_EXPIRE_MS;
-use tessera_protocol::command::{Algorithm, Cursor, RateLimit, Tier, MAX_TIERS};
+use tessera_protocol::commands::MAX_EXPIRE_MS;
+use tessera_protocol::commands::{Algorithm, Cursor, RateLimit, Tier, MAX_TIERS};
 use tessera_protocol::wire::Payload;
+use tessera_protocol::{
+    AdminCommand, CounterCommand, DedupCommand, IdemCommand, InventoryCommand, KeyCommand,
+    LimitCommand, PresenceCommand, TimelineCommand, VersionedCommand,
+};
 use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Value};
 
 use tessera_cluster::hash_tag;
@@ -52,7 +56,7 @@ pub fn apply<'a, P: Payload>(
     command: &Command<P>,
     now: u64,
 ) -> Reply<'a> {
-    if let Command::Get(key) = command {
+    if let Command::Keys(KeyCommand::Get(key)) = command {
         return match keyspace.get(key.as_ref(), now) {
             Some(Stored::Blob(blob)) => Reply::Stored(blob),
             Some(_) => Reply::Value(wrong_type()),
@@ -64,34 +68,40 @@ pub fn apply<'a, P: Payload>(
 
 fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u64) -> Value {
     match command {
-        Command::Get(key) => match keyspace.get(key.as_ref(), now) {
+        Command::Keys(KeyCommand::Get(key)) => match keyspace.get(key.as_ref(), now) {
             Some(Stored::Blob(blob)) => to_value(blob),
             Some(_) => wrong_type(),
             None => Value::Nil,
         },
-        Command::Set(args) => set(keyspace, args, now),
-        Command::Del(keys) => count(keys, |k| keyspace.remove(k, now)),
-        Command::Exists(keys) => count(keys, |k| keyspace.contains(k, now)),
-        Command::Expire { key, seconds } => match seconds.checked_mul(1000) {
+        Command::Keys(KeyCommand::Set(args)) => set(keyspace, args, now),
+        Command::Keys(KeyCommand::Del(keys)) => count(keys, |k| keyspace.remove(k, now)),
+        Command::Keys(KeyCommand::Exists(keys)) => count(keys, |k| keyspace.contains(k, now)),
+        Command::Keys(KeyCommand::Expire { key, seconds }) => match seconds.checked_mul(1000) {
             Some(ms) => expire(keyspace, key.as_ref(), ms, now),
             None => invalid_expire(),
         },
-        Command::PExpire { key, millis } => expire(keyspace, key.as_ref(), *millis, now),
-        Command::Ttl(key) => ttl(keyspace, key.as_ref(), now, |ms| (ms + 500) / 1000),
-        Command::PTtl(key) => ttl(keyspace, key.as_ref(), now, |ms| ms),
-        Command::Persist(key) => {
+        Command::Keys(KeyCommand::PExpire { key, millis }) => {
+            expire(keyspace, key.as_ref(), *millis, now)
+        }
+        Command::Keys(KeyCommand::Ttl(key)) => {
+            ttl(keyspace, key.as_ref(), now, |ms| (ms + 500) / 1000)
+        }
+        Command::Keys(KeyCommand::PTtl(key)) => ttl(keyspace, key.as_ref(), now, |ms| ms),
+        Command::Keys(KeyCommand::Persist(key)) => {
             let had_deadline = matches!(keyspace.deadline(key.as_ref(), now), Some(Some(_)));
             if had_deadline {
                 keyspace.set_deadline(key.as_ref(), None, now);
             }
             Value::Int(i64::from(had_deadline))
         }
-        Command::IncrBy { key, delta } => incr_by(keyspace, key.as_ref(), *delta, now),
-        Command::DecrBy { key, delta } => match delta.checked_neg() {
+        Command::Keys(KeyCommand::IncrBy { key, delta }) => {
+            incr_by(keyspace, key.as_ref(), *delta, now)
+        }
+        Command::Keys(KeyCommand::DecrBy { key, delta }) => match delta.checked_neg() {
             Some(delta) => incr_by(keyspace, key.as_ref(), delta, now),
             None => overflow(),
         },
-        Command::MGet(keys) => Value::Array(
+        Command::Keys(KeyCommand::MGet(keys)) => Value::Array(
             keys.iter()
                 .map(|k| match keyspace.get(k.as_ref(), now) {
                     Some(Stored::Blob(blob)) => to_value(blob),
@@ -99,26 +109,32 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
                 })
                 .collect(),
         ),
-        Command::MSet(pairs) => {
+        Command::Keys(KeyCommand::MSet(pairs)) => {
             for (key, value) in pairs {
                 keyspace.insert(key.as_ref(), Blob::new(value.as_ref()).into(), None, now);
             }
             Value::Ok
         }
-        Command::Dedup { key, ttl_ms } => Value::Bool(dedup(keyspace, key.as_ref(), *ttl_ms, now)),
-        Command::DedupMulti { ttl_ms, keys } => Value::Array(
+        Command::Dedup(DedupCommand::Check { key, ttl_ms }) => {
+            Value::Bool(dedup(keyspace, key.as_ref(), *ttl_ms, now))
+        }
+        Command::Dedup(DedupCommand::CheckMany { ttl_ms, keys }) => Value::Array(
             keys.iter()
                 .map(|key| Value::Bool(dedup(keyspace, key.as_ref(), *ttl_ms, now)))
                 .collect(),
         ),
-        Command::CounterTake { key, amount, floor } => {
+        Command::Counters(CounterCommand::Take { key, amount, floor }) => {
             counter_take(keyspace, key.as_ref(), *amount as i64, *floor, now)
         }
-        Command::CounterPut { key, amount } => incr_by(keyspace, key.as_ref(), *amount as i64, now),
-        Command::IdRange { key, size } => id_range(keyspace, key.as_ref(), *size as i64, now),
-        Command::RlCheck(limit) => rate_limit(keyspace, limit, now, true),
-        Command::RlPeek(limit) => rate_limit(keyspace, limit, now, false),
-        Command::RlReset(key) => {
+        Command::Counters(CounterCommand::Put { key, amount }) => {
+            incr_by(keyspace, key.as_ref(), *amount as i64, now)
+        }
+        Command::Counters(CounterCommand::IdRange { key, size }) => {
+            id_range(keyspace, key.as_ref(), *size as i64, now)
+        }
+        Command::Limits(LimitCommand::Check(limit)) => rate_limit(keyspace, limit, now, true),
+        Command::Limits(LimitCommand::Peek(limit)) => rate_limit(keyspace, limit, now, false),
+        Command::Limits(LimitCommand::Reset(key)) => {
             let found = keyspace.find(key.as_ref(), now);
             match keyspace.value(&found) {
                 Some(state) if state.is_rate_limit() => {
@@ -128,15 +144,15 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
                 None => Value::Int(0),
             }
         }
-        Command::IdemBegin {
+        Command::Idem(IdemCommand::Begin {
             key,
             ttl_ms,
             lease_ms,
-        } => idem_begin(keyspace, key.as_ref(), *ttl_ms, *lease_ms, now),
-        Command::IdemComplete { key, token, result } => {
+        }) => idem_begin(keyspace, key.as_ref(), *ttl_ms, *lease_ms, now),
+        Command::Idem(IdemCommand::Complete { key, token, result }) => {
             idem_complete(keyspace, key.as_ref(), *token, result.as_ref(), now)
         }
-        Command::IdemGet(key) => {
+        Command::Idem(IdemCommand::Get(key)) => {
             let found = keyspace.find(key.as_ref(), now);
             match keyspace.value(&found) {
                 Some(Stored::Idem(record)) => idem_reply(record, now),
@@ -144,7 +160,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
                 None => Value::Nil,
             }
         }
-        Command::VGet(key) => match keyspace.get(key.as_ref(), now) {
+        Command::Versioned(VersionedCommand::Get(key)) => match keyspace.get(key.as_ref(), now) {
             Some(Stored::Versioned(versioned)) => Value::Map(vec![
                 (Value::text("value"), to_value(&versioned.value)),
                 (Value::text("version"), Value::Int(versioned.version as i64)),
@@ -152,12 +168,12 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
             Some(_) => wrong_type(),
             None => Value::Nil,
         },
-        Command::VSet {
+        Command::Versioned(VersionedCommand::Set {
             key,
             value,
             if_version,
             ttl_ms,
-        } => versioned_set(
+        }) => versioned_set(
             keyspace,
             key.as_ref(),
             value.as_ref(),
@@ -165,7 +181,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
             *ttl_ms,
             now,
         ),
-        Command::InvSet { sku, on_hand, low } => {
+        Command::Inventory(InventoryCommand::Set { sku, on_hand, low }) => {
             let (on_hand, low) = (*on_hand, *low);
             with_sku(keyspace, sku.as_ref(), now, true, |sku| {
                 if low.is_some() {
@@ -174,7 +190,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
                 sku.set_on_hand(on_hand)
             })
         }
-        Command::InvStore(store) => {
+        Command::Inventory(InventoryCommand::Store(store)) => {
             let figures = keyspace.store(hash_tag(store.as_ref()));
             Value::Map(vec![
                 (Value::text("skus"), Value::Int(figures.skus)),
@@ -182,17 +198,19 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
                 (Value::text("low_stock"), Value::Int(figures.low_stock)),
             ])
         }
-        Command::InvAdjust { sku, delta } => {
+        Command::Inventory(InventoryCommand::Adjust { sku, delta }) => {
             let delta = *delta;
             with_sku(keyspace, sku.as_ref(), now, true, |sku| sku.adjust(delta))
         }
-        Command::InvGet(sku) => with_sku(keyspace, sku.as_ref(), now, false, |_| Ok(())),
-        Command::InvReserve {
+        Command::Inventory(InventoryCommand::Get(sku)) => {
+            with_sku(keyspace, sku.as_ref(), now, false, |_| Ok(()))
+        }
+        Command::Inventory(InventoryCommand::Reserve {
             sku,
             qty,
             ttl_ms,
             id,
-        } => inv_reserve(
+        }) => inv_reserve(
             keyspace,
             sku.as_ref(),
             id.as_ref().map(AsRef::as_ref),
@@ -200,33 +218,33 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
             now + ttl_ms,
             now,
         ),
-        Command::InvConfirm { sku, id } => {
+        Command::Inventory(InventoryCommand::Confirm { sku, id }) => {
             inv_settle(keyspace, sku.as_ref(), id.as_ref(), now, Sku::confirm)
         }
-        Command::InvRelease { sku, id } => {
+        Command::Inventory(InventoryCommand::Release { sku, id }) => {
             inv_settle(keyspace, sku.as_ref(), id.as_ref(), now, Sku::release)
         }
-        Command::InvReserveMulti { ttl_ms, items } => {
+        Command::Inventory(InventoryCommand::ReserveMulti { ttl_ms, items }) => {
             inv_reserve_cart(keyspace, items, now + ttl_ms, now)
         }
-        Command::TlPush { key, item, cap } => {
+        Command::Timelines(TimelineCommand::Push { key, item, cap }) => {
             match tl_push(keyspace, key.as_ref(), *item, *cap, now) {
                 Some(added) => Value::Int(i64::from(added)),
                 None => wrong_type(),
             }
         }
         // A key of another kind among the followers is skipped, not the whole fan-out.
-        Command::TlFanout { item, cap, keys } => Value::Int(
+        Command::Timelines(TimelineCommand::Fanout { item, cap, keys }) => Value::Int(
             keys.iter()
                 .filter(|key| tl_push(keyspace, key.as_ref(), *item, *cap, now) == Some(true))
                 .count() as i64,
         ),
-        Command::TlRange {
+        Command::Timelines(TimelineCommand::Range {
             key,
             before,
             after,
             limit,
-        } => match keyspace.get(key.as_ref(), now) {
+        }) => match keyspace.get(key.as_ref(), now) {
             Some(Stored::Timeline(timeline)) => {
                 page_value(&timeline.range(*before, *after, *limit))
             }
@@ -236,11 +254,11 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
                 next: None,
             }),
         },
-        Command::TlMerge {
+        Command::Timelines(TimelineCommand::Merge {
             limit,
             before,
             keys,
-        } => {
+        }) => {
             let mut pages = Vec::with_capacity(keys.len());
             for key in keys {
                 match keyspace.get(key.as_ref(), now) {
@@ -253,19 +271,21 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
             }
             page_value(&merge(pages, *limit))
         }
-        Command::TlRemove { key, id } => {
+        Command::Timelines(TimelineCommand::Remove { key, id }) => {
             change_timeline(keyspace, key.as_ref(), now, |t| i64::from(t.remove(*id)))
         }
-        Command::TlLen(key) => change_timeline(keyspace, key.as_ref(), now, |t| t.len() as i64),
-        Command::TlTrim { key, keep } => {
+        Command::Timelines(TimelineCommand::Len(key)) => {
+            change_timeline(keyspace, key.as_ref(), now, |t| t.len() as i64)
+        }
+        Command::Timelines(TimelineCommand::Trim { key, keep }) => {
             change_timeline(keyspace, key.as_ref(), now, |t| t.trim(*keep) as i64)
         }
-        Command::PresenceBeat {
+        Command::Presence(PresenceCommand::Beat {
             user,
             ttl_ms,
             grace_ms,
             meta,
-        } => watched_change(keyspace, user.as_ref(), now, |keyspace| {
+        }) => watched_change(keyspace, user.as_ref(), now, |keyspace| {
             presence_beat(
                 keyspace,
                 user.as_ref(),
@@ -274,7 +294,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
                 now,
             )
         }),
-        Command::PresenceGet(users) => Value::Array(
+        Command::Presence(PresenceCommand::Get(users)) => Value::Array(
             users
                 .iter()
                 .map(|user| match keyspace.get(user.as_ref(), now) {
@@ -292,24 +312,26 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
                 })
                 .collect(),
         ),
-        Command::PresenceLeave(user) => watched_change(keyspace, user.as_ref(), now, |keyspace| {
-            let found = keyspace.find(user.as_ref(), now);
-            let left = keyspace.update(&found, |stored| match stored {
-                Stored::Presence(presence) => {
-                    let was_online = presence.online_until > now;
-                    presence.online_until = presence.online_until.min(now);
-                    Some(was_online)
+        Command::Presence(PresenceCommand::Leave(user)) => {
+            watched_change(keyspace, user.as_ref(), now, |keyspace| {
+                let found = keyspace.find(user.as_ref(), now);
+                let left = keyspace.update(&found, |stored| match stored {
+                    Stored::Presence(presence) => {
+                        let was_online = presence.online_until > now;
+                        presence.online_until = presence.online_until.min(now);
+                        Some(was_online)
+                    }
+                    _ => None,
+                });
+                match left {
+                    Some(Some(was_online)) => Value::Int(i64::from(was_online)),
+                    Some(None) => wrong_type(),
+                    None => Value::Int(0),
                 }
-                _ => None,
-            });
-            match left {
-                Some(Some(was_online)) => Value::Int(i64::from(was_online)),
-                Some(None) => wrong_type(),
-                None => Value::Int(0),
-            }
-        }),
-        Command::DbSize => Value::Int(keyspace.len() as i64),
-        Command::FlushAll => {
+            })
+        }
+        Command::Admin(AdminCommand::DbSize) => Value::Int(keyspace.len() as i64),
+        Command::Admin(AdminCommand::FlushAll) => {
             keyspace.clear();
             for user in keyspace.watches.users() {
                 watch::look(keyspace, &user, now);
@@ -317,11 +339,13 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
             Value::Ok
         }
         Command::Geo(geo) => geo_here(keyspace, geo, now),
-        Command::Ping(_)
-        | Command::Hello { .. }
-        | Command::Info
-        | Command::PresenceWatch(_)
-        | Command::PresenceUnwatch(_) => Value::error(ErrorCode::Internal, "not a shard operation"),
+        Command::Admin(AdminCommand::Ping(_))
+        | Command::Admin(AdminCommand::Hello { .. })
+        | Command::Admin(AdminCommand::Info)
+        | Command::Presence(PresenceCommand::Watch(_))
+        | Command::Presence(PresenceCommand::Unwatch(_)) => {
+            Value::error(ErrorCode::Internal, "not a shard operation")
+        }
     }
 }
 
@@ -1229,13 +1253,13 @@ mod tests {
         expiry: SetExpiry,
         get: bool,
     ) -> Command {
-        Command::Set(SetArgs {
+        Command::Keys(KeyCommand::Set(SetArgs {
             key: b(key),
             value: b(value),
             condition,
             expiry,
             get,
-        })
+        }))
     }
 
     #[test]
@@ -1254,7 +1278,10 @@ mod tests {
             false,
         );
         assert_eq!(apply(&mut ks, &xx_missing, 0), Value::Nil);
-        assert_eq!(apply(&mut ks, &Command::Get(b("absent")), 0), Value::Nil);
+        assert_eq!(
+            apply(&mut ks, &Command::Keys(KeyCommand::Get(b("absent"))), 0),
+            Value::Nil
+        );
     }
 
     #[test]
@@ -1271,18 +1298,24 @@ mod tests {
             0,
         );
         assert_eq!(
-            apply(&mut ks, &Command::PTtl(b("k")), 1000),
+            apply(&mut ks, &Command::Keys(KeyCommand::PTtl(b("k"))), 1000),
             Value::Int(9000)
         );
-        assert_eq!(apply(&mut ks, &Command::Ttl(b("k")), 1000), Value::Int(9));
+        assert_eq!(
+            apply(&mut ks, &Command::Keys(KeyCommand::Ttl(b("k"))), 1000),
+            Value::Int(9)
+        );
         apply(
             &mut ks,
             &set_cmd("k", "3", SetCondition::Always, SetExpiry::Clear, false),
             0,
         );
-        assert_eq!(apply(&mut ks, &Command::Ttl(b("k")), 1000), Value::Int(-1));
         assert_eq!(
-            apply(&mut ks, &Command::Ttl(b("nope")), 1000),
+            apply(&mut ks, &Command::Keys(KeyCommand::Ttl(b("k"))), 1000),
+            Value::Int(-1)
+        );
+        assert_eq!(
+            apply(&mut ks, &Command::Keys(KeyCommand::Ttl(b("nope"))), 1000),
             Value::Int(-2)
         );
     }
@@ -1298,43 +1331,52 @@ mod tests {
         assert_eq!(
             apply(
                 &mut ks,
-                &Command::Expire {
+                &Command::Keys(KeyCommand::Expire {
                     key: b("k"),
                     seconds: 5
-                },
+                }),
                 0
             ),
             Value::Int(1)
         );
-        assert_eq!(apply(&mut ks, &Command::Persist(b("k")), 0), Value::Int(1));
-        assert_eq!(apply(&mut ks, &Command::Persist(b("k")), 0), Value::Int(0));
+        assert_eq!(
+            apply(&mut ks, &Command::Keys(KeyCommand::Persist(b("k"))), 0),
+            Value::Int(1)
+        );
+        assert_eq!(
+            apply(&mut ks, &Command::Keys(KeyCommand::Persist(b("k"))), 0),
+            Value::Int(0)
+        );
         assert_eq!(
             apply(
                 &mut ks,
-                &Command::PExpire {
+                &Command::Keys(KeyCommand::PExpire {
                     key: b("k"),
                     millis: 0
-                },
+                }),
                 0
             ),
             Value::Int(1)
         );
-        assert_eq!(apply(&mut ks, &Command::Get(b("k")), 0), Value::Nil);
+        assert_eq!(
+            apply(&mut ks, &Command::Keys(KeyCommand::Get(b("k"))), 0),
+            Value::Nil
+        );
         assert_eq!(
             apply(
                 &mut ks,
-                &Command::Expire {
+                &Command::Keys(KeyCommand::Expire {
                     key: b("k"),
                     seconds: 5
-                },
+                }),
                 0
             ),
             Value::Int(0)
         );
-        let huge = Command::Expire {
+        let huge = Command::Keys(KeyCommand::Expire {
             key: b("k"),
             seconds: i64::MAX,
-        };
+        });
         assert!(is_error(
             &apply(&mut ks, &huge, 0),
             ErrorCode::InvalidExpire
@@ -1352,26 +1394,29 @@ mod tests {
         assert_eq!(
             apply(
                 &mut ks,
-                &Command::IncrBy {
+                &Command::Keys(KeyCommand::IncrBy {
                     key: b("n"),
                     delta: 1
-                },
+                }),
                 0
             ),
             Value::Int(42)
         );
         assert_eq!(
-            apply(&mut ks, &Command::Get(b("n")), 0),
+            apply(&mut ks, &Command::Keys(KeyCommand::Get(b("n"))), 0),
             Value::Bytes(b("42"))
         );
-        assert_eq!(apply(&mut ks, &Command::PTtl(b("n")), 0), Value::Int(5000));
+        assert_eq!(
+            apply(&mut ks, &Command::Keys(KeyCommand::PTtl(b("n"))), 0),
+            Value::Int(5000)
+        );
         assert_eq!(
             apply(
                 &mut ks,
-                &Command::DecrBy {
+                &Command::Keys(KeyCommand::DecrBy {
                     key: b("fresh"),
                     delta: 3
-                },
+                }),
                 0
             ),
             Value::Int(-3)
@@ -1380,10 +1425,10 @@ mod tests {
             ks.insert(b"bad", Blob::new(bad.as_bytes()).into(), None, 0);
             let reply = apply(
                 &mut ks,
-                &Command::IncrBy {
+                &Command::Keys(KeyCommand::IncrBy {
                     key: b("bad"),
                     delta: 1,
-                },
+                }),
                 0,
             );
             assert!(is_error(&reply, ErrorCode::NotInteger), "{bad}");
@@ -1391,19 +1436,19 @@ mod tests {
         ks.insert(b"max", Blob::Int(i64::MAX).into(), None, 0);
         let reply = apply(
             &mut ks,
-            &Command::IncrBy {
+            &Command::Keys(KeyCommand::IncrBy {
                 key: b("max"),
                 delta: 1,
-            },
+            }),
             0,
         );
         assert!(is_error(&reply, ErrorCode::NotInteger));
         let reply = apply(
             &mut ks,
-            &Command::DecrBy {
+            &Command::Keys(KeyCommand::DecrBy {
                 key: b("max"),
                 delta: i64::MIN,
-            },
+            }),
             0,
         );
         assert!(is_error(&reply, ErrorCode::NotInteger));
@@ -1412,14 +1457,16 @@ mod tests {
     #[test]
     fn dedup_first_writer_wins_and_keeps_its_expiry() {
         let mut ks = Keyspace::new();
-        let dedup = |key: &'static str, ttl_ms| Command::Dedup {
-            key: b(key),
-            ttl_ms,
+        let dedup = |key: &'static str, ttl_ms| {
+            Command::Dedup(DedupCommand::Check {
+                key: b(key),
+                ttl_ms,
+            })
         };
         assert_eq!(apply(&mut ks, &dedup("imp", 1000), 0), Value::Bool(true));
         assert_eq!(apply(&mut ks, &dedup("imp", 5000), 10), Value::Bool(false));
         assert_eq!(
-            apply(&mut ks, &Command::PTtl(b("imp")), 10),
+            apply(&mut ks, &Command::Keys(KeyCommand::PTtl(b("imp"))), 10),
             Value::Int(990)
         );
         assert_eq!(
@@ -1427,10 +1474,10 @@ mod tests {
             Value::Bool(true),
             "seen again after expiry"
         );
-        let multi = Command::DedupMulti {
+        let multi = Command::Dedup(DedupCommand::CheckMany {
             ttl_ms: 1000,
             keys: vec![b("x"), b("imp"), b("x")],
-        };
+        });
         assert_eq!(
             apply(&mut ks, &multi, 1000),
             Value::Array(vec![
@@ -1444,10 +1491,12 @@ mod tests {
     #[test]
     fn counter_take_never_passes_the_floor() {
         let mut ks = Keyspace::new();
-        let take = |amount, floor| Command::CounterTake {
-            key: b("c"),
-            amount,
-            floor,
+        let take = |amount, floor| {
+            Command::Counters(CounterCommand::Take {
+                key: b("c"),
+                amount,
+                floor,
+            })
         };
         let outcome = |taken, remaining| {
             Value::Map(vec![
@@ -1461,17 +1510,17 @@ mod tests {
             "a missing counter is 0"
         );
         assert_eq!(
-            apply(&mut ks, &Command::Exists(vec![b("c")]), 0),
+            apply(&mut ks, &Command::Keys(KeyCommand::Exists(vec![b("c")])), 0),
             Value::Int(0),
             "a refused take creates nothing"
         );
         assert_eq!(
             apply(
                 &mut ks,
-                &Command::CounterPut {
+                &Command::Counters(CounterCommand::Put {
                     key: b("c"),
                     amount: 10
-                },
+                }),
                 0
             ),
             Value::Int(10)
@@ -1491,11 +1540,11 @@ mod tests {
         ks.insert(b"text", Blob::new(b"abc").into(), None, 0);
         let refused = apply(
             &mut ks,
-            &Command::CounterTake {
+            &Command::Counters(CounterCommand::Take {
                 key: b("text"),
                 amount: 1,
                 floor: 0,
-            },
+            }),
             0,
         );
         assert!(is_error(&refused, ErrorCode::NotInteger));
@@ -1504,9 +1553,11 @@ mod tests {
     #[test]
     fn id_ranges_are_disjoint_and_contiguous() {
         let mut ks = Keyspace::new();
-        let range = |size| Command::IdRange {
-            key: b("ids"),
-            size,
+        let range = |size| {
+            Command::Counters(CounterCommand::IdRange {
+                key: b("ids"),
+                size,
+            })
         };
         assert_eq!(
             apply(&mut ks, &range(100), 0),
@@ -1533,7 +1584,7 @@ mod tests {
             algorithm,
             cost,
             burst: 0,
-            tiers: tessera_protocol::command::Tiers::new(&tiers).unwrap(),
+            tiers: tessera_protocol::commands::Tiers::new(&tiers).unwrap(),
         }
     }
 
@@ -1545,7 +1596,11 @@ mod tests {
     fn multi_tier_limits_consume_from_all_or_none() {
         let mut ks = Keyspace::new();
         // 3 per second and 5 per minute.
-        let check = Command::RlCheck(limit(Algorithm::Sliding, &[(3, 1000), (5, 60_000)], 1));
+        let check = Command::Limits(LimitCommand::Check(limit(
+            Algorithm::Sliding,
+            &[(3, 1000), (5, 60_000)],
+            1,
+        )));
         let allowed = |ks: &mut Keyspace, now| field(&apply(ks, &check, now), "allowed");
         for _ in 0..3 {
             assert_eq!(allowed(&mut ks, 0), Value::Bool(true));
@@ -1594,11 +1649,15 @@ mod tests {
     #[test]
     fn peek_reset_and_wrong_type() {
         let mut ks = Keyspace::new();
-        let check = Command::RlCheck(limit(Algorithm::Gcra, &[(2, 1000)], 1));
-        let peek = Command::RlPeek(limit(Algorithm::Gcra, &[(2, 1000)], 1));
+        let check = Command::Limits(LimitCommand::Check(limit(Algorithm::Gcra, &[(2, 1000)], 1)));
+        let peek = Command::Limits(LimitCommand::Peek(limit(Algorithm::Gcra, &[(2, 1000)], 1)));
         assert_eq!(field(&apply(&mut ks, &peek, 0), "remaining"), Value::Int(1));
         assert_eq!(
-            apply(&mut ks, &Command::Exists(vec![b("client")]), 0),
+            apply(
+                &mut ks,
+                &Command::Keys(KeyCommand::Exists(vec![b("client")])),
+                0
+            ),
             Value::Int(0),
             "PEEK creates nothing"
         );
@@ -1609,7 +1668,11 @@ mod tests {
             Value::Bool(false)
         );
         assert_eq!(
-            apply(&mut ks, &Command::RlReset(b("client")), 0),
+            apply(
+                &mut ks,
+                &Command::Limits(LimitCommand::Reset(b("client"))),
+                0
+            ),
             Value::Int(1)
         );
         assert_eq!(
@@ -1617,19 +1680,19 @@ mod tests {
             Value::Bool(true)
         );
         assert!(matches!(
-            apply(&mut ks, &Command::Get(b("client")), 0),
+            apply(&mut ks, &Command::Keys(KeyCommand::Get(b("client"))), 0),
             Value::Nil
         ));
         apply(&mut ks, &check, 0);
         assert!(is_error(
-            &apply(&mut ks, &Command::Get(b("client")), 0),
+            &apply(&mut ks, &Command::Keys(KeyCommand::Get(b("client"))), 0),
             ErrorCode::WrongType
         ));
         ks.insert(b"text", Blob::new(b"v").into(), None, 0);
-        let on_text = Command::RlCheck(RateLimit {
+        let on_text = Command::Limits(LimitCommand::Check(RateLimit {
             key: b("text"),
             ..limit(Algorithm::Sliding, &[(1, 1000)], 1)
-        });
+        }));
         assert!(is_error(&apply(&mut ks, &on_text, 0), ErrorCode::WrongType));
     }
 
@@ -1638,15 +1701,23 @@ mod tests {
         let mut ks = Keyspace::new();
         apply(
             &mut ks,
-            &Command::RlCheck(limit(Algorithm::Sliding, &[(10, 1000)], 1)),
+            &Command::Limits(LimitCommand::Check(limit(
+                Algorithm::Sliding,
+                &[(10, 1000)],
+                1,
+            ))),
             500,
         );
         assert_eq!(
-            apply(&mut ks, &Command::PTtl(b("client")), 500),
+            apply(&mut ks, &Command::Keys(KeyCommand::PTtl(b("client"))), 500),
             Value::Int(1500)
         );
         assert_eq!(
-            apply(&mut ks, &Command::Exists(vec![b("client")]), 2000),
+            apply(
+                &mut ks,
+                &Command::Keys(KeyCommand::Exists(vec![b("client")])),
+                2000
+            ),
             Value::Int(0)
         );
     }
@@ -1654,11 +1725,11 @@ mod tests {
     #[test]
     fn idempotency_hands_out_one_lease_and_then_the_result() {
         let mut ks = Keyspace::new();
-        let begin = Command::IdemBegin {
+        let begin = Command::Idem(IdemCommand::Begin {
             key: b("pay"),
             ttl_ms: 60_000,
             lease_ms: 100,
-        };
+        });
         let state = |reply: &Value| field(reply, "state");
         let first = apply(&mut ks, &begin, 0);
         assert_eq!(
@@ -1674,17 +1745,17 @@ mod tests {
             (state(&takeover), field(&takeover, "token")),
             (Value::text("new"), Value::Int(2))
         );
-        let stale = Command::IdemComplete {
+        let stale = Command::Idem(IdemCommand::Complete {
             key: b("pay"),
             token: 1,
             result: b("charged"),
-        };
+        });
         assert!(is_error(&apply(&mut ks, &stale, 120), ErrorCode::Conflict));
-        let complete = Command::IdemComplete {
+        let complete = Command::Idem(IdemCommand::Complete {
             key: b("pay"),
             token: 2,
             result: b("charged"),
-        };
+        });
         assert_eq!(apply(&mut ks, &complete, 120), Value::Ok);
         let done = apply(&mut ks, &begin, 5000);
         assert_eq!(
@@ -1695,28 +1766,33 @@ mod tests {
             &apply(&mut ks, &complete, 130),
             ErrorCode::Conflict
         ));
-        assert_eq!(apply(&mut ks, &Command::IdemGet(b("pay")), 130), done);
+        assert_eq!(
+            apply(&mut ks, &Command::Idem(IdemCommand::Get(b("pay"))), 130),
+            done
+        );
         // The record, result included, lives for its ttl.
         assert_eq!(
-            apply(&mut ks, &Command::IdemGet(b("pay")), 60_000),
+            apply(&mut ks, &Command::Idem(IdemCommand::Get(b("pay"))), 60_000),
             Value::Nil
         );
-        let missing = Command::IdemComplete {
+        let missing = Command::Idem(IdemCommand::Complete {
             key: b("gone"),
             token: 1,
             result: b("x"),
-        };
+        });
         assert!(is_error(&apply(&mut ks, &missing, 0), ErrorCode::NotFound));
     }
 
     #[test]
     fn versioned_values_compare_and_set() {
         let mut ks = Keyspace::new();
-        let vset = |value: &'static str, if_version| Command::VSet {
-            key: b("spot"),
-            value: b(value),
-            if_version,
-            ttl_ms: None,
+        let vset = |value: &'static str, if_version| {
+            Command::Versioned(VersionedCommand::Set {
+                key: b("spot"),
+                value: b(value),
+                if_version,
+                ttl_ms: None,
+            })
         };
         let outcome = |ok, version| {
             Value::Map(vec![
@@ -1738,21 +1814,29 @@ mod tests {
         );
         assert_eq!(apply(&mut ks, &vset("forced", None), 0), outcome(true, 3));
         assert_eq!(
-            apply(&mut ks, &Command::VGet(b("spot")), 0),
+            apply(
+                &mut ks,
+                &Command::Versioned(VersionedCommand::Get(b("spot"))),
+                0
+            ),
             Value::Map(vec![
                 (Value::text("value"), Value::Bytes(b("forced"))),
                 (Value::text("version"), Value::Int(3))
             ])
         );
-        let expiring = Command::VSet {
+        let expiring = Command::Versioned(VersionedCommand::Set {
             key: b("spot"),
             value: b("v"),
             if_version: Some(3),
             ttl_ms: Some(100),
-        };
+        });
         assert_eq!(apply(&mut ks, &expiring, 0), outcome(true, 4));
         assert_eq!(
-            apply(&mut ks, &Command::VGet(b("spot")), 100),
+            apply(
+                &mut ks,
+                &Command::Versioned(VersionedCommand::Get(b("spot"))),
+                100
+            ),
             Value::Nil,
             "expired with its ttl"
         );
@@ -1762,12 +1846,12 @@ mod tests {
             "and starts over"
         );
         ks.insert(b"plain", Blob::new(b"v").into(), None, 0);
-        let on_plain = Command::VSet {
+        let on_plain = Command::Versioned(VersionedCommand::Set {
             key: b("plain"),
             value: b("v"),
             if_version: None,
             ttl_ms: None,
-        };
+        });
         assert!(is_error(
             &apply(&mut ks, &on_plain, 0),
             ErrorCode::WrongType
@@ -1778,17 +1862,19 @@ mod tests {
     fn store_figures_follow_every_change_to_its_skus() {
         let mut ks = Keyspace::new();
         let figures = |ks: &mut Keyspace| {
-            let reply = apply(ks, &Command::InvStore(b("s1")), 0);
+            let reply = apply(ks, &Command::Inventory(InventoryCommand::Store(b("s1"))), 0);
             (
                 field(&reply, "skus"),
                 field(&reply, "sold_out"),
                 field(&reply, "low_stock"),
             )
         };
-        let set = |sku: &'static str, on_hand, low| Command::InvSet {
-            sku: b(sku),
-            on_hand,
-            low,
+        let set = |sku: &'static str, on_hand, low| {
+            Command::Inventory(InventoryCommand::Set {
+                sku: b(sku),
+                on_hand,
+                low,
+            })
         };
         apply(&mut ks, &set("{s1}:milk", 3, Some(1)), 0);
         apply(&mut ks, &set("{s1}:eggs", 0, None), 0);
@@ -1797,12 +1883,12 @@ mod tests {
             figures(&mut ks),
             (Value::Int(2), Value::Int(1), Value::Int(0))
         );
-        let reserve = Command::InvReserve {
+        let reserve = Command::Inventory(InventoryCommand::Reserve {
             sku: b("{s1}:milk"),
             qty: 2,
             ttl_ms: 100,
             id: None,
-        };
+        });
         apply(&mut ks, &reserve, 0);
         assert_eq!(
             figures(&mut ks),
@@ -1817,30 +1903,34 @@ mod tests {
         );
         apply(
             &mut ks,
-            &Command::InvAdjust {
+            &Command::Inventory(InventoryCommand::Adjust {
                 sku: b("{s1}:eggs"),
                 delta: 5,
-            },
+            }),
             0,
         );
         assert_eq!(
             figures(&mut ks),
             (Value::Int(2), Value::Int(0), Value::Int(0))
         );
-        apply(&mut ks, &Command::Del(vec![b("{s1}:eggs")]), 0);
+        apply(
+            &mut ks,
+            &Command::Keys(KeyCommand::Del(vec![b("{s1}:eggs")])),
+            0,
+        );
         assert_eq!(
             figures(&mut ks),
             (Value::Int(1), Value::Int(0), Value::Int(0))
         );
         apply(
             &mut ks,
-            &Command::Set(SetArgs {
+            &Command::Keys(KeyCommand::Set(SetArgs {
                 key: b("{s1}:milk"),
                 value: b("x"),
                 condition: SetCondition::Always,
                 expiry: SetExpiry::Clear,
                 get: false,
-            }),
+            })),
             0,
         );
         assert_eq!(
@@ -1853,16 +1943,20 @@ mod tests {
     #[test]
     fn presence_lasts_ttl_plus_grace_and_leave_ends_it() {
         let mut ks = Keyspace::new();
-        let beat = |ttl_ms, meta: Option<&'static str>| Command::PresenceBeat {
-            user: b("u"),
-            ttl_ms,
-            grace_ms: 50,
-            meta: meta.map(b),
+        let beat = |ttl_ms, meta: Option<&'static str>| {
+            Command::Presence(PresenceCommand::Beat {
+                user: b("u"),
+                ttl_ms,
+                grace_ms: 50,
+                meta: meta.map(b),
+            })
         };
         let online = |ks: &mut Keyspace, now| {
-            let Value::Array(rows) =
-                apply(ks, &Command::PresenceGet(vec![b("u"), b("nobody")]), now)
-            else {
+            let Value::Array(rows) = apply(
+                ks,
+                &Command::Presence(PresenceCommand::Get(vec![b("u"), b("nobody")])),
+                now,
+            ) else {
                 panic!("array")
             };
             assert_eq!(rows[1], Value::Nil, "never seen");
@@ -1901,7 +1995,11 @@ mod tests {
             "a reconnect after the grace"
         );
         assert_eq!(
-            apply(&mut ks, &Command::PresenceLeave(b("u")), 310),
+            apply(
+                &mut ks,
+                &Command::Presence(PresenceCommand::Leave(b("u"))),
+                310
+            ),
             Value::Int(1)
         );
         assert_eq!(
@@ -1910,7 +2008,11 @@ mod tests {
             "a clean leave is at once"
         );
         assert_eq!(
-            apply(&mut ks, &Command::PresenceLeave(b("u")), 312),
+            apply(
+                &mut ks,
+                &Command::Presence(PresenceCommand::Leave(b("u"))),
+                312
+            ),
             Value::Int(0)
         );
     }
@@ -1920,23 +2022,44 @@ mod tests {
         let mut ks = Keyspace::new();
         apply(
             &mut ks,
-            &Command::MSet(vec![(b("a"), b("1")), (b("b"), b("2"))]),
+            &Command::Keys(KeyCommand::MSet(vec![(b("a"), b("1")), (b("b"), b("2"))])),
             0,
         );
         assert_eq!(
-            apply(&mut ks, &Command::MGet(vec![b("a"), b("x"), b("b")]), 0),
+            apply(
+                &mut ks,
+                &Command::Keys(KeyCommand::MGet(vec![b("a"), b("x"), b("b")])),
+                0
+            ),
             Value::Array(vec![Value::Bytes(b("1")), Value::Nil, Value::Bytes(b("2"))])
         );
         assert_eq!(
-            apply(&mut ks, &Command::Exists(vec![b("a"), b("a"), b("x")]), 0),
+            apply(
+                &mut ks,
+                &Command::Keys(KeyCommand::Exists(vec![b("a"), b("a"), b("x")])),
+                0
+            ),
             Value::Int(2)
         );
         assert_eq!(
-            apply(&mut ks, &Command::Del(vec![b("a"), b("x")]), 0),
+            apply(
+                &mut ks,
+                &Command::Keys(KeyCommand::Del(vec![b("a"), b("x")])),
+                0
+            ),
             Value::Int(1)
         );
-        assert_eq!(apply(&mut ks, &Command::DbSize, 0), Value::Int(1));
-        assert_eq!(apply(&mut ks, &Command::FlushAll, 0), Value::Ok);
-        assert_eq!(apply(&mut ks, &Command::DbSize, 0), Value::Int(0));
+        assert_eq!(
+            apply(&mut ks, &Command::Admin(AdminCommand::DbSize), 0),
+            Value::Int(1)
+        );
+        assert_eq!(
+            apply(&mut ks, &Command::Admin(AdminCommand::FlushAll), 0),
+            Value::Ok
+        );
+        assert_eq!(
+            apply(&mut ks, &Command::Admin(AdminCommand::DbSize), 0),
+            Value::Int(0)
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tessera_protocol::{AdminCommand, PresenceCommand};
 
 use slab::Slab;
 use tessera_protocol::{Command, Value};
@@ -126,14 +127,18 @@ impl Shard {
 
     /// Runs a command whose keys this shard owns, for connection `from`.
     pub fn execute(&self, command: &Command, from: ConnId, now: u64) -> ShardReply {
-        if let Command::Info = command {
+        if let Command::Admin(AdminCommand::Info) = command {
             return ShardReply::Stats(Box::new(self.snapshot()));
         }
         let reply = {
             let mut keyspace = self.keyspace.borrow_mut();
             match command {
-                Command::PresenceWatch(users) => watch::watch(&mut keyspace, from, users, now),
-                Command::PresenceUnwatch(users) => watch::unwatch(&mut keyspace, from, users),
+                Command::Presence(PresenceCommand::Watch(users)) => {
+                    watch::watch(&mut keyspace, from, users, now)
+                }
+                Command::Presence(PresenceCommand::Unwatch(users)) => {
+                    watch::unwatch(&mut keyspace, from, users)
+                }
                 _ => ops::apply(&mut keyspace, command, now).into_value(),
             }
         };

@@ -1,6 +1,6 @@
 //! Timelines: capped lists of ids kept newest first, with cursor pagination.
 
-use tessera_protocol::command::{Cursor, DEFAULT_TIMELINE_CAP};
+use tessera_protocol::commands::{Cursor, DEFAULT_TIMELINE_CAP};
 
 /// A timeline: items ordered by (score, id), largest first, at most `cap` of them.
 #[derive(Debug, Clone, PartialEq, Eq)]

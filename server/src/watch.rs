@@ -216,7 +216,7 @@ pub fn unwatch<K: AsRef<[u8]>>(keyspace: &mut Keyspace, watcher: ConnId, users: 
 mod tests {
     use super::*;
     use crate::ops::apply;
-    use tessera_protocol::Command;
+    use tessera_protocol::{AdminCommand, Command, PresenceCommand};
 
     const ME: ConnId = ConnId {
         shard: 0,
@@ -225,12 +225,12 @@ mod tests {
     };
 
     fn beat(keyspace: &mut Keyspace, ttl_ms: u64, now: u64) {
-        let command: Command = Command::PresenceBeat {
+        let command: Command = Command::Presence(PresenceCommand::Beat {
             user: Bytes::from_static(b"u"),
             ttl_ms,
             grace_ms: 0,
             meta: None,
-        };
+        });
         apply(keyspace, &command, now);
     }
 
@@ -298,7 +298,7 @@ mod tests {
         beat(&mut ks, 60_000, 0);
         apply(
             &mut ks,
-            &Command::PresenceLeave(Bytes::from_static(b"u")),
+            &Command::Presence(PresenceCommand::Leave(Bytes::from_static(b"u"))),
             1,
         );
         beat(&mut ks, 100, 2);
@@ -318,11 +318,11 @@ mod tests {
         beat(&mut ks, 1_000, 0);
         apply(
             &mut ks,
-            &Command::PresenceLeave(Bytes::from_static(b"u")),
+            &Command::Presence(PresenceCommand::Leave(Bytes::from_static(b"u"))),
             5,
         );
         beat(&mut ks, 1_000, 6);
-        apply(&mut ks, &Command::<Bytes>::FlushAll, 7);
+        apply(&mut ks, &Command::Admin(AdminCommand::<Bytes>::FlushAll), 7);
         assert_eq!(
             pushed(&mut ks),
             vec![(true, 1), (false, 2), (true, 3), (false, 4)]

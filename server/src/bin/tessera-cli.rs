@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use tessera_protocol::PresenceCommand;
 
 use bytes::Bytes;
 use clap::Parser;
@@ -110,7 +111,9 @@ struct Session {
 async fn run(session: &Session, words: &[Bytes]) -> bool {
     let style = session.style;
     let reply = match Command::parse_words(words) {
-        Ok(command @ Command::PresenceWatch(_)) => return watch(session, command).await,
+        Ok(command @ Command::Presence(PresenceCommand::Watch(_))) => {
+            return watch(session, command).await
+        }
         Ok(command) => session.client.call(command).await,
         Err(refused) => Err(Error::Server(refused)),
     };

@@ -2,10 +2,129 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::command::{opcode, parse_int};
+use super::arg::{parse_int, read_key};
+use super::{CommandSpec, KeySpec, MAX_EXPIRE_MS};
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
 use crate::wire::{put_bytes, put_uvarint, Payload, Reader};
+
+/// The family's opcodes; stable once published.
+pub mod opcode {
+    /// GEO.CREATE
+    pub const GEO_CREATE: u16 = 0x00a0;
+    /// GEO.UPSERT
+    pub const GEO_UPSERT: u16 = 0x00a1;
+    /// GEO.NEAR
+    pub const GEO_NEAR: u16 = 0x00a2;
+    /// GEO.CLAIM
+    pub const GEO_CLAIM: u16 = 0x00a3;
+    /// GEO.CONFIRM
+    pub const GEO_CONFIRM: u16 = 0x00a4;
+    /// GEO.RELEASE
+    pub const GEO_RELEASE: u16 = 0x00a5;
+    /// GEO.REMOVE
+    pub const GEO_REMOVE: u16 = 0x00a6;
+    /// GEO.GET
+    pub const GEO_GET: u16 = 0x00a7;
+    /// GEO.COUNT
+    pub const GEO_COUNT: u16 = 0x00a8;
+    /// GEO.CELLS
+    pub const GEO_CELLS: u16 = 0x00a9;
+}
+
+/// The family's rows of the command table, in opcode order.
+pub(super) const ROWS: &[CommandSpec] = &[
+    CommandSpec {
+        opcode: opcode::GEO_CREATE,
+        name: "GEO.CREATE",
+        syntax: "index RES r",
+        wire: "index:bytes res:u8 (7..=12)",
+        reply: "OK",
+        summary: "Sets an index's H3 resolution (default 9) before its first member.",
+        keys: KeySpec::AllShards,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_UPSERT,
+        name: "GEO.UPSERT",
+        syntax: "index member lat lng [STATUS s] [TTL secs] [META bytes]",
+        wire: "index:bytes member:bytes lat:f64 lng:f64 flags:u8 (1 status, 2 ttl, 4 meta) [status:bytes] [ttl_ms:uvarint] [meta:bytes]",
+        reply: "INT 1 new member, 0 updated",
+        summary: "Inserts or moves a member; once it returns no query sees the old position.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_NEAR,
+        name: "GEO.NEAR",
+        syntax: "index lat lng K [RADIUS m] [STATUS s] [WITHDIST] [WITHMETA] [CLAIM [TTL secs]]",
+        wire: "index:bytes lat:f64 lng:f64 radius_m:uvarint k:uvarint flags:u8 (1 status, 2 withdist, 4 withmeta, 8 claim) [status:bytes] [claim_ms:uvarint]",
+        reply: "ARRAY of members nearest first (BYTES, or ARRAY [member, FLOAT metres?, meta?] with WITHDIST/WITHMETA)",
+        summary: "Exact K nearest within the radius; CLAIM takes the nearest available one in the same request.",
+        keys: KeySpec::Area,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_CLAIM,
+        name: "GEO.CLAIM",
+        syntax: "index member [TTL secs]",
+        wire: "index:bytes member:bytes ttl_ms:uvarint",
+        reply: "OK, or CONFLICT if not available, NOT_FOUND if unknown",
+        summary: "Atomically available → offered; the offer lapses back after TTL (default 15 s).",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_CONFIRM,
+        name: "GEO.CONFIRM",
+        syntax: "index member",
+        wire: "index:bytes member:bytes",
+        reply: "OK, or CONFLICT if not offered",
+        summary: "Offered → busy.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_RELEASE,
+        name: "GEO.RELEASE",
+        syntax: "index member",
+        wire: "index:bytes member:bytes",
+        reply: "OK, or NOT_FOUND",
+        summary: "Offered or busy → available.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_REMOVE,
+        name: "GEO.REMOVE",
+        syntax: "index member",
+        wire: "index:bytes member:bytes",
+        reply: "INT 1 removed, 0 unknown",
+        summary: "Forgets a member.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_GET,
+        name: "GEO.GET",
+        syntax: "index member",
+        wire: "index:bytes member:bytes",
+        reply: "MAP lat, lng, cell, status, age_ms, ttl_ms, meta; or NIL",
+        summary: "A member's position, H3 cell, status and age.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_COUNT,
+        name: "GEO.COUNT",
+        syntax: "index [WITHIN lat lng m] [STATUS s]",
+        wire: "index:bytes flags:u8 (1 area, 2 status) [lat:f64 lng:f64 radius_m:uvarint] [status:bytes]",
+        reply: "INT members",
+        summary: "Counts members, in an area or with a status.",
+        keys: KeySpec::AllShards,
+    },
+    CommandSpec {
+        opcode: opcode::GEO_CELLS,
+        name: "GEO.CELLS",
+        syntax: "index lat lng m [RES r] [STATUS s]",
+        wire: "index:bytes lat:f64 lng:f64 radius_m:uvarint res:u8 has_status:u8 [status:bytes]",
+        reply: "ARRAY of [TEXT cell, INT members], most first",
+        summary: "Per-cell member counts over an area (supply maps; default RES 7).",
+        keys: KeySpec::AllShards,
+    },
+];
 
 /// H3 resolution of an index that was never given one.
 pub const DEFAULT_GEO_RESOLUTION: u8 = 9;
@@ -195,11 +314,6 @@ impl<P: Payload> GeoCommand<P> {
         }
     }
 
-    /// Position after the first geo row of `COMMANDS`.
-    pub fn table_offset(&self) -> usize {
-        usize::from(self.opcode() - opcode::GEO_CREATE)
-    }
-
     /// The index named.
     pub fn index(&self) -> &P {
         match self {
@@ -306,13 +420,14 @@ impl<P: Payload> GeoCommand<P> {
         }
     }
 
-    /// Reads the arguments of geo opcode `op`; `index` is already read.
-    pub(crate) fn decode(
-        op: u16,
-        index: P,
-        r: &mut Reader<P>,
-        read_key: impl Fn(&mut Reader<P>) -> Result<P, DecodeError>,
-    ) -> Result<GeoCommand<P>, DecodeError> {
+    /// The single key this command touches: the member, whose home keeps its record.
+    pub fn single_key(&self) -> Option<&P> {
+        self.member()
+    }
+
+    /// Reads the arguments of geo opcode `op`, the index name first.
+    pub(super) fn decode(op: u16, r: &mut Reader<P>) -> Result<GeoCommand<P>, DecodeError> {
+        let index = read_key(r)?;
         Ok(match op {
             opcode::GEO_CREATE => GeoCommand::Create {
                 index,
@@ -477,7 +592,11 @@ impl<P: Payload> GeoCommand<P> {
 
 impl GeoCommand<Bytes> {
     /// Parses the words after a geo command's name.
-    pub(crate) fn parse(op: u16, args: &[Bytes]) -> Result<GeoCommand, ErrorReply> {
+    pub(super) fn parse(
+        spec: &'static CommandSpec,
+        args: &[Bytes],
+    ) -> Result<GeoCommand, ErrorReply> {
+        let op = spec.opcode;
         let Some((index, rest)) = args.split_first() else {
             return Err(syntax("the index name is required"));
         };
@@ -683,7 +802,7 @@ fn reply(error: DecodeError) -> ErrorReply {
 fn seconds(word: &[u8]) -> Result<u64, ErrorReply> {
     let secs: u64 = parse_int(word)?;
     secs.checked_mul(1000)
-        .filter(|ms| (1..=crate::command::MAX_EXPIRE_MS as u64).contains(ms))
+        .filter(|ms| (1..=MAX_EXPIRE_MS as u64).contains(ms))
         .ok_or_else(|| ErrorReply::new(ErrorCode::InvalidExpire, "invalid expire time"))
 }
 
@@ -741,7 +860,7 @@ fn checked_k(k: u64) -> Result<u32, DecodeError> {
 }
 
 fn checked_ms(ms: u64) -> Result<u64, DecodeError> {
-    if ms == 0 || ms > crate::command::MAX_EXPIRE_MS as u64 {
+    if ms == 0 || ms > MAX_EXPIRE_MS as u64 {
         return Err(DecodeError::InvalidExpire);
     }
     Ok(ms)

@@ -1,0 +1,581 @@
+//! The key/value family: GET/SET and their expiry, counters and multi-key forms.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::arg::*;
+use super::{CommandSpec, KeySpec, MAX_EXPIRE_MS};
+use crate::error::{DecodeError, ErrorCode};
+use crate::value::ErrorReply;
+use crate::wire::{put_bytes, put_ivarint, put_uvarint, Payload, Reader};
+
+/// The family's opcodes; stable once published.
+pub mod opcode {
+    /// GET
+    pub const GET: u16 = 0x0010;
+    /// SET
+    pub const SET: u16 = 0x0011;
+    /// DEL
+    pub const DEL: u16 = 0x0012;
+    /// EXISTS
+    pub const EXISTS: u16 = 0x0013;
+    /// EXPIRE
+    pub const EXPIRE: u16 = 0x0014;
+    /// PEXPIRE
+    pub const PEXPIRE: u16 = 0x0015;
+    /// TTL
+    pub const TTL: u16 = 0x0016;
+    /// PTTL
+    pub const PTTL: u16 = 0x0017;
+    /// PERSIST
+    pub const PERSIST: u16 = 0x0018;
+    /// INCRBY
+    pub const INCRBY: u16 = 0x0019;
+    /// DECRBY
+    pub const DECRBY: u16 = 0x001a;
+    /// MGET
+    pub const MGET: u16 = 0x001b;
+    /// MSET
+    pub const MSET: u16 = 0x001c;
+}
+
+/// The family's rows of the command table, in opcode order.
+pub(super) const ROWS: &[CommandSpec] = &[
+    CommandSpec {
+        opcode: opcode::GET,
+        name: "GET",
+        syntax: "key",
+        wire: "key:bytes",
+        reply: "BYTES value, or NIL",
+        summary: "Returns the value of a key.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::SET,
+        name: "SET",
+        syntax: "key value [NX|XX] [EX seconds|PX milliseconds|KEEPTTL] [GET]",
+        wire: "key:bytes value:bytes flags:u8 [ttl_ms:uvarint if flags & 0x10]",
+        reply: "OK, or NIL if NX/XX was not met; with GET: the old BYTES value or NIL",
+        summary:
+            "Sets a key's value, optionally only if absent (NX) or present (XX), with an expiry.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::DEL,
+        name: "DEL",
+        syntax: "key [key ...]",
+        wire: "count:uvarint key:bytes*count",
+        reply: "INT keys removed",
+        summary: "Deletes keys.",
+        keys: KeySpec::Many,
+    },
+    CommandSpec {
+        opcode: opcode::EXISTS,
+        name: "EXISTS",
+        syntax: "key [key ...]",
+        wire: "count:uvarint key:bytes*count",
+        reply: "INT keys that exist (a key named twice counts twice)",
+        summary: "Counts how many of the keys exist.",
+        keys: KeySpec::Many,
+    },
+    CommandSpec {
+        opcode: opcode::EXPIRE,
+        name: "EXPIRE",
+        syntax: "key seconds",
+        wire: "key:bytes seconds:ivarint",
+        reply: "INT 1 if the expiry was set, 0 if the key does not exist",
+        summary: "Sets a key's time to live in seconds; zero or less deletes it.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::PEXPIRE,
+        name: "PEXPIRE",
+        syntax: "key milliseconds",
+        wire: "key:bytes milliseconds:ivarint",
+        reply: "INT 1 if the expiry was set, 0 if the key does not exist",
+        summary: "Sets a key's time to live in milliseconds; zero or less deletes it.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::TTL,
+        name: "TTL",
+        syntax: "key",
+        wire: "key:bytes",
+        reply: "INT seconds left (rounded to the nearest), -1 without expiry, -2 if missing",
+        summary: "Returns a key's remaining time to live in seconds.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::PTTL,
+        name: "PTTL",
+        syntax: "key",
+        wire: "key:bytes",
+        reply: "INT milliseconds left, -1 without expiry, -2 if missing",
+        summary: "Returns a key's remaining time to live in milliseconds.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::PERSIST,
+        name: "PERSIST",
+        syntax: "key",
+        wire: "key:bytes",
+        reply: "INT 1 if an expiry was removed, else 0",
+        summary: "Removes a key's expiry.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::INCRBY,
+        name: "INCRBY",
+        syntax: "key delta",
+        wire: "key:bytes delta:ivarint",
+        reply: "INT the new value",
+        summary: "Adds to an integer value (a missing key counts as 0), refusing overflow.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::DECRBY,
+        name: "DECRBY",
+        syntax: "key delta",
+        wire: "key:bytes delta:ivarint",
+        reply: "INT the new value",
+        summary: "Subtracts from an integer value (a missing key counts as 0), refusing overflow.",
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::MGET,
+        name: "MGET",
+        syntax: "key [key ...]",
+        wire: "count:uvarint key:bytes*count",
+        reply: "ARRAY of BYTES or NIL, in the order asked",
+        summary: "Returns the values of many keys, from every shard that owns one.",
+        keys: KeySpec::Many,
+    },
+    CommandSpec {
+        opcode: opcode::MSET,
+        name: "MSET",
+        syntax: "key value [key value ...]",
+        wire: "count:uvarint (key:bytes value:bytes)*count",
+        reply: "OK",
+        summary: "Sets many keys; atomic per shard, not across shards.",
+        keys: KeySpec::Pairs,
+    },
+];
+
+/// Write condition of SET.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetCondition {
+    /// Always write.
+    #[default]
+    Always,
+    /// Write only if the key is absent (NX).
+    IfAbsent,
+    /// Write only if the key exists (XX).
+    IfPresent,
+}
+
+/// What SET does to the key's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetExpiry {
+    /// Remove any expiry (plain SET).
+    #[default]
+    Clear,
+    /// Keep the current expiry (KEEPTTL).
+    Keep,
+    /// Expire this many milliseconds from now (EX, PX).
+    In(u64),
+}
+
+/// Arguments of SET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetArgs<P = Bytes> {
+    /// Key to write.
+    pub key: P,
+    /// New value.
+    pub value: P,
+    /// NX / XX.
+    pub condition: SetCondition,
+    /// EX / PX / KEEPTTL.
+    pub expiry: SetExpiry,
+    /// Return the previous value (GET).
+    pub get: bool,
+}
+
+/// SET flag bits on the wire.
+pub mod set_flags {
+    /// NX
+    pub const NX: u8 = 0x01;
+    /// XX
+    pub const XX: u8 = 0x02;
+    /// GET
+    pub const GET: u8 = 0x04;
+    /// KEEPTTL
+    pub const KEEPTTL: u8 = 0x08;
+    /// A `ttl_ms` field follows.
+    pub const TTL: u8 = 0x10;
+    /// Every defined bit.
+    pub const ALL: u8 = NX | XX | GET | KEEPTTL | TTL;
+}
+
+/// A request of this family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCommand<P = Bytes> {
+    /// GET key
+    Get(P),
+    /// SET key value ...
+    Set(SetArgs<P>),
+    /// DEL key...
+    Del(Vec<P>),
+    /// EXISTS key...
+    Exists(Vec<P>),
+    /// EXPIRE key seconds
+    Expire {
+        /// Key.
+        key: P,
+        /// Seconds from now; zero or less deletes.
+        seconds: i64,
+    },
+    /// PEXPIRE key milliseconds
+    PExpire {
+        /// Key.
+        key: P,
+        /// Milliseconds from now; zero or less deletes.
+        millis: i64,
+    },
+    /// TTL key
+    Ttl(P),
+    /// PTTL key
+    PTtl(P),
+    /// PERSIST key
+    Persist(P),
+    /// INCRBY key delta
+    IncrBy {
+        /// Key.
+        key: P,
+        /// Amount added.
+        delta: i64,
+    },
+    /// DECRBY key delta
+    DecrBy {
+        /// Key.
+        key: P,
+        /// Amount subtracted.
+        delta: i64,
+    },
+    /// MGET key...
+    MGet(Vec<P>),
+    /// MSET key value...
+    MSet(Vec<(P, P)>),
+}
+
+impl<P: Payload> KeyCommand<P> {
+    /// The command's opcode.
+    pub fn opcode(&self) -> u16 {
+        match self {
+            KeyCommand::Get(_) => opcode::GET,
+            KeyCommand::Set(_) => opcode::SET,
+            KeyCommand::Del(_) => opcode::DEL,
+            KeyCommand::Exists(_) => opcode::EXISTS,
+            KeyCommand::Expire { .. } => opcode::EXPIRE,
+            KeyCommand::PExpire { .. } => opcode::PEXPIRE,
+            KeyCommand::Ttl(_) => opcode::TTL,
+            KeyCommand::PTtl(_) => opcode::PTTL,
+            KeyCommand::Persist(_) => opcode::PERSIST,
+            KeyCommand::IncrBy { .. } => opcode::INCRBY,
+            KeyCommand::DecrBy { .. } => opcode::DECRBY,
+            KeyCommand::MGet(_) => opcode::MGET,
+            KeyCommand::MSet(_) => opcode::MSET,
+        }
+    }
+
+    /// The single key this command touches, for `KeySpec::Single` commands.
+    pub fn single_key(&self) -> Option<&P> {
+        match self {
+            KeyCommand::Get(key)
+            | KeyCommand::Ttl(key)
+            | KeyCommand::PTtl(key)
+            | KeyCommand::Persist(key)
+            | KeyCommand::Expire { key, .. }
+            | KeyCommand::PExpire { key, .. }
+            | KeyCommand::IncrBy { key, .. }
+            | KeyCommand::DecrBy { key, .. } => Some(key),
+            KeyCommand::Set(args) => Some(&args.key),
+            KeyCommand::Del(_)
+            | KeyCommand::Exists(_)
+            | KeyCommand::MGet(_)
+            | KeyCommand::MSet(_) => None,
+        }
+    }
+
+    /// Appends the arguments (the body after the opcode).
+    pub fn encode(&self, buf: &mut BytesMut) {
+        match self {
+            KeyCommand::Get(key)
+            | KeyCommand::Ttl(key)
+            | KeyCommand::PTtl(key)
+            | KeyCommand::Persist(key) => put_bytes(buf, key.as_ref()),
+            KeyCommand::Set(args) => {
+                put_bytes(buf, args.key.as_ref());
+                put_bytes(buf, args.value.as_ref());
+                let mut flags = 0u8;
+                match args.condition {
+                    SetCondition::Always => {}
+                    SetCondition::IfAbsent => flags |= set_flags::NX,
+                    SetCondition::IfPresent => flags |= set_flags::XX,
+                }
+                if args.get {
+                    flags |= set_flags::GET;
+                }
+                match args.expiry {
+                    SetExpiry::Clear => buf.put_u8(flags),
+                    SetExpiry::Keep => buf.put_u8(flags | set_flags::KEEPTTL),
+                    SetExpiry::In(ms) => {
+                        buf.put_u8(flags | set_flags::TTL);
+                        put_uvarint(buf, ms);
+                    }
+                }
+            }
+            KeyCommand::Del(keys) | KeyCommand::Exists(keys) | KeyCommand::MGet(keys) => {
+                put_uvarint(buf, keys.len() as u64);
+                for key in keys {
+                    put_bytes(buf, key.as_ref());
+                }
+            }
+            KeyCommand::Expire { key, seconds: n }
+            | KeyCommand::PExpire { key, millis: n }
+            | KeyCommand::IncrBy { key, delta: n }
+            | KeyCommand::DecrBy { key, delta: n } => {
+                put_bytes(buf, key.as_ref());
+                put_ivarint(buf, *n);
+            }
+            KeyCommand::MSet(pairs) => {
+                put_uvarint(buf, pairs.len() as u64);
+                for (key, value) in pairs {
+                    put_bytes(buf, key.as_ref());
+                    put_bytes(buf, value.as_ref());
+                }
+            }
+        }
+    }
+
+    /// Reads the arguments of opcode `op`, validating every bound.
+    pub(super) fn decode(op: u16, r: &mut Reader<P>) -> Result<Self, DecodeError> {
+        Ok(match op {
+            opcode::GET => KeyCommand::Get(read_key(r)?),
+            opcode::TTL => KeyCommand::Ttl(read_key(r)?),
+            opcode::PTTL => KeyCommand::PTtl(read_key(r)?),
+            opcode::PERSIST => KeyCommand::Persist(read_key(r)?),
+            opcode::SET => {
+                let key = read_key(r)?;
+                let value = r.bytes()?;
+                let flags = r.u8()?;
+                if flags & !set_flags::ALL != 0 {
+                    return Err(DecodeError::Invalid("unknown SET flag bits"));
+                }
+                let condition = match (flags & set_flags::NX != 0, flags & set_flags::XX != 0) {
+                    (false, false) => SetCondition::Always,
+                    (true, false) => SetCondition::IfAbsent,
+                    (false, true) => SetCondition::IfPresent,
+                    (true, true) => return Err(DecodeError::Invalid("NX and XX are exclusive")),
+                };
+                let expiry = match (flags & set_flags::KEEPTTL != 0, flags & set_flags::TTL != 0) {
+                    (false, false) => SetExpiry::Clear,
+                    (true, false) => SetExpiry::Keep,
+                    (false, true) => SetExpiry::In(checked_ttl(r.uvarint()?)?),
+                    (true, true) => {
+                        return Err(DecodeError::Invalid("KEEPTTL and an expiry are exclusive"))
+                    }
+                };
+                KeyCommand::Set(SetArgs {
+                    key,
+                    value,
+                    condition,
+                    expiry,
+                    get: flags & set_flags::GET != 0,
+                })
+            }
+            opcode::DEL => KeyCommand::Del(read_keys(r)?),
+            opcode::EXISTS => KeyCommand::Exists(read_keys(r)?),
+            opcode::MGET => KeyCommand::MGet(read_keys(r)?),
+            opcode::EXPIRE => KeyCommand::Expire {
+                key: read_key(r)?,
+                seconds: r.ivarint()?,
+            },
+            opcode::PEXPIRE => KeyCommand::PExpire {
+                key: read_key(r)?,
+                millis: r.ivarint()?,
+            },
+            opcode::INCRBY => KeyCommand::IncrBy {
+                key: read_key(r)?,
+                delta: r.ivarint()?,
+            },
+            opcode::DECRBY => KeyCommand::DecrBy {
+                key: read_key(r)?,
+                delta: r.ivarint()?,
+            },
+            opcode::MSET => {
+                let count = r.count(2)?;
+                if count == 0 {
+                    return Err(DecodeError::Invalid("MSET needs at least one pair"));
+                }
+                let mut pairs = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let key = read_key(r)?;
+                    pairs.push((key, r.bytes()?));
+                }
+                KeyCommand::MSet(pairs)
+            }
+            other => return Err(DecodeError::UnknownOpcode(other)),
+        })
+    }
+
+    /// Copies every argument into its own `Bytes`, so the command outlives its buffer.
+    pub fn to_owned_bytes(&self) -> KeyCommand<Bytes> {
+        let own = |p: &P| Bytes::copy_from_slice(p.as_ref());
+        let own_all = |keys: &[P]| keys.iter().map(own).collect();
+        match self {
+            KeyCommand::Get(key) => KeyCommand::Get(own(key)),
+            KeyCommand::Set(args) => KeyCommand::Set(SetArgs {
+                key: own(&args.key),
+                value: own(&args.value),
+                condition: args.condition,
+                expiry: args.expiry,
+                get: args.get,
+            }),
+            KeyCommand::Del(keys) => KeyCommand::Del(own_all(keys)),
+            KeyCommand::Exists(keys) => KeyCommand::Exists(own_all(keys)),
+            KeyCommand::Expire { key, seconds } => KeyCommand::Expire {
+                key: own(key),
+                seconds: *seconds,
+            },
+            KeyCommand::PExpire { key, millis } => KeyCommand::PExpire {
+                key: own(key),
+                millis: *millis,
+            },
+            KeyCommand::Ttl(key) => KeyCommand::Ttl(own(key)),
+            KeyCommand::PTtl(key) => KeyCommand::PTtl(own(key)),
+            KeyCommand::Persist(key) => KeyCommand::Persist(own(key)),
+            KeyCommand::IncrBy { key, delta } => KeyCommand::IncrBy {
+                key: own(key),
+                delta: *delta,
+            },
+            KeyCommand::DecrBy { key, delta } => KeyCommand::DecrBy {
+                key: own(key),
+                delta: *delta,
+            },
+            KeyCommand::MGet(keys) => KeyCommand::MGet(own_all(keys)),
+            KeyCommand::MSet(pairs) => {
+                KeyCommand::MSet(pairs.iter().map(|(k, v)| (own(k), own(v))).collect())
+            }
+        }
+    }
+}
+
+impl KeyCommand<Bytes> {
+    /// Parses the words after the command's name.
+    pub(super) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+        let arity = |ok: bool| arity(spec, ok);
+        Ok(match spec.opcode {
+            opcode::GET | opcode::TTL | opcode::PTTL | opcode::PERSIST => {
+                arity(args.len() == 1)?;
+                let key = text_key(&args[0])?;
+                match spec.opcode {
+                    opcode::GET => KeyCommand::Get(key),
+                    opcode::TTL => KeyCommand::Ttl(key),
+                    opcode::PTTL => KeyCommand::PTtl(key),
+                    _ => KeyCommand::Persist(key),
+                }
+            }
+            opcode::SET => {
+                arity(args.len() >= 2)?;
+                parse_set(&args[0], &args[1], &args[2..])?
+            }
+            opcode::DEL | opcode::EXISTS | opcode::MGET => {
+                arity(!args.is_empty())?;
+                let keys = args.iter().map(text_key).collect::<Result<Vec<_>, _>>()?;
+                match spec.opcode {
+                    opcode::DEL => KeyCommand::Del(keys),
+                    opcode::EXISTS => KeyCommand::Exists(keys),
+                    _ => KeyCommand::MGet(keys),
+                }
+            }
+            opcode::EXPIRE | opcode::PEXPIRE | opcode::INCRBY | opcode::DECRBY => {
+                arity(args.len() == 2)?;
+                let key = text_key(&args[0])?;
+                let n = parse_int::<i64>(&args[1])?;
+                match spec.opcode {
+                    opcode::EXPIRE => KeyCommand::Expire { key, seconds: n },
+                    opcode::PEXPIRE => KeyCommand::PExpire { key, millis: n },
+                    opcode::INCRBY => KeyCommand::IncrBy { key, delta: n },
+                    _ => KeyCommand::DecrBy { key, delta: n },
+                }
+            }
+            opcode::MSET => {
+                arity(!args.is_empty() && args.len() % 2 == 0)?;
+                let pairs = args
+                    .chunks_exact(2)
+                    .map(|pair| Ok((text_key(&pair[0])?, pair[1].clone())))
+                    .collect::<Result<Vec<_>, ErrorReply>>()?;
+                KeyCommand::MSet(pairs)
+            }
+            _ => return Err(not_in_family(spec)),
+        })
+    }
+}
+
+fn parse_set(key: &Bytes, value: &Bytes, options: &[Bytes]) -> Result<KeyCommand, ErrorReply> {
+    let syntax = || ErrorReply::new(ErrorCode::Syntax, "syntax error in SET options");
+    let mut args = SetArgs {
+        key: text_key(key)?,
+        value: value.clone(),
+        condition: SetCondition::Always,
+        expiry: SetExpiry::Clear,
+        get: false,
+    };
+    let mut expiry_given = false;
+    let mut i = 0;
+    while i < options.len() {
+        let word = options[i].to_ascii_uppercase();
+        match word.as_slice() {
+            b"NX" | b"XX" => {
+                if args.condition != SetCondition::Always {
+                    return Err(syntax());
+                }
+                args.condition = if word == b"NX" {
+                    SetCondition::IfAbsent
+                } else {
+                    SetCondition::IfPresent
+                };
+            }
+            b"GET" => args.get = true,
+            b"KEEPTTL" | b"EX" | b"PX" => {
+                if expiry_given {
+                    return Err(syntax());
+                }
+                expiry_given = true;
+                if word == b"KEEPTTL" {
+                    args.expiry = SetExpiry::Keep;
+                } else {
+                    i += 1;
+                    let amount = options.get(i).ok_or_else(syntax)?;
+                    let n = parse_int::<i64>(amount)?;
+                    let ms = if word == b"EX" {
+                        n.checked_mul(1000)
+                    } else {
+                        Some(n)
+                    };
+                    let ms = ms
+                        .filter(|ms| (1..=MAX_EXPIRE_MS).contains(ms))
+                        .ok_or_else(|| {
+                            ErrorReply::new(
+                                ErrorCode::InvalidExpire,
+                                "invalid expire time in 'set' command",
+                            )
+                        })?;
+                    args.expiry = SetExpiry::In(ms as u64);
+                }
+            }
+            _ => return Err(syntax()),
+        }
+        i += 1;
+    }
+    Ok(KeyCommand::Set(args))
+}

@@ -1,0 +1,358 @@
+//! The command registry: one module per command family, assembled into one table.
+//!
+//! Each family module (`keys`, `limits`, ..., `geo`) owns its opcodes, its rows of the
+//! table, its request type, the wire encode/decode and the text parsing of its commands,
+//! and which argument is the key. This module only assembles them: `families!` lists each
+//! family once, and from that list come the `Command` enum, the dispatch to each family,
+//! `COMMANDS` and the opcode index. Adding a family is one file and one line below.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::{DecodeError, ErrorCode};
+use crate::value::ErrorReply;
+use crate::wire::{Payload, Reader};
+
+pub mod admin;
+pub(crate) mod arg;
+pub mod counters;
+pub mod dedup;
+pub mod geo;
+pub mod idem;
+pub mod inventory;
+pub mod keys;
+pub mod limits;
+pub mod presence;
+pub mod timelines;
+pub mod versioned;
+
+pub use admin::AdminCommand;
+pub use counters::{CounterCommand, MAX_ID_BLOCK};
+pub use dedup::DedupCommand;
+pub use geo::GeoCommand;
+pub use idem::{IdemCommand, DEFAULT_LEASE_MS};
+pub use inventory::{split_reservation_handle, InventoryCommand};
+pub use keys::{KeyCommand, SetArgs, SetCondition, SetExpiry};
+pub use limits::{Algorithm, LimitCommand, RateLimit, Tier, Tiers, MAX_TIERS};
+pub use presence::{PresenceCommand, DEFAULT_PRESENCE_GRACE_MS, DEFAULT_PRESENCE_TTL_MS};
+pub use timelines::{
+    Cursor, TimelineCommand, DEFAULT_PAGE, DEFAULT_TIMELINE_CAP, MAX_TIMELINE_CAP,
+};
+pub use versioned::VersionedCommand;
+
+/// Protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Longest key accepted, in bytes.
+pub const MAX_KEY_BYTES: usize = 64 * 1024;
+/// Longest expiry accepted: about 100 years, in milliseconds.
+pub const MAX_EXPIRE_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
+
+/// Every family's opcodes under one roof, for code that names opcodes across families.
+pub mod opcode {
+    pub use super::admin::opcode::*;
+    pub use super::counters::opcode::*;
+    pub use super::dedup::opcode::*;
+    pub use super::geo::opcode::*;
+    pub use super::idem::opcode::*;
+    pub use super::inventory::opcode::*;
+    pub use super::keys::opcode::*;
+    pub use super::limits::opcode::*;
+    pub use super::presence::opcode::*;
+    pub use super::timelines::opcode::*;
+    pub use super::versioned::opcode::*;
+}
+
+/// Which arguments are keys, so a router knows where a command must run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySpec {
+    /// No key: answered by whichever shard receives it.
+    None,
+    /// Exactly one key: runs on its owner.
+    Single,
+    /// A list of keys: split by owner, run in parallel, gathered.
+    Many,
+    /// Key/value pairs: split by owner like `Many`.
+    Pairs,
+    /// No key, but every shard takes part (DBSIZE, FLUSHALL, INFO).
+    AllShards,
+    /// Keys whose owners register the connection itself for pushes: sent whole on the
+    /// connection that is to receive them, never split by a client.
+    Watch,
+    /// No key: runs where the partitions around a position live, gathered.
+    Area,
+}
+
+/// One row of the command table.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandSpec {
+    /// Wire opcode.
+    pub opcode: u16,
+    /// Upper-case name used by the CLI and the docs.
+    pub name: &'static str,
+    /// Text arguments after the name, redis-cli style.
+    pub syntax: &'static str,
+    /// Body layout after the opcode, in PROTOCOL.md's notation.
+    pub wire: &'static str,
+    /// Reply shape.
+    pub reply: &'static str,
+    /// One line saying what it does.
+    pub summary: &'static str,
+    /// Where it runs.
+    pub keys: KeySpec,
+}
+
+/// Declares the families: the `Command` enum with one variant per family, its dispatch to
+/// the family's methods, and the family list the table is assembled from.
+macro_rules! families {
+    ($($(#[$doc:meta])* $variant:ident($module:ident::$family:ident),)*) => {
+        /// A decoded request: one variant per command family.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Command<P = Bytes> {
+            $($(#[$doc])* $variant($module::$family<P>),)*
+        }
+
+        /// Which family a table row belongs to.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Family {
+            $($variant,)*
+        }
+
+        /// Each family with its rows, in opcode order.
+        const FAMILIES: &[(Family, &[CommandSpec])] = &[$((Family::$variant, $module::ROWS),)*];
+
+        $(impl<P> From<$module::$family<P>> for Command<P> {
+            fn from(command: $module::$family<P>) -> Self {
+                Command::$variant(command)
+            }
+        })*
+
+        impl<P: Payload> Command<P> {
+            /// The command's opcode.
+            pub fn opcode(&self) -> u16 {
+                match self {
+                    $(Command::$variant(c) => c.opcode(),)*
+                }
+            }
+
+            /// The single key this command touches, for `KeySpec::Single` commands.
+            pub fn single_key(&self) -> Option<&P> {
+                match self {
+                    $(Command::$variant(c) => c.single_key(),)*
+                }
+            }
+
+            fn encode_arguments(&self, buf: &mut BytesMut) {
+                match self {
+                    $(Command::$variant(c) => c.encode(buf),)*
+                }
+            }
+
+            /// Copies every argument into its own `Bytes`, so the command outlives the
+            /// buffer it was decoded from (e.g. to send it to another shard).
+            pub fn to_owned_bytes(&self) -> Command<Bytes> {
+                match self {
+                    $(Command::$variant(c) => Command::$variant(c.to_owned_bytes()),)*
+                }
+            }
+
+            fn decode_arguments(
+                family: Family,
+                op: u16,
+                r: &mut Reader<P>,
+            ) -> Result<Command<P>, DecodeError> {
+                Ok(match family {
+                    $(Family::$variant => Command::$variant($module::$family::decode(op, r)?),)*
+                })
+            }
+        }
+
+        impl Command<Bytes> {
+            fn parse_arguments(
+                family: Family,
+                spec: &'static CommandSpec,
+                args: &[Bytes],
+            ) -> Result<Command, ErrorReply> {
+                Ok(match family {
+                    $(Family::$variant => Command::$variant($module::$family::parse(spec, args)?),)*
+                })
+            }
+        }
+    };
+}
+
+families! {
+    /// PING, HELLO, INFO, DBSIZE, FLUSHALL.
+    Admin(admin::AdminCommand),
+    /// GET, SET, DEL, EXISTS, the expiry commands, INCRBY/DECRBY, MGET, MSET.
+    Keys(keys::KeyCommand),
+    /// RL.*: rate limits.
+    Limits(limits::LimitCommand),
+    /// DEDUP, DEDUP.MULTI.
+    Dedup(dedup::DedupCommand),
+    /// COUNTER.* and ID.RANGE.
+    Counters(counters::CounterCommand),
+    /// IDEM.*: idempotency records.
+    Idem(idem::IdemCommand),
+    /// VGET, VSET.
+    Versioned(versioned::VersionedCommand),
+    /// INV.*: inventory.
+    Inventory(inventory::InventoryCommand),
+    /// TL.*: timelines.
+    Timelines(timelines::TimelineCommand),
+    /// PRESENCE.*.
+    Presence(presence::PresenceCommand),
+    /// GEO.*: the driver index.
+    Geo(geo::GeoCommand),
+}
+
+const fn row_count() -> usize {
+    let mut total = 0;
+    let mut f = 0;
+    while f < FAMILIES.len() {
+        total += FAMILIES[f].1.len();
+        f += 1;
+    }
+    total
+}
+
+const ROW_COUNT: usize = row_count();
+
+const fn assemble() -> [CommandSpec; ROW_COUNT] {
+    let mut table = [FAMILIES[0].1[0]; ROW_COUNT];
+    let (mut at, mut f) = (0, 0);
+    while f < FAMILIES.len() {
+        let rows = FAMILIES[f].1;
+        let mut i = 0;
+        while i < rows.len() {
+            table[at] = rows[i];
+            at += 1;
+            i += 1;
+        }
+        f += 1;
+    }
+    table
+}
+
+/// Every command, in opcode order: the families' rows, one after another.
+pub static COMMANDS: [CommandSpec; ROW_COUNT] = assemble();
+
+/// Opcodes are below this bound, so the index is a flat array.
+const OPCODE_LIMIT: usize = 0x100;
+/// Marks an opcode with no row.
+const NO_ROW: u8 = u8::MAX;
+
+/// Where each opcode's row is: its family and its position in `COMMANDS`.
+#[derive(Clone, Copy)]
+struct Slot {
+    family: Family,
+    row: u8,
+}
+
+const fn index_opcodes() -> [Slot; OPCODE_LIMIT] {
+    assert!(
+        ROW_COUNT < NO_ROW as usize,
+        "the opcode index holds at most 254 rows"
+    );
+    let mut index = [Slot {
+        family: Family::Admin,
+        row: NO_ROW,
+    }; OPCODE_LIMIT];
+    let (mut row, mut f) = (0, 0);
+    while f < FAMILIES.len() {
+        let rows = FAMILIES[f].1;
+        let mut i = 0;
+        while i < rows.len() {
+            let op = rows[i].opcode as usize;
+            assert!(op < OPCODE_LIMIT, "opcodes must stay below 0x100");
+            assert!(index[op].row == NO_ROW, "two rows share an opcode");
+            index[op] = Slot {
+                family: FAMILIES[f].0,
+                row: row as u8,
+            };
+            row += 1;
+            i += 1;
+        }
+        f += 1;
+    }
+    index
+}
+
+static BY_OPCODE: [Slot; OPCODE_LIMIT] = index_opcodes();
+
+fn slot(op: u16) -> Option<Slot> {
+    BY_OPCODE
+        .get(usize::from(op))
+        .copied()
+        .filter(|slot| slot.row != NO_ROW)
+}
+
+/// Looks a command up by opcode.
+pub fn spec_by_opcode(op: u16) -> Option<&'static CommandSpec> {
+    slot(op).map(|slot| &COMMANDS[usize::from(slot.row)])
+}
+
+/// Looks a command up by name, ignoring case.
+pub fn spec_by_name(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS
+        .iter()
+        .find(|spec| spec.name.eq_ignore_ascii_case(name))
+}
+
+impl<P: Payload> Command<P> {
+    /// The command's position in `COMMANDS`, for per-command counters.
+    pub fn table_index(&self) -> usize {
+        slot(self.opcode()).map_or(0, |slot| usize::from(slot.row))
+    }
+
+    /// The command's row in the table.
+    pub fn spec(&self) -> &'static CommandSpec {
+        &COMMANDS[self.table_index()]
+    }
+
+    /// Appends opcode and arguments (the frame body).
+    pub fn encode(&self, buf: &mut BytesMut) {
+        use bytes::BufMut;
+        buf.put_u16_le(self.opcode());
+        self.encode_arguments(buf);
+    }
+
+    /// Decodes a request body (opcode and arguments), validating every bound.
+    ///
+    /// # Errors
+    /// `UnknownOpcode` for opcodes outside the table; other `DecodeError`s for malformed
+    /// or out-of-range arguments.
+    pub fn decode(body: P) -> Result<Command<P>, DecodeError> {
+        let mut r = Reader::new(body);
+        let op = r.u16()?;
+        let slot = slot(op).ok_or(DecodeError::UnknownOpcode(op))?;
+        let command = Command::decode_arguments(slot.family, op, &mut r)?;
+        r.finish()?;
+        Ok(command)
+    }
+}
+
+impl Command<Bytes> {
+    /// Parses redis-cli style words (`SET k v EX 10`) into a command.
+    ///
+    /// # Errors
+    /// An `ErrorReply` with `UnknownCommand`, `Syntax`, `NotInteger`, `KeyTooLarge` or
+    /// `InvalidExpire`, worded for a person at a prompt.
+    pub fn parse_words(words: &[Bytes]) -> Result<Command, ErrorReply> {
+        let Some((name, args)) = words.split_first() else {
+            return Err(ErrorReply::new(ErrorCode::Syntax, "empty command"));
+        };
+        let spec = std::str::from_utf8(name)
+            .ok()
+            .and_then(spec_by_name)
+            .ok_or_else(|| {
+                ErrorReply::new(
+                    ErrorCode::UnknownCommand,
+                    format!("unknown command '{}'", String::from_utf8_lossy(name)),
+                )
+            })?;
+        let family = slot(spec.opcode).map_or(Family::Admin, |slot| slot.family);
+        Command::parse_arguments(family, spec, args)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,473 @@
+//! The registry's own checks: every command round-trips, truncates and parses as documented.
+
+use super::keys::set_flags;
+use super::*;
+use crate::geo::{GeoArea, GeoNear, GeoPoint};
+use bytes::BufMut;
+
+fn words(line: &str) -> Vec<Bytes> {
+    line.split_whitespace()
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}
+
+fn samples() -> Vec<Command> {
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    vec![
+        Command::Admin(AdminCommand::Ping(None)),
+        Command::Admin(AdminCommand::Ping(Some(k("hi")))),
+        Command::Admin(AdminCommand::Hello {
+            version: 1,
+            shard: None,
+        }),
+        Command::Admin(AdminCommand::Hello {
+            version: 1,
+            shard: Some(3),
+        }),
+        Command::Admin(AdminCommand::Info),
+        Command::Admin(AdminCommand::DbSize),
+        Command::Admin(AdminCommand::FlushAll),
+        Command::Keys(KeyCommand::Get(k("a"))),
+        Command::Keys(KeyCommand::Set(SetArgs {
+            key: k("a"),
+            value: k("v"),
+            condition: SetCondition::IfAbsent,
+            expiry: SetExpiry::In(10_000),
+            get: true,
+        })),
+        Command::Keys(KeyCommand::Set(SetArgs {
+            key: k("a"),
+            value: k(""),
+            condition: SetCondition::IfPresent,
+            expiry: SetExpiry::Keep,
+            get: false,
+        })),
+        Command::Keys(KeyCommand::Del(vec![k("a"), k("b")])),
+        Command::Keys(KeyCommand::Exists(vec![k("a")])),
+        Command::Keys(KeyCommand::Expire {
+            key: k("a"),
+            seconds: -5,
+        }),
+        Command::Keys(KeyCommand::PExpire {
+            key: k("a"),
+            millis: 1500,
+        }),
+        Command::Keys(KeyCommand::Ttl(k("a"))),
+        Command::Keys(KeyCommand::PTtl(k("a"))),
+        Command::Keys(KeyCommand::Persist(k("a"))),
+        Command::Keys(KeyCommand::IncrBy {
+            key: k("n"),
+            delta: i64::MIN,
+        }),
+        Command::Keys(KeyCommand::DecrBy {
+            key: k("n"),
+            delta: 7,
+        }),
+        Command::Keys(KeyCommand::MGet(vec![k("a"), k("b"), k("c")])),
+        Command::Keys(KeyCommand::MSet(vec![(k("a"), k("1")), (k("b"), k("2"))])),
+        Command::Limits(LimitCommand::Check(RateLimit {
+            key: k("client:1"),
+            algorithm: Algorithm::Sliding,
+            cost: 1,
+            burst: 0,
+            tiers: Tiers::new(&[
+                Tier {
+                    limit: 10,
+                    window_ms: 1000,
+                },
+                Tier {
+                    limit: 1000,
+                    window_ms: 3_600_000,
+                },
+            ])
+            .unwrap(),
+        })),
+        Command::Limits(LimitCommand::Peek(RateLimit {
+            key: k("client:1"),
+            algorithm: Algorithm::Gcra,
+            cost: 2,
+            burst: 5,
+            tiers: Tiers::new(&[Tier {
+                limit: 100,
+                window_ms: 60_000,
+            }])
+            .unwrap(),
+        })),
+        Command::Limits(LimitCommand::Reset(k("client:1"))),
+        Command::Idem(IdemCommand::Begin {
+            key: k("pay:9"),
+            ttl_ms: 86_400_000,
+            lease_ms: 5000,
+        }),
+        Command::Idem(IdemCommand::Complete {
+            key: k("pay:9"),
+            token: 1,
+            result: k("charged"),
+        }),
+        Command::Idem(IdemCommand::Get(k("pay:9"))),
+        Command::Versioned(VersionedCommand::Get(k("spot:17"))),
+        Command::Inventory(InventoryCommand::Set {
+            sku: k("{s1}:milk"),
+            on_hand: 40,
+            low: Some(5),
+        }),
+        Command::Inventory(InventoryCommand::Store(k("s1"))),
+        Command::Timelines(TimelineCommand::Push {
+            key: k("home:1"),
+            item: Cursor {
+                score: 900,
+                id: 900,
+            },
+            cap: None,
+        }),
+        Command::Timelines(TimelineCommand::Fanout {
+            item: Cursor { score: -5, id: 77 },
+            cap: Some(800),
+            keys: vec![k("home:1"), k("home:2")],
+        }),
+        Command::Timelines(TimelineCommand::Range {
+            key: k("home:1"),
+            before: Some(Cursor { score: 10, id: 10 }),
+            after: Some(Cursor { score: 1, id: 1 }),
+            limit: 20,
+        }),
+        Command::Timelines(TimelineCommand::Merge {
+            limit: 50,
+            before: None,
+            keys: vec![k("home:1"), k("celeb:9")],
+        }),
+        Command::Timelines(TimelineCommand::Remove {
+            key: k("home:1"),
+            id: 900,
+        }),
+        Command::Timelines(TimelineCommand::Len(k("home:1"))),
+        Command::Presence(PresenceCommand::Beat {
+            user: k("u:1"),
+            ttl_ms: 30_000,
+            grace_ms: 0,
+            meta: Some(k("eu/ios")),
+        }),
+        Command::Presence(PresenceCommand::Get(vec![k("u:1"), k("u:2")])),
+        Command::Presence(PresenceCommand::Leave(k("u:1"))),
+        Command::Presence(PresenceCommand::Watch(vec![k("u:1"), k("u:2")])),
+        Command::Presence(PresenceCommand::Unwatch(vec![k("u:2")])),
+        Command::Presence(PresenceCommand::Unwatch(vec![])),
+        Command::Geo(GeoCommand::Create {
+            index: k("drivers"),
+            resolution: 10,
+        }),
+        Command::Geo(GeoCommand::Upsert {
+            index: k("drivers"),
+            member: k("d:1"),
+            at: GeoPoint::new(52.52, 13.405).unwrap(),
+            status: Some(k("available")),
+            ttl_ms: Some(30_000),
+            meta: Some(k("car")),
+        }),
+        Command::Geo(GeoCommand::Near(GeoNear {
+            index: k("drivers"),
+            area: GeoArea {
+                center: GeoPoint::new(-33.8688, 151.2093).unwrap(),
+                radius_m: 2_000,
+            },
+            k: 5,
+            status: Some(k("available")),
+            with_dist: true,
+            with_meta: false,
+            claim_ms: Some(10_000),
+        })),
+        Command::Geo(GeoCommand::Claim {
+            index: k("drivers"),
+            member: k("d:1"),
+            ttl_ms: 15_000,
+        }),
+        Command::Geo(GeoCommand::Confirm {
+            index: k("drivers"),
+            member: k("d:1"),
+        }),
+        Command::Geo(GeoCommand::Release {
+            index: k("drivers"),
+            member: k("d:1"),
+        }),
+        Command::Geo(GeoCommand::Remove {
+            index: k("drivers"),
+            member: k("d:1"),
+        }),
+        Command::Geo(GeoCommand::Get {
+            index: k("drivers"),
+            member: k("d:1"),
+        }),
+        Command::Geo(GeoCommand::Count {
+            index: k("drivers"),
+            area: Some(GeoArea {
+                center: GeoPoint::new(0.0, 179.9999).unwrap(),
+                radius_m: 500,
+            }),
+            status: None,
+        }),
+        Command::Geo(GeoCommand::Cells {
+            index: k("drivers"),
+            area: GeoArea {
+                center: GeoPoint::new(40.0, -74.0).unwrap(),
+                radius_m: 3_000,
+            },
+            resolution: 7,
+            status: Some(k("available")),
+        }),
+        Command::Timelines(TimelineCommand::Trim {
+            key: k("home:1"),
+            keep: 100,
+        }),
+        Command::Inventory(InventoryCommand::Adjust {
+            sku: k("{s1}:milk"),
+            delta: -3,
+        }),
+        Command::Inventory(InventoryCommand::Get(k("{s1}:milk"))),
+        Command::Inventory(InventoryCommand::Reserve {
+            sku: k("{s1}:milk"),
+            qty: 2,
+            ttl_ms: 600_000,
+            id: Some(k("order-9")),
+        }),
+        Command::Inventory(InventoryCommand::Confirm {
+            sku: k("{s1}:milk"),
+            id: k("order-9"),
+        }),
+        Command::Inventory(InventoryCommand::Release {
+            sku: k("{s1}:milk"),
+            id: k("r1"),
+        }),
+        Command::Inventory(InventoryCommand::ReserveMulti {
+            ttl_ms: 600_000,
+            items: vec![(k("{s1}:milk"), 1), (k("{s1}:eggs"), 12)],
+        }),
+        Command::Versioned(VersionedCommand::Set {
+            key: k("spot:17"),
+            value: k("reserved"),
+            if_version: Some(0),
+            ttl_ms: Some(900_000),
+        }),
+        Command::Versioned(VersionedCommand::Set {
+            key: k("trip:5"),
+            value: k("matching"),
+            if_version: None,
+            ttl_ms: None,
+        }),
+        Command::Dedup(DedupCommand::Check {
+            key: k("imp:1"),
+            ttl_ms: 3_600_000,
+        }),
+        Command::Dedup(DedupCommand::CheckMany {
+            ttl_ms: 1000,
+            keys: vec![k("a"), k("b")],
+        }),
+        Command::Counters(CounterCommand::Take {
+            key: k("budget"),
+            amount: 5,
+            floor: -10,
+        }),
+        Command::Counters(CounterCommand::Put {
+            key: k("budget"),
+            amount: 100,
+        }),
+        Command::Counters(CounterCommand::IdRange {
+            key: k("ids"),
+            size: 1000,
+        }),
+    ]
+}
+
+fn encoded(command: &Command) -> Bytes {
+    let mut buf = BytesMut::new();
+    command.encode(&mut buf);
+    buf.freeze()
+}
+
+#[test]
+fn table_is_ordered_unique_and_covers_every_variant() {
+    for pair in COMMANDS.windows(2) {
+        assert!(
+            pair[0].opcode < pair[1].opcode,
+            "{} out of order",
+            pair[1].name
+        );
+    }
+    let covered: std::collections::BTreeSet<u16> = samples().iter().map(Command::opcode).collect();
+    let table: std::collections::BTreeSet<u16> = COMMANDS.iter().map(|s| s.opcode).collect();
+    assert_eq!(
+        covered, table,
+        "every table row has a sample and vice versa"
+    );
+}
+
+#[test]
+fn table_index_points_at_the_commands_own_row() {
+    for command in samples() {
+        assert_eq!(
+            COMMANDS[command.table_index()].opcode,
+            command.opcode(),
+            "{command:?}"
+        );
+    }
+}
+
+#[test]
+fn every_command_round_trips() {
+    for command in samples() {
+        assert_eq!(Command::decode(encoded(&command)).unwrap(), command);
+    }
+}
+
+#[test]
+fn borrowed_decode_matches_owned_decode() {
+    for command in samples() {
+        let body = encoded(&command);
+        let borrowed = Command::<&[u8]>::decode(&body[..]).unwrap();
+        assert_eq!(borrowed.to_owned_bytes(), command);
+    }
+}
+
+#[test]
+fn every_truncation_fails_without_panicking() {
+    for command in samples() {
+        let whole = encoded(&command);
+        for cut in 0..whole.len() {
+            assert!(
+                Command::decode(whole.slice(..cut)).is_err(),
+                "{command:?} cut at {cut}"
+            );
+        }
+    }
+}
+
+#[test]
+fn trailing_bytes_are_refused() {
+    let mut buf = BytesMut::new();
+    Command::Keys(KeyCommand::Get(Bytes::from_static(b"k"))).encode(&mut buf);
+    buf.put_u8(0);
+    assert_eq!(
+        Command::decode(buf.freeze()),
+        Err(DecodeError::TrailingBytes(1))
+    );
+}
+
+#[test]
+fn set_byte_layout() {
+    let bytes = encoded(&Command::parse_words(&words("SET k v NX EX 10")).unwrap());
+    assert_eq!(
+        &bytes[..],
+        &[
+            0x11,
+            0x00,
+            1,
+            b'k',
+            1,
+            b'v',
+            set_flags::NX | set_flags::TTL,
+            0x90,
+            0x4e
+        ]
+    );
+}
+
+#[test]
+fn get_byte_layout() {
+    assert_eq!(
+        &encoded(&Command::Keys(KeyCommand::Get(Bytes::from_static(b"k"))))[..],
+        &[0x10, 0x00, 1, b'k']
+    );
+}
+
+#[test]
+fn unknown_opcode_is_typed() {
+    let err = Command::decode(Bytes::from_static(&[0xff, 0x7f])).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::UnknownCommand);
+}
+
+#[test]
+fn conflicting_set_flags_are_refused() {
+    let body = Bytes::from_static(&[0x11, 0x00, 1, b'k', 1, b'v', set_flags::NX | set_flags::XX]);
+    assert!(matches!(
+        Command::decode(body),
+        Err(DecodeError::Invalid(_))
+    ));
+    let zero_ttl = Bytes::from_static(&[0x11, 0x00, 1, b'k', 1, b'v', set_flags::TTL, 0]);
+    assert_eq!(Command::decode(zero_ttl), Err(DecodeError::InvalidExpire));
+}
+
+#[test]
+fn oversize_key_is_refused_with_its_code() {
+    let mut buf = BytesMut::new();
+    Command::Keys(KeyCommand::Get(Bytes::from(vec![b'x'; MAX_KEY_BYTES + 1]))).encode(&mut buf);
+    assert_eq!(
+        Command::decode(buf.freeze()).unwrap_err().code(),
+        ErrorCode::KeyTooLarge
+    );
+}
+
+#[test]
+fn words_parse_like_redis_cli() {
+    assert_eq!(
+        Command::parse_words(&words("set k v ex 10 get")).unwrap(),
+        Command::Keys(KeyCommand::Set(SetArgs {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from_static(b"v"),
+            condition: SetCondition::Always,
+            expiry: SetExpiry::In(10_000),
+            get: true,
+        }))
+    );
+    assert_eq!(
+        Command::parse_words(&words("hello 1 shard 2")).unwrap(),
+        Command::Admin(AdminCommand::Hello {
+            version: 1,
+            shard: Some(2)
+        })
+    );
+    assert_eq!(
+        Command::parse_words(&words("counter.take budget 5 floor -10")).unwrap(),
+        Command::Counters(CounterCommand::Take {
+            key: Bytes::from_static(b"budget"),
+            amount: 5,
+            floor: -10
+        })
+    );
+    assert_eq!(
+        Command::parse_words(&words("dedup.multi 60 a b")).unwrap(),
+        Command::Dedup(DedupCommand::CheckMany {
+            ttl_ms: 60_000,
+            keys: vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]
+        })
+    );
+    let parsed = Command::parse_words(&words(
+        "rl.check c limit 10 window 1000 limit 100 window 60000 cost 2",
+    ))
+    .unwrap();
+    let Command::Limits(LimitCommand::Check(limit)) = parsed else {
+        panic!("RL.CHECK parses to RlCheck")
+    };
+    assert_eq!(limit.cost, 2);
+    assert_eq!(limit.tiers.as_slice().len(), 2);
+    let err = |line| Command::parse_words(&words(line)).unwrap_err().known_code();
+    assert_eq!(err("rl.check c limit 10"), Some(ErrorCode::Syntax));
+    assert_eq!(err("rl.check c limit 0 window 10"), Some(ErrorCode::Syntax));
+    assert_eq!(
+        err("rl.check c limit 1 window 1 limit 1 window 2 algo gcra"),
+        Some(ErrorCode::Syntax)
+    );
+    assert_eq!(
+        err("rl.check c limit 1 window 1 burst 3"),
+        Some(ErrorCode::Syntax)
+    );
+    assert_eq!(err("dedup k 0"), Some(ErrorCode::InvalidExpire));
+    assert_eq!(err("counter.take k -1"), Some(ErrorCode::NotInteger));
+    assert_eq!(err("counter.take k 1 floor"), Some(ErrorCode::Syntax));
+    assert_eq!(err("id.range k 0"), Some(ErrorCode::Syntax));
+    assert_eq!(err("nosuch a"), Some(ErrorCode::UnknownCommand));
+    assert_eq!(err("get"), Some(ErrorCode::Syntax));
+    assert_eq!(err("set k v nx xx"), Some(ErrorCode::Syntax));
+    assert_eq!(err("set k v ex 0"), Some(ErrorCode::InvalidExpire));
+    assert_eq!(err("set k v ex 1 px 5"), Some(ErrorCode::Syntax));
+    assert_eq!(err("incrby k ten"), Some(ErrorCode::NotInteger));
+    assert_eq!(err("mset a 1 b"), Some(ErrorCode::Syntax));
+}
