@@ -10,7 +10,7 @@ use h3o::Resolution;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tessera_protocol::geo::GeoPoint;
-use tessera_server::geo::{GeoShard, Placement, Query};
+use tessera_server::data::geo::{GeoShard, Placement, Query};
 
 const DRIVERS: usize = 100_000;
 

@@ -1,4 +1,9 @@
-//! Tessera's server: shards, keyspace and networking; `server::run` is the whole server.
+//! Tessera's server: `server::run` is the whole server.
+//!
+//! Layers, each calling only the ones below it:
+//! `net` (sockets, frames) → `route` (where a request runs, split and gathered) →
+//! `shard` (one thread's state, the mesh, the cross-shard call) → `families` (each command
+//! family's operations) → `data` (keyspace and the structures values live in).
 
 use mimalloc::MiMalloc;
 
@@ -6,23 +11,15 @@ use mimalloc::MiMalloc;
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-pub mod blob;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod connection;
-pub mod coordinator;
-pub mod geo;
-pub mod geo_route;
-pub mod inventory;
-pub mod keyspace;
-pub mod mesh;
-pub mod ops;
+pub mod data;
+pub mod families;
+pub mod net;
+pub mod route;
 pub mod server;
 pub mod shard;
 pub mod signal;
-pub mod stats;
-pub mod timeline;
-pub mod watch;
 
 pub use config::Config;

@@ -12,8 +12,8 @@ use tessera_sync::Slots;
 use tokio::sync::{watch, Barrier};
 
 use crate::config::Config;
-use crate::connection;
-use crate::mesh::{ClientSlot, Mesh};
+use crate::net::connection;
+use crate::shard::mesh::{ClientSlot, Mesh};
 use crate::shard::{NodeInfo, Shard};
 
 /// Binds one listening socket per shard on the same address with SO_REUSEPORT, so the

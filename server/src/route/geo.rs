@@ -24,7 +24,7 @@ use tessera_protocol::wire::Payload;
 use tessera_protocol::{ErrorCode, Value};
 
 use crate::clock;
-use crate::geo::{cell_of, walk, Carried, GeoShard, Hit, Home, Placement, Probe, Query, Refusal};
+use crate::data::geo::{cell_of, walk, Carried, GeoShard, Hit, Home, Placement, Probe, Query, Refusal};
 use crate::shard::Shard;
 
 /// Searches a GEO.NEAR ... CLAIM makes before answering that nothing could be claimed.

@@ -16,10 +16,10 @@ use tessera_cluster::{shard_for_key, split_by_shard};
 use tessera_protocol::{Command, ErrorCode, KeySpec, Value};
 
 use crate::clock;
-use crate::connection::ConnOutput;
-use crate::geo_route::{self, Start, Task};
-use crate::mesh::{Envelope, ShardReply, NO_REPLY};
-use crate::ops;
+use crate::net::connection::ConnOutput;
+use crate::route::geo::{self as geo_route, Start, Task};
+use crate::shard::mesh::{Envelope, ShardReply, NO_REPLY};
+use crate::families;
 use crate::shard::{Pending, Shard};
 use tessera_protocol::geo::GeoCommand;
 
@@ -124,12 +124,12 @@ impl Gather {
                         }
                     }
                 }
-                ops::cell_counts(totals.into_iter().collect())
+                families::cell_counts(totals.into_iter().collect())
             }
             Combine::Merge { limit } => {
-                let pages: Option<Vec<_>> = values.iter().map(ops::page_from_value).collect();
+                let pages: Option<Vec<_>> = values.iter().map(families::page_from_value).collect();
                 match pages {
-                    Some(pages) => ops::page_value(&crate::timeline::merge(pages, limit)),
+                    Some(pages) => families::page_value(&crate::data::timeline::merge(pages, limit)),
                     None => Value::error(ErrorCode::Internal, "malformed part reply"),
                 }
             }
@@ -417,7 +417,7 @@ fn run_here(
     now: u64,
 ) {
     let mut keyspace = shard.keyspace.borrow_mut();
-    let reply = ops::apply(&mut keyspace, command, now);
+    let reply = families::apply(&mut keyspace, command, now);
     conn.reply_with(request_id, &reply);
     shard.completed(command.table_index(), started, reply.is_error());
     drop(reply);

@@ -8,17 +8,17 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-pub use crate::blob::Blob;
+pub use crate::data::blob::Blob;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use tessera_cluster::hash_tag;
 use tessera_limits::{Gcra, Window};
 
-use crate::geo::GeoShard;
-use crate::inventory::{Sku, StockLevel};
-use crate::timeline::Timeline;
-use crate::watch::Watches;
+use crate::data::geo::GeoShard;
+use crate::data::inventory::{Sku, StockLevel};
+use crate::data::timeline::Timeline;
+use crate::data::watch::Watches;
 
 /// A store's figures, kept up to date with every change to its SKUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

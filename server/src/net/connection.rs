@@ -16,12 +16,12 @@ use tessera_protocol::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::coordinator;
-use crate::mesh::{Adoption, ClientSlot, Envelope};
-use crate::ops::{to_value, Reply};
+use crate::route::coordinator;
+use crate::shard::mesh::{Adoption, ClientSlot, Envelope};
+use crate::families::{to_value, Reply};
 use crate::shard::Shard;
 use crate::signal::LocalSignal;
-use crate::watch::ConnId;
+use crate::data::watch::ConnId;
 use bytes::Bytes;
 use hashbrown::HashSet;
 

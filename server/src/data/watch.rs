@@ -12,7 +12,7 @@ use bytes::Bytes;
 use hashbrown::HashMap;
 use tessera_protocol::Value;
 
-use crate::keyspace::{Keyspace, Stored};
+use crate::data::keyspace::{Keyspace, Stored};
 
 /// One client connection anywhere on the node: its shard, its slot there, and a serial
 /// that tells apart connections that reuse one slot.
@@ -215,7 +215,7 @@ pub fn unwatch<K: AsRef<[u8]>>(keyspace: &mut Keyspace, watcher: ConnId, users: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::apply;
+    use crate::families::apply;
     use tessera_protocol::{AdminCommand, Command, PresenceCommand};
 
     const ME: ConnId = ConnId {

@@ -15,10 +15,10 @@ use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Val
 
 use tessera_cluster::hash_tag;
 
-use crate::inventory::{Refusal, Reserved, Sku};
-use crate::keyspace::{Blob, Found, IdemRecord, Keyspace, Presence, Stored, Versioned};
-use crate::timeline::{merge, Page, Timeline};
-use crate::watch;
+use crate::data::inventory::{Refusal, Reserved, Sku};
+use crate::data::keyspace::{Blob, Found, IdemRecord, Keyspace, Presence, Stored, Versioned};
+use crate::data::timeline::{merge, Page, Timeline};
+use crate::data::watch;
 use h3o::Resolution;
 use tessera_limits::{Decision, Gcra, Window};
 use tessera_protocol::geo::GeoCommand;

@@ -14,15 +14,18 @@ use slab::Slab;
 use tessera_protocol::{Command, Value};
 
 use crate::clock;
-use crate::connection::ConnOutput;
-use crate::coordinator::Gather;
-use crate::geo_route::{self, GeoOp, Start};
-use crate::keyspace::Keyspace;
-use crate::mesh::{Envelope, Mesh, ShardReply, CALL_BIT, NO_REPLY};
-use crate::ops;
+
+pub mod mesh;
+pub mod stats;
+use crate::net::connection::ConnOutput;
+use crate::route::coordinator::Gather;
+use crate::route::geo::{self as geo_route, GeoOp, Start};
+use crate::data::keyspace::Keyspace;
+use crate::shard::mesh::{Envelope, Mesh, ShardReply, CALL_BIT, NO_REPLY};
+use crate::families;
 use crate::signal::LocalSignal;
-use crate::stats::ShardStats;
-use crate::watch::{self, ConnId, Push};
+use crate::shard::stats::ShardStats;
+use crate::data::watch::{self, ConnId, Push};
 use std::future::Future;
 use tessera_protocol::geo::GeoCommand;
 use tessera_protocol::ErrorCode;
@@ -139,7 +142,7 @@ impl Shard {
                 Command::Presence(PresenceCommand::Unwatch(users)) => {
                     watch::unwatch(&mut keyspace, from, users)
                 }
-                _ => ops::apply(&mut keyspace, command, now).into_value(),
+                _ => families::apply(&mut keyspace, command, now).into_value(),
             }
         };
         self.route_pushes();
@@ -393,11 +396,11 @@ impl Shard {
                         if token & CALL_BIT != 0 {
                             self.answer_call(token, reply);
                         } else {
-                            crate::coordinator::resolve(&self, token, part, reply);
+                            crate::route::coordinator::resolve(&self, token, part, reply);
                         }
                     }
                     Envelope::Adopt(adoption) => {
-                        crate::connection::adopt(self.clone(), adoption);
+                        crate::net::connection::adopt(self.clone(), adoption);
                     }
                     Envelope::Push(push) => self.deliver(&push),
                     Envelope::Geo { origin, token, op } => {
@@ -479,7 +482,7 @@ impl Shard {
             // Lapsed reservations give their units back, and watched users going silent
             // are reported offline, without anyone asking.
             for key in keyspace.take_due(now) {
-                ops::timer_due(&mut keyspace, &key, now);
+                families::timer_due(&mut keyspace, &key, now);
             }
             let removed = keyspace.expire_cycle(now);
             let lapsed = keyspace.geo.sweep(GEO_SWEEP_BUDGET, now);

@@ -5,9 +5,9 @@ use tessera_protocol::{Command, Value};
 use tessera_sync::{Mailbox, Slots};
 use tokio::sync::Notify;
 
-use crate::geo_route::GeoOp;
-use crate::stats::ShardStats;
-use crate::watch::{ConnId, Push};
+use crate::route::geo::GeoOp;
+use crate::shard::stats::ShardStats;
+use crate::data::watch::{ConnId, Push};
 
 /// Token of a request whose answer nobody waits for.
 pub const NO_REPLY: u32 = u32::MAX;

@@ -1,0 +1,8 @@
+//! Where values live: the keyspace and the structures each kind of value is kept in.
+
+pub mod blob;
+pub mod geo;
+pub mod inventory;
+pub mod keyspace;
+pub mod timeline;
+pub mod watch;

@@ -1,0 +1,3 @@
+//! Client connections: frames in, replies and pushes out.
+
+pub mod connection;

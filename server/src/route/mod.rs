@@ -1,0 +1,4 @@
+//! Where each request runs: on the shard that owns its keys, split by owner and gathered.
+
+pub mod coordinator;
+pub mod geo;
