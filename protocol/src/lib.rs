@@ -28,9 +28,9 @@ pub mod codec;
 
 pub use commands::geo;
 pub use commands::{
-    AdminCommand, Command, CommandSpec, CounterCommand, DedupCommand, GeoCommand, IdemCommand,
-    InventoryCommand, KeyCommand, KeySpec, LimitCommand, PresenceCommand, SetArgs, SetCondition,
-    SetExpiry, TimelineCommand, VersionedCommand, COMMANDS, PROTOCOL_VERSION,
+    AdminCommand, Combine, Command, CommandSpec, CounterCommand, DedupCommand, GeoCommand,
+    IdemCommand, InventoryCommand, KeyCommand, KeySpec, LimitCommand, PresenceCommand, SetArgs,
+    SetCondition, SetExpiry, Split, TimelineCommand, VersionedCommand, COMMANDS, PROTOCOL_VERSION,
 };
 pub use error::{DecodeError, ErrorCode, FrameError};
 pub use frame::{Frame, FrameDecoder, Located, PUSH_ID};

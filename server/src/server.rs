@@ -12,8 +12,8 @@ use tessera_sync::Slots;
 use tokio::sync::{watch, Barrier};
 
 use crate::config::Config;
-use crate::net::connection;
-use crate::shard::mesh::{ClientSlot, Mesh};
+use crate::net::connection::{self, ClientSlot};
+use crate::shard::mesh::Mesh;
 use crate::shard::{NodeInfo, Shard};
 
 /// Binds one listening socket per shard on the same address with SO_REUSEPORT, so the
@@ -117,6 +117,7 @@ fn run_shard(
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tokio::task::spawn_local(shard.clone().run_inbox());
         tokio::task::spawn_local(shard.clone().run_expiry());
+        tokio::task::spawn_local(shard.clone().run_flusher());
         tracing::debug!(shard = shard.id, "shard started");
         while !*shutdown.borrow() {
             tokio::select! {

@@ -3,6 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::arg::*;
+use super::split::Split;
 use super::{CommandSpec, KeySpec, PROTOCOL_VERSION};
 use crate::error::DecodeError;
 use crate::value::ErrorReply;
@@ -105,6 +106,11 @@ impl<P: Payload> AdminCommand<P> {
 
     /// The single key this command touches, for `KeySpec::Single` commands.
     pub fn single_key(&self) -> Option<&P> {
+        None
+    }
+
+    /// How the command splits across shards: none of this family's commands do.
+    pub fn split(&self, _owner: &dyn Fn(&[u8]) -> u16) -> Option<Split<AdminCommand<Bytes>>> {
         None
     }
 

@@ -3,6 +3,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::arg::*;
+use super::split::Split;
 use super::{CommandSpec, KeySpec};
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
@@ -97,6 +98,11 @@ impl<P: Payload> CounterCommand<P> {
             | CounterCommand::Put { key, .. }
             | CounterCommand::IdRange { key, .. } => Some(key),
         }
+    }
+
+    /// How the command splits across shards: none of this family's commands do.
+    pub fn split(&self, _owner: &dyn Fn(&[u8]) -> u16) -> Option<Split<CounterCommand<Bytes>>> {
+        None
     }
 
     /// Appends the arguments (the body after the opcode).

@@ -3,6 +3,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::arg::*;
+use super::split::{positions, split_keys, Split};
 use super::{CommandSpec, KeySpec};
 use crate::error::DecodeError;
 use crate::value::ErrorReply;
@@ -71,6 +72,19 @@ impl<P: Payload> DedupCommand<P> {
         match self {
             DedupCommand::Check { key, .. } => Some(key),
             DedupCommand::CheckMany { .. } => None,
+        }
+    }
+
+    /// How the command splits across shards: DEDUP.MULTI by the owner of each key.
+    pub fn split(&self, owner: &dyn Fn(&[u8]) -> u16) -> Option<Split<DedupCommand<Bytes>>> {
+        match self {
+            DedupCommand::CheckMany { ttl_ms, keys } => {
+                let ttl_ms = *ttl_ms;
+                Some(split_keys(keys, owner, positions(keys.len()), |keys| {
+                    DedupCommand::CheckMany { ttl_ms, keys }
+                }))
+            }
+            DedupCommand::Check { .. } => None,
         }
     }
 

@@ -3,6 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::arg::{parse_int, read_key};
+use super::split::Split;
 use super::{CommandSpec, KeySpec, MAX_EXPIRE_MS};
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
@@ -341,6 +342,11 @@ impl<P: Payload> GeoCommand<P> {
             | GeoCommand::Get { member, .. } => Some(member),
             _ => None,
         }
+    }
+
+    /// How the command splits across shards: none of this family's commands do.
+    pub fn split(&self, _owner: &dyn Fn(&[u8]) -> u16) -> Option<Split<GeoCommand<Bytes>>> {
+        None
     }
 
     /// Appends the arguments (after the opcode).

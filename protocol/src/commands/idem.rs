@@ -3,6 +3,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::arg::*;
+use super::split::Split;
 use super::{CommandSpec, KeySpec, MAX_EXPIRE_MS};
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
@@ -94,6 +95,11 @@ impl<P: Payload> IdemCommand<P> {
             | IdemCommand::Complete { key, .. }
             | IdemCommand::Get(key) => Some(key),
         }
+    }
+
+    /// How the command splits across shards: none of this family's commands do.
+    pub fn split(&self, _owner: &dyn Fn(&[u8]) -> u16) -> Option<Split<IdemCommand<Bytes>>> {
+        None
     }
 
     /// Appends the arguments (the body after the opcode).

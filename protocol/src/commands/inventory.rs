@@ -3,6 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::arg::*;
+use super::split::{group_by_owner, positions, Split};
 use super::{CommandSpec, KeySpec};
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
@@ -195,6 +196,32 @@ impl<P: Payload> InventoryCommand<P> {
             | InventoryCommand::Store(sku) => Some(sku),
             InventoryCommand::ReserveMulti { .. } => None,
         }
+    }
+
+    /// How the command splits across shards: a cart by the owner of each SKU. A cart is
+    /// all-or-nothing on one shard only, so the server refuses one that spans shards and
+    /// the client runs the parts as a saga.
+    pub fn split(&self, owner: &dyn Fn(&[u8]) -> u16) -> Option<Split<InventoryCommand<Bytes>>> {
+        let InventoryCommand::ReserveMulti { ttl_ms, items } = self else {
+            return None;
+        };
+        let skus: Vec<&[u8]> = items.iter().map(|(sku, _)| sku.as_ref()).collect();
+        let groups = group_by_owner(&skus, owner);
+        let combine = positions(items.len())(&groups);
+        let parts = groups
+            .into_iter()
+            .map(|(shard, group)| {
+                let lines = group
+                    .iter()
+                    .map(|&i| (Bytes::copy_from_slice(items[i].0.as_ref()), items[i].1));
+                let part = InventoryCommand::ReserveMulti {
+                    ttl_ms: *ttl_ms,
+                    items: lines.collect(),
+                };
+                (shard, part)
+            })
+            .collect();
+        Some(Split { parts, combine })
     }
 
     /// Appends the arguments (the body after the opcode).

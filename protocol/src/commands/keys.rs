@@ -3,6 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::arg::*;
+use super::split::{fixed, group_by_owner, positions, split_keys, Combine, Split};
 use super::{CommandSpec, KeySpec, MAX_EXPIRE_MS};
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
@@ -303,6 +304,35 @@ impl<P: Payload> KeyCommand<P> {
             | KeyCommand::MGet(_)
             | KeyCommand::MSet(_) => None,
         }
+    }
+
+    /// How the command splits across shards: by the owner of each key.
+    pub fn split(&self, owner: &dyn Fn(&[u8]) -> u16) -> Option<Split<KeyCommand<Bytes>>> {
+        Some(match self {
+            KeyCommand::Del(keys) => split_keys(keys, owner, fixed(Combine::Sum), KeyCommand::Del),
+            KeyCommand::Exists(keys) => {
+                split_keys(keys, owner, fixed(Combine::Sum), KeyCommand::Exists)
+            }
+            KeyCommand::MGet(keys) => {
+                split_keys(keys, owner, positions(keys.len()), KeyCommand::MGet)
+            }
+            KeyCommand::MSet(pairs) => {
+                let keys: Vec<&[u8]> = pairs.iter().map(|(key, _)| key.as_ref()).collect();
+                let own = |p: &P| Bytes::copy_from_slice(p.as_ref());
+                let parts = group_by_owner(&keys, owner)
+                    .into_iter()
+                    .map(|(shard, group)| {
+                        let part = group.iter().map(|&i| (own(&pairs[i].0), own(&pairs[i].1)));
+                        (shard, KeyCommand::MSet(part.collect()))
+                    })
+                    .collect();
+                Split {
+                    parts,
+                    combine: Combine::AllOk,
+                }
+            }
+            _ => return None,
+        })
     }
 
     /// Appends the arguments (the body after the opcode).

@@ -3,6 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::arg::*;
+use super::split::Split;
 use super::{CommandSpec, KeySpec, MAX_EXPIRE_MS};
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
@@ -140,6 +141,11 @@ impl<P: Payload> LimitCommand<P> {
             LimitCommand::Check(limit) | LimitCommand::Peek(limit) => Some(&limit.key),
             LimitCommand::Reset(key) => Some(key),
         }
+    }
+
+    /// How the command splits across shards: none of this family's commands do.
+    pub fn split(&self, _owner: &dyn Fn(&[u8]) -> u16) -> Option<Split<LimitCommand<Bytes>>> {
+        None
     }
 
     /// Appends the arguments (the body after the opcode).

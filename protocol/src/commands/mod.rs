@@ -22,6 +22,7 @@ pub mod inventory;
 pub mod keys;
 pub mod limits;
 pub mod presence;
+pub mod split;
 pub mod timelines;
 pub mod versioned;
 
@@ -34,6 +35,7 @@ pub use inventory::{split_reservation_handle, InventoryCommand};
 pub use keys::{KeyCommand, SetArgs, SetCondition, SetExpiry};
 pub use limits::{Algorithm, LimitCommand, RateLimit, Tier, Tiers, MAX_TIERS};
 pub use presence::{PresenceCommand, DEFAULT_PRESENCE_GRACE_MS, DEFAULT_PRESENCE_TTL_MS};
+pub use split::{Combine, Split};
 pub use timelines::{
     Cursor, TimelineCommand, DEFAULT_PAGE, DEFAULT_TIMELINE_CAP, MAX_TIMELINE_CAP,
 };
@@ -143,6 +145,14 @@ macro_rules! families {
             fn encode_arguments(&self, buf: &mut BytesMut) {
                 match self {
                     $(Command::$variant(c) => c.encode(buf),)*
+                }
+            }
+
+            /// How a multi-key command splits across shards, given each key's owner;
+            /// `None` for commands that run whole.
+            pub fn split(&self, owner: &dyn Fn(&[u8]) -> u16) -> Option<Split<Command>> {
+                match self {
+                    $(Command::$variant(c) => c.split(owner).map(|s| s.map(Command::$variant)),)*
                 }
             }
 

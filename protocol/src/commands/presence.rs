@@ -3,6 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::arg::*;
+use super::split::{fixed, positions, split_keys, Combine, Split};
 use super::{CommandSpec, KeySpec, MAX_EXPIRE_MS};
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
@@ -120,6 +121,32 @@ impl<P: Payload> PresenceCommand<P> {
             PresenceCommand::Get(_) | PresenceCommand::Watch(_) | PresenceCommand::Unwatch(_) => {
                 None
             }
+        }
+    }
+
+    /// How the command splits across shards: by the owner of each user. A watch is split
+    /// by the server only, since its parts register the connection that sent it.
+    pub fn split(&self, owner: &dyn Fn(&[u8]) -> u16) -> Option<Split<PresenceCommand<Bytes>>> {
+        match self {
+            PresenceCommand::Get(users) => Some(split_keys(
+                users,
+                owner,
+                positions(users.len()),
+                PresenceCommand::Get,
+            )),
+            PresenceCommand::Watch(users) => Some(split_keys(
+                users,
+                owner,
+                positions(users.len()),
+                PresenceCommand::Watch,
+            )),
+            PresenceCommand::Unwatch(users) => Some(split_keys(
+                users,
+                owner,
+                fixed(Combine::Sum),
+                PresenceCommand::Unwatch,
+            )),
+            PresenceCommand::Beat { .. } | PresenceCommand::Leave(_) => None,
         }
     }
 

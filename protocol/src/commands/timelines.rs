@@ -3,6 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::arg::*;
+use super::split::{fixed, split_keys, Combine, Split};
 use super::{CommandSpec, KeySpec};
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
@@ -193,6 +194,35 @@ impl<P: Payload> TimelineCommand<P> {
             | TimelineCommand::Len(key)
             | TimelineCommand::Trim { key, .. } => Some(key),
             TimelineCommand::Fanout { .. } | TimelineCommand::Merge { .. } => None,
+        }
+    }
+
+    /// How the command splits across shards: fan-outs and merges by the owner of each
+    /// timeline.
+    pub fn split(&self, owner: &dyn Fn(&[u8]) -> u16) -> Option<Split<TimelineCommand<Bytes>>> {
+        match self {
+            TimelineCommand::Fanout { item, cap, keys } => {
+                let (item, cap) = (*item, *cap);
+                Some(split_keys(keys, owner, fixed(Combine::Sum), |keys| {
+                    TimelineCommand::Fanout { item, cap, keys }
+                }))
+            }
+            TimelineCommand::Merge {
+                limit,
+                before,
+                keys,
+            } => {
+                let (limit, before) = (*limit, *before);
+                let combine = fixed(Combine::Merge { limit });
+                Some(split_keys(keys, owner, combine, |keys| {
+                    TimelineCommand::Merge {
+                        limit,
+                        before,
+                        keys,
+                    }
+                }))
+            }
+            _ => None,
         }
     }
 

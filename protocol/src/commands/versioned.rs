@@ -3,6 +3,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::arg::*;
+use super::split::Split;
 use super::{CommandSpec, KeySpec};
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
@@ -70,6 +71,11 @@ impl<P: Payload> VersionedCommand<P> {
         match self {
             VersionedCommand::Get(key) | VersionedCommand::Set { key, .. } => Some(key),
         }
+    }
+
+    /// How the command splits across shards: none of this family's commands do.
+    pub fn split(&self, _owner: &dyn Fn(&[u8]) -> u16) -> Option<Split<VersionedCommand<Bytes>>> {
+        None
     }
 
     /// Appends the arguments (the body after the opcode).

@@ -15,7 +15,7 @@ use h3o::{CellIndex, LatLng, Resolution};
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use slab::Slab;
 use tessera_protocol::geo::{GeoArea, GeoPoint, AVAILABLE, BUSY, DEFAULT_GEO_RESOLUTION, OFFERED};
-use tessera_protocol::{ErrorCode, Value};
+use tessera_protocol::{ErrorCode, ErrorReply, Value};
 
 /// Mean Earth radius used by H3, in metres.
 pub const EARTH_RADIUS_M: f64 = h3o::EARTH_RADIUS_KM * 1000.0;
@@ -427,7 +427,7 @@ pub struct Hit {
 /// What a member carries across a move between partitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Carried {
-    /// Its status word and, if offered, until when.
+    /// Its status word (`available` when offered: the offer is `offered_until`).
     pub status: Bytes,
     /// Offer deadline (ms), if offered.
     pub offered_until: Option<u64>,
@@ -533,10 +533,15 @@ impl Refusal {
     /// The error reply for a refusal; `conflict` says which state a CONFLICT wanted (the
     /// steps that cannot conflict pass an empty one).
     pub fn to_value(self, conflict: &str) -> Value {
+        Value::Error(self.to_error(conflict))
+    }
+
+    /// The typed error for this refusal; `conflict` explains a `Conflict`.
+    pub fn to_error(self, conflict: &str) -> ErrorReply {
         match self {
-            Refusal::NotFound => Value::error(ErrorCode::NotFound, "no such member"),
-            Refusal::Conflict => Value::error(ErrorCode::Conflict, conflict.to_string()),
-            Refusal::TooManyStatuses => Value::error(
+            Refusal::NotFound => ErrorReply::new(ErrorCode::NotFound, "no such member"),
+            Refusal::Conflict => ErrorReply::new(ErrorCode::Conflict, conflict.to_string()),
+            Refusal::TooManyStatuses => ErrorReply::new(
                 ErrorCode::TooManyElements,
                 "an index has at most 250 distinct status words",
             ),
@@ -744,7 +749,11 @@ impl GeoIndex {
         }
         let status = member.status.at(now);
         Some(Carried {
-            status: Bytes::copy_from_slice(self.status_word(status)),
+            // An offer travels as its deadline, on top of the available status.
+            status: match status {
+                Status::Offered(_) => Bytes::from_static(AVAILABLE),
+                other => Bytes::copy_from_slice(self.status_word(other)),
+            },
             offered_until: match status {
                 Status::Offered(until) => Some(until),
                 _ => None,

@@ -11,17 +11,18 @@ use tessera_protocol::{
     AdminCommand, CounterCommand, DedupCommand, IdemCommand, InventoryCommand, KeyCommand,
     LimitCommand, PresenceCommand, TimelineCommand, VersionedCommand,
 };
-use tessera_protocol::{Command, ErrorCode, SetArgs, SetCondition, SetExpiry, Value};
+use tessera_protocol::{Command, ErrorCode, ErrorReply, SetArgs, SetCondition, SetExpiry, Value};
 
 use tessera_cluster::hash_tag;
 
 use crate::data::inventory::{Refusal, Reserved, Sku};
 use crate::data::keyspace::{Blob, Found, IdemRecord, Keyspace, Presence, Stored, Versioned};
 use crate::data::timeline::{merge, Page, Timeline};
-use crate::data::watch;
-use h3o::Resolution;
 use tessera_limits::{Decision, Gcra, Window};
 use tessera_protocol::geo::GeoCommand;
+
+pub mod geo;
+pub mod watch;
 
 /// A shard operation's result: a value, or a stored value lent out until the reply is
 /// written, so a local GET copies its bytes once, straight into the output buffer.
@@ -258,19 +259,10 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
             limit,
             before,
             keys,
-        }) => {
-            let mut pages = Vec::with_capacity(keys.len());
-            for key in keys {
-                match keyspace.get(key.as_ref(), now) {
-                    Some(Stored::Timeline(timeline)) => {
-                        pages.push(timeline.range(*before, None, *limit))
-                    }
-                    Some(_) => return wrong_type(),
-                    None => {}
-                }
-            }
-            page_value(&merge(pages, *limit))
-        }
+        }) => match merge_pages(keyspace, keys, *before, *limit, now) {
+            Ok(page) => page_value(&page),
+            Err(error) => Value::Error(error),
+        },
         Command::Timelines(TimelineCommand::Remove { key, id }) => {
             change_timeline(keyspace, key.as_ref(), now, |t| i64::from(t.remove(*id)))
         }
@@ -1002,77 +994,21 @@ pub fn timer_due(keyspace: &mut Keyspace, key: &[u8], now: u64) {
     watch::timer_fired(keyspace, key, now);
 }
 
-/// GEO.CREATE, GEO.COUNT and GEO.CELLS: each shard answers for the partitions it holds.
-/// The other geo commands run as tasks (see `geo_route`).
+/// GEO.CREATE, GEO.COUNT and GEO.CELLS on one shard, for the partitions it holds. The
+/// other geo commands run through `route::geo`.
 fn geo_here<P: Payload>(keyspace: &mut Keyspace, command: &GeoCommand<P>, now: u64) -> Value {
-    let geo = &mut keyspace.geo;
-    match command {
-        GeoCommand::Create { index, resolution } => match Resolution::try_from(*resolution) {
-            Ok(resolution) => geo.create(index.as_ref(), resolution),
-            Err(_) => Value::error(ErrorCode::Syntax, "invalid resolution"),
-        },
-        GeoCommand::Count {
-            index,
-            area,
-            status,
-        } => {
-            let (found, shapes) = geo.get_with_shapes(index.as_ref());
-            let Some(found) = found else {
-                return Value::Int(0);
-            };
-            match found.census(shapes, *area, None, status.as_ref().map(AsRef::as_ref), now) {
-                Ok(counts) => Value::Int(counts.values().sum()),
-                Err(_) => too_far(),
-            }
+    let rendered = match command {
+        GeoCommand::Create { index, resolution } => {
+            geo::create(keyspace, index.as_ref(), *resolution).map(|()| Value::Ok)
         }
-        GeoCommand::Cells {
-            index,
-            area,
-            resolution,
-            status,
-        } => {
-            let (found, shapes) = geo.get_with_shapes(index.as_ref());
-            let Some(found) = found else {
-                return Value::Array(Vec::new());
-            };
-            let resolution = Resolution::try_from(*resolution)
-                .unwrap_or(found.resolution())
-                .min(found.resolution());
-            let counts = found.census(
-                shapes,
-                Some(*area),
-                Some(resolution),
-                status.as_ref().map(AsRef::as_ref),
-                now,
-            );
-            match counts {
-                Ok(counts) => cell_counts(counts.into_iter().collect()),
-                Err(_) => too_far(),
-            }
-        }
-        _ => Value::error(ErrorCode::Internal, "runs on the member's home shard"),
-    }
-}
-
-fn too_far() -> Value {
-    Value::error(
-        ErrorCode::TooManyElements,
-        "radius too large for this index's resolution; search a smaller area",
-    )
-}
-
-/// Per-cell counts as GEO.CELLS answers them: most members first, then by cell.
-pub fn cell_counts(mut counts: Vec<(u64, i64)>) -> Value {
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    Value::Array(
-        counts
-            .into_iter()
-            .map(|(cell, count)| {
-                let name = h3o::CellIndex::try_from(cell).map_or(String::new(), |c| c.to_string());
-                Value::Array(vec![Value::text(name), Value::Int(count)])
-            })
-            .collect(),
-    )
+        GeoCommand::Count { .. } => geo::count(keyspace, command, now).map(Value::Int),
+        GeoCommand::Cells { .. } => geo::cells(keyspace, command, now).map(geo::render_cells),
+        _ => Err(tessera_protocol::ErrorReply::new(
+            ErrorCode::Internal,
+            "runs on the member's home shard",
+        )),
+    };
+    rendered.unwrap_or_else(Value::Error)
 }
 
 /// How long a user's last-seen time stays queryable after they go offline.
@@ -1181,42 +1117,68 @@ pub fn page_value(page: &Page) -> Value {
     ])
 }
 
-/// Reads a page back from its reply value (for gathering TL.MERGE parts).
-pub fn page_from_value(value: &Value) -> Option<Page> {
-    let Value::Array(items) = value.get("items")? else {
-        return None;
-    };
-    let items = items
-        .iter()
-        .map(|item| match item {
-            Value::Array(pair) => match pair[..] {
-                [Value::Int(id), Value::Int(score)] => Some(Cursor {
-                    score,
-                    id: id as u64,
-                }),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect::<Option<Vec<_>>>()?;
-    let next = match value.get("next")? {
-        Value::Array(pair) => match pair[..] {
-            [Value::Int(score), Value::Int(id)] => Some(Cursor {
-                score,
-                id: id as u64,
-            }),
-            _ => return None,
-        },
-        _ => None,
-    };
-    Some(Page { items, next })
+/// TL.MERGE over the timelines this shard owns: their newest items, merged.
+///
+/// # Errors
+/// `WrongType` if a key holds another kind of value.
+pub fn merge_pages<P: Payload>(
+    keyspace: &mut Keyspace,
+    keys: &[P],
+    before: Option<Cursor>,
+    limit: u32,
+    now: u64,
+) -> Result<Page, ErrorReply> {
+    let mut pages = Vec::with_capacity(keys.len());
+    for key in keys {
+        match keyspace.get(key.as_ref(), now) {
+            Some(Stored::Timeline(timeline)) => pages.push(timeline.range(before, None, limit)),
+            Some(_) => return Err(ErrorReply::new(ErrorCode::WrongType, WRONG_TYPE)),
+            None => {}
+        }
+    }
+    Ok(merge(pages, limit))
 }
 
+/// What one shard answers for its part of a split request.
+pub enum Part {
+    /// One reply element per key of the part, in the part's order.
+    Items(Vec<Value>),
+    /// A count to add up.
+    Count(i64),
+    /// Done, nothing to report.
+    Done,
+    /// A timeline page to merge.
+    Page(Page),
+    /// The part failed; the whole request answers this error.
+    Failed(ErrorReply),
+}
+
+/// Runs one part of a split request on the shard owning its keys.
+pub fn run_part(keyspace: &mut Keyspace, part: &Command, now: u64) -> Part {
+    if let Command::Timelines(TimelineCommand::Merge {
+        limit,
+        before,
+        keys,
+    }) = part
+    {
+        return match merge_pages(keyspace, keys, *before, *limit, now) {
+            Ok(page) => Part::Page(page),
+            Err(error) => Part::Failed(error),
+        };
+    }
+    match apply(keyspace, part, now).into_value() {
+        Value::Array(items) => Part::Items(items),
+        Value::Int(count) => Part::Count(count),
+        Value::Error(error) => Part::Failed(error),
+        _ => Part::Done,
+    }
+}
+
+/// What a WRONGTYPE error says.
+const WRONG_TYPE: &str = "the key holds a value of another kind";
+
 fn wrong_type() -> Value {
-    Value::error(
-        ErrorCode::WrongType,
-        "the key holds a value of another kind",
-    )
+    Value::error(ErrorCode::WrongType, WRONG_TYPE)
 }
 
 fn overflow() -> Value {

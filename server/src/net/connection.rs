@@ -1,97 +1,57 @@
 //! One client connection: read frames, run them, write replies; HELLO may move it to
 //! another shard.
 
-use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
-use tessera_protocol::AdminCommand;
 
-use bytes::Buf;
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tessera_protocol::frame::HEADER_LEN;
+use tessera_protocol::AdminCommand;
 use tessera_protocol::{
-    encode_bytes_response, encode_response, Command, ErrorCode, FrameDecoder, FrameError,
-    HelloInfo, Located, Value, PROTOCOL_VERSION, PUSH_ID,
+    encode_response, Command, ErrorCode, FrameDecoder, FrameError, HelloInfo, Located, Value,
+    PROTOCOL_VERSION, PUSH_ID,
 };
+use tessera_sync::Slots;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::route::coordinator;
-use crate::shard::mesh::{Adoption, ClientSlot, Envelope};
-use crate::families::{to_value, Reply};
+use crate::shard::output::ConnOutput;
 use crate::shard::Shard;
-use crate::signal::LocalSignal;
-use crate::data::watch::ConnId;
-use bytes::Bytes;
-use hashbrown::HashSet;
 
 /// Read buffer headroom kept free before each read.
 const READ_RESERVE: usize = 16 * 1024;
 
-/// Where replies for one connection collect until its task writes them.
-pub struct ConnOutput {
-    buf: RefCell<BytesMut>,
-    /// This connection's node-wide identity, for pushes.
-    pub id: Cell<ConnId>,
-    /// Users this connection watches, so closing can unwatch them all.
-    pub watching: RefCell<HashSet<Bytes>>,
-    /// Raised when a reply arrives from another shard, or when the shard stops.
-    pub wake: LocalSignal,
-    /// Requests waiting on other shards.
-    pub in_flight: Cell<usize>,
-    /// Raised when pushes outgrew the limit while the client was not reading.
-    overflowed: LocalSignal,
-    /// Set with `overflowed`, for checks between waits.
-    over_limit: Cell<bool>,
+/// A connection in transit from the shard that accepted it to the shard it asked for.
+pub struct Adoption {
+    /// The socket, detached from the accepting shard's reactor.
+    pub stream: std::net::TcpStream,
+    /// Bytes read after the HELLO frame, not yet decoded.
+    pub buffered: BytesMut,
+    /// Request id of the HELLO to answer.
+    pub hello_id: u32,
+    /// The connection's `maxclients` slot, released when the connection ends.
+    pub slot: ClientSlot,
 }
 
-impl ConnOutput {
-    fn new() -> Self {
-        Self {
-            buf: RefCell::new(BytesMut::with_capacity(READ_RESERVE)),
-            id: Cell::new(ConnId {
-                shard: 0,
-                slot: 0,
-                serial: 0,
-            }),
-            watching: RefCell::new(HashSet::new()),
-            wake: LocalSignal::default(),
-            in_flight: Cell::new(0),
-            overflowed: LocalSignal::default(),
-            over_limit: Cell::new(false),
-        }
-    }
+/// A held `maxclients` slot; dropping it frees the slot.
+pub struct ClientSlot {
+    slots: Arc<Slots>,
+}
 
-    /// Appends one response frame.
-    pub fn reply(&self, request_id: u32, value: &Value) {
-        encode_response(&mut self.buf.borrow_mut(), request_id, value);
+impl ClientSlot {
+    /// Takes a slot, or `None` at the ceiling.
+    pub fn acquire(slots: &Arc<Slots>) -> Option<ClientSlot> {
+        slots.try_acquire().then(|| ClientSlot {
+            slots: slots.clone(),
+        })
     }
+}
 
-    /// Appends one response frame for a shard operation's result.
-    pub fn reply_with(&self, request_id: u32, reply: &Reply<'_>) {
-        match reply {
-            Reply::Value(value) => self.reply(request_id, value),
-            Reply::Stored(blob) => match blob.as_bytes() {
-                Some(bytes) => encode_bytes_response(&mut self.buf.borrow_mut(), request_id, bytes),
-                None => self.reply(request_id, &to_value(blob)),
-            },
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.buf.borrow().is_empty()
-    }
-
-    /// Bytes waiting to be written.
-    pub fn pending_bytes(&self) -> usize {
-        self.buf.borrow().len()
-    }
-
-    /// Marks the connection for closing: it left too many pushes unread.
-    pub fn overflow(&self) {
-        self.over_limit.set(true);
-        self.overflowed.raise();
-        self.wake.raise();
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.slots.release();
     }
 }
 
@@ -148,7 +108,7 @@ async fn serve(
     hello_id: Option<u32>,
     slot: ClientSlot,
 ) {
-    let out = Rc::new(ConnOutput::new());
+    let out = Rc::new(ConnOutput::default());
     let registration = shard.register_connection(&out);
     let decoder = FrameDecoder::new(shard.node.max_frame_bytes);
     let mut spare = BytesMut::with_capacity(READ_RESERVE);
@@ -160,20 +120,20 @@ async fn serve(
     let mut next = process(&shard, &out, &decoder, &mut inbuf, &mut may_move);
     loop {
         if !out.is_empty() {
-            std::mem::swap(&mut *out.buf.borrow_mut(), &mut spare);
+            out.swap_out(&mut spare);
             // A client that does not read blocks this write; pushes piling up meanwhile
             // end it rather than the server's memory.
             let written = tokio::select! {
                 biased;
                 written = stream.write_all(&spare) => written.is_ok(),
-                _ = out.overflowed.wait() => false,
+                _ = out.overflowed() => false,
             };
             if !written {
                 break;
             }
             spare.clear();
         }
-        if out.over_limit.get() {
+        if out.is_over_limit() {
             tracing::debug!(shard = shard.id, "closing connection: push buffer limit");
             break;
         }
@@ -353,7 +313,7 @@ fn hello_info(shard: &Shard) -> HelloInfo {
 }
 
 fn hand_over(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     stream: TcpStream,
     buffered: BytesMut,
     target: u16,
@@ -362,15 +322,15 @@ fn hand_over(
 ) {
     match stream.into_std() {
         Ok(stream) => {
-            shard.send(
-                target,
-                Envelope::Adopt(Adoption {
-                    stream,
-                    buffered,
-                    hello_id,
-                    slot,
-                }),
-            );
+            let adoption = Adoption {
+                stream,
+                buffered,
+                hello_id,
+                slot,
+            };
+            shard.submit(target, move |target: &Rc<Shard>| {
+                adopt(target.clone(), adoption);
+            });
             shard.flush();
         }
         Err(error) => tracing::warn!(shard = shard.id, %error, "could not detach a connection"),

@@ -18,13 +18,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tessera_cluster::geo::{partition_shard, PARTITION_RESOLUTION};
-use tessera_cluster::shard_for_key;
-use tessera_protocol::geo::{GeoArea, GeoCommand, GeoNear, GeoPoint, AVAILABLE};
+use tessera_protocol::geo::{GeoArea, GeoCommand, GeoNear, AVAILABLE};
 use tessera_protocol::wire::Payload;
-use tessera_protocol::{ErrorCode, Value};
+use tessera_protocol::{ErrorCode, ErrorReply, Value};
 
 use crate::clock;
-use crate::data::geo::{cell_of, walk, Carried, GeoShard, Hit, Home, Placement, Probe, Query, Refusal};
+use crate::data::geo::{cell_of, walk, GeoShard, Hit, Home, Placement, Probe, Query, Refusal};
+use crate::families::geo::{self as ops, home_of};
+use crate::shard::call::Answer;
 use crate::shard::Shard;
 
 /// Searches a GEO.NEAR ... CLAIM makes before answering that nothing could be claimed.
@@ -33,234 +34,6 @@ const CLAIM_ROUNDS: usize = 32;
 const MOVE_RETRY: Duration = Duration::from_millis(1);
 /// How often a member command follows a member that keeps changing shards under it.
 const MOVE_ATTEMPTS: usize = 8;
-
-/// A step one shard asks of another: partition steps of the holder, directory steps of
-/// the home.
-pub enum GeoOp {
-    /// Holder: insert or update a member.
-    Place {
-        /// Index name.
-        index: Bytes,
-        /// The update.
-        placement: Placement,
-    },
-    /// Holder: remove a member, answering what it carries.
-    Take {
-        /// Index name.
-        index: Bytes,
-        /// Member name.
-        member: Bytes,
-    },
-    /// Holder: run a member command (CLAIM, CONFIRM, RELEASE, GET) on the member.
-    Member {
-        /// The command.
-        command: GeoCommand,
-    },
-    /// Holder: exact K nearest among this shard's members.
-    Nearest {
-        /// Index name.
-        index: Bytes,
-        /// Query point.
-        center: GeoPoint,
-        /// Search radius in metres.
-        radius_m: f64,
-        /// Most members.
-        k: u32,
-        /// Status filter.
-        status: Option<Bytes>,
-        /// Whether hits carry metadata.
-        with_meta: bool,
-    },
-    /// Home: `holder` takes the member over; answers the previous holder (NIL if new), or
-    /// CONFLICT while another hand-over is under way.
-    Acquire {
-        /// Index name.
-        index: Bytes,
-        /// Member name.
-        member: Bytes,
-        /// The shard taking the member.
-        holder: u16,
-    },
-    /// Home: the hand-over to `holder` is done.
-    Settle {
-        /// Index name.
-        index: Bytes,
-        /// Member name.
-        member: Bytes,
-        /// The shard now holding the member.
-        holder: u16,
-    },
-    /// Home: `holder` no longer holds the member (it lapsed or was removed).
-    Forget {
-        /// Index name.
-        index: Bytes,
-        /// Member name.
-        member: Bytes,
-        /// The shard that held it.
-        holder: u16,
-    },
-}
-
-/// Runs a step on this shard.
-pub fn apply_op(geo: &mut GeoShard, op: GeoOp, now: u64) -> Value {
-    match op {
-        GeoOp::Place { index, placement } => match geo.index(&index).place(placement, now) {
-            Ok(new) => Value::Int(i64::from(new)),
-            Err(refusal) => refusal.to_value(""),
-        },
-        GeoOp::Take { index, member } => match geo.index(&index).take(&member, now) {
-            Some(carried) => Value::Array(vec![
-                Value::Bytes(carried.status),
-                carried
-                    .offered_until
-                    .map_or(Value::Nil, |until| Value::Int(until as i64)),
-                carried.meta.map_or(Value::Nil, Value::Bytes),
-            ]),
-            None => Value::Nil,
-        },
-        GeoOp::Member { command } => at_holder(geo, &command, now),
-        GeoOp::Nearest {
-            index,
-            center,
-            radius_m,
-            k,
-            status,
-            with_meta,
-        } => {
-            let query = Query {
-                center,
-                radius_m,
-                k: k as usize,
-                status: status.as_deref(),
-                with_meta,
-            };
-            match nearest_here(geo, &index, &query, now) {
-                Ok(hits) => Value::Array(hits.into_iter().map(hit_value).collect()),
-                Err(error) => error,
-            }
-        }
-        GeoOp::Acquire {
-            index,
-            member,
-            holder,
-        } => {
-            let index = geo.index(&index);
-            let previous = index.home(&member);
-            if previous.is_some_and(|home| home.moving) {
-                return Value::error(ErrorCode::Conflict, "member is changing shards");
-            }
-            index.set_home(
-                &member,
-                Home {
-                    holder,
-                    moving: true,
-                },
-            );
-            previous.map_or(Value::Nil, |home| Value::Int(i64::from(home.holder)))
-        }
-        GeoOp::Settle {
-            index,
-            member,
-            holder,
-        } => {
-            let index = geo.index(&index);
-            if index
-                .home(&member)
-                .is_some_and(|home| home.holder == holder)
-            {
-                index.set_home(
-                    &member,
-                    Home {
-                        holder,
-                        moving: false,
-                    },
-                );
-            }
-            Value::Ok
-        }
-        GeoOp::Forget {
-            index,
-            member,
-            holder,
-        } => {
-            let index = geo.index(&index);
-            if index
-                .home(&member)
-                .is_some_and(|home| home.holder == holder && !home.moving)
-            {
-                index.forget_home(&member);
-            }
-            Value::Ok
-        }
-    }
-}
-
-/// CLAIM, CONFIRM, RELEASE or GET on the shard holding the member.
-fn at_holder<P: Payload>(geo: &mut GeoShard, command: &GeoCommand<P>, now: u64) -> Value {
-    let index = geo.index(command.index().as_ref());
-    let done = |result: Result<(), Refusal>, what| match result {
-        Ok(()) => Value::Ok,
-        Err(refusal) => refusal.to_value(what),
-    };
-    match command {
-        GeoCommand::Claim { member, ttl_ms, .. } => done(
-            index.claim(member.as_ref(), now + ttl_ms, now),
-            "member is not available",
-        ),
-        GeoCommand::Confirm { member, .. } => {
-            done(index.confirm(member.as_ref(), now), "member is not offered")
-        }
-        GeoCommand::Release { member, .. } => done(index.release(member.as_ref(), now), ""),
-        GeoCommand::Get { member, .. } => index.describe(member.as_ref(), now),
-        _ => Value::error(ErrorCode::Internal, "not a holder command"),
-    }
-}
-
-fn nearest_here(
-    geo: &mut GeoShard,
-    index: &[u8],
-    query: &Query<'_>,
-    now: u64,
-) -> Result<Vec<Hit>, Value> {
-    let (found, shapes) = geo.get_with_shapes(index);
-    match found {
-        None => Ok(Vec::new()),
-        Some(found) => found.nearest(shapes, query, now).map_err(|_| too_far()),
-    }
-}
-
-fn too_far() -> Value {
-    Value::error(
-        ErrorCode::TooManyElements,
-        "radius too large for this index's resolution; search a smaller area",
-    )
-}
-
-fn hit_value(hit: Hit) -> Value {
-    Value::Array(vec![
-        Value::Bytes(hit.name),
-        Value::Float(hit.distance_m),
-        hit.meta.map_or(Value::Nil, Value::Bytes),
-    ])
-}
-
-fn hit_of(value: Value) -> Option<Hit> {
-    let Value::Array(fields) = value else {
-        return None;
-    };
-    let mut fields = fields.into_iter();
-    match (fields.next(), fields.next(), fields.next()) {
-        (Some(Value::Bytes(name)), Some(Value::Float(distance_m)), Some(meta)) => Some(Hit {
-            distance_m,
-            name,
-            meta: match meta {
-                Value::Bytes(meta) => Some(meta),
-                _ => None,
-            },
-        }),
-        _ => None,
-    }
-}
 
 /// A task that finishes a command later.
 pub type Task = Pin<Box<dyn Future<Output = Value>>>;
@@ -282,11 +55,6 @@ pub fn is_routed<P: Payload>(command: &GeoCommand<P>) -> bool {
         command,
         GeoCommand::Create { .. } | GeoCommand::Count { .. } | GeoCommand::Cells { .. }
     )
-}
-
-/// The home shard of a member.
-pub fn home_of(member: &[u8], shards: u16) -> u16 {
-    shard_for_key(member, shards)
 }
 
 /// Where a member command must run: the holder of the new position's partition for an
@@ -388,6 +156,15 @@ pub fn start<P: Payload>(shard: &Rc<Shard>, command: &GeoCommand<P>, forwarded: 
     }
 }
 
+/// Runs a geo command another shard forwarded here, as its target.
+pub async fn run_forwarded(shard: Rc<Shard>, command: GeoCommand) -> Value {
+    match start(&shard, &command, true) {
+        Start::Done(value) => value,
+        Start::Later(task) => task.await,
+        Start::Forward(_) => Value::error(ErrorCode::Internal, "forwarded geo command misrouted"),
+    }
+}
+
 fn unknown_member<P: Payload>(command: &GeoCommand<P>) -> Value {
     match command {
         GeoCommand::Get { .. } => Value::Nil,
@@ -404,7 +181,7 @@ fn member_here<P: Payload>(geo: &mut GeoShard, command: &GeoCommand<P>, now: u64
             index.forget_home(member.as_ref());
             Value::Int(i64::from(index.take(member.as_ref(), now).is_some()))
         }
-        _ => at_holder(geo, command, now),
+        _ => ops::at_holder(geo, command, now),
     }
 }
 
@@ -437,14 +214,15 @@ async fn via_home(shard: Rc<Shard>, command: GeoCommand) -> Value {
                 .geo
                 .index(&index)
                 .forget_home(&member);
-            let take = GeoOp::Take { index, member };
-            let taken = shard.geo_call(home.holder, take).await;
-            return Value::Int(i64::from(taken != Value::Nil));
+            let taken = shard
+                .call(home.holder, move |holder: &Rc<Shard>| {
+                    let now = clock::now_millis();
+                    ops::take(&mut holder.keyspace.borrow_mut().geo, &index, &member, now)
+                })
+                .await;
+            return Value::Int(i64::from(matches!(taken, Some(Some(_)))));
         }
-        let op = GeoOp::Member {
-            command: command.clone(),
-        };
-        let reply = shard.geo_call(home.holder, op).await;
+        let reply = at_holder(&shard, home.holder, command.clone()).await;
         // The member may have changed shards after the directory was read: ask again
         // where it is now rather than report it missing.
         let missing = match &reply {
@@ -475,18 +253,18 @@ async fn take_over(shard: Rc<Shard>, command: GeoCommand) -> Value {
         return Value::error(ErrorCode::Internal, "not an upsert");
     };
     let home = home_of(&member, shard.shards());
-    let acquire = || GeoOp::Acquire {
-        index: index.clone(),
-        member: member.clone(),
-        holder: shard.id,
-    };
+    let holder = shard.id;
     let previous = loop {
-        match shard.geo_call(home, acquire()).await {
-            Value::Error(e) if e.known_code() == Some(ErrorCode::Conflict) => {
-                tokio::time::sleep(MOVE_RETRY).await;
-            }
-            Value::Int(holder) => break Some(holder as u16),
-            _ => break None,
+        let (index, member) = (index.clone(), member.clone());
+        let acquired = shard
+            .call(home, move |home: &Rc<Shard>| {
+                ops::acquire(&mut home.keyspace.borrow_mut().geo, &index, &member, holder)
+            })
+            .await;
+        match acquired {
+            Some(Err(_)) => tokio::time::sleep(MOVE_RETRY).await,
+            Some(Ok(previous)) => break previous,
+            None => break None,
         }
     };
     let mut placement = Placement {
@@ -497,16 +275,20 @@ async fn take_over(shard: Rc<Shard>, command: GeoCommand) -> Value {
     // Whether a live member came over; a lapsed one leaves nothing to carry.
     let mut carried_over = false;
     if let Some(previous) = previous.filter(|p| *p != shard.id) {
+        let (index, member) = (index.clone(), member.clone());
         let taken = shard
-            .geo_call(
-                previous,
-                GeoOp::Take {
-                    index: index.clone(),
-                    member: member.clone(),
-                },
-            )
-            .await;
-        if let Some(carried) = carried_of(taken) {
+            .call(previous, move |previous: &Rc<Shard>| {
+                let now = clock::now_millis();
+                ops::take(
+                    &mut previous.keyspace.borrow_mut().geo,
+                    &index,
+                    &member,
+                    now,
+                )
+            })
+            .await
+            .flatten();
+        if let Some(carried) = taken {
             carried_over = true;
             if placement.status.is_none() {
                 placement.status = Some(carried.status);
@@ -519,59 +301,37 @@ async fn take_over(shard: Rc<Shard>, command: GeoCommand) -> Value {
     }
     let now = clock::now_millis();
     placement.expires_at = ttl_ms.map(|ttl| now + ttl);
-    let placed = shard
-        .geo_call(
-            shard.id,
-            GeoOp::Place {
-                index: index.clone(),
-                placement,
-            },
-        )
-        .await;
-    let settle = GeoOp::Settle {
-        index,
-        member,
-        holder: shard.id,
-    };
-    shard.geo_call(home, settle).await;
+    let placed = ops::place(&mut shard.keyspace.borrow_mut().geo, &index, placement, now);
+    shard.submit(home, move |home: &Rc<Shard>| {
+        ops::settle(&mut home.keyspace.borrow_mut().geo, &index, &member, holder);
+    });
     match (placed, previous) {
         // Placed where it already was: whether it was new there (it may have lapsed).
-        (Value::Int(new), Some(previous)) if previous == shard.id => Value::Int(new),
-        (Value::Int(_), _) => Value::Int(i64::from(!carried_over)),
-        (error, _) => error,
+        (Ok(new), Some(previous)) if previous == shard.id => Value::Int(i64::from(new)),
+        (Ok(_), _) => Value::Int(i64::from(!carried_over)),
+        (Err(error), _) => Value::Error(error),
     }
 }
 
-fn carried_of(value: Value) -> Option<Carried> {
-    let Value::Array(fields) = value else {
-        return None;
-    };
-    let mut fields = fields.into_iter();
-    match (fields.next(), fields.next(), fields.next()) {
-        (Some(Value::Bytes(status)), offered, Some(meta)) => {
-            let offered_until = offered.and_then(|v| v.as_int()).map(|until| until as u64);
-            Some(Carried {
-                // An offer travels as its deadline; the word itself is not interned.
-                status: if offered_until.is_some() {
-                    Bytes::from_static(AVAILABLE)
-                } else {
-                    status
-                },
-                offered_until,
-                meta: match meta {
-                    Value::Bytes(meta) => Some(meta),
-                    _ => None,
-                },
-            })
-        }
-        _ => None,
-    }
+/// Runs a member command (CLAIM, CONFIRM, RELEASE, GET) on the shard holding the member.
+async fn at_holder(shard: &Rc<Shard>, holder: u16, command: GeoCommand) -> Value {
+    shard
+        .call(holder, move |holder: &Rc<Shard>| {
+            let now = clock::now_millis();
+            ops::at_holder(&mut holder.keyspace.borrow_mut().geo, &command, now)
+        })
+        .await
+        .unwrap_or_else(no_answer)
+}
+
+fn no_answer() -> Value {
+    Value::error(ErrorCode::Internal, "a shard did not answer")
 }
 
 /// The shards holding partitions that may hold points within `area`, each with a lower
 /// bound on the distance from the centre to anything it holds there; the shard holding
 /// the centre's own partition comes first.
-fn holders_near(shard: &Shard, index: &[u8], area: GeoArea) -> Result<Vec<(u16, f64)>, Value> {
+fn holders_near(shard: &Shard, index: &[u8], area: GeoArea) -> Result<Vec<(u16, f64)>, ErrorReply> {
     let from = Probe::of(area.center);
     let origin = cell_of(area.center, PARTITION_RESOLUTION);
     let mut keyspace = shard.keyspace.borrow_mut();
@@ -590,7 +350,7 @@ fn holders_near(shard: &Shard, index: &[u8], area: GeoArea) -> Result<Vec<(u16, 
             limit
         },
     )
-    .map_err(|_| too_far())?;
+    .map_err(|_| ops::too_far())?;
     Ok(holders)
 }
 
@@ -602,14 +362,14 @@ fn near_start(shard: &Rc<Shard>, near: GeoNear, now: u64) -> Start {
     }
     let holders = match holders_near(shard, &near.index, near.area) {
         Ok(holders) => holders,
-        Err(error) => return Start::Done(error),
+        Err(error) => return Start::Done(Value::Error(error)),
     };
     if holders.first().map(|h| h.0) != Some(shard.id) {
         let shard = shard.clone();
         return Start::Later(Box::pin(async move {
             match gather(&shard, &near, near.status.clone(), holders).await {
                 Ok(hits) => render(&near, hits.into_iter().map(|(hit, _)| hit).collect()),
-                Err(error) => error,
+                Err(error) => Value::Error(error),
             }
         }));
     }
@@ -620,7 +380,7 @@ fn near_start(shard: &Rc<Shard>, near: GeoNear, now: u64) -> Start {
         status: near.status.as_deref(),
         with_meta: near.with_meta,
     };
-    let local = nearest_here(
+    let local = ops::nearest(
         &mut shard.keyspace.borrow_mut().geo,
         &near.index,
         &query,
@@ -628,7 +388,7 @@ fn near_start(shard: &Rc<Shard>, near: GeoNear, now: u64) -> Start {
     );
     let local = match local {
         Ok(hits) => hits,
-        Err(error) => return Start::Done(error),
+        Err(error) => return Start::Done(Value::Error(error)),
     };
     let bound = kth_bound(&local, &near);
     if holders.iter().skip(1).all(|(_, nearest)| *nearest > bound) {
@@ -648,7 +408,7 @@ fn near_start(shard: &Rc<Shard>, near: GeoNear, now: u64) -> Start {
                         .collect(),
                 )
             }
-            Err(error) => error,
+            Err(error) => Value::Error(error),
         }
     }))
 }
@@ -668,32 +428,48 @@ async fn gather(
     near: &GeoNear,
     status: Option<Bytes>,
     holders: Vec<(u16, f64)>,
-) -> Result<Vec<(Hit, u16)>, Value> {
+) -> Result<Vec<(Hit, u16)>, ErrorReply> {
     let Some(&(first, _)) = holders.first() else {
         return Ok(Vec::new());
     };
-    let answer = shard
-        .geo_call(
-            first,
-            nearest_op(near, status.clone(), f64::from(near.area.radius_m)),
-        )
-        .await;
-    let mut hits = hits_of(answer, first)?;
-    let found: Vec<Hit> = hits.iter().map(|h| h.0.clone()).collect();
+    let radius_m = f64::from(near.area.radius_m);
+    let found = hits_of(nearest_at(shard, first, near, status.clone(), radius_m).await)?;
     let bound = kth_bound(&found, near);
+    let mut hits: Vec<(Hit, u16)> = found.into_iter().map(|hit| (hit, first)).collect();
     hits.extend(ask_others(shard, near, status, &holders, bound).await?);
     Ok(merge(hits, near.k))
 }
 
-fn nearest_op(near: &GeoNear, status: Option<Bytes>, radius_m: f64) -> GeoOp {
-    GeoOp::Nearest {
-        index: near.index.clone(),
-        center: near.area.center,
-        radius_m,
-        k: near.k,
-        status,
-        with_meta: near.with_meta,
-    }
+/// The K nearest members a holder has within `radius_m`.
+fn nearest_at(
+    shard: &Rc<Shard>,
+    holder: u16,
+    near: &GeoNear,
+    status: Option<Bytes>,
+    radius_m: f64,
+) -> Answer<Result<Vec<Hit>, ErrorReply>> {
+    let (index, center, k, with_meta) =
+        (near.index.clone(), near.area.center, near.k, near.with_meta);
+    shard.call(holder, move |holder: &Rc<Shard>| {
+        let query = Query {
+            center,
+            radius_m,
+            k: k as usize,
+            status: status.as_deref(),
+            with_meta,
+        };
+        let now = clock::now_millis();
+        ops::nearest(&mut holder.keyspace.borrow_mut().geo, &index, &query, now)
+    })
+}
+
+fn hits_of(answer: Option<Result<Vec<Hit>, ErrorReply>>) -> Result<Vec<Hit>, ErrorReply> {
+    answer.unwrap_or_else(|| {
+        Err(ErrorReply::new(
+            ErrorCode::Internal,
+            "a shard did not answer",
+        ))
+    })
 }
 
 /// Asks every holder after the first whose partitions could hold something within `bound`.
@@ -703,7 +479,7 @@ async fn ask_others(
     status: Option<Bytes>,
     holders: &[(u16, f64)],
     bound: f64,
-) -> Result<Vec<(Hit, u16)>, Value> {
+) -> Result<Vec<(Hit, u16)>, ErrorReply> {
     let calls: Vec<_> = holders
         .iter()
         .skip(1)
@@ -711,13 +487,13 @@ async fn ask_others(
         .map(|&(holder, _)| {
             (
                 holder,
-                shard.geo_call(holder, nearest_op(near, status.clone(), bound)),
+                nearest_at(shard, holder, near, status.clone(), bound),
             )
         })
         .collect();
     let mut hits = Vec::new();
     for (holder, answer) in calls {
-        hits.extend(hits_of(answer.await, holder)?);
+        hits.extend(hits_of(answer.await)?.into_iter().map(|hit| (hit, holder)));
     }
     Ok(hits)
 }
@@ -747,11 +523,11 @@ async fn near_claim(shard: Rc<Shard>, near: GeoNear) -> Value {
     for _ in 0..CLAIM_ROUNDS {
         let holders = match holders_near(&shard, &near.index, near.area) {
             Ok(holders) => holders,
-            Err(error) => return error,
+            Err(error) => return Value::Error(error),
         };
         let hits = match gather(&shard, &near, available.clone(), holders).await {
             Ok(hits) => hits,
-            Err(error) => return error,
+            Err(error) => return Value::Error(error),
         };
         let exhausted = hits.len() < near.k as usize;
         for (hit, holder) in hits {
@@ -760,10 +536,7 @@ async fn near_claim(shard: Rc<Shard>, near: GeoNear) -> Value {
                 member: hit.name.clone(),
                 ttl_ms: claim_ms,
             };
-            match shard
-                .geo_call(holder, GeoOp::Member { command: claim })
-                .await
-            {
+            match at_holder(&shard, holder, claim).await {
                 Value::Ok => return render(&near, vec![hit]),
                 Value::Error(e)
                     if matches!(
@@ -778,18 +551,6 @@ async fn near_claim(shard: Rc<Shard>, near: GeoNear) -> Value {
         }
     }
     Value::Array(Vec::new())
-}
-
-fn hits_of(value: Value, holder: u16) -> Result<Vec<(Hit, u16)>, Value> {
-    match value {
-        Value::Array(items) => Ok(items
-            .into_iter()
-            .filter_map(hit_of)
-            .map(|hit| (hit, holder))
-            .collect()),
-        error @ Value::Error(_) => Err(error),
-        _ => Err(Value::error(ErrorCode::Internal, "malformed search reply")),
-    }
 }
 
 fn render(near: &GeoNear, hits: Vec<Hit>) -> Value {

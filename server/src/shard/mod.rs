@@ -1,36 +1,31 @@
-//! One shard: its keyspace, statistics, pending cross-shard requests, and its background tasks.
+//! One shard: its keyspace, statistics, connections, and its background tasks.
 //!
 //! A shard lives on one thread and is shared between that thread's tasks through `Rc`;
 //! nothing in it is touched from another thread. Other shards reach it only through the
-//! mesh.
+//! mesh, with `call` and `submit`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tessera_protocol::{AdminCommand, PresenceCommand};
 
 use slab::Slab;
-use tessera_protocol::{Command, Value};
+use tessera_protocol::PUSH_ID;
 
 use crate::clock;
-
-pub mod mesh;
-pub mod stats;
-use crate::net::connection::ConnOutput;
-use crate::route::coordinator::Gather;
-use crate::route::geo::{self as geo_route, GeoOp, Start};
 use crate::data::keyspace::Keyspace;
-use crate::shard::mesh::{Envelope, Mesh, ShardReply, CALL_BIT, NO_REPLY};
+use crate::data::watch::{ConnId, Push};
 use crate::families;
 use crate::signal::LocalSignal;
-use crate::shard::stats::ShardStats;
-use crate::data::watch::{self, ConnId, Push};
-use std::future::Future;
-use tessera_protocol::geo::GeoCommand;
-use tessera_protocol::ErrorCode;
-use tessera_protocol::PUSH_ID;
-use tokio::sync::oneshot;
+
+pub mod call;
+pub mod mesh;
+pub mod output;
+pub mod stats;
+
+use mesh::{Job, Mesh};
+use output::ConnOutput;
+use stats::ShardStats;
 
 /// Geo members looked at per index per expiry tick, to free lapsed ones.
 const GEO_SWEEP_BUDGET: usize = 2_000;
@@ -57,20 +52,6 @@ pub struct NodeInfo {
     pub maxclients: usize,
 }
 
-/// A request waiting for other shards' answers.
-pub struct Pending {
-    /// Connection to answer; gone if the client left.
-    pub conn: Weak<ConnOutput>,
-    /// Client's request id.
-    pub request_id: u32,
-    /// Position of the command in `COMMANDS`.
-    pub command_index: usize,
-    /// When the request was decoded.
-    pub started: Instant,
-    /// How the parts combine.
-    pub gather: Gather,
-}
-
 /// One shard's state.
 pub struct Shard {
     /// This shard's index.
@@ -83,17 +64,14 @@ pub struct Shard {
     pub keyspace: RefCell<Keyspace>,
     /// Counters.
     pub stats: RefCell<ShardStats>,
-    /// Requests waiting on other shards, by token.
-    pub pending: RefCell<Slab<Pending>>,
-    /// Envelopes queued per destination shard until the next flush.
-    outbox: RefCell<Vec<Vec<Envelope>>>,
+    /// Jobs queued per destination shard until the next flush.
+    outbox: RefCell<Vec<Vec<Job>>>,
+    /// Raised when the outbox gains its first job since the last flush.
+    outbox_ready: LocalSignal,
     /// Connections served by this shard now, so shutdown and pushes can reach each one.
     connections: RefCell<Slab<Weak<ConnOutput>>>,
     /// Serial of the last connection registered.
     connection_serial: Cell<u32>,
-    /// Shard tasks waiting on another shard's answer, by call token.
-    calls: RefCell<Slab<oneshot::Sender<ShardReply>>>,
-
     /// Raised whenever a connection closes, for shutdown to wait on.
     connection_closed: LocalSignal,
     /// Set once shutdown has begun: no new requests are read.
@@ -112,11 +90,10 @@ impl Shard {
             mesh,
             keyspace: RefCell::new(Keyspace::new()),
             stats: RefCell::new(ShardStats::new()),
-            pending: RefCell::new(Slab::new()),
             outbox: RefCell::new((0..shards).map(|_| Vec::new()).collect()),
+            outbox_ready: LocalSignal::default(),
             connections: RefCell::new(Slab::new()),
             connection_serial: Cell::new(0),
-            calls: RefCell::new(Slab::new()),
             connection_closed: LocalSignal::default(),
             stopping: Cell::new(false),
             unrecorded: RefCell::new(Vec::new()),
@@ -128,72 +105,11 @@ impl Shard {
         self.mesh.shards()
     }
 
-    /// Runs a command whose keys this shard owns, for connection `from`.
-    pub fn execute(&self, command: &Command, from: ConnId, now: u64) -> ShardReply {
-        if let Command::Admin(AdminCommand::Info) = command {
-            return ShardReply::Stats(Box::new(self.snapshot()));
-        }
-        let reply = {
-            let mut keyspace = self.keyspace.borrow_mut();
-            match command {
-                Command::Presence(PresenceCommand::Watch(users)) => {
-                    watch::watch(&mut keyspace, from, users, now)
-                }
-                Command::Presence(PresenceCommand::Unwatch(users)) => {
-                    watch::unwatch(&mut keyspace, from, users)
-                }
-                _ => families::apply(&mut keyspace, command, now).into_value(),
-            }
-        };
+    /// Runs `operation` on this shard's keyspace, then sends the pushes it produced.
+    pub fn with_keyspace<T>(&self, operation: impl FnOnce(&mut Keyspace) -> T) -> T {
+        let result = operation(&mut self.keyspace.borrow_mut());
         self.route_pushes();
-        ShardReply::Value(reply)
-    }
-
-    /// Runs a geo partition step on shard `to`: here at once, elsewhere by message. The
-    /// message leaves now, so calls made one after another arrive in that order.
-    pub fn geo_call(&self, to: u16, op: GeoOp) -> impl Future<Output = Value> + 'static {
-        let answer = if to == self.id {
-            let mut keyspace = self.keyspace.borrow_mut();
-            Err(geo_route::apply_op(
-                &mut keyspace.geo,
-                op,
-                clock::now_millis(),
-            ))
-        } else {
-            let (reply, answer) = oneshot::channel();
-            let slot = self.calls.borrow_mut().insert(reply);
-            let token = CALL_BIT | u32::try_from(slot).expect("fewer than 2^31 calls in flight");
-            self.send(
-                to,
-                Envelope::Geo {
-                    origin: self.id,
-                    token,
-                    op,
-                },
-            );
-            self.flush();
-            Ok(answer)
-        };
-        async move {
-            match answer {
-                Err(value) => value,
-                Ok(answer) => match answer.await {
-                    Ok(ShardReply::Value(value)) => value,
-                    _ => Value::error(ErrorCode::Internal, "a shard did not answer"),
-                },
-            }
-        }
-    }
-
-    /// Completes a call made by `geo_call`.
-    fn answer_call(&self, token: u32, reply: ShardReply) {
-        if let Some(waiting) = self
-            .calls
-            .borrow_mut()
-            .try_remove((token & !CALL_BIT) as usize)
-        {
-            let _ = waiting.send(reply);
-        }
+        result
     }
 
     /// Sends the pushes the last operation produced toward their connections. Called after
@@ -225,7 +141,10 @@ impl Shard {
                 if to == usize::from(self.id) {
                     self.deliver(&push);
                 } else {
-                    self.send(to as u16, Envelope::Push(push));
+                    self.send(
+                        to as u16,
+                        Box::new(move |shard: &Rc<Shard>| shard.deliver(&push)),
+                    );
                 }
             }
         }
@@ -338,9 +257,15 @@ impl Shard {
         }
     }
 
-    /// Queues an envelope for `to`; it leaves at the next `flush`.
-    pub fn send(&self, to: u16, envelope: Envelope) {
-        self.outbox.borrow_mut()[usize::from(to)].push(envelope);
+    /// Queues a job for shard `to`; it leaves at the next `flush`, which the flusher task
+    /// runs soon if the current batch does not end with one.
+    fn send(&self, to: u16, job: Job) {
+        let mut outbox = self.outbox.borrow_mut();
+        let was_empty = outbox.iter().all(Vec::is_empty);
+        outbox[usize::from(to)].push(job);
+        if was_empty {
+            self.outbox_ready.raise();
+        }
     }
 
     /// Ends a batch: records latencies, then sends every queued envelope, one mailbox push
@@ -361,8 +286,8 @@ impl Shard {
         }
     }
 
-    /// Serves the mailboxes: runs requests from other shards, completes our own pending
-    /// requests with their replies, and adopts handed-over connections.
+    /// Serves the mailboxes: runs every job other shards sent here, then sends on what
+    /// those jobs queued.
     pub async fn run_inbox(self: Rc<Self>) {
         loop {
             let batches = self.mesh.receive(self.id);
@@ -370,104 +295,29 @@ impl Shard {
                 self.mesh.wait(self.id).await;
                 continue;
             }
-            let now = clock::now_millis();
-            for envelope in batches.into_iter().flatten() {
-                match envelope {
-                    Envelope::Request {
-                        origin,
-                        token,
-                        part,
-                        command,
-                        from,
-                    } => {
-                        if let Command::Geo(geo) = &command {
-                            if geo_route::is_routed(geo) {
-                                self.serve_geo(geo, origin, token, part);
-                                continue;
-                            }
-                        }
-                        let reply = self.execute(&command, from, now);
-                        self.stats.borrow_mut().forwarded_in += 1;
-                        if token != NO_REPLY {
-                            self.send(origin, Envelope::Reply { token, part, reply });
-                        }
-                    }
-                    Envelope::Reply { token, part, reply } => {
-                        if token & CALL_BIT != 0 {
-                            self.answer_call(token, reply);
-                        } else {
-                            crate::route::coordinator::resolve(&self, token, part, reply);
-                        }
-                    }
-                    Envelope::Adopt(adoption) => {
-                        crate::net::connection::adopt(self.clone(), adoption);
-                    }
-                    Envelope::Push(push) => self.deliver(&push),
-                    Envelope::Geo { origin, token, op } => {
-                        let value = {
-                            let mut keyspace = self.keyspace.borrow_mut();
-                            geo_route::apply_op(&mut keyspace.geo, op, now)
-                        };
-                        if token != NO_REPLY {
-                            let reply = ShardReply::Value(value);
-                            self.send(
-                                origin,
-                                Envelope::Reply {
-                                    token,
-                                    part: 0,
-                                    reply,
-                                },
-                            );
-                        }
-                    }
-                }
+            for job in batches.into_iter().flatten() {
+                job(&self);
             }
             self.flush();
         }
     }
 
-    /// Runs a geo command another shard forwarded here; the answer goes back now, or
-    /// when its task is done.
-    fn serve_geo(self: &Rc<Self>, command: &GeoCommand, origin: u16, token: u32, part: u32) {
-        self.stats.borrow_mut().forwarded_in += 1;
-        let task = match geo_route::start(self, command, true) {
-            Start::Done(value) => {
-                let reply = ShardReply::Value(value);
-                self.send(origin, Envelope::Reply { token, part, reply });
-                return;
-            }
-            Start::Later(task) => task,
-            Start::Forward(_) => Box::pin(async {
-                Value::error(ErrorCode::Internal, "forwarded geo command misrouted")
-            }),
-        };
-        let shard = self.clone();
-        tokio::task::spawn_local(async move {
-            let reply = ShardReply::Value(task.await);
-            shard.send(origin, Envelope::Reply { token, part, reply });
-            shard.flush();
-        });
+    /// Sends queued jobs that no batch end has flushed (those queued by tasks).
+    pub async fn run_flusher(self: Rc<Self>) {
+        loop {
+            self.outbox_ready.wait().await;
+            self.flush();
+        }
     }
 
     /// Tells the homes of lapsed members that this shard no longer holds them.
-    fn forget_lapsed(&self, lapsed: Vec<(bytes::Bytes, bytes::Bytes)>) {
+    fn forget_lapsed(self: &Rc<Self>, lapsed: Vec<(bytes::Bytes, bytes::Bytes)>) {
         for (index, member) in lapsed {
-            let home = geo_route::home_of(&member, self.shards());
-            let op = GeoOp::Forget {
-                index,
-                member,
-                holder: self.id,
-            };
-            if home == self.id {
-                geo_route::apply_op(&mut self.keyspace.borrow_mut().geo, op, 0);
-            } else {
-                let envelope = Envelope::Geo {
-                    origin: self.id,
-                    token: NO_REPLY,
-                    op,
-                };
-                self.send(home, envelope);
-            }
+            let home = families::geo::home_of(&member, self.shards());
+            let holder = self.id;
+            self.submit(home, move |home: &Rc<Shard>| {
+                families::geo::forget(&mut home.keyspace.borrow_mut().geo, &index, &member, holder);
+            });
         }
     }
 
@@ -494,54 +344,5 @@ impl Shard {
                 tracing::trace!(shard = self.id, removed, "expired keys");
             }
         }
-    }
-
-    /// Node facts and totals rendered for INFO, from every shard's snapshot in shard order.
-    pub fn render_info(&self, snapshots: &[ShardStats]) -> Value {
-        let mut total = ShardStats::new();
-        for snapshot in snapshots {
-            total += snapshot;
-        }
-        let node = &self.node;
-        let server = Value::Map(vec![
-            (
-                Value::text("version"),
-                Value::text(env!("CARGO_PKG_VERSION")),
-            ),
-            (Value::text("node_id"), Value::text(node.node_id.clone())),
-            (
-                Value::text("pid"),
-                Value::Int(i64::from(std::process::id())),
-            ),
-            (Value::text("port"), Value::Int(i64::from(node.port))),
-            (Value::text("shards"), Value::Int(i64::from(node.shards))),
-            (
-                Value::text("uptime_s"),
-                Value::Int(node.started.elapsed().as_secs() as i64),
-            ),
-            (
-                Value::text("maxclients"),
-                Value::Int(node.maxclients as i64),
-            ),
-            (
-                Value::text("max_frame_bytes"),
-                Value::Int(node.max_frame_bytes as i64),
-            ),
-        ]);
-        let shards = snapshots
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let mut row = vec![(Value::text("shard"), Value::Int(i as i64))];
-                row.extend(s.summary());
-                Value::Map(row)
-            })
-            .collect();
-        Value::Map(vec![
-            (Value::text("server"), server),
-            (Value::text("totals"), Value::Map(total.summary())),
-            (Value::text("commands"), total.command_table()),
-            (Value::text("shards"), Value::Array(shards)),
-        ])
     }
 }

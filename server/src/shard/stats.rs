@@ -43,9 +43,9 @@ pub struct ShardStats {
     pub connections_total: u64,
     /// Connections refused at `maxclients`.
     pub connections_rejected: u64,
-    /// Requests (or parts) sent to other shards.
+    /// Calls made to other shards (forwarded requests, parts, geo steps).
     pub forwarded_out: u64,
-    /// Requests (or parts) run here for other shards.
+    /// Calls run here for other shards.
     pub forwarded_in: u64,
     /// Batches pushed to other shards' mailboxes.
     pub batches_out: u64,

@@ -1,0 +1,104 @@
+//! Where one connection's replies and pushes collect until its task writes them.
+//!
+//! The connection task owns the socket; everything that answers it (its own requests, a
+//! gather finishing later, a push from another shard) appends frames here and raises
+//! `wake`.
+
+use std::cell::{Cell, RefCell};
+
+use bytes::{Bytes, BytesMut};
+use hashbrown::HashSet;
+use tessera_protocol::{encode_bytes_response, encode_response, Value};
+
+use crate::data::watch::ConnId;
+use crate::families::{to_value, Reply};
+use crate::signal::LocalSignal;
+
+/// Output buffer headroom a connection starts with.
+pub const OUTPUT_RESERVE: usize = 16 * 1024;
+
+/// One connection's pending output and the state others need to reach it.
+pub struct ConnOutput {
+    buf: RefCell<BytesMut>,
+    /// This connection's node-wide identity, for pushes.
+    pub id: Cell<ConnId>,
+    /// Users this connection watches, so closing can unwatch them all.
+    pub watching: RefCell<HashSet<Bytes>>,
+    /// Raised when a reply arrives from another shard, or when the shard stops.
+    pub wake: LocalSignal,
+    /// Requests whose replies will come later (from other shards or tasks).
+    pub in_flight: Cell<usize>,
+    /// Raised when pushes outgrew the limit while the client was not reading.
+    overflowed: LocalSignal,
+    /// Set with `overflowed`, for checks between waits.
+    over_limit: Cell<bool>,
+}
+
+impl Default for ConnOutput {
+    fn default() -> Self {
+        Self {
+            buf: RefCell::new(BytesMut::with_capacity(OUTPUT_RESERVE)),
+            id: Cell::new(ConnId {
+                shard: 0,
+                slot: 0,
+                serial: 0,
+            }),
+            watching: RefCell::new(HashSet::new()),
+            wake: LocalSignal::default(),
+            in_flight: Cell::new(0),
+            overflowed: LocalSignal::default(),
+            over_limit: Cell::new(false),
+        }
+    }
+}
+
+impl ConnOutput {
+    /// Appends one response frame.
+    pub fn reply(&self, request_id: u32, value: &Value) {
+        encode_response(&mut self.buf.borrow_mut(), request_id, value);
+    }
+
+    /// Appends one response frame for a shard operation's result.
+    pub fn reply_with(&self, request_id: u32, reply: &Reply<'_>) {
+        match reply {
+            Reply::Value(value) => self.reply(request_id, value),
+            Reply::Stored(blob) => match blob.as_bytes() {
+                Some(bytes) => encode_bytes_response(&mut self.buf.borrow_mut(), request_id, bytes),
+                None => self.reply(request_id, &to_value(blob)),
+            },
+        }
+    }
+
+    /// Whether nothing is waiting to be written.
+    pub fn is_empty(&self) -> bool {
+        self.buf.borrow().is_empty()
+    }
+
+    /// Bytes waiting to be written.
+    pub fn pending_bytes(&self) -> usize {
+        self.buf.borrow().len()
+    }
+
+    /// Exchanges the pending output for `spare` (empty), so it can be written while new
+    /// output collects.
+    pub fn swap_out(&self, spare: &mut BytesMut) {
+        std::mem::swap(&mut *self.buf.borrow_mut(), spare);
+    }
+
+    /// Marks the connection for closing: it left too many pushes unread.
+    pub fn overflow(&self) {
+        self.over_limit.set(true);
+        self.overflowed.raise();
+        self.wake.raise();
+    }
+
+    /// Whether `overflow` was called.
+    pub fn is_over_limit(&self) -> bool {
+        self.over_limit.get()
+    }
+
+    /// Waits for `overflow`.
+    pub async fn overflowed(&self) {
+        self.overflowed.wait().await;
+    }
+}
