@@ -215,3 +215,26 @@ fn geo_commands_work_from_the_cli() {
     let bad = cli(&server, &["geo.upsert", "drivers", "d:3", "95", "0"]);
     assert!(!bad.status.success(), "latitude out of range is refused");
 }
+
+#[test]
+fn cli_prints_a_rate_limit_decision() {
+    let server = TestServer::start(1);
+    let output = Command::new(env!("CARGO_BIN_EXE_tessera-cli"))
+        .args([
+            "-p",
+            &server.port.to_string(),
+            "--json",
+            "rl.check",
+            "k",
+            "limit",
+            "2",
+            "window",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let decision: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(decision["allowed"], serde_json::json!(true));
+    assert_eq!(decision["remaining"], serde_json::json!(1));
+}

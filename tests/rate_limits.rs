@@ -128,29 +128,6 @@ async fn tiers_are_checked_together_and_gcra_paces() {
     }
 }
 
-#[test]
-fn cli_prints_a_decision() {
-    let server = TestServer::start(1);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tessera-cli"))
-        .args([
-            "-p",
-            &server.port.to_string(),
-            "--json",
-            "rl.check",
-            "k",
-            "limit",
-            "2",
-            "window",
-            "1000",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let decision: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(decision["allowed"], serde_json::json!(true));
-    assert_eq!(decision["remaining"], serde_json::json!(1));
-}
-
 #[tokio::test]
 async fn every_shard_count_agrees_on_a_fresh_key() {
     for shards in SHARD_COUNTS {

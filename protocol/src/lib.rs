@@ -39,6 +39,9 @@ pub use value::{ErrorReply, Value};
 
 use bytes::BytesMut;
 
+/// Port a node listens on, and a client connects to, when none is given.
+pub const DEFAULT_PORT: u16 = 7379;
+
 /// Appends a whole request frame: header, opcode, arguments.
 pub fn encode_request(dst: &mut BytesMut, id: u32, command: &Command) {
     let start = frame::begin_frame(dst, id);

@@ -8,7 +8,7 @@ use tessera_protocol::frame::DEFAULT_MAX_FRAME_BYTES;
 use thiserror::Error;
 
 /// Port the server listens on when none is given.
-pub const DEFAULT_PORT: u16 = 7379;
+pub use tessera_protocol::DEFAULT_PORT;
 /// Most shards one node runs.
 pub const MAX_SHARDS: usize = 1024;
 

@@ -11,7 +11,6 @@ use mimalloc::MiMalloc;
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod data;

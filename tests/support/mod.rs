@@ -6,6 +6,28 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// A binary of this workspace: Cargo's path for this package's own binaries, else the one
+/// beside the test in the target folder (`cargo test --workspace` builds them all first).
+pub fn binary(name: &str) -> std::path::PathBuf {
+    if name == "tessera-server" {
+        if let Some(path) = option_env!("CARGO_BIN_EXE_tessera-server") {
+            return path.into();
+        }
+    }
+    let test = std::env::current_exe().expect("the test knows its path");
+    let folder = test
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/PROFILE/deps");
+    let path = folder.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --bin {name}` or `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
 /// A server process that is killed when dropped.
 pub struct TestServer {
     child: Option<Child>,
@@ -23,7 +45,7 @@ impl TestServer {
 
     /// Starts a server with extra flags (`--port 0` is added unless a port is given).
     pub fn start_with(flags: &[&str]) -> TestServer {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera-server"));
+        let mut command = Command::new(binary("tessera-server"));
         if !flags.contains(&"--port") {
             command.args(["--port", "0"]);
         }

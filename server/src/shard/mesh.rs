@@ -1,28 +1,20 @@
 //! The shard mesh: one mailbox per ordered pair of shards and one wake-up per shard.
 //!
-//! What travels is a `Job`: a closure the receiving shard runs on its own thread with its
-//! own state. The mesh knows nothing about commands; `call` builds request and answer on
-//! top of it.
-
-use std::rc::Rc;
+//! What travels is whatever the shards agree on (their jobs: closures the receiver runs
+//! on its own thread); the mesh only moves batches of them and wakes the receiver.
 
 use tessera_sync::Mailbox;
 use tokio::sync::Notify;
 
-use super::Shard;
-
-/// Work for one shard, run on that shard's thread.
-pub type Job = Box<dyn FnOnce(&Rc<Shard>) + Send>;
-
 /// Every mailbox and wake-up between `shards` shards.
-pub struct Mesh {
+pub struct Mesh<T> {
     shards: u16,
     /// Indexed `to * shards + from`.
-    mailboxes: Vec<Mailbox<Job>>,
+    mailboxes: Vec<Mailbox<T>>,
     wakers: Vec<Notify>,
 }
 
-impl Mesh {
+impl<T: Send> Mesh<T> {
     /// Builds the mesh for `shards` shards.
     pub fn new(shards: u16) -> Self {
         let n = usize::from(shards);
@@ -38,19 +30,19 @@ impl Mesh {
         self.shards
     }
 
-    fn mailbox(&self, to: u16, from: u16) -> &Mailbox<Job> {
+    fn mailbox(&self, to: u16, from: u16) -> &Mailbox<T> {
         &self.mailboxes[usize::from(to) * usize::from(self.shards) + usize::from(from)]
     }
 
     /// Delivers a batch, waking the receiver only if its mailbox from `from` was empty.
-    pub fn send(&self, from: u16, to: u16, batch: Vec<Job>) {
+    pub fn send(&self, from: u16, to: u16, batch: Vec<T>) {
         if self.mailbox(to, from).push(batch) {
             self.wakers[usize::from(to)].notify_one();
         }
     }
 
     /// Takes everything waiting for shard `at`, from every sender.
-    pub fn receive(&self, at: u16) -> Vec<Vec<Job>> {
+    pub fn receive(&self, at: u16) -> Vec<Vec<T>> {
         let mut batches = Vec::new();
         for from in 0..self.shards {
             batches.extend(self.mailbox(at, from).take_all());

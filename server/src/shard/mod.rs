@@ -23,9 +23,12 @@ pub mod mesh;
 pub mod output;
 pub mod stats;
 
-use mesh::{Job, Mesh};
+use mesh::Mesh;
 use output::ConnOutput;
 use stats::ShardStats;
+
+/// Work for one shard, run on that shard's thread with its state.
+pub type Job = Box<dyn FnOnce(&Rc<Shard>) + Send>;
 
 /// Geo members looked at per index per expiry tick, to free lapsed ones.
 const GEO_SWEEP_BUDGET: usize = 2_000;
@@ -59,7 +62,7 @@ pub struct Shard {
     /// Node-wide facts.
     pub node: Arc<NodeInfo>,
     /// Links to every other shard.
-    pub mesh: Arc<Mesh>,
+    pub mesh: Arc<Mesh<Job>>,
     /// Keys owned by this shard.
     pub keyspace: RefCell<Keyspace>,
     /// Counters.
@@ -82,7 +85,7 @@ pub struct Shard {
 
 impl Shard {
     /// Creates shard `id` of the node.
-    pub fn new(id: u16, node: Arc<NodeInfo>, mesh: Arc<Mesh>) -> Self {
+    pub fn new(id: u16, node: Arc<NodeInfo>, mesh: Arc<Mesh<Job>>) -> Self {
         let shards = usize::from(mesh.shards());
         Self {
             id,

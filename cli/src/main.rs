@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use tessera_client::{Client, Connection, Error};
 use tessera_protocol::{Command, ErrorReply, Value, COMMANDS};
-use tessera_server::cli::{error_json, render_human, render_raw, split_line, to_json};
+mod render;
+
+use render::{error_json, render_human, render_raw, split_line, to_json};
 
 /// Tessera's admin tool: `tessera-cli [-h HOST] [-p PORT] [--json] COMMAND ARGS...`
 #[derive(Debug, Parser)]
@@ -20,7 +22,7 @@ struct Args {
     #[arg(short = 'h', long, default_value = "127.0.0.1")]
     host: String,
     /// Server port.
-    #[arg(short = 'p', long, default_value_t = tessera_server::config::DEFAULT_PORT)]
+    #[arg(short = 'p', long, default_value_t = tessera_protocol::DEFAULT_PORT)]
     port: u16,
     /// Print replies as JSON.
     #[arg(long)]
