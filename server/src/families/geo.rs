@@ -236,3 +236,20 @@ pub fn names<P: Payload>(command: &GeoCommand<P>) -> (Bytes, Bytes) {
         command.member().map(own).unwrap_or_default(),
     )
 }
+
+/// GEO.CREATE, GEO.COUNT and GEO.CELLS on one shard, for the partitions it holds. The
+/// other geo commands run through `route::geo`.
+pub fn here<P: Payload>(keyspace: &mut Keyspace, command: &GeoCommand<P>, now: u64) -> Value {
+    let rendered = match command {
+        GeoCommand::Create { index, resolution } => {
+            create(keyspace, index.as_ref(), *resolution).map(|()| Value::Ok)
+        }
+        GeoCommand::Count { .. } => count(keyspace, command, now).map(Value::Int),
+        GeoCommand::Cells { .. } => cells(keyspace, command, now).map(render_cells),
+        _ => Err(tessera_protocol::ErrorReply::new(
+            ErrorCode::Internal,
+            "runs on the member's home shard",
+        )),
+    };
+    rendered.unwrap_or_else(Value::Error)
+}

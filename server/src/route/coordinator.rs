@@ -19,7 +19,8 @@ use tessera_protocol::{
 
 use crate::clock;
 use crate::data::timeline::merge;
-use crate::families::{self, geo, page_value, Part};
+use crate::families::timelines::page_value;
+use crate::families::{self, geo, Part};
 use crate::route::geo::{self as geo_route, Start, Task};
 use crate::route::info;
 use crate::shard::call::Answer;

@@ -1,0 +1,105 @@
+//! The key/value family on one shard: GET/SET, expiry, INCRBY/DECRBY, MGET/MSET.
+
+use super::counters::incr_by;
+use super::*;
+
+/// Runs one of the family's commands on this shard's keyspace.
+pub fn apply<P: Payload>(keyspace: &mut Keyspace, command: &KeyCommand<P>, now: u64) -> Value {
+    match command {
+        KeyCommand::Get(key) => match keyspace.get(key.as_ref(), now) {
+            Some(Stored::Blob(blob)) => to_value(blob),
+            Some(_) => wrong_type(),
+            None => Value::Nil,
+        },
+        KeyCommand::Set(args) => set(keyspace, args, now),
+        KeyCommand::Del(keys) => count(keys, |k| keyspace.remove(k, now)),
+        KeyCommand::Exists(keys) => count(keys, |k| keyspace.contains(k, now)),
+        KeyCommand::Expire { key, seconds } => match seconds.checked_mul(1000) {
+            Some(ms) => expire(keyspace, key.as_ref(), ms, now),
+            None => invalid_expire(),
+        },
+        KeyCommand::PExpire { key, millis } => expire(keyspace, key.as_ref(), *millis, now),
+        KeyCommand::Ttl(key) => ttl(keyspace, key.as_ref(), now, |ms| (ms + 500) / 1000),
+        KeyCommand::PTtl(key) => ttl(keyspace, key.as_ref(), now, |ms| ms),
+        KeyCommand::Persist(key) => {
+            let had_deadline = matches!(keyspace.deadline(key.as_ref(), now), Some(Some(_)));
+            if had_deadline {
+                keyspace.set_deadline(key.as_ref(), None, now);
+            }
+            Value::Int(i64::from(had_deadline))
+        }
+        KeyCommand::IncrBy { key, delta } => incr_by(keyspace, key.as_ref(), *delta, now),
+        KeyCommand::DecrBy { key, delta } => match delta.checked_neg() {
+            Some(delta) => incr_by(keyspace, key.as_ref(), delta, now),
+            None => overflow(),
+        },
+        KeyCommand::MGet(keys) => Value::Array(
+            keys.iter()
+                .map(|k| match keyspace.get(k.as_ref(), now) {
+                    Some(Stored::Blob(blob)) => to_value(blob),
+                    _ => Value::Nil,
+                })
+                .collect(),
+        ),
+        KeyCommand::MSet(pairs) => {
+            for (key, value) in pairs {
+                keyspace.insert(key.as_ref(), Blob::new(value.as_ref()).into(), None, now);
+            }
+            Value::Ok
+        }
+    }
+}
+
+fn count<P: Payload>(keys: &[P], mut hit: impl FnMut(&[u8]) -> bool) -> Value {
+    Value::Int(keys.iter().filter(|k| hit(k.as_ref())).count() as i64)
+}
+
+fn set<P: Payload>(keyspace: &mut Keyspace, args: &SetArgs<P>, now: u64) -> Value {
+    let key = args.key.as_ref();
+    let found = keyspace.find(key, now);
+    let current_deadline = keyspace.deadline_of(&found);
+    let proceed = match args.condition {
+        SetCondition::Always => true,
+        SetCondition::IfAbsent => !found.exists(),
+        SetCondition::IfPresent => found.exists(),
+    };
+    let old = match (args.get, keyspace.value(&found)) {
+        (true, Some(Stored::Blob(blob))) => to_value(blob),
+        (true, Some(_)) => return wrong_type(),
+        _ => Value::Nil,
+    };
+    if !proceed {
+        return old;
+    }
+    let deadline = match args.expiry {
+        SetExpiry::Clear => None,
+        SetExpiry::Keep => current_deadline.flatten(),
+        SetExpiry::In(ms) => Some(now + ms),
+    };
+    keyspace.write(found, key, Blob::new(args.value.as_ref()).into(), deadline);
+    if args.get {
+        old
+    } else {
+        Value::Ok
+    }
+}
+
+fn expire(keyspace: &mut Keyspace, key: &[u8], ms: i64, now: u64) -> Value {
+    if ms > MAX_EXPIRE_MS {
+        return invalid_expire();
+    }
+    let applied = if ms <= 0 {
+        keyspace.remove(key, now)
+    } else {
+        keyspace.set_deadline(key, Some(now + ms as u64), now)
+    };
+    Value::Int(i64::from(applied))
+}
+
+fn ttl(keyspace: &mut Keyspace, key: &[u8], now: u64, scale: impl Fn(i64) -> i64) -> Value {
+    match keyspace.deadline(key, now) {
+        None => Value::Int(-2),
+        Some(None) => Value::Int(-1),
+        Some(Some(deadline)) => Value::Int(scale(deadline.saturating_sub(now) as i64)),
+    }
+}
