@@ -13,11 +13,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use tessera_cluster::hash_tag;
-use tessera_limits::{Gcra, Window};
 
 use crate::data::geo::GeoShard;
-use crate::data::inventory::{Sku, StockLevel};
-use crate::data::timeline::Timeline;
+use crate::data::inventory::StockLevel;
 use crate::data::watch::Watches;
 
 /// A store's figures, kept up to date with every change to its SKUs.
@@ -39,101 +37,28 @@ struct Footprint {
 }
 
 impl Footprint {
-    fn of(value: &Stored) -> Footprint {
+    fn of<V: StoredValue>(value: &V) -> Footprint {
         Footprint {
             heap: value.heap_bytes(),
-            stock: match value {
-                Stored::Sku(sku) => Some(sku.level()),
-                _ => None,
-            },
+            stock: value.stock(),
         }
     }
 }
 
-/// What a key holds: bytes, or the state of one of the native types.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stored {
-    /// Bytes or an integer (strings, counters, dedup records).
-    Blob(Blob),
-    /// A single-tier sliding-window rate limit.
-    Window(Window),
-    /// A GCRA rate limit.
-    Gcra(Gcra),
-    /// A multi-tier sliding-window rate limit, one window per tier.
-    Tiers(Box<[Window]>),
-    /// An idempotency record.
-    Idem(Box<IdemRecord>),
-    /// A value with a version, for compare-and-set.
-    Versioned(Box<Versioned>),
-    /// A SKU's stock and reservations.
-    Sku(Box<Sku>),
-    /// A capped timeline.
-    Timeline(Box<Timeline>),
-    /// A user's presence.
-    Presence(Box<Presence>),
-}
-
-/// A user's presence: when last seen, until when online, and optional metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Presence {
-    /// Last heartbeat (ms, server clock).
-    pub last_seen: u64,
-    /// Online until this time: last heartbeat plus its TTL and grace.
-    pub online_until: u64,
-    /// Region, device, or whatever the client attached.
-    pub meta: Option<Box<[u8]>>,
-}
-
-/// A versioned value: the version counts writes since the key was created, from 1.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Versioned {
-    /// Current version.
-    pub version: u64,
-    /// Current value.
-    pub value: Blob,
-}
-
-/// An idempotency record: who holds the operation, or its result once done.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdemRecord {
-    /// Counts the callers that have been handed the operation; the current holder's token.
-    pub token: u64,
-    /// When the holder's lease lapses and another caller may take over (ms).
-    pub lease_until: u64,
-    /// The stored result, once the operation is done.
-    pub result: Option<Box<[u8]>>,
-}
-
-impl Stored {
-    /// Whether this is rate-limit state.
-    pub fn is_rate_limit(&self) -> bool {
-        matches!(self, Stored::Window(_) | Stored::Gcra(_) | Stored::Tiers(_))
-    }
-
+/// What the keyspace needs from the values it holds.
+pub trait StoredValue: std::fmt::Debug {
     /// Heap bytes owned, for memory accounting.
-    pub fn heap_bytes(&self) -> usize {
-        match self {
-            Stored::Blob(blob) => blob.heap_bytes(),
-            Stored::Tiers(tiers) => std::mem::size_of_val::<[Window]>(tiers),
-            Stored::Sku(sku) => std::mem::size_of::<Sku>() + sku.heap_bytes(),
-            Stored::Timeline(timeline) => std::mem::size_of::<Timeline>() + timeline.heap_bytes(),
-            Stored::Presence(presence) => {
-                std::mem::size_of::<Presence>() + presence.meta.as_ref().map_or(0, |m| m.len())
-            }
-            Stored::Versioned(versioned) => {
-                std::mem::size_of::<Versioned>() + versioned.value.heap_bytes()
-            }
-            Stored::Idem(record) => {
-                std::mem::size_of::<IdemRecord>() + record.result.as_ref().map_or(0, |r| r.len())
-            }
-            Stored::Window(_) | Stored::Gcra(_) => 0,
-        }
+    fn heap_bytes(&self) -> usize;
+
+    /// A SKU's stock level: SKUs named with a `{store}` tag count toward its figures.
+    fn stock(&self) -> Option<StockLevel> {
+        None
     }
 }
 
-impl From<Blob> for Stored {
-    fn from(blob: Blob) -> Self {
-        Stored::Blob(blob)
+impl StoredValue for Blob {
+    fn heap_bytes(&self) -> usize {
+        Blob::heap_bytes(self)
     }
 }
 
@@ -160,23 +85,23 @@ const SAMPLES_PER_ROUND: usize = 20;
 const MAX_ROUNDS: usize = 16;
 
 #[derive(Debug)]
-struct Slot {
+struct Slot<V> {
     key: Blob,
-    value: Stored,
+    value: V,
     /// Milliseconds on the server clock, or `NO_DEADLINE`.
     deadline: u64,
     /// Position in `Keyspace::volatile` while `deadline != NO_DEADLINE`.
     volatile_index: u32,
 }
 
-impl Slot {
+impl<V> Slot<V> {
     fn is_expired(&self, now: u64) -> bool {
         self.deadline != NO_DEADLINE && self.deadline <= now
     }
 }
 
 /// A shard's keys and values.
-pub struct Keyspace {
+pub struct Keyspace<V> {
     /// Per store (hash tag), figures over its SKUs.
     stores: hashbrown::HashMap<Box<[u8]>, StoreFigures>,
     /// Keys to look at again at a given time (reservations that may lapse), earliest first.
@@ -186,7 +111,7 @@ pub struct Keyspace {
     pub watches: Watches,
     /// Geo indexes: the partitions and member homes this shard holds.
     pub geo: GeoShard,
-    table: HashTable<Slot>,
+    table: HashTable<Slot<V>>,
     hasher: DefaultHashBuilder,
     volatile: Vec<u64>,
     heap_bytes: usize,
@@ -194,13 +119,13 @@ pub struct Keyspace {
     expired_total: u64,
 }
 
-impl Default for Keyspace {
+impl<V: StoredValue> Default for Keyspace<V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Keyspace {
+impl<V: StoredValue> Keyspace<V> {
     /// Creates an empty keyspace.
     pub fn new() -> Self {
         let hasher = DefaultHashBuilder::default();
@@ -236,7 +161,7 @@ impl Keyspace {
         Some(index)
     }
 
-    fn remove_at(&mut self, index: usize) -> Slot {
+    fn remove_at(&mut self, index: usize) -> Slot<V> {
         let Ok(entry) = self.table.get_bucket_entry(index) else {
             unreachable!("bucket index came from a lookup in this same call");
         };
@@ -297,7 +222,7 @@ impl Keyspace {
     }
 
     /// The value at a lookup's result.
-    pub fn value(&self, found: &Found) -> Option<&Stored> {
+    pub fn value(&self, found: &Found) -> Option<&V> {
         self.table.get_bucket(found.index?).map(|s| &s.value)
     }
 
@@ -313,9 +238,9 @@ impl Keyspace {
         &mut self,
         found: Found,
         key: &[u8],
-        value: Stored,
+        value: V,
         deadline: Option<u64>,
-    ) -> Option<Stored> {
+    ) -> Option<V> {
         let deadline = deadline.unwrap_or(NO_DEADLINE);
         if let Some(index) = found.index {
             let after = Footprint::of(&value);
@@ -350,7 +275,7 @@ impl Keyspace {
 
     /// Changes the value where `found` points in place, keeping the memory count right;
     /// `None` if the key is absent.
-    pub fn update<R>(&mut self, found: &Found, change: impl FnOnce(&mut Stored) -> R) -> Option<R> {
+    pub fn update<R>(&mut self, found: &Found, change: impl FnOnce(&mut V) -> R) -> Option<R> {
         let slot = self.table.get_bucket_mut(found.index?)?;
         let before = Footprint::of(&slot.value);
         let result = change(&mut slot.value);
@@ -410,7 +335,7 @@ impl Keyspace {
     }
 
     /// Replaces the value where `found` points, keeping its deadline; `false` if absent.
-    pub fn replace_value(&mut self, found: &Found, value: Stored) -> bool {
+    pub fn replace_value(&mut self, found: &Found, value: V) -> bool {
         let Some(slot) = found.index.and_then(|i| self.table.get_bucket_mut(i)) else {
             return false;
         };
@@ -426,7 +351,7 @@ impl Keyspace {
     }
 
     /// The live value of `key`.
-    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Stored> {
+    pub fn get(&mut self, key: &[u8], now: u64) -> Option<&V> {
         let found = self.find(key, now);
         self.table.get_bucket(found.index?).map(|s| &s.value)
     }
@@ -437,13 +362,7 @@ impl Keyspace {
     }
 
     /// Writes `value` under `key` with `deadline`, returning the previous live value.
-    pub fn insert(
-        &mut self,
-        key: &[u8],
-        value: Stored,
-        deadline: Option<u64>,
-        now: u64,
-    ) -> Option<Stored> {
+    pub fn insert(&mut self, key: &[u8], value: V, deadline: Option<u64>, now: u64) -> Option<V> {
         let found = self.find(key, now);
         self.write(found, key, value, deadline)
     }
@@ -616,8 +535,8 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
-    fn bytes(v: &str) -> Stored {
-        Stored::Blob(Blob::new(v.as_bytes()))
+    fn bytes(v: &str) -> Blob {
+        Blob::new(v.as_bytes())
     }
 
     #[test]
@@ -712,7 +631,7 @@ mod tests {
                         }
                     }
                     Op::Get(k) => {
-                        let expected = live(&model, k, now).map(|(v, _)| Stored::Blob(Blob::Int(v.into())));
+                        let expected = live(&model, k, now).map(|(v, _)| Blob::Int(v.into()));
                         prop_assert_eq!(ks.get(&[k], now).cloned(), expected);
                     }
                     Op::Advance(ms) => now += ms,

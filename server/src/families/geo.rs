@@ -10,8 +10,8 @@ use tessera_protocol::geo::GeoCommand;
 use tessera_protocol::wire::Payload;
 use tessera_protocol::{ErrorCode, ErrorReply, Value};
 
+use super::Keyspace;
 use crate::data::geo::{Carried, GeoShard, Hit, Home, Placement, Query, Refusal};
-use crate::data::keyspace::Keyspace;
 
 /// The home shard of a member: it keeps the directory entry saying who holds it.
 pub fn home_of(member: &[u8], shards: u16) -> u16 {

@@ -15,8 +15,9 @@ use tessera_protocol::{Command, ErrorCode, ErrorReply, SetArgs, SetCondition, Se
 
 use tessera_cluster::hash_tag;
 
+use crate::data::inventory::StockLevel;
 use crate::data::inventory::{Refusal, Reserved, Sku};
-use crate::data::keyspace::{Blob, Found, IdemRecord, Keyspace, Presence, Stored, Versioned};
+use crate::data::keyspace::{Blob, Found, StoredValue};
 use crate::data::timeline::{merge, Page, Timeline};
 use tessera_limits::{Decision, Gcra, Window};
 
@@ -32,6 +33,104 @@ pub mod presence;
 pub mod timelines;
 pub mod versioned;
 pub mod watch;
+
+/// A shard's keyspace holding the families' values.
+pub type Keyspace = crate::data::keyspace::Keyspace<Stored>;
+
+/// What a key holds: bytes, or the state of one of the native types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Bytes or an integer (strings, counters, dedup records).
+    Blob(Blob),
+    /// A single-tier sliding-window rate limit.
+    Window(Window),
+    /// A GCRA rate limit.
+    Gcra(Gcra),
+    /// A multi-tier sliding-window rate limit, one window per tier.
+    Tiers(Box<[Window]>),
+    /// An idempotency record.
+    Idem(Box<IdemRecord>),
+    /// A value with a version, for compare-and-set.
+    Versioned(Box<Versioned>),
+    /// A SKU's stock and reservations.
+    Sku(Box<Sku>),
+    /// A capped timeline.
+    Timeline(Box<Timeline>),
+    /// A user's presence.
+    Presence(Box<Presence>),
+}
+
+/// A user's presence: when last seen, until when online, and optional metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    /// Last heartbeat (ms, server clock).
+    pub last_seen: u64,
+    /// Online until this time: last heartbeat plus its TTL and grace.
+    pub online_until: u64,
+    /// Region, device, or whatever the client attached.
+    pub meta: Option<Box<[u8]>>,
+}
+
+/// A versioned value: the version counts writes since the key was created, from 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// Current version.
+    pub version: u64,
+    /// Current value.
+    pub value: Blob,
+}
+
+/// An idempotency record: who holds the operation, or its result once done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemRecord {
+    /// Counts the callers that have been handed the operation; the current holder's token.
+    pub token: u64,
+    /// When the holder's lease lapses and another caller may take over (ms).
+    pub lease_until: u64,
+    /// The stored result, once the operation is done.
+    pub result: Option<Box<[u8]>>,
+}
+
+impl StoredValue for Stored {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Stored::Blob(blob) => blob.heap_bytes(),
+            Stored::Tiers(tiers) => std::mem::size_of_val::<[Window]>(tiers),
+            Stored::Sku(sku) => std::mem::size_of::<Sku>() + sku.heap_bytes(),
+            Stored::Timeline(timeline) => std::mem::size_of::<Timeline>() + timeline.heap_bytes(),
+            Stored::Presence(presence) => {
+                std::mem::size_of::<Presence>() + presence.meta.as_ref().map_or(0, |m| m.len())
+            }
+            Stored::Versioned(versioned) => {
+                std::mem::size_of::<Versioned>() + versioned.value.heap_bytes()
+            }
+            Stored::Idem(record) => {
+                std::mem::size_of::<IdemRecord>() + record.result.as_ref().map_or(0, |r| r.len())
+            }
+            Stored::Window(_) | Stored::Gcra(_) => 0,
+        }
+    }
+
+    fn stock(&self) -> Option<StockLevel> {
+        match self {
+            Stored::Sku(sku) => Some(sku.level()),
+            _ => None,
+        }
+    }
+}
+
+impl Stored {
+    /// Whether this is rate-limit state.
+    pub fn is_rate_limit(&self) -> bool {
+        matches!(self, Stored::Window(_) | Stored::Gcra(_) | Stored::Tiers(_))
+    }
+}
+
+impl From<Blob> for Stored {
+    fn from(blob: Blob) -> Self {
+        Stored::Blob(blob)
+    }
+}
 
 /// A shard operation's result: a value, or a stored value lent out until the reply is
 /// written, so a local GET copies its bytes once, straight into the output buffer.

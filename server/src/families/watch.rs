@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use tessera_protocol::Value;
 
-use crate::data::keyspace::{Keyspace, Stored};
+use super::{Keyspace, Stored};
 use crate::data::watch::{ConnId, Push, Watched};
 
 /// What a user's presence record says at `now`: online, when it lapses, ms since last

@@ -13,9 +13,8 @@ use slab::Slab;
 use tessera_protocol::PUSH_ID;
 
 use crate::clock;
-use crate::data::keyspace::Keyspace;
 use crate::data::watch::{ConnId, Push};
-use crate::families;
+use crate::families::{self, Keyspace};
 use crate::signal::LocalSignal;
 
 pub mod call;
