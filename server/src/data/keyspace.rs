@@ -614,7 +614,7 @@ mod tests {
                 match op {
                     Op::Insert(k, d) => {
                         let d = d.map(|d| now + d);
-                        ks.insert(&[k], Blob::Int(step.into()).into(), d, now);
+                        ks.insert(&[k], Blob::Int(step.into()), d, now);
                         model.insert(k, (step, d));
                     }
                     Op::Remove(k) => {
