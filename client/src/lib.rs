@@ -24,7 +24,7 @@ use futures_util::future::try_join_all;
 use tessera_cluster::geo::{partition_of, partition_shard};
 use tessera_cluster::{shard_for_key, split_by_shard};
 use tessera_protocol::geo::GeoCommand;
-use tessera_protocol::{HelloInfo, Value};
+use tessera_protocol::{HelloInfo, Typed, Value};
 use tokio::sync::Mutex;
 
 pub use bytes::Bytes;
@@ -171,6 +171,16 @@ impl Client {
     pub async fn call(&self, command: Command) -> Result<Value> {
         let connection = self.connection(self.route(&command)).await?;
         connection.request(command).await
+    }
+
+    /// Sends a typed request (`HashCommand::hget(..)`, `SortedSetCommand::zadd(..)`) to the
+    /// right shard and reads its reply as the request's type.
+    ///
+    /// # Errors
+    /// `Server` for an error reply; `Protocol` for a reply of another shape; link failures.
+    pub async fn run<T>(&self, request: Typed<T>) -> Result<T> {
+        let reply = self.call(request.command).await?;
+        (request.read)(reply).map_err(|shape| Error::Protocol(shape.to_string()))
     }
 
     /// Starts a pipeline: commands queued on it go out together when it is executed.

@@ -41,11 +41,14 @@ pub enum ErrorCode {
     Conflict = 16,
     /// A command that must run on one shard named keys owned by several.
     CrossShard = 17,
+    /// A value is not a valid decimal number, or arithmetic on it would give NaN or an
+    /// infinity.
+    NotFloat = 18,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order; used by the docs and by exhaustive tests.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::Protocol,
         ErrorCode::UnknownCommand,
         ErrorCode::Syntax,
@@ -63,6 +66,7 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::Conflict,
         ErrorCode::CrossShard,
+        ErrorCode::NotFloat,
     ];
 
     /// Maps a wire code back to the enum; unknown codes come from newer servers.
@@ -90,6 +94,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::CrossShard => "CROSS_SHARD",
+            ErrorCode::NotFloat => "NOT_FLOAT",
         }
     }
 }

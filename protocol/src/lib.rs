@@ -30,7 +30,8 @@ pub use commands::geo;
 pub use commands::{
     AdminCommand, Combine, Command, CommandSpec, CounterCommand, DedupCommand, GeoCommand,
     IdemCommand, InventoryCommand, KeyCommand, KeySpec, LimitCommand, PresenceCommand, SetArgs,
-    SetCondition, SetExpiry, Split, TimelineCommand, VersionedCommand, COMMANDS, PROTOCOL_VERSION,
+    SetCondition, SetExpiry, ShapeError, Split, TimelineCommand, Typed, VersionedCommand, COMMANDS,
+    PROTOCOL_VERSION,
 };
 pub use error::{DecodeError, ErrorCode, FrameError};
 pub use frame::{Frame, FrameDecoder, Located, PUSH_ID};

@@ -9,8 +9,8 @@ use tessera_protocol::{ErrorCode, KeySpec, COMMANDS};
 fn render() -> String {
     let mut out = String::from(
         "# Commands\n\n\
-         Generated from the command table (`protocol/src/command.rs`) by\n\
-         `protocol/tests/commands_doc.rs`; edit the table, then run\n\
+         Generated from the command table (`protocol/src/commands/`, one module per\n\
+         family) by `protocol/tests/commands_doc.rs`; edit the table, then run\n\
          `TESSERA_BLESS=1 cargo test -p tessera-protocol --test commands_doc`.\n\
          Wire layouts use the notation of [PROTOCOL.md](PROTOCOL.md).\n\n\
          | command | arguments | runs on | reply |\n|---|---|---|---|\n",

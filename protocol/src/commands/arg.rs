@@ -87,3 +87,136 @@ pub(crate) fn parse_seconds(word: &[u8]) -> Result<u64, ErrorReply> {
         .map(|ms| ms as u64)
         .ok_or_else(|| ErrorReply::new(ErrorCode::InvalidExpire, "invalid expire time"))
 }
+
+/// A cursor over a text command's arguments: the one place that reads keys, integers,
+/// flags and options-with-values, and reports a wrong argument count.
+pub(crate) struct Words<'a> {
+    spec: &'static CommandSpec,
+    words: &'a [Bytes],
+    at: usize,
+}
+
+impl<'a> Words<'a> {
+    /// A cursor at the first argument after the command's name.
+    pub(crate) fn new(spec: &'static CommandSpec, words: &'a [Bytes]) -> Words<'a> {
+        Words { spec, words, at: 0 }
+    }
+
+    /// The error for a wrong number of arguments.
+    pub(crate) fn arity(&self) -> ErrorReply {
+        match arity(self.spec, false) {
+            Err(error) => error,
+            Ok(()) => not_in_family(self.spec),
+        }
+    }
+
+    /// The next word.
+    ///
+    /// # Errors
+    /// `Syntax` (wrong number of arguments) when none is left.
+    pub(crate) fn word(&mut self) -> Result<&'a Bytes, ErrorReply> {
+        let word = self.words.get(self.at).ok_or_else(|| self.arity())?;
+        self.at += 1;
+        Ok(word)
+    }
+
+    /// The next word as a key.
+    ///
+    /// # Errors
+    /// As `word`; `KeyTooLarge` for a key over the limit.
+    pub(crate) fn key(&mut self) -> Result<Bytes, ErrorReply> {
+        text_key(self.word()?)
+    }
+
+    /// The next word as bytes.
+    ///
+    /// # Errors
+    /// As `word`.
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, ErrorReply> {
+        self.word().cloned()
+    }
+
+    /// The next word as an integer.
+    ///
+    /// # Errors
+    /// As `word`; `NotInteger` for anything else.
+    pub(crate) fn int<T: std::str::FromStr>(&mut self) -> Result<T, ErrorReply> {
+        parse_int(self.word()?)
+    }
+
+    /// Consumes the next word if it is `flag` (any case).
+    pub(crate) fn eat(&mut self, flag: &str) -> bool {
+        let matches = self
+            .words
+            .get(self.at)
+            .is_some_and(|word| word.eq_ignore_ascii_case(flag.as_bytes()));
+        if matches {
+            self.at += 1;
+        }
+        matches
+    }
+
+    /// The next word as a time to live given in seconds, in milliseconds.
+    ///
+    /// # Errors
+    /// As `word`; `NotInteger` or `InvalidExpire`.
+    pub(crate) fn seconds(&mut self) -> Result<u64, ErrorReply> {
+        parse_seconds(self.word()?)
+    }
+
+    /// Reads `NAME value...` options to the end: `option` gets each name upper-cased and
+    /// reads its values from the cursor, answering `false` for a name it does not know,
+    /// which is refused as `Syntax` with `refusal`.
+    ///
+    /// # Errors
+    /// `option`'s errors; `Syntax` for an unknown option.
+    pub(crate) fn options(
+        &mut self,
+        refusal: &'static str,
+        mut option: impl FnMut(&[u8], &mut Self) -> Result<bool, ErrorReply>,
+    ) -> Result<(), ErrorReply> {
+        while let Some(name) = self.words.get(self.at) {
+            self.at += 1;
+            if !option(&name.to_ascii_uppercase(), self)? {
+                return Err(ErrorReply::new(ErrorCode::Syntax, refusal));
+            }
+        }
+        Ok(())
+    }
+
+    /// Words not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.words.len() - self.at
+    }
+
+    /// Every word not read yet, consumed.
+    pub(crate) fn rest(&mut self) -> &'a [Bytes] {
+        let rest = &self.words[self.at..];
+        self.at = self.words.len();
+        rest
+    }
+
+    /// Ends the command: every word must have been read.
+    ///
+    /// # Errors
+    /// `Syntax` when words are left over.
+    pub(crate) fn finish(&self) -> Result<(), ErrorReply> {
+        if self.remaining() == 0 {
+            Ok(())
+        } else {
+            Err(self.arity())
+        }
+    }
+}
+
+/// A decimal number as Redis reads one: `inf`, `+inf` and `-inf` allowed, NaN refused.
+///
+/// # Errors
+/// `NotFloat` for anything that is not a number.
+pub(crate) fn parse_float(word: &[u8]) -> Result<f64, ErrorReply> {
+    std::str::from_utf8(word)
+        .ok()
+        .and_then(|text| text.parse::<f64>().ok())
+        .filter(|x| !x.is_nan())
+        .ok_or_else(|| ErrorReply::new(ErrorCode::NotFloat, "value is not a valid float"))
+}

@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::arg::{parse_int, read_key};
+use super::arg::{parse_float, parse_int, read_key};
 use super::split::Split;
 use super::{CommandSpec, KeySpec, MAX_EXPIRE_MS};
 use crate::error::{DecodeError, ErrorCode};
@@ -813,12 +813,8 @@ fn seconds(word: &[u8]) -> Result<u64, ErrorReply> {
 }
 
 fn point(lat: &[u8], lng: &[u8]) -> Result<GeoPoint, ErrorReply> {
-    let parse = |word: &[u8]| {
-        std::str::from_utf8(word)
-            .ok()
-            .and_then(|s| s.parse::<f64>().ok())
-            .ok_or_else(|| syntax("coordinates must be decimal degrees"))
-    };
+    let parse =
+        |word: &[u8]| parse_float(word).map_err(|_| syntax("coordinates must be decimal degrees"));
     GeoPoint::new(parse(lat)?, parse(lng)?).map_err(syntax)
 }
 

@@ -199,12 +199,14 @@ impl IdemCommand<Bytes> {
                 }
             }
             opcode::IDEM_COMPLETE => {
-                arity(args.len() == 3)?;
-                IdemCommand::Complete {
-                    key: text_key(&args[0])?,
-                    token: parse_int::<u64>(&args[1])?,
-                    result: args[2].clone(),
-                }
+                let mut words = Words::new(spec, args);
+                let complete = IdemCommand::Complete {
+                    key: words.key()?,
+                    token: words.int()?,
+                    result: words.bytes()?,
+                };
+                words.finish()?;
+                complete
             }
             opcode::IDEM_GET => {
                 arity(args.len() == 1)?;

@@ -539,11 +539,14 @@ impl KeyCommand<Bytes> {
                 }
             }
             opcode::MSET => {
-                arity(!args.is_empty() && args.len() % 2 == 0)?;
-                let pairs = args
-                    .chunks_exact(2)
-                    .map(|pair| Ok((text_key(&pair[0])?, pair[1].clone())))
-                    .collect::<Result<Vec<_>, ErrorReply>>()?;
+                let mut words = Words::new(spec, args);
+                if words.remaining() == 0 || words.remaining() % 2 != 0 {
+                    return Err(words.arity());
+                }
+                let mut pairs = Vec::with_capacity(words.remaining() / 2);
+                while words.remaining() > 0 {
+                    pairs.push((words.key()?, words.bytes()?));
+                }
                 KeyCommand::MSet(pairs)
             }
             _ => return Err(not_in_family(spec)),

@@ -203,8 +203,7 @@ impl LimitCommand<Bytes> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::RL_CHECK | opcode::RL_PEEK => {
-                arity(!args.is_empty())?;
-                let limit = parse_rate_limit(&args[0], &args[1..])?;
+                let limit = parse_rate_limit(spec, args)?;
                 if spec.opcode == opcode::RL_CHECK {
                     LimitCommand::Check(limit)
                 } else {
@@ -276,52 +275,42 @@ fn read_rate_limit<P: Payload>(r: &mut Reader<P>) -> Result<RateLimit<P>, Decode
     Ok(limit)
 }
 
-fn parse_rate_limit(key: &Bytes, options: &[Bytes]) -> Result<RateLimit, ErrorReply> {
+fn parse_rate_limit(spec: &'static CommandSpec, args: &[Bytes]) -> Result<RateLimit, ErrorReply> {
     let syntax = |message: &str| ErrorReply::new(ErrorCode::Syntax, message);
+    let mut words = Words::new(spec, args);
     let mut tiers = Vec::new();
     let mut limit = RateLimit {
-        key: text_key(key)?,
+        key: words.key()?,
         algorithm: Algorithm::Sliding,
         cost: 1,
         burst: 0,
         tiers: Tiers::default(),
     };
-    let mut words = options.iter();
-    while let Some(word) = words.next() {
-        let mut value = || {
-            words
-                .next()
-                .ok_or_else(|| syntax("an option is missing its value"))
-        };
-        match word.to_ascii_uppercase().as_slice() {
+    words.options("syntax error in rate-limit options", |name, words| {
+        match name {
             b"LIMIT" => {
-                let n = parse_int::<u64>(value()?)?;
-                if !words
-                    .next()
-                    .is_some_and(|w| w.eq_ignore_ascii_case(b"WINDOW"))
-                {
+                let n = words.int::<u64>()?;
+                if !words.eat("WINDOW") {
                     return Err(syntax("LIMIT n must be followed by WINDOW ms"));
                 }
-                let ms = words
-                    .next()
-                    .ok_or_else(|| syntax("WINDOW needs milliseconds"))?;
                 tiers.push(Tier {
                     limit: n,
-                    window_ms: parse_int::<u64>(ms)?,
+                    window_ms: words.int::<u64>()?,
                 });
             }
-            b"COST" => limit.cost = parse_int::<u64>(value()?)?,
-            b"BURST" => limit.burst = parse_int::<u64>(value()?)?,
+            b"COST" => limit.cost = words.int::<u64>()?,
+            b"BURST" => limit.burst = words.int::<u64>()?,
             b"ALGO" => {
-                limit.algorithm = match value()?.to_ascii_lowercase().as_slice() {
+                limit.algorithm = match words.word()?.to_ascii_lowercase().as_slice() {
                     b"sliding" => Algorithm::Sliding,
                     b"gcra" => Algorithm::Gcra,
                     _ => return Err(syntax("ALGO is sliding or gcra")),
                 }
             }
-            _ => return Err(syntax("syntax error in rate-limit options")),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     limit.tiers =
         Tiers::new(&tiers).ok_or_else(|| syntax("give 1 to 4 LIMIT n WINDOW ms tiers"))?;
     validate_rate_limit(&limit).map_err(syntax)?;

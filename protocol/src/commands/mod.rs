@@ -22,6 +22,7 @@ pub mod inventory;
 pub mod keys;
 pub mod limits;
 pub mod presence;
+pub mod request;
 pub mod split;
 pub mod timelines;
 pub mod versioned;
@@ -35,6 +36,7 @@ pub use inventory::{split_reservation_handle, InventoryCommand};
 pub use keys::{KeyCommand, SetArgs, SetCondition, SetExpiry};
 pub use limits::{Algorithm, LimitCommand, RateLimit, Tier, Tiers, MAX_TIERS};
 pub use presence::{PresenceCommand, DEFAULT_PRESENCE_GRACE_MS, DEFAULT_PRESENCE_TTL_MS};
+pub use request::{ShapeError, Typed};
 pub use split::{Combine, Split};
 pub use timelines::{
     Cursor, TimelineCommand, DEFAULT_PAGE, DEFAULT_TIMELINE_CAP, MAX_TIMELINE_CAP,

@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::arg::*;
 use super::split::{fixed, positions, split_keys, Combine, Split};
 use super::{CommandSpec, KeySpec, MAX_EXPIRE_MS};
-use crate::error::{DecodeError, ErrorCode};
+use crate::error::DecodeError;
 use crate::value::ErrorReply;
 use crate::wire::{put_bytes, put_uvarint, Payload, Reader};
 
@@ -259,26 +259,21 @@ impl PresenceCommand<Bytes> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::PRESENCE_BEAT => {
-                arity(!args.is_empty() && args.len() % 2 == 1)?;
+                let mut words = Words::new(spec, args);
+                let user = words.key()?;
                 let (mut ttl_ms, mut grace_ms, mut meta) =
                     (DEFAULT_PRESENCE_TTL_MS, DEFAULT_PRESENCE_GRACE_MS, None);
-                for option in args[1..].chunks_exact(2) {
-                    match option[0].to_ascii_uppercase().as_slice() {
-                        b"TTL" => ttl_ms = parse_seconds(&option[1])?,
-                        b"GRACE" => {
-                            grace_ms = parse_int::<u64>(&option[1])?.min(MAX_EXPIRE_MS as u64)
-                        }
-                        b"META" => meta = Some(option[1].clone()),
-                        _ => {
-                            return Err(ErrorReply::new(
-                                ErrorCode::Syntax,
-                                "syntax error in PRESENCE.BEAT options",
-                            ))
-                        }
+                words.options("syntax error in PRESENCE.BEAT options", |name, words| {
+                    match name {
+                        b"TTL" => ttl_ms = words.seconds()?,
+                        b"GRACE" => grace_ms = words.int::<u64>()?.min(MAX_EXPIRE_MS as u64),
+                        b"META" => meta = Some(words.bytes()?),
+                        _ => return Ok(false),
                     }
-                }
+                    Ok(true)
+                })?;
                 PresenceCommand::Beat {
-                    user: text_key(&args[0])?,
+                    user,
                     ttl_ms,
                     grace_ms,
                     meta,

@@ -475,14 +475,17 @@ impl TimelineCommand<Bytes> {
                 }
             }
             opcode::TL_MERGE => {
-                arity(args.len() >= 3 && args[0].eq_ignore_ascii_case(b"LIMIT"))?;
-                let limit = text_page(&args[1])?;
-                let (before, keys) = match &args[2..] {
-                    [word, cursor, keys @ ..] if word.eq_ignore_ascii_case(b"BEFORE") => {
-                        (Some(text_cursor(cursor)?), keys)
-                    }
-                    keys => (None, keys),
+                let mut words = Words::new(spec, args);
+                if !words.eat("LIMIT") {
+                    return Err(words.arity());
+                }
+                let limit = text_page(words.word()?)?;
+                let before = if words.eat("BEFORE") {
+                    Some(text_cursor(words.word()?)?)
+                } else {
+                    None
                 };
+                let keys = words.rest();
                 arity(!keys.is_empty())?;
                 TimelineCommand::Merge {
                     limit,

@@ -152,32 +152,23 @@ impl VersionedCommand<Bytes> {
                 VersionedCommand::Get(text_key(&args[0])?)
             }
             opcode::VSET => {
-                arity(args.len() >= 2)?;
+                let mut words = Words::new(spec, args);
+                let (key, value) = (words.key()?, words.bytes()?);
                 let (mut if_version, mut ttl_ms) = (None, None);
-                let mut options = args[2..].iter();
-                while let Some(word) = options.next() {
-                    let value = options.next().ok_or_else(|| {
-                        ErrorReply::new(ErrorCode::Syntax, "an option is missing its value")
-                    })?;
-                    match word.to_ascii_uppercase().as_slice() {
-                        b"IFVERSION" if if_version.is_none() => {
-                            if_version = Some(parse_int::<u64>(value)?)
-                        }
-                        b"EX" if ttl_ms.is_none() => ttl_ms = Some(parse_seconds(value)?),
-                        _ => {
-                            return Err(ErrorReply::new(
-                                ErrorCode::Syntax,
-                                "syntax error in VSET options",
-                            ))
-                        }
+                words.options("syntax error in VSET options", |name, words| {
+                    match name {
+                        b"IFVERSION" if if_version.is_none() => if_version = Some(words.int()?),
+                        b"EX" if ttl_ms.is_none() => ttl_ms = Some(words.seconds()?),
+                        _ => return Ok(false),
                     }
-                }
+                    Ok(true)
+                })?;
                 if if_version == Some(u64::MAX) {
                     return Err(ErrorReply::new(ErrorCode::Syntax, "IFVERSION out of range"));
                 }
                 VersionedCommand::Set {
-                    key: text_key(&args[0])?,
-                    value: args[1].clone(),
+                    key,
+                    value,
                     if_version,
                     ttl_ms,
                 }

@@ -95,7 +95,7 @@ fn id_range(keyspace: &mut Keyspace, key: &[u8], size: i64, now: u64) -> Value {
 
 /// Parses an integer written the way `to_value` would write it back (no `+`, no spaces,
 /// no leading zeros), so INCRBY never silently rewrites a value's text.
-fn parse_canonical_int(raw: &[u8]) -> Option<i64> {
+pub(super) fn parse_canonical_int(raw: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(raw).ok()?;
     let n: i64 = text.parse().ok()?;
     (n.to_string() == text).then_some(n)

@@ -105,14 +105,7 @@ fn decide<P>(state: &mut Stored, limit: &RateLimit<P>, now: u64, consume: bool) 
             consume,
         ),
         Stored::Tiers(windows) => decide_windows(windows, tiers, limit.cost, now, consume),
-        Stored::Blob(_)
-        | Stored::Idem(_)
-        | Stored::Versioned(_)
-        | Stored::Sku(_)
-        | Stored::Timeline(_)
-        | Stored::Presence(_) => {
-            unreachable!("other kinds were refused with WRONGTYPE before deciding")
-        }
+        _ => unreachable!("other kinds were refused with WRONGTYPE before deciding"),
     }
 }
 
