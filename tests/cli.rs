@@ -238,3 +238,25 @@ fn cli_prints_a_rate_limit_decision() {
     assert_eq!(decision["allowed"], serde_json::json!(true));
     assert_eq!(decision["remaining"], serde_json::json!(1));
 }
+
+#[test]
+fn hashes_work_from_the_prompt_words() {
+    let server = TestServer::start(2);
+    assert_eq!(
+        stdout(&cli(&server, &["hset", "h", "a", "1", "b", "2"])),
+        "2"
+    );
+    assert_eq!(stdout(&cli(&server, &["hincrby", "h", "a", "5"])), "6");
+    assert_eq!(stdout(&cli(&server, &["hget", "h", "a"])), "6");
+    let codes = stdout(&cli(
+        &server,
+        &["hexpire", "h", "60", "FIELDS", "2", "b", "zz"],
+    ));
+    assert_eq!(codes.lines().collect::<Vec<_>>(), vec!["1", "-2"]);
+    let all: serde_json::Value =
+        serde_json::from_slice(&cli(&server, &["--json", "hgetall", "h"]).stdout).unwrap();
+    assert_eq!(all["a"], serde_json::json!("6"));
+    assert_eq!(all["b"], serde_json::json!("2"));
+    let refused = cli(&server, &["hexpire", "h", "60", "FIELDS", "3", "b"]);
+    assert!(!refused.status.success());
+}

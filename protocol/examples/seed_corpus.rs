@@ -3,6 +3,8 @@
 
 use bytes::{Bytes, BytesMut};
 use std::path::Path;
+use tessera_protocol::commands::hashes::{ExpireCondition, Finite, TimeUnit};
+use tessera_protocol::commands::HashCommand;
 use tessera_protocol::geo::{GeoArea, GeoCommand, GeoNear, GeoPoint};
 use tessera_protocol::{encode_request, Command, IdemCommand, SetArgs, SetCondition, SetExpiry};
 use tessera_protocol::{
@@ -122,6 +124,22 @@ fn main() -> std::io::Result<()> {
             resolution: 7,
             status: None,
         }),
+        Command::Hashes(HashCommand::Set {
+            key: b("cart:{u1}"),
+            pairs: vec![(b("sku:1"), b("2")), (b("note"), b(""))],
+        }),
+        Command::Hashes(HashCommand::Expire {
+            key: b("session:9"),
+            ttl: 1_500,
+            unit: TimeUnit::Millis,
+            condition: ExpireCondition::IfEarlier,
+            fields: vec![b("token"), b("csrf")],
+        }),
+        Command::Hashes(HashCommand::IncrByFloat {
+            key: b("trip:7"),
+            field: b("fare"),
+            delta: Finite::new(-0.25).expect("finite"),
+        }),
     ];
     for dir in ["command_parser", "frame_decoder"] {
         std::fs::create_dir_all(root.join(dir))?;
@@ -150,6 +168,10 @@ fn main() -> std::io::Result<()> {
     std::fs::write(
         root.join("command_parser/words-geo-upsert"),
         b"GEO.UPSERT drivers d:9 -33.86 151.2 STATUS busy TTL 30 META van",
+    )?;
+    std::fs::write(
+        root.join("command_parser/words-hexpire"),
+        b"HEXPIRE session:9 10 GT FIELDS 2 token csrf",
     )?;
     std::fs::write(
         root.join("frame_decoder/huge-prefix"),

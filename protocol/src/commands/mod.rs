@@ -17,6 +17,7 @@ pub(crate) mod arg;
 pub mod counters;
 pub mod dedup;
 pub mod geo;
+pub mod hashes;
 pub mod idem;
 pub mod inventory;
 pub mod keys;
@@ -31,6 +32,7 @@ pub use admin::AdminCommand;
 pub use counters::{CounterCommand, MAX_ID_BLOCK};
 pub use dedup::DedupCommand;
 pub use geo::GeoCommand;
+pub use hashes::HashCommand;
 pub use idem::{IdemCommand, DEFAULT_LEASE_MS};
 pub use inventory::{split_reservation_handle, InventoryCommand};
 pub use keys::{KeyCommand, SetArgs, SetCondition, SetExpiry};
@@ -56,6 +58,7 @@ pub mod opcode {
     pub use super::counters::opcode::*;
     pub use super::dedup::opcode::*;
     pub use super::geo::opcode::*;
+    pub use super::hashes::opcode::*;
     pub use super::idem::opcode::*;
     pub use super::inventory::opcode::*;
     pub use super::keys::opcode::*;
@@ -214,6 +217,8 @@ families! {
     Presence(presence::PresenceCommand),
     /// GEO.*: the driver index.
     Geo(geo::GeoCommand),
+    /// H*: hashes, with per-field expiry.
+    Hashes(hashes::HashCommand),
 }
 
 const fn row_count() -> usize {

@@ -274,6 +274,77 @@ fn samples() -> Vec<Command> {
             key: k("ids"),
             size: 1000,
         }),
+        Command::Hashes(HashCommand::Set {
+            key: k("h"),
+            pairs: vec![(k("f"), k("v")), (k("g"), k(""))],
+        }),
+        Command::Hashes(HashCommand::SetNx {
+            key: k("h"),
+            field: k("f"),
+            value: k("v"),
+        }),
+        Command::Hashes(HashCommand::Get {
+            key: k("h"),
+            field: k("f"),
+        }),
+        Command::Hashes(HashCommand::MGet {
+            key: k("h"),
+            fields: vec![k("f"), k("g")],
+        }),
+        Command::Hashes(HashCommand::Del {
+            key: k("h"),
+            fields: vec![k("f")],
+        }),
+        Command::Hashes(HashCommand::GetAll(k("h"))),
+        Command::Hashes(HashCommand::Keys(k("h"))),
+        Command::Hashes(HashCommand::Vals(k("h"))),
+        Command::Hashes(HashCommand::Len(k("h"))),
+        Command::Hashes(HashCommand::Exists {
+            key: k("h"),
+            field: k("f"),
+        }),
+        Command::Hashes(HashCommand::IncrBy {
+            key: k("h"),
+            field: k("n"),
+            delta: -7,
+        }),
+        Command::Hashes(HashCommand::IncrByFloat {
+            key: k("h"),
+            field: k("x"),
+            delta: hashes::Finite::new(-2.5).unwrap(),
+        }),
+        Command::Hashes(HashCommand::StrLen {
+            key: k("h"),
+            field: k("f"),
+        }),
+        Command::Hashes(HashCommand::Expire {
+            key: k("h"),
+            ttl: 30,
+            unit: hashes::TimeUnit::Seconds,
+            condition: hashes::ExpireCondition::IfLater,
+            fields: vec![k("f"), k("g")],
+        }),
+        Command::Hashes(HashCommand::Expire {
+            key: k("h"),
+            ttl: 0,
+            unit: hashes::TimeUnit::Millis,
+            condition: hashes::ExpireCondition::Always,
+            fields: vec![k("f")],
+        }),
+        Command::Hashes(HashCommand::Ttl {
+            key: k("h"),
+            unit: hashes::TimeUnit::Seconds,
+            fields: vec![k("f")],
+        }),
+        Command::Hashes(HashCommand::Ttl {
+            key: k("h"),
+            unit: hashes::TimeUnit::Millis,
+            fields: vec![k("f")],
+        }),
+        Command::Hashes(HashCommand::Persist {
+            key: k("h"),
+            fields: vec![k("f")],
+        }),
     ]
 }
 

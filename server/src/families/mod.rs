@@ -25,6 +25,7 @@ pub mod admin;
 pub mod counters;
 pub mod dedup;
 pub mod geo;
+pub mod hashes;
 pub mod idem;
 pub mod inventory;
 pub mod keys;
@@ -58,6 +59,8 @@ pub enum Stored {
     Timeline(Box<Timeline>),
     /// A user's presence.
     Presence(Box<Presence>),
+    /// A hash's fields.
+    Hash(hashes::FieldMap),
 }
 
 /// A user's presence: when last seen, until when online, and optional metadata.
@@ -107,6 +110,7 @@ impl StoredValue for Stored {
             Stored::Idem(record) => {
                 std::mem::size_of::<IdemRecord>() + record.result.as_ref().map_or(0, |r| r.len())
             }
+            Stored::Hash(fields) => fields.heap_bytes(),
             Stored::Window(_) | Stored::Gcra(_) => 0,
         }
     }
@@ -188,6 +192,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         Command::Timelines(command) => timelines::apply(keyspace, command, now),
         Command::Presence(command) => presence::apply(keyspace, command, now),
         Command::Geo(command) => geo::here(keyspace, command, now),
+        Command::Hashes(command) => hashes::apply(keyspace, command, now),
     }
 }
 
@@ -205,6 +210,7 @@ pub fn to_value(stored: &Blob) -> Value {
 /// A key's timer has come: lapse its reservations, or look at a watched user again.
 pub fn timer_due(keyspace: &mut Keyspace, key: &[u8], now: u64) {
     inventory::expire_reservations(keyspace, key, now);
+    hashes::expire_fields(keyspace, key, now);
     watch::timer_fired(keyspace, key, now);
 }
 
