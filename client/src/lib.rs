@@ -177,8 +177,12 @@ impl Client {
     /// right shard and reads its reply as the request's type.
     ///
     /// # Errors
-    /// `Server` for an error reply; `Protocol` for a reply of another shape; link failures.
+    /// `InvalidArgument` for arguments no request can carry (NaN); `Server` for an error
+    /// reply; `Protocol` for a reply of another shape; link failures.
     pub async fn run<T>(&self, request: Typed<T>) -> Result<T> {
+        if let Some(reason) = request.refused {
+            return Err(Error::InvalidArgument(reason.into()));
+        }
         let reply = self.call(request.command).await?;
         (request.read)(reply).map_err(|shape| Error::Protocol(shape.to_string()))
     }

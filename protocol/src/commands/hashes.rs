@@ -287,6 +287,9 @@ pub struct Finite(f64);
 impl Eq for Finite {}
 
 impl Finite {
+    /// Zero.
+    pub const ZERO: Finite = Finite(0.0);
+
     /// `value` if it is a number (infinities allowed, NaN refused).
     pub fn new(value: f64) -> Option<Finite> {
         (!value.is_nan()).then_some(Finite(value))
@@ -900,15 +903,15 @@ impl HashCommand<Bytes> {
         Typed::new(command, read::int)
     }
 
-    /// HINCRBYFLOAT: the new value. A NaN or infinite `delta` is sent as an infinity,
-    /// which the server refuses.
+    /// HINCRBYFLOAT: the new value. A `delta` that is not finite is refused before sending.
     pub fn hincrbyfloat(key: impl Into<Bytes>, field: impl Into<Bytes>, delta: f64) -> Typed<f64> {
         let command = HashCommand::IncrByFloat {
             key: key.into(),
             field: field.into(),
-            delta: Finite::new(delta).unwrap_or(Finite(f64::INFINITY)),
+            delta: Finite::new(delta).unwrap_or(Finite::ZERO),
         };
         Typed::new(command, read_decimal)
+            .refused_if(!delta.is_finite(), "the increment is not a finite number")
     }
 
     /// HSTRLEN: the value's length.

@@ -36,6 +36,9 @@ pub struct Typed<T> {
     pub command: Command,
     /// How its reply reads.
     pub read: ReadReply<T>,
+    /// Why the arguments cannot form a request (a NaN where a number is due): a client
+    /// refuses it without sending anything.
+    pub refused: Option<&'static str>,
 }
 
 impl<T> Typed<T> {
@@ -44,7 +47,16 @@ impl<T> Typed<T> {
         Typed {
             command: command.into(),
             read,
+            refused: None,
         }
+    }
+
+    /// The same request, refused for `reason` when `refuse` holds.
+    pub fn refused_if(mut self, refuse: bool, reason: &'static str) -> Typed<T> {
+        if refuse {
+            self.refused = Some(reason);
+        }
+        self
     }
 }
 
