@@ -260,3 +260,25 @@ fn hashes_work_from_the_prompt_words() {
     let refused = cli(&server, &["hexpire", "h", "60", "FIELDS", "3", "b"]);
     assert!(!refused.status.success());
 }
+
+#[test]
+fn sorted_sets_work_from_the_prompt_words() {
+    let server = TestServer::start(2);
+    assert_eq!(
+        stdout(&cli(&server, &["zadd", "lb", "10", "ann", "20", "bob"])),
+        "2"
+    );
+    assert_eq!(stdout(&cli(&server, &["zincrby", "lb", "15", "ann"])), "25");
+    assert_eq!(stdout(&cli(&server, &["zrevrank", "lb", "ann"])), "0");
+    let top: serde_json::Value = serde_json::from_slice(
+        &cli(
+            &server,
+            &["--json", "zrange", "lb", "0", "0", "REV", "WITHSCORES"],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(top, serde_json::json!([["ann", 25.0]]));
+    let refused = cli(&server, &["zadd", "lb", "NX", "XX", "1", "x"]);
+    assert!(!refused.status.success());
+}

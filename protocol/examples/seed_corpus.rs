@@ -4,7 +4,8 @@
 use bytes::{Bytes, BytesMut};
 use std::path::Path;
 use tessera_protocol::commands::hashes::{ExpireCondition, Finite, TimeUnit};
-use tessera_protocol::commands::HashCommand;
+use tessera_protocol::commands::sorted_sets::{add_flags, Bound, Selection};
+use tessera_protocol::commands::{HashCommand, SortedSetCommand};
 use tessera_protocol::geo::{GeoArea, GeoCommand, GeoNear, GeoPoint};
 use tessera_protocol::{encode_request, Command, IdemCommand, SetArgs, SetCondition, SetExpiry};
 use tessera_protocol::{
@@ -140,6 +141,27 @@ fn main() -> std::io::Result<()> {
             field: b("fare"),
             delta: Finite::new(-0.25).expect("finite"),
         }),
+        Command::SortedSets(SortedSetCommand::Add {
+            key: b("lb:{game}"),
+            flags: add_flags::XX | add_flags::GT | add_flags::CH,
+            pairs: vec![(Finite::new(12.5).expect("finite"), b("ann"))],
+        }),
+        Command::SortedSets(SortedSetCommand::Range {
+            key: b("jobs"),
+            selection: Selection::Score {
+                min: Bound {
+                    score: Finite::new(f64::NEG_INFINITY).expect("not NaN"),
+                    exclusive: false,
+                },
+                max: Bound {
+                    score: Finite::new(1_700_000_000.0).expect("finite"),
+                    exclusive: true,
+                },
+            },
+            rev: true,
+            limit: Some((0, 10)),
+            with_scores: true,
+        }),
     ];
     for dir in ["command_parser", "frame_decoder"] {
         std::fs::create_dir_all(root.join(dir))?;
@@ -172,6 +194,10 @@ fn main() -> std::io::Result<()> {
     std::fs::write(
         root.join("command_parser/words-hexpire"),
         b"HEXPIRE session:9 10 GT FIELDS 2 token csrf",
+    )?;
+    std::fs::write(
+        root.join("command_parser/words-zrange"),
+        b"ZRANGE lb +inf (10 BYSCORE REV LIMIT 0 5 WITHSCORES",
     )?;
     std::fs::write(
         root.join("frame_decoder/huge-prefix"),

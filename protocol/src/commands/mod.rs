@@ -24,6 +24,7 @@ pub mod keys;
 pub mod limits;
 pub mod presence;
 pub mod request;
+pub mod sorted_sets;
 pub mod split;
 pub mod timelines;
 pub mod versioned;
@@ -39,6 +40,7 @@ pub use keys::{KeyCommand, SetArgs, SetCondition, SetExpiry};
 pub use limits::{Algorithm, LimitCommand, RateLimit, Tier, Tiers, MAX_TIERS};
 pub use presence::{PresenceCommand, DEFAULT_PRESENCE_GRACE_MS, DEFAULT_PRESENCE_TTL_MS};
 pub use request::{ShapeError, Typed};
+pub use sorted_sets::SortedSetCommand;
 pub use split::{Combine, Split};
 pub use timelines::{
     Cursor, TimelineCommand, DEFAULT_PAGE, DEFAULT_TIMELINE_CAP, MAX_TIMELINE_CAP,
@@ -64,6 +66,7 @@ pub mod opcode {
     pub use super::keys::opcode::*;
     pub use super::limits::opcode::*;
     pub use super::presence::opcode::*;
+    pub use super::sorted_sets::opcode::*;
     pub use super::timelines::opcode::*;
     pub use super::versioned::opcode::*;
 }
@@ -219,6 +222,8 @@ families! {
     Geo(geo::GeoCommand),
     /// H*: hashes, with per-field expiry.
     Hashes(hashes::HashCommand),
+    /// Z*: sorted sets.
+    SortedSets(sorted_sets::SortedSetCommand),
 }
 
 const fn row_count() -> usize {

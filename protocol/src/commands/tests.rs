@@ -11,6 +11,17 @@ fn words(line: &str) -> Vec<Bytes> {
         .collect()
 }
 
+fn score(value: f64) -> hashes::Finite {
+    hashes::Finite::new(value).unwrap()
+}
+
+fn bound(value: f64, exclusive: bool) -> sorted_sets::Bound {
+    sorted_sets::Bound {
+        score: score(value),
+        exclusive,
+    }
+}
+
 fn samples() -> Vec<Command> {
     let k = |s: &'static str| Bytes::from_static(s.as_bytes());
     vec![
@@ -344,6 +355,76 @@ fn samples() -> Vec<Command> {
         Command::Hashes(HashCommand::Persist {
             key: k("h"),
             fields: vec![k("f")],
+        }),
+        Command::SortedSets(SortedSetCommand::Add {
+            key: k("z"),
+            flags: sorted_sets::add_flags::GT | sorted_sets::add_flags::CH,
+            pairs: vec![(score(1.5), k("a")), (score(f64::NEG_INFINITY), k("b"))],
+        }),
+        Command::SortedSets(SortedSetCommand::IncrBy {
+            key: k("z"),
+            delta: score(-2.0),
+            member: k("a"),
+        }),
+        Command::SortedSets(SortedSetCommand::Rem {
+            key: k("z"),
+            members: vec![k("a")],
+        }),
+        Command::SortedSets(SortedSetCommand::Score {
+            key: k("z"),
+            member: k("a"),
+        }),
+        Command::SortedSets(SortedSetCommand::MScore {
+            key: k("z"),
+            members: vec![k("a"), k("b")],
+        }),
+        Command::SortedSets(SortedSetCommand::Rank {
+            key: k("z"),
+            member: k("a"),
+            rev: false,
+            with_score: true,
+        }),
+        Command::SortedSets(SortedSetCommand::Rank {
+            key: k("z"),
+            member: k("a"),
+            rev: true,
+            with_score: false,
+        }),
+        Command::SortedSets(SortedSetCommand::Range {
+            key: k("z"),
+            selection: sorted_sets::Selection::Score {
+                min: bound(1.0, true),
+                max: bound(f64::INFINITY, false),
+            },
+            rev: true,
+            limit: Some((2, -1)),
+            with_scores: true,
+        }),
+        Command::SortedSets(SortedSetCommand::Card(k("z"))),
+        Command::SortedSets(SortedSetCommand::Count {
+            key: k("z"),
+            min: bound(0.0, false),
+            max: bound(10.0, true),
+        }),
+        Command::SortedSets(SortedSetCommand::Pop {
+            key: k("z"),
+            count: 3,
+            max: false,
+        }),
+        Command::SortedSets(SortedSetCommand::Pop {
+            key: k("z"),
+            count: 1,
+            max: true,
+        }),
+        Command::SortedSets(SortedSetCommand::RemRangeByScore {
+            key: k("z"),
+            min: bound(f64::NEG_INFINITY, false),
+            max: bound(0.0, true),
+        }),
+        Command::SortedSets(SortedSetCommand::RemRangeByRank {
+            key: k("z"),
+            start: 0,
+            stop: -3,
         }),
     ]
 }

@@ -31,6 +31,7 @@ pub mod inventory;
 pub mod keys;
 pub mod limits;
 pub mod presence;
+pub mod sorted_sets;
 pub mod timelines;
 pub mod versioned;
 pub mod watch;
@@ -61,6 +62,8 @@ pub enum Stored {
     Presence(Box<Presence>),
     /// A hash's fields.
     Hash(hashes::FieldMap),
+    /// A sorted set's members.
+    SortedSet(sorted_sets::ScoreSet),
 }
 
 /// A user's presence: when last seen, until when online, and optional metadata.
@@ -111,6 +114,7 @@ impl StoredValue for Stored {
                 std::mem::size_of::<IdemRecord>() + record.result.as_ref().map_or(0, |r| r.len())
             }
             Stored::Hash(fields) => fields.heap_bytes(),
+            Stored::SortedSet(set) => set.heap_bytes(),
             Stored::Window(_) | Stored::Gcra(_) => 0,
         }
     }
@@ -193,6 +197,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         Command::Presence(command) => presence::apply(keyspace, command, now),
         Command::Geo(command) => geo::here(keyspace, command, now),
         Command::Hashes(command) => hashes::apply(keyspace, command, now),
+        Command::SortedSets(command) => sorted_sets::apply(keyspace, command, now),
     }
 }
 

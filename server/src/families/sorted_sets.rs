@@ -1,0 +1,805 @@
+//! Sorted sets on one shard: a score-ordered set with ranks, and the Z* commands.
+//!
+//! A small set (Redis's listpack limits: at most 128 members of at most 64 bytes) is one
+//! packed buffer kept in order and scanned, a few bytes per member. A larger one is an
+//! `Ordered` index: members in order in chunks of at most 256, with a Fenwick tree over
+//! the chunk sizes so a rank costs O(log n) and an insert moves at most one chunk's
+//! entries; a table maps each member to its score. docs/DECISIONS.md has the measurement
+//! against crossbeam-skiplist.
+
+use std::cmp::Ordering;
+use std::rc::Rc;
+
+use super::*;
+use tessera_protocol::commands::hashes::Finite;
+use tessera_protocol::commands::sorted_sets::{add_flags, Bound, Selection, SortedSetCommand};
+
+/// Most members a packed set holds before it becomes an index.
+const PACKED_MAX_MEMBERS: usize = 128;
+/// Longest member a packed set holds.
+const PACKED_MAX_BYTES: usize = 64;
+/// Most entries in one chunk of an index; a full chunk splits in two.
+const CHUNK: usize = 256;
+
+/// Redis's order: by score, then by member bytes. Scores are never NaN; -0 is stored as 0.
+fn order(a: (f64, &[u8]), b: (f64, &[u8])) -> Ordering {
+    a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1))
+}
+
+fn normal(score: f64) -> f64 {
+    if score == 0.0 {
+        0.0
+    } else {
+        score
+    }
+}
+
+/// A large set's members in order, in chunks, with a Fenwick tree of chunk sizes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ordered {
+    chunks: Vec<Vec<(f64, Rc<[u8]>)>>,
+    /// 1-based Fenwick tree over `chunks[i].len()`.
+    sizes: Vec<usize>,
+    scores: hashbrown::HashMap<Rc<[u8]>, f64>,
+}
+
+impl Ordered {
+    /// Members in the index.
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.scores.is_empty()
+    }
+
+    /// A member's 0-based rank from the lowest score, if it is there.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let score = *self.scores.get(member)?;
+        Some(self.rank_of((score, member)))
+    }
+
+    /// Sets a member's score, adding it if new.
+    pub fn set(&mut self, score: f64, member: &[u8]) {
+        self.remove(member);
+        self.insert(normal(score), member);
+    }
+
+    /// The members at ranks `from..to`, lowest first.
+    pub fn members(&self, from: usize, to: usize) -> Vec<&[u8]> {
+        self.ranks(from, to).into_iter().map(|(_, m)| m).collect()
+    }
+
+    fn rebuild(&mut self) {
+        self.sizes = vec![0; self.chunks.len() + 1];
+        for i in 0..self.chunks.len() {
+            self.grow(i, self.chunks[i].len() as isize);
+        }
+    }
+
+    fn grow(&mut self, chunk: usize, by: isize) {
+        let mut i = chunk + 1;
+        while i < self.sizes.len() {
+            self.sizes[i] = (self.sizes[i] as isize + by) as usize;
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// Entries in the chunks before `chunk`.
+    fn before(&self, chunk: usize) -> usize {
+        let (mut i, mut sum) = (chunk, 0);
+        while i > 0 {
+            sum += self.sizes[i];
+            i -= i & i.wrapping_neg();
+        }
+        sum
+    }
+
+    /// The chunk an entry belongs in: the first whose last entry is not below it.
+    fn chunk_of(&self, entry: (f64, &[u8])) -> usize {
+        let at = self.chunks.partition_point(|chunk| {
+            chunk
+                .last()
+                .is_some_and(|(s, m)| order((*s, m), entry) == Ordering::Less)
+        });
+        at.min(self.chunks.len().saturating_sub(1))
+    }
+
+    fn rank_of(&self, entry: (f64, &[u8])) -> usize {
+        if self.chunks.is_empty() {
+            return 0;
+        }
+        let chunk = self.chunk_of(entry);
+        let within =
+            self.chunks[chunk].partition_point(|(s, m)| order((*s, m), entry) == Ordering::Less);
+        self.before(chunk) + within
+    }
+
+    fn insert(&mut self, score: f64, member: &[u8]) {
+        let member: Rc<[u8]> = member.into();
+        self.scores.insert(member.clone(), score);
+        if self.chunks.is_empty() {
+            self.chunks.push(Vec::new());
+            self.rebuild();
+        }
+        let chunk = self.chunk_of((score, &member));
+        let entries = &mut self.chunks[chunk];
+        let at =
+            entries.partition_point(|(s, m)| order((*s, m), (score, &member)) == Ordering::Less);
+        entries.insert(at, (score, member));
+        if entries.len() > CHUNK {
+            let upper = entries.split_off(CHUNK / 2);
+            self.chunks.insert(chunk + 1, upper);
+            self.rebuild();
+        } else {
+            self.grow(chunk, 1);
+        }
+    }
+
+    /// Removes a member, answering its score.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let score = self.scores.remove(member)?;
+        let chunk = self.chunk_of((score, member));
+        let entries = &mut self.chunks[chunk];
+        if let Ok(at) = entries.binary_search_by(|(s, m)| order((*s, m), (score, member))) {
+            entries.remove(at);
+        }
+        if entries.is_empty() {
+            self.chunks.remove(chunk);
+            self.rebuild();
+        } else {
+            self.grow(chunk, -1);
+        }
+        Some(score)
+    }
+
+    /// The chunk holding rank `rank`, and the rank's offset in it (a descent of the
+    /// Fenwick tree).
+    fn locate(&self, rank: usize) -> (usize, usize) {
+        let (mut chunk, mut offset) = (0, rank);
+        let mut step = self.sizes.len().next_power_of_two() / 2;
+        while step > 0 {
+            let next = chunk + step;
+            if next < self.sizes.len() && self.sizes[next] <= offset {
+                chunk = next;
+                offset -= self.sizes[next];
+            }
+            step /= 2;
+        }
+        (chunk, offset)
+    }
+
+    /// The entries at ranks `from..to`, in order.
+    fn ranks(&self, from: usize, to: usize) -> Vec<(f64, &[u8])> {
+        let mut out = Vec::with_capacity(to.saturating_sub(from));
+        let (first, offset) = self.locate(from);
+        let mut skip = offset;
+        for chunk in self.chunks.iter().skip(first) {
+            for (score, member) in &chunk[skip.min(chunk.len())..] {
+                if from + out.len() >= to {
+                    return out;
+                }
+                out.push((*score, &member[..]));
+            }
+            skip = 0;
+        }
+        out
+    }
+
+    fn heap_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(f64, Rc<[u8]>)>();
+        let members: usize = self.scores.keys().map(|m| m.len() + 16).sum();
+        members
+            + self
+                .chunks
+                .iter()
+                .map(|c| c.capacity() * entry)
+                .sum::<usize>()
+            + self.scores.capacity() * (entry + 1)
+            + self.sizes.capacity() * std::mem::size_of::<usize>()
+    }
+}
+
+/// A sorted set's members.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScoreSet {
+    /// Entries in order: `score:f64 len:uvarint member`.
+    Packed(Box<[u8]>),
+    /// An index, for sets past the packed limits.
+    Indexed(Box<Ordered>),
+}
+
+impl Eq for ScoreSet {}
+
+impl Default for ScoreSet {
+    fn default() -> Self {
+        ScoreSet::Packed(Box::default())
+    }
+}
+
+fn packed(buf: &[u8]) -> impl Iterator<Item = (f64, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let score = f64::from_le_bytes(buf.get(at..at + 8)?.try_into().ok()?);
+        at += 8;
+        let (mut len, mut shift) = (0usize, 0);
+        while let Some(&byte) = buf.get(at) {
+            at += 1;
+            len |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        let member = buf.get(at..at + len)?;
+        at += len;
+        Some((score, member))
+    })
+}
+
+fn pack<'a>(entries: impl Iterator<Item = (f64, &'a [u8])>) -> Box<[u8]> {
+    let mut out = Vec::new();
+    for (score, member) in entries {
+        out.extend_from_slice(&score.to_le_bytes());
+        let mut len = member.len();
+        while len >= 0x80 {
+            out.push(len as u8 | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend_from_slice(member);
+    }
+    out.into_boxed_slice()
+}
+
+impl ScoreSet {
+    /// Members in the set.
+    pub fn len(&self) -> usize {
+        match self {
+            ScoreSet::Packed(buf) => packed(buf).count(),
+            ScoreSet::Indexed(index) => index.scores.len(),
+        }
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            ScoreSet::Packed(buf) => packed(buf).find(|(_, m)| *m == member).map(|(s, _)| s),
+            ScoreSet::Indexed(index) => index.scores.get(member).copied(),
+        }
+    }
+
+    fn rank(&self, member: &[u8]) -> Option<usize> {
+        match self {
+            ScoreSet::Packed(buf) => packed(buf).position(|(_, m)| m == member),
+            ScoreSet::Indexed(index) => {
+                let score = *index.scores.get(member)?;
+                Some(index.rank_of((score, member)))
+            }
+        }
+    }
+
+    /// Members strictly below a lower bound, or not above an upper one: a rank.
+    fn rank_of_bound(&self, bound: Bound, lower: bool) -> usize {
+        let inside = |score: f64| {
+            if lower {
+                bound.admits_from_below(score)
+            } else {
+                !bound.admits_from_above(score)
+            }
+        };
+        match self {
+            ScoreSet::Packed(buf) => packed(buf).take_while(|(s, _)| !inside(*s)).count(),
+            ScoreSet::Indexed(index) => {
+                // Scores rise along the chunks, so the first inside entry is in the first
+                // chunk whose last entry is inside.
+                let chunks = &index.chunks;
+                let chunk = chunks.partition_point(|c| c.last().is_some_and(|(s, _)| !inside(*s)));
+                match chunks.get(chunk) {
+                    None => index.scores.len(),
+                    Some(entries) => {
+                        index.before(chunk) + entries.partition_point(|(s, _)| !inside(*s))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The entries at ranks `from..to`, owned.
+    fn ranks(&self, from: usize, to: usize) -> Vec<(Bytes, f64)> {
+        let own = |(score, member): (f64, &[u8])| (Bytes::copy_from_slice(member), score);
+        match self {
+            ScoreSet::Packed(buf) => packed(buf)
+                .skip(from)
+                .take(to.saturating_sub(from))
+                .map(own)
+                .collect(),
+            ScoreSet::Indexed(index) => index.ranks(from, to).into_iter().map(own).collect(),
+        }
+    }
+
+    fn put(&mut self, score: f64, member: &[u8]) {
+        let score = normal(score);
+        if let ScoreSet::Indexed(index) = self {
+            index.remove(member);
+            index.insert(score, member);
+            return;
+        }
+        let ScoreSet::Packed(buf) = self else { return };
+        let mut entries: Vec<(f64, &[u8])> = packed(buf).filter(|(_, m)| *m != member).collect();
+        let at = entries.partition_point(|e| order(*e, (score, member)) == Ordering::Less);
+        entries.insert(at, (score, member));
+        if entries.len() > PACKED_MAX_MEMBERS || member.len() > PACKED_MAX_BYTES {
+            let mut index = Ordered::default();
+            for (score, member) in entries {
+                index.insert(score, member);
+            }
+            *self = ScoreSet::Indexed(Box::new(index));
+        } else {
+            *buf = pack(entries.into_iter());
+        }
+    }
+
+    fn remove(&mut self, member: &[u8]) -> bool {
+        match self {
+            ScoreSet::Packed(buf) => {
+                if !packed(buf).any(|(_, m)| m == member) {
+                    return false;
+                }
+                *buf = pack(packed(buf).filter(|(_, m)| *m != member));
+                true
+            }
+            ScoreSet::Indexed(index) => index.remove(member).is_some(),
+        }
+    }
+
+    /// Heap bytes owned, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            ScoreSet::Packed(buf) => buf.len(),
+            ScoreSet::Indexed(index) => std::mem::size_of::<Ordered>() + index.heap_bytes(),
+        }
+    }
+
+    /// The rank range `start..=stop` (negative from the end) as `from..to`, Redis-style.
+    fn rank_span(&self, start: i64, stop: i64) -> (usize, usize) {
+        let len = self.len() as i64;
+        let start = if start < 0 { start + len } else { start }.max(0);
+        let stop = if stop < 0 { stop + len } else { stop }.min(len - 1);
+        if start > stop || start >= len {
+            (0, 0)
+        } else {
+            (start as usize, stop as usize + 1)
+        }
+    }
+
+    /// The ranks with scores in `min..=max`.
+    fn score_span(&self, min: Bound, max: Bound) -> (usize, usize) {
+        let from = self.rank_of_bound(min, true);
+        let to = self.rank_of_bound(max, false);
+        (from, to.max(from))
+    }
+}
+
+/// Runs one of the family's commands on this shard's keyspace.
+pub fn apply<P: Payload>(
+    keyspace: &mut Keyspace,
+    command: &SortedSetCommand<P>,
+    now: u64,
+) -> Value {
+    use SortedSetCommand as Z;
+    let key = command.single_key().map_or(&[][..], AsRef::as_ref);
+    let result = match command {
+        Z::Add { flags, pairs, .. } => {
+            write(keyspace, key, now, true, |set| add(set, *flags, pairs))
+        }
+        Z::IncrBy { delta, member, .. } => write(keyspace, key, now, true, |set| {
+            let pair = [(*delta, member)];
+            add(set, add_flags::INCR, &pair)
+        }),
+        Z::Rem { members, .. } => write(keyspace, key, now, false, |set| {
+            let removed = members.iter().filter(|m| set.remove(m.as_ref())).count();
+            Ok(Value::Int(removed as i64))
+        }),
+        Z::Pop { count, max, .. } => write(keyspace, key, now, false, |set| {
+            let len = set.len();
+            let take = (*count as usize).min(len);
+            let (from, to) = if *max { (len - take, len) } else { (0, take) };
+            let mut popped = set.ranks(from, to);
+            if *max {
+                popped.reverse();
+            }
+            for (member, _) in &popped {
+                set.remove(member);
+            }
+            Ok(scored(popped))
+        }),
+        Z::RemRangeByScore { min, max, .. } => write(keyspace, key, now, false, |set| {
+            let (from, to) = set.score_span(*min, *max);
+            Ok(remove_ranks(set, from, to))
+        }),
+        Z::RemRangeByRank { start, stop, .. } => write(keyspace, key, now, false, |set| {
+            let (from, to) = set.rank_span(*start, *stop);
+            Ok(remove_ranks(set, from, to))
+        }),
+        _ => read(keyspace, key, now, command),
+    };
+    result.unwrap_or_else(Value::Error)
+}
+
+/// ZADD (and ZINCRBY, as ZADD INCR) on `set`.
+fn add<M: AsRef<[u8]>>(
+    set: &mut ScoreSet,
+    flags: u8,
+    pairs: &[(Finite, M)],
+) -> Result<Value, ErrorReply> {
+    let flag = |bit| flags & bit != 0;
+    let mut counted = 0;
+    for (score, member) in pairs {
+        let member = member.as_ref();
+        let current = set.score(member);
+        let mut next = score.get();
+        if flag(add_flags::INCR) {
+            next += current.unwrap_or(0.0);
+            if next.is_nan() {
+                return Err(ErrorReply::new(
+                    ErrorCode::NotFloat,
+                    "resulting score is not a number (NaN)",
+                ));
+            }
+        }
+        let allowed = match current {
+            None => !flag(add_flags::XX),
+            Some(current) => {
+                let refused = flag(add_flags::NX)
+                    || (flag(add_flags::GT) && next <= current)
+                    || (flag(add_flags::LT) && next >= current);
+                !refused
+            }
+        };
+        if !allowed {
+            if flag(add_flags::INCR) {
+                return Ok(Value::Nil);
+            }
+            continue;
+        }
+        let changed = current != Some(next);
+        if changed {
+            set.put(next, member);
+        }
+        if current.is_none() || (flag(add_flags::CH) && changed) {
+            counted += 1;
+        }
+        if flag(add_flags::INCR) {
+            return Ok(Value::Float(next));
+        }
+    }
+    Ok(Value::Int(counted))
+}
+
+fn remove_ranks(set: &mut ScoreSet, from: usize, to: usize) -> Value {
+    let doomed = set.ranks(from, to);
+    for (member, _) in &doomed {
+        set.remove(member);
+    }
+    Value::Int(doomed.len() as i64)
+}
+
+/// `[member, score]` pairs as the reply carries them.
+fn scored(entries: Vec<(Bytes, f64)>) -> Value {
+    Value::Array(
+        entries
+            .into_iter()
+            .map(|(member, score)| Value::Array(vec![Value::Bytes(member), Value::Float(score)]))
+            .collect(),
+    )
+}
+
+/// The reads: ZSCORE, ZMSCORE, ZRANK, ZREVRANK, ZRANGE, ZCARD, ZCOUNT.
+fn read<P: Payload>(
+    keyspace: &mut Keyspace,
+    key: &[u8],
+    now: u64,
+    command: &SortedSetCommand<P>,
+) -> Result<Value, ErrorReply> {
+    use SortedSetCommand as Z;
+    let empty = ScoreSet::default();
+    let set = match keyspace.get(key, now) {
+        Some(Stored::SortedSet(set)) => set,
+        Some(_) => return Err(ErrorReply::new(ErrorCode::WrongType, WRONG_TYPE)),
+        None => &empty,
+    };
+    let score_of = |member: &P| set.score(member.as_ref()).map_or(Value::Nil, Value::Float);
+    Ok(match command {
+        Z::Score { member, .. } => score_of(member),
+        Z::MScore { members, .. } => Value::Array(members.iter().map(score_of).collect()),
+        Z::Rank {
+            member,
+            rev,
+            with_score,
+            ..
+        } => match (set.rank(member.as_ref()), set.score(member.as_ref())) {
+            (Some(rank), Some(score)) => {
+                let rank = if *rev { set.len() - 1 - rank } else { rank };
+                if *with_score {
+                    Value::Array(vec![Value::Int(rank as i64), Value::Float(score)])
+                } else {
+                    Value::Int(rank as i64)
+                }
+            }
+            _ => Value::Nil,
+        },
+        Z::Range {
+            selection,
+            rev,
+            limit,
+            with_scores,
+            ..
+        } => {
+            let (mut from, mut to) = match selection {
+                Selection::Rank { start, stop } => {
+                    let (from, to) = set.rank_span(*start, *stop);
+                    if *rev {
+                        // Ranks count from the highest score.
+                        (set.len() - to, set.len() - from)
+                    } else {
+                        (from, to)
+                    }
+                }
+                Selection::Score { min, max } => set.score_span(*min, *max),
+            };
+            if let Some((offset, count)) = *limit {
+                let span = to - from;
+                let skip = usize::try_from(offset).unwrap_or(span).min(span);
+                let keep = usize::try_from(count).unwrap_or(span).min(span - skip);
+                if *rev {
+                    to -= skip;
+                    from = to - keep;
+                } else {
+                    from += skip;
+                    to = from + keep;
+                }
+            }
+            let mut entries = set.ranks(from, to);
+            if *rev {
+                entries.reverse();
+            }
+            if *with_scores {
+                scored(entries)
+            } else {
+                Value::Array(entries.into_iter().map(|(m, _)| Value::Bytes(m)).collect())
+            }
+        }
+        Z::Card(_) => Value::Int(set.len() as i64),
+        Z::Count { min, max, .. } => {
+            let (from, to) = set.score_span(*min, *max);
+            Value::Int((to - from) as i64)
+        }
+        _ => Value::error(ErrorCode::Internal, "not a sorted-set read"),
+    })
+}
+
+/// Runs a write on the set at `key`; a missing key is created only if `create`, else the
+/// write sees an empty set and stores nothing. The key goes with its last member.
+fn write(
+    keyspace: &mut Keyspace,
+    key: &[u8],
+    now: u64,
+    create: bool,
+    change: impl FnOnce(&mut ScoreSet) -> Result<Value, ErrorReply>,
+) -> Result<Value, ErrorReply> {
+    let found = keyspace.find(key, now);
+    if !found.exists() {
+        let mut set = ScoreSet::default();
+        let reply = change(&mut set)?;
+        if create && !set.is_empty() {
+            keyspace.write(found, key, Stored::SortedSet(set), None);
+        }
+        return Ok(reply);
+    }
+    let outcome = keyspace.update(&found, |stored| match stored {
+        Stored::SortedSet(set) => Some((change(set), set.is_empty())),
+        _ => None,
+    });
+    match outcome.flatten() {
+        None => Err(ErrorReply::new(ErrorCode::WrongType, WRONG_TYPE)),
+        Some((reply, empty)) => {
+            if empty {
+                keyspace.remove(key, now);
+            }
+            reply
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(keyspace: &mut Keyspace, line: &str) -> Value {
+        let words: Vec<Bytes> = line
+            .split_whitespace()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        match Command::parse_words(&words) {
+            Ok(command) => super::super::apply(keyspace, &command, 0).into_value(),
+            Err(refused) => Value::Error(refused),
+        }
+    }
+
+    fn members(value: Value) -> Vec<String> {
+        let Value::Array(items) = value else {
+            panic!("{value:?}")
+        };
+        items
+            .into_iter()
+            .map(|item| match item {
+                Value::Bytes(m) => String::from_utf8_lossy(&m).into_owned(),
+                Value::Array(pair) => format!("{:?}", pair),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn zadd_flags_follow_redis() {
+        let mut ks = Keyspace::new();
+        assert_eq!(run(&mut ks, "zadd z 1 a 2 b"), Value::Int(2));
+        assert_eq!(run(&mut ks, "zadd z NX 5 a 3 c"), Value::Int(1));
+        assert_eq!(run(&mut ks, "zscore z a"), Value::Float(1.0));
+        assert_eq!(run(&mut ks, "zadd z XX CH 7 a 9 d"), Value::Int(1));
+        assert_eq!(run(&mut ks, "zscore z d"), Value::Nil);
+        assert_eq!(
+            run(&mut ks, "zadd z GT CH 6 a 8 b"),
+            Value::Int(1),
+            "a stays 7, b rises"
+        );
+        assert_eq!(run(&mut ks, "zadd z LT 1 c 100 b"), Value::Int(0));
+        assert_eq!(
+            run(&mut ks, "zmscore z a b c x"),
+            Value::Array(vec![
+                Value::Float(7.0),
+                Value::Float(8.0),
+                Value::Float(1.0),
+                Value::Nil
+            ])
+        );
+        assert_eq!(run(&mut ks, "zadd z INCR 2.5 a"), Value::Float(9.5));
+        assert_eq!(run(&mut ks, "zadd z NX INCR 1 a"), Value::Nil);
+        assert_eq!(run(&mut ks, "zincrby z -1.5 new"), Value::Float(-1.5));
+        assert!(
+            matches!(run(&mut ks, "zadd z NX XX 1 a"), Value::Error(e) if e.known_code() == Some(ErrorCode::Syntax))
+        );
+        assert!(
+            matches!(run(&mut ks, "zadd z GT LT 1 a"), Value::Error(e) if e.known_code() == Some(ErrorCode::Syntax))
+        );
+        assert!(
+            matches!(run(&mut ks, "zadd z INCR 1 a 2 b"), Value::Error(e) if e.known_code() == Some(ErrorCode::Syntax))
+        );
+        assert!(
+            matches!(run(&mut ks, "zadd z nan a"), Value::Error(e) if e.known_code() == Some(ErrorCode::NotFloat))
+        );
+        run(&mut ks, "zadd inf +inf a");
+        assert!(
+            matches!(run(&mut ks, "zincrby inf -inf a"), Value::Error(e) if e.known_code() == Some(ErrorCode::NotFloat))
+        );
+    }
+
+    #[test]
+    fn ranges_ranks_and_removals_follow_redis() {
+        let mut ks = Keyspace::new();
+        run(&mut ks, "zadd lb 10 ann 20 bob 20 bea 30 cid 40 dan");
+        assert_eq!(
+            members(run(&mut ks, "zrange lb 0 -1")),
+            ["ann", "bea", "bob", "cid", "dan"]
+        );
+        assert_eq!(members(run(&mut ks, "zrange lb 0 1 REV")), ["dan", "cid"]);
+        assert_eq!(members(run(&mut ks, "zrange lb -2 -1")), ["cid", "dan"]);
+        assert_eq!(members(run(&mut ks, "zrange lb 3 1")), Vec::<String>::new());
+        assert_eq!(
+            members(run(&mut ks, "zrange lb (10 30 BYSCORE")),
+            ["bea", "bob", "cid"]
+        );
+        assert_eq!(
+            members(run(&mut ks, "zrange lb +inf -inf BYSCORE REV LIMIT 1 2")),
+            ["cid", "bob"]
+        );
+        assert_eq!(
+            members(run(&mut ks, "zrange lb -inf +inf BYSCORE LIMIT 3 -1")),
+            ["cid", "dan"]
+        );
+        assert_eq!(run(&mut ks, "zrank lb bob"), Value::Int(2));
+        assert_eq!(
+            run(&mut ks, "zrevrank lb bob WITHSCORE"),
+            Value::Array(vec![Value::Int(2), Value::Float(20.0)])
+        );
+        assert_eq!(run(&mut ks, "zrank lb nobody"), Value::Nil);
+        assert_eq!(run(&mut ks, "zcount lb 20 (40"), Value::Int(3));
+        assert_eq!(run(&mut ks, "zcard lb"), Value::Int(5));
+        assert!(
+            matches!(run(&mut ks, "zrange lb 0 1 LIMIT 0 1"), Value::Error(e) if e.known_code() == Some(ErrorCode::Syntax))
+        );
+        assert_eq!(
+            run(&mut ks, "zpopmin lb 2"),
+            Value::Array(vec![
+                Value::Array(vec![
+                    Value::Bytes(Bytes::from_static(b"ann")),
+                    Value::Float(10.0)
+                ]),
+                Value::Array(vec![
+                    Value::Bytes(Bytes::from_static(b"bea")),
+                    Value::Float(20.0)
+                ]),
+            ])
+        );
+        assert_eq!(members(run(&mut ks, "zpopmax lb")).len(), 1);
+        assert_eq!(run(&mut ks, "zremrangebyscore lb -inf 20"), Value::Int(1));
+        assert_eq!(run(&mut ks, "zremrangebyrank lb 0 -1"), Value::Int(1));
+        assert!(!ks.contains(b"lb", 0), "the key goes with its last member");
+        assert_eq!(run(&mut ks, "zrem lb x"), Value::Int(0));
+        assert!(!ks.contains(b"lb", 0));
+    }
+
+    #[test]
+    fn a_large_set_orders_ranks_and_counts_like_a_sorted_model() {
+        let mut ks = Keyspace::new();
+        let mut model: Vec<(f64, String)> = Vec::new();
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for step in 0..3_000 {
+            let member = format!("m{}", next() % 1_200);
+            let score = (next() % 500) as f64 / 4.0;
+            if step % 7 == 3 {
+                run(&mut ks, &format!("zrem big {member}"));
+                model.retain(|(_, m)| *m != member);
+            } else {
+                run(&mut ks, &format!("zadd big {score} {member}"));
+                model.retain(|(_, m)| *m != member);
+                model.push((score, member));
+            }
+        }
+        model.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        assert!(matches!(
+            ks.get(b"big", 0),
+            Some(Stored::SortedSet(ScoreSet::Indexed(_)))
+        ));
+        assert_eq!(run(&mut ks, "zcard big"), Value::Int(model.len() as i64));
+        let all = members(run(&mut ks, "zrange big 0 -1"));
+        assert_eq!(
+            all,
+            model.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>()
+        );
+        for (rank, (_, member)) in model.iter().enumerate().step_by(37) {
+            assert_eq!(
+                run(&mut ks, &format!("zrank big {member}")),
+                Value::Int(rank as i64)
+            );
+        }
+        let inside = model
+            .iter()
+            .filter(|(s, _)| *s >= 20.0 && *s < 70.5)
+            .count();
+        assert_eq!(
+            run(&mut ks, "zcount big 20 (70.5"),
+            Value::Int(inside as i64)
+        );
+        let page = members(run(&mut ks, "zrange big 100 109"));
+        assert_eq!(
+            page,
+            model[100..110]
+                .iter()
+                .map(|(_, m)| m.clone())
+                .collect::<Vec<_>>()
+        );
+    }
+}
