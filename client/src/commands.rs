@@ -10,7 +10,7 @@ use tessera_protocol::{
 
 use bytes::Bytes;
 use tessera_protocol::commands::{Algorithm, Cursor, RateLimit, Tier, Tiers};
-use tessera_protocol::{Command, SetArgs, SetCondition, SetExpiry, Value};
+use tessera_protocol::{Combine, Command, SetArgs, SetCondition, SetExpiry, Value};
 
 use crate::{Client, Error, Result};
 
@@ -43,27 +43,23 @@ fn expect_optional_bytes(value: Value) -> Result<Option<Bytes>> {
     }
 }
 
-/// The keys at the positions of one shard's group.
-fn pick(keys: &[Bytes], group: &[usize]) -> Vec<Bytes> {
-    group.iter().map(|&i| keys[i].clone()).collect()
-}
-
-/// Puts each shard's array answer back at its keys' positions in the caller's order.
+/// Each part's array answer put back at its keys' positions in the caller's order, as the
+/// split's combine says.
 fn reassemble<T: Default + Clone>(
-    parts: Vec<(Vec<usize>, Value)>,
-    len: usize,
+    (combine, parts): (Combine, Vec<Value>),
     convert: fn(Value) -> Result<T>,
 ) -> Result<Vec<T>> {
-    let mut out = vec![T::default(); len];
-    for (positions, value) in parts {
-        let Value::Array(items) = value else {
-            return Err(Error::unexpected("an array", &value));
-        };
-        for (position, item) in positions.into_iter().zip(items) {
-            out[position] = convert(item)?;
-        }
-    }
-    Ok(out)
+    let Combine::Positions { positions, len } = combine else {
+        return Err(Error::Protocol("a split that answers per key".into()));
+    };
+    let parts = parts
+        .into_iter()
+        .map(|part| match part {
+            Value::Array(items) => items.into_iter().map(convert).collect(),
+            other => Err(Error::unexpected("an array", &other)),
+        })
+        .collect::<Result<Vec<Vec<T>>>>()?;
+    Ok(Combine::place(&positions, len, parts, T::default()))
 }
 
 fn expect_ok(value: Value) -> Result<()> {
@@ -135,15 +131,10 @@ impl Client {
         build: fn(Vec<Bytes>) -> Command,
     ) -> Result<u64> {
         let keys: Vec<Bytes> = keys.into_iter().map(Into::into).collect();
-        if keys.is_empty() {
-            return self.call(build(keys)).await.map(|_| 0);
-        }
-        let parts = self
-            .fan_out(&keys, |group| build(pick(&keys, group)))
-            .await?;
+        let (_, parts) = self.fan_out(build(keys)).await?;
         parts
             .into_iter()
-            .map(|(_, value)| expect_int(value).map(|n| n as u64))
+            .map(|value| expect_int(value).map(|n| n as u64))
             .sum()
     }
 
@@ -226,13 +217,9 @@ impl Client {
         &self,
         keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<Bytes>>> {
-        let keys: Vec<Bytes> = keys.into_iter().map(Into::into).collect();
-        let parts = self
-            .fan_out(&keys, |group| {
-                Command::Keys(KeyCommand::MGet(pick(&keys, group)))
-            })
-            .await?;
-        reassemble(parts, keys.len(), expect_optional_bytes)
+        let keys = keys.into_iter().map(Into::into).collect();
+        let split = self.fan_out(Command::Keys(KeyCommand::MGet(keys))).await?;
+        reassemble(split, expect_optional_bytes)
     }
 
     /// MSET: sets many keys, one request per owning shard (atomic per shard).
@@ -247,17 +234,8 @@ impl Client {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        let keys: Vec<Bytes> = pairs.iter().map(|(k, _)| k.clone()).collect();
-        let parts = self
-            .fan_out(&keys, |group| {
-                Command::Keys(KeyCommand::MSet(
-                    group.iter().map(|&i| pairs[i].clone()).collect(),
-                ))
-            })
-            .await?;
-        parts
-            .into_iter()
-            .try_for_each(|(_, value)| expect_ok(value))
+        let (_, parts) = self.fan_out(Command::Keys(KeyCommand::MSet(pairs))).await?;
+        parts.into_iter().try_for_each(expect_ok)
     }
 
     /// DBSIZE: keys on the node.
@@ -329,17 +307,12 @@ impl Client {
         keys: impl IntoIterator<Item = K>,
         ttl: Duration,
     ) -> Result<Vec<bool>> {
-        let keys: Vec<Bytes> = keys.into_iter().map(Into::into).collect();
+        let keys = keys.into_iter().map(Into::into).collect();
         let ttl_ms = millis(ttl);
-        let parts = self
-            .fan_out(&keys, |group| {
-                Command::Dedup(DedupCommand::CheckMany {
-                    ttl_ms,
-                    keys: pick(&keys, group),
-                })
-            })
+        let split = self
+            .fan_out(Command::Dedup(DedupCommand::CheckMany { ttl_ms, keys }))
             .await?;
-        reassemble(parts, keys.len(), expect_bool)
+        reassemble(split, expect_bool)
     }
 
     /// COUNTER.TAKE: takes `amount` only if the counter stays at or above `floor`.
@@ -920,17 +893,19 @@ impl Client {
             .into_iter()
             .map(|(sku, qty)| (sku.into(), qty))
             .collect();
-        let skus: Vec<Bytes> = lines.iter().map(|(sku, _)| sku.clone()).collect();
         let ttl_ms = millis(ttl).max(1);
-        let parts = self
-            .fan_out(&skus, |group| {
-                Command::Inventory(InventoryCommand::ReserveMulti {
-                    ttl_ms,
-                    items: group.iter().map(|&i| lines[i].clone()).collect(),
-                })
-            })
-            .await?;
-        let mut handles = vec![Bytes::new(); lines.len()];
+        let count = lines.len();
+        let cart = Command::Inventory(InventoryCommand::ReserveMulti {
+            ttl_ms,
+            items: lines,
+        });
+        let (combine, replies) = self.fan_out(cart).await?;
+        let positions = match combine {
+            Combine::Positions { positions, .. } => positions,
+            _ => vec![(0..count).collect()],
+        };
+        let parts = positions.into_iter().zip(replies);
+        let mut handles = vec![Bytes::new(); count];
         let mut short = Vec::new();
         let mut held = Vec::new();
         for (positions, reply) in parts {
@@ -1156,13 +1131,11 @@ impl Client {
         &self,
         users: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<PresenceInfo>>> {
-        let users: Vec<Bytes> = users.into_iter().map(Into::into).collect();
-        let parts = self
-            .fan_out(&users, |group| {
-                Command::Presence(PresenceCommand::Get(pick(&users, group)))
-            })
+        let users = users.into_iter().map(Into::into).collect();
+        let split = self
+            .fan_out(Command::Presence(PresenceCommand::Get(users)))
             .await?;
-        reassemble(parts, users.len(), |row| match row {
+        reassemble(split, |row| match row {
             Value::Nil => Ok(None),
             Value::Array(fields) => match &fields[..] {
                 [Value::Bool(online), Value::Int(ago), meta] => Ok(Some(PresenceInfo {

@@ -22,9 +22,9 @@ use std::time::Duration;
 
 use futures_util::future::try_join_all;
 use tessera_cluster::geo::{partition_of, partition_shard};
-use tessera_cluster::{shard_for_key, split_by_shard};
+use tessera_cluster::shard_for_key;
 use tessera_protocol::geo::GeoCommand;
-use tessera_protocol::{HelloInfo, Typed, Value};
+use tessera_protocol::{Combine, HelloInfo, Split, Typed, Value};
 use tokio::sync::Mutex;
 
 pub use bytes::Bytes;
@@ -192,25 +192,21 @@ impl Client {
         Pipeline::new(self.clone())
     }
 
-    /// Runs a multi-key command as one request per owning shard, in parallel, and returns
-    /// each part's reply with the key positions it covers.
-    async fn fan_out(
-        &self,
-        keys: &[Bytes],
-        build: impl Fn(&[usize]) -> Command,
-    ) -> Result<Vec<(Vec<usize>, Value)>> {
-        let groups = split_by_shard(keys, self.inner.hello.shards);
-        let calls = groups
-            .into_iter()
-            .enumerate()
-            .filter(|(_, group)| !group.is_empty())
-            .map(|(shard, group)| {
-                let command = build(&group);
-                async move {
-                    let connection = self.connection(shard as u16).await?;
-                    Ok::<_, Error>((group, connection.request(command).await?))
-                }
-            });
-        try_join_all(calls).await
+    /// Runs a multi-key command split by owner exactly as its family declares (the
+    /// server splits by the same definition): each part goes straight to its shard, all
+    /// in parallel. Answers how the parts combine, and each part's reply in part order. A
+    /// command with no keys goes whole, for the server to refuse.
+    async fn fan_out(&self, command: Command) -> Result<(Combine, Vec<Value>)> {
+        let shards = self.inner.hello.shards;
+        let split = command.split(&|key| shard_for_key(key, shards));
+        let Some(Split { parts, combine }) = split.filter(|s| !s.parts.is_empty()) else {
+            let reply = self.call(command).await?;
+            return Ok((Combine::AllOk, vec![reply]));
+        };
+        let calls = parts.into_iter().map(|(shard, part)| async move {
+            let connection = self.connection(shard).await?;
+            connection.request(part).await
+        });
+        Ok((combine, try_join_all(calls).await?))
     }
 }
