@@ -117,6 +117,41 @@ async fn request_id_zero_is_refused() {
 }
 
 #[tokio::test]
+async fn request_id_zero_with_an_undecodable_body_is_refused_and_closed() {
+    let server = TestServer::start(1);
+    let mut stream = TcpStream::connect(&server.address).await.unwrap();
+    stream
+        .write_all(&raw_frame(PUSH_ID, &[0xff, 0xff, 1, 2, 3]))
+        .await
+        .unwrap();
+    let mut buf = BytesMut::new();
+    let (id, value) = read_reply(&mut stream, &mut buf).await.unwrap();
+    assert_eq!(
+        (id, error_code(&value)),
+        (PUSH_ID, Some(ErrorCode::Protocol))
+    );
+    assert_eq!(
+        read_reply(&mut stream, &mut buf).await,
+        None,
+        "then the connection closes"
+    );
+}
+
+#[tokio::test]
+async fn hello_for_a_shard_past_any_node_is_no_such_shard() {
+    let server = TestServer::start(2);
+    let mut stream = TcpStream::connect(&server.address).await.unwrap();
+    let mut body = BytesMut::new();
+    body.put_u16_le(0x0002);
+    body.put_u16_le(tessera_protocol::PROTOCOL_VERSION);
+    tessera_protocol::wire::put_uvarint(&mut body, 70_001);
+    stream.write_all(&raw_frame(1, &body)).await.unwrap();
+    let mut buf = BytesMut::new();
+    let (id, value) = read_reply(&mut stream, &mut buf).await.unwrap();
+    assert_eq!((id, error_code(&value)), (1, Some(ErrorCode::NoSuchShard)));
+}
+
+#[tokio::test]
 async fn truncated_frames_are_dropped_with_the_connection() {
     let server = TestServer::start(2);
     for cut in [1, 3, 5, 9] {
@@ -210,7 +245,7 @@ async fn unknown_opcodes_and_bad_arguments_get_typed_errors_and_the_connection_s
         (
             "HELLO for a huge shard",
             vec![0x02, 0x00, 1, 0, 0xff, 0xff, 0x7f],
-            ErrorCode::Syntax,
+            ErrorCode::NoSuchShard,
         ),
         ("key over 64 KiB", long_key, ErrorCode::KeyTooLarge),
     ];

@@ -343,3 +343,45 @@ async fn a_watcher_that_stops_reading_is_closed_and_others_carry_on() {
         "the server closed the socket"
     );
 }
+
+#[tokio::test]
+async fn deleting_or_overwriting_a_watched_record_is_pushed_at_once() {
+    for shards in SHARD_COUNTS {
+        let server = TestServer::start(shards);
+        let client = server.client().await;
+        let users = ["gone:del", "gone:set", "gone:mset", "gone:pexpire"];
+        let long = Duration::from_secs(600);
+        for user in users {
+            client
+                .presence_beat(user, long, Duration::ZERO, None)
+                .await
+                .unwrap();
+        }
+        let mut watch = client.presence_watcher().await.unwrap();
+        watch.watch(users.map(String::from).to_vec()).await.unwrap();
+        client.del(["gone:del"]).await.unwrap();
+        client
+            .set("gone:set", "not a presence record")
+            .await
+            .unwrap();
+        client.mset([("gone:mset", "x")]).await.unwrap();
+        client
+            .expire("gone:pexpire", Duration::from_millis(200))
+            .await
+            .unwrap();
+        // Each goes offline long before its 600 s TTL: three at once, the last when its
+        // new deadline removes it.
+        let changes = collect(&mut watch, 4, Duration::from_secs(3)).await;
+        let mut offline: Vec<String> = changes
+            .iter()
+            .filter(|c| !c.online)
+            .map(|c| String::from_utf8_lossy(&c.user).into_owned())
+            .collect();
+        offline.sort();
+        assert_eq!(
+            offline,
+            ["gone:del", "gone:mset", "gone:pexpire", "gone:set"],
+            "{shards} shards"
+        );
+    }
+}

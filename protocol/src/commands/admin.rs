@@ -142,12 +142,11 @@ impl<P: Payload> AdminCommand<P> {
             },
             opcode::HELLO => {
                 let version = r.u16()?;
+                // Shard n travels as n + 1. A number past any node's shards still reaches
+                // the connection, which answers NO_SUCH_SHARD.
                 let shard = match r.uvarint()? {
                     0 => None,
-                    n => Some(
-                        u16::try_from(n - 1)
-                            .map_err(|_| DecodeError::Invalid("shard out of range"))?,
-                    ),
+                    n => Some(u16::try_from(n - 1).unwrap_or(u16::MAX)),
                 };
                 AdminCommand::Hello { version, shard }
             }
@@ -196,7 +195,7 @@ impl AdminCommand<Bytes> {
                 match rest {
                     [] => {}
                     [word, n] if word.eq_ignore_ascii_case(b"SHARD") => {
-                        shard = Some(parse_int::<u16>(n)?)
+                        shard = Some(u16::try_from(parse_int::<u64>(n)?).unwrap_or(u16::MAX))
                     }
                     _ => arity(false)?,
                 }

@@ -1165,6 +1165,22 @@ impl GeoShard {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn radius_limits_are_the_ones_protocol_md_states() {
+        let stated = [
+            (7, 100_000),
+            (8, 88_361),
+            (9, 33_386),
+            (10, 12_614),
+            (11, 4_766),
+            (12, 1_800),
+        ];
+        for (resolution, metres) in stated {
+            let resolution = Resolution::try_from(resolution).unwrap();
+            assert_eq!(max_radius_m(resolution) as u64, metres, "{resolution:?}");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

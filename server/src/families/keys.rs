@@ -5,6 +5,25 @@ use super::*;
 
 /// Runs one of the family's commands on this shard's keyspace.
 pub fn apply<P: Payload>(keyspace: &mut Keyspace, command: &KeyCommand<P>, now: u64) -> Value {
+    let reply = run(keyspace, command, now);
+    if !keyspace.watches.is_empty() {
+        // SET, MSET, DEL and the expiry commands can replace or remove a watched user's
+        // presence record; its watchers must hear it.
+        let written: Vec<&[u8]> = match command {
+            KeyCommand::Set(args) => vec![args.key.as_ref()],
+            KeyCommand::Del(keys) => keys.iter().map(AsRef::as_ref).collect(),
+            KeyCommand::MSet(pairs) => pairs.iter().map(|(key, _)| key.as_ref()).collect(),
+            KeyCommand::Expire { key, .. } | KeyCommand::PExpire { key, .. } => vec![key.as_ref()],
+            _ => Vec::new(),
+        };
+        for key in written {
+            watch::key_written(keyspace, key, now);
+        }
+    }
+    reply
+}
+
+fn run<P: Payload>(keyspace: &mut Keyspace, command: &KeyCommand<P>, now: u64) -> Value {
     match command {
         KeyCommand::Get(key) => match keyspace.get(key.as_ref(), now) {
             Some(Stored::Blob(blob)) => to_value(blob),

@@ -130,9 +130,19 @@ pub(super) fn decide_windows(
         window.roll(now, tier.window_ms);
         *slot = Some(window.decide(as_limit(tier), now, cost));
     }
-    let decision = Decision::all(decisions.into_iter().flatten());
+    let mut decision = Decision::all(decisions.into_iter().flatten());
     if consume && decision.allowed {
         windows.iter_mut().for_each(|w| w.consume(cost));
+    }
+    if !decision.allowed {
+        // A denied request is counted in no tier, so what remains is what each tier has
+        // left now, not what a tier that would have allowed it would keep after it.
+        decision.remaining = windows
+            .iter()
+            .zip(tiers)
+            .map(|(w, t)| w.decide(as_limit(t), now, 0).remaining)
+            .min()
+            .unwrap_or(0);
     }
     let idle = windows
         .iter()

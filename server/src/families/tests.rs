@@ -417,6 +417,35 @@ fn a_denied_multi_tier_check_counts_in_no_tier() {
 }
 
 #[test]
+fn a_denied_multi_tier_check_reports_what_each_tier_has_left() {
+    // 8 per hour and 12 per two hours: after 5, a request for 6 is denied by the first
+    // tier, and 3 remain (not 1, which is what the second tier would keep after taking 6).
+    let mut ks = Keyspace::new();
+    let check = |cost| {
+        Command::Limits(LimitCommand::Check(limit(
+            Algorithm::Sliding,
+            &[(8, 3_600_000), (12, 7_200_000)],
+            cost,
+        )))
+    };
+    let first = apply(&mut ks, &check(5), 0);
+    assert_eq!(
+        (field(&first, "allowed"), field(&first, "remaining")),
+        (Value::Bool(true), Value::Int(3))
+    );
+    let denied = apply(&mut ks, &check(6), 1);
+    assert_eq!(
+        (field(&denied, "allowed"), field(&denied, "remaining")),
+        (Value::Bool(false), Value::Int(3))
+    );
+    let last = apply(&mut ks, &check(3), 2);
+    assert_eq!(
+        (field(&last, "allowed"), field(&last, "remaining")),
+        (Value::Bool(true), Value::Int(0))
+    );
+}
+
+#[test]
 fn peek_reset_and_wrong_type() {
     let mut ks = Keyspace::new();
     let check = Command::Limits(LimitCommand::Check(limit(Algorithm::Gcra, &[(2, 1000)], 1)));

@@ -67,6 +67,18 @@ pub fn look(keyspace: &mut Keyspace, user: &[u8], now: u64) {
     }
 }
 
+/// A key command wrote, deleted or re-timed `key`: if it is a watched user's record, its
+/// watchers hear the change now, and again when a new, earlier deadline removes it.
+pub fn key_written(keyspace: &mut Keyspace, key: &[u8], now: u64) {
+    if !keyspace.watches.is_watched(key) {
+        return;
+    }
+    look(keyspace, key, now);
+    if let Some(Some(deadline)) = keyspace.deadline(key, now) {
+        keyspace.schedule(deadline, key);
+    }
+}
+
 /// A timer set by `look` has fired for `key`.
 pub fn timer_fired(keyspace: &mut Keyspace, key: &[u8], now: u64) {
     if let Some(watched) = keyspace.watches.users.get_mut(key) {

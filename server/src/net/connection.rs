@@ -232,6 +232,15 @@ fn run_frame(
     may_move: &mut bool,
 ) -> Option<Next> {
     let first_request = std::mem::replace(may_move, false);
+    // Id 0 closes the connection whatever the body holds: a reply with id 0 would read as
+    // a push.
+    if id == PUSH_ID {
+        out.reply(
+            PUSH_ID,
+            &Value::error(ErrorCode::Protocol, "request id 0 is reserved for pushes"),
+        );
+        return Some(Next::Close("request used the push id"));
+    }
     let command = match Command::decode(body) {
         Ok(command) => command,
         Err(error) => {
@@ -240,13 +249,6 @@ fn run_frame(
             return None;
         }
     };
-    if id == PUSH_ID {
-        out.reply(
-            PUSH_ID,
-            &Value::error(ErrorCode::Protocol, "request id 0 is reserved for pushes"),
-        );
-        return Some(Next::Close("request used the push id"));
-    }
     let Command::Admin(AdminCommand::Hello {
         version,
         shard: wanted,
@@ -270,8 +272,8 @@ fn run_frame(
         Some(target) if target >= shard.shards() => refuse(
             ErrorCode::NoSuchShard,
             format!(
-                "shard {target} does not exist; this node has {}",
-                shard.shards()
+                "no shard {target}: this node has shards 0 to {}",
+                shard.shards() - 1
             ),
         ),
         Some(target) if target != shard.id => {
