@@ -32,6 +32,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "has_message:u8 [message:bytes]",
         reply: "TEXT \"PONG\", or BYTES message",
         summary: "Checks the connection is alive.",
+        writes: false,
         keys: KeySpec::None,
     },
     CommandSpec {
@@ -41,6 +42,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "version:u16 shard:uvarint (0 = any shard, n = shard n-1)",
         reply: "MAP {version, node_id, shards, epoch, shard, server}",
         summary: "Negotiates the protocol version and tells the client how to route; may move the connection to a chosen shard.",
+        writes: false,
         keys: KeySpec::None,
     },
     CommandSpec {
@@ -50,6 +52,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "(empty)",
         reply: "MAP of server, totals and per-shard statistics",
         summary: "Reports per-shard operations, connections, keys, memory and latency percentiles.",
+        writes: false,
         keys: KeySpec::AllShards,
     },
     CommandSpec {
@@ -59,6 +62,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "(empty)",
         reply: "INT live keys on this node",
         summary: "Counts the keys on every shard.",
+        writes: false,
         keys: KeySpec::AllShards,
     },
     CommandSpec {
@@ -68,6 +72,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "(empty)",
         reply: "OK",
         summary: "Deletes every key on every shard.",
+        writes: true,
         keys: KeySpec::AllShards,
     },
 ];

@@ -28,6 +28,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes amount:uvarint floor:ivarint",
         reply: "MAP {taken: BOOL, remaining: INT}",
         summary: "Subtracts amount only if the result stays at or above floor (default 0); otherwise takes nothing. A missing key counts as 0.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -37,6 +38,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes amount:uvarint",
         reply: "INT the new value",
         summary: "Adds amount to a bounded counter (a top-up), refusing overflow.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -46,6 +48,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes size:uvarint (1 ..= 2^40)",
         reply: "ARRAY [first: INT, last: INT], an inclusive block no other call ever gets",
         summary: "Hands out the next block of size ids from a sequence that starts at 1.",
+        writes: true,
         keys: KeySpec::Single,
     },
 ];

@@ -26,6 +26,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes ttl_ms:uvarint",
         reply: "BOOL true for the first sighting, false for a duplicate",
         summary: "Records a key for a time unless it is already recorded: first writer wins, and the first sighting's expiry stands.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -35,6 +36,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "ttl_ms:uvarint count:uvarint key:bytes*count",
         reply: "ARRAY of BOOL, one per key in the order given (a key named twice is a duplicate the second time)",
         summary: "DEDUP for many keys in one call, split across the shards that own them.",
+        writes: true,
         keys: KeySpec::Many,
     },
 ];

@@ -42,6 +42,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "index:bytes res:u8 (7..=12)",
         reply: "OK",
         summary: "Sets an index's H3 resolution (default 9) before its first member.",
+        writes: true,
         keys: KeySpec::AllShards,
     },
     CommandSpec {
@@ -51,6 +52,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "index:bytes member:bytes lat:f64 lng:f64 flags:u8 (1 status, 2 ttl, 4 meta) [status:bytes] [ttl_ms:uvarint] [meta:bytes]",
         reply: "INT 1 new member, 0 updated",
         summary: "Inserts or moves a member; once it returns no query sees the old position.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -60,6 +62,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "index:bytes lat:f64 lng:f64 radius_m:uvarint k:uvarint flags:u8 (1 status, 2 withdist, 4 withmeta, 8 claim) [status:bytes] [claim_ms:uvarint]",
         reply: "ARRAY of members nearest first (BYTES, or ARRAY [member, FLOAT metres?, meta?] with WITHDIST/WITHMETA)",
         summary: "Exact K nearest within the radius; CLAIM takes the nearest available one in the same request.",
+        writes: true,
         keys: KeySpec::Area,
     },
     CommandSpec {
@@ -69,6 +72,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "index:bytes member:bytes ttl_ms:uvarint",
         reply: "OK, or CONFLICT if not available, NOT_FOUND if unknown",
         summary: "Atomically available → offered; the offer lapses back after TTL (default 15 s).",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -78,6 +82,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "index:bytes member:bytes",
         reply: "OK, or CONFLICT if not offered",
         summary: "Offered → busy.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -87,6 +92,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "index:bytes member:bytes",
         reply: "OK, or NOT_FOUND",
         summary: "Offered or busy → available.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -96,6 +102,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "index:bytes member:bytes",
         reply: "INT 1 removed, 0 unknown",
         summary: "Forgets a member.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -105,6 +112,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "index:bytes member:bytes",
         reply: "MAP lat, lng, cell, status, age_ms, ttl_ms, meta; or NIL",
         summary: "A member's position, H3 cell, status and age.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -114,6 +122,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "index:bytes flags:u8 (1 area, 2 status) [lat:f64 lng:f64 radius_m:uvarint] [status:bytes]",
         reply: "INT members",
         summary: "Counts members, in an area or with a status.",
+        writes: false,
         keys: KeySpec::AllShards,
     },
     CommandSpec {
@@ -123,6 +132,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "index:bytes lat:f64 lng:f64 radius_m:uvarint res:u8 has_status:u8 [status:bytes]",
         reply: "ARRAY of [TEXT cell, INT members], most first",
         summary: "Per-cell member counts over an area (supply maps; default RES 7).",
+        writes: false,
         keys: KeySpec::AllShards,
     },
 ];

@@ -65,6 +65,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes count:uvarint (field:bytes value:bytes)*count",
         reply: "INT fields added (fields that existed are overwritten and count 0)",
         summary: "Sets fields of a hash, creating it if missing; an overwritten field loses its expiry.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -74,6 +75,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes field:bytes value:bytes",
         reply: "INT 1 if the field was set, 0 if it existed",
         summary: "Sets a field only if it does not exist.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -83,6 +85,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes field:bytes",
         reply: "BYTES, or NIL if the field or key is missing",
         summary: "Reads one field.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -92,6 +95,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes count:uvarint field:bytes*count",
         reply: "ARRAY of BYTES or NIL, one per field in the order given",
         summary: "Reads several fields of one hash.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -101,6 +105,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes count:uvarint field:bytes*count",
         reply: "INT fields removed; the key goes with its last field",
         summary: "Removes fields.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -110,6 +115,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes",
         reply: "MAP {field: value} (empty if the key is missing)",
         summary: "Reads every field and value.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -119,6 +125,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes",
         reply: "ARRAY of BYTES field names",
         summary: "Lists the field names.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -128,6 +135,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes",
         reply: "ARRAY of BYTES values, in the order HKEYS lists their fields",
         summary: "Lists the values.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -137,6 +145,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes",
         reply: "INT fields (0 if the key is missing)",
         summary: "Counts the fields.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -146,6 +155,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes field:bytes",
         reply: "INT 1 if the field exists, else 0",
         summary: "Tells whether a field exists.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -155,6 +165,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes field:bytes increment:ivarint",
         reply: "INT the new value; NOT_INTEGER if the field is not an integer or would overflow",
         summary: "Adds to an integer field (a missing field is 0); the field keeps its expiry.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -164,6 +175,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes field:bytes increment:f64 (finite)",
         reply: "BYTES the new value as decimal text; NOT_FLOAT if the field is not a number or the result is not finite",
         summary: "Adds to a decimal field (a missing field is 0); the field keeps its expiry.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -173,6 +185,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes field:bytes",
         reply: "INT the value's length in bytes (0 if missing)",
         summary: "Length of one field's value.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -182,6 +195,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes seconds:uvarint condition:u8 (0 none, 1 NX, 2 XX, 3 GT, 4 LT) count:uvarint field:bytes*count",
         reply: "ARRAY of INT per field: -2 no such field, 0 condition not met, 1 expiry set, 2 deleted (expiry 0)",
         summary: "Sets the fields' time to live in seconds; NX only without one, XX only with one, GT/LT only if later/earlier (no expiry counts as forever).",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -191,6 +205,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes milliseconds:uvarint condition:u8 count:uvarint field:bytes*count",
         reply: "as HEXPIRE",
         summary: "HEXPIRE in milliseconds.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -200,6 +215,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes count:uvarint field:bytes*count",
         reply: "ARRAY of INT per field: seconds left (rounded), -1 no expiry, -2 no such field",
         summary: "Each field's time to live in seconds.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -209,6 +225,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes count:uvarint field:bytes*count",
         reply: "ARRAY of INT per field: milliseconds left, -1 no expiry, -2 no such field",
         summary: "Each field's time to live in milliseconds.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -218,6 +235,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes count:uvarint field:bytes*count",
         reply: "ARRAY of INT per field: 1 expiry removed, -1 no expiry, -2 no such field",
         summary: "Removes the fields' expiry.",
+        writes: true,
         keys: KeySpec::Single,
     },
 ];

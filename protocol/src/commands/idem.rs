@@ -28,6 +28,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes ttl_ms:uvarint lease_ms:uvarint (0 = 30000)",
         reply: "MAP {state: TEXT new|in_progress|done, token: INT (new, in_progress), retry_after_ms: INT (in_progress), result: BYTES (done)}",
         summary: "Starts an idempotent operation: new (go ahead, holding a lease), in_progress (another caller holds the lease), or done with the stored result.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -37,6 +38,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes token:uvarint result:bytes",
         reply: "OK; NOT_FOUND if the record is gone, CONFLICT if the token's lease was taken over or the record is already done",
         summary: "Stores the result of the operation begun with token; every later IDEM.BEGIN returns it.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -46,6 +48,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes",
         reply: "as IDEM.BEGIN, or NIL if there is no record; changes nothing",
         summary: "Reads an idempotency record without starting anything.",
+        writes: false,
         keys: KeySpec::Single,
     },
 ];

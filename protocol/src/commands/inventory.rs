@@ -38,6 +38,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "sku:bytes on_hand:ivarint low:uvarint (0 = keep, m + 1 = low stock at m or fewer available)",
         reply: "MAP {on_hand, reserved, available, reservations}; CONFLICT if n is below what is reserved",
         summary: "Sets a SKU's units on hand, keeping its reservations.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -47,6 +48,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "sku:bytes delta:ivarint",
         reply: "MAP {on_hand, reserved, available, reservations}; CONFLICT if on hand would fall below reserved",
         summary: "Adds to (restock) or takes from (shrinkage) a SKU's units on hand.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -56,6 +58,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "sku:bytes",
         reply: "MAP {on_hand, reserved, available, reservations}, or NIL",
         summary: "Reports a SKU's units on hand, reserved and available, and its active reservations.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -65,6 +68,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "sku:bytes qty:uvarint ttl_ms:uvarint has_id:u8 [id:bytes]",
         reply: "MAP {ok: BOOL, reservation: BYTES sku#id (ok), state: TEXT active|confirmed (ok), available: INT}",
         summary: "Reserves qty units for a time unless fewer are available; with ID, a retry returns the same reservation.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -74,6 +78,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "sku:bytes id:bytes (the reservation sku#id, split at its last #)",
         reply: "OK; NOT_FOUND if the reservation expired, was released or never existed",
         summary: "Turns a reservation into a sale: its units leave on hand and reserved.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -83,6 +88,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "sku:bytes id:bytes",
         reply: "OK; NOT_FOUND as for INV.CONFIRM",
         summary: "Gives a reservation's units back.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -92,6 +98,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "ttl_ms:uvarint count:uvarint (sku:bytes qty:uvarint)*count",
         reply: "MAP {ok: BOOL, reservations: ARRAY of BYTES (ok), short: ARRAY of BYTES skus short of stock}; CROSS_SHARD if the SKUs span shards",
         summary: "Reserves every line of a cart or none; the SKUs must share a shard (a {hash tag}).",
+        writes: true,
         keys: KeySpec::Many,
     },
     CommandSpec {
@@ -101,6 +108,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "store:bytes (a hash tag: the SKUs {store}:...)",
         reply: "MAP {skus: INT, sold_out: INT, low_stock: INT}",
         summary: "Counts a store's SKUs, those sold out (nothing available) and those at or below their low-stock mark.",
+        writes: false,
         keys: KeySpec::Single,
     },
 ];

@@ -48,6 +48,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes",
         reply: "BYTES value, or NIL",
         summary: "Returns the value of a key.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -58,6 +59,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         reply: "OK, or NIL if NX/XX was not met; with GET: the old BYTES value or NIL",
         summary:
             "Sets a key's value, optionally only if absent (NX) or present (XX), with an expiry.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -67,6 +69,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "count:uvarint key:bytes*count",
         reply: "INT keys removed",
         summary: "Deletes keys.",
+        writes: true,
         keys: KeySpec::Many,
     },
     CommandSpec {
@@ -76,6 +79,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "count:uvarint key:bytes*count",
         reply: "INT keys that exist (a key named twice counts twice)",
         summary: "Counts how many of the keys exist.",
+        writes: false,
         keys: KeySpec::Many,
     },
     CommandSpec {
@@ -85,6 +89,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes seconds:ivarint",
         reply: "INT 1 if the expiry was set, 0 if the key does not exist",
         summary: "Sets a key's time to live in seconds; zero or less deletes it.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -94,6 +99,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes milliseconds:ivarint",
         reply: "INT 1 if the expiry was set, 0 if the key does not exist",
         summary: "Sets a key's time to live in milliseconds; zero or less deletes it.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -103,6 +109,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes",
         reply: "INT seconds left (rounded to the nearest), -1 without expiry, -2 if missing",
         summary: "Returns a key's remaining time to live in seconds.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -112,6 +119,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes",
         reply: "INT milliseconds left, -1 without expiry, -2 if missing",
         summary: "Returns a key's remaining time to live in milliseconds.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -121,6 +129,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes",
         reply: "INT 1 if an expiry was removed, else 0",
         summary: "Removes a key's expiry.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -130,6 +139,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes delta:ivarint",
         reply: "INT the new value",
         summary: "Adds to an integer value (a missing key counts as 0), refusing overflow.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -139,6 +149,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes delta:ivarint",
         reply: "INT the new value",
         summary: "Subtracts from an integer value (a missing key counts as 0), refusing overflow.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -148,6 +159,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "count:uvarint key:bytes*count",
         reply: "ARRAY of BYTES or NIL, in the order asked",
         summary: "Returns the values of many keys, from every shard that owns one.",
+        writes: false,
         keys: KeySpec::Many,
     },
     CommandSpec {
@@ -157,6 +169,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "count:uvarint (key:bytes value:bytes)*count",
         reply: "OK",
         summary: "Sets many keys; atomic per shard, not across shards.",
+        writes: true,
         keys: KeySpec::Pairs,
     },
 ];

@@ -28,6 +28,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes algo:u8 (0 sliding, 1 gcra) cost:uvarint burst:uvarint (0 = limit) count:uvarint (limit:uvarint window_ms:uvarint)*count",
         reply: "MAP {allowed: BOOL, remaining: INT, reset_after_ms: INT, retry_after_ms: INT (0 if allowed, -1 if never)}",
         summary: "Checks cost units against every tier and consumes them from all tiers or from none.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -37,6 +38,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "as RL.CHECK",
         reply: "as RL.CHECK",
         summary: "Answers what RL.CHECK would, without consuming anything.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -46,6 +48,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes",
         reply: "INT 1 if there was state to forget, else 0",
         summary: "Forgets a rate limit's state, as if the key had never been checked.",
+        writes: true,
         keys: KeySpec::Single,
     },
 ];

@@ -106,6 +106,9 @@ pub struct CommandSpec {
     pub reply: &'static str,
     /// One line saying what it does.
     pub summary: &'static str,
+    /// Whether it changes data, so a log records it and a replica applies it (reads,
+    /// even those that drop expired keys on the way, do not).
+    pub writes: bool,
     /// Where it runs.
     pub keys: KeySpec,
 }

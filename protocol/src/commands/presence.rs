@@ -32,6 +32,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "user:bytes flags:u8 (1 ttl, 2 grace, 4 meta) [ttl_ms:uvarint] [grace_ms:uvarint] [meta:bytes]",
         reply: "BOOL true if this beat brought the user online",
         summary: "Records a heartbeat: the user is online until TTL (default 30 s) plus GRACE (default 5 s) passes without another.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -41,6 +42,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "count:uvarint user:bytes*count",
         reply: "ARRAY per user of [BOOL online, INT ms since last seen, BYTES meta or NIL], or NIL if never seen",
         summary: "Who is online, with last-seen times and metadata, for many users across shards in one call.",
+        writes: false,
         keys: KeySpec::Many,
     },
     CommandSpec {
@@ -50,6 +52,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "user:bytes",
         reply: "INT 1 if the user was online, else 0",
         summary: "Marks a clean disconnect: offline at once, without waiting for TTL and grace.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -59,6 +62,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "count:uvarint user:bytes*count",
         reply: "ARRAY per user of [BOOL online, INT ms since last seen or NIL, BYTES meta or NIL, INT sequence]; then presence pushes",
         summary: "Pushes each watched user's online/offline changes to this connection (request id 0), in order, once each.",
+        writes: false,
         keys: KeySpec::Watch,
     },
     CommandSpec {
@@ -68,6 +72,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "count:uvarint user:bytes*count (count 0: every user)",
         reply: "INT users no longer watched",
         summary: "Stops pushes for the given users, or for every user this connection watches.",
+        writes: false,
         keys: KeySpec::Watch,
     },
 ];

@@ -36,6 +36,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes id:uvarint flags:u8 (1 score, 2 cap) [score:ivarint] [cap:uvarint]",
         reply: "INT 1 if added, 0 if the id was already there or is older than the cap keeps",
         summary: "Adds an id to a capped timeline kept newest first (score defaults to the id).",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -45,6 +46,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "id:uvarint flags:u8 [score:ivarint] [cap:uvarint] count:uvarint key:bytes*count",
         reply: "INT timelines the id was added to",
         summary: "Pushes one id into many timelines in one call, split across the shards that own them.",
+        writes: true,
         keys: KeySpec::Many,
     },
     CommandSpec {
@@ -54,6 +56,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes flags:u8 (1 before, 2 after) [before: score:ivarint id:uvarint] [after: score:ivarint id:uvarint] limit:uvarint (0 = 20)",
         reply: "MAP {items: ARRAY of [INT id, INT score] newest first, next: [INT score, INT id] cursor for older items, or NIL}",
         summary: "Pages a timeline: up to LIMIT items older than BEFORE and newer than AFTER; cursors never skip or repeat items as new ones arrive.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -63,6 +66,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "limit:uvarint flags:u8 (1 before) [before: score:ivarint id:uvarint] count:uvarint key:bytes*count",
         reply: "as TL.RANGE, over the union of the timelines without duplicate ids",
         summary: "Merges several timelines on read (a home timeline plus celebrities'), deduplicated, with one cursor.",
+        writes: false,
         keys: KeySpec::Many,
     },
     CommandSpec {
@@ -72,6 +76,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes id:uvarint",
         reply: "INT 1 if removed, else 0",
         summary: "Removes an id from a timeline.",
+        writes: true,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -81,6 +86,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes",
         reply: "INT items in the timeline",
         summary: "Counts a timeline's items.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -90,6 +96,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes keep:uvarint",
         reply: "INT items removed",
         summary: "Keeps only the newest items of a timeline.",
+        writes: true,
         keys: KeySpec::Single,
     },
 ];

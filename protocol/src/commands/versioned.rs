@@ -26,6 +26,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes",
         reply: "MAP {value: BYTES, version: INT}, or NIL",
         summary: "Returns a versioned value and its version.",
+        writes: false,
         keys: KeySpec::Single,
     },
     CommandSpec {
@@ -35,6 +36,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         wire: "key:bytes value:bytes if_version:uvarint (0 = none, v + 1 = must be v) ttl_ms:uvarint (0 = no expiry)",
         reply: "MAP {ok: BOOL, version: INT}: the new version, or on a conflict the current one (0 if absent)",
         summary: "Writes a versioned value, optionally only if its version still matches (0 = must not exist): compare-and-set.",
+        writes: true,
         keys: KeySpec::Single,
     },
 ];

@@ -117,6 +117,8 @@ pub struct Keyspace<V> {
     heap_bytes: usize,
     rng: u64,
     expired_total: u64,
+    /// Where each change's record goes, once something (a log, a replica stream) listens.
+    journal: Option<Box<dyn FnMut(&[u8])>>,
 }
 
 impl<V: StoredValue> Default for Keyspace<V> {
@@ -141,6 +143,24 @@ impl<V: StoredValue> Keyspace<V> {
             heap_bytes: 0,
             rng,
             expired_total: 0,
+            journal: None,
+        }
+    }
+
+    /// Sends every record `record` is given from now on to `journal`.
+    pub fn set_journal(&mut self, journal: impl FnMut(&[u8]) + 'static) {
+        self.journal = Some(Box::new(journal));
+    }
+
+    /// Whether something listens for records.
+    pub fn is_journaled(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Hands one change's record to the journal, if there is one.
+    pub fn record(&mut self, record: &[u8]) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal(record);
         }
     }
 

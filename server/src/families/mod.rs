@@ -3,7 +3,7 @@
 //! Nothing here knows about connections, replies or other shards; a coordinator hands in a
 //! command whose keys this shard owns and gets a `Value` back.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tessera_protocol::commands::MAX_EXPIRE_MS;
 use tessera_protocol::commands::{Algorithm, Cursor, RateLimit, Tier, MAX_TIERS};
 use tessera_protocol::wire::Payload;
@@ -180,7 +180,64 @@ pub fn apply<'a, P: Payload>(
             None => Reply::Value(Value::Nil),
         };
     }
-    Reply::Value(apply_owned(keyspace, command, now))
+    let reply = apply_owned(keyspace, command, now);
+    if keyspace.is_journaled() && command.spec().writes && !matches!(reply, Value::Error(_)) {
+        let mut record = BytesMut::new();
+        Mutation::encode(&mut record, now, command);
+        keyspace.record(&record);
+    }
+    Reply::Value(reply)
+}
+
+/// One change as a log appends it and a replica applies it: the command that made it and
+/// the server time it ran at, which is all replay needs, since every operation is a
+/// function of the keyspace, the command and that time.
+///
+/// Record layout: `at_ms: uvarint`, then the command's request body (opcode and
+/// arguments) exactly as PROTOCOL.md gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mutation {
+    /// Server time the command ran at, in milliseconds.
+    pub at_ms: u64,
+    /// The command.
+    pub command: Command,
+}
+
+impl Mutation {
+    /// Appends the record of `command` run at `at_ms`.
+    pub fn encode<P: Payload>(buf: &mut BytesMut, at_ms: u64, command: &Command<P>) {
+        tessera_protocol::wire::put_uvarint(buf, at_ms);
+        command.encode(buf);
+    }
+
+    /// Reads a record back.
+    ///
+    /// # Errors
+    /// The command's decode errors, or `Truncated` for a record with no time.
+    pub fn decode(record: Bytes) -> Result<Mutation, tessera_protocol::DecodeError> {
+        let mut at = 0;
+        let mut at_ms = 0u64;
+        loop {
+            let byte = *record
+                .get(at)
+                .ok_or(tessera_protocol::DecodeError::Truncated)?;
+            at_ms |= u64::from(byte & 0x7f) << (7 * at);
+            at += 1;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            if at == 10 {
+                return Err(tessera_protocol::DecodeError::VarintOverflow);
+            }
+        }
+        let command = Command::decode(record.slice(at..))?;
+        Ok(Mutation { at_ms, command })
+    }
+
+    /// Applies the change to `keyspace`, as the shard did when it ran it.
+    pub fn replay(&self, keyspace: &mut Keyspace) -> Value {
+        apply(keyspace, &self.command, self.at_ms).into_value()
+    }
 }
 
 fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u64) -> Value {
