@@ -45,6 +45,9 @@ impl Footprint {
     }
 }
 
+/// Takes each change's record, in the order the changes were made.
+pub type Journal = Box<dyn FnMut(&[u8])>;
+
 /// What the keyspace needs from the values it holds.
 pub trait StoredValue: std::fmt::Debug {
     /// Heap bytes owned, for memory accounting.
@@ -118,7 +121,7 @@ pub struct Keyspace<V> {
     rng: u64,
     expired_total: u64,
     /// Where each change's record goes, once something (a log, a replica stream) listens.
-    journal: Option<Box<dyn FnMut(&[u8])>>,
+    journal: Option<Journal>,
 }
 
 impl<V: StoredValue> Default for Keyspace<V> {
