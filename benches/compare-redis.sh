@@ -13,7 +13,10 @@
 #     PRESENCE.BEAT against SET EX, PRESENCE.GET of 100 users against MGET of 100 keys,
 #     TL.FANOUT to 1,000 timelines against a pipeline of 1,000 LPUSH + LTRIM),
 #     or geo (GEO.UPSERT against GEOADD, GEO.NEAR K 5 against GEOSEARCH ... COUNT 5 at 2 km
-#     and 500 m, memory per driver; GEO_DRIVERS drivers, default 100000).
+#     and 500 m, memory per driver; GEO_DRIVERS drivers, default 100000),
+#     or hashes (HSET of 10 fields for memory per field, then HSET/HGET/HINCRBY),
+#     or zsets (ZADD of 10 members for memory per member, then ZADD/ZINCRBY/ZRANGE 0 9/ZRANK),
+#     the same commands on both servers over the same keys.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -98,6 +101,20 @@ if [ "$suite" = geo ]; then
   both geo-upsert 16 "$drivers"
   echo
   echo "resident set growth per driver over the load: tessera $(( (t1 - t0) * 1024 / drivers )) B, redis $(( (r1 - r0) * 1024 / drivers )) B"
+  exit 0
+fi
+
+if [ "$suite" = hashes ] || [ "$suite" = zsets ]; then
+  # Bytes per new key over the 10-field (10-member) load, divided by 10, is per field.
+  if [ "$suite" = hashes ]; then load=hload; tests="hset hget hincrby"; else load=zload; tests="zadd zincrby zrange zrank"; fi
+  echo "| server | test | pipeline | ops/s | p50 ms | p99 ms | server CPU s per 1M ops | bytes per new key |"
+  echo "|---|---|---|---|---|---|---|---|"
+  both "$load" 16 "$keyspace" --flush
+  for pipeline in 1 16; do
+    for test in $tests; do
+      both "$test" "$pipeline" "$keyspace"
+    done
+  done
   exit 0
 fi
 

@@ -15,7 +15,11 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tessera_cluster::geo::{partition_of, partition_shard};
 use tessera_cluster::shard_for_key;
-use tessera_protocol::commands::{Algorithm, Cursor, RateLimit, Tier, Tiers};
+use tessera_protocol::commands::hashes::Finite;
+use tessera_protocol::commands::sorted_sets::Selection;
+use tessera_protocol::commands::{
+    Algorithm, Cursor, HashCommand, RateLimit, SortedSetCommand, Tier, Tiers,
+};
 use tessera_protocol::geo::{GeoArea, GeoCommand, GeoNear, GeoPoint};
 use tessera_protocol::{
     encode_request, Command, FrameDecoder, HelloInfo, SetArgs, Value, PROTOCOL_VERSION,
@@ -316,6 +320,68 @@ impl Connection {
         }
     }
 
+    /// A hash or sorted-set request on `key`.
+    fn collection(&mut self, key: Bytes) -> Command {
+        let size = crate::COLLECTION_SIZE;
+        let pick = self.rng.random_range(0..size);
+        let mut score = || Finite::new(self.rng.random_range(0.0..1e6)).expect("a number");
+        match self.workload {
+            Workload::Hload => Command::Hashes(HashCommand::Set {
+                key,
+                pairs: (0..size)
+                    .map(|i| (Bytes::from(format!("f{i}")), self.value.clone()))
+                    .collect(),
+            }),
+            Workload::Hset => Command::Hashes(HashCommand::Set {
+                key,
+                pairs: vec![(Bytes::from(format!("f{pick}")), self.value.clone())],
+            }),
+            Workload::Hget => Command::Hashes(HashCommand::Get {
+                key,
+                field: Bytes::from(format!("f{pick}")),
+            }),
+            Workload::Hincrby => Command::Hashes(HashCommand::IncrBy {
+                key,
+                field: Bytes::from_static(b"n"),
+                delta: 1,
+            }),
+            Workload::Zload => {
+                let mut scores = Vec::with_capacity(size);
+                for i in 0..size {
+                    scores.push((score(), Bytes::from(format!("m{i}"))));
+                }
+                Command::SortedSets(SortedSetCommand::Add {
+                    key,
+                    flags: 0,
+                    pairs: scores,
+                })
+            }
+            Workload::Zadd => Command::SortedSets(SortedSetCommand::Add {
+                key,
+                flags: 0,
+                pairs: vec![(score(), Bytes::from(format!("m{pick}")))],
+            }),
+            Workload::Zincrby => Command::SortedSets(SortedSetCommand::IncrBy {
+                key,
+                delta: Finite::new(1.0).expect("a number"),
+                member: Bytes::from(format!("m{pick}")),
+            }),
+            Workload::Zrange => Command::SortedSets(SortedSetCommand::Range {
+                key,
+                selection: Selection::Rank { start: 0, stop: 9 },
+                rev: false,
+                limit: None,
+                with_scores: false,
+            }),
+            _ => Command::SortedSets(SortedSetCommand::Rank {
+                key,
+                member: Bytes::from(format!("m{pick}")),
+                rev: false,
+                with_score: false,
+            }),
+        }
+    }
+
     /// GEO.UPSERT of `member` to `(lat, lng)`.
     fn place(&mut self, member: Bytes, (lat, lng): (f64, f64)) -> Command {
         Command::Geo(GeoCommand::Upsert {
@@ -454,6 +520,15 @@ impl Connection {
                             claim_ms: None,
                         }))
                     }
+                    Workload::Hload
+                    | Workload::Hset
+                    | Workload::Hget
+                    | Workload::Hincrby
+                    | Workload::Zload
+                    | Workload::Zadd
+                    | Workload::Zincrby
+                    | Workload::Zrange
+                    | Workload::Zrank => self.collection(key),
                     // Reserve, then confirm that reservation in the next request: pairs.
                     Workload::Inv => match self.unconfirmed.take() {
                         Some((sku, id)) => {

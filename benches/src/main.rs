@@ -37,6 +37,8 @@ pub const GEO_CENTER: (f64, f64) = (52.52, 13.405);
 pub const GEO_HALF_SPAN: (f64, f64) = (0.1349, 0.2215);
 /// Geo workloads: drivers a nearest query asks for.
 pub const GEO_K: u32 = 5;
+/// Hash and sorted-set workloads: fields (members) each key holds after a load.
+pub const COLLECTION_SIZE: usize = 10;
 
 /// Where driver `i` works: a fixed, uniformly spread point of the box (splitmix64 of i).
 pub fn geo_base(i: u64) -> (f64, f64) {
@@ -108,6 +110,25 @@ pub enum Workload {
     /// The 5 nearest drivers within --radius of a random point: GEO.NEAR K 5 RADIUS r, or
     /// on Redis GEOSEARCH FROMLONLAT BYRADIUS r m ASC COUNT 5.
     GeoNear,
+    /// HSET of all 10 fields `f0`..`f9` of a random key in one request (memory per field is
+    /// the memory per new key over 10).
+    Hload,
+    /// HSET of one random field of a random key.
+    Hset,
+    /// HGET of one random field of a random key.
+    Hget,
+    /// HINCRBY of a counter field of a random key.
+    Hincrby,
+    /// ZADD of all 10 members `m0`..`m9` of a random key with random scores in one request.
+    Zload,
+    /// ZADD of one random member of a random key with a random score.
+    Zadd,
+    /// ZINCRBY of one random member of a random key.
+    Zincrby,
+    /// ZRANGE key 0 9: the top of a random leaderboard.
+    Zrange,
+    /// ZRANK of one random member of a random key.
+    Zrank,
 }
 
 impl Workload {
@@ -126,6 +147,15 @@ impl Workload {
             Workload::GeoLoad => "GEO.LOAD",
             Workload::GeoUpsert => "GEO.UPSERT",
             Workload::GeoNear => "GEO.NEAR5",
+            Workload::Hload => "HSET10",
+            Workload::Hset => "HSET",
+            Workload::Hget => "HGET",
+            Workload::Hincrby => "HINCRBY",
+            Workload::Zload => "ZADD10",
+            Workload::Zadd => "ZADD",
+            Workload::Zincrby => "ZINCRBY",
+            Workload::Zrange => "ZRANGE0-9",
+            Workload::Zrank => "ZRANK",
         }
     }
 }

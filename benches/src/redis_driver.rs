@@ -323,6 +323,45 @@ impl Worker {
                     self.unconfirmed = Some((sku, reservation));
                 }
             },
+            Workload::Hload => {
+                let fields =
+                    (0..crate::COLLECTION_SIZE).map(|i| (format!("f{i}"), &self.value[..]));
+                pipe.cmd("HSET").arg(key).arg(fields.collect::<Vec<_>>());
+            }
+            Workload::Hset => {
+                let field = format!("f{}", self.rng.random_range(0..crate::COLLECTION_SIZE));
+                pipe.cmd("HSET").arg(key).arg(field).arg(&self.value[..]);
+            }
+            Workload::Hget => {
+                let field = format!("f{}", self.rng.random_range(0..crate::COLLECTION_SIZE));
+                pipe.cmd("HGET").arg(key).arg(field);
+            }
+            Workload::Hincrby => {
+                pipe.cmd("HINCRBY").arg(key).arg("n").arg(1);
+            }
+            Workload::Zload => {
+                let mut pairs = Vec::with_capacity(crate::COLLECTION_SIZE);
+                for i in 0..crate::COLLECTION_SIZE {
+                    pairs.push((self.rng.random_range(0.0..1e6), format!("m{i}")));
+                }
+                pipe.cmd("ZADD").arg(key).arg(pairs);
+            }
+            Workload::Zadd => {
+                let member = format!("m{}", self.rng.random_range(0..crate::COLLECTION_SIZE));
+                let score: f64 = self.rng.random_range(0.0..1e6);
+                pipe.cmd("ZADD").arg(key).arg(score).arg(member);
+            }
+            Workload::Zincrby => {
+                let member = format!("m{}", self.rng.random_range(0..crate::COLLECTION_SIZE));
+                pipe.cmd("ZINCRBY").arg(key).arg(1).arg(member);
+            }
+            Workload::Zrange => {
+                pipe.cmd("ZRANGE").arg(key).arg(0).arg(9);
+            }
+            Workload::Zrank => {
+                let member = format!("m{}", self.rng.random_range(0..crate::COLLECTION_SIZE));
+                pipe.cmd("ZRANK").arg(key).arg(member);
+            }
             Workload::Dedup => {
                 self.sequence += 1;
                 pipe.cmd("SET")
