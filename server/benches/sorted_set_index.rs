@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use crossbeam_skiplist::SkipMap;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tessera_server::families::sorted_sets::Ordered;
+use tessera_server::data::ordered::Ordered;
 
 const MEMBERS: usize = 100_000;
 

@@ -23,6 +23,19 @@ fn bound(value: f64, exclusive: bool) -> sorted_sets::Bound {
 }
 
 fn samples() -> Vec<Command> {
+    [
+        core_samples(),
+        native_samples(),
+        stock_and_social_samples(),
+        geo_samples(),
+        hash_samples(),
+        sorted_set_samples(),
+    ]
+    .concat()
+}
+
+/// Admin and key commands.
+fn core_samples() -> Vec<Command> {
     let k = |s: &'static str| Bytes::from_static(s.as_bytes());
     vec![
         Command::Admin(AdminCommand::Ping(None)),
@@ -76,6 +89,13 @@ fn samples() -> Vec<Command> {
         }),
         Command::Keys(KeyCommand::MGet(vec![k("a"), k("b"), k("c")])),
         Command::Keys(KeyCommand::MSet(vec![(k("a"), k("1")), (k("b"), k("2"))])),
+    ]
+}
+
+/// Rate limits, dedup, counters, idempotency and versioned values.
+fn native_samples() -> Vec<Command> {
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    vec![
         Command::Limits(LimitCommand::Check(RateLimit {
             key: k("client:1"),
             algorithm: Algorithm::Sliding,
@@ -117,6 +137,46 @@ fn samples() -> Vec<Command> {
         }),
         Command::Idem(IdemCommand::Get(k("pay:9"))),
         Command::Versioned(VersionedCommand::Get(k("spot:17"))),
+        Command::Versioned(VersionedCommand::Set {
+            key: k("spot:17"),
+            value: k("reserved"),
+            if_version: Some(0),
+            ttl_ms: Some(900_000),
+        }),
+        Command::Versioned(VersionedCommand::Set {
+            key: k("trip:5"),
+            value: k("matching"),
+            if_version: None,
+            ttl_ms: None,
+        }),
+        Command::Dedup(DedupCommand::Check {
+            key: k("imp:1"),
+            ttl_ms: 3_600_000,
+        }),
+        Command::Dedup(DedupCommand::CheckMany {
+            ttl_ms: 1000,
+            keys: vec![k("a"), k("b")],
+        }),
+        Command::Counters(CounterCommand::Take {
+            key: k("budget"),
+            amount: 5,
+            floor: -10,
+        }),
+        Command::Counters(CounterCommand::Put {
+            key: k("budget"),
+            amount: 100,
+        }),
+        Command::Counters(CounterCommand::IdRange {
+            key: k("ids"),
+            size: 1000,
+        }),
+    ]
+}
+
+/// Inventory, timelines and presence.
+fn stock_and_social_samples() -> Vec<Command> {
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    vec![
         Command::Inventory(InventoryCommand::Set {
             sku: k("{s1}:milk"),
             on_hand: 40,
@@ -163,6 +223,40 @@ fn samples() -> Vec<Command> {
         Command::Presence(PresenceCommand::Watch(vec![k("u:1"), k("u:2")])),
         Command::Presence(PresenceCommand::Unwatch(vec![k("u:2")])),
         Command::Presence(PresenceCommand::Unwatch(vec![])),
+        Command::Timelines(TimelineCommand::Trim {
+            key: k("home:1"),
+            keep: 100,
+        }),
+        Command::Inventory(InventoryCommand::Adjust {
+            sku: k("{s1}:milk"),
+            delta: -3,
+        }),
+        Command::Inventory(InventoryCommand::Get(k("{s1}:milk"))),
+        Command::Inventory(InventoryCommand::Reserve {
+            sku: k("{s1}:milk"),
+            qty: 2,
+            ttl_ms: 600_000,
+            id: Some(k("order-9")),
+        }),
+        Command::Inventory(InventoryCommand::Confirm {
+            sku: k("{s1}:milk"),
+            id: k("order-9"),
+        }),
+        Command::Inventory(InventoryCommand::Release {
+            sku: k("{s1}:milk"),
+            id: k("r1"),
+        }),
+        Command::Inventory(InventoryCommand::ReserveMulti {
+            ttl_ms: 600_000,
+            items: vec![(k("{s1}:milk"), 1), (k("{s1}:eggs"), 12)],
+        }),
+    ]
+}
+
+/// Geo.
+fn geo_samples() -> Vec<Command> {
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    vec![
         Command::Geo(GeoCommand::Create {
             index: k("drivers"),
             resolution: 10,
@@ -225,66 +319,13 @@ fn samples() -> Vec<Command> {
             resolution: 7,
             status: Some(k("available")),
         }),
-        Command::Timelines(TimelineCommand::Trim {
-            key: k("home:1"),
-            keep: 100,
-        }),
-        Command::Inventory(InventoryCommand::Adjust {
-            sku: k("{s1}:milk"),
-            delta: -3,
-        }),
-        Command::Inventory(InventoryCommand::Get(k("{s1}:milk"))),
-        Command::Inventory(InventoryCommand::Reserve {
-            sku: k("{s1}:milk"),
-            qty: 2,
-            ttl_ms: 600_000,
-            id: Some(k("order-9")),
-        }),
-        Command::Inventory(InventoryCommand::Confirm {
-            sku: k("{s1}:milk"),
-            id: k("order-9"),
-        }),
-        Command::Inventory(InventoryCommand::Release {
-            sku: k("{s1}:milk"),
-            id: k("r1"),
-        }),
-        Command::Inventory(InventoryCommand::ReserveMulti {
-            ttl_ms: 600_000,
-            items: vec![(k("{s1}:milk"), 1), (k("{s1}:eggs"), 12)],
-        }),
-        Command::Versioned(VersionedCommand::Set {
-            key: k("spot:17"),
-            value: k("reserved"),
-            if_version: Some(0),
-            ttl_ms: Some(900_000),
-        }),
-        Command::Versioned(VersionedCommand::Set {
-            key: k("trip:5"),
-            value: k("matching"),
-            if_version: None,
-            ttl_ms: None,
-        }),
-        Command::Dedup(DedupCommand::Check {
-            key: k("imp:1"),
-            ttl_ms: 3_600_000,
-        }),
-        Command::Dedup(DedupCommand::CheckMany {
-            ttl_ms: 1000,
-            keys: vec![k("a"), k("b")],
-        }),
-        Command::Counters(CounterCommand::Take {
-            key: k("budget"),
-            amount: 5,
-            floor: -10,
-        }),
-        Command::Counters(CounterCommand::Put {
-            key: k("budget"),
-            amount: 100,
-        }),
-        Command::Counters(CounterCommand::IdRange {
-            key: k("ids"),
-            size: 1000,
-        }),
+    ]
+}
+
+/// Hashes.
+fn hash_samples() -> Vec<Command> {
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    vec![
         Command::Hashes(HashCommand::Set {
             key: k("h"),
             pairs: vec![(k("f"), k("v")), (k("g"), k(""))],
@@ -356,6 +397,13 @@ fn samples() -> Vec<Command> {
             key: k("h"),
             fields: vec![k("f")],
         }),
+    ]
+}
+
+/// Sorted sets.
+fn sorted_set_samples() -> Vec<Command> {
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    vec![
         Command::SortedSets(SortedSetCommand::Add {
             key: k("z"),
             flags: sorted_sets::add_flags::GT | sorted_sets::add_flags::CH,

@@ -4,5 +4,6 @@ pub mod blob;
 pub mod geo;
 pub mod inventory;
 pub mod keyspace;
+pub mod ordered;
 pub mod timeline;
 pub mod watch;

@@ -1,0 +1,155 @@
+//! Hash commands as text: the words after the name, redis-cli style.
+
+use bytes::Bytes;
+
+use super::super::arg::{parse_float, Words};
+use super::super::{CommandSpec, MAX_KEY_BYTES};
+use super::{checked_field_ttl, opcode, ExpireCondition, Finite, HashCommand, TimeUnit};
+use crate::error::{DecodeError, ErrorCode};
+use crate::value::ErrorReply;
+
+impl HashCommand<Bytes> {
+    /// Parses the words after the command's name.
+    pub(crate) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+        let mut words = Words::new(spec, args);
+        let key = words.key()?;
+        let command = match spec.opcode {
+            opcode::HSET => {
+                if words.remaining() == 0 || words.remaining() % 2 != 0 {
+                    return Err(words.arity());
+                }
+                let mut pairs = Vec::with_capacity(words.remaining() / 2);
+                while words.remaining() > 0 {
+                    pairs.push((text_field(words.bytes()?)?, words.bytes()?));
+                }
+                HashCommand::Set { key, pairs }
+            }
+            opcode::HSETNX => HashCommand::SetNx {
+                key,
+                field: text_field(words.bytes()?)?,
+                value: words.bytes()?,
+            },
+            opcode::HGET => HashCommand::Get {
+                key,
+                field: text_field(words.bytes()?)?,
+            },
+            opcode::HEXISTS => HashCommand::Exists {
+                key,
+                field: text_field(words.bytes()?)?,
+            },
+            opcode::HSTRLEN => HashCommand::StrLen {
+                key,
+                field: text_field(words.bytes()?)?,
+            },
+            opcode::HMGET | opcode::HDEL => {
+                let fields = text_fields(words.rest())?;
+                if fields.is_empty() {
+                    return Err(words.arity());
+                }
+                if spec.opcode == opcode::HMGET {
+                    HashCommand::MGet { key, fields }
+                } else {
+                    HashCommand::Del { key, fields }
+                }
+            }
+            opcode::HGETALL => HashCommand::GetAll(key),
+            opcode::HKEYS => HashCommand::Keys(key),
+            opcode::HVALS => HashCommand::Vals(key),
+            opcode::HLEN => HashCommand::Len(key),
+            opcode::HINCRBY => HashCommand::IncrBy {
+                key,
+                field: text_field(words.bytes()?)?,
+                delta: words.int()?,
+            },
+            opcode::HINCRBYFLOAT => {
+                let field = text_field(words.bytes()?)?;
+                let delta = Finite::new(parse_float(words.word()?)?)
+                    .filter(|d| d.get().is_finite())
+                    .ok_or_else(|| {
+                        ErrorReply::new(ErrorCode::NotFloat, "value is not a valid float")
+                    })?;
+                HashCommand::IncrByFloat { key, field, delta }
+            }
+            opcode::HEXPIRE | opcode::HPEXPIRE => {
+                let unit = if spec.opcode == opcode::HEXPIRE {
+                    TimeUnit::Seconds
+                } else {
+                    TimeUnit::Millis
+                };
+                let ttl: i64 = words.int()?;
+                let ttl = u64::try_from(ttl)
+                    .map_err(|_| DecodeError::InvalidExpire)
+                    .and_then(|ttl| checked_field_ttl(ttl, unit))
+                    .map_err(|_| {
+                        ErrorReply::new(ErrorCode::InvalidExpire, "invalid expire time")
+                    })?;
+                let condition = if words.eat("NX") {
+                    ExpireCondition::IfNone
+                } else if words.eat("XX") {
+                    ExpireCondition::IfSome
+                } else if words.eat("GT") {
+                    ExpireCondition::IfLater
+                } else if words.eat("LT") {
+                    ExpireCondition::IfEarlier
+                } else {
+                    ExpireCondition::Always
+                };
+                HashCommand::Expire {
+                    key,
+                    ttl,
+                    unit,
+                    condition,
+                    fields: text_field_list(&mut words)?,
+                }
+            }
+            opcode::HTTL | opcode::HPTTL => HashCommand::Ttl {
+                key,
+                unit: if spec.opcode == opcode::HTTL {
+                    TimeUnit::Seconds
+                } else {
+                    TimeUnit::Millis
+                },
+                fields: text_field_list(&mut words)?,
+            },
+            opcode::HPERSIST => HashCommand::Persist {
+                key,
+                fields: text_field_list(&mut words)?,
+            },
+            _ => return Err(words.arity()),
+        };
+        words.finish()?;
+        Ok(command)
+    }
+}
+
+const FIELDS: &str = "FIELDS numfields field [field ...]";
+
+fn text_field(word: Bytes) -> Result<Bytes, ErrorReply> {
+    if word.len() > MAX_KEY_BYTES {
+        return Err(ErrorReply::new(
+            ErrorCode::Syntax,
+            "a field name exceeds 65536 bytes",
+        ));
+    }
+    Ok(word)
+}
+
+fn text_fields(words: &[Bytes]) -> Result<Vec<Bytes>, ErrorReply> {
+    words.iter().cloned().map(text_field).collect()
+}
+
+/// `FIELDS numfields field...`, the count matching the fields given.
+fn text_field_list(words: &mut Words<'_>) -> Result<Vec<Bytes>, ErrorReply> {
+    let syntax = |message: &str| ErrorReply::new(ErrorCode::Syntax, format!("{message}: {FIELDS}"));
+    if !words.eat("FIELDS") {
+        return Err(syntax("missing FIELDS"));
+    }
+    let count: u64 = words.int()?;
+    if count == 0 {
+        return Err(syntax("numfields must be greater than 0"));
+    }
+    if count != words.remaining() as u64 {
+        return Err(syntax("numfields must match the number of fields"));
+    }
+    text_fields(words.rest())
+}

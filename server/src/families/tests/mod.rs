@@ -1,0 +1,347 @@
+//! Shard operations checked against their documented replies, on a bare keyspace.
+
+use super::inventory::expire_reservations;
+use super::limits::decide_windows;
+use super::*;
+
+fn apply(keyspace: &mut Keyspace, command: &Command, now: u64) -> Value {
+    super::apply(keyspace, command, now).into_value()
+}
+
+fn is_error(value: &Value, code: ErrorCode) -> bool {
+    matches!(value, Value::Error(e) if e.code == code as u16)
+}
+
+fn b(s: &'static str) -> Bytes {
+    Bytes::from_static(s.as_bytes())
+}
+
+fn set_cmd(
+    key: &'static str,
+    value: &'static str,
+    condition: SetCondition,
+    expiry: SetExpiry,
+    get: bool,
+) -> Command {
+    Command::Keys(KeyCommand::Set(SetArgs {
+        key: b(key),
+        value: b(value),
+        condition,
+        expiry,
+        get,
+    }))
+}
+
+#[test]
+fn set_conditions_and_get_follow_redis() {
+    let mut ks = Keyspace::new();
+    let nx = set_cmd("k", "1", SetCondition::IfAbsent, SetExpiry::Clear, false);
+    assert_eq!(apply(&mut ks, &nx, 0), Value::Ok);
+    assert_eq!(apply(&mut ks, &nx, 0), Value::Nil);
+    let xx_get = set_cmd("k", "2", SetCondition::IfPresent, SetExpiry::Clear, true);
+    assert_eq!(apply(&mut ks, &xx_get, 0), Value::Bytes(b("1")));
+    let xx_missing = set_cmd(
+        "absent",
+        "2",
+        SetCondition::IfPresent,
+        SetExpiry::Clear,
+        false,
+    );
+    assert_eq!(apply(&mut ks, &xx_missing, 0), Value::Nil);
+    assert_eq!(
+        apply(&mut ks, &Command::Keys(KeyCommand::Get(b("absent"))), 0),
+        Value::Nil
+    );
+}
+
+#[test]
+fn keepttl_keeps_and_plain_set_clears() {
+    let mut ks = Keyspace::new();
+    apply(
+        &mut ks,
+        &set_cmd("k", "1", SetCondition::Always, SetExpiry::In(10_000), false),
+        0,
+    );
+    apply(
+        &mut ks,
+        &set_cmd("k", "2", SetCondition::Always, SetExpiry::Keep, false),
+        0,
+    );
+    assert_eq!(
+        apply(&mut ks, &Command::Keys(KeyCommand::PTtl(b("k"))), 1000),
+        Value::Int(9000)
+    );
+    assert_eq!(
+        apply(&mut ks, &Command::Keys(KeyCommand::Ttl(b("k"))), 1000),
+        Value::Int(9)
+    );
+    apply(
+        &mut ks,
+        &set_cmd("k", "3", SetCondition::Always, SetExpiry::Clear, false),
+        0,
+    );
+    assert_eq!(
+        apply(&mut ks, &Command::Keys(KeyCommand::Ttl(b("k"))), 1000),
+        Value::Int(-1)
+    );
+    assert_eq!(
+        apply(&mut ks, &Command::Keys(KeyCommand::Ttl(b("nope"))), 1000),
+        Value::Int(-2)
+    );
+}
+
+#[test]
+fn expire_persist_and_negative_expire() {
+    let mut ks = Keyspace::new();
+    apply(
+        &mut ks,
+        &set_cmd("k", "v", SetCondition::Always, SetExpiry::Clear, false),
+        0,
+    );
+    assert_eq!(
+        apply(
+            &mut ks,
+            &Command::Keys(KeyCommand::Expire {
+                key: b("k"),
+                seconds: 5
+            }),
+            0
+        ),
+        Value::Int(1)
+    );
+    assert_eq!(
+        apply(&mut ks, &Command::Keys(KeyCommand::Persist(b("k"))), 0),
+        Value::Int(1)
+    );
+    assert_eq!(
+        apply(&mut ks, &Command::Keys(KeyCommand::Persist(b("k"))), 0),
+        Value::Int(0)
+    );
+    assert_eq!(
+        apply(
+            &mut ks,
+            &Command::Keys(KeyCommand::PExpire {
+                key: b("k"),
+                millis: 0
+            }),
+            0
+        ),
+        Value::Int(1)
+    );
+    assert_eq!(
+        apply(&mut ks, &Command::Keys(KeyCommand::Get(b("k"))), 0),
+        Value::Nil
+    );
+    assert_eq!(
+        apply(
+            &mut ks,
+            &Command::Keys(KeyCommand::Expire {
+                key: b("k"),
+                seconds: 5
+            }),
+            0
+        ),
+        Value::Int(0)
+    );
+    let huge = Command::Keys(KeyCommand::Expire {
+        key: b("k"),
+        seconds: i64::MAX,
+    });
+    assert!(is_error(
+        &apply(&mut ks, &huge, 0),
+        ErrorCode::InvalidExpire
+    ));
+}
+
+#[test]
+fn incr_parses_text_refuses_garbage_and_overflow_and_keeps_ttl() {
+    let mut ks = Keyspace::new();
+    apply(
+        &mut ks,
+        &set_cmd("n", "41", SetCondition::Always, SetExpiry::In(5000), false),
+        0,
+    );
+    assert_eq!(
+        apply(
+            &mut ks,
+            &Command::Keys(KeyCommand::IncrBy {
+                key: b("n"),
+                delta: 1
+            }),
+            0
+        ),
+        Value::Int(42)
+    );
+    assert_eq!(
+        apply(&mut ks, &Command::Keys(KeyCommand::Get(b("n"))), 0),
+        Value::Bytes(b("42"))
+    );
+    assert_eq!(
+        apply(&mut ks, &Command::Keys(KeyCommand::PTtl(b("n"))), 0),
+        Value::Int(5000)
+    );
+    assert_eq!(
+        apply(
+            &mut ks,
+            &Command::Keys(KeyCommand::DecrBy {
+                key: b("fresh"),
+                delta: 3
+            }),
+            0
+        ),
+        Value::Int(-3)
+    );
+    for bad in ["x", " 1", "01", "+1", "99999999999999999999"] {
+        ks.insert(b"bad", Blob::new(bad.as_bytes()).into(), None, 0);
+        let reply = apply(
+            &mut ks,
+            &Command::Keys(KeyCommand::IncrBy {
+                key: b("bad"),
+                delta: 1,
+            }),
+            0,
+        );
+        assert!(is_error(&reply, ErrorCode::NotInteger), "{bad}");
+    }
+    ks.insert(b"max", Blob::Int(i64::MAX).into(), None, 0);
+    let reply = apply(
+        &mut ks,
+        &Command::Keys(KeyCommand::IncrBy {
+            key: b("max"),
+            delta: 1,
+        }),
+        0,
+    );
+    assert!(is_error(&reply, ErrorCode::NotInteger));
+    let reply = apply(
+        &mut ks,
+        &Command::Keys(KeyCommand::DecrBy {
+            key: b("max"),
+            delta: i64::MIN,
+        }),
+        0,
+    );
+    assert!(is_error(&reply, ErrorCode::NotInteger));
+}
+
+#[test]
+fn dedup_first_writer_wins_and_keeps_its_expiry() {
+    let mut ks = Keyspace::new();
+    let dedup = |key: &'static str, ttl_ms| {
+        Command::Dedup(DedupCommand::Check {
+            key: b(key),
+            ttl_ms,
+        })
+    };
+    assert_eq!(apply(&mut ks, &dedup("imp", 1000), 0), Value::Bool(true));
+    assert_eq!(apply(&mut ks, &dedup("imp", 5000), 10), Value::Bool(false));
+    assert_eq!(
+        apply(&mut ks, &Command::Keys(KeyCommand::PTtl(b("imp"))), 10),
+        Value::Int(990)
+    );
+    assert_eq!(
+        apply(&mut ks, &dedup("imp", 1000), 1000),
+        Value::Bool(true),
+        "seen again after expiry"
+    );
+    let multi = Command::Dedup(DedupCommand::CheckMany {
+        ttl_ms: 1000,
+        keys: vec![b("x"), b("imp"), b("x")],
+    });
+    assert_eq!(
+        apply(&mut ks, &multi, 1000),
+        Value::Array(vec![
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Bool(false)
+        ])
+    );
+}
+
+#[test]
+fn counter_take_never_passes_the_floor() {
+    let mut ks = Keyspace::new();
+    let take = |amount, floor| {
+        Command::Counters(CounterCommand::Take {
+            key: b("c"),
+            amount,
+            floor,
+        })
+    };
+    let outcome = |taken, remaining| {
+        Value::Map(vec![
+            (Value::text("taken"), Value::Bool(taken)),
+            (Value::text("remaining"), Value::Int(remaining)),
+        ])
+    };
+    assert_eq!(
+        apply(&mut ks, &take(1, 0), 0),
+        outcome(false, 0),
+        "a missing counter is 0"
+    );
+    assert_eq!(
+        apply(&mut ks, &Command::Keys(KeyCommand::Exists(vec![b("c")])), 0),
+        Value::Int(0),
+        "a refused take creates nothing"
+    );
+    assert_eq!(
+        apply(
+            &mut ks,
+            &Command::Counters(CounterCommand::Put {
+                key: b("c"),
+                amount: 10
+            }),
+            0
+        ),
+        Value::Int(10)
+    );
+    assert_eq!(apply(&mut ks, &take(7, 0), 0), outcome(true, 3));
+    assert_eq!(apply(&mut ks, &take(4, 0), 0), outcome(false, 3));
+    assert_eq!(apply(&mut ks, &take(4, -1), 0), outcome(true, -1));
+    assert_eq!(
+        apply(&mut ks, &take(i64::MAX as u64, i64::MIN), 0),
+        outcome(true, i64::MIN)
+    );
+    assert_eq!(
+        apply(&mut ks, &take(1, i64::MIN), 0),
+        outcome(false, i64::MIN),
+        "no wrap-around"
+    );
+    ks.insert(b"text", Blob::new(b"abc").into(), None, 0);
+    let refused = apply(
+        &mut ks,
+        &Command::Counters(CounterCommand::Take {
+            key: b("text"),
+            amount: 1,
+            floor: 0,
+        }),
+        0,
+    );
+    assert!(is_error(&refused, ErrorCode::NotInteger));
+}
+
+#[test]
+fn id_ranges_are_disjoint_and_contiguous() {
+    let mut ks = Keyspace::new();
+    let range = |size| {
+        Command::Counters(CounterCommand::IdRange {
+            key: b("ids"),
+            size,
+        })
+    };
+    assert_eq!(
+        apply(&mut ks, &range(100), 0),
+        Value::Array(vec![Value::Int(1), Value::Int(100)])
+    );
+    assert_eq!(
+        apply(&mut ks, &range(1), 0),
+        Value::Array(vec![Value::Int(101), Value::Int(101)])
+    );
+    ks.insert(b"ids", Blob::Int(i64::MAX - 1).into(), None, 0);
+    assert!(
+        matches!(apply(&mut ks, &range(2), 0), Value::Error(_)),
+        "overflow is refused"
+    );
+}
+
+mod native;
