@@ -93,6 +93,47 @@ fn packed(buf: &[u8]) -> impl Iterator<Item = Field<'_>> {
     })
 }
 
+fn varint_len(mut value: u64) -> usize {
+    let mut len = 1;
+    while value >= 0x80 {
+        value >>= 7;
+        len += 1;
+    }
+    len
+}
+
+/// Rewrites a live field in place when its new value and deadline take the bytes the old
+/// ones took, the usual HSET of a same-size value and HINCRBY of a same-width number;
+/// `false` (and nothing changed) otherwise.
+fn overwrite(buf: &mut [u8], name: &[u8], value: &[u8], deadline: u64, now: u64) -> bool {
+    let mut at = 0;
+    while at < buf.len() {
+        let start = at;
+        let old_deadline = take_varint(buf, &mut at);
+        let len = take_varint(buf, &mut at) as usize;
+        let matches = &buf[at..at + len] == name;
+        at += len;
+        let value_len = take_varint(buf, &mut at) as usize;
+        let value_at = at;
+        at += value_len;
+        if !matches {
+            continue;
+        }
+        let fits = live(old_deadline, now)
+            && value_len == value.len()
+            && varint_len(old_deadline) == varint_len(deadline);
+        if !fits {
+            return false;
+        }
+        let mut encoded = Vec::with_capacity(10);
+        put_varint(&mut encoded, deadline);
+        buf[start..start + encoded.len()].copy_from_slice(&encoded);
+        buf[value_at..value_at + value_len].copy_from_slice(value);
+        return true;
+    }
+    false
+}
+
 fn pack(buf: &mut Vec<u8>, field: &Field<'_>) {
     put_varint(buf, field.deadline);
     put_varint(buf, field.name.len() as u64);
@@ -167,6 +208,9 @@ impl FieldMap {
         let FieldMap::Packed(buf) = self else {
             return false;
         };
+        if overwrite(buf, name, value, deadline, now) {
+            return false;
+        }
         let mut new = true;
         let mut fields = 0;
         let mut out = Vec::with_capacity(buf.len() + name.len() + value.len() + 4);
@@ -389,6 +433,23 @@ pub fn apply<P: Payload>(keyspace: &mut Keyspace, command: &HashCommand<P>, now:
         _ => read(keyspace, key, now, command),
     };
     result.unwrap_or_else(Value::Error)
+}
+
+/// HGET's value, lent out of the keyspace until the reply is written.
+///
+/// # Errors
+/// WRONGTYPE for a key of another kind.
+pub fn get<'a>(
+    keyspace: &'a mut Keyspace,
+    key: &[u8],
+    field: &[u8],
+    now: u64,
+) -> Result<Option<&'a [u8]>, Value> {
+    match keyspace.get(key, now) {
+        Some(Stored::Hash(fields)) => Ok(fields.find(field, now).map(|f| f.value)),
+        Some(_) => Err(wrong_type()),
+        None => Ok(None),
+    }
 }
 
 /// The reads: HGET, HMGET, HGETALL, HKEYS, HVALS, HLEN, HEXISTS, HSTRLEN, HTTL, HPTTL.
@@ -711,6 +772,30 @@ mod tests {
         assert_eq!(
             run(&mut ks, "httl nothere FIELDS 1 a", 60),
             Value::Array(vec![Value::Int(-2)])
+        );
+    }
+
+    #[test]
+    fn same_size_writes_in_place_and_others_repack_without_touching_neighbours() {
+        let mut ks = Keyspace::new();
+        run(&mut ks, "hset h a x b yy c zzz", 0);
+        run(&mut ks, "hset h b qq", 0);
+        run(&mut ks, "hset h b longer", 0);
+        run(&mut ks, "hset h a w", 0);
+        run(&mut ks, "hpexpire h 200 FIELDS 1 c", 0);
+        run(&mut ks, "hset h c 123", 0);
+        assert_eq!(
+            run(&mut ks, "hgetall h", 0),
+            Value::Map(vec![
+                (b("a"), b("w")),
+                (b("b"), b("longer")),
+                (b("c"), b("123"))
+            ])
+        );
+        assert_eq!(
+            run(&mut ks, "hpttl h FIELDS 1 c", 0),
+            Value::Array(vec![Value::Int(-1)]),
+            "the overwrite cleared the expiry, though it took a longer deadline varint"
         );
     }
 

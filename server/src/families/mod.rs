@@ -4,6 +4,7 @@
 //! command whose keys this shard owns and gets a `Value` back.
 
 use bytes::{Bytes, BytesMut};
+use tessera_protocol::commands::HashCommand;
 use tessera_protocol::commands::MAX_EXPIRE_MS;
 use tessera_protocol::commands::{Algorithm, Cursor, RateLimit, Tier, MAX_TIERS};
 use tessera_protocol::wire::Payload;
@@ -147,6 +148,8 @@ pub enum Reply<'a> {
     Value(Value),
     /// A stored value, read in place.
     Stored(&'a Blob),
+    /// Stored bytes (a hash field's value), read in place.
+    Bytes(&'a [u8]),
 }
 
 impl Reply<'_> {
@@ -155,6 +158,7 @@ impl Reply<'_> {
         match self {
             Reply::Value(value) => value,
             Reply::Stored(blob) => to_value(blob),
+            Reply::Bytes(bytes) => Value::Bytes(Bytes::copy_from_slice(bytes)),
         }
     }
 
@@ -173,12 +177,23 @@ pub fn apply<'a, P: Payload>(
     command: &Command<P>,
     now: u64,
 ) -> Reply<'a> {
-    if let Command::Keys(KeyCommand::Get(key)) = command {
-        return match keyspace.get(key.as_ref(), now) {
-            Some(Stored::Blob(blob)) => Reply::Stored(blob),
-            Some(_) => Reply::Value(wrong_type()),
-            None => Reply::Value(Value::Nil),
-        };
+    // The reads a reply can take straight from the keyspace.
+    match command {
+        Command::Keys(KeyCommand::Get(key)) => {
+            return match keyspace.get(key.as_ref(), now) {
+                Some(Stored::Blob(blob)) => Reply::Stored(blob),
+                Some(_) => Reply::Value(wrong_type()),
+                None => Reply::Value(Value::Nil),
+            };
+        }
+        Command::Hashes(HashCommand::Get { key, field }) => {
+            return match hashes::get(keyspace, key.as_ref(), field.as_ref(), now) {
+                Ok(Some(bytes)) => Reply::Bytes(bytes),
+                Ok(None) => Reply::Value(Value::Nil),
+                Err(error) => Reply::Value(error),
+            };
+        }
+        _ => {}
     }
     let reply = apply_owned(keyspace, command, now);
     if keyspace.is_journaled() && command.spec().writes && !matches!(reply, Value::Error(_)) {

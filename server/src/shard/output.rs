@@ -66,6 +66,9 @@ impl ConnOutput {
                 Some(bytes) => encode_bytes_response(&mut self.buf.borrow_mut(), request_id, bytes),
                 None => self.reply(request_id, &to_value(blob)),
             },
+            Reply::Bytes(bytes) => {
+                encode_bytes_response(&mut self.buf.borrow_mut(), request_id, bytes)
+            }
         }
     }
 
