@@ -33,14 +33,23 @@ pub struct Slot {
     deadline: u64,
 }
 
+/// The table form: fields, and how many of them have a deadline, so a hash without field
+/// expiry never scans for one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FieldTable {
+    fields: hashbrown::HashMap<Box<[u8]>, Slot>,
+    expiring: usize,
+}
+
 /// A hash's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldMap {
-    /// Entries one after another: `deadline:uvarint name_len:uvarint name value_len:uvarint
-    /// value`.
+    /// `expiring:uvarint` (fields with a deadline), then entries one after another:
+    /// `deadline:uvarint name_len:uvarint name value_len:uvarint value`. Empty when the
+    /// hash is.
     Packed(Box<[u8]>),
     /// A table, for hashes past the packed limits.
-    Table(Box<hashbrown::HashMap<Box<[u8]>, Slot>>),
+    Table(Box<FieldTable>),
 }
 
 impl Default for FieldMap {
@@ -71,9 +80,16 @@ fn take_varint(buf: &[u8], at: &mut usize) -> u64 {
     value
 }
 
+/// A packed buffer's count of fields with a deadline, and where its entries start.
+fn header(buf: &[u8]) -> (u64, usize) {
+    let mut at = 0;
+    let expiring = take_varint(buf, &mut at);
+    (expiring, at)
+}
+
 /// Reads the packed entries in order.
 fn packed(buf: &[u8]) -> impl Iterator<Item = Field<'_>> {
-    let mut at = 0;
+    let (_, mut at) = header(buf);
     std::iter::from_fn(move || {
         if at >= buf.len() {
             return None;
@@ -93,6 +109,27 @@ fn packed(buf: &[u8]) -> impl Iterator<Item = Field<'_>> {
     })
 }
 
+/// A packed buffer holding `fields`, its header counted.
+fn repack<'a>(fields: impl Iterator<Item = Field<'a>>) -> Box<[u8]> {
+    let mut body = Vec::new();
+    let mut expiring = 0;
+    for field in fields {
+        expiring += u64::from(field.deadline != NEVER);
+        put_varint(&mut body, field.deadline);
+        put_varint(&mut body, field.name.len() as u64);
+        body.extend_from_slice(field.name);
+        put_varint(&mut body, field.value.len() as u64);
+        body.extend_from_slice(field.value);
+    }
+    if body.is_empty() {
+        return Box::default();
+    }
+    let mut out = Vec::with_capacity(body.len() + 2);
+    put_varint(&mut out, expiring);
+    out.extend_from_slice(&body);
+    out.into_boxed_slice()
+}
+
 fn varint_len(mut value: u64) -> usize {
     let mut len = 1;
     while value >= 0x80 {
@@ -103,10 +140,10 @@ fn varint_len(mut value: u64) -> usize {
 }
 
 /// Rewrites a live field in place when its new value and deadline take the bytes the old
-/// ones took, the usual HSET of a same-size value and HINCRBY of a same-width number;
-/// `false` (and nothing changed) otherwise.
+/// ones took and it keeps (or keeps lacking) a deadline: the usual HSET of a same-size
+/// value and HINCRBY of a same-width number. `false` (and nothing changed) otherwise.
 fn overwrite(buf: &mut [u8], name: &[u8], value: &[u8], deadline: u64, now: u64) -> bool {
-    let mut at = 0;
+    let (_, mut at) = header(buf);
     while at < buf.len() {
         let start = at;
         let old_deadline = take_varint(buf, &mut at);
@@ -121,6 +158,7 @@ fn overwrite(buf: &mut [u8], name: &[u8], value: &[u8], deadline: u64, now: u64)
         }
         let fits = live(old_deadline, now)
             && value_len == value.len()
+            && (old_deadline == NEVER) == (deadline == NEVER)
             && varint_len(old_deadline) == varint_len(deadline);
         if !fits {
             return false;
@@ -134,14 +172,6 @@ fn overwrite(buf: &mut [u8], name: &[u8], value: &[u8], deadline: u64, now: u64)
     false
 }
 
-fn pack(buf: &mut Vec<u8>, field: &Field<'_>) {
-    put_varint(buf, field.deadline);
-    put_varint(buf, field.name.len() as u64);
-    buf.extend_from_slice(field.name);
-    put_varint(buf, field.value.len() as u64);
-    buf.extend_from_slice(field.value);
-}
-
 fn live(deadline: u64, now: u64) -> bool {
     deadline == NEVER || deadline > now
 }
@@ -150,7 +180,7 @@ impl FieldMap {
     fn iter(&self) -> Box<dyn Iterator<Item = Field<'_>> + '_> {
         match self {
             FieldMap::Packed(buf) => Box::new(packed(buf)),
-            FieldMap::Table(table) => Box::new(table.iter().map(|(name, slot)| Field {
+            FieldMap::Table(table) => Box::new(table.fields.iter().map(|(name, slot)| Field {
                 name,
                 value: &slot.value,
                 deadline: slot.deadline,
@@ -166,7 +196,7 @@ impl FieldMap {
     fn find(&self, name: &[u8], now: u64) -> Option<Field<'_>> {
         match self {
             FieldMap::Packed(buf) => packed(buf).find(|f| f.name == name),
-            FieldMap::Table(table) => table.get_key_value(name).map(|(name, slot)| Field {
+            FieldMap::Table(table) => table.fields.get_key_value(name).map(|(name, slot)| Field {
                 name,
                 value: &slot.value,
                 deadline: slot.deadline,
@@ -185,8 +215,15 @@ impl FieldMap {
         self.live(now).next().is_none()
     }
 
-    /// The earliest field deadline, if any field has one.
+    /// The earliest field deadline, if any field has one; free for hashes without.
     fn earliest_deadline(&self) -> Option<u64> {
+        let expiring = match self {
+            FieldMap::Packed(buf) => header(buf).0 as usize,
+            FieldMap::Table(table) => table.expiring,
+        };
+        if expiring == 0 {
+            return None;
+        }
         self.iter()
             .map(|f| f.deadline)
             .filter(|&d| d != NEVER)
@@ -196,13 +233,14 @@ impl FieldMap {
     /// Writes `value` (and `deadline`) to `name`; `true` if the field is new.
     fn put(&mut self, name: &[u8], value: &[u8], deadline: u64, now: u64) -> bool {
         if let FieldMap::Table(table) = self {
-            let previous = table.insert(
-                name.into(),
-                Slot {
-                    value: value.into(),
-                    deadline,
-                },
-            );
+            let slot = Slot {
+                value: value.into(),
+                deadline,
+            };
+            let previous = table.fields.insert(name.into(), slot);
+            let was_expiring = previous.as_ref().is_some_and(|slot| slot.deadline != NEVER);
+            table.expiring =
+                table.expiring + usize::from(deadline != NEVER) - usize::from(was_expiring);
             return previous.is_none_or(|slot| !live(slot.deadline, now));
         }
         let FieldMap::Packed(buf) = self else {
@@ -213,22 +251,21 @@ impl FieldMap {
         }
         let mut new = true;
         let mut fields = 0;
-        let mut out = Vec::with_capacity(buf.len() + name.len() + value.len() + 4);
-        for field in packed(buf) {
-            if field.name == name {
-                new = !live(field.deadline, now);
-                continue;
-            }
-            pack(&mut out, &field);
-            fields += 1;
-        }
         let written = Field {
             name,
             value,
             deadline,
         };
-        pack(&mut out, &written);
-        *buf = out.into_boxed_slice();
+        let kept = packed(buf).filter(|field| {
+            if field.name == name {
+                new = !live(field.deadline, now);
+                return false;
+            }
+            fields += 1;
+            true
+        });
+        let out = repack(kept.chain(std::iter::once(written)));
+        *buf = out;
         if fields + 1 > PACKED_MAX_FIELDS
             || name.len() > PACKED_MAX_BYTES
             || value.len() > PACKED_MAX_BYTES
@@ -239,16 +276,15 @@ impl FieldMap {
     }
 
     fn make_table(&mut self) {
-        let table = self
-            .iter()
-            .map(|f| {
-                let slot = Slot {
-                    value: f.value.into(),
-                    deadline: f.deadline,
-                };
-                (Box::<[u8]>::from(f.name), slot)
-            })
-            .collect();
+        let mut table = FieldTable::default();
+        for field in self.iter() {
+            table.expiring += usize::from(field.deadline != NEVER);
+            let slot = Slot {
+                value: field.value.into(),
+                deadline: field.deadline,
+            };
+            table.fields.insert(field.name.into(), slot);
+        }
         *self = FieldMap::Table(Box::new(table));
     }
 
@@ -256,31 +292,27 @@ impl FieldMap {
     fn retain(&mut self, mut keep: impl FnMut(&Field<'_>) -> bool) -> usize {
         match self {
             FieldMap::Table(table) => {
-                let before = table.len();
-                table.retain(|name, slot| {
-                    keep(&Field {
+                let (before, mut dropped_expiring) = (table.fields.len(), 0);
+                table.fields.retain(|name, slot| {
+                    let kept = keep(&Field {
                         name,
                         value: &slot.value,
                         deadline: slot.deadline,
-                    })
+                    });
+                    dropped_expiring += usize::from(!kept && slot.deadline != NEVER);
+                    kept
                 });
-                before - table.len()
+                table.expiring -= dropped_expiring;
+                before - table.fields.len()
             }
             FieldMap::Packed(buf) => {
                 if packed(buf).all(|f| keep(&f)) {
                     return 0;
                 }
-                let mut out = Vec::with_capacity(buf.len());
-                let mut removed = 0;
-                for field in packed(buf) {
-                    if keep(&field) {
-                        pack(&mut out, &field);
-                    } else {
-                        removed += 1;
-                    }
-                }
-                *buf = out.into_boxed_slice();
-                removed
+                let before = packed(buf).count();
+                let out = repack(packed(buf).filter(|f| keep(f)));
+                *buf = out;
+                before - packed(buf).count()
             }
         }
     }
@@ -295,8 +327,10 @@ impl FieldMap {
     /// Sets a live field's deadline (`NEVER` clears it); `false` if the field is missing.
     fn set_deadline(&mut self, name: &[u8], deadline: u64, now: u64) -> bool {
         match self {
-            FieldMap::Table(table) => match table.get_mut(name) {
+            FieldMap::Table(table) => match table.fields.get_mut(name) {
                 Some(slot) if live(slot.deadline, now) => {
+                    table.expiring = table.expiring + usize::from(deadline != NEVER)
+                        - usize::from(slot.deadline != NEVER);
                     slot.deadline = deadline;
                     true
                 }
@@ -317,12 +351,13 @@ impl FieldMap {
         match self {
             FieldMap::Packed(buf) => buf.len(),
             FieldMap::Table(table) => {
-                let slots = table.capacity() * (std::mem::size_of::<(Box<[u8]>, Slot)>() + 1);
-                slots
-                    + table
-                        .iter()
-                        .map(|(name, slot)| name.len() + slot.value.len())
-                        .sum::<usize>()
+                let entry = std::mem::size_of::<(Box<[u8]>, Slot)>() + 1;
+                let named: usize = table
+                    .fields
+                    .iter()
+                    .map(|(name, slot)| name.len() + slot.value.len())
+                    .sum();
+                std::mem::size_of::<FieldTable>() + table.fields.capacity() * entry + named
             }
         }
     }
@@ -797,6 +832,32 @@ mod tests {
             Value::Array(vec![Value::Int(-1)]),
             "the overwrite cleared the expiry, though it took a longer deadline varint"
         );
+    }
+
+    #[test]
+    fn a_table_hash_counts_its_expiring_fields_through_every_change() {
+        let mut ks = Keyspace::new();
+        for i in 0..200 {
+            run(&mut ks, &format!("hset big f{i} v"), 0);
+        }
+        run(&mut ks, "hpexpire big 100 FIELDS 3 f1 f2 f3", 0);
+        run(&mut ks, "hset big f1 again", 10);
+        run(&mut ks, "hpersist big FIELDS 1 f2", 10);
+        run(&mut ks, "hdel big f0", 10);
+        assert_eq!(
+            run(&mut ks, "hlen big", 150),
+            Value::Int(198),
+            "only f3 lapsed"
+        );
+        assert_eq!(
+            run(&mut ks, "hpttl big FIELDS 3 f1 f2 f3", 150),
+            Value::Array(vec![Value::Int(-1), Value::Int(-1), Value::Int(-2)])
+        );
+        run(&mut ks, "hpexpire big 50 FIELDS 1 f4", 150);
+        for key in ks.take_due(200) {
+            expire_fields(&mut ks, &key, 200);
+        }
+        assert_eq!(run(&mut ks, "hlen big", 200), Value::Int(197));
     }
 
     #[test]
