@@ -527,10 +527,7 @@ impl KeyCommand<Bytes> {
                     _ => KeyCommand::Persist(key),
                 }
             }
-            opcode::SET => {
-                arity(args.len() >= 2)?;
-                parse_set(&args[0], &args[1], &args[2..])?
-            }
+            opcode::SET => parse_set(spec, args)?,
             opcode::DEL | opcode::EXISTS | opcode::MGET => {
                 arity(!args.is_empty())?;
                 let keys = args.iter().map(text_key).collect::<Result<Vec<_>, _>>()?;
@@ -567,25 +564,24 @@ impl KeyCommand<Bytes> {
     }
 }
 
-fn parse_set(key: &Bytes, value: &Bytes, options: &[Bytes]) -> Result<KeyCommand, ErrorReply> {
+fn parse_set(spec: &'static CommandSpec, args: &[Bytes]) -> Result<KeyCommand, ErrorReply> {
     let syntax = || ErrorReply::new(ErrorCode::Syntax, "syntax error in SET options");
+    let mut words = Words::new(spec, args);
     let mut args = SetArgs {
-        key: text_key(key)?,
-        value: value.clone(),
+        key: words.key()?,
+        value: words.bytes()?,
         condition: SetCondition::Always,
         expiry: SetExpiry::Clear,
         get: false,
     };
     let mut expiry_given = false;
-    let mut i = 0;
-    while i < options.len() {
-        let word = options[i].to_ascii_uppercase();
-        match word.as_slice() {
+    words.options("syntax error in SET options", |name, words| {
+        match name {
             b"NX" | b"XX" => {
                 if args.condition != SetCondition::Always {
                     return Err(syntax());
                 }
-                args.condition = if word == b"NX" {
+                args.condition = if name == b"NX" {
                     SetCondition::IfAbsent
                 } else {
                     SetCondition::IfPresent
@@ -593,17 +589,17 @@ fn parse_set(key: &Bytes, value: &Bytes, options: &[Bytes]) -> Result<KeyCommand
             }
             b"GET" => args.get = true,
             b"KEEPTTL" | b"EX" | b"PX" => {
-                if expiry_given {
+                if std::mem::replace(&mut expiry_given, true) {
                     return Err(syntax());
                 }
-                expiry_given = true;
-                if word == b"KEEPTTL" {
-                    args.expiry = SetExpiry::Keep;
+                args.expiry = if name == b"KEEPTTL" {
+                    SetExpiry::Keep
                 } else {
-                    i += 1;
-                    let amount = options.get(i).ok_or_else(syntax)?;
-                    let n = parse_int::<i64>(amount)?;
-                    let ms = if word == b"EX" {
+                    let n = words.int::<i64>().map_err(|e| match e.known_code() {
+                        Some(ErrorCode::Syntax) => syntax(),
+                        _ => e,
+                    })?;
+                    let ms = if name == b"EX" {
                         n.checked_mul(1000)
                     } else {
                         Some(n)
@@ -616,12 +612,12 @@ fn parse_set(key: &Bytes, value: &Bytes, options: &[Bytes]) -> Result<KeyCommand
                                 "invalid expire time in 'set' command",
                             )
                         })?;
-                    args.expiry = SetExpiry::In(ms as u64);
-                }
+                    SetExpiry::In(ms as u64)
+                };
             }
-            _ => return Err(syntax()),
+            _ => return Ok(false),
         }
-        i += 1;
-    }
+        Ok(true)
+    })?;
     Ok(KeyCommand::Set(args))
 }

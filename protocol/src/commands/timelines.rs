@@ -414,68 +414,59 @@ impl TimelineCommand<Bytes> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::TL_PUSH | opcode::TL_FANOUT => {
-                arity(args.len() >= 2)?;
-                let (id_word, rest) = if spec.opcode == opcode::TL_PUSH {
-                    (&args[1], &args[2..])
+                let mut words = Words::new(spec, args);
+                let key = if spec.opcode == opcode::TL_PUSH {
+                    Some(words.key()?)
                 } else {
-                    (&args[0], &args[1..])
+                    None
                 };
-                let id = parse_int::<u64>(id_word)?;
-                let (mut score, mut cap, mut at) = (None, None, 0);
-                while at + 1 < rest.len() {
-                    match rest[at].to_ascii_uppercase().as_slice() {
-                        b"SCORE" if score.is_none() => {
-                            score = Some(parse_int::<i64>(&rest[at + 1])?)
-                        }
-                        b"CAP" if cap.is_none() => cap = Some(text_cap(&rest[at + 1])?),
-                        _ => break,
+                let id = words.int::<u64>()?;
+                // SCORE and CAP come before a fan-out's keys, each at most once.
+                let (mut score, mut cap) = (None, None);
+                while words.remaining() >= 2 {
+                    if score.is_none() && words.eat("SCORE") {
+                        score = Some(words.int::<i64>()?);
+                    } else if cap.is_none() && words.eat("CAP") {
+                        cap = Some(text_cap(words.word()?)?);
+                    } else {
+                        break;
                     }
-                    at += 2;
                 }
                 let item = Cursor {
                     score: score.unwrap_or(id as i64),
                     id,
                 };
-                if spec.opcode == opcode::TL_PUSH {
-                    arity(at == rest.len())?;
-                    TimelineCommand::Push {
-                        key: text_key(&args[0])?,
-                        item,
-                        cap,
+                match key {
+                    Some(key) => {
+                        words.finish()?;
+                        TimelineCommand::Push { key, item, cap }
                     }
-                } else {
-                    arity(at < rest.len())?;
-                    TimelineCommand::Fanout {
-                        item,
-                        cap,
-                        keys: rest[at..]
-                            .iter()
-                            .map(text_key)
-                            .collect::<Result<Vec<_>, _>>()?,
+                    None => {
+                        let keys = words.rest();
+                        arity(!keys.is_empty())?;
+                        TimelineCommand::Fanout {
+                            item,
+                            cap,
+                            keys: keys.iter().map(text_key).collect::<Result<Vec<_>, _>>()?,
+                        }
                     }
                 }
             }
             opcode::TL_RANGE => {
-                arity(!args.is_empty())?;
+                let mut words = Words::new(spec, args);
+                let key = words.key()?;
                 let (mut before, mut after, mut limit) = (None, None, DEFAULT_PAGE);
-                for option in args[1..].chunks(2) {
-                    let [word, value] = option else {
-                        return arity(false).map(|_| unreachable!());
-                    };
-                    match word.to_ascii_uppercase().as_slice() {
-                        b"BEFORE" => before = Some(text_cursor(value)?),
-                        b"AFTER" => after = Some(text_cursor(value)?),
-                        b"LIMIT" => limit = text_page(value)?,
-                        _ => {
-                            return Err(ErrorReply::new(
-                                ErrorCode::Syntax,
-                                "syntax error in TL.RANGE options",
-                            ))
-                        }
+                words.options("syntax error in TL.RANGE options", |name, words| {
+                    match name {
+                        b"BEFORE" => before = Some(text_cursor(words.word()?)?),
+                        b"AFTER" => after = Some(text_cursor(words.word()?)?),
+                        b"LIMIT" => limit = text_page(words.word()?)?,
+                        _ => return Ok(false),
                     }
-                }
+                    Ok(true)
+                })?;
                 TimelineCommand::Range {
-                    key: text_key(&args[0])?,
+                    key,
                     before,
                     after,
                     limit,
