@@ -1,0 +1,353 @@
+//! A hash's fields: one packed buffer for small hashes, a table past Redis's listpack
+//! limits, each field with an optional deadline.
+
+/// Deadline meaning "never expires".
+pub(super) const NEVER: u64 = 0;
+/// Longest field name or value a packed hash holds.
+const PACKED_MAX_BYTES: usize = 64;
+/// Most fields a packed hash holds before it becomes a table.
+const PACKED_MAX_FIELDS: usize = 128;
+/// One field as read out of a hash.
+pub(super) struct Field<'a> {
+    pub(super) name: &'a [u8],
+    pub(super) value: &'a [u8],
+    /// Milliseconds on the server clock, or `NEVER`.
+    pub(super) deadline: u64,
+}
+
+/// A field's value and deadline in the table form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    value: Box<[u8]>,
+    deadline: u64,
+}
+
+/// The table form: fields, and how many of them have a deadline, so a hash without field
+/// expiry never scans for one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FieldTable {
+    fields: hashbrown::HashMap<Box<[u8]>, Slot>,
+    expiring: usize,
+}
+
+/// A hash's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldMap {
+    /// `expiring:uvarint` (fields with a deadline), then entries one after another:
+    /// `deadline:uvarint name_len:uvarint name value_len:uvarint value`. Empty when the
+    /// hash is.
+    Packed(Box<[u8]>),
+    /// A table, for hashes past the packed limits.
+    Table(Box<FieldTable>),
+}
+
+impl Default for FieldMap {
+    fn default() -> Self {
+        FieldMap::Packed(Box::default())
+    }
+}
+
+fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        buf.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    buf.push(value as u8);
+}
+
+fn take_varint(buf: &[u8], at: &mut usize) -> u64 {
+    let mut value = 0u64;
+    let mut shift = 0;
+    while let Some(&byte) = buf.get(*at) {
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    value
+}
+
+/// A packed buffer's count of fields with a deadline, and where its entries start.
+fn header(buf: &[u8]) -> (u64, usize) {
+    let mut at = 0;
+    let expiring = take_varint(buf, &mut at);
+    (expiring, at)
+}
+
+/// Reads the packed entries in order.
+fn packed(buf: &[u8]) -> impl Iterator<Item = Field<'_>> {
+    let (_, mut at) = header(buf);
+    std::iter::from_fn(move || {
+        if at >= buf.len() {
+            return None;
+        }
+        let deadline = take_varint(buf, &mut at);
+        let len = take_varint(buf, &mut at) as usize;
+        let name = &buf[at..at + len];
+        at += len;
+        let len = take_varint(buf, &mut at) as usize;
+        let value = &buf[at..at + len];
+        at += len;
+        Some(Field {
+            name,
+            value,
+            deadline,
+        })
+    })
+}
+
+/// A packed buffer holding `fields`, its header counted.
+fn repack<'a>(fields: impl Iterator<Item = Field<'a>>) -> Box<[u8]> {
+    let mut body = Vec::new();
+    let mut expiring = 0;
+    for field in fields {
+        expiring += u64::from(field.deadline != NEVER);
+        put_varint(&mut body, field.deadline);
+        put_varint(&mut body, field.name.len() as u64);
+        body.extend_from_slice(field.name);
+        put_varint(&mut body, field.value.len() as u64);
+        body.extend_from_slice(field.value);
+    }
+    if body.is_empty() {
+        return Box::default();
+    }
+    let mut out = Vec::with_capacity(body.len() + 2);
+    put_varint(&mut out, expiring);
+    out.extend_from_slice(&body);
+    out.into_boxed_slice()
+}
+
+fn varint_len(mut value: u64) -> usize {
+    let mut len = 1;
+    while value >= 0x80 {
+        value >>= 7;
+        len += 1;
+    }
+    len
+}
+
+/// Rewrites a live field in place when its new value and deadline take the bytes the old
+/// ones took and it keeps (or keeps lacking) a deadline: the usual HSET of a same-size
+/// value and HINCRBY of a same-width number. `false` (and nothing changed) otherwise.
+fn overwrite(buf: &mut [u8], name: &[u8], value: &[u8], deadline: u64, now: u64) -> bool {
+    let (_, mut at) = header(buf);
+    while at < buf.len() {
+        let start = at;
+        let old_deadline = take_varint(buf, &mut at);
+        let len = take_varint(buf, &mut at) as usize;
+        let matches = &buf[at..at + len] == name;
+        at += len;
+        let value_len = take_varint(buf, &mut at) as usize;
+        let value_at = at;
+        at += value_len;
+        if !matches {
+            continue;
+        }
+        let fits = live(old_deadline, now)
+            && value_len == value.len()
+            && (old_deadline == NEVER) == (deadline == NEVER)
+            && varint_len(old_deadline) == varint_len(deadline);
+        if !fits {
+            return false;
+        }
+        let mut encoded = Vec::with_capacity(10);
+        put_varint(&mut encoded, deadline);
+        buf[start..start + encoded.len()].copy_from_slice(&encoded);
+        buf[value_at..value_at + value_len].copy_from_slice(value);
+        return true;
+    }
+    false
+}
+
+fn live(deadline: u64, now: u64) -> bool {
+    deadline == NEVER || deadline > now
+}
+
+impl FieldMap {
+    fn iter(&self) -> Box<dyn Iterator<Item = Field<'_>> + '_> {
+        match self {
+            FieldMap::Packed(buf) => Box::new(packed(buf)),
+            FieldMap::Table(table) => Box::new(table.fields.iter().map(|(name, slot)| Field {
+                name,
+                value: &slot.value,
+                deadline: slot.deadline,
+            })),
+        }
+    }
+
+    /// Live fields at `now`, in storage order.
+    pub(super) fn live(&self, now: u64) -> impl Iterator<Item = Field<'_>> {
+        self.iter().filter(move |field| live(field.deadline, now))
+    }
+
+    pub(super) fn find(&self, name: &[u8], now: u64) -> Option<Field<'_>> {
+        match self {
+            FieldMap::Packed(buf) => packed(buf).find(|f| f.name == name),
+            FieldMap::Table(table) => table.fields.get_key_value(name).map(|(name, slot)| Field {
+                name,
+                value: &slot.value,
+                deadline: slot.deadline,
+            }),
+        }
+        .filter(|field| live(field.deadline, now))
+    }
+
+    /// Live fields at `now`.
+    pub fn len(&self, now: u64) -> usize {
+        self.live(now).count()
+    }
+
+    /// Whether no field is live at `now`.
+    pub fn is_empty(&self, now: u64) -> bool {
+        self.live(now).next().is_none()
+    }
+
+    /// The earliest field deadline, if any field has one; free for hashes without.
+    pub(super) fn earliest_deadline(&self) -> Option<u64> {
+        let expiring = match self {
+            FieldMap::Packed(buf) => header(buf).0 as usize,
+            FieldMap::Table(table) => table.expiring,
+        };
+        if expiring == 0 {
+            return None;
+        }
+        self.iter()
+            .map(|f| f.deadline)
+            .filter(|&d| d != NEVER)
+            .min()
+    }
+
+    /// Writes `value` (and `deadline`) to `name`; `true` if the field is new.
+    pub(super) fn put(&mut self, name: &[u8], value: &[u8], deadline: u64, now: u64) -> bool {
+        if let FieldMap::Table(table) = self {
+            let slot = Slot {
+                value: value.into(),
+                deadline,
+            };
+            let previous = table.fields.insert(name.into(), slot);
+            let was_expiring = previous.as_ref().is_some_and(|slot| slot.deadline != NEVER);
+            table.expiring =
+                table.expiring + usize::from(deadline != NEVER) - usize::from(was_expiring);
+            return previous.is_none_or(|slot| !live(slot.deadline, now));
+        }
+        let FieldMap::Packed(buf) = self else {
+            return false;
+        };
+        if overwrite(buf, name, value, deadline, now) {
+            return false;
+        }
+        let mut new = true;
+        let mut fields = 0;
+        let written = Field {
+            name,
+            value,
+            deadline,
+        };
+        let kept = packed(buf).filter(|field| {
+            if field.name == name {
+                new = !live(field.deadline, now);
+                return false;
+            }
+            fields += 1;
+            true
+        });
+        let out = repack(kept.chain(std::iter::once(written)));
+        *buf = out;
+        if fields + 1 > PACKED_MAX_FIELDS
+            || name.len() > PACKED_MAX_BYTES
+            || value.len() > PACKED_MAX_BYTES
+        {
+            self.make_table();
+        }
+        new
+    }
+
+    fn make_table(&mut self) {
+        let mut table = FieldTable::default();
+        for field in self.iter() {
+            table.expiring += usize::from(field.deadline != NEVER);
+            let slot = Slot {
+                value: field.value.into(),
+                deadline: field.deadline,
+            };
+            table.fields.insert(field.name.into(), slot);
+        }
+        *self = FieldMap::Table(Box::new(table));
+    }
+
+    /// Keeps the fields `keep` says to, rewriting a packed buffer only if one goes.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&Field<'_>) -> bool) -> usize {
+        match self {
+            FieldMap::Table(table) => {
+                let (before, mut dropped_expiring) = (table.fields.len(), 0);
+                table.fields.retain(|name, slot| {
+                    let kept = keep(&Field {
+                        name,
+                        value: &slot.value,
+                        deadline: slot.deadline,
+                    });
+                    dropped_expiring += usize::from(!kept && slot.deadline != NEVER);
+                    kept
+                });
+                table.expiring -= dropped_expiring;
+                before - table.fields.len()
+            }
+            FieldMap::Packed(buf) => {
+                if packed(buf).all(|f| keep(&f)) {
+                    return 0;
+                }
+                let before = packed(buf).count();
+                let out = repack(packed(buf).filter(|f| keep(f)));
+                *buf = out;
+                before - packed(buf).count()
+            }
+        }
+    }
+
+    /// Drops fields whose deadline has passed.
+    pub(super) fn purge(&mut self, now: u64) {
+        if self.earliest_deadline().is_some_and(|d| d <= now) {
+            self.retain(|f| live(f.deadline, now));
+        }
+    }
+
+    /// Sets a live field's deadline (`NEVER` clears it); `false` if the field is missing.
+    pub(super) fn set_deadline(&mut self, name: &[u8], deadline: u64, now: u64) -> bool {
+        match self {
+            FieldMap::Table(table) => match table.fields.get_mut(name) {
+                Some(slot) if live(slot.deadline, now) => {
+                    table.expiring = table.expiring + usize::from(deadline != NEVER)
+                        - usize::from(slot.deadline != NEVER);
+                    slot.deadline = deadline;
+                    true
+                }
+                _ => false,
+            },
+            FieldMap::Packed(_) => {
+                let Some(value) = self.find(name, now).map(|f| f.value.to_vec()) else {
+                    return false;
+                };
+                self.put(name, &value, deadline, now);
+                true
+            }
+        }
+    }
+
+    /// Heap bytes owned, for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            FieldMap::Packed(buf) => buf.len(),
+            FieldMap::Table(table) => {
+                let entry = std::mem::size_of::<(Box<[u8]>, Slot)>() + 1;
+                let named: usize = table
+                    .fields
+                    .iter()
+                    .map(|(name, slot)| name.len() + slot.value.len())
+                    .sum();
+                std::mem::size_of::<FieldTable>() + table.fields.capacity() * entry + named
+            }
+        }
+    }
+}
