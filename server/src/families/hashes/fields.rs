@@ -33,9 +33,7 @@ pub struct FieldTable {
 /// A hash's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldMap {
-    /// `expiring:uvarint` (fields with a deadline), then entries one after another:
-    /// `deadline:uvarint name_len:uvarint name value_len:uvarint value`. Empty when the
-    /// hash is.
+    /// Fields in one buffer (see `repack` for the layout); empty when the hash is.
     Packed(Box<[u8]>),
     /// A table, for hashes past the packed limits.
     Table(Box<FieldTable>),
@@ -69,53 +67,90 @@ fn take_varint(buf: &[u8], at: &mut usize) -> u64 {
     value
 }
 
-/// A packed buffer's count of fields with a deadline, and where its entries start.
-fn header(buf: &[u8]) -> (u64, usize) {
-    let mut at = 0;
-    let expiring = take_varint(buf, &mut at);
-    (expiring, at)
+/// Where a packed buffer's parts are: its count of fields with a deadline, where the
+/// directory starts and where the values start.
+struct Layout {
+    expiring: u64,
+    directory: usize,
+    values: usize,
 }
 
-/// Reads the packed entries in order.
-fn packed(buf: &[u8]) -> impl Iterator<Item = Field<'_>> {
-    let (_, mut at) = header(buf);
+fn layout(buf: &[u8]) -> Layout {
+    let mut at = 0;
+    let expiring = take_varint(buf, &mut at);
+    let directory_len = take_varint(buf, &mut at) as usize;
+    Layout {
+        expiring,
+        directory: at,
+        values: at + directory_len,
+    }
+}
+
+/// One directory entry, with where its value lies.
+struct Entry {
+    deadline_at: usize,
+    deadline: u64,
+    name: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+}
+
+/// Walks the directory: names and deadlines lie together, apart from the values, so a
+/// lookup reads a cache line or two of names rather than every value on the way.
+fn entries(buf: &[u8]) -> impl Iterator<Item = Entry> + '_ {
+    let parts = layout(buf);
+    let (mut at, mut value_at) = (parts.directory, parts.values);
     std::iter::from_fn(move || {
-        if at >= buf.len() {
+        if at >= parts.values {
             return None;
         }
+        let deadline_at = at;
         let deadline = take_varint(buf, &mut at);
-        let len = take_varint(buf, &mut at) as usize;
-        let name = &buf[at..at + len];
-        at += len;
-        let len = take_varint(buf, &mut at) as usize;
-        let value = &buf[at..at + len];
-        at += len;
-        Some(Field {
+        let name_len = take_varint(buf, &mut at) as usize;
+        let name = at..at + name_len;
+        at += name_len;
+        let value_len = take_varint(buf, &mut at) as usize;
+        let value = value_at..value_at + value_len;
+        value_at += value_len;
+        Some(Entry {
+            deadline_at,
+            deadline,
             name,
             value,
-            deadline,
         })
     })
 }
 
-/// A packed buffer holding `fields`, its header counted.
+/// Reads the packed entries in order.
+fn packed(buf: &[u8]) -> impl Iterator<Item = Field<'_>> {
+    entries(buf).map(move |entry| Field {
+        name: &buf[entry.name],
+        value: &buf[entry.value],
+        deadline: entry.deadline,
+    })
+}
+
+/// A packed buffer holding `fields`: `expiring:uvarint directory_len:uvarint`, the
+/// directory (`deadline:uvarint name_len:uvarint name value_len:uvarint` per field), then
+/// the values one after another.
 fn repack<'a>(fields: impl Iterator<Item = Field<'a>>) -> Box<[u8]> {
-    let mut body = Vec::new();
+    let (mut directory, mut values) = (Vec::new(), Vec::new());
     let mut expiring = 0;
     for field in fields {
         expiring += u64::from(field.deadline != NEVER);
-        put_varint(&mut body, field.deadline);
-        put_varint(&mut body, field.name.len() as u64);
-        body.extend_from_slice(field.name);
-        put_varint(&mut body, field.value.len() as u64);
-        body.extend_from_slice(field.value);
+        put_varint(&mut directory, field.deadline);
+        put_varint(&mut directory, field.name.len() as u64);
+        directory.extend_from_slice(field.name);
+        put_varint(&mut directory, field.value.len() as u64);
+        values.extend_from_slice(field.value);
     }
-    if body.is_empty() {
+    if directory.is_empty() {
         return Box::default();
     }
-    let mut out = Vec::with_capacity(body.len() + 2);
+    let mut out = Vec::with_capacity(directory.len() + values.len() + 4);
     put_varint(&mut out, expiring);
-    out.extend_from_slice(&body);
+    put_varint(&mut out, directory.len() as u64);
+    out.extend_from_slice(&directory);
+    out.extend_from_slice(&values);
     out.into_boxed_slice()
 }
 
@@ -132,33 +167,21 @@ fn varint_len(mut value: u64) -> usize {
 /// ones took and it keeps (or keeps lacking) a deadline: the usual HSET of a same-size
 /// value and HINCRBY of a same-width number. `false` (and nothing changed) otherwise.
 fn overwrite(buf: &mut [u8], name: &[u8], value: &[u8], deadline: u64, now: u64) -> bool {
-    let (_, mut at) = header(buf);
-    while at < buf.len() {
-        let start = at;
-        let old_deadline = take_varint(buf, &mut at);
-        let len = take_varint(buf, &mut at) as usize;
-        let matches = &buf[at..at + len] == name;
-        at += len;
-        let value_len = take_varint(buf, &mut at) as usize;
-        let value_at = at;
-        at += value_len;
-        if !matches {
-            continue;
-        }
-        let fits = live(old_deadline, now)
-            && value_len == value.len()
-            && (old_deadline == NEVER) == (deadline == NEVER)
-            && varint_len(old_deadline) == varint_len(deadline);
-        if !fits {
-            return false;
-        }
-        let mut encoded = Vec::with_capacity(10);
-        put_varint(&mut encoded, deadline);
-        buf[start..start + encoded.len()].copy_from_slice(&encoded);
-        buf[value_at..value_at + value_len].copy_from_slice(value);
-        return true;
+    let Some(entry) = entries(buf).find(|entry| &buf[entry.name.clone()] == name) else {
+        return false;
+    };
+    let fits = live(entry.deadline, now)
+        && entry.value.len() == value.len()
+        && (entry.deadline == NEVER) == (deadline == NEVER)
+        && varint_len(entry.deadline) == varint_len(deadline);
+    if !fits {
+        return false;
     }
-    false
+    let mut encoded = Vec::with_capacity(10);
+    put_varint(&mut encoded, deadline);
+    buf[entry.deadline_at..entry.deadline_at + encoded.len()].copy_from_slice(&encoded);
+    buf[entry.value].copy_from_slice(value);
+    true
 }
 
 fn live(deadline: u64, now: u64) -> bool {
@@ -207,7 +230,7 @@ impl FieldMap {
     /// The earliest field deadline, if any field has one; free for hashes without.
     pub(super) fn earliest_deadline(&self) -> Option<u64> {
         let expiring = match self {
-            FieldMap::Packed(buf) => header(buf).0 as usize,
+            FieldMap::Packed(buf) => layout(buf).expiring as usize,
             FieldMap::Table(table) => table.expiring,
         };
         if expiring == 0 {

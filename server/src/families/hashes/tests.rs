@@ -214,3 +214,71 @@ fn a_packed_hash_becomes_a_table_past_its_limits_and_keeps_every_field() {
         Some(Stored::Hash(FieldMap::Table(_)))
     ));
 }
+
+#[test]
+fn random_writes_agree_with_a_map_model_in_both_forms() {
+    use std::collections::HashMap;
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for fields in [12, 300] {
+        let mut ks = Keyspace::new();
+        // field -> (value, deadline or 0)
+        let mut model: HashMap<String, (String, u64)> = HashMap::new();
+        for step in 0..4_000u64 {
+            let now = step;
+            model.retain(|_, (_, deadline)| *deadline == 0 || *deadline > now);
+            let field = format!("f{}", next(fields));
+            match next(5) {
+                0 | 1 => {
+                    let value = "v".repeat(1 + next(8) as usize);
+                    run(&mut ks, &format!("hset h {field} {value}"), now);
+                    model.insert(field, (value, 0));
+                }
+                2 => {
+                    run(&mut ks, &format!("hdel h {field}"), now);
+                    model.remove(&field);
+                }
+                3 => {
+                    let ttl = 1 + next(300);
+                    run(&mut ks, &format!("hpexpire h {ttl} FIELDS 1 {field}"), now);
+                    if let Some(entry) = model.get_mut(&field) {
+                        entry.1 = now + ttl;
+                    }
+                }
+                _ => {
+                    run(&mut ks, &format!("hpersist h FIELDS 1 {field}"), now);
+                    if let Some(entry) = model.get_mut(&field) {
+                        entry.1 = 0;
+                    }
+                }
+            }
+            if step % 97 == 0 {
+                let Value::Map(pairs) = run(&mut ks, "hgetall h", now) else {
+                    panic!("HGETALL answers a map");
+                };
+                let mut got: Vec<(Value, Value)> = pairs;
+                got.sort_by_key(|(f, _)| format!("{f:?}"));
+                let mut want: Vec<(Value, Value)> =
+                    model.iter().map(|(f, (v, _))| (b(f), b(v))).collect();
+                want.sort_by_key(|(f, _)| format!("{f:?}"));
+                assert_eq!(got, want, "{fields} fields, step {step}");
+                for (f, (_, deadline)) in &model {
+                    let left = match deadline {
+                        0 => -1,
+                        d => (d - now) as i64,
+                    };
+                    assert_eq!(
+                        run(&mut ks, &format!("hpttl h FIELDS 1 {f}"), now),
+                        Value::Array(vec![Value::Int(left)]),
+                        "{f} at step {step}"
+                    );
+                }
+            }
+        }
+    }
+}
