@@ -48,7 +48,15 @@ pub fn apply<P: Payload>(keyspace: &mut Keyspace, command: &HashCommand<P>, now:
                     "increment or decrement would overflow",
                 )
             })?;
-            fields.put(field.as_ref(), next.to_string().as_bytes(), deadline, now);
+            // Formatted on the stack: an increment allocates nothing when it fits in place.
+            let mut digits = [0u8; 20];
+            let len = {
+                use std::io::Write;
+                let mut cursor = std::io::Cursor::new(&mut digits[..]);
+                let _ = write!(cursor, "{next}");
+                cursor.position() as usize
+            };
+            fields.put(field.as_ref(), &digits[..len], deadline, now);
             Ok(Value::Int(next))
         }),
         HashCommand::IncrByFloat { field, delta, .. } => write(keyspace, key, now, |fields| {
