@@ -59,9 +59,41 @@ pub fn encode_bytes_response(dst: &mut BytesMut, id: u32, bytes: &[u8]) {
     frame::finish_frame(dst, start);
 }
 
+/// Appends a response frame whose value is an ARRAY of BYTES, without building `Value`s.
+pub fn encode_bytes_array_response(dst: &mut BytesMut, id: u32, items: &[&[u8]]) {
+    use bytes::BufMut;
+    let start = frame::begin_frame(dst, id);
+    dst.put_u8(value::tag::ARRAY);
+    wire::put_uvarint(dst, items.len() as u64);
+    for item in items {
+        dst.put_u8(value::tag::BYTES);
+        wire::put_bytes(dst, item);
+    }
+    frame::finish_frame(dst, start);
+}
+
 /// Appends a whole response frame carrying `value`.
 pub fn encode_response(dst: &mut BytesMut, id: u32, value: &Value) {
     let start = frame::begin_frame(dst, id);
     value.encode(dst);
     frame::finish_frame(dst, start);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn replies_written_without_values_match_their_values() {
+        let (mut direct, mut built) = (BytesMut::new(), BytesMut::new());
+        encode_bytes_array_response(&mut direct, 7, &[b"ann", b"", b"bob"]);
+        let items = [&b"ann"[..], b"", b"bob"].map(|m| Value::Bytes(Bytes::copy_from_slice(m)));
+        encode_response(&mut built, 7, &Value::Array(items.to_vec()));
+        assert_eq!(direct, built);
+        let (mut direct, mut built) = (BytesMut::new(), BytesMut::new());
+        encode_bytes_response(&mut direct, 9, b"v");
+        encode_response(&mut built, 9, &Value::Bytes(Bytes::from_static(b"v")));
+        assert_eq!(direct, built);
+    }
 }

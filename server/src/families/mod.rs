@@ -4,9 +4,9 @@
 //! command whose keys this shard owns and gets a `Value` back.
 
 use bytes::{Bytes, BytesMut};
-use tessera_protocol::commands::HashCommand;
 use tessera_protocol::commands::MAX_EXPIRE_MS;
 use tessera_protocol::commands::{Algorithm, Cursor, RateLimit, Tier, MAX_TIERS};
+use tessera_protocol::commands::{HashCommand, SortedSetCommand};
 use tessera_protocol::wire::Payload;
 use tessera_protocol::{
     AdminCommand, CounterCommand, DedupCommand, IdemCommand, InventoryCommand, KeyCommand,
@@ -150,6 +150,8 @@ pub enum Reply<'a> {
     Stored(&'a Blob),
     /// Stored bytes (a hash field's value), read in place.
     Bytes(&'a [u8]),
+    /// An ARRAY of stored bytes (a sorted set's members), read in place.
+    Members(Vec<&'a [u8]>),
 }
 
 impl Reply<'_> {
@@ -159,6 +161,12 @@ impl Reply<'_> {
             Reply::Value(value) => value,
             Reply::Stored(blob) => to_value(blob),
             Reply::Bytes(bytes) => Value::Bytes(Bytes::copy_from_slice(bytes)),
+            Reply::Members(members) => Value::Array(
+                members
+                    .into_iter()
+                    .map(|m| Value::Bytes(Bytes::copy_from_slice(m)))
+                    .collect(),
+            ),
         }
     }
 
@@ -190,6 +198,20 @@ pub fn apply<'a, P: Payload>(
             return match hashes::get(keyspace, key.as_ref(), field.as_ref(), now) {
                 Ok(Some(bytes)) => Reply::Bytes(bytes),
                 Ok(None) => Reply::Value(Value::Nil),
+                Err(error) => Reply::Value(error),
+            };
+        }
+        Command::SortedSets(SortedSetCommand::Range {
+            key,
+            selection,
+            rev,
+            limit,
+            with_scores: false,
+        }) => {
+            let members =
+                sorted_sets::range_members(keyspace, key.as_ref(), *selection, *rev, *limit, now);
+            return match members {
+                Ok(members) => Reply::Members(members),
                 Err(error) => Reply::Value(error),
             };
         }

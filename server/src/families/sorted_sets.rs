@@ -181,6 +181,47 @@ impl ScoreSet {
         }
     }
 
+    /// The ranks (lowest first) ZRANGE answers: by rank or score, REV counting ranks from
+    /// the highest score, LIMIT paging from the end the reply starts at.
+    fn select(&self, selection: Selection, rev: bool, limit: Option<(i64, i64)>) -> (usize, usize) {
+        let (mut from, mut to) = match selection {
+            Selection::Rank { start, stop } => {
+                let (from, to) = self.rank_span(start, stop);
+                if rev {
+                    (self.len() - to, self.len() - from)
+                } else {
+                    (from, to)
+                }
+            }
+            Selection::Score { min, max } => self.score_span(min, max),
+        };
+        if let Some((offset, count)) = limit {
+            let span = to - from;
+            let skip = usize::try_from(offset).unwrap_or(span).min(span);
+            let keep = usize::try_from(count).unwrap_or(span).min(span - skip);
+            if rev {
+                to -= skip;
+                from = to - keep;
+            } else {
+                from += skip;
+                to = from + keep;
+            }
+        }
+        (from, to)
+    }
+
+    /// The members at ranks `from..to`, lent out of the set.
+    fn members(&self, from: usize, to: usize) -> Vec<&[u8]> {
+        match self {
+            ScoreSet::Packed(buf) => packed(buf)
+                .skip(from)
+                .take(to.saturating_sub(from))
+                .map(|(_, member)| member)
+                .collect(),
+            ScoreSet::Indexed(index) => index.members(from, to),
+        }
+    }
+
     /// The rank range `start..=stop` (negative from the end) as `from..to`, Redis-style.
     fn rank_span(&self, start: i64, stop: i64) -> (usize, usize) {
         let len = self.len() as i64;
@@ -315,6 +356,33 @@ fn scored(entries: Vec<(Bytes, f64)>) -> Value {
     )
 }
 
+/// ZRANGE without scores, its members lent out of the keyspace until the reply is
+/// written.
+///
+/// # Errors
+/// WRONGTYPE for a key of another kind.
+pub fn range_members<'a>(
+    keyspace: &'a mut Keyspace,
+    key: &[u8],
+    selection: Selection,
+    rev: bool,
+    limit: Option<(i64, i64)>,
+    now: u64,
+) -> Result<Vec<&'a [u8]>, Value> {
+    match keyspace.get(key, now) {
+        Some(Stored::SortedSet(set)) => {
+            let (from, to) = set.select(selection, rev, limit);
+            let mut members = set.members(from, to);
+            if rev {
+                members.reverse();
+            }
+            Ok(members)
+        }
+        Some(_) => Err(wrong_type()),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// The reads: ZSCORE, ZMSCORE, ZRANK, ZREVRANK, ZRANGE, ZCARD, ZCOUNT.
 fn read<P: Payload>(
     keyspace: &mut Keyspace,
@@ -356,30 +424,7 @@ fn read<P: Payload>(
             with_scores,
             ..
         } => {
-            let (mut from, mut to) = match selection {
-                Selection::Rank { start, stop } => {
-                    let (from, to) = set.rank_span(*start, *stop);
-                    if *rev {
-                        // Ranks count from the highest score.
-                        (set.len() - to, set.len() - from)
-                    } else {
-                        (from, to)
-                    }
-                }
-                Selection::Score { min, max } => set.score_span(*min, *max),
-            };
-            if let Some((offset, count)) = *limit {
-                let span = to - from;
-                let skip = usize::try_from(offset).unwrap_or(span).min(span);
-                let keep = usize::try_from(count).unwrap_or(span).min(span - skip);
-                if *rev {
-                    to -= skip;
-                    from = to - keep;
-                } else {
-                    from += skip;
-                    to = from + keep;
-                }
-            }
+            let (from, to) = set.select(*selection, *rev, *limit);
             let mut entries = set.ranks(from, to);
             if *rev {
                 entries.reverse();

@@ -8,7 +8,9 @@ use std::cell::{Cell, RefCell};
 
 use bytes::{Bytes, BytesMut};
 use hashbrown::HashSet;
-use tessera_protocol::{encode_bytes_response, encode_response, Value};
+use tessera_protocol::{
+    encode_bytes_array_response, encode_bytes_response, encode_response, Value,
+};
 
 use crate::data::watch::ConnId;
 use crate::families::{to_value, Reply};
@@ -68,6 +70,9 @@ impl ConnOutput {
             },
             Reply::Bytes(bytes) => {
                 encode_bytes_response(&mut self.buf.borrow_mut(), request_id, bytes)
+            }
+            Reply::Members(members) => {
+                encode_bytes_array_response(&mut self.buf.borrow_mut(), request_id, members)
             }
         }
     }
