@@ -89,12 +89,16 @@ impl ScoreSet {
         }
     }
 
-    fn rank(&self, member: &[u8]) -> Option<usize> {
+    /// A member's rank from the lowest score and its score, in one look.
+    fn position(&self, member: &[u8]) -> Option<(usize, f64)> {
         match self {
-            ScoreSet::Packed(buf) => packed(buf).position(|(_, m)| m == member),
+            ScoreSet::Packed(buf) => packed(buf)
+                .enumerate()
+                .find(|(_, (_, m))| *m == member)
+                .map(|(rank, (score, _))| (rank, score)),
             ScoreSet::Indexed(index) => {
                 let score = *index.scores.get(member)?;
-                Some(index.rank_of((score, member)))
+                Some((index.rank_of((score, member)), score))
             }
         }
     }
@@ -406,8 +410,8 @@ fn read<P: Payload>(
             rev,
             with_score,
             ..
-        } => match (set.rank(member.as_ref()), set.score(member.as_ref())) {
-            (Some(rank), Some(score)) => {
+        } => match set.position(member.as_ref()) {
+            Some((rank, score)) => {
                 let rank = if *rev { set.len() - 1 - rank } else { rank };
                 if *with_score {
                     Value::Array(vec![Value::Int(rank as i64), Value::Float(score)])
