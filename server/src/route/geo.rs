@@ -302,9 +302,13 @@ async fn take_over(shard: Rc<Shard>, command: GeoCommand) -> Value {
     let now = clock::now_millis();
     placement.expires_at = ttl_ms.map(|ttl| now + ttl);
     let placed = ops::place(&mut shard.keyspace.borrow_mut().geo, &index, placement, now);
-    shard.submit(home, move |home: &Rc<Shard>| {
-        ops::settle(&mut home.keyspace.borrow_mut().geo, &index, &member, holder);
-    });
+    // The upsert replies once the home has settled, so the member's next command finds
+    // it settled rather than waiting out the hand-over.
+    shard
+        .call(home, move |home: &Rc<Shard>| {
+            ops::settle(&mut home.keyspace.borrow_mut().geo, &index, &member, holder);
+        })
+        .await;
     match (placed, previous) {
         // Placed where it already was: whether it was new there (it may have lapsed).
         (Ok(new), Some(previous)) if previous == shard.id => Value::Int(i64::from(new)),

@@ -70,6 +70,8 @@ pub struct Shard {
     outbox: RefCell<Vec<Vec<Job>>>,
     /// Raised when the outbox gains its first job since the last flush.
     outbox_ready: LocalSignal,
+    /// Whether the outbox holds jobs not yet sent.
+    outbox_dirty: Cell<bool>,
     /// Connections served by this shard now, so shutdown and pushes can reach each one.
     connections: RefCell<Slab<Weak<ConnOutput>>>,
     /// Serial of the last connection registered.
@@ -94,6 +96,7 @@ impl Shard {
             stats: RefCell::new(ShardStats::new()),
             outbox: RefCell::new((0..shards).map(|_| Vec::new()).collect()),
             outbox_ready: LocalSignal::default(),
+            outbox_dirty: Cell::new(false),
             connections: RefCell::new(Slab::new()),
             connection_serial: Cell::new(0),
             connection_closed: LocalSignal::default(),
@@ -262,18 +265,19 @@ impl Shard {
     /// Queues a job for shard `to`; it leaves at the next `flush`, which the flusher task
     /// runs soon if the current batch does not end with one.
     fn send(&self, to: u16, job: Job) {
-        let mut outbox = self.outbox.borrow_mut();
-        let was_empty = outbox.iter().all(Vec::is_empty);
-        outbox[usize::from(to)].push(job);
-        if was_empty {
+        self.outbox.borrow_mut()[usize::from(to)].push(job);
+        if !self.outbox_dirty.replace(true) {
             self.outbox_ready.raise();
         }
     }
 
-    /// Ends a batch: records latencies, then sends every queued envelope, one mailbox push
-    /// (and at most one wake-up) per destination.
+    /// Ends a batch: records latencies, then sends every queued job, one mailbox push (and
+    /// at most one wake-up) per destination.
     pub fn flush(&self) {
         self.record_latencies();
+        if !self.outbox_dirty.replace(false) {
+            return;
+        }
         let mut outbox = self.outbox.borrow_mut();
         let mut batches = 0;
         for (to, queue) in outbox.iter_mut().enumerate() {
