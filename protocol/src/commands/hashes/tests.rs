@@ -1,3 +1,5 @@
+//! Hash commands as text and on the wire: parses like redis-cli, refuses what Redis refuses.
+
 use super::super::{Command, MAX_EXPIRE_MS};
 use super::*;
 use crate::error::ErrorCode;

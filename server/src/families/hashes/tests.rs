@@ -1,3 +1,5 @@
+//! Hash operations against Redis 7.4's documented replies, both storage forms, and a map model.
+
 use super::*;
 
 fn run(keyspace: &mut Keyspace, line: &str, now: u64) -> Value {
