@@ -9,8 +9,9 @@ pub fn apply<P: Payload>(keyspace: &mut Keyspace, command: &DedupCommand<P>, now
             Value::Bool(dedup(keyspace, key.as_ref(), *ttl_ms, now))
         }
         DedupCommand::CheckMany { ttl_ms, keys } => Value::Array(
-            keys.iter()
-                .map(|key| Value::Bool(dedup(keyspace, key.as_ref(), *ttl_ms, now)))
+            check_many(keyspace, keys, *ttl_ms, now)
+                .into_iter()
+                .map(Value::Bool)
                 .collect(),
         ),
     }
@@ -24,4 +25,16 @@ fn dedup(keyspace: &mut Keyspace, key: &[u8], ttl_ms: u64, now: u64) -> bool {
     }
     keyspace.write(found, key, Blob::new(b"").into(), Some(now + ttl_ms));
     true
+}
+
+/// DEDUP for each key in order; `true` for a first sighting.
+pub fn check_many<P: Payload>(
+    keyspace: &mut Keyspace,
+    keys: &[P],
+    ttl_ms: u64,
+    now: u64,
+) -> Vec<bool> {
+    keys.iter()
+        .map(|key| dedup(keyspace, key.as_ref(), ttl_ms, now))
+        .collect()
 }

@@ -53,11 +53,9 @@ fn run<P: Payload>(keyspace: &mut Keyspace, command: &KeyCommand<P>, now: u64) -
             None => overflow(),
         },
         KeyCommand::MGet(keys) => Value::Array(
-            keys.iter()
-                .map(|k| match keyspace.get(k.as_ref(), now) {
-                    Some(Stored::Blob(blob)) => to_value(blob),
-                    _ => Value::Nil,
-                })
+            mget(keyspace, keys, now)
+                .into_iter()
+                .map(|value| value.map_or(Value::Nil, Value::Bytes))
                 .collect(),
         ),
         KeyCommand::MSet(pairs) => {
@@ -121,4 +119,17 @@ fn ttl(keyspace: &mut Keyspace, key: &[u8], now: u64, scale: impl Fn(i64) -> i64
         Some(None) => Value::Int(-1),
         Some(Some(deadline)) => Value::Int(scale(deadline.saturating_sub(now) as i64)),
     }
+}
+
+/// Each key's value in order; `None` for a missing key or one of another kind.
+pub fn mget<P: Payload>(keyspace: &mut Keyspace, keys: &[P], now: u64) -> Vec<Option<Bytes>> {
+    keys.iter()
+        .map(|k| match keyspace.get(k.as_ref(), now) {
+            Some(Stored::Blob(blob)) => match to_value(blob) {
+                Value::Bytes(bytes) => Some(bytes),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }

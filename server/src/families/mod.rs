@@ -313,10 +313,38 @@ pub fn timer_due(keyspace: &mut Keyspace, key: &[u8], now: u64) {
     watch::timer_fired(keyspace, key, now);
 }
 
+/// One answer per key of a split request's part, in the part's order, typed until the
+/// reply is rendered where the request came in.
+pub enum Items {
+    /// MGET: each key's value.
+    Values(Vec<Option<Bytes>>),
+    /// DEDUP.MULTI: each key's first sighting or not.
+    Flags(Vec<bool>),
+    /// PRESENCE.GET: each user's row.
+    Presence(Vec<Option<presence::PresenceRow>>),
+    /// PRESENCE.WATCH: each user's baseline.
+    Watched(Vec<watch::WatchRow>),
+}
+
+impl Items {
+    /// The reply elements.
+    pub fn render(self) -> Vec<Value> {
+        match self {
+            Items::Values(values) => values
+                .into_iter()
+                .map(|value| value.map_or(Value::Nil, Value::Bytes))
+                .collect(),
+            Items::Flags(flags) => flags.into_iter().map(Value::Bool).collect(),
+            Items::Presence(rows) => rows.into_iter().map(presence::render_row).collect(),
+            Items::Watched(rows) => rows.into_iter().map(watch::WatchRow::render).collect(),
+        }
+    }
+}
+
 /// What one shard answers for its part of a split request.
 pub enum Part {
-    /// One reply element per key of the part, in the part's order.
-    Items(Vec<Value>),
+    /// One answer per key of the part.
+    Items(Items),
     /// A count to add up.
     Count(i64),
     /// Done, nothing to report.
@@ -340,8 +368,22 @@ pub fn run_part(keyspace: &mut Keyspace, part: &Command, now: u64) -> Part {
             Err(error) => Part::Failed(error),
         };
     }
+    let items = match part {
+        Command::Keys(KeyCommand::MGet(keys)) => {
+            Some(Items::Values(keys::mget(keyspace, keys, now)))
+        }
+        Command::Dedup(DedupCommand::CheckMany { ttl_ms, keys }) => Some(Items::Flags(
+            dedup::check_many(keyspace, keys, *ttl_ms, now),
+        )),
+        Command::Presence(PresenceCommand::Get(users)) => {
+            Some(Items::Presence(presence::rows(keyspace, users, now)))
+        }
+        _ => None,
+    };
+    if let Some(items) = items {
+        return Part::Items(items);
+    }
     match apply(keyspace, part, now).into_value() {
-        Value::Array(items) => Part::Items(items),
         Value::Int(count) => Part::Count(count),
         Value::Error(error) => Part::Failed(error),
         _ => Part::Done,

@@ -20,21 +20,9 @@ pub fn apply<P: Payload>(keyspace: &mut Keyspace, command: &PresenceCommand<P>, 
             )
         }),
         PresenceCommand::Get(users) => Value::Array(
-            users
-                .iter()
-                .map(|user| match keyspace.get(user.as_ref(), now) {
-                    // A flat triple rather than a map: a batch of 100 users is 100 small
-                    // arrays, not 400 allocations of field names.
-                    Some(Stored::Presence(presence)) => Value::Array(vec![
-                        Value::Bool(presence.online_until > now),
-                        Value::Int(now.saturating_sub(presence.last_seen) as i64),
-                        presence
-                            .meta
-                            .as_ref()
-                            .map_or(Value::Nil, |m| Value::Bytes(Bytes::copy_from_slice(m))),
-                    ]),
-                    _ => Value::Nil,
-                })
+            rows(keyspace, users, now)
+                .into_iter()
+                .map(render_row)
                 .collect(),
         ),
         PresenceCommand::Leave(user) => watched_change(keyspace, user.as_ref(), now, |keyspace| {
@@ -123,4 +111,48 @@ fn presence_beat(
     let found = keyspace.find(user, now);
     keyspace.set_deadline_of(&found, Some(online_until + PRESENCE_RETENTION_MS));
     Value::Bool(came_online)
+}
+
+/// A user's presence as PRESENCE.GET reports it: online, milliseconds since the last
+/// heartbeat, and its metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceRow {
+    /// Online now.
+    pub online: bool,
+    /// Milliseconds since the last heartbeat.
+    pub ago_ms: u64,
+    /// Metadata of the last heartbeat.
+    pub meta: Option<Bytes>,
+}
+
+/// Each user's row, `None` for users never seen (or of another kind).
+pub fn rows<P: Payload>(
+    keyspace: &mut Keyspace,
+    users: &[P],
+    now: u64,
+) -> Vec<Option<PresenceRow>> {
+    users
+        .iter()
+        .map(|user| match keyspace.get(user.as_ref(), now) {
+            Some(Stored::Presence(presence)) => Some(PresenceRow {
+                online: presence.online_until > now,
+                ago_ms: now.saturating_sub(presence.last_seen),
+                meta: presence.meta.as_deref().map(Bytes::copy_from_slice),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A row as the reply carries it: a flat triple rather than a map, so a batch of 100 users
+/// is 100 small arrays, not 400 allocations of field names; NIL for a user never seen.
+pub fn render_row(row: Option<PresenceRow>) -> Value {
+    match row {
+        Some(row) => Value::Array(vec![
+            Value::Bool(row.online),
+            Value::Int(row.ago_ms as i64),
+            row.meta.map_or(Value::Nil, Value::Bytes),
+        ]),
+        None => Value::Nil,
+    }
 }

@@ -89,14 +89,39 @@ pub fn timer_fired(keyspace: &mut Keyspace, key: &[u8], now: u64) {
     }
 }
 
-/// Registers `watcher` for each user; answers each user's state and the shard's change
-/// count, the baseline that later pushes build on.
+/// A watched user's state when the watch began, and the shard's change count then: the
+/// baseline later pushes build on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchRow {
+    /// Online now.
+    pub online: bool,
+    /// Milliseconds since the last heartbeat; `None` if never seen.
+    pub ago_ms: Option<u64>,
+    /// Metadata of the last heartbeat.
+    pub meta: Option<Bytes>,
+    /// The shard's change count.
+    pub sequence: u64,
+}
+
+impl WatchRow {
+    /// The row as PRESENCE.WATCH answers it: `[online, last_seen_ms or NIL, meta, sequence]`.
+    pub fn render(self) -> Value {
+        Value::Array(vec![
+            Value::Bool(self.online),
+            self.ago_ms.map_or(Value::Nil, |ms| Value::Int(ms as i64)),
+            self.meta.map_or(Value::Nil, Value::Bytes),
+            Value::Int(self.sequence as i64),
+        ])
+    }
+}
+
+/// Registers `watcher` for each user; answers each user's baseline row.
 pub fn watch<K: AsRef<[u8]>>(
     keyspace: &mut Keyspace,
     watcher: ConnId,
     users: &[K],
     now: u64,
-) -> Vec<Value> {
+) -> Vec<WatchRow> {
     users
         .iter()
         .map(|user| {
@@ -117,12 +142,15 @@ pub fn watch<K: AsRef<[u8]>>(
             // A new entry starts from the state just read; an old one may lag it by a
             // change not yet seen, which this look pushes.
             look(keyspace, user, now);
-            Value::Array(vec![
-                Value::Bool(online),
-                ago.map_or(Value::Nil, |ms| Value::Int(ms as i64)),
-                meta,
-                Value::Int(keyspace.watches.sequence as i64),
-            ])
+            WatchRow {
+                online,
+                ago_ms: ago,
+                meta: match meta {
+                    Value::Bytes(meta) => Some(meta),
+                    _ => None,
+                },
+                sequence: keyspace.watches.sequence,
+            }
         })
         .collect()
 }
@@ -189,7 +217,12 @@ mod tests {
     #[test]
     fn changes_are_pushed_once_each_in_order() {
         let mut ks = Keyspace::new();
-        let baseline = Value::Array(watch(&mut ks, ME, &[b"u"], 0));
+        let baseline = Value::Array(
+            watch(&mut ks, ME, &[b"u"], 0)
+                .into_iter()
+                .map(WatchRow::render)
+                .collect(),
+        );
         assert_eq!(
             baseline,
             Value::Array(vec![Value::Array(vec![

@@ -174,7 +174,7 @@ fn combine_parts(combine: &Combine, parts: Vec<Part>) -> Value {
     for part in parts {
         match part {
             Part::Failed(error) => return Value::Error(error),
-            Part::Items(values) => items.push(values),
+            Part::Items(values) => items.push(values.render()),
             Part::Count(count) => total += count,
             Part::Page(page) => pages.push(page),
             Part::Done => {}
@@ -334,7 +334,8 @@ fn watch(shard: &Rc<Shard>, conn: &Rc<ConnOutput>, request: Request, command: &C
             shard.call(owner, move |target: &Rc<Shard>| {
                 target.with_keyspace(|keyspace| match &part {
                     PresenceCommand::Watch(users) => {
-                        Part::Items(families::watch::watch(keyspace, from, users, now))
+                        let rows = families::watch::watch(keyspace, from, users, now);
+                        Part::Items(families::Items::Watched(rows))
                     }
                     PresenceCommand::Unwatch(users) => {
                         Part::Count(families::watch::unwatch(keyspace, from, users))
