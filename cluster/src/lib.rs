@@ -41,17 +41,6 @@ pub fn shard_for_key(key: &[u8], shards: u16) -> u16 {
     shard_of(key_hash(key), shards)
 }
 
-/// Groups positions of `keys` by owning shard, keeping the original order within each group.
-///
-/// Returns one `Vec` of indices per shard; used to split multi-key commands by owner.
-pub fn split_by_shard<K: AsRef<[u8]>>(keys: &[K], shards: u16) -> Vec<Vec<usize>> {
-    let mut groups = vec![Vec::new(); usize::from(shards)];
-    for (i, key) in keys.iter().enumerate() {
-        groups[usize::from(shard_for_key(key.as_ref(), shards))].push(i);
-    }
-    groups
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,19 +89,6 @@ mod tests {
         #[test]
         fn shard_is_in_range(hash: u64, shards in 1u16..1024) {
             prop_assert!(shard_of(hash, shards) < shards);
-        }
-
-        #[test]
-        fn split_keeps_every_position_once(keys in proptest::collection::vec(".{0,8}", 0..40), shards in 1u16..9) {
-            let groups = split_by_shard(&keys, shards);
-            let mut seen: Vec<usize> = groups.iter().flatten().copied().collect();
-            seen.sort_unstable();
-            prop_assert_eq!(seen, (0..keys.len()).collect::<Vec<_>>());
-            for (shard, group) in groups.iter().enumerate() {
-                for &i in group {
-                    prop_assert_eq!(usize::from(shard_for_key(keys[i].as_bytes(), shards)), shard);
-                }
-            }
         }
     }
 }

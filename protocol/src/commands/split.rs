@@ -145,6 +145,25 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn grouping_keeps_every_position_once_with_its_owner(
+            keys in proptest::collection::vec(".{0,8}", 0..40),
+            shards in 1u16..9,
+        ) {
+            let owner = |key: &[u8]| (key.iter().map(|&b| u32::from(b)).sum::<u32>() % u32::from(shards)) as u16;
+            let groups = group_by_owner(&keys, &owner);
+            let mut seen: Vec<usize> = groups.iter().flat_map(|(_, g)| g.iter().copied()).collect();
+            seen.sort_unstable();
+            proptest::prop_assert_eq!(seen, (0..keys.len()).collect::<Vec<_>>());
+            for (shard, group) in &groups {
+                for &i in group {
+                    proptest::prop_assert_eq!(owner(keys[i].as_bytes()), *shard);
+                }
+            }
+        }
+    }
+
     #[test]
     fn placing_restores_the_callers_order() {
         let positions = vec![vec![0, 2], vec![1]];

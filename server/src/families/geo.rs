@@ -3,7 +3,6 @@
 //! Each function is one step of a geo command, run on the shard that holds the data and
 //! answering a typed result; `route::geo` decides which shard runs which step.
 
-use bytes::Bytes;
 use h3o::Resolution;
 use tessera_cluster::shard_for_key;
 use tessera_protocol::geo::GeoCommand;
@@ -226,15 +225,6 @@ pub fn forget(geo: &mut GeoShard, index: &[u8], member: &[u8], holder: u16) {
     {
         index.forget_home(member);
     }
-}
-
-/// Owned copies of a member's name and index, for steps sent to other shards.
-pub fn names<P: Payload>(command: &GeoCommand<P>) -> (Bytes, Bytes) {
-    let own = |p: &P| Bytes::copy_from_slice(p.as_ref());
-    (
-        own(command.index()),
-        command.member().map(own).unwrap_or_default(),
-    )
 }
 
 /// GEO.CREATE, GEO.COUNT and GEO.CELLS on one shard, for the partitions it holds. The

@@ -14,7 +14,7 @@ use tessera_cluster::shard_for_key;
 use tessera_protocol::geo::GeoCommand;
 use tessera_protocol::{
     AdminCommand, Combine, Command, ErrorCode, InventoryCommand, KeySpec, PresenceCommand, Split,
-    Value,
+    Value, COMMANDS,
 };
 
 use crate::clock;
@@ -38,9 +38,10 @@ pub fn dispatch(
     command: Command<&[u8]>,
     started: Instant,
 ) {
+    let index = command.table_index();
     let request = Request {
         id: request_id,
-        index: command.table_index(),
+        index,
         started,
         now: clock::millis_at(started),
     };
@@ -60,7 +61,7 @@ pub fn dispatch(
             return;
         }
     }
-    match command.spec().keys {
+    match COMMANDS[index].keys {
         KeySpec::None | KeySpec::Area => {
             let reply = match &command {
                 Command::Admin(AdminCommand::Ping(Some(message))) => {

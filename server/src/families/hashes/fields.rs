@@ -331,7 +331,13 @@ impl FieldMap {
 
     /// Drops fields whose deadline has passed.
     pub(super) fn purge(&mut self, now: u64) {
-        if self.earliest_deadline().is_some_and(|d| d <= now) {
+        let earliest = self.earliest_deadline();
+        self.purge_given(earliest, now);
+    }
+
+    /// `purge`, for a caller that already has the earliest deadline at hand.
+    pub(super) fn purge_given(&mut self, earliest: Option<u64>, now: u64) {
+        if earliest.is_some_and(|d| d <= now) {
             self.retain(|f| live(f.deadline, now));
         }
     }

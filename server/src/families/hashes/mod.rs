@@ -301,7 +301,7 @@ fn apply_to_existing(
     let outcome = keyspace.update(&found, |stored| match stored {
         Stored::Hash(fields) => {
             let before = fields.earliest_deadline();
-            fields.purge(now);
+            fields.purge_given(before, now);
             let reply = change(fields);
             let after = fields.earliest_deadline();
             Some((
