@@ -73,6 +73,16 @@ impl Decision {
 }
 
 impl Window {
+    /// The state as saved: bucket start (ms), previous and current bucket counts.
+    pub fn to_parts(&self) -> (u64, u32, u32) {
+        (self.start, self.prev, self.curr)
+    }
+
+    /// The state `to_parts` gave.
+    pub fn from_parts((start, prev, curr): (u64, u32, u32)) -> Window {
+        Window { start, prev, curr }
+    }
+
     /// Moves the buckets forward to the bucket holding `now`.
     pub fn roll(&mut self, now: u64, window_ms: u64) {
         let start = now - now % window_ms;
@@ -145,6 +155,16 @@ impl Window {
 }
 
 impl Gcra {
+    /// The state as saved: the theoretical arrival time in microseconds.
+    pub fn to_parts(&self) -> u64 {
+        self.tat_us
+    }
+
+    /// The state `to_parts` gave.
+    pub fn from_parts(tat_us: u64) -> Gcra {
+        Gcra { tat_us }
+    }
+
     /// Decides, and if `consume` also records, a request of `cost` units.
     pub fn check(
         &mut self,

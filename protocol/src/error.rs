@@ -44,11 +44,14 @@ pub enum ErrorCode {
     /// A value is not a valid decimal number, or arithmetic on it would give NaN or an
     /// infinity.
     NotFloat = 18,
+    /// The server cannot write its log (a full disk, a failed sync): writes are refused
+    /// until it can, and reads go on.
+    Misconf = 19,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order; used by the docs and by exhaustive tests.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::Protocol,
         ErrorCode::UnknownCommand,
         ErrorCode::Syntax,
@@ -67,6 +70,7 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::CrossShard,
         ErrorCode::NotFloat,
+        ErrorCode::Misconf,
     ];
 
     /// Maps a wire code back to the enum; unknown codes come from newer servers.
@@ -95,6 +99,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::CrossShard => "CROSS_SHARD",
             ErrorCode::NotFloat => "NOT_FLOAT",
+            ErrorCode::Misconf => "MISCONF",
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Server settings: embedded defaults, an optional TOML file, and validation.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+pub use crate::persist::Fsync;
 
 use serde::Deserialize;
 use tessera_protocol::frame::DEFAULT_MAX_FRAME_BYTES;
@@ -32,6 +34,17 @@ pub struct Config {
     pub log_level: String,
     /// This node's identifier, reported by HELLO and INFO.
     pub node_id: String,
+    /// Whether changes are logged and snapshotted under `dir`, surviving restarts.
+    pub appendonly: bool,
+    /// The data folder: each shard's log and snapshots.
+    pub dir: PathBuf,
+    /// When the log reaches the disk: `always`, `everysec` or `no`.
+    pub appendfsync: Fsync,
+    /// Log bytes since the last snapshot that start a new one, when also at least the
+    /// last snapshot's size (0: only the SNAPSHOT command takes one).
+    pub snapshot_after_bytes: u64,
+    /// Cut a log at a damaged record instead of refusing to start (what follows is lost).
+    pub repair_log: bool,
 }
 
 impl Default for Config {
@@ -45,6 +58,11 @@ impl Default for Config {
             max_push_buffer_bytes: 32 << 20,
             log_level: "info".into(),
             node_id: "node-1".into(),
+            appendonly: true,
+            dir: PathBuf::from("tessera-data"),
+            appendfsync: Fsync::Everysec,
+            snapshot_after_bytes: 64 << 20,
+            repair_log: false,
         }
     }
 }
@@ -110,6 +128,9 @@ impl Config {
         }
         if self.node_id.is_empty() {
             return invalid("node-id must not be empty".into());
+        }
+        if self.appendonly && self.dir.as_os_str().is_empty() {
+            return invalid("dir must not be empty while appendonly is on".into());
         }
         Ok(())
     }

@@ -16,9 +16,11 @@ pub mod config;
 pub mod data;
 pub mod families;
 pub mod net;
+pub mod persist;
 pub mod route;
 pub mod server;
 pub mod shard;
 pub mod signal;
+pub mod startup;
 
 pub use config::Config;

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::net::connection::{self, ClientSlot};
 use crate::shard::mesh::Mesh;
 use crate::shard::{NodeInfo, Shard};
+use crate::startup;
 
 /// Binds one listening socket per shard on the same address with SO_REUSEPORT, so the
 /// kernel spreads new connections over the shards. With port 0 the first bind picks the
@@ -44,15 +45,22 @@ pub fn bind(address: SocketAddr, shards: usize) -> io::Result<Vec<TcpListener>> 
     Ok(listeners)
 }
 
+/// Called once every shard has loaded its data and serves.
+pub type Ready = Box<dyn FnOnce() + Send>;
+
 /// Runs the server on `listeners` (one per shard) until `shutdown` turns true, then stops
 /// accepting, lets in-flight requests finish, closes every connection and returns.
+/// With `appendonly`, each shard first loads what the data folder holds; `ready` runs
+/// once all have.
 ///
 /// # Errors
-/// A shard thread could not start or its runtime could not be built.
+/// A shard thread could not start or its runtime could not be built; the data folder is
+/// in use by another server, or cannot be read or loaded.
 pub fn run(
     listeners: Vec<TcpListener>,
     config: &Config,
     shutdown: watch::Receiver<bool>,
+    ready: Ready,
 ) -> io::Result<()> {
     let shards = u16::try_from(listeners.len()).map_err(|_| io::Error::other("too many shards"))?;
     if shards == 0 {
@@ -69,24 +77,36 @@ pub fn run(
         maxclients: config.maxclients,
     });
     crate::clock::epoch();
+    let persistence = if config.appendonly {
+        Some(startup::prepare(config, shards)?)
+    } else {
+        None
+    };
+    let settings = persistence.as_ref().map(|p| p.settings.clone());
     let mesh = Arc::new(Mesh::new(shards));
     let slots = Arc::new(Slots::new(config.maxclients));
     let all_drained = Arc::new(Barrier::new(usize::from(shards)));
+    let loading = Arc::new(startup::Loading::new(shards, ready));
     let threads = listeners
         .into_iter()
         .enumerate()
         .map(|(id, listener)| {
-            let (node, mesh, slots, all_drained, shutdown) = (
+            let (node, mesh, slots, all_drained, shutdown, settings, loading) = (
                 node.clone(),
                 mesh.clone(),
                 slots.clone(),
                 all_drained.clone(),
                 shutdown.clone(),
+                settings.clone(),
+                loading.clone(),
             );
             std::thread::Builder::new()
                 .name(format!("shard-{id}"))
                 .spawn(move || {
-                    let shard = Rc::new(Shard::new(id as u16, node, mesh));
+                    let id = id as u16;
+                    let loaded = startup::load(settings.as_ref(), id, shards);
+                    let (keyspace, durability) = loading.all_loaded(id, loaded)?;
+                    let shard = Rc::new(Shard::new(id, node, mesh, keyspace, durability));
                     run_shard(shard, listener, slots, all_drained, shutdown)
                 })
         })
@@ -118,6 +138,9 @@ fn run_shard(
         tokio::task::spawn_local(shard.clone().run_inbox());
         tokio::task::spawn_local(shard.clone().run_expiry());
         tokio::task::spawn_local(shard.clone().run_flusher());
+        tokio::task::spawn_local(shard.clone().run_log());
+        tokio::task::spawn_local(shard.clone().run_everysec());
+        tokio::task::spawn_local(shard.clone().run_snapshots());
         tracing::debug!(shard = shard.id, "shard started");
         while !*shutdown.borrow() {
             tokio::select! {
@@ -143,6 +166,7 @@ fn run_shard(
         // Other shards may still be waiting on this one's answers: keep serving the
         // mailboxes until every shard has drained its own connections.
         all_drained.wait().await;
+        shard.close_log();
         tracing::debug!(shard = shard.id, "shard stopped");
         Ok(())
     })

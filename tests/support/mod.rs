@@ -49,6 +49,10 @@ impl TestServer {
         if !flags.contains(&"--port") {
             command.args(["--port", "0"]);
         }
+        if !flags.contains(&"--dir") && !flags.contains(&"--appendonly") {
+            // Servers that test something else keep nothing on disk.
+            command.args(["--appendonly", "no"]);
+        }
         command
             .args(flags)
             .args(["--log-level", "warn"])

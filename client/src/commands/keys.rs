@@ -187,6 +187,23 @@ impl Client {
         expect_ok(self.call(Command::Admin(AdminCommand::FlushAll)).await?)
     }
 
+    /// SNAPSHOT: starts a snapshot on every shard, in the background.
+    ///
+    /// # Errors
+    /// Link failures, or a server that keeps nothing on disk.
+    pub async fn snapshot(&self) -> Result<()> {
+        expect_ok(self.call(Command::Admin(AdminCommand::Snapshot)).await?)
+    }
+
+    /// LASTSAVE: Unix seconds of the oldest shard's last completed snapshot (0: a shard
+    /// has none).
+    ///
+    /// # Errors
+    /// Link failures.
+    pub async fn lastsave(&self) -> Result<i64> {
+        expect_int(self.call(Command::Admin(AdminCommand::LastSave)).await?)
+    }
+
     /// INFO: the node's statistics map.
     ///
     /// # Errors

@@ -1,4 +1,4 @@
-//! Connection and node commands: PING, HELLO, INFO, DBSIZE, FLUSHALL.
+//! Connection and node commands: PING, HELLO, INFO, DBSIZE, FLUSHALL, SNAPSHOT, LASTSAVE.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -21,6 +21,10 @@ pub mod opcode {
     pub const DBSIZE: u16 = 0x0004;
     /// FLUSHALL
     pub const FLUSHALL: u16 = 0x0005;
+    /// SNAPSHOT
+    pub const SNAPSHOT: u16 = 0x0006;
+    /// LASTSAVE
+    pub const LASTSAVE: u16 = 0x0007;
 }
 
 /// The family's rows of the command table, in opcode order.
@@ -75,6 +79,26 @@ pub(super) const ROWS: &[CommandSpec] = &[
         writes: true,
         keys: KeySpec::AllShards,
     },
+    CommandSpec {
+        opcode: opcode::SNAPSHOT,
+        name: "SNAPSHOT",
+        syntax: "",
+        wire: "(empty)",
+        reply: "OK once every shard has begun (or was already taking) a snapshot",
+        summary: "Starts a point-in-time snapshot on every shard, in the background (like BGSAVE); the log before it is then dropped.",
+        writes: false,
+        keys: KeySpec::AllShards,
+    },
+    CommandSpec {
+        opcode: opcode::LASTSAVE,
+        name: "LASTSAVE",
+        syntax: "",
+        wire: "(empty)",
+        reply: "INT Unix seconds of the oldest shard's last completed snapshot (0: a shard has none)",
+        summary: "Tells when every shard last completed a snapshot, so a caller can see a SNAPSHOT finish.",
+        writes: false,
+        keys: KeySpec::AllShards,
+    },
 ];
 
 /// A request of this family.
@@ -95,6 +119,10 @@ pub enum AdminCommand<P = Bytes> {
     DbSize,
     /// FLUSHALL
     FlushAll,
+    /// SNAPSHOT
+    Snapshot,
+    /// LASTSAVE
+    LastSave,
 }
 
 impl<P: Payload> AdminCommand<P> {
@@ -106,6 +134,8 @@ impl<P: Payload> AdminCommand<P> {
             AdminCommand::Info => opcode::INFO,
             AdminCommand::DbSize => opcode::DBSIZE,
             AdminCommand::FlushAll => opcode::FLUSHALL,
+            AdminCommand::Snapshot => opcode::SNAPSHOT,
+            AdminCommand::LastSave => opcode::LASTSAVE,
         }
     }
 
@@ -133,7 +163,11 @@ impl<P: Payload> AdminCommand<P> {
                 buf.put_u16_le(*version);
                 put_uvarint(buf, shard.map_or(0, |s| u64::from(s) + 1));
             }
-            AdminCommand::Info | AdminCommand::DbSize | AdminCommand::FlushAll => {}
+            AdminCommand::Info
+            | AdminCommand::DbSize
+            | AdminCommand::FlushAll
+            | AdminCommand::Snapshot
+            | AdminCommand::LastSave => {}
         }
     }
 
@@ -158,6 +192,8 @@ impl<P: Payload> AdminCommand<P> {
             opcode::INFO => AdminCommand::Info,
             opcode::DBSIZE => AdminCommand::DbSize,
             opcode::FLUSHALL => AdminCommand::FlushAll,
+            opcode::SNAPSHOT => AdminCommand::Snapshot,
+            opcode::LASTSAVE => AdminCommand::LastSave,
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -174,6 +210,8 @@ impl<P: Payload> AdminCommand<P> {
             AdminCommand::Info => AdminCommand::Info,
             AdminCommand::DbSize => AdminCommand::DbSize,
             AdminCommand::FlushAll => AdminCommand::FlushAll,
+            AdminCommand::Snapshot => AdminCommand::Snapshot,
+            AdminCommand::LastSave => AdminCommand::LastSave,
         }
     }
 }
@@ -217,6 +255,14 @@ impl AdminCommand<Bytes> {
             opcode::FLUSHALL => {
                 arity(args.is_empty())?;
                 AdminCommand::FlushAll
+            }
+            opcode::SNAPSHOT => {
+                arity(args.is_empty())?;
+                AdminCommand::Snapshot
+            }
+            opcode::LASTSAVE => {
+                arity(args.is_empty())?;
+                AdminCommand::LastSave
             }
             _ => return Err(not_in_family(spec)),
         })

@@ -454,7 +454,9 @@ impl InventoryCommand<Bytes> {
             }
             opcode::INV_RESERVE_MULTI => {
                 arity(
-                    args.len() >= 4 && args.len() % 2 == 0 && args[0].eq_ignore_ascii_case(b"TTL"),
+                    args.len() >= 4
+                        && args.len().is_multiple_of(2)
+                        && args[0].eq_ignore_ascii_case(b"TTL"),
                 )?;
                 let items = args[2..]
                     .chunks_exact(2)

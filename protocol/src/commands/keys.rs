@@ -550,7 +550,7 @@ impl KeyCommand<Bytes> {
             }
             opcode::MSET => {
                 let mut words = Words::new(spec, args);
-                if words.remaining() == 0 || words.remaining() % 2 != 0 {
+                if words.remaining() == 0 || !words.remaining().is_multiple_of(2) {
                     return Err(words.arity());
                 }
                 let mut pairs = Vec::with_capacity(words.remaining() / 2);

@@ -51,6 +51,8 @@ fn core_samples() -> Vec<Command> {
         Command::Admin(AdminCommand::Info),
         Command::Admin(AdminCommand::DbSize),
         Command::Admin(AdminCommand::FlushAll),
+        Command::Admin(AdminCommand::Snapshot),
+        Command::Admin(AdminCommand::LastSave),
         Command::Keys(KeyCommand::Get(k("a"))),
         Command::Keys(KeyCommand::Set(SetArgs {
             key: k("a"),

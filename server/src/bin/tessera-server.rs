@@ -41,6 +41,33 @@ struct Args {
     /// Node identifier reported to clients [default: node-1].
     #[arg(long)]
     node_id: Option<String>,
+    /// Log every change and snapshot under --dir, so data survives restarts: yes or no
+    /// [default: yes].
+    #[arg(long, value_parser = yes_no)]
+    appendonly: Option<bool>,
+    /// Data folder for logs and snapshots [default: tessera-data].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// When the log reaches the disk: always (before each reply), everysec, or no (the
+    /// OS decides) [default: everysec].
+    #[arg(long)]
+    appendfsync: Option<tessera_server::config::Fsync>,
+    /// Log bytes since the last snapshot that start a new one; 0: only SNAPSHOT does
+    /// [default: 67108864].
+    #[arg(long)]
+    snapshot_after_bytes: Option<u64>,
+    /// Start even if a log is damaged before its end, cutting it there: every change
+    /// after the damage is lost.
+    #[arg(long)]
+    repair_log: bool,
+}
+
+fn yes_no(text: &str) -> Result<bool, String> {
+    match text {
+        "yes" | "true" | "on" => Ok(true),
+        "no" | "false" | "off" => Ok(false),
+        _ => Err(format!("expected yes or no, not {text:?}")),
+    }
 }
 
 impl Args {
@@ -60,8 +87,15 @@ impl Args {
             max_frame_bytes,
             max_push_buffer_bytes,
             log_level,
-            node_id
+            node_id,
+            appendonly,
+            dir,
+            appendfsync,
+            snapshot_after_bytes
         );
+        if self.repair_log {
+            config.repair_log = true;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -95,13 +129,21 @@ fn main() -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    tracing::info!(%address, shards, "tessera listening");
-    // One plain line on stdout, so scripts and tests started with --port 0 learn the port.
-    println!("listening on {address}");
-    let _ = std::io::stdout().flush();
+    let ready = Box::new(move || {
+        tracing::info!(%address, shards, "tessera listening");
+        // One plain line on stdout, once the data is loaded, so scripts and tests started
+        // with --port 0 learn the port and know the server is ready.
+        println!("listening on {address}");
+        let _ = std::io::stdout().flush();
+    });
 
     let (stop, stopped) = watch::channel(false);
-    let server = std::thread::spawn(move || server::run(listeners, &config, stopped));
+    let (ended, server_ended) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let result = server::run(listeners, &config, stopped, ready);
+        let _ = ended.send(());
+        result
+    });
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
@@ -121,6 +163,7 @@ fn main() -> ExitCode {
         tokio::select! {
             _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
             _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+            _ = server_ended => {}
         }
     });
     let _ = stop.send(true);

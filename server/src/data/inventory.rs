@@ -3,6 +3,8 @@
 
 use hashbrown::HashMap;
 
+use crate::data::codec::{Damaged, In, Out};
+
 /// One reservation of a SKU's units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Held {
@@ -113,6 +115,56 @@ impl Sku {
     /// Heap bytes held by the reservations, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.reservations.allocation_size() + self.id_bytes
+    }
+
+    /// Saves the SKU: its figures and every reservation it remembers.
+    pub fn save(&self, out: &mut Out<'_>) {
+        out.int(self.on_hand);
+        out.int(self.reserved);
+        out.uint(self.low_at.map_or(0, |at| at + 1));
+        out.uint(self.next_id);
+        out.uint(self.reservations.len() as u64);
+        for (id, held) in &self.reservations {
+            out.bytes(id);
+            out.int(held.qty);
+            out.uint(held.expires_at);
+            out.byte(u8::from(held.confirmed));
+        }
+    }
+
+    /// Reads a SKU `save` wrote.
+    ///
+    /// # Errors
+    /// The bytes are damaged, or its reservations do not add up to what it says is
+    /// reserved (the invariant every change keeps).
+    pub fn load(input: &mut In<'_>) -> Result<Sku, Damaged> {
+        let mut sku = Sku {
+            on_hand: input.int()?,
+            reserved: input.int()?,
+            low_at: input.uint()?.checked_sub(1),
+            next_id: input.uint()?,
+            ..Sku::default()
+        };
+        let mut held_units = 0i64;
+        for _ in 0..input.count()? {
+            let id: Box<[u8]> = input.bytes()?.into();
+            let held = Held {
+                qty: input.int()?,
+                expires_at: input.uint()?,
+                confirmed: input.byte()? == 1,
+            };
+            if !held.confirmed {
+                sku.active += 1;
+                held_units = held_units.saturating_add(held.qty);
+            }
+            sku.earliest = sku.earliest.min(held.expires_at);
+            sku.id_bytes += id.len();
+            sku.reservations.insert(id, held);
+        }
+        if held_units != sku.reserved || !(0..=sku.on_hand).contains(&sku.reserved) {
+            return Err(Damaged("reservations do not match the units reserved"));
+        }
+        Ok(sku)
     }
 
     /// Gives back the units of reservations whose time is up and forgets old sales.

@@ -14,6 +14,7 @@ use std::collections::BinaryHeap;
 
 use tessera_cluster::hash_tag;
 
+use crate::data::codec::{frame, Out};
 use crate::data::geo::GeoShard;
 use crate::data::inventory::StockLevel;
 use crate::data::watch::Watches;
@@ -45,13 +46,13 @@ impl Footprint {
     }
 }
 
-/// Takes each change's record, in the order the changes were made.
-pub type Journal = Box<dyn FnMut(&[u8])>;
-
 /// What the keyspace needs from the values it holds.
 pub trait StoredValue: std::fmt::Debug {
     /// Heap bytes owned, for memory accounting.
     fn heap_bytes(&self) -> usize;
+
+    /// Writes the value as a snapshot saves it.
+    fn save(&self, out: &mut Out<'_>);
 
     /// A SKU's stock level: SKUs named with a `{store}` tag count toward its figures.
     fn stock(&self) -> Option<StockLevel> {
@@ -62,6 +63,19 @@ pub trait StoredValue: std::fmt::Debug {
 impl StoredValue for Blob {
     fn heap_bytes(&self) -> usize {
         Blob::heap_bytes(self)
+    }
+
+    fn save(&self, out: &mut Out<'_>) {
+        match self {
+            Blob::Int(n) => {
+                out.byte(1);
+                out.int(*n);
+            }
+            _ => {
+                out.byte(0);
+                out.bytes(self.as_bytes().unwrap_or_default());
+            }
+        }
     }
 }
 
@@ -95,12 +109,60 @@ struct Slot<V> {
     deadline: u64,
     /// Position in `Keyspace::volatile` while `deadline != NO_DEADLINE`.
     volatile_index: u32,
+    /// The snapshot this slot is already in, or was created after the start of.
+    saved_in: u32,
+}
+
+/// Frames one entry as a snapshot saves it: key, deadline (0: none), then the value.
+pub fn save_entry<V: StoredValue>(
+    entries: &mut bytes::BytesMut,
+    key: &[u8],
+    deadline: Option<u64>,
+    value: &V,
+) {
+    frame(entries, |buf| {
+        let mut out = Out::new(buf);
+        out.bytes(key);
+        out.uint(deadline.unwrap_or(NO_DEADLINE));
+        value.save(&mut out);
+    });
+}
+
+fn save_slot<V: StoredValue>(entries: &mut bytes::BytesMut, slot: &Slot<V>) {
+    let deadline = (slot.deadline != NO_DEADLINE).then_some(slot.deadline);
+    save_entry(
+        entries,
+        slot.key.as_bytes().unwrap_or_default(),
+        deadline,
+        &slot.value,
+    );
 }
 
 impl<V> Slot<V> {
     fn is_expired(&self, now: u64) -> bool {
         self.deadline != NO_DEADLINE && self.deadline <= now
     }
+}
+
+/// A point-in-time snapshot being taken while the keyspace keeps changing.
+///
+/// Each slot is saved exactly once, as it was when the snapshot began: a sweep walks the
+/// table's buckets a few at a time, and any change to a slot the sweep has not reached
+/// saves the slot first. Slots made after the start are stamped as saved, so they are
+/// left out. The snapshot costs the entries waiting to be written, never a copy of the
+/// keyspace.
+struct Cut {
+    /// The snapshot's number, stamped on each slot saved.
+    number: u32,
+    /// Next bucket the sweep looks at.
+    cursor: usize,
+    /// Buckets the table had when the sweep last looked; a resize moves slots between
+    /// buckets, so the sweep starts over and the stamps skip what is saved already.
+    buckets: usize,
+    /// Saved entries, framed as records, not yet taken by the writer.
+    entries: bytes::BytesMut,
+    /// Entries saved so far.
+    saved: u64,
 }
 
 /// A shard's keys and values.
@@ -120,8 +182,13 @@ pub struct Keyspace<V> {
     heap_bytes: usize,
     rng: u64,
     expired_total: u64,
-    /// Where each change's record goes, once something (a log, a replica stream) listens.
-    journal: Option<Journal>,
+    /// Records of changes not yet taken by the log, once something (a log, a replica
+    /// stream) listens, framed as the log writes them.
+    journal: Option<bytes::BytesMut>,
+    /// The snapshot being taken, if one is.
+    cut: Option<Cut>,
+    /// The number of the last snapshot begun.
+    last_cut: u32,
 }
 
 impl<V: StoredValue> Default for Keyspace<V> {
@@ -147,23 +214,37 @@ impl<V: StoredValue> Keyspace<V> {
             rng,
             expired_total: 0,
             journal: None,
+            cut: None,
+            last_cut: 0,
         }
     }
 
-    /// Sends every record `record` is given from now on to `journal`.
-    pub fn set_journal(&mut self, journal: impl FnMut(&[u8]) + 'static) {
-        self.journal = Some(Box::new(journal));
+    /// Keeps the record of every change from now on, for `take_journal`.
+    pub fn start_journal(&mut self) {
+        self.journal.get_or_insert_with(bytes::BytesMut::new);
     }
 
-    /// Whether something listens for records.
+    /// Whether changes are recorded.
     pub fn is_journaled(&self) -> bool {
         self.journal.is_some()
     }
 
-    /// Hands one change's record to the journal, if there is one.
-    pub fn record(&mut self, record: &[u8]) {
+    /// The buffer a change's record is appended to, if changes are recorded.
+    pub fn journal(&mut self) -> Option<&mut bytes::BytesMut> {
+        self.journal.as_mut()
+    }
+
+    /// Bytes of records waiting to be taken.
+    pub fn journal_len(&self) -> usize {
+        self.journal.as_ref().map_or(0, |j| j.len())
+    }
+
+    /// Takes the records made since the last call, leaving `spare` (emptied) in their
+    /// place so the two buffers' allocations are reused.
+    pub fn take_journal(&mut self, spare: &mut bytes::BytesMut) {
+        spare.clear();
         if let Some(journal) = self.journal.as_mut() {
-            journal(record);
+            std::mem::swap(journal, spare);
         }
     }
 
@@ -185,6 +266,7 @@ impl<V: StoredValue> Keyspace<V> {
     }
 
     fn remove_at(&mut self, index: usize) -> Slot<V> {
+        self.save_before_change(index);
         let Ok(entry) = self.table.get_bucket_entry(index) else {
             unreachable!("bucket index came from a lookup in this same call");
         };
@@ -217,6 +299,7 @@ impl<V: StoredValue> Keyspace<V> {
     }
 
     fn set_deadline_at(&mut self, index: usize, hash: u64, deadline: u64) {
+        self.save_before_change(index);
         let volatile_len = self.volatile.len() as u32;
         let Some(slot) = self.table.get_bucket_mut(index) else {
             return;
@@ -266,6 +349,7 @@ impl<V: StoredValue> Keyspace<V> {
     ) -> Option<V> {
         let deadline = deadline.unwrap_or(NO_DEADLINE);
         if let Some(index) = found.index {
+            self.save_before_change(index);
             let after = Footprint::of(&value);
             let slot = self.table.get_bucket_mut(index)?;
             let old = std::mem::replace(&mut slot.value, value);
@@ -282,6 +366,7 @@ impl<V: StoredValue> Keyspace<V> {
         self.settle(key, None, Some(Footprint::of(&value)));
         let key = Blob::new(key);
         self.heap_bytes += key.heap_bytes();
+        let saved_in = self.last_cut;
         let hasher = &self.hasher;
         self.table.insert_unique(
             found.hash,
@@ -290,6 +375,7 @@ impl<V: StoredValue> Keyspace<V> {
                 value,
                 deadline,
                 volatile_index,
+                saved_in,
             },
             |s| hasher.hash_one(s.key.as_bytes().unwrap_or_default()),
         );
@@ -299,6 +385,7 @@ impl<V: StoredValue> Keyspace<V> {
     /// Changes the value where `found` points in place, keeping the memory count right;
     /// `None` if the key is absent.
     pub fn update<R>(&mut self, found: &Found, change: impl FnOnce(&mut V) -> R) -> Option<R> {
+        self.save_before_change(found.index?);
         let slot = self.table.get_bucket_mut(found.index?)?;
         let before = Footprint::of(&slot.value);
         let result = change(&mut slot.value);
@@ -359,6 +446,9 @@ impl<V: StoredValue> Keyspace<V> {
 
     /// Replaces the value where `found` points, keeping its deadline; `false` if absent.
     pub fn replace_value(&mut self, found: &Found, value: V) -> bool {
+        if let Some(index) = found.index {
+            self.save_before_change(index);
+        }
         let Some(slot) = found.index.and_then(|i| self.table.get_bucket_mut(i)) else {
             return false;
         };
@@ -461,6 +551,10 @@ impl<V: StoredValue> Keyspace<V> {
 
     /// Removes every key.
     pub fn clear(&mut self) {
+        if self.cut.is_some() {
+            // The snapshot still needs what was there when it began.
+            while !self.cut_step(usize::MAX) {}
+        }
         self.stores.clear();
         self.timers.clear();
         self.watches.timers_cleared();
@@ -477,6 +571,97 @@ impl<V: StoredValue> Keyspace<V> {
             + self.timers.capacity() * std::mem::size_of::<Reverse<(u64, Box<[u8]>)>>()
             + self.volatile.capacity() * std::mem::size_of::<u64>()
             + self.geo.heap_bytes()
+    }
+
+    /// Begins a point-in-time snapshot: from now on, `cut_step` and every change save
+    /// each slot as it is at this moment. Returns the snapshot's number.
+    pub fn begin_cut(&mut self) -> u32 {
+        self.last_cut = self.last_cut.wrapping_add(1);
+        self.cut = Some(Cut {
+            number: self.last_cut,
+            cursor: 0,
+            buckets: self.table.num_buckets(),
+            entries: bytes::BytesMut::new(),
+            saved: 0,
+        });
+        self.last_cut
+    }
+
+    /// Whether a snapshot is being taken.
+    pub fn is_cutting(&self) -> bool {
+        self.cut.is_some()
+    }
+
+    /// Sweeps up to `budget` buckets for the snapshot being taken; `true` once every slot
+    /// is saved (the entries are then all in `take_cut_entries`).
+    pub fn cut_step(&mut self, budget: usize) -> bool {
+        let Some(cut) = self.cut.as_mut() else {
+            return true;
+        };
+        if cut.buckets != self.table.num_buckets() {
+            cut.buckets = self.table.num_buckets();
+            cut.cursor = 0;
+        }
+        let end = cut.cursor.saturating_add(budget).min(cut.buckets);
+        for index in cut.cursor..end {
+            if let Some(slot) = self.table.get_bucket_mut(index) {
+                if slot.saved_in != cut.number {
+                    slot.saved_in = cut.number;
+                    save_slot(&mut cut.entries, slot);
+                    cut.saved += 1;
+                }
+            }
+        }
+        cut.cursor = end;
+        end == cut.buckets
+    }
+
+    /// Takes the entries saved since the last call, leaving `spare` (emptied) in their
+    /// place; `None` if no snapshot is being taken.
+    pub fn take_cut_entries(&mut self, spare: &mut bytes::BytesMut) -> Option<u64> {
+        let cut = self.cut.as_mut()?;
+        spare.clear();
+        std::mem::swap(&mut cut.entries, spare);
+        Some(cut.saved)
+    }
+
+    /// Ends the snapshot being taken (finished, or abandoned after a failure).
+    pub fn end_cut(&mut self) {
+        self.cut = None;
+    }
+
+    /// Saves the slot at `index` for the snapshot being taken, if it is not in it yet.
+    fn save_before_change(&mut self, index: usize) {
+        let Some(cut) = self.cut.as_mut() else {
+            return;
+        };
+        if let Some(slot) = self.table.get_bucket_mut(index) {
+            if slot.saved_in != cut.number {
+                slot.saved_in = cut.number;
+                save_slot(&mut cut.entries, slot);
+                cut.saved += 1;
+            }
+        }
+    }
+
+    /// Puts a loaded entry back, as it was saved: a snapshot's load, where nothing is
+    /// journaled and every entry is new.
+    pub fn restore(&mut self, key: &[u8], value: V, deadline: Option<u64>) {
+        let hash = self.hash(key);
+        let index = self.table.find_bucket_index(hash, |s| s.key.eq_bytes(key));
+        let found = Found { hash, index };
+        self.write(found, key, value, deadline);
+    }
+
+    /// Every key with its value and deadline, in no order.
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8], &V, Option<u64>)> {
+        self.table.iter().map(|slot| {
+            (
+                slot.key.as_bytes().unwrap_or_default(),
+                &slot.value,
+                (slot.deadline != NO_DEADLINE).then_some(slot.deadline),
+            )
+        })
     }
 
     fn next_random(&mut self) -> u64 {
@@ -668,6 +853,109 @@ mod tests {
                     prop_assert_eq!(ks.deadline(&[k], now), expected);
                 }
             }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Change {
+        Insert(u8, Option<u64>),
+        Remove(u8),
+        SetDeadline(u8, Option<u64>),
+        Advance(u64),
+        Cycle,
+        Step(usize),
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        let deadline = proptest::option::of(1u64..80);
+        prop_oneof![
+            3 => (any::<u8>(), deadline.clone()).prop_map(|(k, d)| Change::Insert(k, d)),
+            1 => any::<u8>().prop_map(Change::Remove),
+            1 => (any::<u8>(), deadline).prop_map(|(k, d)| Change::SetDeadline(k, d)),
+            1 => (1u64..10).prop_map(Change::Advance),
+            1 => Just(Change::Cycle),
+            2 => (1usize..64).prop_map(Change::Step),
+        ]
+    }
+
+    type Row = (Vec<u8>, Vec<u8>, Option<u64>);
+
+    fn rows(ks: &Keyspace<Blob>) -> Vec<Row> {
+        let mut rows: Vec<Row> = ks
+            .entries()
+            .map(|(k, v, d)| (k.to_vec(), v.as_bytes().unwrap_or_default().to_vec(), d))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    fn decode_cut(entries: &[u8]) -> Vec<Row> {
+        let mut rows: Vec<Row> = crate::data::codec::unframe(entries)
+            .iter()
+            .map(|entry| {
+                let mut input = crate::data::codec::In::new(entry);
+                let key = input.bytes().unwrap().to_vec();
+                let deadline = input.uint().unwrap();
+                assert_eq!(input.byte().unwrap(), 0, "values here are bytes");
+                let value = input.bytes().unwrap().to_vec();
+                (key, value, (deadline != 0).then_some(deadline))
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    proptest! {
+        /// A snapshot taken while the keyspace keeps changing (and growing past resizes)
+        /// holds every slot exactly as it was when the cut began, each exactly once.
+        #[test]
+        fn a_cut_saves_the_keyspace_as_it_was_when_it_began(
+            before in proptest::collection::vec(change(), 0..300),
+            during in proptest::collection::vec(change(), 0..400),
+        ) {
+            let mut ks: Keyspace<Blob> = Keyspace::new();
+            let mut now = 1u64;
+            let mut serial = 0u32;
+            let mut run = |ks: &mut Keyspace<Blob>, change: &Change, now: &mut u64| {
+                serial += 1;
+                match change {
+                    Change::Insert(k, d) => {
+                        let value = Blob::new(format!("v{serial}").as_bytes());
+                        ks.insert(&[*k], value, d.map(|d| *now + d), *now);
+                    }
+                    Change::Remove(k) => {
+                        ks.remove(&[*k], *now);
+                    }
+                    Change::SetDeadline(k, d) => {
+                        ks.set_deadline(&[*k], d.map(|d| *now + d), *now);
+                    }
+                    Change::Advance(by) => *now += by,
+                    Change::Cycle => {
+                        ks.expire_cycle(*now);
+                    }
+                    Change::Step(budget) => {
+                        ks.cut_step(*budget);
+                    }
+                }
+            };
+            for change in &before {
+                run(&mut ks, change, &mut now);
+            }
+            let expected = rows(&ks);
+            ks.begin_cut();
+            let mut saved = bytes::BytesMut::new();
+            let mut spare = bytes::BytesMut::new();
+            for change in &during {
+                run(&mut ks, change, &mut now);
+                ks.take_cut_entries(&mut spare);
+                saved.extend_from_slice(&spare);
+            }
+            while !ks.cut_step(16) {}
+            ks.take_cut_entries(&mut spare);
+            saved.extend_from_slice(&spare);
+            ks.end_cut();
+            prop_assert_eq!(decode_cut(&saved), expected);
+            ks.check_invariants();
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Where values live: the keyspace and the structures each kind of value is kept in.
 
 pub mod blob;
+pub mod codec;
 pub mod geo;
 pub mod inventory;
 pub mod keyspace;

@@ -2,6 +2,8 @@
 
 use tessera_protocol::commands::{Cursor, DEFAULT_TIMELINE_CAP};
 
+use crate::data::codec::{Damaged, In, Out};
+
 /// A timeline: items ordered by (score, id), largest first, at most `cap` of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timeline {
@@ -28,6 +30,36 @@ pub struct Page {
 }
 
 impl Timeline {
+    /// Saves the timeline: its cap and items, newest first.
+    pub fn save(&self, out: &mut Out<'_>) {
+        out.uint(u64::from(self.cap));
+        out.uint(self.items.len() as u64);
+        for item in &self.items {
+            out.int(item.score);
+            out.uint(item.id);
+        }
+    }
+
+    /// Reads a timeline `save` wrote.
+    ///
+    /// # Errors
+    /// The bytes are damaged or its items are out of order.
+    pub fn load(input: &mut In<'_>) -> Result<Timeline, Damaged> {
+        let cap = u32::try_from(input.uint()?).map_err(|_| Damaged("timeline cap"))?;
+        let count = input.count()?;
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            items.push(Cursor {
+                score: input.int()?,
+                id: input.uint()?,
+            });
+        }
+        if items.windows(2).any(|pair| pair[0] <= pair[1]) {
+            return Err(Damaged("timeline items out of order"));
+        }
+        Ok(Timeline { items, cap })
+    }
+
     /// Items held.
     pub fn len(&self) -> usize {
         self.items.len()

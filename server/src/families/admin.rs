@@ -13,8 +13,10 @@ pub fn apply<P: Payload>(keyspace: &mut Keyspace, command: &AdminCommand<P>, now
             }
             Value::Ok
         }
-        AdminCommand::Ping(_) | AdminCommand::Hello { .. } | AdminCommand::Info => {
-            Value::error(ErrorCode::Internal, "not a shard operation")
-        }
+        AdminCommand::Ping(_)
+        | AdminCommand::Hello { .. }
+        | AdminCommand::Info
+        | AdminCommand::Snapshot
+        | AdminCommand::LastSave => Value::error(ErrorCode::Internal, "not a shard operation"),
     }
 }

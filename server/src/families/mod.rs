@@ -32,6 +32,7 @@ pub mod inventory;
 pub mod keys;
 pub mod limits;
 pub mod presence;
+pub mod saved;
 pub mod sorted_sets;
 pub mod timelines;
 pub mod versioned;
@@ -126,6 +127,10 @@ impl StoredValue for Stored {
             _ => None,
         }
     }
+
+    fn save(&self, out: &mut crate::data::codec::Out<'_>) {
+        saved::save(self, out);
+    }
 }
 
 impl Stored {
@@ -218,10 +223,10 @@ pub fn apply<'a, P: Payload>(
         _ => {}
     }
     let reply = apply_owned(keyspace, command, now);
-    if keyspace.is_journaled() && command.spec().writes && !matches!(reply, Value::Error(_)) {
-        let mut record = BytesMut::new();
-        Mutation::encode(&mut record, now, command);
-        keyspace.record(&record);
+    if !matches!(reply, Value::Error(_)) && command.spec().writes {
+        if let Some(journal) = keyspace.journal() {
+            Mutation::record(journal, now, command);
+        }
     }
     Reply::Value(reply)
 }
@@ -245,6 +250,11 @@ impl Mutation {
     pub fn encode<P: Payload>(buf: &mut BytesMut, at_ms: u64, command: &Command<P>) {
         tessera_protocol::wire::put_uvarint(buf, at_ms);
         command.encode(buf);
+    }
+
+    /// Appends the record of `command` run at `at_ms` to a journal, framed for the log.
+    pub fn record<P: Payload>(journal: &mut BytesMut, at_ms: u64, command: &Command<P>) {
+        crate::persist::log::frame(journal, |buf| Mutation::encode(buf, at_ms, command));
     }
 
     /// Reads a record back.

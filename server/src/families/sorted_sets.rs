@@ -7,6 +7,7 @@
 use std::cmp::Ordering;
 
 use super::*;
+use crate::data::codec::{Damaged, In, Out};
 use crate::data::ordered::{normal, order, Ordered};
 use tessera_protocol::commands::hashes::Finite;
 use tessera_protocol::commands::sorted_sets::{add_flags, Bound, Selection, SortedSetCommand};
@@ -69,6 +70,35 @@ fn pack<'a>(entries: impl Iterator<Item = (f64, &'a [u8])>) -> Box<[u8]> {
 }
 
 impl ScoreSet {
+    /// Saves every member with its score, lowest first.
+    pub fn save(&self, out: &mut Out<'_>) {
+        out.uint(self.len() as u64);
+        let mut put = |(score, member): (f64, &[u8])| {
+            out.float(score);
+            out.bytes(member);
+        };
+        match self {
+            ScoreSet::Packed(buf) => packed(buf).for_each(&mut put),
+            ScoreSet::Indexed(index) => index.ranks(0, index.len()).into_iter().for_each(put),
+        }
+    }
+
+    /// Reads members `save` wrote.
+    ///
+    /// # Errors
+    /// The bytes are damaged, or a score is not a number.
+    pub fn load(input: &mut In<'_>) -> Result<ScoreSet, Damaged> {
+        let mut set = ScoreSet::default();
+        for _ in 0..input.count()? {
+            let score = input.float()?;
+            if score.is_nan() {
+                return Err(Damaged("a member's score is not a number"));
+            }
+            set.put(score, input.bytes()?);
+        }
+        Ok(set)
+    }
+
     /// Members in the set.
     pub fn len(&self) -> usize {
         match self {

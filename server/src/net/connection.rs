@@ -121,6 +121,9 @@ async fn serve(
     loop {
         if !out.is_empty() {
             out.swap_out(&mut spare);
+            // What was swapped out was made before now: it may leave once every change
+            // journaled so far is durable.
+            shard.replies_may_leave(out.wrote.replace(false)).await;
             // A client that does not read blocks this write; pushes piling up meanwhile
             // end it rather than the server's memory.
             let written = tokio::select! {

@@ -45,6 +45,12 @@ pub fn dispatch(
         started,
         now: clock::millis_at(started),
     };
+    if COMMANDS[index].writes {
+        conn.wrote.set(true);
+        if let Some(refusal) = shard.write_refusal() {
+            return request.complete(shard, conn, &refusal);
+        }
+    }
     if let Command::Geo(geo) = &command {
         if geo_route::is_routed(geo) {
             match geo_route::start(shard, geo, false) {
@@ -115,6 +121,11 @@ fn forward(
     let owned = command.to_owned_bytes();
     let now = request.now;
     let answer = shard.call(owner, move |target: &Rc<Shard>| {
+        if owned.spec().writes {
+            if let Some(refusal) = target.write_refusal() {
+                return refusal;
+            }
+        }
         target.with_keyspace(|keyspace| families::apply(keyspace, &owned, now).into_value())
     });
     await_one(shard, conn, request, answer);
@@ -158,13 +169,24 @@ fn split_keys(
         .into_iter()
         .map(|(owner, part)| {
             shard.call(owner, move |target: &Rc<Shard>| {
-                target.with_keyspace(|keyspace| families::run_part(keyspace, &part, now))
+                run_part_at(target, &part, now)
             })
         })
         .collect();
     gather(shard, conn, request, answers, move |parts| {
         combine_parts(&combine, parts)
     });
+}
+
+/// Runs one part on the shard owning its keys, unless it writes and that shard's log
+/// cannot be written.
+fn run_part_at(target: &Shard, part: &Command, now: u64) -> Part {
+    if part.spec().writes {
+        if let Some(Value::Error(refusal)) = target.write_refusal() {
+            return Part::Failed(refusal);
+        }
+    }
+    target.with_keyspace(|keyspace| families::run_part(keyspace, part, now))
 }
 
 /// The reply of a split request from its parts' answers.
@@ -217,6 +239,31 @@ fn every_shard(
                 info::render(&node, &snapshots)
             });
         }
+        Command::Admin(AdminCommand::Snapshot) => {
+            let answers = shards
+                .map(|to| shard.call(to, |target: &Rc<Shard>| target.request_snapshot()))
+                .collect();
+            gather(
+                shard,
+                conn,
+                request,
+                answers,
+                |started: Vec<Result<(), Value>>| {
+                    started
+                        .into_iter()
+                        .find_map(Result::err)
+                        .unwrap_or(Value::Ok)
+                },
+            );
+        }
+        Command::Admin(AdminCommand::LastSave) => {
+            let answers = shards
+                .map(|to| shard.call(to, |target: &Rc<Shard>| target.last_snapshot_ms()))
+                .collect();
+            gather(shard, conn, request, answers, |times: Vec<u64>| {
+                Value::Int((times.into_iter().min().unwrap_or(0) / 1000) as i64)
+            });
+        }
         Command::Geo(GeoCommand::Cells { .. }) => {
             let answers = shards
                 .map(|to| {
@@ -254,7 +301,7 @@ fn every_shard(
                 .map(|to| {
                     let part = command.to_owned_bytes();
                     shard.call(to, move |target: &Rc<Shard>| {
-                        target.with_keyspace(|keyspace| families::run_part(keyspace, &part, now))
+                        run_part_at(target, &part, now)
                     })
                 })
                 .collect();

@@ -18,10 +18,12 @@ use crate::families::{self, Keyspace};
 use crate::signal::LocalSignal;
 
 pub mod call;
+pub mod durable;
 pub mod mesh;
 pub mod output;
 pub mod stats;
 
+use durable::Durability;
 use mesh::Mesh;
 use output::ConnOutput;
 use stats::ShardStats;
@@ -82,17 +84,29 @@ pub struct Shard {
     stopping: Cell<bool>,
     /// Requests completed in the current batch, timed together at its end.
     unrecorded: RefCell<Vec<(usize, Instant, bool)>>,
+    /// The log, when the node persists.
+    pub durability: Option<Durability>,
 }
 
 impl Shard {
-    /// Creates shard `id` of the node.
-    pub fn new(id: u16, node: Arc<NodeInfo>, mesh: Arc<Mesh<Job>>) -> Self {
+    /// Creates shard `id` of the node, holding `keyspace` (loaded, or new) and writing
+    /// its changes to `durability`'s log if there is one.
+    pub fn new(
+        id: u16,
+        node: Arc<NodeInfo>,
+        mesh: Arc<Mesh<Job>>,
+        mut keyspace: Keyspace,
+        durability: Option<Durability>,
+    ) -> Self {
         let shards = usize::from(mesh.shards());
+        if durability.is_some() {
+            keyspace.start_journal();
+        }
         Self {
             id,
             node,
             mesh,
-            keyspace: RefCell::new(Keyspace::new()),
+            keyspace: RefCell::new(keyspace),
             stats: RefCell::new(ShardStats::new()),
             outbox: RefCell::new((0..shards).map(|_| Vec::new()).collect()),
             outbox_ready: LocalSignal::default(),
@@ -102,6 +116,7 @@ impl Shard {
             connection_closed: LocalSignal::default(),
             stopping: Cell::new(false),
             unrecorded: RefCell::new(Vec::new()),
+            durability,
         }
     }
 
@@ -271,25 +286,76 @@ impl Shard {
         }
     }
 
-    /// Ends a batch: records latencies, then sends every queued job, one mailbox push (and
-    /// at most one wake-up) per destination.
+    /// Ends a batch: records latencies, hands the batch's records to the log writer,
+    /// then sends every queued job, one mailbox push (and at most one wake-up) per
+    /// destination, once the records they may depend on are durable.
     pub fn flush(&self) {
         self.record_latencies();
-        if !self.outbox_dirty.replace(false) {
+        let dirty = self.outbox_dirty.replace(false);
+        let Some(durable) = self.durability.as_ref() else {
+            if dirty {
+                let queued = std::mem::take(&mut *self.outbox.borrow_mut());
+                self.send_batches(queued);
+            }
             return;
+        };
+        let journal_len = self.keyspace.borrow().journal_len();
+        let queued = if dirty {
+            let shards = usize::from(self.shards());
+            std::mem::replace(
+                &mut *self.outbox.borrow_mut(),
+                (0..shards).map(|_| Vec::new()).collect(),
+            )
+        } else {
+            Vec::new()
+        };
+        if let Some(ready) = durable.settle_batch(journal_len, queued) {
+            self.send_batches(ready);
         }
-        let mut outbox = self.outbox.borrow_mut();
+    }
+
+    /// Sends one batch of jobs per destination that has any.
+    fn send_batches(&self, queued: Vec<Vec<Job>>) {
         let mut batches = 0;
-        for (to, queue) in outbox.iter_mut().enumerate() {
+        for (to, queue) in queued.into_iter().enumerate() {
             if !queue.is_empty() {
-                self.mesh.send(self.id, to as u16, std::mem::take(queue));
+                self.mesh.send(self.id, to as u16, queue);
                 batches += 1;
             }
         }
-        drop(outbox);
         if batches > 0 {
             self.stats.borrow_mut().batches_out += batches;
         }
+        if self.outbox.borrow().len() != usize::from(self.shards()) {
+            let shards = usize::from(self.shards());
+            *self.outbox.borrow_mut() = (0..shards).map(|_| Vec::new()).collect();
+        }
+    }
+
+    /// Waits, before a connection writes its replies, until every change journaled so
+    /// far is durable under the policy. While the log cannot be written, a connection
+    /// that asked for no change (`wrote` false) reads on without waiting.
+    pub async fn replies_may_leave(&self, wrote: bool) {
+        let Some(durable) = self.durability.as_ref() else {
+            return;
+        };
+        let journal_len = self.keyspace.borrow().journal_len();
+        let Some(made) = durable.pending(journal_len) else {
+            return;
+        };
+        if !wrote && durable.is_failing() {
+            return;
+        }
+        durable.wait_done(made).await;
+    }
+
+    /// The error a write gets while this shard's log cannot be written.
+    pub fn write_refusal(&self) -> Option<tessera_protocol::Value> {
+        let failure = self.durability.as_ref()?.failure()?;
+        Some(tessera_protocol::Value::error(
+            tessera_protocol::ErrorCode::Misconf,
+            format!("writes are refused: {failure}"),
+        ))
     }
 
     /// Serves the mailboxes: runs every job other shards sent here, then sends on what

@@ -30,6 +30,9 @@ pub struct ConnOutput {
     pub wake: LocalSignal,
     /// Requests whose replies will come later (from other shards or tasks).
     pub in_flight: Cell<usize>,
+    /// Whether a request that changes data was received since the output was last
+    /// written: such replies wait for the log even while it is failing.
+    pub wrote: Cell<bool>,
     /// Raised when pushes outgrew the limit while the client was not reading.
     overflowed: LocalSignal,
     /// Set with `overflowed`, for checks between waits.
@@ -48,6 +51,7 @@ impl Default for ConnOutput {
             watching: RefCell::new(HashSet::new()),
             wake: LocalSignal::default(),
             in_flight: Cell::new(0),
+            wrote: Cell::new(false),
             overflowed: LocalSignal::default(),
             over_limit: Cell::new(false),
         }

@@ -15,7 +15,7 @@ impl HashCommand<Bytes> {
         let key = words.key()?;
         let command = match spec.opcode {
             opcode::HSET => {
-                if words.remaining() == 0 || words.remaining() % 2 != 0 {
+                if words.remaining() == 0 || !words.remaining().is_multiple_of(2) {
                     return Err(words.arity());
                 }
                 let mut pairs = Vec::with_capacity(words.remaining() / 2);

@@ -677,7 +677,7 @@ fn parse_add(key: Bytes, words: &mut Words<'_>) -> Result<SortedSetCommand, Erro
     }
     let flags = checked_add_flags(flags).map_err(|why| ErrorReply::new(ErrorCode::Syntax, why))?;
     let rest = words.rest();
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(words.arity());
     }
     if flags & add_flags::INCR != 0 && rest.len() != 2 {

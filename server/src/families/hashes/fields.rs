@@ -1,6 +1,8 @@
 //! A hash's fields: one packed buffer for small hashes, a table past Redis's listpack
 //! limits, each field with an optional deadline.
 
+use crate::data::codec::{Damaged, In, Out};
+
 /// Deadline meaning "never expires".
 pub(super) const NEVER: u64 = 0;
 /// Longest field name or value a packed hash holds.
@@ -189,6 +191,30 @@ fn live(deadline: u64, now: u64) -> bool {
 }
 
 impl FieldMap {
+    /// Saves every field with its deadline.
+    pub fn save(&self, out: &mut Out<'_>) {
+        let fields: Vec<Field<'_>> = self.iter().collect();
+        out.uint(fields.len() as u64);
+        for field in fields {
+            out.bytes(field.name);
+            out.bytes(field.value);
+            out.uint(field.deadline);
+        }
+    }
+
+    /// Reads fields `save` wrote.
+    ///
+    /// # Errors
+    /// The bytes are damaged.
+    pub fn load(input: &mut In<'_>) -> Result<FieldMap, Damaged> {
+        let mut fields = FieldMap::default();
+        for _ in 0..input.count()? {
+            let (name, value, deadline) = (input.bytes()?, input.bytes()?, input.uint()?);
+            fields.put(name, value, deadline, 0);
+        }
+        Ok(fields)
+    }
+
     fn iter(&self) -> Box<dyn Iterator<Item = Field<'_>> + '_> {
         match self {
             FieldMap::Packed(buf) => Box::new(packed(buf)),
@@ -228,7 +254,7 @@ impl FieldMap {
     }
 
     /// The earliest field deadline, if any field has one; free for hashes without.
-    pub(super) fn earliest_deadline(&self) -> Option<u64> {
+    pub fn earliest_deadline(&self) -> Option<u64> {
         let expiring = match self {
             FieldMap::Packed(buf) => layout(buf).expiring as usize,
             FieldMap::Table(table) => table.expiring,

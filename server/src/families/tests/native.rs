@@ -523,12 +523,8 @@ fn multi_key_parts() {
 
 #[test]
 fn replaying_the_records_rebuilds_the_same_keyspace() {
-    use std::cell::RefCell;
-    use std::rc::Rc;
-    let records: Rc<RefCell<Vec<Bytes>>> = Rc::default();
     let mut live = Keyspace::new();
-    let sink = records.clone();
-    live.set_journal(move |record| sink.borrow_mut().push(Bytes::copy_from_slice(record)));
+    live.start_journal();
     let script = [
         "set a 1 px 500",
         "incrby n 5",
@@ -559,7 +555,9 @@ fn replaying_the_records_rebuilds_the_same_keyspace() {
         let command = Command::parse_words(&words).unwrap();
         super::super::apply(&mut live, &command, 1_000 + step as u64 * 10);
     }
-    let records = records.borrow().clone();
+    let mut journal = bytes::BytesMut::new();
+    live.take_journal(&mut journal);
+    let records = crate::persist::log::unframe(&journal);
     assert_eq!(records.len(), script.len() - 3, "reads leave no record");
     let mut replica = Keyspace::new();
     for record in &records {

@@ -1,0 +1,269 @@
+//! Snapshot files: one shard's entries at a point in time, written while the shard keeps
+//! serving, and read back at start.
+//!
+//! `snap-N.tsnap` covers every change before log segment `N`: recovery loads it and then
+//! replays segments `N` and later. Layout: `SNAPSHOT_MAGIC`, `N` (u64 LE), the cut's time
+//! (u64 LE, Unix ms), the writing shard and the shard count (u16 LE each), then entries
+//! framed as log records (CRCs seeded with `N`), then `FOOTER_MAGIC` and the entry count
+//! (u64 LE). A snapshot is written as `.tmp` and renamed once whole and synced, and the
+//! shard's `MANIFEST` then names it, so a crash mid-snapshot leaves the previous one in
+//! charge.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::log::{self, Tail};
+
+/// First bytes of a snapshot file.
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"TSRSNP01";
+/// First bytes of its footer.
+pub const FOOTER_MAGIC: &[u8; 8] = b"TSRSEND1";
+/// Header: magic, number, cut time, shard, shard count.
+const HEADER: usize = 8 + 8 + 8 + 2 + 2;
+/// Footer: magic, entry count.
+const FOOTER: usize = 16;
+
+/// The file name of snapshot `number`.
+pub fn snapshot_name(number: u64) -> String {
+    format!("snap-{number:020}.tsnap")
+}
+
+/// What a snapshot's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Its number: the first log segment it does not cover.
+    pub number: u64,
+    /// When the cut was made (Unix ms).
+    pub cut_ms: u64,
+    /// The shard that wrote it.
+    pub shard: u16,
+    /// Shards the node ran when it was written.
+    pub shards: u16,
+}
+
+/// A snapshot being written.
+pub struct SnapshotWriter {
+    info: SnapshotInfo,
+    staged: PathBuf,
+    file: File,
+    bytes: u64,
+}
+
+impl SnapshotWriter {
+    /// Starts writing a snapshot in `dir`.
+    ///
+    /// # Errors
+    /// The staging file cannot be created or written.
+    pub fn create(dir: &Path, info: SnapshotInfo) -> io::Result<SnapshotWriter> {
+        let staged = dir.join(format!("{}.tmp", snapshot_name(info.number)));
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&staged)?;
+        let mut header = Vec::with_capacity(HEADER);
+        header.extend_from_slice(SNAPSHOT_MAGIC);
+        header.extend_from_slice(&info.number.to_le_bytes());
+        header.extend_from_slice(&info.cut_ms.to_le_bytes());
+        header.extend_from_slice(&info.shard.to_le_bytes());
+        header.extend_from_slice(&info.shards.to_le_bytes());
+        file.write_all(&header)?;
+        Ok(SnapshotWriter {
+            info,
+            staged,
+            file,
+            bytes: HEADER as u64,
+        })
+    }
+
+    /// Writes a batch of framed entries.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn append(&mut self, entries: &mut [u8]) -> io::Result<()> {
+        log::seal(entries, self.info.number);
+        self.file.write_all(entries)?;
+        self.bytes += entries.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Writes the footer and syncs the file: after this the work left is `publish`, which
+    /// may run off the shard's thread.
+    ///
+    /// # Errors
+    /// The write or sync failed.
+    pub fn finish(mut self, entries: u64) -> io::Result<Finished> {
+        let mut footer = [0u8; FOOTER];
+        footer[..8].copy_from_slice(FOOTER_MAGIC);
+        footer[8..].copy_from_slice(&entries.to_le_bytes());
+        self.file.write_all(&footer)?;
+        self.bytes += FOOTER as u64;
+        Ok(Finished {
+            info: self.info,
+            staged: self.staged,
+            file: self.file,
+            bytes: self.bytes,
+        })
+    }
+}
+
+/// A snapshot written in full, not yet in charge.
+pub struct Finished {
+    /// What its header says.
+    pub info: SnapshotInfo,
+    staged: PathBuf,
+    file: File,
+    /// Its size.
+    pub bytes: u64,
+}
+
+impl Finished {
+    /// Syncs the snapshot, renames it into place, names it in the shard's manifest, and
+    /// removes the log segments and snapshots it replaces. Blocking: run it off the
+    /// shard's thread.
+    ///
+    /// # Errors
+    /// A sync, rename or manifest write failed; the previous snapshot stays in charge.
+    pub fn publish(self, dir: &Path) -> io::Result<u64> {
+        self.file.sync_all()?;
+        let path = dir.join(snapshot_name(self.info.number));
+        std::fs::rename(&self.staged, &path)?;
+        log::sync_dir(dir)?;
+        write_manifest(dir, self.info.number)?;
+        remove_replaced(dir, self.info.number);
+        Ok(self.bytes)
+    }
+}
+
+/// Names snapshot `number` as the shard's latest, atomically.
+///
+/// # Errors
+/// The manifest cannot be written, synced or renamed.
+pub fn write_manifest(dir: &Path, number: u64) -> io::Result<()> {
+    let staged = dir.join("MANIFEST.tmp");
+    std::fs::write(&staged, format!("snapshot {number}\n"))?;
+    File::open(&staged)?.sync_all()?;
+    std::fs::rename(&staged, dir.join("MANIFEST"))?;
+    log::sync_dir(dir)
+}
+
+/// The snapshot the shard's manifest names, if any.
+///
+/// # Errors
+/// The manifest exists but cannot be read or does not name a snapshot.
+pub fn read_manifest(dir: &Path) -> io::Result<Option<u64>> {
+    let path = dir.join("MANIFEST");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    text.strip_prefix("snapshot ")
+        .and_then(|n| n.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} does not name a snapshot: {text:?}", path.display()),
+            )
+        })
+}
+
+/// Removes segments and snapshots older than snapshot `number`, and any staging file.
+fn remove_replaced(dir: &Path, number: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let replaced = log::segment_id(name).is_some_and(|id| id < number)
+            || snapshot_number(name).is_some_and(|n| n < number)
+            || (name.ends_with(".tmp") && name != "MANIFEST.tmp");
+        if replaced {
+            if let Err(error) = std::fs::remove_file(entry.path()) {
+                tracing::warn!(path = %entry.path().display(), %error, "cannot remove a replaced file");
+            }
+        }
+    }
+}
+
+fn snapshot_number(name: &str) -> Option<u64> {
+    name.strip_prefix("snap-")?
+        .strip_suffix(".tsnap")?
+        .parse()
+        .ok()
+}
+
+/// A snapshot read back.
+pub struct SnapshotRead {
+    /// What its header says.
+    pub info: SnapshotInfo,
+    /// Its entries' bytes, each checked.
+    pub entries: Vec<Bytes>,
+}
+
+/// Reads snapshot `number` in `dir`, checking every entry and the count.
+///
+/// # Errors
+/// The file cannot be read, or any part of it is damaged (`InvalidData`, naming the file
+/// and offset): a snapshot the manifest names was synced before it was named, so damage
+/// is never a torn write.
+pub fn read_snapshot(dir: &Path, number: u64) -> io::Result<SnapshotRead> {
+    let path = dir.join(snapshot_name(number));
+    let data = Bytes::from(std::fs::read(&path)?);
+    let damaged = |what: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("snapshot {} is damaged: {what}", path.display()),
+        )
+    };
+    if data.len() < HEADER + FOOTER || &data[..8] != SNAPSHOT_MAGIC {
+        return Err(damaged("no snapshot header".into()));
+    }
+    let u64_at = |at: usize| {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(&data[at..at + 8]);
+        u64::from_le_bytes(raw)
+    };
+    let info = SnapshotInfo {
+        number: u64_at(8),
+        cut_ms: u64_at(16),
+        shard: u16::from_le_bytes([data[24], data[25]]),
+        shards: u16::from_le_bytes([data[26], data[27]]),
+    };
+    if info.number != number {
+        return Err(damaged(format!("it says it is snapshot {}", info.number)));
+    }
+    let footer = data.len() - FOOTER;
+    if &data[footer..footer + 8] != FOOTER_MAGIC {
+        return Err(damaged("no footer: it was not written to the end".into()));
+    }
+    let body = data.slice(HEADER..footer);
+    let records = log::read_records(&body, number, HEADER as u64);
+    if records.tail != Tail::Clean {
+        let (Tail::Torn { offset } | Tail::Corrupt { offset }) = records.tail else {
+            unreachable!("the tail is not clean");
+        };
+        return Err(damaged(format!("bad entry at offset {offset}")));
+    }
+    if records.records.len() as u64 != u64_at(footer + 8) {
+        return Err(damaged(format!(
+            "{} entries where the footer says {}",
+            records.records.len(),
+            u64_at(footer + 8)
+        )));
+    }
+    Ok(SnapshotRead {
+        info,
+        entries: records.records,
+    })
+}
