@@ -153,6 +153,10 @@ fn main() -> ExitCode {
     };
     signals.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
+        // A log write past the file-size limit must fail with an error the server answers
+        // (writes refused, reads served), not end the process: catch SIGXFSZ.
+        #[cfg(target_os = "linux")]
+        let _file_size_signal = signal(SignalKind::from_raw(25));
         let (Ok(mut interrupt), Ok(mut terminate)) = (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),

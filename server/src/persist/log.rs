@@ -71,9 +71,11 @@ impl Segment {
     /// The file cannot be created, written or synced.
     pub fn create(dir: &Path, id: u64) -> io::Result<Segment> {
         let path = dir.join(segment_name(id));
+        // Appending: after a failed write is cut back off the file, the next write must
+        // land at the new end, not where the failed one left the cursor.
         let mut file = OpenOptions::new()
             .create_new(true)
-            .write(true)
+            .append(true)
             .open(&path)?;
         let mut header = [0u8; SEGMENT_HEADER];
         header[..8].copy_from_slice(SEGMENT_MAGIC);
@@ -85,22 +87,6 @@ impl Segment {
             id,
             file: Arc::new(file),
             len: SEGMENT_HEADER as u64,
-        })
-    }
-
-    /// Reopens segment `id` at its end, to append where a previous run stopped.
-    ///
-    /// # Errors
-    /// The file cannot be opened.
-    pub fn reopen(dir: &Path, id: u64) -> io::Result<Segment> {
-        let file = OpenOptions::new()
-            .append(true)
-            .open(dir.join(segment_name(id)))?;
-        let len = file.metadata()?.len();
-        Ok(Segment {
-            id,
-            file: Arc::new(file),
-            len,
         })
     }
 

@@ -46,10 +46,10 @@ pub fn dispatch(
         now: clock::millis_at(started),
     };
     if COMMANDS[index].writes {
-        conn.wrote.set(true);
         if let Some(refusal) = shard.write_refusal() {
             return request.complete(shard, conn, &refusal);
         }
+        conn.wrote.set(true);
     }
     if let Command::Geo(geo) = &command {
         if geo_route::is_routed(geo) {

@@ -2,8 +2,61 @@
 
 use tessera_protocol::Value;
 
+use crate::shard::durable::PersistStats;
 use crate::shard::stats::ShardStats;
 use crate::shard::NodeInfo;
+
+/// The log and snapshot figures of every shard, combined: sums of counts, the worst lag,
+/// the oldest last snapshot, and the first failure.
+fn persistence(snapshots: &[ShardStats]) -> Value {
+    let shards: Vec<&PersistStats> = snapshots.iter().map(|s| &s.persistence).collect();
+    let sum = |field: fn(&PersistStats) -> u64| shards.iter().map(|p| field(p)).sum::<u64>();
+    let max = |field: fn(&PersistStats) -> u64| shards.iter().map(|p| field(p)).max().unwrap_or(0);
+    let int = |n: u64| Value::Int(n as i64);
+    let enabled = shards.iter().all(|p| p.enabled);
+    let failing = shards.iter().find_map(|p| p.failing.clone());
+    let last_snapshot = shards.iter().map(|p| p.last_snapshot_ms).min().unwrap_or(0);
+    let field = |name: &str, value: Value| (Value::text(name), value);
+    Value::Map(vec![
+        field("enabled", Value::Bool(enabled)),
+        field(
+            "appendfsync",
+            Value::text(
+                shards
+                    .first()
+                    .map_or("", |p| if enabled { p.fsync } else { "" }),
+            ),
+        ),
+        field(
+            "log_status",
+            Value::text(failing.unwrap_or_else(|| "ok".into())),
+        ),
+        field("log_bytes", int(sum(|p| p.log_bytes))),
+        field(
+            "log_bytes_since_snapshot",
+            int(sum(|p| p.log_bytes_since_snapshot)),
+        ),
+        field("fsyncs", int(sum(|p| p.fsyncs))),
+        field("fsync_lag_ms", int(max(|p| p.fsync_lag_ms))),
+        field("write_errors", int(sum(|p| p.write_errors))),
+        field(
+            "snapshot_in_progress",
+            Value::Bool(shards.iter().any(|p| p.snapshot_running)),
+        ),
+        field("snapshots", int(sum(|p| p.snapshots))),
+        field("snapshot_errors", int(sum(|p| p.snapshot_errors))),
+        field("last_snapshot_unix_s", int(last_snapshot / 1000)),
+        field(
+            "last_snapshot_duration_ms",
+            int(max(|p| p.last_snapshot_duration_ms)),
+        ),
+        field("last_snapshot_bytes", int(sum(|p| p.last_snapshot_bytes))),
+        field(
+            "last_snapshot_entries",
+            int(sum(|p| p.last_snapshot_entries)),
+        ),
+    ])
+}
 
 /// Node facts and totals rendered for INFO, from every shard's snapshot in shard order.
 pub fn render(node: &NodeInfo, snapshots: &[ShardStats]) -> Value {
@@ -47,6 +100,7 @@ pub fn render(node: &NodeInfo, snapshots: &[ShardStats]) -> Value {
         .collect();
     Value::Map(vec![
         (Value::text("server"), server),
+        (Value::text("persistence"), persistence(snapshots)),
         (Value::text("totals"), Value::Map(total.summary())),
         (Value::text("commands"), total.command_table()),
         (Value::text("shards"), Value::Array(shards)),

@@ -201,6 +201,9 @@ impl Shard {
         stats.memory_bytes = keyspace.memory_bytes() as u64;
         stats.watched_users = keyspace.watches.len() as u64;
         stats.geo_members = keyspace.geo.members() as u64;
+        if let Some(durable) = self.durability.as_ref() {
+            stats.persistence = durable.stats();
+        }
         stats
     }
 

@@ -63,6 +63,8 @@ pub struct ShardStats {
     pub geo_members: u64,
     /// Push frames written to connections.
     pub pushes: u64,
+    /// The log's and snapshots' figures (not added up: INFO combines them per field).
+    pub persistence: crate::shard::durable::PersistStats,
 }
 
 impl ShardStats {
