@@ -94,6 +94,12 @@ pub fn load(settings: Option<&Settings>, shard: u16, shards: u16) -> io::Result<
     };
     let mut keyspace = Keyspace::new();
     let loaded = recover::load_shard(&mut keyspace, &settings.dir, generation, shard)?;
+    // Whatever lapsed while the server was down lapses now, before anyone can read it:
+    // reservations give their units back, expiring hash fields go.
+    let now = crate::clock::now_millis();
+    for key in keyspace.take_due(now) {
+        crate::families::timer_due(&mut keyspace, &key, now);
+    }
     let shard_dir = settings.dir.shard_dir(settings.generation, shard)?;
     let last_snapshot_ms = if loaded.last_snapshot > 0 {
         read_snapshot_cut(&shard_dir, loaded.last_snapshot)
