@@ -854,3 +854,139 @@ async fn a_log_that_cannot_be_written_refuses_writes_serves_reads_and_loses_noth
         );
     }
 }
+
+/// What GEO.GET says of a member, without the fields that move with the clock.
+async fn driver_view(client: &Client, member: &str) -> Value {
+    let mut view = call(client, &["GEO.GET", "drivers", member]).await;
+    if let Value::Map(fields) = &mut view {
+        fields.retain(|(name, _)| *name != Value::text("age_ms"));
+    }
+    scrub_clock_fields(&mut view);
+    view
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn geo_members_claims_and_moves_survive_kill_9_and_shard_count_changes() {
+    const DRIVERS: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 3, "always");
+    let client = server.client().await;
+    call(&client, &["GEO.CREATE", "drivers", "RES", "9"]).await;
+    // Drivers spread over several cities, so partitions (and shards) differ; some move
+    // between cities, changing shards, some get claimed, some confirmed, some leave.
+    let city = |i: usize| {
+        [
+            (52.52, 13.40),
+            (48.85, 2.35),
+            (40.41, -3.70),
+            (51.50, -0.12),
+        ][i % 4]
+    };
+    for i in 0..DRIVERS {
+        let (lat, lng) = city(i);
+        let (lat, lng) = (lat + (i as f64) * 1e-4, lng + (i as f64) * 1e-4);
+        let member = format!("d{i}");
+        let words = [
+            "GEO.UPSERT",
+            "drivers",
+            &member,
+            &lat.to_string(),
+            &lng.to_string(),
+            "TTL",
+            "600",
+            "META",
+            &format!("car-{i}"),
+        ];
+        call(&client, &words).await;
+    }
+    for i in (0..DRIVERS).step_by(5) {
+        let (lat, lng) = city(i + 1);
+        let member = format!("d{i}");
+        call(
+            &client,
+            &[
+                "GEO.UPSERT",
+                "drivers",
+                &member,
+                &lat.to_string(),
+                &lng.to_string(),
+            ],
+        )
+        .await;
+    }
+    for i in (1..DRIVERS).step_by(7) {
+        call(
+            &client,
+            &["GEO.CLAIM", "drivers", &format!("d{i}"), "TTL", "600"],
+        )
+        .await;
+    }
+    for i in (1..DRIVERS).step_by(14) {
+        call(&client, &["GEO.CONFIRM", "drivers", &format!("d{i}")]).await;
+    }
+    for i in (3..DRIVERS).step_by(11) {
+        call(&client, &["GEO.REMOVE", "drivers", &format!("d{i}")]).await;
+    }
+    let mut before = Vec::new();
+    for i in 0..DRIVERS {
+        before.push(driver_view(&client, &format!("d{i}")).await);
+    }
+    // Half the views were saved by a snapshot, the rest only by the log after it.
+    client.snapshot().await.unwrap();
+    while client.lastsave().await.unwrap() == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for i in (2..DRIVERS).step_by(9) {
+        let (lat, lng) = city(i + 2);
+        call(
+            &client,
+            &[
+                "GEO.UPSERT",
+                "drivers",
+                &format!("d{i}"),
+                &lat.to_string(),
+                &lng.to_string(),
+            ],
+        )
+        .await;
+        before[i] = driver_view(&client, &format!("d{i}")).await;
+    }
+    let count = call(&client, &["GEO.COUNT", "drivers"]).await;
+    let near = call(
+        &client,
+        &["GEO.NEAR", "drivers", "48.85", "2.35", "10", "WITHMETA"],
+    )
+    .await;
+    kill_9(server);
+    for shards in [3, 2, 4] {
+        let server = start(dir.path(), shards, "always");
+        let client = server.client().await;
+        assert_eq!(
+            call(&client, &["GEO.COUNT", "drivers"]).await,
+            count,
+            "at {shards} shards"
+        );
+        for (i, expected) in before.iter().enumerate() {
+            let member = format!("d{i}");
+            assert_eq!(
+                &driver_view(&client, &member).await,
+                expected,
+                "{member} at {shards} shards"
+            );
+        }
+        if shards == 3 {
+            let again = call(
+                &client,
+                &["GEO.NEAR", "drivers", "48.85", "2.35", "10", "WITHMETA"],
+            )
+            .await;
+            assert_eq!(again, near, "the same nearest drivers");
+        }
+        // The directory follows: every member command still finds its driver.
+        let claimed = call(&client, &["GEO.RELEASE", "drivers", "d1"]).await;
+        assert_eq!(claimed, Value::Ok);
+        call(&client, &["GEO.CLAIM", "drivers", "d1", "TTL", "600"]).await;
+        before[1] = driver_view(&client, "d1").await;
+        kill_9(server);
+    }
+}

@@ -113,7 +113,8 @@ struct Slot<V> {
     saved_in: u32,
 }
 
-/// Frames one entry as a snapshot saves it: key, deadline (0: none), then the value.
+/// Frames one entry as a snapshot saves it: `KEY_ENTRY`, key, deadline (0: none), then
+/// the value.
 pub fn save_entry<V: StoredValue>(
     entries: &mut bytes::BytesMut,
     key: &[u8],
@@ -122,9 +123,24 @@ pub fn save_entry<V: StoredValue>(
 ) {
     frame(entries, |buf| {
         let mut out = Out::new(buf);
+        out.byte(KEY_ENTRY);
         out.bytes(key);
         out.uint(deadline.unwrap_or(NO_DEADLINE));
         value.save(&mut out);
+    });
+}
+
+/// A snapshot entry's first byte: a key and its value.
+pub const KEY_ENTRY: u8 = 0;
+/// A snapshot entry's first byte: one shard's view of a geo member.
+pub const GEO_ENTRY: u8 = 1;
+
+/// Frames one geo member as a snapshot saves it.
+pub fn save_geo_entry(entries: &mut bytes::BytesMut, member: &crate::data::geo::SavedMember) {
+    frame(entries, |buf| {
+        let mut out = Out::new(buf);
+        out.byte(GEO_ENTRY);
+        member.save(&mut out);
     });
 }
 
@@ -222,6 +238,7 @@ impl<V: StoredValue> Keyspace<V> {
     /// Keeps the record of every change from now on, for `take_journal`.
     pub fn start_journal(&mut self) {
         self.journal.get_or_insert_with(bytes::BytesMut::new);
+        self.geo.start_journal();
     }
 
     /// Whether changes are recorded.
@@ -558,7 +575,11 @@ impl<V: StoredValue> Keyspace<V> {
         self.stores.clear();
         self.timers.clear();
         self.watches.timers_cleared();
+        let journaled = self.geo.is_journaled();
         self.geo = GeoShard::default();
+        if journaled {
+            self.geo.start_journal();
+        }
         self.table = HashTable::new();
         self.volatile = Vec::new();
         self.heap_bytes = 0;
@@ -577,12 +598,19 @@ impl<V: StoredValue> Keyspace<V> {
     /// each slot as it is at this moment. Returns the snapshot's number.
     pub fn begin_cut(&mut self) -> u32 {
         self.last_cut = self.last_cut.wrapping_add(1);
+        // Geo indexes are saved whole, here: their members are a small part of a
+        // shard's state, and this keeps their cut exact without stamps of their own.
+        let mut entries = bytes::BytesMut::new();
+        let geo = self.geo.save_all();
+        for member in &geo {
+            save_geo_entry(&mut entries, member);
+        }
         self.cut = Some(Cut {
             number: self.last_cut,
             cursor: 0,
             buckets: self.table.num_buckets(),
-            entries: bytes::BytesMut::new(),
-            saved: 0,
+            entries,
+            saved: geo.len() as u64,
         });
         self.last_cut
     }
@@ -894,6 +922,7 @@ mod tests {
             .iter()
             .map(|entry| {
                 let mut input = crate::data::codec::In::new(entry);
+                assert_eq!(input.byte().unwrap(), KEY_ENTRY);
                 let key = input.bytes().unwrap().to_vec();
                 let deadline = input.uint().unwrap();
                 assert_eq!(input.byte().unwrap(), 0, "values here are bytes");

@@ -16,6 +16,8 @@ use tessera_protocol::{Command, ErrorCode, ErrorReply, SetArgs, SetCondition, Se
 
 use tessera_cluster::hash_tag;
 
+use crate::data::codec::{In, Out};
+use crate::data::geo::SavedMember;
 use crate::data::inventory::StockLevel;
 use crate::data::inventory::{Refusal, Reserved, Sku};
 use crate::data::keyspace::{Blob, Found, StoredValue};
@@ -254,7 +256,7 @@ impl Mutation {
 
     /// Appends the record of `command` run at `at_ms` to a journal, framed for the log.
     pub fn record<P: Payload>(journal: &mut BytesMut, at_ms: u64, command: &Command<P>) {
-        crate::persist::log::frame(journal, |buf| Mutation::encode(buf, at_ms, command));
+        crate::data::codec::frame(journal, |buf| Mutation::encode(buf, at_ms, command));
     }
 
     /// Reads a record back.
@@ -284,6 +286,71 @@ impl Mutation {
     /// Applies the change to `keyspace`, as the shard did when it ran it.
     pub fn replay(&self, keyspace: &mut Keyspace) -> Value {
         apply(keyspace, &self.command, self.at_ms).into_value()
+    }
+}
+
+/// The opcode slot of a log record holding a geo member's view instead of a command: no
+/// command has it.
+const GEO_VIEW: u16 = 0xFFFF;
+
+/// One log record read back.
+pub enum Record {
+    /// A command that changed keys.
+    Command(Mutation),
+    /// One shard's view of a geo member after a change (geo commands run in steps across
+    /// shards, so each shard logs what its step left).
+    Geo(SavedMember),
+}
+
+impl Record {
+    /// Reads a record back.
+    ///
+    /// # Errors
+    /// The command's decode errors, or `Invalid` for a geo view that does not read back.
+    pub fn decode(record: Bytes) -> Result<Record, tessera_protocol::DecodeError> {
+        let mut input = In::new(&record);
+        input
+            .uint()
+            .map_err(|_| tessera_protocol::DecodeError::Truncated)?;
+        let body = input
+            .take(2)
+            .map_err(|_| tessera_protocol::DecodeError::Truncated)?;
+        if u16::from_le_bytes([body[0], body[1]]) == GEO_VIEW {
+            let saved = SavedMember::load(&mut input)
+                .map_err(|_| tessera_protocol::DecodeError::Invalid("damaged geo view"))?;
+            return Ok(Record::Geo(saved));
+        }
+        Mutation::decode(record).map(Record::Command)
+    }
+
+    /// Applies the record to `keyspace`.
+    pub fn replay(&self, keyspace: &mut Keyspace) {
+        match self {
+            Record::Command(mutation) => {
+                mutation.replay(keyspace);
+            }
+            Record::Geo(saved) => keyspace.geo.restore(saved),
+        }
+    }
+}
+
+/// Journals the views of the geo members changed since the last call, at the end of a
+/// batch (and before the log takes the journal), so they are durable with the replies
+/// that report them.
+pub fn journal_geo(keyspace: &mut Keyspace, now: u64) {
+    if !keyspace.geo.is_journaled() {
+        return;
+    }
+    let touched = keyspace.geo.take_touched();
+    let Some(journal) = keyspace.journal() else {
+        return;
+    };
+    for member in touched {
+        crate::data::codec::frame(journal, |buf| {
+            tessera_protocol::wire::put_uvarint(buf, now);
+            bytes::BufMut::put_u16_le(buf, GEO_VIEW);
+            member.save(&mut Out::new(buf));
+        });
     }
 }
 

@@ -4,14 +4,17 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use tessera_cluster::geo::{partition_shard, PARTITION_RESOLUTION};
 use tessera_cluster::shard_for_key;
 
 use super::log::{self, Tail};
 use super::snapshot::{read_manifest, read_snapshot, SnapshotInfo, SnapshotWriter};
 use super::{DataDir, Generation};
 use crate::data::codec::{Damaged, In};
+use crate::data::geo::{HeldState, SavedMember};
 use crate::data::keyspace::save_entry;
-use crate::families::{self, saved, Keyspace, Mutation};
+use crate::data::keyspace::{save_geo_entry, GEO_ENTRY, KEY_ENTRY};
+use crate::families::{saved, Keyspace, Record};
 
 /// What this run loads and where it writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +167,7 @@ pub fn load_shard(
         }
         let read = log::read_segment(&path, id)?;
         for record in read.records {
-            let mutation = Mutation::decode(record).map_err(|error| {
+            let record = Record::decode(record).map_err(|error| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
@@ -173,7 +176,7 @@ pub fn load_shard(
                     ),
                 )
             })?;
-            families::apply(keyspace, &mutation.command, mutation.at_ms);
+            record.replay(keyspace);
             loaded.records += 1;
         }
     }
@@ -218,6 +221,12 @@ pub fn reshard(dir: &DataDir, source: Generation, target: Generation) -> io::Res
             writers[owner].append(&mut batch)?;
             counts[owner] += 1;
         }
+        for (owner, member) in moved_geo(&keyspace, target.shards) {
+            batch.clear();
+            save_geo_entry(&mut batch, &member);
+            writers[usize::from(owner)].append(&mut batch)?;
+            counts[usize::from(owner)] += 1;
+        }
     }
     let mut moved = 0;
     for (shard, (writer, count)) in writers.into_iter().zip(counts).enumerate() {
@@ -243,6 +252,18 @@ fn damaged(dir: &Path, number: u64, what: Damaged) -> io::Error {
 /// The entry does not read back.
 pub fn restore_entry(keyspace: &mut Keyspace, entry: &[u8]) -> Result<(), Damaged> {
     let mut input = In::new(entry);
+    match input.byte()? {
+        KEY_ENTRY => {}
+        GEO_ENTRY => {
+            let member = SavedMember::load(&mut input)?;
+            if !input.is_empty() {
+                return Err(Damaged("bytes after the geo member"));
+            }
+            keyspace.geo.restore(&member);
+            return Ok(());
+        }
+        _ => return Err(Damaged("unknown kind of entry")),
+    }
     let key = input.bytes()?;
     let deadline = input.uint()?;
     let value = saved::load(&mut input)?;
@@ -255,4 +276,33 @@ pub fn restore_entry(keyspace: &mut Keyspace, entry: &[u8]) -> Result<(), Damage
         keyspace.schedule(at, key);
     }
     Ok(())
+}
+
+/// Where an old shard's geo members go on `shards` shards: each held member to the shard
+/// holding its partition now, with its directory entry on its new home (one view when
+/// both are the same shard). The old directory entries are rebuilt, not moved.
+fn moved_geo(keyspace: &Keyspace, shards: u16) -> Vec<(u16, SavedMember)> {
+    let mut moved = Vec::new();
+    for member in keyspace.geo.save_all() {
+        let Some(held) = member.held else {
+            continue;
+        };
+        let partition = u64::from(crate::data::geo::cell_of(held.at, PARTITION_RESOLUTION));
+        let holder = partition_shard(&member.index, partition, shards);
+        let home = crate::families::geo::home_of(&member.name, shards);
+        let view = |held: Option<HeldState>, home: Option<u16>| SavedMember {
+            index: member.index.clone(),
+            resolution: member.resolution,
+            name: member.name.clone(),
+            held,
+            home,
+        };
+        if holder == home {
+            moved.push((holder, view(Some(held), Some(holder))));
+        } else {
+            moved.push((holder, view(Some(held), None)));
+            moved.push((home, view(None, Some(holder))));
+        }
+    }
+    moved
 }

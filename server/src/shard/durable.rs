@@ -333,7 +333,11 @@ impl Shard {
         loop {
             durable.wake_writer.wait().await;
             loop {
-                self.keyspace.borrow_mut().take_journal(&mut batch);
+                {
+                    let mut keyspace = self.keyspace.borrow_mut();
+                    crate::families::journal_geo(&mut keyspace, clock::now_millis());
+                    keyspace.take_journal(&mut batch);
+                }
                 let begin_cut = durable.snapshot_wanted.replace(false) || durable.snapshot_due();
                 if begin_cut {
                     // No await since the journal was taken: the cut sees exactly the
@@ -366,7 +370,11 @@ impl Shard {
             return;
         };
         let mut batch = BytesMut::new();
-        self.keyspace.borrow_mut().take_journal(&mut batch);
+        {
+            let mut keyspace = self.keyspace.borrow_mut();
+            crate::families::journal_geo(&mut keyspace, clock::now_millis());
+            keyspace.take_journal(&mut batch);
+        }
         let mut segment = durable.segment.borrow_mut();
         let written = batch.is_empty() || segment.append(&mut batch).is_ok();
         if !written || segment.file.sync_all().is_err() {

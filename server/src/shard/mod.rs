@@ -302,7 +302,7 @@ impl Shard {
             }
             return;
         };
-        let journal_len = self.keyspace.borrow().journal_len();
+        let journal_len = self.journal_geo();
         let queued = if dirty {
             let shards = usize::from(self.shards());
             std::mem::replace(
@@ -342,7 +342,7 @@ impl Shard {
         let Some(durable) = self.durability.as_ref() else {
             return;
         };
-        let journal_len = self.keyspace.borrow().journal_len();
+        let journal_len = self.journal_geo();
         let Some(made) = durable.pending(journal_len) else {
             return;
         };
@@ -350,6 +350,14 @@ impl Shard {
             return;
         }
         durable.wait_done(made).await;
+    }
+
+    /// Journals the geo changes made since the last look (a geo step may run in a task,
+    /// outside any batch); returns the journal's length.
+    fn journal_geo(&self) -> usize {
+        let mut keyspace = self.keyspace.borrow_mut();
+        families::journal_geo(&mut keyspace, clock::now_millis());
+        keyspace.journal_len()
     }
 
     /// The error a write gets while this shard's log cannot be written.

@@ -17,6 +17,9 @@ use slab::Slab;
 use tessera_protocol::geo::{GeoArea, GeoPoint, AVAILABLE, BUSY, DEFAULT_GEO_RESOLUTION, OFFERED};
 use tessera_protocol::{ErrorCode, ErrorReply, Value};
 
+mod saved;
+pub use saved::{HeldState, SavedMember};
+
 /// Mean Earth radius used by H3, in metres.
 pub const EARTH_RADIUS_M: f64 = h3o::EARTH_RADIUS_KM * 1000.0;
 /// Most rings a search walks: bounds one request's work when members are sparse. A
@@ -516,6 +519,9 @@ pub struct GeoIndex {
     hasher: DefaultHashBuilder,
     /// Where the incremental sweep of lapsed members resumes.
     sweep_from: usize,
+    /// Members and directory entries changed since the log last looked, once the log
+    /// listens (see `saved`).
+    touched: Option<Vec<Box<[u8]>>>,
 }
 
 /// Why a member operation was refused.
@@ -560,6 +566,7 @@ impl GeoIndex {
             homes: HashMap::new(),
             hasher: DefaultHashBuilder::default(),
             sweep_from: 0,
+            touched: None,
         }
     }
 
@@ -636,6 +643,7 @@ impl GeoIndex {
 
     fn unlink(&mut self, slot: u32) -> Member {
         let member = self.members.remove(slot as usize);
+        self.touch(&member.name);
         let hash = self.hasher.hash_one(&*member.name);
         if let Ok(entry) = self.by_name.find_entry(hash, |&s| s == slot) {
             entry.remove();
@@ -712,6 +720,7 @@ impl GeoIndex {
                 .entry(cell)
                 .or_default()
                 .push(Placed { at, slot, tag });
+            self.touch(name);
             return Ok(true);
         };
         let old_cell = self.members[slot as usize].cell;
@@ -737,6 +746,7 @@ impl GeoIndex {
             member.meta = Some(meta.as_ref().into());
         }
         self.sync_bucket(slot, Some(at));
+        self.touch(name);
         Ok(false)
     }
 
@@ -776,6 +786,7 @@ impl GeoIndex {
         }
         member.status = step(member.status.at(now)).ok_or(Refusal::Conflict)?;
         self.sync_bucket(slot, None);
+        self.touch(name);
         Ok(())
     }
 
@@ -1053,6 +1064,13 @@ impl GeoIndex {
 
     /// Sets a member's directory entry.
     pub fn set_home(&mut self, name: &[u8], home: Home) {
+        if self
+            .homes
+            .get(name)
+            .is_none_or(|old| old.holder != home.holder)
+        {
+            self.touch(name);
+        }
         match self.homes.get_mut(name) {
             Some(entry) => *entry = home,
             None => {
@@ -1063,7 +1081,11 @@ impl GeoIndex {
 
     /// Drops a member's directory entry.
     pub fn forget_home(&mut self, name: &[u8]) -> Option<Home> {
-        self.homes.remove(name)
+        let forgotten = self.homes.remove(name);
+        if forgotten.is_some() {
+            self.touch(name);
+        }
+        forgotten
     }
 
     /// Approximate heap bytes.
@@ -1092,6 +1114,8 @@ impl GeoIndex {
 #[derive(Default)]
 pub struct GeoShard {
     indexes: HashMap<Box<[u8]>, GeoIndex>,
+    /// Whether the log listens: indexes made from now on note what changes.
+    journaled: bool,
     /// Resolutions set by GEO.CREATE, for indexes that have no state here yet.
     resolutions: HashMap<Box<[u8]>, Resolution>,
     /// Cell shapes for searches at any resolution.
@@ -1110,7 +1134,11 @@ impl GeoShard {
             let resolution = self.resolutions.get(index).copied().unwrap_or_else(|| {
                 Resolution::try_from(DEFAULT_GEO_RESOLUTION).expect("valid default")
             });
-            self.indexes.insert(index.into(), GeoIndex::new(resolution));
+            let mut created = GeoIndex::new(resolution);
+            if self.journaled {
+                created.touched = Some(Vec::new());
+            }
+            self.indexes.insert(index.into(), created);
         }
         self.indexes.get_mut(index).expect("just inserted")
     }
