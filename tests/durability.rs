@@ -767,91 +767,93 @@ fn prlimit_file_size(pid: u32, limit: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_that_cannot_be_written_refuses_writes_serves_reads_and_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), 1, "always");
-    let client = server.client().await;
-    call(&client, &["SET", "before", "kept"]).await;
-    // The log segment may grow to 64 KiB; past that every write to it fails.
-    prlimit_file_size(server.pid(), "65536:unlimited");
-    let value = "x".repeat(1024);
-    let writer = {
-        let (address, value) = (server.address.clone(), value.clone());
-        tokio::spawn(async move {
-            let client = Client::connect(&address).await.unwrap();
-            let mut acked = Vec::new();
-            for i in 0..200 {
-                match client
-                    .call(command(&["SET", &format!("big:{i}"), &value]))
-                    .await
-                {
-                    Ok(Value::Ok) => acked.push(i),
-                    // Refused up front once the log failed.
-                    Err(tessera_client::Error::Server(_)) => break,
-                    other => panic!("SET big:{i}: {other:?}"),
+    for fsync in ["always", "everysec"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start(dir.path(), 1, fsync);
+        let client = server.client().await;
+        call(&client, &["SET", "before", "kept"]).await;
+        // The log segment may grow to 64 KiB; past that every write to it fails.
+        prlimit_file_size(server.pid(), "65536:unlimited");
+        let value = "x".repeat(1024);
+        let writer = {
+            let (address, value) = (server.address.clone(), value.clone());
+            tokio::spawn(async move {
+                let client = Client::connect(&address).await.unwrap();
+                let mut acked = Vec::new();
+                for i in 0..200 {
+                    match client
+                        .call(command(&["SET", &format!("big:{i}"), &value]))
+                        .await
+                    {
+                        Ok(Value::Ok) => acked.push(i),
+                        // Refused up front once the log failed.
+                        Err(tessera_client::Error::Server(_)) => break,
+                        other => panic!("SET big:{i}: {other:?}"),
+                    }
                 }
+                acked
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let refusal = loop {
+            assert!(std::time::Instant::now() < deadline, "writes get refused");
+            // A write that lands just before the failure is held with the failed one, and so
+            // is everything after it on its connection: each probe gets its own connection.
+            let prober = Client::connect(&server.address).await.unwrap();
+            let probe = prober.call(command(&["SET", "probe", "x"]));
+            let got = tokio::time::timeout(Duration::from_millis(200), probe).await;
+            if let Ok(Err(tessera_client::Error::Server(error))) = got {
+                break error;
             }
-            acked
-        })
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let refusal = loop {
-        assert!(std::time::Instant::now() < deadline, "writes get refused");
-        // A write that lands just before the failure is held with the failed one, and so
-        // is everything after it on its connection: each probe gets its own connection.
-        let prober = Client::connect(&server.address).await.unwrap();
-        let probe = prober.call(command(&["SET", "probe", "x"]));
-        let got = tokio::time::timeout(Duration::from_millis(200), probe).await;
-        if let Ok(Err(tessera_client::Error::Server(error))) = got {
-            break error;
-        }
-    };
-    assert_eq!(
-        refusal.known_code(),
-        Some(tessera_protocol::ErrorCode::Misconf),
-        "{refusal:?}"
-    );
-    let reader = Client::connect(&server.address).await.unwrap();
-    assert_eq!(
-        call(&reader, &["GET", "before"]).await,
-        Value::Bytes("kept".into()),
-        "reads go on"
-    );
-    let info = format!("{:?}", reader.info().await.unwrap());
-    assert!(
-        info.contains("cannot write the log"),
-        "INFO says what failed: {info}"
-    );
-    // Room again: the held write lands and is acknowledged, and writes are accepted.
-    prlimit_file_size(server.pid(), "unlimited:unlimited");
-    let acked = writer.await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !matches!(
-        reader.call(command(&["SET", "probe", "y"])).await,
-        Ok(Value::Ok)
-    ) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "writes are accepted again"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    kill_9(server);
-    let server = start(dir.path(), 1, "always");
-    let client = server.client().await;
-    assert_eq!(
-        call(&client, &["GET", "before"]).await,
-        Value::Bytes("kept".into())
-    );
-    assert_eq!(
-        call(&client, &["GET", "probe"]).await,
-        Value::Bytes("y".into())
-    );
-    for i in acked {
+        };
         assert_eq!(
-            call(&client, &["GET", &format!("big:{i}")]).await,
-            Value::Bytes(value.clone().into()),
-            "acknowledged big:{i}"
+            refusal.known_code(),
+            Some(tessera_protocol::ErrorCode::Misconf),
+            "{refusal:?}"
         );
+        let reader = Client::connect(&server.address).await.unwrap();
+        assert_eq!(
+            call(&reader, &["GET", "before"]).await,
+            Value::Bytes("kept".into()),
+            "reads go on"
+        );
+        let info = format!("{:?}", reader.info().await.unwrap());
+        assert!(
+            info.contains("cannot write the log"),
+            "INFO says what failed: {info}"
+        );
+        // Room again: the held write lands and is acknowledged, and writes are accepted.
+        prlimit_file_size(server.pid(), "unlimited:unlimited");
+        let acked = writer.await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !matches!(
+            reader.call(command(&["SET", "probe", "y"])).await,
+            Ok(Value::Ok)
+        ) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "writes are accepted again"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        kill_9(server);
+        let server = start(dir.path(), 1, fsync);
+        let client = server.client().await;
+        assert_eq!(
+            call(&client, &["GET", "before"]).await,
+            Value::Bytes("kept".into())
+        );
+        assert_eq!(
+            call(&client, &["GET", "probe"]).await,
+            Value::Bytes("y".into())
+        );
+        for i in acked {
+            assert_eq!(
+                call(&client, &["GET", &format!("big:{i}")]).await,
+                Value::Bytes(value.clone().into()),
+                "acknowledged big:{i}"
+            );
+        }
     }
 }
 

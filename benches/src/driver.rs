@@ -495,6 +495,13 @@ impl Connection {
                             })
                             .collect(),
                     )),
+                    Workload::Load => Command::Keys(KeyCommand::Set(SetArgs {
+                        key: Bytes::from(format!("key:{position}")),
+                        value: self.value.clone(),
+                        condition: Default::default(),
+                        expiry: Default::default(),
+                        get: false,
+                    })),
                     Workload::GeoLoad => {
                         let at = crate::geo_base(position);
                         self.place(Bytes::from(format!("key:{position}")), at)

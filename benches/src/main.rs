@@ -101,6 +101,9 @@ pub enum Workload {
     Beat,
     /// Who of 100 random users is online, in one request: PRESENCE.GET, or on Redis MGET.
     Who,
+    /// SET of every key `key:0` .. `key:N-1` once (N = --keyspace, ignoring --requests):
+    /// fills a server for snapshot and restart figures.
+    Load,
     /// Adds drivers `key:0` .. `key:N-1` (N = --keyspace, ignoring --requests), spread
     /// uniformly over a 30 km box: GEO.UPSERT, or on Redis GEOADD.
     GeoLoad,
@@ -144,6 +147,7 @@ impl Workload {
             Workload::Fanout => "FANOUT1000",
             Workload::Beat => "HEARTBEAT",
             Workload::Who => "WHO100",
+            Workload::Load => "LOAD",
             Workload::GeoLoad => "GEO.LOAD",
             Workload::GeoUpsert => "GEO.UPSERT",
             Workload::GeoNear => "GEO.NEAR5",
@@ -227,7 +231,7 @@ pub struct Args {
 
 impl Args {
     fn budget(&self, workload: Workload) -> driver::Budget {
-        if workload == Workload::GeoLoad {
+        if matches!(workload, Workload::GeoLoad | Workload::Load) {
             return driver::Budget::Requests(self.keyspace);
         }
         match self.duration {

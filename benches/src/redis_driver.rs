@@ -247,6 +247,11 @@ impl Worker {
             Workload::Set => {
                 pipe.cmd("SET").arg(key).arg(&self.value[..]);
             }
+            Workload::Load => {
+                pipe.cmd("SET")
+                    .arg(format!("key:{position}"))
+                    .arg(&self.value[..]);
+            }
             Workload::Get => {
                 pipe.cmd("GET").arg(key);
             }

@@ -27,12 +27,13 @@ pub fn frame(buf: &mut BytesMut, payload: impl FnOnce(&mut BytesMut)) {
 
 /// Fills in the CRCs of every record framed in `buf` for the file numbered `segment`.
 pub fn seal(buf: &mut [u8], segment: u64) {
+    let seed = crc32c::crc32c(&segment.to_le_bytes());
     let mut at = 0;
     while at + RECORD_HEADER <= buf.len() {
         let len = u32_at(buf, at) as usize;
         let body = at + RECORD_HEADER;
-        let len_crc = crc_of(segment, &buf[at..at + 4]);
-        let crc = crc_of(segment, &buf[body..body + len]);
+        let len_crc = crc32c::crc32c_append(seed, &buf[at..at + 4]);
+        let crc = crc32c::crc32c_append(seed, &buf[body..body + len]);
         buf[at + 4..at + 8].copy_from_slice(&len_crc.to_le_bytes());
         buf[at + 8..body].copy_from_slice(&crc.to_le_bytes());
         at = body + len;

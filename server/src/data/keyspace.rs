@@ -251,6 +251,16 @@ impl<V: StoredValue> Keyspace<V> {
         self.journal.as_mut()
     }
 
+    /// Puts records taken by `take_journal` back in front of any made since, for a write
+    /// that failed and will be retried.
+    pub fn give_back_journal(&mut self, records: &mut bytes::BytesMut) {
+        if let Some(journal) = self.journal.as_mut() {
+            records.extend_from_slice(journal);
+            std::mem::swap(journal, records);
+            records.clear();
+        }
+    }
+
     /// Bytes of records waiting to be taken.
     pub fn journal_len(&self) -> usize {
         self.journal.as_ref().map_or(0, |j| j.len())

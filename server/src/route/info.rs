@@ -32,6 +32,7 @@ fn persistence(snapshots: &[ShardStats]) -> Value {
             Value::text(failing.unwrap_or_else(|| "ok".into())),
         ),
         field("log_bytes", int(sum(|p| p.log_bytes))),
+        field("log_writes", int(sum(|p| p.log_writes))),
         field(
             "log_bytes_since_snapshot",
             int(sum(|p| p.log_bytes_since_snapshot)),

@@ -43,6 +43,8 @@ pub struct PersistStats {
     pub fsync: &'static str,
     /// Log bytes written since start.
     pub log_bytes: u64,
+    /// Writes to the log since start (each one a group of records: a turn's worth).
+    pub log_writes: u64,
     /// Log bytes written since the last snapshot began.
     pub log_bytes_since_snapshot: u64,
     /// Syncs done since start.
@@ -94,6 +96,8 @@ pub struct Durability {
     cut_begun: LocalSignal,
     /// A snapshot has been asked for and not begun yet.
     snapshot_wanted: Cell<bool>,
+    /// A buffer kept between inline writes, so each reuses the last one's allocation.
+    spare: RefCell<BytesMut>,
     stats: RefCell<PersistStats>,
 }
 
@@ -126,6 +130,7 @@ impl Durability {
             wake_writer: LocalSignal::default(),
             cut_begun: LocalSignal::default(),
             snapshot_wanted: Cell::new(false),
+            spare: RefCell::new(BytesMut::new()),
             stats: RefCell::new(stats),
         }
     }
@@ -158,6 +163,11 @@ impl Durability {
         self.snapshot_wanted.set(true);
         self.wake_writer.raise();
         true
+    }
+
+    /// Wakes the writer task, for records it must write (always) or retry.
+    pub fn wake_writer(&self) {
+        self.wake_writer.raise();
     }
 
     /// Record bytes made so far, counting those still in the journal.
@@ -233,34 +243,41 @@ impl Durability {
         }
     }
 
-    /// Writes `batch` to the current segment, retrying until it lands; a failed write is
-    /// cut back off the file first, so a retry never leaves half a batch before it.
-    async fn write_batch(&self, batch: &mut BytesMut) {
-        loop {
-            let written = {
-                let mut segment = self.segment.borrow_mut();
-                let good_len = segment.len;
-                let written = segment.append(batch);
-                if written.is_err() {
-                    segment.len = good_len;
-                    let _ = segment.file.set_len(good_len);
-                }
-                written
-            };
-            match written {
-                Ok(()) => {
-                    self.note_recovered();
-                    let mut stats = self.stats.borrow_mut();
-                    stats.log_bytes += batch.len() as u64;
-                    stats.log_bytes_since_snapshot += batch.len() as u64;
-                    return;
-                }
-                Err(error) => {
-                    self.note_failure("write", &error);
-                    tokio::time::sleep(RETRY_AFTER).await;
-                }
-            }
+    /// Whether replies need only the write (everysec, no), which the shard then makes
+    /// itself at the end of each batch rather than waiting for the writer task.
+    fn writes_inline(&self) -> bool {
+        self.settings.fsync != Fsync::Always && !self.is_failing()
+    }
+
+    /// Appends `batch` to the current segment; a failed write is cut back off the file,
+    /// so a retry never leaves half a batch before it.
+    fn append(&self, batch: &mut BytesMut) -> std::io::Result<()> {
+        let mut segment = self.segment.borrow_mut();
+        let good_len = segment.len;
+        let written = segment.append(batch);
+        if written.is_err() {
+            segment.len = good_len;
+            let _ = segment.file.set_len(good_len);
         }
+        written
+    }
+
+    /// Counts a batch taken from the journal; returns the record bytes it ends at.
+    fn take_bytes(&self, len: usize) -> u64 {
+        let upto = self.taken.get() + len as u64;
+        self.taken.set(upto);
+        upto
+    }
+
+    fn note_written(&self, len: usize) {
+        self.note_recovered();
+        if self.unsynced_since.get().is_none() {
+            self.unsynced_since.set(Some(Instant::now()));
+        }
+        let mut stats = self.stats.borrow_mut();
+        stats.log_bytes += len as u64;
+        stats.log_writes += 1;
+        stats.log_bytes_since_snapshot += len as u64;
     }
 
     /// Syncs the current segment off the shard's thread, retrying until it works.
@@ -323,8 +340,37 @@ impl Shard {
             .map_or(0, |durable| durable.stats.borrow().last_snapshot_ms)
     }
 
-    /// The log writer, forever: takes each turn's records, writes them in one call, syncs
-    /// under `always`, then lets their replies and jobs go.
+    /// Under everysec and no, writes every record journaled so far, now, and lets the
+    /// replies and jobs waiting for them go. A failed write puts the records back for the
+    /// writer task, which retries; until then writes are refused.
+    pub(super) fn write_journal_now(&self, durable: &Durability) {
+        if !durable.writes_inline() {
+            return;
+        }
+        let mut batch = std::mem::take(&mut *durable.spare.borrow_mut());
+        self.keyspace.borrow_mut().take_journal(&mut batch);
+        if !batch.is_empty() {
+            match durable.append(&mut batch) {
+                Ok(()) => {
+                    let upto = durable.take_bytes(batch.len());
+                    durable.note_written(batch.len());
+                    for jobs in durable.mark_done(upto) {
+                        self.send_batches(jobs);
+                    }
+                }
+                Err(error) => {
+                    durable.note_failure("write", &error);
+                    self.keyspace.borrow_mut().give_back_journal(&mut batch);
+                    durable.wake_writer.raise();
+                }
+            }
+        }
+        *durable.spare.borrow_mut() = batch;
+    }
+
+    /// The log writer, forever: under always, takes each turn's records, writes them in
+    /// one call and syncs them while the next turn's collect; under any policy, begins
+    /// snapshots and retries writes that failed.
     pub async fn run_log(self: Rc<Self>) {
         let Some(durable) = self.durability.as_ref() else {
             return;
@@ -338,8 +384,7 @@ impl Shard {
                     crate::families::journal_geo(&mut keyspace, clock::now_millis());
                     keyspace.take_journal(&mut batch);
                 }
-                let begin_cut = durable.snapshot_wanted.replace(false) || durable.snapshot_due();
-                if begin_cut {
+                if durable.snapshot_wanted.replace(false) || durable.snapshot_due() {
                     // No await since the journal was taken: the cut sees exactly the
                     // changes whose records are in the segments before the new one.
                     self.begin_snapshot(durable, &mut batch).await;
@@ -347,12 +392,12 @@ impl Shard {
                 if batch.is_empty() {
                     break;
                 }
-                let upto = durable.taken.get() + batch.len() as u64;
-                durable.taken.set(upto);
-                durable.write_batch(&mut batch).await;
-                if durable.unsynced_since.get().is_none() {
-                    durable.unsynced_since.set(Some(Instant::now()));
+                let upto = durable.take_bytes(batch.len());
+                while let Err(error) = durable.append(&mut batch) {
+                    durable.note_failure("write", &error);
+                    tokio::time::sleep(RETRY_AFTER).await;
                 }
+                durable.note_written(batch.len());
                 if durable.settings.fsync == Fsync::Always {
                     durable.sync(upto).await;
                 }
@@ -404,38 +449,57 @@ impl Shard {
         }
     }
 
-    /// Starts a snapshot at this instant: the keyspace begins its cut, and the log moves
-    /// to a new segment, which the snapshot is numbered after. `batch` (the records made
-    /// before the cut) is written to the old segment first.
+    /// Starts a snapshot at this instant: `batch` (the records made before it) goes to
+    /// the current segment, the keyspace begins its cut, and a new segment, which the
+    /// snapshot is numbered after, takes every record from here on. All of that happens
+    /// before the first await, so no record can land on the wrong side of the cut.
     async fn begin_snapshot(&self, durable: &Durability, batch: &mut BytesMut) {
         let number = durable.segment.borrow().id + 1;
-        self.keyspace.borrow_mut().begin_cut();
-        if !batch.is_empty() {
-            let upto = durable.taken.get() + batch.len() as u64;
-            durable.taken.set(upto);
-            durable.write_batch(batch).await;
-            batch.clear();
-            // The old segment is closed from here on: sync it whatever the policy, so the
-            // snapshot never covers changes only the page cache has.
-            durable.sync(upto).await;
-            for jobs in durable.mark_done(upto) {
-                self.send_batches(jobs);
-            }
-        }
-        match Segment::create(&durable.dir, number) {
-            Ok(segment) => {
-                let old = durable.segment.replace(segment);
-                drop(old);
-                let mut stats = durable.stats.borrow_mut();
-                stats.snapshot_running = true;
-                stats.log_bytes_since_snapshot = 0;
-                drop(stats);
-                durable.cut_begun.raise();
-            }
+        let fresh = match Segment::create(&durable.dir, number) {
+            Ok(fresh) => fresh,
             Err(error) => {
-                self.keyspace.borrow_mut().end_cut();
                 durable.stats.borrow_mut().snapshot_errors += 1;
                 tracing::error!(shard = self.id, %error, "cannot start a log segment: no snapshot taken");
+                return;
+            }
+        };
+        let mut before_cut = None;
+        if !batch.is_empty() {
+            if let Err(error) = durable.append(batch) {
+                // The records stay in `batch` for the writer's retries; no snapshot now.
+                durable.note_failure("write", &error);
+                durable.stats.borrow_mut().snapshot_errors += 1;
+                let _ = std::fs::remove_file(
+                    durable.dir.join(crate::persist::log::segment_name(number)),
+                );
+                return;
+            }
+            before_cut = Some(durable.take_bytes(batch.len()));
+            durable.note_written(batch.len());
+            batch.clear();
+        }
+        self.keyspace.borrow_mut().begin_cut();
+        let closed = durable.segment.replace(fresh).file;
+        {
+            let mut stats = durable.stats.borrow_mut();
+            stats.snapshot_running = true;
+            stats.log_bytes_since_snapshot = 0;
+        }
+        durable.cut_begun.raise();
+        // The closed segment never gets another write: sync it now, off the thread, so the
+        // everysec bound holds for it too; under always its last records count only then.
+        let shard = self.id;
+        let synced = tokio::task::spawn_blocking(move || {
+            if let Err(error) = closed.sync_data() {
+                tracing::error!(shard, %error, "cannot sync a closed log segment");
+            }
+        });
+        if let Some(upto) = before_cut {
+            if durable.settings.fsync == Fsync::Always {
+                let _ = synced.await;
+            }
+            for jobs in durable.mark_done(upto) {
+                self.send_batches(jobs);
             }
         }
     }

@@ -302,7 +302,9 @@ impl Shard {
             }
             return;
         };
-        let journal_len = self.journal_geo();
+        self.journal_geo();
+        self.write_journal_now(durable);
+        let journal_len = self.keyspace.borrow().journal_len();
         let queued = if dirty {
             let shards = usize::from(self.shards());
             std::mem::replace(
@@ -342,22 +344,23 @@ impl Shard {
         let Some(durable) = self.durability.as_ref() else {
             return;
         };
-        let journal_len = self.journal_geo();
+        self.journal_geo();
+        self.write_journal_now(durable);
+        let journal_len = self.keyspace.borrow().journal_len();
         let Some(made) = durable.pending(journal_len) else {
             return;
         };
         if !wrote && durable.is_failing() {
             return;
         }
+        durable.wake_writer();
         durable.wait_done(made).await;
     }
 
     /// Journals the geo changes made since the last look (a geo step may run in a task,
-    /// outside any batch); returns the journal's length.
-    fn journal_geo(&self) -> usize {
-        let mut keyspace = self.keyspace.borrow_mut();
-        families::journal_geo(&mut keyspace, clock::now_millis());
-        keyspace.journal_len()
+    /// outside any batch).
+    fn journal_geo(&self) {
+        families::journal_geo(&mut self.keyspace.borrow_mut(), clock::now_millis());
     }
 
     /// The error a write gets while this shard's log cannot be written.
