@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::families::Keyspace;
 use crate::persist::log::Segment;
 use crate::persist::recover::{self, OnDamage};
-use crate::persist::snapshot::read_snapshot;
+use crate::persist::snapshot::cut_time;
 use crate::persist::{DataDir, Generation, Settings};
 use crate::server::Ready;
 use crate::shard::durable::Durability;
@@ -102,7 +102,7 @@ pub fn load(settings: Option<&Settings>, shard: u16, shards: u16) -> io::Result<
     }
     let shard_dir = settings.dir.shard_dir(settings.generation, shard)?;
     let last_snapshot_ms = if loaded.last_snapshot > 0 {
-        read_snapshot_cut(&shard_dir, loaded.last_snapshot)
+        cut_time(&shard_dir, loaded.last_snapshot).unwrap_or(0)
     } else {
         0
     };
@@ -126,10 +126,6 @@ pub fn load(settings: Option<&Settings>, shard: u16, shards: u16) -> io::Result<
         last_snapshot_ms,
     );
     Ok((keyspace, Some(durability)))
-}
-
-fn read_snapshot_cut(dir: &std::path::Path, number: u64) -> u64 {
-    read_snapshot(dir, number).map_or(0, |read| read.info.cut_ms)
 }
 
 /// Where the shards meet after loading: all serve, or, if any failed, none does.

@@ -7,10 +7,6 @@ use thiserror::Error;
 /// Record header: length, its CRC, then the payload's CRC (see `persist::log`).
 pub const RECORD_HEADER: usize = 12;
 
-pub(crate) fn crc_of(segment: u64, payload: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(&segment.to_le_bytes()), payload)
-}
-
 pub(crate) fn u32_at(data: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
 }

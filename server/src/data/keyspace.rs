@@ -691,6 +691,15 @@ impl<V: StoredValue> Keyspace<V> {
         self.write(found, key, value, deadline);
     }
 
+    /// Makes room for `additional` more keys at once, so a load does not grow the table
+    /// step by step.
+    pub fn reserve(&mut self, additional: usize) {
+        let hasher = &self.hasher;
+        self.table.reserve(additional, |s| {
+            hasher.hash_one(s.key.as_bytes().unwrap_or_default())
+        });
+    }
+
     /// Every key with its value and deadline, in no order.
     pub fn entries(&self) -> impl Iterator<Item = (&[u8], &V, Option<u64>)> {
         self.table.iter().map(|slot| {

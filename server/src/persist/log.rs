@@ -20,7 +20,7 @@ use bytes::Bytes;
 pub const SEGMENT_MAGIC: &[u8; 8] = b"TSRLOG01";
 /// Segment header: magic, then the segment id.
 pub const SEGMENT_HEADER: usize = 16;
-use crate::data::codec::{crc_of, u32_at};
+use crate::data::codec::u32_at;
 pub use crate::data::codec::{frame, seal, unframe, RECORD_HEADER};
 /// Largest record accepted when reading: a frame's largest body and then some.
 pub const MAX_RECORD: usize = (1 << 30) + 64;
@@ -170,6 +170,24 @@ pub fn read_segment(path: &Path, id: u64) -> io::Result<SegmentRead> {
 /// their file; offsets in the answer are the file's.
 pub fn read_records(data: &Bytes, id: u64, base: u64) -> SegmentRead {
     let mut records = Vec::new();
+    let (tail, good_len) = each_record(data, id, base, |body| records.push(data.slice_ref(body)));
+    SegmentRead {
+        records,
+        tail,
+        good_len,
+    }
+}
+
+/// Checks the records framed in `data` for file `id` one by one, handing each whole,
+/// checked payload to `visit`; answers how they end and the offset (in the file, whose
+/// records start at `base`) just past the last good one.
+pub fn each_record<'a>(
+    data: &'a [u8],
+    id: u64,
+    base: u64,
+    mut visit: impl FnMut(&'a [u8]),
+) -> (Tail, u64) {
+    let seed = crc32c::crc32c(&id.to_le_bytes());
     let mut at = 0;
     let tail = loop {
         if at == data.len() {
@@ -187,28 +205,24 @@ pub fn read_records(data: &Bytes, id: u64, base: u64) -> SegmentRead {
             // crash never filled. Every real record has a checked header.
             break Tail::Torn { offset };
         }
-        if crc_of(id, &data[at..at + 4]) != len_crc || len > MAX_RECORD {
+        if crc32c::crc32c_append(seed, &data[at..at + 4]) != len_crc || len > MAX_RECORD {
             break Tail::Corrupt { offset };
         }
         let body = at + RECORD_HEADER;
         if body + len > data.len() {
             break Tail::Torn { offset };
         }
-        if crc_of(id, &data[body..body + len]) != crc {
+        if crc32c::crc32c_append(seed, &data[body..body + len]) != crc {
             break Tail::Corrupt { offset };
         }
-        records.push(data.slice(body..body + len));
+        visit(&data[body..body + len]);
         at = body + len;
     };
     let good_len = match tail {
         Tail::Clean => base + data.len() as u64,
         Tail::Torn { offset } | Tail::Corrupt { offset } => offset,
     };
-    SegmentRead {
-        records,
-        tail,
-        good_len,
-    }
+    (tail, good_len)
 }
 
 #[cfg(test)]

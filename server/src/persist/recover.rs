@@ -8,7 +8,7 @@ use tessera_cluster::geo::{partition_shard, PARTITION_RESOLUTION};
 use tessera_cluster::shard_for_key;
 
 use super::log::{self, Tail};
-use super::snapshot::{read_manifest, read_snapshot, SnapshotInfo, SnapshotWriter};
+use super::snapshot::{read_manifest, read_snapshot, SnapshotInfo, SnapshotWriter, Visit};
 use super::{DataDir, Generation};
 use crate::data::codec::{Damaged, In};
 use crate::data::geo::{HeldState, SavedMember};
@@ -153,11 +153,18 @@ pub fn load_shard(
     let shard_dir = dir.shard_dir(source.number, shard)?;
     let snapshot = read_manifest(&shard_dir)?;
     if let Some(number) = snapshot {
-        let read = read_snapshot(&shard_dir, number)?;
-        for entry in &read.entries {
-            restore_entry(keyspace, entry).map_err(|what| damaged(&shard_dir, number, what))?;
-        }
-        loaded.entries = read.entries.len() as u64;
+        let mut entries = 0;
+        read_snapshot(&shard_dir, number, |visit| match visit {
+            Visit::Count(count) => {
+                keyspace.reserve(usize::try_from(count).unwrap_or(0));
+                Ok(())
+            }
+            Visit::Entry(entry) => {
+                entries += 1;
+                restore_entry(keyspace, entry)
+            }
+        })?;
+        loaded.entries = entries;
         loaded.last_snapshot = number;
     }
     for (id, path) in log::segments(&shard_dir)? {
@@ -237,13 +244,6 @@ pub fn reshard(dir: &DataDir, source: Generation, target: Generation) -> io::Res
     }
     dir.make_current(target)?;
     Ok(moved)
-}
-
-fn damaged(dir: &Path, number: u64, what: Damaged) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("snapshot {number} in {}: {what}", dir.display()),
-    )
 }
 
 /// Puts one saved entry back.

@@ -13,8 +13,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-
 use super::log::{self, Tail};
 
 /// First bytes of a snapshot file.
@@ -203,43 +201,37 @@ fn snapshot_number(name: &str) -> Option<u64> {
         .ok()
 }
 
-/// A snapshot read back.
-pub struct SnapshotRead {
-    /// What its header says.
-    pub info: SnapshotInfo,
-    /// Its entries' bytes, each checked.
-    pub entries: Vec<Bytes>,
+/// What reading a snapshot hands its visitor: first the entry count, then each entry.
+pub enum Visit<'a> {
+    /// The entries the snapshot holds, before the first of them.
+    Count(u64),
+    /// One entry whose check passed.
+    Entry(&'a [u8]),
 }
 
-/// Reads snapshot `number` in `dir`, checking every entry and the count.
+/// Reads snapshot `number` in `dir`, handing `visit` its entry count and then each entry
+/// once its check passes. Answers the header.
 ///
 /// # Errors
-/// The file cannot be read, or any part of it is damaged (`InvalidData`, naming the file
-/// and offset): a snapshot the manifest names was synced before it was named, so damage
-/// is never a torn write.
-pub fn read_snapshot(dir: &Path, number: u64) -> io::Result<SnapshotRead> {
+/// The file cannot be read, any part of it is damaged (`InvalidData`, naming the file and
+/// offset: a snapshot the manifest names was synced before it was named, so damage is
+/// never a torn write), or `restore` refuses an entry.
+pub fn read_snapshot(
+    dir: &Path,
+    number: u64,
+    mut visit: impl FnMut(Visit<'_>) -> Result<(), crate::data::codec::Damaged>,
+) -> io::Result<SnapshotInfo> {
     let path = dir.join(snapshot_name(number));
-    let data = Bytes::from(std::fs::read(&path)?);
+    let data = std::fs::read(&path)?;
     let damaged = |what: String| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("snapshot {} is damaged: {what}", path.display()),
         )
     };
-    if data.len() < HEADER + FOOTER || &data[..8] != SNAPSHOT_MAGIC {
-        return Err(damaged("no snapshot header".into()));
-    }
-    let u64_at = |at: usize| {
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(&data[at..at + 8]);
-        u64::from_le_bytes(raw)
-    };
-    let info = SnapshotInfo {
-        number: u64_at(8),
-        cut_ms: u64_at(16),
-        shard: u16::from_le_bytes([data[24], data[25]]),
-        shards: u16::from_le_bytes([data[26], data[27]]),
-    };
+    let info = read_header(&data)
+        .filter(|_| data.len() >= HEADER + FOOTER)
+        .ok_or_else(|| damaged("no snapshot header".into()))?;
     if info.number != number {
         return Err(damaged(format!("it says it is snapshot {}", info.number)));
     }
@@ -247,23 +239,122 @@ pub fn read_snapshot(dir: &Path, number: u64) -> io::Result<SnapshotRead> {
     if &data[footer..footer + 8] != FOOTER_MAGIC {
         return Err(damaged("no footer: it was not written to the end".into()));
     }
-    let body = data.slice(HEADER..footer);
-    let records = log::read_records(&body, number, HEADER as u64);
-    if records.tail != Tail::Clean {
-        let (Tail::Torn { offset } | Tail::Corrupt { offset }) = records.tail else {
-            unreachable!("the tail is not clean");
-        };
+    let count = u64_at(&data, footer + 8);
+    // The count is not checked until the entries are: bound what it can make a reader
+    // reserve by what the file could hold.
+    let most = (footer - HEADER) as u64 / log::RECORD_HEADER as u64;
+    visit(Visit::Count(count.min(most))).map_err(|what| damaged(what.to_string()))?;
+    let (mut seen, mut refused) = (0u64, None);
+    let (tail, _) = log::each_record(&data[HEADER..footer], number, HEADER as u64, |entry| {
+        if refused.is_none() {
+            if let Err(what) = visit(Visit::Entry(entry)) {
+                refused = Some((seen, what));
+            }
+        }
+        seen += 1;
+    });
+    if let Some((entry, what)) = refused {
+        return Err(damaged(format!("entry {entry}: {what}")));
+    }
+    if let Tail::Torn { offset } | Tail::Corrupt { offset } = tail {
         return Err(damaged(format!("bad entry at offset {offset}")));
     }
-    if records.records.len() as u64 != u64_at(footer + 8) {
+    if seen != count {
         return Err(damaged(format!(
-            "{} entries where the footer says {}",
-            records.records.len(),
-            u64_at(footer + 8)
+            "{seen} entries where the footer says {count}"
         )));
     }
-    Ok(SnapshotRead {
-        info,
-        entries: records.records,
+    Ok(info)
+}
+
+/// The cut time of snapshot `number`, from its header alone.
+pub fn cut_time(dir: &Path, number: u64) -> Option<u64> {
+    use std::io::Read;
+    let mut header = [0u8; HEADER];
+    File::open(dir.join(snapshot_name(number)))
+        .and_then(|mut file| file.read_exact(&mut header))
+        .ok()?;
+    read_header(&header).map(|info| info.cut_ms)
+}
+
+fn u64_at(data: &[u8], at: usize) -> u64 {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&data[at..at + 8]);
+    u64::from_le_bytes(raw)
+}
+
+fn read_header(data: &[u8]) -> Option<SnapshotInfo> {
+    if data.len() < HEADER || &data[..8] != SNAPSHOT_MAGIC {
+        return None;
+    }
+    Some(SnapshotInfo {
+        number: u64_at(data, 8),
+        cut_ms: u64_at(data, 16),
+        shard: u16::from_le_bytes([data[24], data[25]]),
+        shards: u16::from_le_bytes([data[26], data[27]]),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::codec::frame;
+
+    fn write(dir: &Path, entries: &[&[u8]]) -> PathBuf {
+        let info = SnapshotInfo {
+            number: 3,
+            cut_ms: 1_000,
+            shard: 0,
+            shards: 1,
+        };
+        let mut writer = SnapshotWriter::create(dir, info).unwrap();
+        let mut batch = bytes::BytesMut::new();
+        for entry in entries {
+            frame(&mut batch, |buf| buf.extend_from_slice(entry));
+        }
+        writer.append(&mut batch).unwrap();
+        writer
+            .finish(entries.len() as u64)
+            .unwrap()
+            .publish(dir)
+            .unwrap();
+        dir.join(snapshot_name(3))
+    }
+
+    fn read(dir: &Path) -> io::Result<Vec<Vec<u8>>> {
+        let mut entries = Vec::new();
+        read_snapshot(dir, 3, |visit| {
+            if let Visit::Entry(entry) = visit {
+                entries.push(entry.to_vec());
+            }
+            Ok(())
+        })?;
+        Ok(entries)
+    }
+
+    #[test]
+    fn a_published_snapshot_reads_back_and_is_named_by_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &[b"one", b"two"]);
+        assert_eq!(read(dir.path()).unwrap(), vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(read_manifest(dir.path()).unwrap(), Some(3));
+        assert_eq!(cut_time(dir.path(), 3), Some(1_000));
+    }
+
+    #[test]
+    fn any_damage_or_a_missing_end_is_refused_not_loaded_in_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), &[b"first entry", b"second entry"]);
+        let whole = std::fs::read(&path).unwrap();
+        for byte in HEADER..whole.len() {
+            let mut bad = whole.clone();
+            bad[byte] ^= 0x04;
+            std::fs::write(&path, &bad).unwrap();
+            assert!(read(dir.path()).is_err(), "bit flipped in byte {byte}");
+        }
+        for cut in 0..whole.len() {
+            std::fs::write(&path, &whole[..cut]).unwrap();
+            assert!(read(dir.path()).is_err(), "cut at {cut}");
+        }
+    }
 }
