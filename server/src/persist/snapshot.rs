@@ -23,6 +23,8 @@ pub const FOOTER_MAGIC: &[u8; 8] = b"TSRSEND1";
 const HEADER: usize = 8 + 8 + 8 + 2 + 2;
 /// Footer: magic, entry count.
 const FOOTER: usize = 16;
+/// Bytes read from a snapshot at a time while loading it.
+const READ_CHUNK: usize = 4 << 20;
 
 /// The file name of snapshot `number`.
 pub fn snapshot_name(number: u64) -> String {
@@ -221,43 +223,76 @@ pub fn read_snapshot(
     number: u64,
     mut visit: impl FnMut(Visit<'_>) -> Result<(), crate::data::codec::Damaged>,
 ) -> io::Result<SnapshotInfo> {
+    use std::io::{Read, Seek, SeekFrom};
     let path = dir.join(snapshot_name(number));
-    let data = std::fs::read(&path)?;
     let damaged = |what: String| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("snapshot {} is damaged: {what}", path.display()),
         )
     };
-    let info = read_header(&data)
-        .filter(|_| data.len() >= HEADER + FOOTER)
-        .ok_or_else(|| damaged("no snapshot header".into()))?;
+    let mut file = File::open(&path)?;
+    let len = file.metadata()?.len();
+    if len < (HEADER + FOOTER) as u64 {
+        return Err(damaged("no snapshot header".into()));
+    }
+    let mut header = [0u8; HEADER];
+    file.read_exact(&mut header)?;
+    let info = read_header(&header).ok_or_else(|| damaged("no snapshot header".into()))?;
     if info.number != number {
         return Err(damaged(format!("it says it is snapshot {}", info.number)));
     }
-    let footer = data.len() - FOOTER;
-    if &data[footer..footer + 8] != FOOTER_MAGIC {
+    let mut footer = [0u8; FOOTER];
+    file.seek(SeekFrom::Start(len - FOOTER as u64))?;
+    file.read_exact(&mut footer)?;
+    if &footer[..8] != FOOTER_MAGIC {
         return Err(damaged("no footer: it was not written to the end".into()));
     }
-    let count = u64_at(&data, footer + 8);
+    let count = u64_at(&footer, 8);
     // The count is not checked until the entries are: bound what it can make a reader
     // reserve by what the file could hold.
-    let most = (footer - HEADER) as u64 / log::RECORD_HEADER as u64;
+    let body_len = len - (HEADER + FOOTER) as u64;
+    let most = body_len / log::RECORD_HEADER as u64;
     visit(Visit::Count(count.min(most))).map_err(|what| damaged(what.to_string()))?;
-    let (mut seen, mut refused) = (0u64, None);
-    let (tail, _) = log::each_record(&data[HEADER..footer], number, HEADER as u64, |entry| {
-        if refused.is_none() {
-            if let Err(what) = visit(Visit::Entry(entry)) {
-                refused = Some((seen, what));
+    file.seek(SeekFrom::Start(HEADER as u64))?;
+    // Read in chunks, not whole: loading never holds the file's size on top of the data.
+    let mut body = file.take(body_len);
+    let mut buf = vec![0u8; READ_CHUNK];
+    let (mut filled, mut start_offset, mut seen) = (0usize, HEADER as u64, 0u64);
+    let mut refused = None;
+    loop {
+        let read = body.read(&mut buf[filled..])?;
+        filled += read;
+        let at_end = read == 0;
+        let (tail, good) = log::each_record(&buf[..filled], number, start_offset, |entry| {
+            if refused.is_none() {
+                if let Err(what) = visit(Visit::Entry(entry)) {
+                    refused = Some((seen, what));
+                }
             }
+            seen += 1;
+        });
+        if let Some((entry, what)) = refused {
+            return Err(damaged(format!("entry {entry}: {what}")));
         }
-        seen += 1;
-    });
-    if let Some((entry, what)) = refused {
-        return Err(damaged(format!("entry {entry}: {what}")));
-    }
-    if let Tail::Torn { offset } | Tail::Corrupt { offset } = tail {
-        return Err(damaged(format!("bad entry at offset {offset}")));
+        let consumed = (good - start_offset) as usize;
+        match tail {
+            Tail::Clean if at_end => break,
+            Tail::Corrupt { offset } => {
+                return Err(damaged(format!("bad entry at offset {offset}")))
+            }
+            Tail::Torn { offset } if at_end => {
+                return Err(damaged(format!("entry cut short at offset {offset}")))
+            }
+            Tail::Clean | Tail::Torn { .. } => {}
+        }
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+        start_offset = good;
+        if filled == buf.len() {
+            // One entry larger than the buffer: make room for it.
+            buf.resize(buf.len() * 2, 0);
+        }
     }
     if seen != count {
         return Err(damaged(format!(
@@ -336,7 +371,10 @@ mod tests {
     fn a_published_snapshot_reads_back_and_is_named_by_the_manifest() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &[b"one", b"two"]);
-        assert_eq!(read(dir.path()).unwrap(), vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(
+            read(dir.path()).unwrap(),
+            vec![b"one".to_vec(), b"two".to_vec()]
+        );
         assert_eq!(read_manifest(dir.path()).unwrap(), Some(3));
         assert_eq!(cut_time(dir.path(), 3), Some(1_000));
     }
@@ -356,5 +394,17 @@ mod tests {
             std::fs::write(&path, &whole[..cut]).unwrap();
             assert!(read(dir.path()).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn entries_across_read_chunks_and_one_larger_than_a_chunk_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut entries: Vec<Vec<u8>> = (0..100_000u32)
+            .map(|i| format!("{i:064}").into_bytes())
+            .collect();
+        entries.insert(50_000, vec![7u8; READ_CHUNK + 1000]);
+        let borrowed: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+        write(dir.path(), &borrowed);
+        assert_eq!(read(dir.path()).unwrap(), entries);
     }
 }
