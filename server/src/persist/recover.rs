@@ -173,6 +173,11 @@ pub fn load_shard(
             continue;
         }
         let read = log::read_segment(&path, id)?;
+        if read.records.is_empty() {
+            // A run that wrote nothing before it stopped: the next run starts its own.
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
         for record in read.records {
             let record = Record::decode(record).map_err(|error| {
                 io::Error::new(
