@@ -1,6 +1,8 @@
 //! Test support: start a real `tessera-server` process on a free port and talk to it.
 #![allow(dead_code)]
 
+pub mod persist;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
