@@ -147,13 +147,18 @@ impl<V: StoredValue> Keyspace<V> {
         }
     }
 
-    /// Puts a loaded entry back, as it was saved: a snapshot's load, where nothing is
-    /// journaled and every entry is new.
+    /// Puts a loaded entry back, as it was saved: a snapshot's load, before any record is
+    /// replayed, where every key is new (a snapshot saves each slot once, and the shards a
+    /// reshard merges never shared a key), so no lookup is needed.
     pub fn restore(&mut self, key: &[u8], value: V, deadline: Option<u64>) {
         let hash = self.hash(key);
-        let index = self.table.find_bucket_index(hash, |s| s.key.eq_bytes(key));
-        let found = Found { hash, index };
-        self.write(found, key, value, deadline);
+        debug_assert!(
+            self.table
+                .find_bucket_index(hash, |s| s.key.eq_bytes(key))
+                .is_none(),
+            "a snapshot holds each key once"
+        );
+        self.write(Found { hash, index: None }, key, value, deadline);
     }
 
     /// Makes room for `additional` more keys at once, so a load does not grow the table
