@@ -145,3 +145,36 @@ async fn client_fails_in_flight_requests_and_reconnects_after_a_restart() {
     assert_eq!(err.server_code(), Some(ErrorCode::UnsupportedVersion));
     drop(restarted);
 }
+
+#[tokio::test]
+async fn sigterm_exits_within_the_timeout_while_a_client_does_not_read() {
+    use tokio::io::AsyncWriteExt;
+    let mut server = TestServer::start_with(&["--shards", "1", "--shutdown-timeout", "1"]);
+    let client = server.client().await;
+    client.set("big", vec![b'x'; 1 << 20]).await.unwrap();
+    // A client that asks for the megabyte again and again and never reads a reply: the
+    // server's writes to it block once the socket buffers fill.
+    let mut stalled = tokio::net::TcpStream::connect(&server.address)
+        .await
+        .unwrap();
+    let mut requests = bytes::BytesMut::new();
+    for id in 1..=64 {
+        tessera_protocol::encode_request(
+            &mut requests,
+            id,
+            &Command::Keys(KeyCommand::Get(Bytes::from_static(b"big"))),
+        );
+    }
+    stalled.write_all(&requests).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let asked = std::time::Instant::now();
+    server.signal("TERM");
+    let code = server.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "the server exits cleanly");
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "within the 1 s timeout and some slack, not {:?}",
+        asked.elapsed()
+    );
+    drop(stalled);
+}

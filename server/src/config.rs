@@ -15,7 +15,7 @@ pub use tessera_protocol::DEFAULT_PORT;
 pub const MAX_SHARDS: usize = 1024;
 
 /// Every setting; each field can come from the config file or a flag of the same name.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     /// Address to listen on.
@@ -45,6 +45,8 @@ pub struct Config {
     pub snapshot_after_bytes: u64,
     /// Cut a log at a damaged record instead of refusing to start (what follows is lost).
     pub repair_log: bool,
+    /// Seconds shutdown waits for clients to take their last replies before closing them.
+    pub shutdown_timeout: f64,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             appendfsync: Fsync::Everysec,
             snapshot_after_bytes: 64 << 20,
             repair_log: false,
+            shutdown_timeout: 10.0,
         }
     }
 }
@@ -128,6 +131,9 @@ impl Config {
         }
         if self.node_id.is_empty() {
             return invalid("node-id must not be empty".into());
+        }
+        if !(0.0..=3600.0).contains(&self.shutdown_timeout) {
+            return invalid("shutdown-timeout must be between 0 and 3600 seconds".into());
         }
         if self.appendonly && self.dir.as_os_str().is_empty() {
             return invalid("dir must not be empty while appendonly is on".into());

@@ -75,6 +75,7 @@ pub fn run(
         max_frame_bytes: config.max_frame_bytes,
         max_push_buffer_bytes: config.max_push_buffer_bytes,
         maxclients: config.maxclients,
+        shutdown_timeout: std::time::Duration::from_secs_f64(config.shutdown_timeout),
     });
     crate::clock::epoch();
     let persistence = if config.appendonly {

@@ -60,6 +60,10 @@ struct Args {
     /// after the damage is lost.
     #[arg(long)]
     repair_log: bool,
+    /// Seconds shutdown waits for clients to take their last replies before closing
+    /// them anyway [default: 10].
+    #[arg(long)]
+    shutdown_timeout: Option<f64>,
 }
 
 fn yes_no(text: &str) -> Result<bool, String> {
@@ -91,7 +95,8 @@ impl Args {
             appendonly,
             dir,
             appendfsync,
-            snapshot_after_bytes
+            snapshot_after_bytes,
+            shutdown_timeout
         );
         if self.repair_log {
             config.repair_log = true;

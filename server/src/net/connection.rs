@@ -123,21 +123,30 @@ async fn serve(
             out.swap_out(&mut spare);
             // What was swapped out was made before now: it may leave once every change
             // journaled so far is durable.
-            shard.replies_may_leave(out.wrote.replace(false)).await;
-            // A client that does not read blocks this write; pushes piling up meanwhile
-            // end it rather than the server's memory.
-            let written = tokio::select! {
+            let wrote = out.wrote.replace(false);
+            let may_leave = tokio::select! {
                 biased;
-                written = stream.write_all(&spare) => written.is_ok(),
-                _ = out.overflowed() => false,
+                () = shard.replies_may_leave(wrote) => true,
+                () = out.aborted() => false,
             };
+            // A client that does not read blocks this write; pushes piling up meanwhile,
+            // or a shutdown out of time, end it rather than wait.
+            let written = may_leave
+                && tokio::select! {
+                    biased;
+                    written = stream.write_all(&spare) => written.is_ok(),
+                    () = out.aborted() => false,
+                };
             if !written {
+                if let Some(reason) = out.abort_reason() {
+                    tracing::debug!(shard = shard.id, reason, "closing connection");
+                }
                 break;
             }
             spare.clear();
         }
-        if out.is_over_limit() {
-            tracing::debug!(shard = shard.id, "closing connection: push buffer limit");
+        if let Some(reason) = out.abort_reason() {
+            tracing::debug!(shard = shard.id, reason, "closing connection");
             break;
         }
         match next {

@@ -54,6 +54,8 @@ pub struct NodeInfo {
     pub max_push_buffer_bytes: usize,
     /// Client connection ceiling.
     pub maxclients: usize,
+    /// How long shutdown waits for connections to take their last replies.
+    pub shutdown_timeout: Duration,
 }
 
 /// One shard's state.
@@ -237,7 +239,8 @@ impl Shard {
     }
 
     /// Starts shutdown: every connection stops reading, finishes what it has in flight,
-    /// and closes. Returns once all of them have.
+    /// and closes. Returns once all of them have, or, past the node's shutdown timeout,
+    /// once the rest are closed with their replies undelivered.
     pub async fn drain_connections(&self) {
         self.stopping.set(true);
         let live: Vec<Rc<ConnOutput>> = self
@@ -246,9 +249,38 @@ impl Shard {
             .iter()
             .filter_map(|(_, c)| c.upgrade())
             .collect();
-        for connection in live {
+        for connection in &live {
             connection.wake.raise();
         }
+        drop(live);
+        let all_closed = async {
+            while !self.connections.borrow().is_empty() {
+                self.connection_closed.wait().await;
+            }
+        };
+        if tokio::time::timeout(self.node.shutdown_timeout, all_closed)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        // Clients that do not read their replies (or replies held by a log that cannot be
+        // written) must not keep the server from stopping.
+        let stuck: Vec<Rc<ConnOutput>> = self
+            .connections
+            .borrow()
+            .iter()
+            .filter_map(|(_, c)| c.upgrade())
+            .collect();
+        tracing::warn!(
+            shard = self.id,
+            connections = stuck.len(),
+            "shutdown timeout: closing connections whose replies could not be delivered"
+        );
+        for connection in &stuck {
+            connection.abort("shutdown timeout");
+        }
+        drop(stuck);
         while !self.connections.borrow().is_empty() {
             self.connection_closed.wait().await;
         }

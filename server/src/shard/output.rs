@@ -33,10 +33,11 @@ pub struct ConnOutput {
     /// Whether a request that changes data was received since the output was last
     /// written: such replies wait for the log even while it is failing.
     pub wrote: Cell<bool>,
-    /// Raised when pushes outgrew the limit while the client was not reading.
-    overflowed: LocalSignal,
-    /// Set with `overflowed`, for checks between waits.
-    over_limit: Cell<bool>,
+    /// Raised when the connection must close now (pushes outgrew the limit while the
+    /// client was not reading, or shutdown ran out of time).
+    aborted: LocalSignal,
+    /// Why, set with `aborted`, for checks between waits.
+    abort_reason: Cell<Option<&'static str>>,
 }
 
 impl Default for ConnOutput {
@@ -52,8 +53,8 @@ impl Default for ConnOutput {
             wake: LocalSignal::default(),
             in_flight: Cell::new(0),
             wrote: Cell::new(false),
-            overflowed: LocalSignal::default(),
-            over_limit: Cell::new(false),
+            aborted: LocalSignal::default(),
+            abort_reason: Cell::new(None),
         }
     }
 }
@@ -99,18 +100,25 @@ impl ConnOutput {
 
     /// Marks the connection for closing: it left too many pushes unread.
     pub fn overflow(&self) {
-        self.over_limit.set(true);
-        self.overflowed.raise();
+        self.abort("push buffer limit");
+    }
+
+    /// Closes the connection at once, whatever it is waiting for, for `reason`.
+    pub fn abort(&self, reason: &'static str) {
+        if self.abort_reason.get().is_none() {
+            self.abort_reason.set(Some(reason));
+        }
+        self.aborted.raise();
         self.wake.raise();
     }
 
-    /// Whether `overflow` was called.
-    pub fn is_over_limit(&self) -> bool {
-        self.over_limit.get()
+    /// Why the connection must close now, if it must.
+    pub fn abort_reason(&self) -> Option<&'static str> {
+        self.abort_reason.get()
     }
 
-    /// Waits for `overflow`.
-    pub async fn overflowed(&self) {
-        self.overflowed.wait().await;
+    /// Waits for `abort`.
+    pub async fn aborted(&self) {
+        self.aborted.wait().await;
     }
 }
