@@ -178,3 +178,20 @@ async fn sigterm_exits_within_the_timeout_while_a_client_does_not_read() {
     );
     drop(stalled);
 }
+
+#[tokio::test]
+async fn a_second_server_on_a_port_in_use_is_refused_not_let_share_it() {
+    let server = TestServer::start(1);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tessera-server"))
+        .args(["--port", &server.port.to_string(), "--appendonly", "no"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_ne!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already in use"), "{stderr}");
+    assert!(
+        server.client().await.ping().await.is_ok(),
+        "the first one serves on"
+    );
+}

@@ -22,7 +22,7 @@ use tessera_protocol::commands::{
 };
 use tessera_protocol::geo::{GeoArea, GeoCommand, GeoNear, GeoPoint};
 use tessera_protocol::{
-    encode_request, Command, FrameDecoder, HelloInfo, SetArgs, Value, PROTOCOL_VERSION,
+    encode_request, Command, FrameDecoder, HelloInfo, SetArgs, SetExpiry, Value, PROTOCOL_VERSION,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -195,6 +195,7 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
             deadline,
             rng: SmallRng::seed_from_u64(client as u64 + 1),
             radius_m: args.radius,
+            ttl_ms: args.ttl_ms,
         };
         tasks.push(tokio::task::spawn_local(connection.drive()));
     }
@@ -295,6 +296,7 @@ struct Connection {
     deadline: Option<Instant>,
     rng: SmallRng,
     radius_m: u32,
+    ttl_ms: Option<u64>,
 }
 
 impl Connection {
@@ -434,7 +436,7 @@ impl Connection {
                         key,
                         value: self.value.clone(),
                         condition: Default::default(),
-                        expiry: Default::default(),
+                        expiry: self.ttl_ms.map_or(Default::default(), SetExpiry::In),
                         get: false,
                     })),
                     Workload::Rl => Command::Limits(LimitCommand::Check(RateLimit {

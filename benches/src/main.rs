@@ -204,6 +204,9 @@ pub struct Args {
     /// Value size in bytes for SET.
     #[arg(short = 'd', long, default_value_t = 64)]
     pub value_size: usize,
+    /// SET with this TTL in milliseconds (PX), for expiry under load.
+    #[arg(long)]
+    pub ttl_ms: Option<u64>,
     /// Don't pin connections to shards: send every key over whichever shard accepted the
     /// connection and let the server forward it (what a client without routing gets).
     #[arg(long)]

@@ -119,6 +119,7 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
             deadline,
             rng: SmallRng::seed_from_u64(id as u64 + 1),
             radius_m: args.radius,
+            ttl_ms: args.ttl_ms,
             sequence: 0,
             epoch: started,
         };
@@ -180,6 +181,7 @@ struct Worker {
     deadline: Option<Instant>,
     rng: SmallRng,
     radius_m: u32,
+    ttl_ms: Option<u64>,
     sequence: u64,
     epoch: Instant,
 }
@@ -246,6 +248,9 @@ impl Worker {
             }
             Workload::Set => {
                 pipe.cmd("SET").arg(key).arg(&self.value[..]);
+                if let Some(ttl) = self.ttl_ms {
+                    pipe.arg("PX").arg(ttl);
+                }
             }
             Workload::Load => {
                 pipe.cmd("SET")

@@ -24,6 +24,27 @@ use crate::startup;
 /// # Errors
 /// Any failure to create, configure or bind a socket.
 pub fn bind(address: SocketAddr, shards: usize) -> io::Result<Vec<TcpListener>> {
+    if address.port() != 0 {
+        // SO_REUSEPORT would let this server share the port with one already running
+        // there, each taking a random half of the connections: make sure nobody holds it.
+        let probe = Socket::new(
+            Domain::for_address(address),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&address.into()).map_err(|error| {
+            if error.kind() == io::ErrorKind::AddrInUse {
+                io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{address} is already in use (another server?)"),
+                )
+            } else {
+                error
+            }
+        })?;
+        drop(probe);
+    }
     let mut address = address;
     let mut listeners = Vec::with_capacity(shards);
     for _ in 0..shards {

@@ -36,6 +36,9 @@ const GEO_SWEEP_BUDGET: usize = 2_000;
 
 /// How often a shard samples its keys with deadlines.
 const EXPIRY_INTERVAL: Duration = Duration::from_millis(100);
+/// The most one expiry cycle may take: a quarter of the interval, as Redis allows its
+/// slow cycle, and only while a large share of the sampled keys has expired.
+const EXPIRY_BUDGET: Duration = Duration::from_millis(25);
 
 /// Facts about the node that every shard reports.
 #[derive(Debug)]
@@ -452,7 +455,7 @@ impl Shard {
             for key in keyspace.take_due(now) {
                 families::timer_due(&mut keyspace, &key, now);
             }
-            let removed = keyspace.expire_cycle(now);
+            let removed = keyspace.expire_cycle(now, EXPIRY_BUDGET);
             let lapsed = keyspace.geo.sweep(GEO_SWEEP_BUDGET, now);
             drop(keyspace);
             self.forget_lapsed(lapsed);

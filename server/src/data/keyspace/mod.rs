@@ -96,10 +96,15 @@ impl Found {
 
 /// Deadline value meaning "never expires".
 const NO_DEADLINE: u64 = 0;
-/// Keys sampled per active-expiry round.
-const SAMPLES_PER_ROUND: usize = 20;
-/// Rounds per cycle at most, bounding one cycle's work.
-const MAX_ROUNDS: usize = 16;
+/// Keys sampled per active-expiry round: enough that a round with few expired keys says
+/// truly few are (below a tenth, a 64-key sample of a keyspace a third expired is
+/// practically never).
+const SAMPLES_PER_ROUND: usize = 64;
+/// A cycle goes on while more than this share of a round's sample had expired (Redis's
+/// acceptable stale share, 10%).
+const ACCEPTABLE_STALE_PERCENT: usize = 10;
+/// Rounds between looks at the clock.
+const ROUNDS_PER_CLOCK_CHECK: usize = 16;
 
 #[derive(Debug)]
 struct Slot<V> {
@@ -551,10 +556,13 @@ impl<V: StoredValue> Keyspace<V> {
     }
 
     /// One active-expiry cycle: samples keys with deadlines, removes the expired ones, and
-    /// repeats while more than a quarter of a sample had expired. Returns keys removed.
-    pub fn expire_cycle(&mut self, now: u64) -> usize {
+    /// repeats while more than a tenth of a sample had expired, for at most `budget` of
+    /// time (checked every few rounds), so expiry keeps up with keys that lapse by the
+    /// hundred thousand a second without one cycle holding the shard. Returns keys removed.
+    pub fn expire_cycle(&mut self, now: u64, budget: std::time::Duration) -> usize {
+        let started = std::time::Instant::now();
         let mut removed = 0;
-        for _ in 0..MAX_ROUNDS {
+        for round in 1.. {
             let samples = SAMPLES_PER_ROUND.min(self.volatile.len());
             if samples == 0 {
                 break;
@@ -584,7 +592,10 @@ impl<V: StoredValue> Keyspace<V> {
             }
             removed += expired;
             self.expired_total += expired as u64;
-            if expired * 4 <= samples {
+            if expired * 100 <= samples * ACCEPTABLE_STALE_PERCENT {
+                break;
+            }
+            if round % ROUNDS_PER_CLOCK_CHECK == 0 && started.elapsed() >= budget {
                 break;
             }
         }

@@ -28,7 +28,7 @@ fn active_expiry_collects_without_access() {
     }
     let mut cycles = 0;
     while ks.volatile_len() > 0 && cycles < 1000 {
-        ks.expire_cycle(11);
+        ks.expire_cycle(11, std::time::Duration::from_millis(25));
         cycles += 1;
     }
     assert_eq!(ks.len(), 1000, "only the keys with deadlines went");
@@ -42,8 +42,36 @@ fn active_expiry_stops_early_when_little_has_expired() {
     for i in 0..1000 {
         ks.insert(format!("k{i}").as_bytes(), bytes("v"), Some(1_000_000), 0);
     }
-    assert_eq!(ks.expire_cycle(5), 0);
+    assert_eq!(ks.expire_cycle(5, std::time::Duration::from_millis(25)), 0);
     assert_eq!(ks.len(), 1000);
+}
+
+#[test]
+fn one_cycle_keeps_going_while_many_sampled_keys_have_expired() {
+    let mut ks = Keyspace::new();
+    for i in 0..100_000 {
+        ks.insert(format!("gone{i}").as_bytes(), bytes("v"), Some(10), 0);
+    }
+    for i in 0..10_000 {
+        ks.insert(
+            format!("live{i}").as_bytes(),
+            bytes("v"),
+            Some(1_000_000),
+            0,
+        );
+    }
+    // With time enough, one cycle goes on until a sample shows few expired keys: far past
+    // a fixed number of rounds.
+    let removed = ks.expire_cycle(11, std::time::Duration::from_secs(60));
+    let stale = ks.volatile_len() - 10_000;
+    assert!(removed > 50_000, "removed only {removed}");
+    assert!(
+        stale * 100 <= ks.volatile_len() * 40,
+        "{stale} of {} volatile keys are still stale after one cycle",
+        ks.volatile_len()
+    );
+    assert_eq!(ks.len(), ks.volatile_len());
+    ks.check_invariants();
 }
 
 #[derive(Debug, Clone)]
@@ -105,7 +133,7 @@ proptest! {
                 }
                 Op::Advance(ms) => now += ms,
                 Op::Cycle => {
-                    ks.expire_cycle(now);
+                    ks.expire_cycle(now, std::time::Duration::from_millis(25));
                 }
             }
             ks.check_invariants();
@@ -199,7 +227,7 @@ proptest! {
                 }
                 Change::Advance(by) => *now += by,
                 Change::Cycle => {
-                    ks.expire_cycle(*now);
+                    ks.expire_cycle(*now, std::time::Duration::from_millis(25));
                 }
                 Change::Step(budget) => {
                     ks.cut_step(*budget);
