@@ -195,3 +195,44 @@ async fn a_second_server_on_a_port_in_use_is_refused_not_let_share_it() {
         "the first one serves on"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maxclients_above_the_open_file_limit_is_lowered_and_the_rest_are_told() {
+    use std::io::{BufRead, BufReader};
+    // 64 descriptors: 36 go to the server itself (one shard), so 28 clients fit.
+    let mut child = std::process::Command::new("prlimit")
+        .arg("--nofile=64:64")
+        .arg(support::binary("tessera-server"))
+        .args(["--port", "0", "--shards", "1", "--appendonly", "no"])
+        .args(["--maxclients", "10000", "--log-level", "warn"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit runs the server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    for _ in 0..40 {
+        let opened = tessera_client::Connection::open(&address, None, Duration::from_secs(5)).await;
+        match opened {
+            Ok(connection) => admitted.push(connection),
+            Err(Error::ConnectionLost(reason)) if reason.contains("MAX_CLIENTS") => refused += 1,
+            Err(other) => panic!("a client past the limit must be told, not left: {other}"),
+        }
+    }
+    assert_eq!(admitted.len(), 28, "maxclients fits the descriptors");
+    assert_eq!(refused, 12);
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("maxclients lowered"), "{stderr}");
+}

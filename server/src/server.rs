@@ -66,6 +66,39 @@ pub fn bind(address: SocketAddr, shards: usize) -> io::Result<Vec<TcpListener>> 
     Ok(listeners)
 }
 
+/// Descriptors kept back from clients: listeners, the runtimes' own, log segments and
+/// snapshots being written, per shard, and a few for the process.
+fn reserved_descriptors(shards: u16) -> u64 {
+    32 + 4 * u64::from(shards)
+}
+
+/// `maxclients`, lowered (with a warning) so every client it admits can get a descriptor:
+/// past the process's open-file limit a connection would wait in the kernel's backlog,
+/// never answered, where one past `maxclients` is told MAX_CLIENTS.
+fn fit_to_descriptors(maxclients: usize, shards: u16) -> usize {
+    let Some(limit) = open_file_limit() else {
+        return maxclients;
+    };
+    let room = limit.saturating_sub(reserved_descriptors(shards)).max(1) as usize;
+    if maxclients > room {
+        tracing::warn!(
+            maxclients,
+            lowered_to = room,
+            open_file_limit = limit,
+            "maxclients lowered to fit the open-file limit; raise the limit (ulimit -n) to admit more clients"
+        );
+        return room;
+    }
+    maxclients
+}
+
+/// The process's soft limit on open files, from `/proc/self/limits`.
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// Called once every shard has loaded its data and serves.
 pub type Ready = Box<dyn FnOnce() + Send>;
 
@@ -88,6 +121,7 @@ pub fn run(
         return Err(io::Error::other("at least one listener is required"));
     }
     let port = listeners[0].local_addr()?.port();
+    let maxclients = fit_to_descriptors(config.maxclients, shards);
     let node = Arc::new(NodeInfo {
         node_id: config.node_id.clone(),
         shards,
@@ -95,7 +129,7 @@ pub fn run(
         started: Instant::now(),
         max_frame_bytes: config.max_frame_bytes,
         max_push_buffer_bytes: config.max_push_buffer_bytes,
-        maxclients: config.maxclients,
+        maxclients,
         shutdown_timeout: std::time::Duration::from_secs_f64(config.shutdown_timeout),
     });
     crate::clock::epoch();
@@ -106,7 +140,7 @@ pub fn run(
     };
     let settings = persistence.as_ref().map(|p| p.settings.clone());
     let mesh = Arc::new(Mesh::new(shards));
-    let slots = Arc::new(Slots::new(config.maxclients));
+    let slots = Arc::new(Slots::new(maxclients));
     let all_drained = Arc::new(Barrier::new(usize::from(shards)));
     let loading = Arc::new(startup::Loading::new(shards, ready));
     let threads = listeners
@@ -164,6 +198,10 @@ fn run_shard(
         tokio::task::spawn_local(shard.clone().run_everysec());
         tokio::task::spawn_local(shard.clone().run_snapshots());
         tracing::debug!(shard = shard.id, "shard started");
+        let mut accept_failures = 0u64;
+        let mut last_failure_log = Instant::now()
+            .checked_sub(std::time::Duration::from_secs(1))
+            .unwrap_or_else(Instant::now);
         while !*shutdown.borrow() {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -175,8 +213,14 @@ fn run_shard(
                         }
                     },
                     Err(error) => {
-                        // Out of descriptors and the like: back off instead of spinning.
-                        tracing::warn!(shard = shard.id, %error, "accept failed");
+                        // Out of descriptors and the like: back off instead of spinning,
+                        // and say so once a second at most, with how often it happened.
+                        accept_failures += 1;
+                        if last_failure_log.elapsed() >= std::time::Duration::from_secs(1) {
+                            tracing::warn!(shard = shard.id, %error, failures = accept_failures, "accept failed");
+                            accept_failures = 0;
+                            last_failure_log = Instant::now();
+                        }
                         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     }
                 },
