@@ -340,3 +340,113 @@ async fn ten_megabytes_of_random_bytes_do_not_disturb_a_concurrent_client() {
         .unwrap();
     assert!(bad > 0, "the garbage was seen and counted");
 }
+
+/// The server's resident set, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_that_announce_big_frames_cost_only_what_arrived() {
+    const STALLED: usize = 300;
+    let server = TestServer::start(2);
+    let mut first = TcpStream::connect(&server.address).await.unwrap();
+    let mut buf = BytesMut::new();
+    expect_usable(&mut first, &mut buf).await;
+    let before = rss_kib(server.pid());
+    // Each announces a 16 MiB frame and sends 10 bytes of it.
+    let mut header = BytesMut::new();
+    header.put_u32_le(16 << 20);
+    header.put_u32_le(7);
+    header.put_u16_le(0x0011);
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        let mut stream = TcpStream::connect(&server.address).await.unwrap();
+        stream.write_all(&header).await.unwrap();
+        stalled.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let grown = rss_kib(server.pid()).saturating_sub(before);
+    assert!(
+        grown < (STALLED as u64) * 128,
+        "{STALLED} stalled headers grew the server by {grown} KiB (more than 128 KiB each)"
+    );
+    expect_usable(&mut first, &mut buf).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_that_does_not_finish_arriving_is_closed_with_a_reason() {
+    let server = TestServer::start_with(&["--shards", "1", "--frame-timeout", "1"]);
+    let mut stream = TcpStream::connect(&server.address).await.unwrap();
+    let mut request = BytesMut::new();
+    encode_request(
+        &mut request,
+        5,
+        &Command::Keys(KeyCommand::Set(tessera_protocol::SetArgs {
+            key: Bytes::from_static(b"slow"),
+            value: Bytes::from(vec![b'x'; 4096]),
+            condition: Default::default(),
+            expiry: Default::default(),
+            get: false,
+        })),
+    );
+    // Half the frame, then nothing: the rest never comes.
+    stream
+        .write_all(&request[..request.len() / 2])
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = BytesMut::new();
+    let (id, value) = read_reply(&mut stream, &mut buf)
+        .await
+        .expect("a reason first");
+    assert_eq!(id, PUSH_ID);
+    assert_eq!(error_code(&value), Some(ErrorCode::Protocol), "{value:?}");
+    assert_eq!(
+        read_reply(&mut stream, &mut buf).await,
+        None,
+        "then a close"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_and_watching_ones_stay() {
+    let server = TestServer::start_with(&["--shards", "1", "--timeout", "1"]);
+    let idle = tessera_client::Connection::open(&server.address, None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let watcher = tessera_client::Connection::open(&server.address, None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    watcher
+        .request(Command::Presence(tessera_protocol::PresenceCommand::Watch(
+            vec![Bytes::from_static(b"someone")],
+        )))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    assert!(
+        idle.request(Command::Admin(AdminCommand::Ping(None)))
+            .await
+            .is_err(),
+        "the idle connection was closed"
+    );
+    assert_eq!(
+        watcher
+            .request(Command::Admin(AdminCommand::Ping(None)))
+            .await
+            .unwrap(),
+        Value::text("PONG"),
+        "a watching connection idles on purpose"
+    );
+}

@@ -47,6 +47,11 @@ pub struct Config {
     pub repair_log: bool,
     /// Seconds shutdown waits for clients to take their last replies before closing them.
     pub shutdown_timeout: f64,
+    /// Seconds a connection may sit idle (no request, no reply owed, no watch) before it
+    /// is closed; 0: never.
+    pub timeout: f64,
+    /// Seconds a frame may take to arrive once its first byte has.
+    pub frame_timeout: f64,
 }
 
 impl Default for Config {
@@ -66,6 +71,8 @@ impl Default for Config {
             snapshot_after_bytes: 64 << 20,
             repair_log: false,
             shutdown_timeout: 10.0,
+            timeout: 300.0,
+            frame_timeout: 30.0,
         }
     }
 }
@@ -134,6 +141,12 @@ impl Config {
         }
         if !(0.0..=3600.0).contains(&self.shutdown_timeout) {
             return invalid("shutdown-timeout must be between 0 and 3600 seconds".into());
+        }
+        if !(0.0..=86_400.0).contains(&self.timeout) {
+            return invalid("timeout must be between 0 and 86400 seconds".into());
+        }
+        if !(0.001..=3600.0).contains(&self.frame_timeout) {
+            return invalid("frame-timeout must be between 0.001 and 3600 seconds".into());
         }
         if self.appendonly && self.dir.as_os_str().is_empty() {
             return invalid("dir must not be empty while appendonly is on".into());

@@ -131,6 +131,9 @@ pub fn run(
         max_push_buffer_bytes: config.max_push_buffer_bytes,
         maxclients,
         shutdown_timeout: std::time::Duration::from_secs_f64(config.shutdown_timeout),
+        idle_timeout: (config.timeout > 0.0)
+            .then(|| std::time::Duration::from_secs_f64(config.timeout)),
+        frame_timeout: std::time::Duration::from_secs_f64(config.frame_timeout),
     });
     crate::clock::epoch();
     let persistence = if config.appendonly {
@@ -197,6 +200,7 @@ fn run_shard(
         tokio::task::spawn_local(shard.clone().run_log());
         tokio::task::spawn_local(shard.clone().run_everysec());
         tokio::task::spawn_local(shard.clone().run_snapshots());
+        tokio::task::spawn_local(shard.clone().run_connection_timeouts());
         tracing::debug!(shard = shard.id, "shard started");
         let mut accept_failures = 0u64;
         let mut last_failure_log = Instant::now()

@@ -64,6 +64,13 @@ struct Args {
     /// them anyway [default: 10].
     #[arg(long)]
     shutdown_timeout: Option<f64>,
+    /// Seconds a connection may sit idle (no request, no reply owed, no watch) before it
+    /// is closed; 0: never [default: 300].
+    #[arg(long)]
+    timeout: Option<f64>,
+    /// Seconds a frame may take to arrive once its first byte has [default: 30].
+    #[arg(long)]
+    frame_timeout: Option<f64>,
 }
 
 fn yes_no(text: &str) -> Result<bool, String> {
@@ -96,7 +103,9 @@ impl Args {
             dir,
             appendfsync,
             snapshot_after_bytes,
-            shutdown_timeout
+            shutdown_timeout,
+            timeout,
+            frame_timeout
         );
         if self.repair_log {
             config.repair_log = true;

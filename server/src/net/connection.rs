@@ -118,6 +118,7 @@ async fn serve(
         out.reply(id, &hello_info(&shard).to_value());
     }
     let mut next = process(&shard, &out, &decoder, &mut inbuf, &mut may_move);
+    out.read_clock.processed(inbuf.is_empty());
     loop {
         if !out.is_empty() {
             out.swap_out(&mut spare);
@@ -174,13 +175,19 @@ async fn serve(
         if inbuf.capacity() - inbuf.len() < READ_RESERVE / 4 {
             inbuf.reserve(READ_RESERVE);
         }
+        let was_empty = inbuf.is_empty();
         tokio::select! {
             biased;
             _ = out.wake.wait() => {}
             read = stream.read_buf(&mut inbuf) => {
                 next = match read {
                     Ok(0) => Next::Close("peer closed"),
-                    Ok(_) => process(&shard, &out, &decoder, &mut inbuf, &mut may_move),
+                    Ok(_) => {
+                        out.read_clock.arrived(was_empty);
+                        let next = process(&shard, &out, &decoder, &mut inbuf, &mut may_move);
+                        out.read_clock.processed(inbuf.is_empty());
+                        next
+                    }
                     Err(_) => Next::Close("read failed"),
                 };
             }
@@ -206,8 +213,9 @@ fn process(
         // advances past each frame once it has run.
         let (id, len) = match decoder.locate(inbuf) {
             Ok(Located::Frame { id, len }) => (id, len),
-            Ok(Located::Incomplete { total }) => {
-                inbuf.reserve(total.saturating_sub(inbuf.len()));
+            Ok(Located::Incomplete { .. }) => {
+                // The buffer grows with the bytes that arrive (the read loop tops it up),
+                // never with the length a header claims: a header alone costs nothing.
                 break Next::Continue;
             }
             Err(error) => {

@@ -59,6 +59,10 @@ pub struct NodeInfo {
     pub maxclients: usize,
     /// How long shutdown waits for connections to take their last replies.
     pub shutdown_timeout: Duration,
+    /// How long a connection may sit idle before it is closed (`None`: forever).
+    pub idle_timeout: Option<Duration>,
+    /// How long a frame may take to arrive once its first byte has.
+    pub frame_timeout: Duration,
 }
 
 /// One shard's state.
@@ -439,6 +443,46 @@ impl Shard {
             self.submit(home, move |home: &Rc<Shard>| {
                 families::geo::forget(&mut home.keyspace.borrow_mut().geo, &index, &member, holder);
             });
+        }
+    }
+
+    /// Closes, once a second, the connections that ran out of time: a frame that did not
+    /// arrive whole within the frame timeout (told why, with a PROTOCOL push), or an idle
+    /// connection (no request, no reply owed, no watch) past the idle timeout.
+    pub async fn run_connection_timeouts(self: Rc<Self>) {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let now = Instant::now();
+            let (frame, idle) = (self.node.frame_timeout, self.node.idle_timeout);
+            let live: Vec<Rc<ConnOutput>> = self
+                .connections
+                .borrow()
+                .iter()
+                .filter_map(|(_, c)| c.upgrade())
+                .collect();
+            for out in live {
+                let idling = out.in_flight.get() == 0 && out.watching.borrow().is_empty();
+                let idle = idle.filter(|_| idling);
+                match out.read_clock.overdue(now, frame, idle) {
+                    Some(output::Overdue::Frame) => {
+                        out.reply(
+                            PUSH_ID,
+                            &tessera_protocol::Value::error(
+                                tessera_protocol::ErrorCode::Protocol,
+                                format!(
+                                    "a frame must arrive whole within {} s of its first byte",
+                                    frame.as_secs_f64()
+                                ),
+                            ),
+                        );
+                        out.abort("frame timeout");
+                    }
+                    Some(output::Overdue::Idle) => out.abort("idle timeout"),
+                    None => {}
+                }
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 //! `wake`.
 
 use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use hashbrown::HashSet;
@@ -38,6 +39,68 @@ pub struct ConnOutput {
     aborted: LocalSignal,
     /// Why, set with `aborted`, for checks between waits.
     abort_reason: Cell<Option<&'static str>>,
+    /// When bytes last arrived and when the frame now buffered began, for the timeouts.
+    pub read_clock: ReadClock,
+}
+
+/// When a connection last sent bytes, and since when a frame of it has been arriving.
+pub struct ReadClock {
+    last_read: Cell<Instant>,
+    partial_since: Cell<Option<Instant>>,
+}
+
+impl Default for ReadClock {
+    fn default() -> Self {
+        ReadClock {
+            last_read: Cell::new(Instant::now()),
+            partial_since: Cell::new(None),
+        }
+    }
+}
+
+impl ReadClock {
+    /// Bytes arrived; `was_empty` if nothing was buffered before them.
+    pub fn arrived(&self, was_empty: bool) {
+        let now = Instant::now();
+        self.last_read.set(now);
+        if was_empty {
+            self.partial_since.set(Some(now));
+        }
+    }
+
+    /// A batch ran: a frame left in the buffer keeps its start time, an empty buffer has
+    /// none.
+    pub fn processed(&self, buffer_empty: bool) {
+        if buffer_empty {
+            self.partial_since.set(None);
+        } else if self.partial_since.get().is_none() {
+            self.partial_since.set(Some(self.last_read.get()));
+        }
+    }
+
+    /// Why the connection has run out of time at `now`, if it has: a frame begun more than
+    /// `frame` ago, or (when `idle` applies) nothing sent for more than `idle`.
+    pub fn overdue(
+        &self,
+        now: Instant,
+        frame: Duration,
+        idle: Option<Duration>,
+    ) -> Option<Overdue> {
+        if let Some(since) = self.partial_since.get() {
+            return (now.saturating_duration_since(since) > frame).then_some(Overdue::Frame);
+        }
+        let idle = idle?;
+        (now.saturating_duration_since(self.last_read.get()) > idle).then_some(Overdue::Idle)
+    }
+}
+
+/// What a connection has run out of time for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overdue {
+    /// A frame it began did not arrive whole in time.
+    Frame,
+    /// It sent nothing for too long.
+    Idle,
 }
 
 impl Default for ConnOutput {
@@ -55,6 +118,7 @@ impl Default for ConnOutput {
             wrote: Cell::new(false),
             aborted: LocalSignal::default(),
             abort_reason: Cell::new(None),
+            read_clock: ReadClock::default(),
         }
     }
 }
