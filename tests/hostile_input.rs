@@ -450,3 +450,36 @@ async fn idle_connections_close_and_watching_ones_stay() {
         "a watching connection idles on purpose"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_of_large_replies_costs_the_output_limit_not_their_sum() {
+    const GETS: u32 = 200;
+    let server = TestServer::start_with(&["--shards", "1", "--max-output-buffer-bytes", "8388608"]);
+    let client = server.client().await;
+    client.set("big", vec![b'x'; 1 << 20]).await.unwrap();
+    let before = rss_kib(server.pid());
+    let mut stream = TcpStream::connect(&server.address).await.unwrap();
+    let mut requests = BytesMut::new();
+    for id in 1..=GETS {
+        encode_request(
+            &mut requests,
+            id,
+            &Command::Keys(KeyCommand::Get(Bytes::from_static(b"big"))),
+        );
+    }
+    // 200 MiB of replies asked for at once, none read for a while.
+    stream.write_all(&requests).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let grown = rss_kib(server.pid()).saturating_sub(before);
+    assert!(
+        grown < 48 * 1024,
+        "the unread replies grew the server by {grown} KiB"
+    );
+    // Nothing was dropped: every reply comes once the client reads.
+    let mut buf = BytesMut::new();
+    for id in 1..=GETS {
+        let (got, value) = read_reply(&mut stream, &mut buf).await.expect("a reply");
+        assert_eq!(got, id);
+        assert!(matches!(value, Value::Bytes(b) if b.len() == 1 << 20));
+    }
+}

@@ -52,6 +52,8 @@ pub struct Config {
     pub timeout: f64,
     /// Seconds a frame may take to arrive once its first byte has.
     pub frame_timeout: f64,
+    /// Reply bytes a connection may have waiting before its next requests wait too.
+    pub max_output_buffer_bytes: usize,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             shutdown_timeout: 10.0,
             timeout: 300.0,
             frame_timeout: 30.0,
+            max_output_buffer_bytes: 64 << 20,
         }
     }
 }
@@ -144,6 +147,9 @@ impl Config {
         }
         if !(0.0..=86_400.0).contains(&self.timeout) {
             return invalid("timeout must be between 0 and 86400 seconds".into());
+        }
+        if self.max_output_buffer_bytes < 1024 {
+            return invalid("max-output-buffer-bytes must be at least 1024".into());
         }
         if !(0.001..=3600.0).contains(&self.frame_timeout) {
             return invalid("frame-timeout must be between 0.001 and 3600 seconds".into());

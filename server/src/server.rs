@@ -134,6 +134,7 @@ pub fn run(
         idle_timeout: (config.timeout > 0.0)
             .then(|| std::time::Duration::from_secs_f64(config.timeout)),
         frame_timeout: std::time::Duration::from_secs_f64(config.frame_timeout),
+        max_output_buffer_bytes: config.max_output_buffer_bytes,
     });
     crate::clock::epoch();
     let persistence = if config.appendonly {

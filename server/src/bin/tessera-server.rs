@@ -71,6 +71,10 @@ struct Args {
     /// Seconds a frame may take to arrive once its first byte has [default: 30].
     #[arg(long)]
     frame_timeout: Option<f64>,
+    /// Reply bytes a connection may have waiting before its next requests wait for the
+    /// client to read [default: 67108864].
+    #[arg(long)]
+    max_output_buffer_bytes: Option<usize>,
 }
 
 fn yes_no(text: &str) -> Result<bool, String> {
@@ -105,7 +109,8 @@ impl Args {
             snapshot_after_bytes,
             shutdown_timeout,
             timeout,
-            frame_timeout
+            frame_timeout,
+            max_output_buffer_bytes
         );
         if self.repair_log {
             config.repair_log = true;

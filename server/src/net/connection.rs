@@ -58,6 +58,8 @@ impl Drop for ClientSlot {
 /// What the connection does after a batch of frames.
 enum Next {
     Continue,
+    /// The output is full: write it, then run the frames still buffered before reading.
+    Drain,
     /// Hand the socket to another shard, answering the HELLO there.
     MoveTo {
         shard: u16,
@@ -152,6 +154,13 @@ async fn serve(
         }
         match next {
             Next::Continue => {}
+            Next::Drain => {
+                if !shard.is_stopping() {
+                    next = process(&shard, &out, &decoder, &mut inbuf, &mut may_move);
+                    out.read_clock.processed(inbuf.is_empty());
+                    continue;
+                }
+            }
             Next::Close(reason) => {
                 tracing::debug!(shard = shard.id, reason, "closing connection");
                 break;
@@ -209,6 +218,11 @@ fn process(
 ) -> Next {
     let started = Instant::now();
     let next = loop {
+        // Replies past the output limit wait for the client to take what it has: a
+        // pipeline of large reads costs the limit, not the sum of its replies.
+        if out.pending_bytes() >= shard.node.max_output_buffer_bytes {
+            break Next::Drain;
+        }
         // Frames are decoded in place: arguments borrow the read buffer, and the buffer
         // advances past each frame once it has run.
         let (id, len) = match decoder.locate(inbuf) {

@@ -63,6 +63,8 @@ pub struct NodeInfo {
     pub idle_timeout: Option<Duration>,
     /// How long a frame may take to arrive once its first byte has.
     pub frame_timeout: Duration,
+    /// Reply bytes a connection may have waiting before its next requests wait too.
+    pub max_output_buffer_bytes: usize,
 }
 
 /// One shard's state.
