@@ -483,3 +483,44 @@ async fn a_pipeline_of_large_replies_costs_the_output_limit_not_their_sum() {
         assert!(matches!(value, Value::Bytes(b) if b.len() == 1 << 20));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mget_whose_reply_would_exceed_the_limit_is_refused_before_it_is_built() {
+    let server = TestServer::start_with(&["--shards", "2", "--max-output-buffer-bytes", "8388608"]);
+    let client = server.client().await;
+    client.set("big", vec![b'x'; 1 << 20]).await.unwrap();
+    client.set("small", "v").await.unwrap();
+    let before = rss_kib(server.pid());
+    let mut keys: Vec<&str> = vec!["big"; 1_000];
+    keys.push("small");
+    for routed in [true, false] {
+        // Routed, the client splits by owner; plain, the server splits and gathers.
+        let refused = if routed {
+            client.mget(keys.clone()).await.map(|_| ())
+        } else {
+            let plain =
+                tessera_client::Connection::open(&server.address, None, Duration::from_secs(5))
+                    .await
+                    .unwrap();
+            let keys = keys
+                .iter()
+                .map(|k| Bytes::copy_from_slice(k.as_bytes()))
+                .collect();
+            plain
+                .request(Command::Keys(KeyCommand::MGet(keys)))
+                .await
+                .map(|_| ())
+        };
+        let error = refused.expect_err("a gigabyte of reply is refused");
+        assert_eq!(
+            error.server_code(),
+            Some(ErrorCode::ReplyTooLarge),
+            "{error}"
+        );
+    }
+    let grown = rss_kib(server.pid()).saturating_sub(before);
+    assert!(grown < 64 * 1024, "refusing grew the server by {grown} KiB");
+    // Within the limit, the same command works.
+    let values = client.mget(vec!["big", "big", "small"]).await.unwrap();
+    assert_eq!(values.len(), 3);
+}

@@ -47,11 +47,14 @@ pub enum ErrorCode {
     /// The server cannot write its log (a full disk, a failed sync): writes are refused
     /// until it can, and reads go on.
     Misconf = 19,
+    /// The reply would carry more than the server lets one reply carry; the request did
+    /// nothing.
+    ReplyTooLarge = 20,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order; used by the docs and by exhaustive tests.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::Protocol,
         ErrorCode::UnknownCommand,
         ErrorCode::Syntax,
@@ -71,6 +74,7 @@ impl ErrorCode {
         ErrorCode::CrossShard,
         ErrorCode::NotFloat,
         ErrorCode::Misconf,
+        ErrorCode::ReplyTooLarge,
     ];
 
     /// Maps a wire code back to the enum; unknown codes come from newer servers.
@@ -100,6 +104,7 @@ impl ErrorCode {
             ErrorCode::CrossShard => "CROSS_SHARD",
             ErrorCode::NotFloat => "NOT_FLOAT",
             ErrorCode::Misconf => "MISCONF",
+            ErrorCode::ReplyTooLarge => "REPLY_TOO_LARGE",
         }
     }
 }

@@ -52,12 +52,15 @@ fn run<P: Payload>(keyspace: &mut Keyspace, command: &KeyCommand<P>, now: u64) -
             Some(delta) => incr_by(keyspace, key.as_ref(), delta, now),
             None => overflow(),
         },
-        KeyCommand::MGet(keys) => Value::Array(
-            mget(keyspace, keys, now)
-                .into_iter()
-                .map(|value| value.map_or(Value::Nil, Value::Bytes))
-                .collect(),
-        ),
+        KeyCommand::MGet(keys) => match mget(keyspace, keys, now) {
+            Ok(values) => Value::Array(
+                values
+                    .into_iter()
+                    .map(|value| value.map_or(Value::Nil, Value::Bytes))
+                    .collect(),
+            ),
+            Err(error) => Value::Error(error),
+        },
         KeyCommand::MSet(pairs) => {
             for (key, value) in pairs {
                 keyspace.insert(key.as_ref(), Blob::new(value.as_ref()).into(), None, now);
@@ -122,8 +125,30 @@ fn ttl(keyspace: &mut Keyspace, key: &[u8], now: u64, scale: impl Fn(i64) -> i64
 }
 
 /// Each key's value in order; `None` for a missing key or one of another kind.
-pub fn mget<P: Payload>(keyspace: &mut Keyspace, keys: &[P], now: u64) -> Vec<Option<Bytes>> {
-    keys.iter()
+pub fn mget<P: Payload>(
+    keyspace: &mut Keyspace,
+    keys: &[P],
+    now: u64,
+) -> Result<Vec<Option<Bytes>>, ErrorReply> {
+    // Measure before copying: a request naming a large value many times is refused
+    // before it costs the memory its reply would.
+    let mut size = 0usize;
+    for key in keys {
+        if let Some(Stored::Blob(blob)) = keyspace.get(key.as_ref(), now) {
+            size += blob.as_bytes().map_or(20, <[u8]>::len);
+        }
+    }
+    if size > keyspace.reply_limit {
+        return Err(ErrorReply::new(
+            ErrorCode::ReplyTooLarge,
+            format!(
+                "the reply would hold {size} bytes of values, over the {} a reply may",
+                keyspace.reply_limit
+            ),
+        ));
+    }
+    Ok(keys
+        .iter()
         .map(|k| match keyspace.get(k.as_ref(), now) {
             Some(Stored::Blob(blob)) => match to_value(blob) {
                 Value::Bytes(bytes) => Some(bytes),
@@ -131,5 +156,5 @@ pub fn mget<P: Payload>(keyspace: &mut Keyspace, keys: &[P], now: u64) -> Vec<Op
             },
             _ => None,
         })
-        .collect()
+        .collect())
 }

@@ -446,9 +446,10 @@ pub fn run_part(keyspace: &mut Keyspace, part: &Command, now: u64) -> Part {
         };
     }
     let items = match part {
-        Command::Keys(KeyCommand::MGet(keys)) => {
-            Some(Items::Values(keys::mget(keyspace, keys, now)))
-        }
+        Command::Keys(KeyCommand::MGet(keys)) => match keys::mget(keyspace, keys, now) {
+            Ok(values) => Some(Items::Values(values)),
+            Err(error) => return Part::Failed(error),
+        },
         Command::Dedup(DedupCommand::CheckMany { ttl_ms, keys }) => Some(Items::Flags(
             dedup::check_many(keyspace, keys, *ttl_ms, now),
         )),

@@ -113,6 +113,7 @@ impl Shard {
         if durability.is_some() {
             keyspace.start_journal();
         }
+        keyspace.reply_limit = node.max_output_buffer_bytes;
         Self {
             id,
             node,

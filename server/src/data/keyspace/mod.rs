@@ -146,6 +146,9 @@ pub struct Keyspace<V> {
     journal: Option<bytes::BytesMut>,
     /// The snapshot being taken, if one is.
     cut: Option<Cut>,
+    /// Bytes of stored values one reply may carry (an MGET's values, for one); a request
+    /// that would need more is refused before its reply is built.
+    pub reply_limit: usize,
     /// The number of the last snapshot begun.
     last_cut: u32,
 }
@@ -174,6 +177,7 @@ impl<V: StoredValue> Keyspace<V> {
             expired_total: 0,
             journal: None,
             cut: None,
+            reply_limit: usize::MAX,
             last_cut: 0,
         }
     }
