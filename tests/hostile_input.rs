@@ -524,3 +524,58 @@ async fn an_mget_whose_reply_would_exceed_the_limit_is_refused_before_it_is_buil
     let values = client.mget(vec!["big", "big", "small"]).await.unwrap();
     assert_eq!(values.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_maxmemory_writes_that_add_data_are_refused_and_reads_and_deletes_go_on() {
+    let server = TestServer::start_with(&["--shards", "2", "--maxmemory", "33554432"]);
+    let client = server.client().await;
+    let value = vec![b'x'; 256 << 10];
+    let mut stored = Vec::new();
+    let refused = loop {
+        assert!(stored.len() < 1_000, "maxmemory never refused a write");
+        let key = format!("k{}", stored.len());
+        match client.set(key.clone(), value.clone()).await {
+            Ok(_) => stored.push(key),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(refused.server_code(), Some(ErrorCode::Oom), "{refused}");
+    // About the 32 MiB the node may hold: each shard refuses past its half.
+    let held = stored.len() * value.len();
+    assert!(
+        (16 << 20..=40 << 20).contains(&held),
+        "{held} bytes held at the refusal"
+    );
+    // Writes go on being refused once every shard holds its share (the other shard may
+    // still have had room when the first refusal came): the node stays at maxmemory.
+    let rss_before = rss_kib(server.pid());
+    let mut accepted = 0;
+    for i in 0..200 {
+        if client.set(format!("extra{i}"), value.clone()).await.is_ok() {
+            accepted += 1;
+        }
+    }
+    let total = (stored.len() + accepted) * value.len();
+    assert!(
+        total <= (32 << 20) + 2 * value.len(),
+        "{total} bytes accepted in all, over maxmemory and one value a shard"
+    );
+    assert!(
+        rss_kib(server.pid()) < rss_before + 16 * 1024,
+        "refused writes hold nothing"
+    );
+    // Reads and deletes go on, and a delete makes room again.
+    assert_eq!(
+        client
+            .get(stored[0].clone())
+            .await
+            .unwrap()
+            .map(|v| v.len()),
+        Some(value.len())
+    );
+    assert_eq!(
+        client.del(stored.clone()).await.unwrap(),
+        stored.len() as u64
+    );
+    client.set("after", value.clone()).await.unwrap();
+}

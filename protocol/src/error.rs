@@ -50,11 +50,14 @@ pub enum ErrorCode {
     /// The reply would carry more than the server lets one reply carry; the request did
     /// nothing.
     ReplyTooLarge = 20,
+    /// The server holds its `maxmemory`: commands that would add data are refused, while
+    /// reads and commands that only remove data go on.
+    Oom = 21,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order; used by the docs and by exhaustive tests.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::Protocol,
         ErrorCode::UnknownCommand,
         ErrorCode::Syntax,
@@ -75,6 +78,7 @@ impl ErrorCode {
         ErrorCode::NotFloat,
         ErrorCode::Misconf,
         ErrorCode::ReplyTooLarge,
+        ErrorCode::Oom,
     ];
 
     /// Maps a wire code back to the enum; unknown codes come from newer servers.
@@ -105,6 +109,7 @@ impl ErrorCode {
             ErrorCode::NotFloat => "NOT_FLOAT",
             ErrorCode::Misconf => "MISCONF",
             ErrorCode::ReplyTooLarge => "REPLY_TOO_LARGE",
+            ErrorCode::Oom => "OOM",
         }
     }
 }

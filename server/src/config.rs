@@ -54,6 +54,9 @@ pub struct Config {
     pub frame_timeout: f64,
     /// Reply bytes a connection may have waiting before its next requests wait too.
     pub max_output_buffer_bytes: usize,
+    /// Bytes of data the node may hold (split evenly over its shards) before writes that
+    /// add data are refused; 0: 90% of the machine's (or cgroup's) memory.
+    pub maxmemory: u64,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             timeout: 300.0,
             frame_timeout: 30.0,
             max_output_buffer_bytes: 64 << 20,
+            maxmemory: 0,
         }
     }
 }

@@ -99,6 +99,34 @@ fn open_file_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// The node's maxmemory: the configured bytes, or, by default, 90% of what the machine (or
+/// the cgroup the server runs in) has, so the kernel's OOM killer is never the limit.
+fn maxmemory(config: &Config) -> u64 {
+    if config.maxmemory > 0 {
+        return config.maxmemory;
+    }
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+                .map(|kib| kib * 1024)
+        });
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    let available = match (machine, cgroup) {
+        (Some(machine), Some(cgroup)) => machine.min(cgroup),
+        (machine, cgroup) => machine.or(cgroup).unwrap_or(u64::MAX / 2),
+    };
+    let derived = available / 10 * 9;
+    tracing::debug!(maxmemory = derived, "maxmemory derived from the machine");
+    derived
+}
+
 /// Called once every shard has loaded its data and serves.
 pub type Ready = Box<dyn FnOnce() + Send>;
 
@@ -135,6 +163,7 @@ pub fn run(
             .then(|| std::time::Duration::from_secs_f64(config.timeout)),
         frame_timeout: std::time::Duration::from_secs_f64(config.frame_timeout),
         max_output_buffer_bytes: config.max_output_buffer_bytes,
+        shard_memory_budget: (maxmemory(config) / u64::from(shards)) as usize,
     });
     crate::clock::epoch();
     let persistence = if config.appendonly {

@@ -75,6 +75,10 @@ struct Args {
     /// client to read [default: 67108864].
     #[arg(long)]
     max_output_buffer_bytes: Option<usize>,
+    /// Bytes of data the node may hold before writes that add data are refused with OOM
+    /// (reads and deletes go on); 0: 90% of the machine's memory [default: 0].
+    #[arg(long)]
+    maxmemory: Option<u64>,
 }
 
 fn yes_no(text: &str) -> Result<bool, String> {
@@ -110,7 +114,8 @@ impl Args {
             shutdown_timeout,
             timeout,
             frame_timeout,
-            max_output_buffer_bytes
+            max_output_buffer_bytes,
+            maxmemory
         );
         if self.repair_log {
             config.repair_log = true;

@@ -126,6 +126,9 @@ fn forward(
                 return refusal;
             }
         }
+        if let Some(refusal) = target.oom_refusal(owned.spec()) {
+            return refusal;
+        }
         target.with_keyspace(|keyspace| families::apply(keyspace, &owned, now).into_value())
     });
     await_one(shard, conn, request, answer);
@@ -185,6 +188,9 @@ fn run_part_at(target: &Shard, part: &Command, now: u64) -> Part {
         if let Some(Value::Error(refusal)) = target.write_refusal() {
             return Part::Failed(refusal);
         }
+    }
+    if let Some(Value::Error(refusal)) = target.oom_refusal(part.spec()) {
+        return Part::Failed(refusal);
     }
     target.with_keyspace(|keyspace| families::run_part(keyspace, part, now))
 }
@@ -315,6 +321,9 @@ fn every_shard(
 /// Runs a command whose keys this shard owns and replies at once, writing a stored value
 /// straight from the keyspace into the output buffer.
 fn run_here(shard: &Shard, conn: &ConnOutput, request: Request, command: &Command<&[u8]>) {
+    if let Some(refusal) = shard.oom_refusal(command.spec()) {
+        return request.complete(shard, conn, &refusal);
+    }
     let mut keyspace = shard.keyspace.borrow_mut();
     let reply = families::apply(&mut keyspace, command, request.now);
     conn.reply_with(request.id, &reply);

@@ -28,6 +28,29 @@ use mesh::Mesh;
 use output::ConnOutput;
 use stats::ShardStats;
 
+/// Writes that only remove or shrink data, which maxmemory never refuses.
+fn frees_memory(command: &str) -> bool {
+    matches!(
+        command,
+        "DEL"
+            | "FLUSHALL"
+            | "EXPIRE"
+            | "PEXPIRE"
+            | "PERSIST"
+            | "HDEL"
+            | "ZREM"
+            | "ZPOPMIN"
+            | "ZPOPMAX"
+            | "ZREMRANGEBYSCORE"
+            | "ZREMRANGEBYRANK"
+            | "INV.RELEASE"
+            | "INV.CONFIRM"
+            | "PRESENCE.LEAVE"
+            | "GEO.REMOVE"
+            | "RL.RESET"
+    )
+}
+
 /// Work for one shard, run on that shard's thread with its state.
 pub type Job = Box<dyn FnOnce(&Rc<Shard>) + Send>;
 
@@ -65,6 +88,9 @@ pub struct NodeInfo {
     pub frame_timeout: Duration,
     /// Reply bytes a connection may have waiting before its next requests wait too.
     pub max_output_buffer_bytes: usize,
+    /// Bytes of data each shard may hold before writes that add data are refused (the
+    /// node's maxmemory over its shards).
+    pub shard_memory_budget: usize,
 }
 
 /// One shard's state.
@@ -211,6 +237,7 @@ impl Shard {
         stats.volatile_keys = keyspace.volatile_len() as u64;
         stats.expired_keys = keyspace.expired_total();
         stats.memory_bytes = keyspace.memory_bytes() as u64;
+        stats.memory_budget = self.node.shard_memory_budget as u64;
         stats.watched_users = keyspace.watches.len() as u64;
         stats.geo_members = keyspace.geo.members() as u64;
         if let Some(durable) = self.durability.as_ref() {
@@ -405,6 +432,28 @@ impl Shard {
         families::journal_geo(&mut self.keyspace.borrow_mut(), clock::now_millis());
     }
 
+    /// The error a command that may add data gets while this shard holds its share of
+    /// maxmemory (Redis's `noeviction`: reads, deletes and other writes that only free
+    /// memory go on).
+    pub fn oom_refusal(
+        &self,
+        spec: &tessera_protocol::CommandSpec,
+    ) -> Option<tessera_protocol::Value> {
+        if !spec.writes || frees_memory(spec.name) {
+            return None;
+        }
+        let used = self.keyspace.borrow().memory_bytes();
+        (used >= self.node.shard_memory_budget).then(|| {
+            tessera_protocol::Value::error(
+                tessera_protocol::ErrorCode::Oom,
+                format!(
+                    "command not allowed when used memory ({used} bytes on this shard) is over its share of maxmemory ({})",
+                    self.node.shard_memory_budget
+                ),
+            )
+        })
+    }
+
     /// The error a write gets while this shard's log cannot be written.
     pub fn write_refusal(&self) -> Option<tessera_protocol::Value> {
         let failure = self.durability.as_ref()?.failure()?;
@@ -503,6 +552,7 @@ impl Shard {
                 families::timer_due(&mut keyspace, &key, now);
             }
             let removed = keyspace.expire_cycle(now, EXPIRY_BUDGET);
+            keyspace.refresh_geo_bytes();
             let lapsed = keyspace.geo.sweep(GEO_SWEEP_BUDGET, now);
             drop(keyspace);
             self.forget_lapsed(lapsed);

@@ -57,6 +57,8 @@ pub struct ShardStats {
     pub expired_keys: u64,
     /// Approximate bytes held by the keyspace.
     pub memory_bytes: u64,
+    /// The shard's share of maxmemory.
+    pub memory_budget: u64,
     /// Users watched for presence changes.
     pub watched_users: u64,
     /// Geo index members held by this shard's partitions.
@@ -107,6 +109,7 @@ impl ShardStats {
             field("volatile_keys", self.volatile_keys),
             field("expired_keys", self.expired_keys),
             field("memory_bytes", self.memory_bytes),
+            field("maxmemory", self.memory_budget),
             field("watched_users", self.watched_users),
             field("geo_members", self.geo_members),
             field("pushes", self.pushes),
@@ -162,6 +165,7 @@ impl AddAssign<&ShardStats> for ShardStats {
         self.volatile_keys += other.volatile_keys;
         self.expired_keys += other.expired_keys;
         self.memory_bytes += other.memory_bytes;
+        self.memory_budget += other.memory_budget;
         self.watched_users += other.watched_users;
         self.geo_members += other.geo_members;
         self.pushes += other.pushes;

@@ -146,6 +146,8 @@ pub struct Keyspace<V> {
     journal: Option<bytes::BytesMut>,
     /// The snapshot being taken, if one is.
     cut: Option<Cut>,
+    /// The geo indexes' bytes as last counted.
+    geo_bytes: usize,
     /// Bytes of stored values one reply may carry (an MGET's values, for one); a request
     /// that would need more is refused before its reply is built.
     pub reply_limit: usize,
@@ -178,6 +180,7 @@ impl<V: StoredValue> Keyspace<V> {
             journal: None,
             cut: None,
             reply_limit: usize::MAX,
+            geo_bytes: 0,
             last_cut: 0,
         }
     }
@@ -548,7 +551,13 @@ impl<V: StoredValue> Keyspace<V> {
             + self.heap_bytes
             + self.timers.capacity() * std::mem::size_of::<Reverse<(u64, Box<[u8]>)>>()
             + self.volatile.capacity() * std::mem::size_of::<u64>()
-            + self.geo.heap_bytes()
+            + self.geo_bytes
+    }
+
+    /// Counts the geo indexes' bytes again (a walk over their members, so it runs on the
+    /// expiry tick, not per request).
+    pub fn refresh_geo_bytes(&mut self) {
+        self.geo_bytes = self.geo.heap_bytes();
     }
 
     fn next_random(&mut self) -> u64 {
