@@ -439,11 +439,11 @@ impl Shard {
         &self,
         spec: &tessera_protocol::CommandSpec,
     ) -> Option<tessera_protocol::Value> {
-        if !spec.writes || frees_memory(spec.name) {
+        if !spec.writes {
             return None;
         }
         let used = self.keyspace.borrow().memory_bytes();
-        (used >= self.node.shard_memory_budget).then(|| {
+        (used >= self.node.shard_memory_budget && !frees_memory(spec.name)).then(|| {
             tessera_protocol::Value::error(
                 tessera_protocol::ErrorCode::Oom,
                 format!(
