@@ -236,3 +236,15 @@ async fn maxclients_above_the_open_file_limit_is_lowered_and_the_rest_are_told()
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("maxclients lowered"), "{stderr}");
 }
+
+#[tokio::test]
+async fn protected_mode_still_serves_loopback_clients() {
+    // Bound to every interface with no password: protected mode is on, and a client on
+    // loopback is served as ever (clients from elsewhere get DENIED; see server::admits).
+    let server = TestServer::start_with(&["--bind", "0.0.0.0", "--shards", "1"]);
+    let client = Client::connect(&format!("127.0.0.1:{}", server.port))
+        .await
+        .unwrap();
+    client.set("k", "v").await.unwrap();
+    assert_eq!(client.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+}

@@ -53,11 +53,13 @@ pub enum ErrorCode {
     /// The server holds its `maxmemory`: commands that would add data are refused, while
     /// reads and commands that only remove data go on.
     Oom = 21,
+    /// The connection is refused: protected mode serves loopback clients only.
+    Denied = 22,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order; used by the docs and by exhaustive tests.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::Protocol,
         ErrorCode::UnknownCommand,
         ErrorCode::Syntax,
@@ -79,6 +81,7 @@ impl ErrorCode {
         ErrorCode::Misconf,
         ErrorCode::ReplyTooLarge,
         ErrorCode::Oom,
+        ErrorCode::Denied,
     ];
 
     /// Maps a wire code back to the enum; unknown codes come from newer servers.
@@ -110,6 +113,7 @@ impl ErrorCode {
             ErrorCode::Misconf => "MISCONF",
             ErrorCode::ReplyTooLarge => "REPLY_TOO_LARGE",
             ErrorCode::Oom => "OOM",
+            ErrorCode::Denied => "DENIED",
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct Config {
     /// Bytes of data the node may hold (split evenly over its shards) before writes that
     /// add data are refused; 0: 90% of the machine's (or cgroup's) memory.
     pub maxmemory: u64,
+    /// Bound beyond loopback with no password, serve loopback clients only.
+    pub protected_mode: bool,
 }
 
 impl Default for Config {
@@ -80,6 +82,7 @@ impl Default for Config {
             frame_timeout: 30.0,
             max_output_buffer_bytes: 64 << 20,
             maxmemory: 0,
+            protected_mode: true,
         }
     }
 }

@@ -172,6 +172,10 @@ pub fn run(
         None
     };
     let settings = persistence.as_ref().map(|p| p.settings.clone());
+    let protected = config.protected_mode && !config.bind.is_loopback();
+    if protected {
+        tracing::warn!(bind = %config.bind, "protected mode: bound beyond loopback with no password, so only loopback clients are served (--protected-mode no to serve all)");
+    }
     let mesh = Arc::new(Mesh::new(shards));
     let slots = Arc::new(Slots::new(maxclients));
     let all_drained = Arc::new(Barrier::new(usize::from(shards)));
@@ -196,7 +200,7 @@ pub fn run(
                     let loaded = startup::load(settings.as_ref(), id, shards);
                     let (keyspace, durability) = loading.all_loaded(id, loaded)?;
                     let shard = Rc::new(Shard::new(id, node, mesh, keyspace, durability));
-                    run_shard(shard, listener, slots, all_drained, shutdown)
+                    run_shard(shard, listener, slots, all_drained, shutdown, protected)
                 })
         })
         .collect::<io::Result<Vec<_>>>()?;
@@ -211,12 +215,22 @@ pub fn run(
     result
 }
 
+/// Whether a client from `peer` may connect: in protected mode (bound beyond loopback,
+/// with no password to ask for) only loopback clients are served.
+pub fn admits(protected: bool, peer: std::net::IpAddr) -> bool {
+    !protected || peer.is_loopback()
+}
+
+/// What a client refused by protected mode is told.
+const PROTECTED_MODE: &str = "protected mode: this server is bound beyond loopback and has no password, so it serves loopback clients only; bind it to 127.0.0.1, or start it with --protected-mode no once the network is trusted";
+
 fn run_shard(
     shard: Rc<Shard>,
     listener: TcpListener,
     slots: Arc<Slots>,
     all_drained: Arc<Barrier>,
     mut shutdown: watch::Receiver<bool>,
+    protected: bool,
 ) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -239,6 +253,14 @@ fn run_shard(
         while !*shutdown.borrow() {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) if !admits(protected, peer.ip()) => {
+                        shard.stats.borrow_mut().connections_rejected += 1;
+                        let refusal = tessera_protocol::Value::error(
+                            tessera_protocol::ErrorCode::Denied,
+                            PROTECTED_MODE,
+                        );
+                        tokio::task::spawn_local(connection::refuse(stream, refusal));
+                    }
                     Ok((stream, _)) => match ClientSlot::acquire(&slots) {
                         Some(slot) => connection::accept(shard.clone(), stream, slot),
                         None => {
@@ -270,4 +292,21 @@ fn run_shard(
         tracing::debug!(shard = shard.id, "shard stopped");
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_mode_admits_loopback_clients_only() {
+        let remote: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+        let v6_remote: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        for loopback in ["127.0.0.1", "127.9.9.9", "::1"] {
+            assert!(admits(true, loopback.parse().unwrap()), "{loopback}");
+        }
+        assert!(!admits(true, remote));
+        assert!(!admits(true, v6_remote));
+        assert!(admits(false, remote), "protected mode off admits anyone");
+    }
 }

@@ -79,6 +79,10 @@ struct Args {
     /// (reads and deletes go on); 0: 90% of the machine's memory [default: 0].
     #[arg(long)]
     maxmemory: Option<u64>,
+    /// Bound beyond loopback with no password, serve loopback clients only: yes or no
+    /// [default: yes].
+    #[arg(long, value_parser = yes_no)]
+    protected_mode: Option<bool>,
 }
 
 fn yes_no(text: &str) -> Result<bool, String> {
@@ -115,7 +119,8 @@ impl Args {
             timeout,
             frame_timeout,
             max_output_buffer_bytes,
-            maxmemory
+            maxmemory,
+            protected_mode
         );
         if self.repair_log {
             config.repair_log = true;

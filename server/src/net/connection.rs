@@ -92,13 +92,18 @@ pub fn adopt(shard: Rc<Shard>, adoption: Adoption) {
 }
 
 /// Refuses a connection at `maxclients` with a closing error push.
-pub async fn reject(mut stream: TcpStream) {
+pub async fn reject(stream: TcpStream) {
+    refuse(
+        stream,
+        Value::error(ErrorCode::MaxClients, "max number of clients reached"),
+    )
+    .await;
+}
+
+/// Refuses a connection with a closing error push saying why.
+pub async fn refuse(mut stream: TcpStream, error: Value) {
     let mut buf = BytesMut::new();
-    encode_response(
-        &mut buf,
-        PUSH_ID,
-        &Value::error(ErrorCode::MaxClients, "max number of clients reached"),
-    );
+    encode_response(&mut buf, PUSH_ID, &error);
     let _ = stream.write_all(&buf).await;
     let _ = stream.shutdown().await;
 }
