@@ -166,13 +166,6 @@ fn main() -> ExitCode {
         let _ = std::io::stdout().flush();
     });
 
-    let (stop, stopped) = watch::channel(false);
-    let (ended, server_ended) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        let result = server::run(listeners, &config, stopped, ready);
-        let _ = ended.send(());
-        result
-    });
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
@@ -180,19 +173,38 @@ fn main() -> ExitCode {
         tracing::error!("cannot start the signal handler");
         return ExitCode::FAILURE;
     };
-    signals.block_on(async {
+    // Handlers go in before the server starts, so no signal can find the default action:
+    // SIGTERM right after `listening` still shuts down cleanly, and a log write past the
+    // file-size limit fails with an error the server answers (writes refused, reads
+    // served) instead of SIGXFSZ ending the process.
+    let handlers = {
         use tokio::signal::unix::{signal, SignalKind};
-        // A log write past the file-size limit must fail with an error the server answers
-        // (writes refused, reads served), not end the process: catch SIGXFSZ.
+        let _entered = signals.enter();
         #[cfg(target_os = "linux")]
-        let _file_size_signal = signal(SignalKind::from_raw(25));
-        let (Ok(mut interrupt), Ok(mut terminate)) = (
+        let file_size = signal(SignalKind::from_raw(25));
+        #[cfg(not(target_os = "linux"))]
+        let file_size = signal(SignalKind::user_defined2());
+        match (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
-        ) else {
-            tracing::error!("cannot install signal handlers");
-            return;
-        };
+            file_size,
+        ) {
+            (Ok(interrupt), Ok(terminate), Ok(file_size)) => (interrupt, terminate, file_size),
+            _ => {
+                tracing::error!("cannot install signal handlers");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let (stop, stopped) = watch::channel(false);
+    let (ended, server_ended) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let result = server::run(listeners, &config, stopped, ready);
+        let _ = ended.send(());
+        result
+    });
+    let (mut interrupt, mut terminate, _file_size) = handlers;
+    signals.block_on(async {
         tokio::select! {
             _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
             _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
