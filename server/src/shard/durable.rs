@@ -155,14 +155,13 @@ impl Durability {
         stats
     }
 
-    /// Asks for a snapshot; `false` if one is already being taken or asked for.
-    pub fn request_snapshot(&self) -> bool {
+    /// Asks for a snapshot, unless one is already being taken or asked for.
+    pub fn request_snapshot(&self) {
         if self.snapshot_wanted.get() || self.stats.borrow().snapshot_running {
-            return false;
+            return;
         }
         self.snapshot_wanted.set(true);
         self.wake_writer.raise();
-        true
     }
 
     /// Wakes the writer task, for records it must write (always) or retry.
@@ -344,7 +343,7 @@ impl Shard {
     /// replies and jobs waiting for them go. A failed write puts the records back for the
     /// writer task, which retries; until then writes are refused.
     pub(super) fn write_journal_now(&self, durable: &Durability) {
-        if !durable.writes_inline() {
+        if !durable.writes_inline() || self.keyspace.borrow().journal_len() == 0 {
             return;
         }
         let mut batch = std::mem::take(&mut *durable.spare.borrow_mut());

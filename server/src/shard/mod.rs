@@ -275,17 +275,21 @@ impl Shard {
         self.stopping.get()
     }
 
+    /// The connections open on this shard now.
+    fn live_connections(&self) -> Vec<Rc<ConnOutput>> {
+        self.connections
+            .borrow()
+            .iter()
+            .filter_map(|(_, c)| c.upgrade())
+            .collect()
+    }
+
     /// Starts shutdown: every connection stops reading, finishes what it has in flight,
     /// and closes. Returns once all of them have, or, past the node's shutdown timeout,
     /// once the rest are closed with their replies undelivered.
     pub async fn drain_connections(&self) {
         self.stopping.set(true);
-        let live: Vec<Rc<ConnOutput>> = self
-            .connections
-            .borrow()
-            .iter()
-            .filter_map(|(_, c)| c.upgrade())
-            .collect();
+        let live = self.live_connections();
         for connection in &live {
             connection.wake.raise();
         }
@@ -303,12 +307,7 @@ impl Shard {
         }
         // Clients that do not read their replies (or replies held by a log that cannot be
         // written) must not keep the server from stopping.
-        let stuck: Vec<Rc<ConnOutput>> = self
-            .connections
-            .borrow()
-            .iter()
-            .filter_map(|(_, c)| c.upgrade())
-            .collect();
+        let stuck = self.live_connections();
         tracing::warn!(
             shard = self.id,
             connections = stuck.len(),
@@ -508,13 +507,7 @@ impl Shard {
             ticks.tick().await;
             let now = Instant::now();
             let (frame, idle) = (self.node.frame_timeout, self.node.idle_timeout);
-            let live: Vec<Rc<ConnOutput>> = self
-                .connections
-                .borrow()
-                .iter()
-                .filter_map(|(_, c)| c.upgrade())
-                .collect();
-            for out in live {
+            for out in self.live_connections() {
                 let idling = out.in_flight.get() == 0 && out.watching.borrow().is_empty();
                 let idle = idle.filter(|_| idling);
                 match out.read_clock.overdue(now, frame, idle) {

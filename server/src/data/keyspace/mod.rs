@@ -191,11 +191,6 @@ impl<V: StoredValue> Keyspace<V> {
         self.geo.start_journal();
     }
 
-    /// Whether changes are recorded.
-    pub fn is_journaled(&self) -> bool {
-        self.journal.is_some()
-    }
-
     /// The buffer a change's record is appended to, if changes are recorded.
     pub fn journal(&mut self) -> Option<&mut bytes::BytesMut> {
         self.journal.as_mut()
