@@ -18,12 +18,25 @@ use crate::shard::{NodeInfo, Shard};
 use crate::startup;
 
 /// Binds one listening socket per shard on the same address with SO_REUSEPORT, so the
-/// kernel spreads new connections over the shards. With port 0 the first bind picks the
-/// port and the rest join it.
+/// kernel spreads new connections over the shards. Port 0 is first resolved to a free
+/// port; a port in use (by another server) is refused rather than shared.
 ///
 /// # Errors
 /// Any failure to create, configure or bind a socket.
 pub fn bind(address: SocketAddr, shards: usize) -> io::Result<Vec<TcpListener>> {
+    let mut address = address;
+    if address.port() == 0 {
+        // A port picked for a SO_REUSEPORT socket may be one another such socket of this
+        // user already holds; one picked without it is free.
+        let probe = Socket::new(
+            Domain::for_address(address),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        probe.bind(&address.into())?;
+        let picked = probe.local_addr()?.as_socket().map_or(0, |a| a.port());
+        address.set_port(picked);
+    }
     if address.port() != 0 {
         // SO_REUSEPORT would let this server share the port with one already running
         // there, each taking a random half of the connections: make sure nobody holds it.
@@ -45,7 +58,6 @@ pub fn bind(address: SocketAddr, shards: usize) -> io::Result<Vec<TcpListener>> 
         })?;
         drop(probe);
     }
-    let mut address = address;
     let mut listeners = Vec::with_capacity(shards);
     for _ in 0..shards {
         let socket = Socket::new(
