@@ -57,13 +57,15 @@ pub fn int_of(value: &Value) -> i64 {
 }
 
 /// Fields that count down with the clock (lease and reset times) differ between two
-/// reads a moment apart; rounding them to a minute keeps what a restart must keep.
+/// reads a moment apart; whether each is still running is what a restart must keep.
 pub fn scrub_clock_fields(value: &mut Value) {
     if let Value::Map(fields) = value {
         for (name, field) in fields.iter_mut() {
             let counts_down = matches!(name, Value::Text(t) if t.contains("_ms") || t.contains("ttl") || t.contains("reset"));
             if let (true, Value::Int(ms)) = (counts_down, &*field) {
-                *field = Value::Int((ms + 30_000) / 60_000);
+                // Whether it is still running, not its value: any rounding of a countdown
+                // has a boundary that two reads a moment apart can fall either side of.
+                *field = Value::Bool(*ms > 0);
             }
             scrub_clock_fields(field);
         }
