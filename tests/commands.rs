@@ -41,6 +41,7 @@ async fn ping_and_hello() {
             .call(Command::Admin(AdminCommand::Hello {
                 version: 1,
                 shard: None,
+                auth: None,
             }))
             .await
             .unwrap();
@@ -49,6 +50,7 @@ async fn ping_and_hello() {
             .call(Command::Admin(AdminCommand::Hello {
                 version: 99,
                 shard: None,
+                auth: None,
             }))
             .await
             .unwrap_err();
@@ -61,10 +63,13 @@ async fn ping_and_hello() {
 async fn hello_moves_a_connection_to_the_shard_it_asks_for() {
     let server = TestServer::start(3);
     for shard in 0..3u16 {
-        let connection =
-            tessera_client::Connection::open(&server.address, Some(shard), Duration::from_secs(5))
-                .await
-                .unwrap();
+        let connection = tessera_client::Connection::open(
+            &server.address,
+            Some(shard),
+            &tessera_client::ClientConfig::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(connection.hello().shard, shard);
         // A key this shard owns is served without forwarding.
         let key = (0..)
@@ -82,8 +87,12 @@ async fn hello_moves_a_connection_to_the_shard_it_asks_for() {
             .await
             .unwrap();
     }
-    let missing =
-        tessera_client::Connection::open(&server.address, Some(7), Duration::from_secs(5)).await;
+    let missing = tessera_client::Connection::open(
+        &server.address,
+        Some(7),
+        &tessera_client::ClientConfig::default(),
+    )
+    .await;
     assert_eq!(
         missing.err().and_then(|e| e.server_code()),
         Some(ErrorCode::NoSuchShard)

@@ -53,7 +53,8 @@ async fn write_until_killed(
     let (client, plain) = if writer.is_multiple_of(2) {
         (Client::connect(&address).await.ok(), None)
     } else {
-        let plain = tessera_client::Connection::open(&address, None, Duration::from_secs(5));
+        let config = tessera_client::ClientConfig::default();
+        let plain = tessera_client::Connection::open(&address, None, &config);
         (None, plain.await.ok())
     };
     if client.is_none() && plain.is_none() {

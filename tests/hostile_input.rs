@@ -422,12 +422,20 @@ async fn a_frame_that_does_not_finish_arriving_is_closed_with_a_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_close_and_watching_ones_stay() {
     let server = TestServer::start_with(&["--shards", "1", "--timeout", "1"]);
-    let idle = tessera_client::Connection::open(&server.address, None, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let watcher = tessera_client::Connection::open(&server.address, None, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let idle = tessera_client::Connection::open(
+        &server.address,
+        None,
+        &tessera_client::ClientConfig::default(),
+    )
+    .await
+    .unwrap();
+    let watcher = tessera_client::Connection::open(
+        &server.address,
+        None,
+        &tessera_client::ClientConfig::default(),
+    )
+    .await
+    .unwrap();
     watcher
         .request(Command::Presence(tessera_protocol::PresenceCommand::Watch(
             vec![Bytes::from_static(b"someone")],
@@ -498,10 +506,13 @@ async fn an_mget_whose_reply_would_exceed_the_limit_is_refused_before_it_is_buil
         let refused = if routed {
             client.mget(keys.clone()).await.map(|_| ())
         } else {
-            let plain =
-                tessera_client::Connection::open(&server.address, None, Duration::from_secs(5))
-                    .await
-                    .unwrap();
+            let plain = tessera_client::Connection::open(
+                &server.address,
+                None,
+                &tessera_client::ClientConfig::default(),
+            )
+            .await
+            .unwrap();
             let keys = keys
                 .iter()
                 .map(|k| Bytes::copy_from_slice(k.as_bytes()))

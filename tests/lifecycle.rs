@@ -39,14 +39,26 @@ async fn config_file_settings_apply_and_flags_win() {
 #[tokio::test]
 async fn maxclients_refuses_with_a_typed_error() {
     let server = TestServer::start_with(&["--shards", "1", "--maxclients", "2"]);
-    let first = tessera_client::Connection::open(&server.address, None, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let _second = tessera_client::Connection::open(&server.address, None, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let third =
-        tessera_client::Connection::open(&server.address, None, Duration::from_secs(5)).await;
+    let first = tessera_client::Connection::open(
+        &server.address,
+        None,
+        &tessera_client::ClientConfig::default(),
+    )
+    .await
+    .unwrap();
+    let _second = tessera_client::Connection::open(
+        &server.address,
+        None,
+        &tessera_client::ClientConfig::default(),
+    )
+    .await
+    .unwrap();
+    let third = tessera_client::Connection::open(
+        &server.address,
+        None,
+        &tessera_client::ClientConfig::default(),
+    )
+    .await;
     match third {
         Err(Error::ConnectionLost(reason)) => assert!(reason.contains("MAX_CLIENTS"), "{reason}"),
         other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
@@ -55,8 +67,12 @@ async fn maxclients_refuses_with_a_typed_error() {
     // The freed slot is usable again once the server has seen the close.
     let mut reopened = None;
     for _ in 0..50 {
-        if let Ok(c) =
-            tessera_client::Connection::open(&server.address, None, Duration::from_secs(5)).await
+        if let Ok(c) = tessera_client::Connection::open(
+            &server.address,
+            None,
+            &tessera_client::ClientConfig::default(),
+        )
+        .await
         {
             reopened = Some(c);
             break;
@@ -139,6 +155,7 @@ async fn client_fails_in_flight_requests_and_reconnects_after_a_restart() {
         .call(Command::Admin(AdminCommand::Hello {
             version: 7,
             shard: None,
+            auth: None,
         }))
         .await
         .unwrap_err();
@@ -222,7 +239,12 @@ async fn maxclients_above_the_open_file_limit_is_lowered_and_the_rest_are_told()
     let mut admitted = Vec::new();
     let mut refused = 0;
     for _ in 0..40 {
-        let opened = tessera_client::Connection::open(&address, None, Duration::from_secs(5)).await;
+        let opened = tessera_client::Connection::open(
+            &address,
+            None,
+            &tessera_client::ClientConfig::default(),
+        )
+        .await;
         match opened {
             Ok(connection) => admitted.push(connection),
             Err(Error::ConnectionLost(reason)) if reason.contains("MAX_CLIENTS") => refused += 1,

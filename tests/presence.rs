@@ -279,6 +279,7 @@ async fn a_watcher_that_stops_reading_is_closed_and_others_carry_on() {
     let hello = Command::Admin(AdminCommand::Hello {
         version: PROTOCOL_VERSION,
         shard: None,
+        auth: None,
     });
     encode_request(&mut request, 1, &hello);
     encode_request(

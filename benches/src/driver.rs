@@ -28,6 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::{Args, Workload};
+use tessera_protocol::commands::admin::Credentials;
 
 /// When a workload stops.
 #[derive(Debug, Clone, Copy)]
@@ -65,12 +66,33 @@ impl Run {
 /// Errors the load loop reports.
 pub type BoxError = Box<dyn std::error::Error>;
 
+/// Where the load generator connects, and as whom.
+pub struct Endpoint {
+    /// `host:port`.
+    pub address: String,
+    /// Credentials sent in every HELLO.
+    pub credentials: Option<Credentials>,
+}
+
+impl Endpoint {
+    /// The endpoint the flags name.
+    pub fn from_args(args: &Args) -> Endpoint {
+        Endpoint {
+            address: format!("{}:{}", args.host, args.port),
+            credentials: args.password.as_ref().map(|password| Credentials {
+                username: Bytes::from(args.user.clone().unwrap_or_else(|| "default".into())),
+                password: Bytes::from(password.clone()),
+            }),
+        }
+    }
+}
+
 /// Deletes every key on the node (FLUSHALL), so a workload starts from an empty keyspace.
 ///
 /// # Errors
 /// The server cannot be reached or refuses.
-pub async fn flush(address: &str) -> Result<(), BoxError> {
-    let (mut stream, _) = hello(address, None).await?;
+pub async fn flush(endpoint: &Endpoint) -> Result<(), BoxError> {
+    let (mut stream, _) = hello(endpoint, None).await?;
     let mut buf = BytesMut::new();
     encode_request(&mut buf, 2, &Command::Admin(AdminCommand::FlushAll));
     stream.write_all(&buf).await?;
@@ -93,8 +115,8 @@ pub async fn flush(address: &str) -> Result<(), BoxError> {
 ///
 /// # Errors
 /// The server cannot be reached or refuses.
-pub async fn stock_skus(address: &str, keyspace: u64) -> Result<(), BoxError> {
-    let (mut stream, _) = hello(address, None).await?;
+pub async fn stock_skus(endpoint: &Endpoint, keyspace: u64) -> Result<(), BoxError> {
+    let (mut stream, _) = hello(endpoint, None).await?;
     let mut buf = BytesMut::new();
     for i in 0..keyspace {
         let command = Command::Inventory(InventoryCommand::Set {
@@ -130,8 +152,8 @@ pub async fn stock_skus(address: &str, keyspace: u64) -> Result<(), BoxError> {
 ///
 /// # Errors
 /// The server cannot be reached or answers INFO oddly.
-pub async fn memory(address: &str) -> Result<(u64, u64), BoxError> {
-    let (mut stream, _) = hello(address, None).await?;
+pub async fn memory(endpoint: &Endpoint) -> Result<(u64, u64), BoxError> {
+    let (mut stream, _) = hello(endpoint, None).await?;
     let mut buf = BytesMut::new();
     encode_request(&mut buf, 2, &Command::Admin(AdminCommand::Info));
     stream.write_all(&buf).await?;
@@ -156,8 +178,8 @@ pub async fn memory(address: &str) -> Result<(u64, u64), BoxError> {
 /// # Errors
 /// A connection could not be opened or broke mid-run.
 pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run, BoxError> {
-    let address = format!("{}:{}", args.host, args.port);
-    let shards = hello(&address, None).await?.1.shards;
+    let endpoint = Endpoint::from_args(args);
+    let shards = hello(&endpoint, None).await?.1.shards;
     let pools = if args.unrouted { 1 } else { shards };
     let keys = Rc::new(match workload {
         Workload::GeoUpsert => drivers_by_shard(args.keyspace, pools),
@@ -177,7 +199,7 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
     let mut tasks = Vec::with_capacity(args.clients);
     for client in 0..args.clients {
         let shard = (client % usize::from(shards)) as u16;
-        let (stream, _) = hello(&address, (!args.unrouted).then_some(shard)).await?;
+        let (stream, _) = hello(&endpoint, (!args.unrouted).then_some(shard)).await?;
         let pool = keys[if args.unrouted { 0 } else { usize::from(shard) }].clone();
         let connection = Connection {
             client,
@@ -251,8 +273,11 @@ fn keys_by_shard(keyspace: u64, shards: u16) -> Vec<Rc<Vec<Bytes>>> {
     groups.into_iter().map(Rc::new).collect()
 }
 
-async fn hello(address: &str, shard: Option<u16>) -> Result<(TcpStream, HelloInfo), BoxError> {
-    let mut stream = TcpStream::connect(address).await?;
+async fn hello(
+    endpoint: &Endpoint,
+    shard: Option<u16>,
+) -> Result<(TcpStream, HelloInfo), BoxError> {
+    let mut stream = TcpStream::connect(&endpoint.address).await?;
     stream.set_nodelay(true)?;
     let mut buf = BytesMut::new();
     encode_request(
@@ -261,6 +286,7 @@ async fn hello(address: &str, shard: Option<u16>) -> Result<(TcpStream, HelloInf
         &Command::Admin(AdminCommand::Hello {
             version: PROTOCOL_VERSION,
             shard,
+            auth: endpoint.credentials.clone(),
         }),
     );
     stream.write_all(&buf).await?;

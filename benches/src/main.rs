@@ -230,6 +230,12 @@ pub struct Args {
     /// Geo workloads: search radius in metres.
     #[arg(long, default_value_t = 2_000)]
     pub radius: u32,
+    /// Password to authenticate every connection with (HELLO AUTH, or Redis's AUTH).
+    #[arg(short = 'a', long = "pass")]
+    pub password: Option<String>,
+    /// User to authenticate as, with --pass [default: default].
+    #[arg(long)]
+    pub user: Option<String>,
 }
 
 impl Args {
@@ -256,24 +262,24 @@ fn main() -> std::process::ExitCode {
         .expect("a current-thread runtime starts");
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&runtime, async {
-        let address = format!("{}:{}", args.host, args.port);
+        let endpoint = driver::Endpoint::from_args(&args);
         let memory = || async {
             match (args.memory, args.target) {
                 (false, _) => Ok(None),
-                (true, Target::Tessera) => driver::memory(&address).await.map(Some),
+                (true, Target::Tessera) => driver::memory(&endpoint).await.map(Some),
                 (true, Target::Redis) => redis_driver::memory(&args).await.map(Some),
             }
         };
         for workload in args.workload.clone() {
             if args.flush {
                 match args.target {
-                    Target::Tessera => driver::flush(&address).await?,
+                    Target::Tessera => driver::flush(&endpoint).await?,
                     Target::Redis => redis_driver::flush(&args).await?,
                 }
             }
             if workload == Workload::Inv {
                 match args.target {
-                    Target::Tessera => driver::stock_skus(&address, args.keyspace).await?,
+                    Target::Tessera => driver::stock_skus(&endpoint, args.keyspace).await?,
                     Target::Redis => redis_driver::stock_skus(&args).await?,
                 }
             }

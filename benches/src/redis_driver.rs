@@ -49,12 +49,21 @@ redis.call('DEL', KEYS[2])
 return 1
 "#;
 
+/// The Redis URL the flags name, with credentials when given.
+fn url(args: &Args) -> String {
+    let auth = match (&args.user, &args.password) {
+        (user, Some(password)) => format!("{}:{password}@", user.as_deref().unwrap_or("")),
+        _ => String::new(),
+    };
+    format!("redis://{auth}{}:{}/", args.host, args.port)
+}
+
 /// Stocks every SKU hash (`sku:key:0` ..) for the inventory workload.
 ///
 /// # Errors
 /// Redis cannot be reached.
 pub async fn stock_skus(args: &Args) -> Result<(), BoxError> {
-    let client = redis::Client::open(format!("redis://{}:{}/", args.host, args.port))?;
+    let client = redis::Client::open(url(args))?;
     let mut connection = client.get_multiplexed_async_connection().await?;
     let mut pipe = redis::pipe();
     for i in 0..args.keyspace {
@@ -75,7 +84,7 @@ pub async fn stock_skus(args: &Args) -> Result<(), BoxError> {
 /// # Errors
 /// Redis cannot be reached or a pipeline fails.
 pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run, BoxError> {
-    let client = redis::Client::open(format!("redis://{}:{}/", args.host, args.port))?;
+    let client = redis::Client::open(url(args))?;
     let mut setup = client.get_multiplexed_async_connection().await?;
     let mut shas = Vec::new();
     for script in [SLIDING_LOG, RESERVE, CONFIRM] {
@@ -133,7 +142,7 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
 /// # Errors
 /// Redis cannot be reached.
 pub async fn flush(args: &Args) -> Result<(), BoxError> {
-    let client = redis::Client::open(format!("redis://{}:{}/", args.host, args.port))?;
+    let client = redis::Client::open(url(args))?;
     let mut connection = client.get_multiplexed_async_connection().await?;
     let _: () = redis::cmd("FLUSHALL").query_async(&mut connection).await?;
     Ok(())
@@ -144,7 +153,7 @@ pub async fn flush(args: &Args) -> Result<(), BoxError> {
 /// # Errors
 /// Redis cannot be reached.
 pub async fn memory(args: &Args) -> Result<(u64, u64), BoxError> {
-    let client = redis::Client::open(format!("redis://{}:{}/", args.host, args.port))?;
+    let client = redis::Client::open(url(args))?;
     let mut connection = client.get_multiplexed_async_connection().await?;
     let info: String = redis::cmd("INFO")
         .arg("memory")

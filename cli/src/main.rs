@@ -6,9 +6,8 @@ use tessera_protocol::PresenceCommand;
 
 use bytes::Bytes;
 use clap::Parser;
-use std::time::Duration;
 
-use tessera_client::{Client, Connection, Error};
+use tessera_client::{Client, ClientConfig, Connection, Error};
 use tessera_protocol::{Command, ErrorReply, Value, COMMANDS};
 mod render;
 
@@ -24,6 +23,18 @@ struct Args {
     /// Server port.
     #[arg(short = 'p', long, default_value_t = tessera_protocol::DEFAULT_PORT)]
     port: u16,
+    /// Password to authenticate with (HELLO with AUTH); also read from
+    /// TESSERA_PASSWORD, which keeps it out of the process list.
+    #[arg(
+        short = 'a',
+        long = "pass",
+        env = "TESSERA_PASSWORD",
+        hide_env_values = true
+    )]
+    password: Option<String>,
+    /// User to authenticate as, with --pass [default: default].
+    #[arg(long)]
+    user: Option<String>,
     /// Print replies as JSON.
     #[arg(long)]
     json: bool,
@@ -69,8 +80,13 @@ fn main() -> ExitCode {
         }
     };
     let address = format!("{}:{}", args.host, args.port);
+    let config = ClientConfig {
+        username: args.user.clone(),
+        password: args.password.clone(),
+        ..ClientConfig::default()
+    };
     runtime.block_on(async move {
-        let client = match Client::connect(&address).await {
+        let client = match Client::connect_with(&address, config.clone()).await {
             Ok(client) => client,
             Err(error) => {
                 eprintln!("Could not connect to Tessera at {address}: {error}");
@@ -79,6 +95,7 @@ fn main() -> ExitCode {
         };
         let session = Session {
             client,
+            config,
             address: address.clone(),
             style,
             pushes: args.pushes,
@@ -104,6 +121,7 @@ fn main() -> ExitCode {
 #[derive(Clone)]
 struct Session {
     client: Client,
+    config: ClientConfig,
     address: String,
     style: Style,
     pushes: Option<u64>,
@@ -125,7 +143,7 @@ async fn run(session: &Session, words: &[Bytes]) -> bool {
 /// PRESENCE.WATCH on a connection of its own, like redis-cli's SUBSCRIBE: prints the
 /// baseline, then each push as it arrives.
 async fn watch(session: &Session, command: Command) -> bool {
-    let opened = Connection::open_with_pushes(&session.address, None, Duration::from_secs(5)).await;
+    let opened = Connection::open_with_pushes(&session.address, None, &session.config).await;
     let (connection, mut pushes) = match opened {
         Ok(opened) => opened,
         Err(error) => return report(Err(error), session.style),

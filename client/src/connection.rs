@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use tessera_protocol::commands::admin::Credentials;
 use tessera_protocol::AdminCommand;
 
 use bytes::BytesMut;
@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 
 use crate::error::{Error, Result};
+use crate::ClientConfig;
 
 /// Most frames coalesced into one write.
 const MAX_BATCH: usize = 512;
@@ -58,17 +59,19 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects, sends HELLO (asking for `shard` if given) and waits for its answer.
+    /// Connects, sends HELLO (asking for `shard` if given, with the configured
+    /// credentials) and waits for its answer.
     ///
     /// # Errors
-    /// `Connect` if the socket cannot be opened within `connect_timeout`; `Server` if the
-    /// HELLO is refused; `ConnectionLost` if the server closes first.
+    /// `Connect` if the socket cannot be opened within the connect timeout; `Server` if
+    /// the HELLO is refused (WRONGPASS, NOAUTH ...); `ConnectionLost` if the server
+    /// closes first.
     pub async fn open(
         address: &str,
         shard: Option<u16>,
-        connect_timeout: Duration,
+        config: &ClientConfig,
     ) -> Result<Connection> {
-        Self::open_inner(address, shard, connect_timeout, None).await
+        Self::open_inner(address, shard, config, None).await
     }
 
     /// Like `open`, also handing back the server's pushes (frames with request id 0,
@@ -79,24 +82,24 @@ impl Connection {
     pub async fn open_with_pushes(
         address: &str,
         shard: Option<u16>,
-        connect_timeout: Duration,
+        config: &ClientConfig,
     ) -> Result<(Connection, mpsc::UnboundedReceiver<Value>)> {
         let (sink, pushes) = mpsc::unbounded_channel();
-        let connection = Self::open_inner(address, shard, connect_timeout, Some(sink)).await?;
+        let connection = Self::open_inner(address, shard, config, Some(sink)).await?;
         Ok((connection, pushes))
     }
 
     async fn open_inner(
         address: &str,
         shard: Option<u16>,
-        connect_timeout: Duration,
+        config: &ClientConfig,
         pushes: Option<mpsc::UnboundedSender<Value>>,
     ) -> Result<Connection> {
         let connect_error = |source| Error::Connect {
             address: address.to_string(),
             source,
         };
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(address))
+        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(address))
             .await
             .map_err(|_| {
                 connect_error(std::io::Error::new(
@@ -137,6 +140,14 @@ impl Connection {
             .request(Command::Admin(AdminCommand::Hello {
                 version: PROTOCOL_VERSION,
                 shard,
+                auth: config.password.as_ref().map(|password| Credentials {
+                    username: config
+                        .username
+                        .clone()
+                        .unwrap_or_else(|| "default".into())
+                        .into(),
+                    password: password.clone().into(),
+                }),
             }))
             .await?;
         let hello = HelloInfo::from_value(&answer)

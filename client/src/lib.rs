@@ -47,12 +47,18 @@ pub use watch::{PresenceChange, PresenceWatch};
 pub struct ClientConfig {
     /// How long one connect attempt may take.
     pub connect_timeout: Duration,
+    /// User to authenticate as (with `password`); `None`: the default user.
+    pub username: Option<String>,
+    /// Password sent in each connection's HELLO; `None`: no authentication.
+    pub password: Option<String>,
 }
 
 impl Default for ClientConfig {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(5),
+            username: None,
+            password: None,
         }
     }
 }
@@ -90,7 +96,7 @@ impl Client {
     /// # Errors
     /// As `connect`.
     pub async fn connect_with(address: &str, config: ClientConfig) -> Result<Client> {
-        let first = Connection::open(address, None, config.connect_timeout).await?;
+        let first = Connection::open(address, None, &config).await?;
         let hello = first.hello().clone();
         let links: Vec<ShardLink> = (0..hello.shards)
             .map(|shard| ShardLink {
@@ -126,12 +132,8 @@ impl Client {
         if let Some(connection) = current.as_ref().filter(|c| !c.is_closed()) {
             return Ok(connection.clone());
         }
-        let connection = Connection::open(
-            &self.inner.address,
-            Some(link.shard),
-            self.inner.config.connect_timeout,
-        )
-        .await?;
+        let connection =
+            Connection::open(&self.inner.address, Some(link.shard), &self.inner.config).await?;
         *current = Some(connection.clone());
         Ok(connection)
     }

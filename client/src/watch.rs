@@ -43,12 +43,8 @@ impl Client {
     /// # Errors
     /// As `Client::connect`.
     pub async fn presence_watcher(&self) -> Result<PresenceWatch> {
-        let (connection, pushes) = Connection::open_with_pushes(
-            &self.inner.address,
-            None,
-            self.inner.config.connect_timeout,
-        )
-        .await?;
+        let (connection, pushes) =
+            Connection::open_with_pushes(&self.inner.address, None, &self.inner.config).await?;
         Ok(PresenceWatch {
             connection,
             pushes,

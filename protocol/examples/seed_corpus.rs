@@ -25,6 +25,7 @@ fn main() -> std::io::Result<()> {
         Command::Admin(AdminCommand::Hello {
             version: 1,
             shard: Some(1),
+            auth: None,
         }),
         Command::Admin(AdminCommand::Info),
         Command::Keys(KeyCommand::Get(b("user:1"))),

@@ -55,11 +55,17 @@ pub enum ErrorCode {
     Oom = 21,
     /// The connection is refused: protected mode serves loopback clients only.
     Denied = 22,
+    /// The connection must authenticate (AUTH, or HELLO with AUTH) first.
+    NoAuth = 23,
+    /// The username and password do not match an enabled user.
+    WrongPass = 24,
+    /// The connection's user may not run this command, or touch one of its keys.
+    NoPerm = 25,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order; used by the docs and by exhaustive tests.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::Protocol,
         ErrorCode::UnknownCommand,
         ErrorCode::Syntax,
@@ -82,6 +88,9 @@ impl ErrorCode {
         ErrorCode::ReplyTooLarge,
         ErrorCode::Oom,
         ErrorCode::Denied,
+        ErrorCode::NoAuth,
+        ErrorCode::WrongPass,
+        ErrorCode::NoPerm,
     ];
 
     /// Maps a wire code back to the enum; unknown codes come from newer servers.
@@ -114,6 +123,9 @@ impl ErrorCode {
             ErrorCode::ReplyTooLarge => "REPLY_TOO_LARGE",
             ErrorCode::Oom => "OOM",
             ErrorCode::Denied => "DENIED",
+            ErrorCode::NoAuth => "NOAUTH",
+            ErrorCode::WrongPass => "WRONGPASS",
+            ErrorCode::NoPerm => "NOPERM",
         }
     }
 }

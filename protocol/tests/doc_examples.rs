@@ -34,10 +34,11 @@ fn documented_bytes_match_the_codec() {
             1,
             &Command::Admin(AdminCommand::Hello {
                 version: 1,
-                shard: None
+                shard: None,
+                auth: None,
             })
         ),
-        "09 00 00 00 01 00 00 00 02 00 01 00 00"
+        "0a 00 00 00 01 00 00 00 02 00 01 00 00 00"
     );
     let set = Command::Keys(KeyCommand::Set(SetArgs {
         key: b("k"),

@@ -59,6 +59,10 @@ pub struct Config {
     pub maxmemory: u64,
     /// Bound beyond loopback with no password, serve loopback clients only.
     pub protected_mode: bool,
+    /// The default user's password; empty: the default user needs none.
+    pub requirepass: String,
+    /// ACL users, one `name rule...` line each, as redis.conf's `user` lines.
+    pub user: Vec<String>,
 }
 
 impl Default for Config {
@@ -83,6 +87,8 @@ impl Default for Config {
             max_output_buffer_bytes: 64 << 20,
             maxmemory: 0,
             protected_mode: true,
+            requirepass: String::new(),
+            user: Vec::new(),
         }
     }
 }
@@ -164,7 +170,18 @@ impl Config {
         if self.appendonly && self.dir.as_os_str().is_empty() {
             return invalid("dir must not be empty while appendonly is on".into());
         }
+        if let Err(error) = self.acl() {
+            return invalid(error);
+        }
         Ok(())
+    }
+
+    /// The users these settings declare.
+    ///
+    /// # Errors
+    /// A `user` line that is not valid ACL syntax.
+    pub fn acl(&self) -> Result<crate::acl::Acl, String> {
+        crate::acl::Acl::from_settings(Some(&self.requirepass), &self.user)
     }
 }
 
@@ -181,6 +198,20 @@ mod tests {
         assert_eq!(config.max_frame_bytes, 4096);
         assert_eq!(config.maxclients, Config::default().maxclients);
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn users_come_from_the_file_and_bad_rules_are_refused() {
+        let config: Config =
+            toml::from_str("requirepass = \"pw\"\nuser = [\"ops on >o +@all ~*\"]").unwrap();
+        let acl = config.acl().unwrap();
+        assert!(!acl.default_is_open());
+        assert!(acl.authenticate(b"ops", b"o").is_some());
+        let config = Config {
+            user: vec!["ops on +nosuchcommand".into()],
+            ..Config::default()
+        };
+        assert!(config.validate().is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use mimalloc::MiMalloc;
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
+pub mod acl;
 pub mod clock;
 pub mod config;
 pub mod data;

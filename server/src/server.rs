@@ -176,6 +176,7 @@ pub fn run(
         frame_timeout: std::time::Duration::from_secs_f64(config.frame_timeout),
         max_output_buffer_bytes: config.max_output_buffer_bytes,
         shard_memory_budget: (maxmemory(config) / u64::from(shards)) as usize,
+        acl: Arc::new(config.acl().map_err(io::Error::other)?),
     });
     crate::clock::epoch();
     let persistence = if config.appendonly {
@@ -185,8 +186,8 @@ pub fn run(
     };
     let settings = persistence.as_ref().map(|p| p.settings.clone());
     let protected = config.protected_mode && !config.bind.is_loopback();
-    if protected {
-        tracing::warn!(bind = %config.bind, "protected mode: bound beyond loopback with no password, so only loopback clients are served (--protected-mode no to serve all)");
+    if protected && node.acl.default_is_open() {
+        tracing::warn!(bind = %config.bind, "protected mode: bound beyond loopback with no password, so only loopback clients are served (set --requirepass, or --protected-mode no to serve all)");
     }
     let mesh = Arc::new(Mesh::new(shards));
     let slots = Arc::new(Slots::new(maxclients));
@@ -228,13 +229,14 @@ pub fn run(
 }
 
 /// Whether a client from `peer` may connect: in protected mode (bound beyond loopback,
-/// with no password to ask for) only loopback clients are served.
+/// with no password to ask for: the default user is on with `nopass`) only loopback
+/// clients are served.
 pub fn admits(protected: bool, peer: std::net::IpAddr) -> bool {
     !protected || peer.is_loopback()
 }
 
 /// What a client refused by protected mode is told.
-const PROTECTED_MODE: &str = "protected mode: this server is bound beyond loopback and has no password, so it serves loopback clients only; bind it to 127.0.0.1, or start it with --protected-mode no once the network is trusted";
+const PROTECTED_MODE: &str = "protected mode: this server is bound beyond loopback and has no password, so it serves loopback clients only; set a password (--requirepass, or ACL.SETUSER default >password from loopback), bind it to 127.0.0.1, or start it with --protected-mode no once the network is trusted";
 
 fn run_shard(
     shard: Rc<Shard>,
@@ -265,7 +267,7 @@ fn run_shard(
         while !*shutdown.borrow() {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) if !admits(protected, peer.ip()) => {
+                    Ok((stream, peer)) if !admits(protected && shard.node.acl.default_is_open(), peer.ip()) => {
                         shard.stats.borrow_mut().connections_rejected += 1;
                         let refusal = tessera_protocol::Value::error(
                             tessera_protocol::ErrorCode::Denied,

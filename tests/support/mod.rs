@@ -149,12 +149,15 @@ pub const SHARD_COUNTS: [usize; 2] = [1, 3];
 
 /// Opens `count` plain connections (no shard chosen), a hundred at a time.
 pub async fn open_many(address: &str, count: usize) -> Vec<tessera_client::Connection> {
+    let config = tessera_client::ClientConfig {
+        connect_timeout: Duration::from_secs(10),
+        ..tessera_client::ClientConfig::default()
+    };
     let mut connections = Vec::with_capacity(count);
     while connections.len() < count {
         let batch = (count - connections.len()).min(100);
         let opened = futures_util::future::join_all(
-            (0..batch)
-                .map(|_| tessera_client::Connection::open(address, None, Duration::from_secs(10))),
+            (0..batch).map(|_| tessera_client::Connection::open(address, None, &config)),
         )
         .await;
         connections.extend(opened.into_iter().map(|c| c.expect("connection opens")));

@@ -1,4 +1,5 @@
-//! Connection and node commands: PING, HELLO, INFO, DBSIZE, FLUSHALL, SNAPSHOT, LASTSAVE.
+//! Connection and node commands: PING, HELLO, AUTH, INFO, DBSIZE, FLUSHALL, SNAPSHOT,
+//! LASTSAVE and the ACL commands.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -25,6 +26,18 @@ pub mod opcode {
     pub const SNAPSHOT: u16 = 0x0006;
     /// LASTSAVE
     pub const LASTSAVE: u16 = 0x0007;
+    /// AUTH
+    pub const AUTH: u16 = 0x0008;
+    /// ACL.WHOAMI
+    pub const ACL_WHOAMI: u16 = 0x0009;
+    /// ACL.SETUSER
+    pub const ACL_SETUSER: u16 = 0x000A;
+    /// ACL.DELUSER
+    pub const ACL_DELUSER: u16 = 0x000B;
+    /// ACL.LIST
+    pub const ACL_LIST: u16 = 0x000C;
+    /// ACL.CAT
+    pub const ACL_CAT: u16 = 0x000D;
 }
 
 /// The family's rows of the command table, in opcode order.
@@ -42,10 +55,10 @@ pub(super) const ROWS: &[CommandSpec] = &[
     CommandSpec {
         opcode: opcode::HELLO,
         name: "HELLO",
-        syntax: "[version] [SHARD n]",
-        wire: "version:u16 shard:uvarint (0 = any shard, n = shard n-1)",
-        reply: "MAP {version, node_id, shards, epoch, shard, server}",
-        summary: "Negotiates the protocol version and tells the client how to route; may move the connection to a chosen shard.",
+        syntax: "[version] [SHARD n] [AUTH username password]",
+        wire: "version:u16 shard:uvarint (0 = any shard, n = shard n-1) has_auth:u8 [username:bytes password:bytes]",
+        reply: "MAP {version, node_id, shards, epoch, shard, server}; WRONGPASS if AUTH fails, NOAUTH without it where a password is required",
+        summary: "Negotiates the protocol version, authenticates, and tells the client how to route; may move the connection to a chosen shard.",
         writes: false,
         keys: KeySpec::None,
     },
@@ -99,7 +112,76 @@ pub(super) const ROWS: &[CommandSpec] = &[
         writes: false,
         keys: KeySpec::AllShards,
     },
+    CommandSpec {
+        opcode: opcode::AUTH,
+        name: "AUTH",
+        syntax: "[username] password",
+        wire: "username:bytes (empty = default) password:bytes",
+        reply: "OK; WRONGPASS, answered late and later after each failure on the connection",
+        summary: "Authenticates the connection as a user (the default user when none is named).",
+        writes: false,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::ACL_WHOAMI,
+        name: "ACL.WHOAMI",
+        syntax: "",
+        wire: "(empty)",
+        reply: "BYTES the connection's user",
+        summary: "Names the user the connection is authenticated as.",
+        writes: false,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::ACL_SETUSER,
+        name: "ACL.SETUSER",
+        syntax: "username [rule ...]",
+        wire: "username:bytes count:uvarint rule:bytes*count",
+        reply: "OK; SYNTAX naming the first bad rule (then nothing changed)",
+        summary: "Creates or changes a user with Redis ACL rules (on, >password, ~pattern, +@category, -command ...).",
+        writes: false,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::ACL_DELUSER,
+        name: "ACL.DELUSER",
+        syntax: "username [username ...]",
+        wire: "count:uvarint username:bytes*count",
+        reply: "INT users deleted",
+        summary: "Deletes users; their connections are closed at their next request. The default user cannot be deleted.",
+        writes: false,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::ACL_LIST,
+        name: "ACL.LIST",
+        syntax: "",
+        wire: "(empty)",
+        reply: "ARRAY of TEXT, one rule line per user (passwords as #sha256)",
+        summary: "Lists every user as the rules that would recreate it.",
+        writes: false,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::ACL_CAT,
+        name: "ACL.CAT",
+        syntax: "[category]",
+        wire: "has_category:u8 [category:bytes]",
+        reply: "ARRAY of TEXT: the categories, or the commands in one",
+        summary: "Lists the command categories ACL rules can name, or the commands of one.",
+        writes: false,
+        keys: KeySpec::None,
+    },
 ];
+
+/// A username and password carried by HELLO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials<P = Bytes> {
+    /// User to authenticate as.
+    pub username: P,
+    /// That user's password.
+    pub password: P,
+}
 
 /// A request of this family.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +194,8 @@ pub enum AdminCommand<P = Bytes> {
         version: u16,
         /// Shard the connection should be served by, if any.
         shard: Option<u16>,
+        /// Credentials to authenticate with before anything else.
+        auth: Option<Credentials<P>>,
     },
     /// INFO
     Info,
@@ -123,6 +207,28 @@ pub enum AdminCommand<P = Bytes> {
     Snapshot,
     /// LASTSAVE
     LastSave,
+    /// AUTH [username] password
+    Auth {
+        /// User to authenticate as; `None` for the default user.
+        username: Option<P>,
+        /// The password.
+        password: P,
+    },
+    /// ACL.WHOAMI
+    AclWhoami,
+    /// ACL.SETUSER username rule...
+    AclSetUser {
+        /// User to create or change.
+        username: P,
+        /// Rules, applied in order.
+        rules: Vec<P>,
+    },
+    /// ACL.DELUSER username...
+    AclDelUser(Vec<P>),
+    /// ACL.LIST
+    AclList,
+    /// ACL.CAT [category]
+    AclCat(Option<P>),
 }
 
 impl<P: Payload> AdminCommand<P> {
@@ -136,6 +242,12 @@ impl<P: Payload> AdminCommand<P> {
             AdminCommand::FlushAll => opcode::FLUSHALL,
             AdminCommand::Snapshot => opcode::SNAPSHOT,
             AdminCommand::LastSave => opcode::LASTSAVE,
+            AdminCommand::Auth { .. } => opcode::AUTH,
+            AdminCommand::AclWhoami => opcode::ACL_WHOAMI,
+            AdminCommand::AclSetUser { .. } => opcode::ACL_SETUSER,
+            AdminCommand::AclDelUser(_) => opcode::ACL_DELUSER,
+            AdminCommand::AclList => opcode::ACL_LIST,
+            AdminCommand::AclCat(_) => opcode::ACL_CAT,
         }
     }
 
@@ -159,15 +271,45 @@ impl<P: Payload> AdminCommand<P> {
                 }
                 None => buf.put_u8(0),
             },
-            AdminCommand::Hello { version, shard } => {
+            AdminCommand::Hello {
+                version,
+                shard,
+                auth,
+            } => {
                 buf.put_u16_le(*version);
                 put_uvarint(buf, shard.map_or(0, |s| u64::from(s) + 1));
+                match auth {
+                    Some(auth) => {
+                        buf.put_u8(1);
+                        put_bytes(buf, auth.username.as_ref());
+                        put_bytes(buf, auth.password.as_ref());
+                    }
+                    None => buf.put_u8(0),
+                }
             }
+            AdminCommand::Auth { username, password } => {
+                put_bytes(buf, username.as_ref().map_or(&[][..], |u| u.as_ref()));
+                put_bytes(buf, password.as_ref());
+            }
+            AdminCommand::AclSetUser { username, rules } => {
+                put_bytes(buf, username.as_ref());
+                put_list(buf, rules);
+            }
+            AdminCommand::AclDelUser(usernames) => put_list(buf, usernames),
+            AdminCommand::AclCat(category) => match category {
+                Some(c) => {
+                    buf.put_u8(1);
+                    put_bytes(buf, c.as_ref());
+                }
+                None => buf.put_u8(0),
+            },
             AdminCommand::Info
             | AdminCommand::DbSize
             | AdminCommand::FlushAll
             | AdminCommand::Snapshot
-            | AdminCommand::LastSave => {}
+            | AdminCommand::LastSave
+            | AdminCommand::AclWhoami
+            | AdminCommand::AclList => {}
         }
     }
 
@@ -187,8 +329,40 @@ impl<P: Payload> AdminCommand<P> {
                     0 => None,
                     n => Some(u16::try_from(n - 1).unwrap_or(u16::MAX)),
                 };
-                AdminCommand::Hello { version, shard }
+                let auth = match r.u8()? {
+                    0 => None,
+                    1 => Some(Credentials {
+                        username: r.bytes()?,
+                        password: r.bytes()?,
+                    }),
+                    _ => return Err(DecodeError::Invalid("has_auth must be 0 or 1")),
+                };
+                AdminCommand::Hello {
+                    version,
+                    shard,
+                    auth,
+                }
             }
+            opcode::AUTH => {
+                let username = r.bytes()?;
+                let password = r.bytes()?;
+                AdminCommand::Auth {
+                    username: (!username.as_ref().is_empty()).then_some(username),
+                    password,
+                }
+            }
+            opcode::ACL_WHOAMI => AdminCommand::AclWhoami,
+            opcode::ACL_SETUSER => AdminCommand::AclSetUser {
+                username: r.bytes()?,
+                rules: read_list(r, 0)?,
+            },
+            opcode::ACL_DELUSER => AdminCommand::AclDelUser(read_list(r, 1)?),
+            opcode::ACL_LIST => AdminCommand::AclList,
+            opcode::ACL_CAT => match r.u8()? {
+                0 => AdminCommand::AclCat(None),
+                1 => AdminCommand::AclCat(Some(r.bytes()?)),
+                _ => return Err(DecodeError::Invalid("has_category must be 0 or 1")),
+            },
             opcode::INFO => AdminCommand::Info,
             opcode::DBSIZE => AdminCommand::DbSize,
             opcode::FLUSHALL => AdminCommand::FlushAll,
@@ -203,10 +377,32 @@ impl<P: Payload> AdminCommand<P> {
         let own = |p: &P| Bytes::copy_from_slice(p.as_ref());
         match self {
             AdminCommand::Ping(message) => AdminCommand::Ping(message.as_ref().map(own)),
-            AdminCommand::Hello { version, shard } => AdminCommand::Hello {
+            AdminCommand::Hello {
+                version,
+                shard,
+                auth,
+            } => AdminCommand::Hello {
                 version: *version,
                 shard: *shard,
+                auth: auth.as_ref().map(|auth| Credentials {
+                    username: own(&auth.username),
+                    password: own(&auth.password),
+                }),
             },
+            AdminCommand::Auth { username, password } => AdminCommand::Auth {
+                username: username.as_ref().map(own),
+                password: own(password),
+            },
+            AdminCommand::AclWhoami => AdminCommand::AclWhoami,
+            AdminCommand::AclSetUser { username, rules } => AdminCommand::AclSetUser {
+                username: own(username),
+                rules: rules.iter().map(own).collect(),
+            },
+            AdminCommand::AclDelUser(usernames) => {
+                AdminCommand::AclDelUser(usernames.iter().map(own).collect())
+            }
+            AdminCommand::AclList => AdminCommand::AclList,
+            AdminCommand::AclCat(category) => AdminCommand::AclCat(category.as_ref().map(own)),
             AdminCommand::Info => AdminCommand::Info,
             AdminCommand::DbSize => AdminCommand::DbSize,
             AdminCommand::FlushAll => AdminCommand::FlushAll,
@@ -225,24 +421,36 @@ impl AdminCommand<Bytes> {
                 arity(args.len() <= 1)?;
                 AdminCommand::Ping(args.first().cloned())
             }
-            opcode::HELLO => {
-                let mut version = PROTOCOL_VERSION;
-                let mut shard = None;
-                let mut rest = args;
-                if let Some((first, tail)) = rest.split_first() {
-                    if !first.eq_ignore_ascii_case(b"SHARD") {
-                        version = parse_int::<u16>(first)?;
-                        rest = tail;
-                    }
+            opcode::HELLO => parse_hello(spec, args)?,
+            opcode::AUTH => {
+                arity(matches!(args.len(), 1 | 2))?;
+                AdminCommand::Auth {
+                    username: (args.len() == 2).then(|| args[0].clone()),
+                    password: args[args.len() - 1].clone(),
                 }
-                match rest {
-                    [] => {}
-                    [word, n] if word.eq_ignore_ascii_case(b"SHARD") => {
-                        shard = Some(u16::try_from(parse_int::<u64>(n)?).unwrap_or(u16::MAX))
-                    }
-                    _ => arity(false)?,
+            }
+            opcode::ACL_WHOAMI => {
+                arity(args.is_empty())?;
+                AdminCommand::AclWhoami
+            }
+            opcode::ACL_SETUSER => {
+                arity(!args.is_empty())?;
+                AdminCommand::AclSetUser {
+                    username: args[0].clone(),
+                    rules: args[1..].to_vec(),
                 }
-                AdminCommand::Hello { version, shard }
+            }
+            opcode::ACL_DELUSER => {
+                arity(!args.is_empty())?;
+                AdminCommand::AclDelUser(args.to_vec())
+            }
+            opcode::ACL_LIST => {
+                arity(args.is_empty())?;
+                AdminCommand::AclList
+            }
+            opcode::ACL_CAT => {
+                arity(args.len() <= 1)?;
+                AdminCommand::AclCat(args.first().cloned())
             }
             opcode::INFO => {
                 arity(args.is_empty())?;
@@ -267,4 +475,59 @@ impl AdminCommand<Bytes> {
             _ => return Err(not_in_family(spec)),
         })
     }
+}
+
+/// Parses `HELLO [version] [SHARD n] [AUTH username password]`, options in any order.
+fn parse_hello(spec: &'static CommandSpec, args: &[Bytes]) -> Result<AdminCommand, ErrorReply> {
+    let mut version = PROTOCOL_VERSION;
+    let mut shard = None;
+    let mut auth = None;
+    let mut rest = args;
+    if let Some((first, tail)) = rest.split_first() {
+        if !first.eq_ignore_ascii_case(b"SHARD") && !first.eq_ignore_ascii_case(b"AUTH") {
+            version = parse_int::<u16>(first)?;
+            rest = tail;
+        }
+    }
+    loop {
+        match rest {
+            [] => break,
+            [word, n, tail @ ..] if word.eq_ignore_ascii_case(b"SHARD") => {
+                shard = Some(u16::try_from(parse_int::<u64>(n)?).unwrap_or(u16::MAX));
+                rest = tail;
+            }
+            [word, username, password, tail @ ..] if word.eq_ignore_ascii_case(b"AUTH") => {
+                auth = Some(Credentials {
+                    username: username.clone(),
+                    password: password.clone(),
+                });
+                rest = tail;
+            }
+            _ => {
+                arity(spec, false)?;
+                break;
+            }
+        }
+    }
+    Ok(AdminCommand::Hello {
+        version,
+        shard,
+        auth,
+    })
+}
+
+fn put_list<P: AsRef<[u8]>>(buf: &mut BytesMut, items: &[P]) {
+    put_uvarint(buf, items.len() as u64);
+    for item in items {
+        put_bytes(buf, item.as_ref());
+    }
+}
+
+/// Reads `count:uvarint item:bytes*count`, with at least `min` items.
+fn read_list<P: Payload>(r: &mut Reader<P>, min: usize) -> Result<Vec<P>, DecodeError> {
+    let count = r.count(1)?;
+    if count < min {
+        return Err(DecodeError::Invalid("at least one name is required"));
+    }
+    (0..count).map(|_| r.bytes()).collect()
 }

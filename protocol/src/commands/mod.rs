@@ -12,6 +12,7 @@ use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
 use crate::wire::{Payload, Reader};
 
+pub mod access;
 pub mod admin;
 pub(crate) mod arg;
 pub mod counters;
@@ -131,6 +132,18 @@ macro_rules! families {
 
         /// Each family with its rows, in opcode order.
         const FAMILIES: &[(Family, &[CommandSpec])] = &[$((Family::$variant, $module::ROWS),)*];
+
+        impl Family {
+            /// The family's lower-case name: its module's, which ACL categories use.
+            const fn name(self) -> &'static str {
+                match self {
+                    $(Family::$variant => stringify!($module),)*
+                }
+            }
+        }
+
+        /// Every family's name, in table order.
+        pub const FAMILY_NAMES: &[&str] = &[$(stringify!($module),)*];
 
         $(impl<P> From<$module::$family<P>> for Command<P> {
             fn from(command: $module::$family<P>) -> Self {
@@ -313,6 +326,11 @@ fn slot(op: u16) -> Option<Slot> {
 /// Looks a command up by opcode.
 pub fn spec_by_opcode(op: u16) -> Option<&'static CommandSpec> {
     slot(op).map(|slot| &COMMANDS[usize::from(slot.row)])
+}
+
+/// The name of the family a command belongs to (`keys`, `geo`, `sorted_sets` ...).
+pub fn family_of(spec: &CommandSpec) -> &'static str {
+    slot(spec.opcode).map_or("admin", |slot| slot.family.name())
 }
 
 /// Looks a command up by name, ignoring case.

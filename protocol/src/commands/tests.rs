@@ -1,5 +1,6 @@
 //! The registry's own checks: every command round-trips, truncates and parses as documented.
 
+use super::admin::Credentials;
 use super::keys::set_flags;
 use super::*;
 use crate::geo::{GeoArea, GeoNear, GeoPoint};
@@ -43,11 +44,38 @@ fn core_samples() -> Vec<Command> {
         Command::Admin(AdminCommand::Hello {
             version: 1,
             shard: None,
+            auth: None,
         }),
         Command::Admin(AdminCommand::Hello {
             version: 1,
             shard: Some(3),
+            auth: None,
         }),
+        Command::Admin(AdminCommand::Hello {
+            version: 1,
+            shard: None,
+            auth: Some(Credentials {
+                username: k("ops"),
+                password: k("s3cret"),
+            }),
+        }),
+        Command::Admin(AdminCommand::Auth {
+            username: None,
+            password: k("s3cret"),
+        }),
+        Command::Admin(AdminCommand::Auth {
+            username: Some(k("ops")),
+            password: k("s3cret"),
+        }),
+        Command::Admin(AdminCommand::AclWhoami),
+        Command::Admin(AdminCommand::AclSetUser {
+            username: k("ops"),
+            rules: vec![k("on"), k(">pw"), k("~cache:*"), k("+@read")],
+        }),
+        Command::Admin(AdminCommand::AclDelUser(vec![k("ops"), k("old")])),
+        Command::Admin(AdminCommand::AclList),
+        Command::Admin(AdminCommand::AclCat(None)),
+        Command::Admin(AdminCommand::AclCat(Some(k("geo")))),
         Command::Admin(AdminCommand::Info),
         Command::Admin(AdminCommand::DbSize),
         Command::Admin(AdminCommand::FlushAll),
@@ -623,9 +651,29 @@ fn words_parse_like_redis_cli() {
         Command::parse_words(&words("hello 1 shard 2")).unwrap(),
         Command::Admin(AdminCommand::Hello {
             version: 1,
-            shard: Some(2)
+            shard: Some(2),
+            auth: None,
         })
     );
+    assert_eq!(
+        Command::parse_words(&words("hello 1 auth ops pw shard 2")).unwrap(),
+        Command::Admin(AdminCommand::Hello {
+            version: 1,
+            shard: Some(2),
+            auth: Some(Credentials {
+                username: Bytes::from_static(b"ops"),
+                password: Bytes::from_static(b"pw"),
+            }),
+        })
+    );
+    assert_eq!(
+        Command::parse_words(&words("auth pw")).unwrap(),
+        Command::Admin(AdminCommand::Auth {
+            username: None,
+            password: Bytes::from_static(b"pw"),
+        })
+    );
+    assert!(Command::parse_words(&words("hello auth ops")).is_err());
     assert_eq!(
         Command::parse_words(&words("counter.take budget 5 floor -10")).unwrap(),
         Command::Counters(CounterCommand::Take {

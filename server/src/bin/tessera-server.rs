@@ -83,6 +83,13 @@ struct Args {
     /// [default: yes].
     #[arg(long, value_parser = yes_no)]
     protected_mode: Option<bool>,
+    /// Password for the default user; connections must then AUTH (or HELLO with AUTH).
+    #[arg(long, env = "TESSERA_REQUIREPASS", hide_env_values = true)]
+    requirepass: Option<String>,
+    /// An ACL user, as redis.conf's `user` lines: `NAME RULE...`, e.g.
+    /// `--user "reader on >pw ~cache:* +@read"`; repeat for more (added to the file's).
+    #[arg(long, value_name = "RULES")]
+    user: Vec<String>,
 }
 
 fn yes_no(text: &str) -> Result<bool, String> {
@@ -120,8 +127,10 @@ impl Args {
             frame_timeout,
             max_output_buffer_bytes,
             maxmemory,
-            protected_mode
+            protected_mode,
+            requirepass
         );
+        config.user.extend(self.user);
         if self.repair_log {
             config.repair_log = true;
         }

@@ -17,6 +17,12 @@ pub fn apply<P: Payload>(keyspace: &mut Keyspace, command: &AdminCommand<P>, now
         | AdminCommand::Hello { .. }
         | AdminCommand::Info
         | AdminCommand::Snapshot
-        | AdminCommand::LastSave => Value::error(ErrorCode::Internal, "not a shard operation"),
+        | AdminCommand::LastSave
+        | AdminCommand::Auth { .. }
+        | AdminCommand::AclWhoami
+        | AdminCommand::AclSetUser { .. }
+        | AdminCommand::AclDelUser(_)
+        | AdminCommand::AclList
+        | AdminCommand::AclCat(_) => Value::error(ErrorCode::Internal, "not a shard operation"),
     }
 }

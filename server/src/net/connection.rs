@@ -16,6 +16,8 @@ use tessera_sync::Slots;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::acl::{self, Session};
+use crate::net::access;
 use crate::route::coordinator;
 use crate::shard::output::ConnOutput;
 use crate::shard::Shard;
@@ -33,6 +35,8 @@ pub struct Adoption {
     pub hello_id: u32,
     /// The connection's `maxclients` slot, released when the connection ends.
     pub slot: ClientSlot,
+    /// Who the connection authenticated as.
+    pub session: Session,
 }
 
 /// A held `maxclients` slot; dropping it frees the slot.
@@ -67,12 +71,24 @@ enum Next {
     },
     /// Close after flushing, for the given reason.
     Close(&'static str),
+    /// Write what is owed, wait this long, then run the frames still buffered (after a
+    /// failed authentication).
+    Pause(std::time::Duration),
+}
+
+/// What a connection carries from one request to the next.
+struct ConnState {
+    /// Whether the next request is the first, and so may move the connection.
+    may_move: bool,
+    /// Who the connection is.
+    session: Session,
 }
 
 /// Serves a freshly accepted connection.
 pub fn accept(shard: Rc<Shard>, stream: TcpStream, slot: ClientSlot) {
     let _ = stream.set_nodelay(true);
-    tokio::task::spawn_local(serve(shard, stream, BytesMut::new(), None, slot));
+    let session = Session::start(&shard.node.acl);
+    tokio::task::spawn_local(serve(shard, stream, BytesMut::new(), None, slot, session));
 }
 
 /// Takes over a connection another shard accepted, answering its HELLO first.
@@ -82,10 +98,12 @@ pub fn adopt(shard: Rc<Shard>, adoption: Adoption) {
         buffered,
         hello_id,
         slot,
+        session,
     } = adoption;
     match TcpStream::from_std(stream) {
         Ok(stream) => {
-            tokio::task::spawn_local(serve(shard, stream, buffered, Some(hello_id), slot));
+            let serving = serve(shard, stream, buffered, Some(hello_id), slot, session);
+            tokio::task::spawn_local(serving);
         }
         Err(error) => tracing::warn!(shard = shard.id, %error, "could not adopt a connection"),
     }
@@ -114,17 +132,21 @@ async fn serve(
     mut inbuf: BytesMut,
     hello_id: Option<u32>,
     slot: ClientSlot,
+    session: Session,
 ) {
     let out = Rc::new(ConnOutput::default());
     let registration = shard.register_connection(&out);
     let decoder = FrameDecoder::new(shard.node.max_frame_bytes);
     let mut spare = BytesMut::with_capacity(READ_RESERVE);
     // A moved connection has answered nothing yet; one accepted here may still move.
-    let mut may_move = hello_id.is_none();
+    let mut state = ConnState {
+        may_move: hello_id.is_none(),
+        session,
+    };
     if let Some(id) = hello_id {
         out.reply(id, &hello_info(&shard).to_value());
     }
-    let mut next = process(&shard, &out, &decoder, &mut inbuf, &mut may_move);
+    let mut next = process(&shard, &out, &decoder, &mut inbuf, &mut state);
     out.read_clock.processed(inbuf.is_empty());
     loop {
         if !out.is_empty() {
@@ -161,7 +183,19 @@ async fn serve(
             Next::Continue => {}
             Next::Drain => {
                 if !shard.is_stopping() {
-                    next = process(&shard, &out, &decoder, &mut inbuf, &mut may_move);
+                    next = process(&shard, &out, &decoder, &mut inbuf, &mut state);
+                    out.read_clock.processed(inbuf.is_empty());
+                    continue;
+                }
+            }
+            Next::Pause(pause) => {
+                tokio::select! {
+                    biased;
+                    () = out.aborted() => {}
+                    () = tokio::time::sleep(pause) => {}
+                }
+                if !shard.is_stopping() {
+                    next = process(&shard, &out, &decoder, &mut inbuf, &mut state);
                     out.read_clock.processed(inbuf.is_empty());
                     continue;
                 }
@@ -174,7 +208,14 @@ async fn serve(
                 shard: target,
                 hello_id,
             } => {
-                hand_over(&shard, stream, inbuf, target, hello_id, slot);
+                hand_over(
+                    &shard,
+                    stream,
+                    inbuf,
+                    (target, hello_id),
+                    slot,
+                    state.session,
+                );
                 shard.unregister_connection(registration);
                 return;
             }
@@ -198,7 +239,7 @@ async fn serve(
                     Ok(0) => Next::Close("peer closed"),
                     Ok(_) => {
                         out.read_clock.arrived(was_empty);
-                        let next = process(&shard, &out, &decoder, &mut inbuf, &mut may_move);
+                        let next = process(&shard, &out, &decoder, &mut inbuf, &mut state);
                         out.read_clock.processed(inbuf.is_empty());
                         next
                     }
@@ -219,7 +260,7 @@ fn process(
     out: &Rc<ConnOutput>,
     decoder: &FrameDecoder,
     inbuf: &mut BytesMut,
-    may_move: &mut bool,
+    state: &mut ConnState,
 ) -> Next {
     let started = Instant::now();
     let next = loop {
@@ -243,7 +284,7 @@ fn process(
                 break Next::Close(close_reason(&error));
             }
         };
-        let outcome = run_frame(shard, out, id, &inbuf[HEADER_LEN..len], started, may_move);
+        let outcome = run_frame(shard, out, id, &inbuf[HEADER_LEN..len], started, state);
         inbuf.advance(len);
         if let Some(next) = outcome {
             break next;
@@ -268,9 +309,9 @@ fn run_frame(
     id: u32,
     body: &[u8],
     started: Instant,
-    may_move: &mut bool,
+    state: &mut ConnState,
 ) -> Option<Next> {
-    let first_request = std::mem::replace(may_move, false);
+    let first_request = std::mem::replace(&mut state.may_move, false);
     // Id 0 closes the connection whatever the body holds: a reply with id 0 would read as
     // a push.
     if id == PUSH_ID {
@@ -288,56 +329,124 @@ fn run_frame(
             return None;
         }
     };
-    let Command::Admin(AdminCommand::Hello {
+    let index = command.table_index();
+    let complete = |reply: &Value| coordinator::complete(shard, out, id, index, started, reply);
+    let acl = &shard.node.acl;
+    if let Command::Admin(AdminCommand::Hello {
         version,
         shard: wanted,
-    }) = command
-    else {
-        coordinator::dispatch(shard, out, id, command, started);
-        return None;
-    };
-    let index = command.table_index();
-    let refuse = |code, message: String| {
-        coordinator::complete(shard, out, id, index, started, &Value::error(code, message));
-        None
-    };
-    if version != PROTOCOL_VERSION {
-        return refuse(
-            ErrorCode::UnsupportedVersion,
-            format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
-        );
-    }
-    match wanted {
-        Some(target) if target >= shard.shards() => refuse(
-            ErrorCode::NoSuchShard,
-            format!(
-                "no shard {target}: this node has shards 0 to {}",
-                shard.shards() - 1
-            ),
-        ),
-        Some(target) if target != shard.id => {
-            if first_request && out.is_empty() && out.in_flight.get() == 0 {
-                Some(Next::MoveTo {
-                    shard: target,
-                    hello_id: id,
-                })
-            } else {
-                refuse(
-                    ErrorCode::Syntax,
-                    "HELLO with SHARD must be the first request on a connection".into(),
-                )
+        auth,
+    }) = &command
+    {
+        let hello = Hello {
+            id,
+            version: *version,
+            wanted: *wanted,
+            first_request,
+        };
+        if let Some(auth) = auth {
+            let answer =
+                access::authenticate(acl, &mut state.session, Some(auth.username), auth.password);
+            if let Some(pause) = answer.pause {
+                shard.stats.borrow_mut().auth_failures += 1;
+                complete(&answer.reply);
+                return Some(Next::Pause(pause));
             }
         }
-        _ => {
+        if state.session.username().is_none() {
+            complete(&acl::Refusal::NoAuth.to_value());
+            return None;
+        }
+        return hello.answer(shard, out, started, index);
+    }
+    if acl::is_session_command(&command) {
+        let answer = access::answer(acl, &mut state.session, &command);
+        complete(&answer.reply);
+        let denied =
+            matches!(&answer.reply, Value::Error(e) if e.known_code() == Some(ErrorCode::NoPerm));
+        let mut stats = shard.stats.borrow_mut();
+        stats.auth_failures += u64::from(answer.pause.is_some());
+        stats.acl_denied += u64::from(denied);
+        drop(stats);
+        return match (answer.close, answer.pause) {
+            (true, _) => Some(Next::Close("user deleted or disabled")),
+            (false, Some(pause)) => Some(Next::Pause(pause)),
+            (false, None) => None,
+        };
+    }
+    if let Err(refusal) = state.session.check(acl, &command) {
+        shard.stats.borrow_mut().acl_denied += 1;
+        complete(&refusal.to_value());
+        return (refusal == acl::Refusal::UserGone)
+            .then_some(Next::Close("user deleted or disabled"));
+    }
+    coordinator::dispatch(shard, out, id, command, started);
+    None
+}
+
+/// A HELLO that has passed authentication.
+struct Hello {
+    id: u32,
+    version: u16,
+    wanted: Option<u16>,
+    first_request: bool,
+}
+
+impl Hello {
+    /// Answers it here, or asks to move the connection to the shard it wants.
+    fn answer(
+        self,
+        shard: &Rc<Shard>,
+        out: &Rc<ConnOutput>,
+        started: Instant,
+        index: usize,
+    ) -> Option<Next> {
+        let refuse = |code, message: String| {
             coordinator::complete(
                 shard,
                 out,
-                id,
+                self.id,
                 index,
                 started,
-                &hello_info(shard).to_value(),
+                &Value::error(code, message),
             );
             None
+        };
+        if self.version != PROTOCOL_VERSION {
+            return refuse(
+                ErrorCode::UnsupportedVersion,
+                format!(
+                    "protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}",
+                    self.version
+                ),
+            );
+        }
+        match self.wanted {
+            Some(target) if target >= shard.shards() => refuse(
+                ErrorCode::NoSuchShard,
+                format!(
+                    "no shard {target}: this node has shards 0 to {}",
+                    shard.shards() - 1
+                ),
+            ),
+            Some(target) if target != shard.id => {
+                if self.first_request && out.is_empty() && out.in_flight.get() == 0 {
+                    Some(Next::MoveTo {
+                        shard: target,
+                        hello_id: self.id,
+                    })
+                } else {
+                    refuse(
+                        ErrorCode::Syntax,
+                        "HELLO with SHARD must be the first request on a connection".into(),
+                    )
+                }
+            }
+            _ => {
+                let info = hello_info(shard).to_value();
+                coordinator::complete(shard, out, self.id, index, started, &info);
+                None
+            }
         }
     }
 }
@@ -357,9 +466,9 @@ fn hand_over(
     shard: &Rc<Shard>,
     stream: TcpStream,
     buffered: BytesMut,
-    target: u16,
-    hello_id: u32,
+    (target, hello_id): (u16, u32),
     slot: ClientSlot,
+    session: Session,
 ) {
     match stream.into_std() {
         Ok(stream) => {
@@ -368,6 +477,7 @@ fn hand_over(
                 buffered,
                 hello_id,
                 slot,
+                session,
             };
             shard.submit(target, move |target: &Rc<Shard>| {
                 adopt(target.clone(), adoption);

@@ -1,3 +1,4 @@
 //! Client connections: frames in, replies and pushes out.
 
+pub mod access;
 pub mod connection;

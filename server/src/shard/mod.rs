@@ -91,6 +91,8 @@ pub struct NodeInfo {
     /// Bytes of data each shard may hold before writes that add data are refused (the
     /// node's maxmemory over its shards).
     pub shard_memory_budget: usize,
+    /// The node's users.
+    pub acl: Arc<crate::acl::Acl>,
 }
 
 /// One shard's state.

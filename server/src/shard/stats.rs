@@ -43,6 +43,10 @@ pub struct ShardStats {
     pub connections_total: u64,
     /// Connections refused at `maxclients`.
     pub connections_rejected: u64,
+    /// Failed authentications (AUTH, or HELLO with AUTH).
+    pub auth_failures: u64,
+    /// Requests refused by the connection's ACL rules.
+    pub acl_denied: u64,
     /// Calls made to other shards (forwarded requests, parts, geo steps).
     pub forwarded_out: u64,
     /// Calls run here for other shards.
@@ -102,6 +106,8 @@ impl ShardStats {
             field("connections", self.connections),
             field("connections_total", self.connections_total),
             field("connections_rejected", self.connections_rejected),
+            field("auth_failures", self.auth_failures),
+            field("acl_denied", self.acl_denied),
             field("forwarded_out", self.forwarded_out),
             field("forwarded_in", self.forwarded_in),
             field("batches_out", self.batches_out),
@@ -158,6 +164,8 @@ impl AddAssign<&ShardStats> for ShardStats {
         self.connections += other.connections;
         self.connections_total += other.connections_total;
         self.connections_rejected += other.connections_rejected;
+        self.auth_failures += other.auth_failures;
+        self.acl_denied += other.acl_denied;
         self.forwarded_out += other.forwarded_out;
         self.forwarded_in += other.forwarded_in;
         self.batches_out += other.batches_out;
