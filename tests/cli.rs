@@ -291,7 +291,11 @@ fn pass_authenticates_and_its_absence_is_refused() {
     let said = String::from_utf8_lossy(&refused.stderr).to_string() + &stdout(&refused);
     assert!(said.contains("NOAUTH"), "{said}");
     let ok = cli(&server, &["-a", "pw", "set", "k", "v"]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert_eq!(stdout(&cli(&server, &["--pass", "pw", "get", "k"])), "v");
     let as_user = cli(&server, &["--user", "default", "-a", "pw", "acl.whoami"]);
     assert_eq!(stdout(&as_user), "default");

@@ -145,6 +145,7 @@ async fn hello_for_a_shard_past_any_node_is_no_such_shard() {
     body.put_u16_le(0x0002);
     body.put_u16_le(tessera_protocol::PROTOCOL_VERSION);
     tessera_protocol::wire::put_uvarint(&mut body, 70_001);
+    body.put_u8(0);
     stream.write_all(&raw_frame(1, &body)).await.unwrap();
     let mut buf = BytesMut::new();
     let (id, value) = read_reply(&mut stream, &mut buf).await.unwrap();
@@ -244,7 +245,7 @@ async fn unknown_opcodes_and_bad_arguments_get_typed_errors_and_the_connection_s
         ),
         (
             "HELLO for a huge shard",
-            vec![0x02, 0x00, 1, 0, 0xff, 0xff, 0x7f],
+            vec![0x02, 0x00, 1, 0, 0xff, 0xff, 0x7f, 0],
             ErrorCode::NoSuchShard,
         ),
         ("key over 64 KiB", long_key, ErrorCode::KeyTooLarge),

@@ -7,7 +7,7 @@ use tessera_protocol::PresenceCommand;
 use bytes::Bytes;
 use clap::Parser;
 
-use tessera_client::{Client, ClientConfig, Connection, Error};
+use tessera_client::{Client, ClientConfig, Connection, Error, TlsConfig};
 use tessera_protocol::{Command, ErrorReply, Value, COMMANDS};
 mod render;
 
@@ -35,6 +35,21 @@ struct Args {
     /// User to authenticate as, with --pass [default: default].
     #[arg(long)]
     user: Option<String>,
+    /// Connect over TLS (with --cacert).
+    #[arg(long)]
+    tls: bool,
+    /// PEM CA certificates the server's certificate must chain to.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<std::path::PathBuf>,
+    /// PEM client certificate to show the server (with --key).
+    #[arg(long, value_name = "FILE")]
+    cert: Option<std::path::PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, value_name = "FILE")]
+    key: Option<std::path::PathBuf>,
+    /// Name the server's certificate must carry [default: the host].
+    #[arg(long, value_name = "NAME")]
+    sni: Option<String>,
     /// Print replies as JSON.
     #[arg(long)]
     json: bool,
@@ -80,9 +95,17 @@ fn main() -> ExitCode {
         }
     };
     let address = format!("{}:{}", args.host, args.port);
+    let tls = match tls_config(&args) {
+        Ok(tls) => tls,
+        Err(error) => {
+            eprintln!("tessera-cli: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let config = ClientConfig {
         username: args.user.clone(),
         password: args.password.clone(),
+        tls,
         ..ClientConfig::default()
     };
     runtime.block_on(async move {
@@ -115,6 +138,27 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// The TLS settings the flags ask for.
+fn tls_config(args: &Args) -> Result<Option<TlsConfig>, String> {
+    if !args.tls {
+        return match (&args.cacert, &args.cert) {
+            (None, None) => Ok(None),
+            _ => Err("--cacert and --cert need --tls".into()),
+        };
+    }
+    let ca = args.cacert.as_deref().ok_or("--tls needs --cacert")?;
+    let identity = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+        (None, None) => None,
+        _ => return Err("--cert and --key go together".into()),
+    };
+    let tls = TlsConfig::from_pem_files(ca, identity).map_err(|error| error.to_string())?;
+    Ok(Some(match &args.sni {
+        Some(name) => tls.with_server_name(name),
+        None => tls,
+    }))
 }
 
 /// What every command of one invocation shares.

@@ -9,8 +9,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use tessera_protocol::codec::ClientCodec;
 use tessera_protocol::{encode_request, Command, HelloInfo, Value, PROTOCOL_VERSION, PUSH_ID};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
@@ -109,7 +108,6 @@ impl Connection {
             })?
             .map_err(connect_error)?;
         stream.set_nodelay(true).map_err(connect_error)?;
-        let (read, write) = stream.into_split();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 next_id: 1,
@@ -118,12 +116,28 @@ impl Connection {
             }),
         });
         let (outgoing, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(write, queue, shared.clone()));
-        tokio::spawn(read_loop(
-            FramedRead::new(read, ClientCodec::default()),
-            shared.clone(),
-            pushes,
-        ));
+        match &config.tls {
+            None => {
+                let (read, write) = stream.into_split();
+                tokio::spawn(write_loop(write, queue, shared.clone()));
+                tokio::spawn(read_loop(read, shared.clone(), pushes));
+            }
+            Some(tls) => {
+                let handshake = tls.connect(crate::tls::host_of(address), stream);
+                let stream = tokio::time::timeout(config.connect_timeout, handshake)
+                    .await
+                    .map_err(|_| {
+                        connect_error(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "TLS handshake timed out",
+                        ))
+                    })?
+                    .map_err(connect_error)?;
+                let (read, write) = tokio::io::split(stream);
+                tokio::spawn(write_loop(write, queue, shared.clone()));
+                tokio::spawn(read_loop(read, shared.clone(), pushes));
+            }
+        }
         let mut connection = Connection {
             shared,
             outgoing,
@@ -214,8 +228,8 @@ pub(crate) fn settle(answer: Result<Result<Value>, oneshot::error::RecvError>) -
     }
 }
 
-async fn write_loop(
-    mut write: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut write: W,
     mut queue: mpsc::UnboundedReceiver<(u32, Command)>,
     shared: Arc<Shared>,
 ) {
@@ -225,7 +239,12 @@ async fn write_loop(
         for (id, command) in batch.drain(..) {
             encode_request(&mut buf, id, &command);
         }
-        if let Err(error) = write.write_all(&buf).await {
+        // TLS holds records back until flushed; for TCP the flush is free.
+        let written = match write.write_all(&buf).await {
+            Ok(()) => write.flush().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = written {
             shared.fail_all(format!("write failed: {error}"));
             return;
         }
@@ -233,11 +252,12 @@ async fn write_loop(
     }
 }
 
-async fn read_loop(
-    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, ClientCodec>,
+async fn read_loop<R: AsyncRead + Unpin>(
+    read: R,
     shared: Arc<Shared>,
     pushes: Option<mpsc::UnboundedSender<Value>>,
 ) {
+    let mut frames = FramedRead::new(read, ClientCodec::default());
     let reason = loop {
         match frames.next().await {
             None => break "server closed the connection".to_string(),

@@ -15,6 +15,7 @@ mod error;
 mod geo;
 pub mod limiter;
 mod pipeline;
+pub mod tls;
 mod watch;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub use pipeline::Pipeline;
 pub use tessera_protocol::commands::Cursor;
 pub use tessera_protocol::Value as Reply;
 pub use tessera_protocol::{Command, ErrorCode, ErrorReply, SetArgs, SetCondition, SetExpiry};
+pub use tls::{TlsConfig, TlsError};
 pub use watch::{PresenceChange, PresenceWatch};
 
 /// Connection settings.
@@ -51,6 +53,8 @@ pub struct ClientConfig {
     pub username: Option<String>,
     /// Password sent in each connection's HELLO; `None`: no authentication.
     pub password: Option<String>,
+    /// TLS for every connection; `None`: plain TCP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ClientConfig {
@@ -59,6 +63,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(5),
             username: None,
             password: None,
+            tls: None,
         }
     }
 }

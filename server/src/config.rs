@@ -63,6 +63,38 @@ pub struct Config {
     pub requirepass: String,
     /// ACL users, one `name rule...` line each, as redis.conf's `user` lines.
     pub user: Vec<String>,
+    /// PEM certificate chain: set, every client connection speaks TLS.
+    pub tls_cert_file: PathBuf,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: PathBuf,
+    /// PEM CA certificates client certificates are checked against; empty: clients are
+    /// not asked for one.
+    pub tls_ca_cert_file: PathBuf,
+    /// With a CA: whether a client must show a certificate (`yes`) or may (`optional`).
+    pub tls_auth_clients: TlsAuthClients,
+}
+
+/// Whether TLS clients must show a certificate the CA signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsAuthClients {
+    /// A client without a valid certificate is refused.
+    #[default]
+    Yes,
+    /// A client may show one; one it shows must be valid.
+    Optional,
+}
+
+impl std::str::FromStr for TlsAuthClients {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "yes" => Ok(TlsAuthClients::Yes),
+            "optional" => Ok(TlsAuthClients::Optional),
+            _ => Err(format!("expected yes or optional, not {text:?}")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -89,6 +121,10 @@ impl Default for Config {
             protected_mode: true,
             requirepass: String::new(),
             user: Vec::new(),
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
+            tls_ca_cert_file: PathBuf::new(),
+            tls_auth_clients: TlsAuthClients::Yes,
         }
     }
 }
@@ -172,6 +208,16 @@ impl Config {
         }
         if let Err(error) = self.acl() {
             return invalid(error);
+        }
+        let (cert, key) = (
+            self.tls_cert_file.as_os_str().is_empty(),
+            self.tls_key_file.as_os_str().is_empty(),
+        );
+        if cert != key {
+            return invalid("tls-cert-file and tls-key-file go together".into());
+        }
+        if cert && !self.tls_ca_cert_file.as_os_str().is_empty() {
+            return invalid("tls-ca-cert-file needs tls-cert-file and tls-key-file".into());
         }
         Ok(())
     }

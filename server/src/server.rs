@@ -177,6 +177,7 @@ pub fn run(
         max_output_buffer_bytes: config.max_output_buffer_bytes,
         shard_memory_budget: (maxmemory(config) / u64::from(shards)) as usize,
         acl: Arc::new(config.acl().map_err(io::Error::other)?),
+        tls: crate::net::tls::server_config(config)?,
     });
     crate::clock::epoch();
     let persistence = if config.appendonly {

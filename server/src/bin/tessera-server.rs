@@ -90,6 +90,19 @@ struct Args {
     /// `--user "reader on >pw ~cache:* +@read"`; repeat for more (added to the file's).
     #[arg(long, value_name = "RULES")]
     user: Vec<String>,
+    /// PEM certificate chain; with --tls-key-file, every client connection speaks TLS.
+    #[arg(long)]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key for --tls-cert-file.
+    #[arg(long)]
+    tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates that client certificates are checked against.
+    #[arg(long)]
+    tls_ca_cert_file: Option<PathBuf>,
+    /// With --tls-ca-cert-file: yes (a client must show a valid certificate) or optional
+    /// [default: yes].
+    #[arg(long)]
+    tls_auth_clients: Option<tessera_server::config::TlsAuthClients>,
 }
 
 fn yes_no(text: &str) -> Result<bool, String> {
@@ -128,7 +141,11 @@ impl Args {
             max_output_buffer_bytes,
             maxmemory,
             protected_mode,
-            requirepass
+            requirepass,
+            tls_cert_file,
+            tls_key_file,
+            tls_ca_cert_file,
+            tls_auth_clients
         );
         config.user.extend(self.user);
         if self.repair_log {

@@ -18,17 +18,20 @@ use tokio::net::TcpStream;
 
 use crate::acl::{self, Session};
 use crate::net::access;
+use crate::net::tls::{Detached, Transport};
 use crate::route::coordinator;
 use crate::shard::output::ConnOutput;
 use crate::shard::Shard;
 
 /// Read buffer headroom kept free before each read.
 const READ_RESERVE: usize = 16 * 1024;
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A connection in transit from the shard that accepted it to the shard it asked for.
 pub struct Adoption {
-    /// The socket, detached from the accepting shard's reactor.
-    pub stream: std::net::TcpStream,
+    /// The socket (and its TLS session), detached from the accepting shard's reactor.
+    pub stream: Detached,
     /// Bytes read after the HELLO frame, not yet decoded.
     pub buffered: BytesMut,
     /// Request id of the HELLO to answer.
@@ -88,7 +91,25 @@ struct ConnState {
 pub fn accept(shard: Rc<Shard>, stream: TcpStream, slot: ClientSlot) {
     let _ = stream.set_nodelay(true);
     let session = Session::start(&shard.node.acl);
-    tokio::task::spawn_local(serve(shard, stream, BytesMut::new(), None, slot, session));
+    let Some(tls) = shard.node.tls.clone() else {
+        let stream = Transport::Plain(stream);
+        tokio::task::spawn_local(serve(shard, stream, BytesMut::new(), None, slot, session));
+        return;
+    };
+    tokio::task::spawn_local(async move {
+        let handshake = Transport::accept_tls(tls, stream);
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok(stream)) => serve(shard, stream, BytesMut::new(), None, slot, session).await,
+            failed => {
+                shard.stats.borrow_mut().tls_handshake_failures += 1;
+                let reason = match failed {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => "timed out".into(),
+                };
+                tracing::debug!(shard = shard.id, reason, "TLS handshake failed");
+            }
+        }
+    });
 }
 
 /// Takes over a connection another shard accepted, answering its HELLO first.
@@ -100,7 +121,7 @@ pub fn adopt(shard: Rc<Shard>, adoption: Adoption) {
         slot,
         session,
     } = adoption;
-    match TcpStream::from_std(stream) {
+    match stream.attach() {
         Ok(stream) => {
             let serving = serve(shard, stream, buffered, Some(hello_id), slot, session);
             tokio::task::spawn_local(serving);
@@ -128,7 +149,7 @@ pub async fn refuse(mut stream: TcpStream, error: Value) {
 
 async fn serve(
     shard: Rc<Shard>,
-    mut stream: TcpStream,
+    mut stream: Transport,
     mut inbuf: BytesMut,
     hello_id: Option<u32>,
     slot: ClientSlot,
@@ -164,7 +185,8 @@ async fn serve(
             let written = may_leave
                 && tokio::select! {
                     biased;
-                    written = stream.write_all(&spare) => written.is_ok(),
+                    // TLS holds records back until flushed; for TCP the flush is free.
+                    written = write_flushed(&mut stream, &spare) => written.is_ok(),
                     () = out.aborted() => false,
                 };
             if !written {
@@ -462,15 +484,21 @@ fn hello_info(shard: &Shard) -> HelloInfo {
     }
 }
 
+/// Writes `bytes` and flushes what the transport may still hold.
+async fn write_flushed(stream: &mut Transport, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
 fn hand_over(
     shard: &Rc<Shard>,
-    stream: TcpStream,
+    stream: Transport,
     buffered: BytesMut,
     (target, hello_id): (u16, u32),
     slot: ClientSlot,
     session: Session,
 ) {
-    match stream.into_std() {
+    match stream.detach() {
         Ok(stream) => {
             let adoption = Adoption {
                 stream,

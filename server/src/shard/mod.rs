@@ -93,6 +93,8 @@ pub struct NodeInfo {
     pub shard_memory_budget: usize,
     /// The node's users.
     pub acl: Arc<crate::acl::Acl>,
+    /// TLS for client connections, when configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// One shard's state.

@@ -47,6 +47,8 @@ pub struct ShardStats {
     pub auth_failures: u64,
     /// Requests refused by the connection's ACL rules.
     pub acl_denied: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: u64,
     /// Calls made to other shards (forwarded requests, parts, geo steps).
     pub forwarded_out: u64,
     /// Calls run here for other shards.
@@ -108,6 +110,7 @@ impl ShardStats {
             field("connections_rejected", self.connections_rejected),
             field("auth_failures", self.auth_failures),
             field("acl_denied", self.acl_denied),
+            field("tls_handshake_failures", self.tls_handshake_failures),
             field("forwarded_out", self.forwarded_out),
             field("forwarded_in", self.forwarded_in),
             field("batches_out", self.batches_out),
@@ -166,6 +169,7 @@ impl AddAssign<&ShardStats> for ShardStats {
         self.connections_rejected += other.connections_rejected;
         self.auth_failures += other.auth_failures;
         self.acl_denied += other.acl_denied;
+        self.tls_handshake_failures += other.tls_handshake_failures;
         self.forwarded_out += other.forwarded_out;
         self.forwarded_in += other.forwarded_in;
         self.batches_out += other.batches_out;
