@@ -337,6 +337,13 @@ async fn a_crash_in_the_middle_of_a_sale_never_oversells_and_loses_no_sale() {
     }
 }
 
+/// Awaits `future`, failing the test (naming `what`) if it takes over 30 s.
+async fn within<F: std::future::Future>(future: F, what: &str) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within 30 s"))
+}
+
 fn prlimit_file_size(pid: u32, limit: &str) {
     let status = std::process::Command::new("prlimit")
         .args(["--pid", &pid.to_string(), &format!("--fsize={limit}")])
@@ -379,7 +386,9 @@ async fn a_log_that_cannot_be_written_refuses_writes_serves_reads_and_loses_noth
             assert!(std::time::Instant::now() < deadline, "writes get refused");
             // A write that lands just before the failure is held with the failed one, and so
             // is everything after it on its connection: each probe gets its own connection.
-            let prober = Client::connect(&server.address).await.unwrap();
+            let prober = within(Client::connect(&server.address), "a prober connects")
+                .await
+                .unwrap();
             let probe = prober.call(command(&["SET", "probe", "x"]));
             let got = tokio::time::timeout(Duration::from_millis(200), probe).await;
             if let Ok(Err(tessera_client::Error::Server(error))) = got {
@@ -391,20 +400,27 @@ async fn a_log_that_cannot_be_written_refuses_writes_serves_reads_and_loses_noth
             Some(tessera_protocol::ErrorCode::Misconf),
             "{refusal:?}"
         );
-        let reader = Client::connect(&server.address).await.unwrap();
+        let reader = within(Client::connect(&server.address), "the reader connects")
+            .await
+            .unwrap();
         assert_eq!(
-            call(&reader, &["GET", "before"]).await,
+            within(call(&reader, &["GET", "before"]), "a read while failing").await,
             Value::Bytes("kept".into()),
             "reads go on"
         );
-        let info = format!("{:?}", reader.info().await.unwrap());
+        let info = format!(
+            "{:?}",
+            within(reader.info(), "INFO while failing").await.unwrap()
+        );
         assert!(
             info.contains("cannot write the log"),
             "INFO says what failed: {info}"
         );
         // Room again: the held write lands and is acknowledged, and writes are accepted.
         prlimit_file_size(server.pid(), "unlimited:unlimited");
-        let acked = writer.await.unwrap();
+        let acked = within(writer, "the held write, once there is room")
+            .await
+            .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while !matches!(
             reader.call(command(&["SET", "probe", "y"])).await,

@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use tessera_client::TlsConfig;
 use tessera_cluster::geo::{partition_of, partition_shard};
 use tessera_cluster::shard_for_key;
 use tessera_protocol::commands::hashes::Finite;
@@ -24,7 +25,7 @@ use tessera_protocol::geo::{GeoArea, GeoCommand, GeoNear, GeoPoint};
 use tessera_protocol::{
     encode_request, Command, FrameDecoder, HelloInfo, SetArgs, SetExpiry, Value, PROTOCOL_VERSION,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::{Args, Workload};
@@ -66,24 +67,52 @@ impl Run {
 /// Errors the load loop reports.
 pub type BoxError = Box<dyn std::error::Error>;
 
+/// A connection's byte stream: TCP, or TLS over it.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for S {}
+
 /// Where the load generator connects, and as whom.
 pub struct Endpoint {
+    /// The server's host.
+    pub host: String,
     /// `host:port`.
     pub address: String,
     /// Credentials sent in every HELLO.
     pub credentials: Option<Credentials>,
+    /// TLS for every connection.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Endpoint {
     /// The endpoint the flags name.
-    pub fn from_args(args: &Args) -> Endpoint {
-        Endpoint {
+    ///
+    /// # Errors
+    /// The CA file cannot be read.
+    pub fn from_args(args: &Args) -> Result<Endpoint, BoxError> {
+        let tls = match &args.cacert {
+            Some(ca) => Some(TlsConfig::from_pem_files(ca, None)?),
+            None => None,
+        };
+        Ok(Endpoint {
+            host: args.host.clone(),
             address: format!("{}:{}", args.host, args.port),
             credentials: args.password.as_ref().map(|password| Credentials {
                 username: Bytes::from(args.user.clone().unwrap_or_else(|| "default".into())),
                 password: Bytes::from(password.clone()),
             }),
-        }
+            tls,
+        })
+    }
+
+    /// Opens a connection: TCP, then the TLS handshake when asked for.
+    async fn open(&self) -> Result<Box<dyn Stream>, BoxError> {
+        let stream = TcpStream::connect(&self.address).await?;
+        stream.set_nodelay(true)?;
+        Ok(match &self.tls {
+            Some(tls) => Box::new(tls.connect(&self.host, stream).await?),
+            None => Box::new(stream),
+        })
     }
 }
 
@@ -96,6 +125,7 @@ pub async fn flush(endpoint: &Endpoint) -> Result<(), BoxError> {
     let mut buf = BytesMut::new();
     encode_request(&mut buf, 2, &Command::Admin(AdminCommand::FlushAll));
     stream.write_all(&buf).await?;
+    stream.flush().await?;
     buf.clear();
     let decoder = FrameDecoder::default();
     loop {
@@ -127,6 +157,7 @@ pub async fn stock_skus(endpoint: &Endpoint, keyspace: u64) -> Result<(), BoxErr
         encode_request(&mut buf, i as u32 + 1, &command);
     }
     stream.write_all(&buf).await?;
+    stream.flush().await?;
     buf.clear();
     let decoder = FrameDecoder::default();
     let mut answered = 0;
@@ -157,6 +188,7 @@ pub async fn memory(endpoint: &Endpoint) -> Result<(u64, u64), BoxError> {
     let mut buf = BytesMut::new();
     encode_request(&mut buf, 2, &Command::Admin(AdminCommand::Info));
     stream.write_all(&buf).await?;
+    stream.flush().await?;
     buf.clear();
     let decoder = FrameDecoder::new(64 << 20);
     loop {
@@ -178,7 +210,7 @@ pub async fn memory(endpoint: &Endpoint) -> Result<(u64, u64), BoxError> {
 /// # Errors
 /// A connection could not be opened or broke mid-run.
 pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run, BoxError> {
-    let endpoint = Endpoint::from_args(args);
+    let endpoint = Endpoint::from_args(args)?;
     let shards = hello(&endpoint, None).await?.1.shards;
     let pools = if args.unrouted { 1 } else { shards };
     let keys = Rc::new(match workload {
@@ -276,9 +308,8 @@ fn keys_by_shard(keyspace: u64, shards: u16) -> Vec<Rc<Vec<Bytes>>> {
 async fn hello(
     endpoint: &Endpoint,
     shard: Option<u16>,
-) -> Result<(TcpStream, HelloInfo), BoxError> {
-    let mut stream = TcpStream::connect(&endpoint.address).await?;
-    stream.set_nodelay(true)?;
+) -> Result<(Box<dyn Stream>, HelloInfo), BoxError> {
+    let mut stream = endpoint.open().await?;
     let mut buf = BytesMut::new();
     encode_request(
         &mut buf,
@@ -290,6 +321,7 @@ async fn hello(
         }),
     );
     stream.write_all(&buf).await?;
+    stream.flush().await?;
     buf.clear();
     let decoder = FrameDecoder::default();
     loop {
@@ -312,7 +344,7 @@ struct Connection {
     sequence: u64,
     /// Inventory workload: the reservation the next request confirms.
     unconfirmed: Option<(Bytes, Bytes)>,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     keys: Rc<Vec<Bytes>>,
     value: Bytes,
     workload: Workload,
@@ -587,6 +619,7 @@ impl Connection {
             }
             let sent = Instant::now();
             self.stream.write_all(&out).await?;
+            self.stream.flush().await?;
             let mut answered = 0;
             while answered < batch {
                 let frame = match decoder.decode(&mut inbuf) {

@@ -236,6 +236,9 @@ pub struct Args {
     /// User to authenticate as, with --pass [default: default].
     #[arg(long)]
     pub user: Option<String>,
+    /// Connect over TLS, trusting the CA certificates in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -252,6 +255,8 @@ impl Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    // The Redis client's TLS finds its crypto through the process-wide default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if args.clients == 0 || args.pipeline == 0 || args.keyspace == 0 {
         eprintln!("tessera-bench: --clients, --pipeline and --keyspace must be at least 1");
         return std::process::ExitCode::from(2);
@@ -262,7 +267,7 @@ fn main() -> std::process::ExitCode {
         .expect("a current-thread runtime starts");
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&runtime, async {
-        let endpoint = driver::Endpoint::from_args(&args);
+        let endpoint = driver::Endpoint::from_args(&args)?;
         let memory = || async {
             match (args.memory, args.target) {
                 (false, _) => Ok(None),

@@ -49,13 +49,28 @@ redis.call('DEL', KEYS[2])
 return 1
 "#;
 
-/// The Redis URL the flags name, with credentials when given.
-fn url(args: &Args) -> String {
+/// A client for the Redis the flags name: with credentials and TLS when given.
+fn client(args: &Args) -> Result<redis::Client, BoxError> {
     let auth = match (&args.user, &args.password) {
         (user, Some(password)) => format!("{}:{password}@", user.as_deref().unwrap_or("")),
         _ => String::new(),
     };
-    format!("redis://{auth}{}:{}/", args.host, args.port)
+    let scheme = if args.cacert.is_some() {
+        "rediss"
+    } else {
+        "redis"
+    };
+    let url = format!("{scheme}://{auth}{}:{}/", args.host, args.port);
+    Ok(match &args.cacert {
+        Some(ca) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(std::fs::read(ca)?),
+            },
+        )?,
+        None => redis::Client::open(url)?,
+    })
 }
 
 /// Stocks every SKU hash (`sku:key:0` ..) for the inventory workload.
@@ -63,7 +78,7 @@ fn url(args: &Args) -> String {
 /// # Errors
 /// Redis cannot be reached.
 pub async fn stock_skus(args: &Args) -> Result<(), BoxError> {
-    let client = redis::Client::open(url(args))?;
+    let client = client(args)?;
     let mut connection = client.get_multiplexed_async_connection().await?;
     let mut pipe = redis::pipe();
     for i in 0..args.keyspace {
@@ -84,7 +99,7 @@ pub async fn stock_skus(args: &Args) -> Result<(), BoxError> {
 /// # Errors
 /// Redis cannot be reached or a pipeline fails.
 pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run, BoxError> {
-    let client = redis::Client::open(url(args))?;
+    let client = client(args)?;
     let mut setup = client.get_multiplexed_async_connection().await?;
     let mut shas = Vec::new();
     for script in [SLIDING_LOG, RESERVE, CONFIRM] {
@@ -142,7 +157,7 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
 /// # Errors
 /// Redis cannot be reached.
 pub async fn flush(args: &Args) -> Result<(), BoxError> {
-    let client = redis::Client::open(url(args))?;
+    let client = client(args)?;
     let mut connection = client.get_multiplexed_async_connection().await?;
     let _: () = redis::cmd("FLUSHALL").query_async(&mut connection).await?;
     Ok(())
@@ -153,7 +168,7 @@ pub async fn flush(args: &Args) -> Result<(), BoxError> {
 /// # Errors
 /// Redis cannot be reached.
 pub async fn memory(args: &Args) -> Result<(u64, u64), BoxError> {
-    let client = redis::Client::open(url(args))?;
+    let client = client(args)?;
     let mut connection = client.get_multiplexed_async_connection().await?;
     let info: String = redis::cmd("INFO")
         .arg("memory")

@@ -78,7 +78,10 @@ impl TlsConfig {
 
     /// Runs the handshake over `stream`, checking the server's certificate names `host`
     /// (or the configured server name).
-    pub(crate) async fn connect(
+    ///
+    /// # Errors
+    /// The handshake failed, or the name is not a valid server name.
+    pub async fn connect(
         &self,
         host: &str,
         stream: TcpStream,

@@ -194,10 +194,12 @@ impl Durability {
         (made > self.done.get()).then_some(made)
     }
 
-    /// Waits until every record byte up to `made` is done.
-    pub async fn wait_done(&self, made: u64) {
+    /// Waits until every record byte up to `made` is done; with `reads_only`, also ends
+    /// once the log is failing, as a read's reply is let go then (see
+    /// `Shard::replies_may_leave`), even one that began waiting before the failure.
+    pub async fn wait_done(&self, made: u64, reads_only: bool) {
         poll_fn(|cx| {
-            if self.done.get() >= made {
+            if self.done.get() >= made || (reads_only && self.is_failing()) {
                 return Poll::Ready(());
             }
             self.waiters.borrow_mut().push(cx.waker().clone());
@@ -230,6 +232,11 @@ impl Durability {
             tracing::error!(shard = self.shard, %error, "cannot {what} the log: writes are refused until it works again");
         }
         stats.failing = Some(format!("cannot {what} the log: {error}"));
+        drop(stats);
+        // Replies to reads waiting on the log go now rather than when it recovers.
+        for waker in self.waiters.borrow_mut().drain(..) {
+            waker.wake();
+        }
     }
 
     fn note_recovered(&self) {

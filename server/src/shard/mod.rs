@@ -426,7 +426,7 @@ impl Shard {
             return;
         }
         durable.wake_writer();
-        durable.wait_done(made).await;
+        durable.wait_done(made, !wrote).await;
     }
 
     /// Journals the geo changes made since the last look (a geo step may run in a task,
