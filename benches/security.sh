@@ -40,7 +40,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 row() {
   python3 -c 'import json,sys
 r=json.loads(sys.stdin.read())
-print(f"| {sys.argv[1]} | {sys.argv[2]} | {r[\"workload\"]} | {r[\"pipeline\"]} | {r[\"ops_per_second\"]:.0f} | {r[\"p50_us\"]/1000:.3f} | {r[\"p99_us\"]/1000:.3f} | {r[\"server_cpu_s_per_million_ops\"]:.3f} |")' "$1" "$2"
+mode,server=sys.argv[1],sys.argv[2]
+w,p,ops=r["workload"],r["pipeline"],r["ops_per_second"]
+p50,p99,cpu=r["p50_us"]/1000,r["p99_us"]/1000,r["server_cpu_s_per_million_ops"]
+print(f"| {mode} | {server} | {w} | {p} | {ops:.0f} | {p50:.3f} | {p99:.3f} | {cpu:.3f} |")' "$1" "$2"
 }
 
 echo "| mode | server | test | pipeline | ops/s | p50 ms | p99 ms | server CPU s per 1M ops |"
