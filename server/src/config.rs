@@ -57,6 +57,8 @@ pub struct Config {
     /// Bytes of data the node may hold (split evenly over its shards) before writes that
     /// add data are refused; 0: 90% of the machine's (or cgroup's) memory.
     pub maxmemory: u64,
+    /// Which keys go when the node holds its maxmemory (Redis's policies).
+    pub maxmemory_policy: crate::data::keyspace::Policy,
     /// Bound beyond loopback with no password, serve loopback clients only.
     pub protected_mode: bool,
     /// The default user's password; empty: the default user needs none.
@@ -119,6 +121,7 @@ impl Default for Config {
             max_output_buffer_bytes: 64 << 20,
             maxmemory: 0,
             protected_mode: true,
+            maxmemory_policy: crate::data::keyspace::Policy::Noeviction,
             requirepass: String::new(),
             user: Vec::new(),
             tls_cert_file: PathBuf::new(),

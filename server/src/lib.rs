@@ -5,17 +5,16 @@
 //! `shard` (one thread's state, the mesh, the cross-shard call) → `families` (each command
 //! family's operations) → `data` (keyspace and the structures values live in).
 
-use mimalloc::MiMalloc;
-
-/// Every binary and test linking the server uses the production allocator.
+/// Every binary and test linking the server uses the production allocator, counted.
 #[global_allocator]
-static GLOBAL: MiMalloc = MiMalloc;
+static GLOBAL: memory::CountingAllocator = memory::CountingAllocator;
 
 pub mod acl;
 pub mod clock;
 pub mod config;
 pub mod data;
 pub mod families;
+pub mod memory;
 pub mod net;
 pub mod persist;
 pub mod route;

@@ -175,7 +175,8 @@ pub fn run(
             .then(|| std::time::Duration::from_secs_f64(config.timeout)),
         frame_timeout: std::time::Duration::from_secs_f64(config.frame_timeout),
         max_output_buffer_bytes: config.max_output_buffer_bytes,
-        shard_memory_budget: (maxmemory(config) / u64::from(shards)) as usize,
+        maxmemory: maxmemory(config) as usize,
+        eviction: config.maxmemory_policy,
         acl: Arc::new(config.acl().map_err(io::Error::other)?),
         tls: crate::net::tls::server_config(config)?,
     });

@@ -6,6 +6,8 @@
 mod atomic;
 pub mod mailbox;
 pub mod slots;
+pub mod tally;
 
 pub use mailbox::Mailbox;
 pub use slots::Slots;
+pub use tally::Tally;

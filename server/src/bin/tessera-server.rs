@@ -79,6 +79,11 @@ struct Args {
     /// (reads and deletes go on); 0: 90% of the machine's memory [default: 0].
     #[arg(long)]
     maxmemory: Option<u64>,
+    /// Which keys go at maxmemory: noeviction (writes get OOM), allkeys-lru, allkeys-lfu,
+    /// allkeys-random, volatile-lru, volatile-lfu, volatile-ttl or volatile-random
+    /// [default: noeviction].
+    #[arg(long)]
+    maxmemory_policy: Option<tessera_server::data::keyspace::Policy>,
     /// Bound beyond loopback with no password, serve loopback clients only: yes or no
     /// [default: yes].
     #[arg(long, value_parser = yes_no)]
@@ -140,6 +145,7 @@ impl Args {
             frame_timeout,
             max_output_buffer_bytes,
             maxmemory,
+            maxmemory_policy,
             protected_mode,
             requirepass,
             tls_cert_file,

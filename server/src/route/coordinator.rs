@@ -126,7 +126,7 @@ fn forward(
                 return refusal;
             }
         }
-        if let Some(refusal) = target.oom_refusal(owned.spec()) {
+        if let Some(refusal) = target.make_room(owned.spec(), now) {
             return refusal;
         }
         target.with_keyspace(|keyspace| families::apply(keyspace, &owned, now).into_value())
@@ -189,7 +189,7 @@ fn run_part_at(target: &Shard, part: &Command, now: u64) -> Part {
             return Part::Failed(refusal);
         }
     }
-    if let Some(Value::Error(refusal)) = target.oom_refusal(part.spec()) {
+    if let Some(Value::Error(refusal)) = target.make_room(part.spec(), now) {
         return Part::Failed(refusal);
     }
     target.with_keyspace(|keyspace| families::run_part(keyspace, part, now))
@@ -231,6 +231,9 @@ fn every_shard(
     let shards = 0..shard.shards();
     match command {
         Command::Admin(AdminCommand::Info) => {
+            // Read before the snapshots exist: their histograms are megabytes that INFO
+            // itself holds only for a moment.
+            let used_memory = crate::memory::used();
             // The other shards are asked first, so this shard's own snapshot counts
             // those calls.
             let mut answers: Vec<(u16, Answer<_>)> = shards
@@ -242,7 +245,7 @@ fn every_shard(
             let answers = answers.into_iter().map(|(_, answer)| answer).collect();
             let node = shard.node.clone();
             gather(shard, conn, request, answers, move |snapshots| {
-                info::render(&node, &snapshots)
+                info::render(&node, &snapshots, used_memory)
             });
         }
         Command::Admin(AdminCommand::Snapshot) => {
@@ -321,7 +324,7 @@ fn every_shard(
 /// Runs a command whose keys this shard owns and replies at once, writing a stored value
 /// straight from the keyspace into the output buffer.
 fn run_here(shard: &Shard, conn: &ConnOutput, request: Request, command: &Command<&[u8]>) {
-    if let Some(refusal) = shard.oom_refusal(command.spec()) {
+    if let Some(refusal) = shard.make_room(command.spec(), request.now) {
         return request.complete(shard, conn, &refusal);
     }
     let mut keyspace = shard.keyspace.borrow_mut();

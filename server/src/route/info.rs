@@ -59,8 +59,9 @@ fn persistence(snapshots: &[ShardStats]) -> Value {
     ])
 }
 
-/// Node facts and totals rendered for INFO, from every shard's snapshot in shard order.
-pub fn render(node: &NodeInfo, snapshots: &[ShardStats]) -> Value {
+/// Node facts and totals rendered for INFO, from every shard's snapshot in shard order
+/// and the heap bytes read when the request arrived.
+pub fn render(node: &NodeInfo, snapshots: &[ShardStats], used_memory: usize) -> Value {
     let mut total = ShardStats::new();
     for snapshot in snapshots {
         total += snapshot;
@@ -88,6 +89,12 @@ pub fn render(node: &NodeInfo, snapshots: &[ShardStats]) -> Value {
         (
             Value::text("max_frame_bytes"),
             Value::Int(node.max_frame_bytes as i64),
+        ),
+        (Value::text("used_memory"), Value::Int(used_memory as i64)),
+        (Value::text("maxmemory"), Value::Int(node.maxmemory as i64)),
+        (
+            Value::text("maxmemory_policy"),
+            Value::text(node.eviction.name()),
         ),
     ]);
     let shards = snapshots

@@ -54,6 +54,9 @@ fn frees_memory(command: &str) -> bool {
 /// Work for one shard, run on that shard's thread with its state.
 pub type Job = Box<dyn FnOnce(&Rc<Shard>) + Send>;
 
+/// The most keys one write evicts; a write needing more goes ahead and the next evicts on.
+const MAX_EVICTIONS_PER_WRITE: usize = 1_000;
+
 /// Geo members looked at per index per expiry tick, to free lapsed ones.
 const GEO_SWEEP_BUDGET: usize = 2_000;
 
@@ -88,9 +91,11 @@ pub struct NodeInfo {
     pub frame_timeout: Duration,
     /// Reply bytes a connection may have waiting before its next requests wait too.
     pub max_output_buffer_bytes: usize,
-    /// Bytes of data each shard may hold before writes that add data are refused (the
-    /// node's maxmemory over its shards).
-    pub shard_memory_budget: usize,
+    /// Heap bytes the node may hold (its allocator's count: data, buffers, everything)
+    /// before writes that add data evict keys or are refused.
+    pub maxmemory: usize,
+    /// Which keys go at maxmemory.
+    pub eviction: crate::data::keyspace::Policy,
     /// The node's users.
     pub acl: Arc<crate::acl::Acl>,
     /// TLS for client connections, when configured.
@@ -119,6 +124,8 @@ pub struct Shard {
     connections: RefCell<Slab<Weak<ConnOutput>>>,
     /// Serial of the last connection registered.
     connection_serial: Cell<u32>,
+    /// The node's heap bytes, and the millisecond they were read at.
+    heap_seen: Cell<(u64, usize)>,
     /// Raised whenever a connection closes, for shutdown to wait on.
     connection_closed: LocalSignal,
     /// Set once shutdown has begun: no new requests are read.
@@ -144,6 +151,7 @@ impl Shard {
             keyspace.start_journal();
         }
         keyspace.reply_limit = node.max_output_buffer_bytes;
+        keyspace.eviction = node.eviction;
         Self {
             id,
             node,
@@ -155,6 +163,7 @@ impl Shard {
             outbox_dirty: Cell::new(false),
             connections: RefCell::new(Slab::new()),
             connection_serial: Cell::new(0),
+            heap_seen: Cell::new((u64::MAX, 0)),
             connection_closed: LocalSignal::default(),
             stopping: Cell::new(false),
             unrecorded: RefCell::new(Vec::new()),
@@ -241,7 +250,8 @@ impl Shard {
         stats.volatile_keys = keyspace.volatile_len() as u64;
         stats.expired_keys = keyspace.expired_total();
         stats.memory_bytes = keyspace.memory_bytes() as u64;
-        stats.memory_budget = self.node.shard_memory_budget as u64;
+        stats.memory_budget = (self.node.maxmemory / usize::from(self.node.shards)) as u64;
+        stats.evicted_keys = keyspace.evicted_total();
         stats.watched_users = keyspace.watches.len() as u64;
         stats.geo_members = keyspace.geo.members() as u64;
         if let Some(durable) = self.durability.as_ref() {
@@ -435,26 +445,71 @@ impl Shard {
         families::journal_geo(&mut self.keyspace.borrow_mut(), clock::now_millis());
     }
 
-    /// The error a command that may add data gets while this shard holds its share of
-    /// maxmemory (Redis's `noeviction`: reads, deletes and other writes that only free
-    /// memory go on).
-    pub fn oom_refusal(
+    /// Makes room for a command that may add data while the node holds its maxmemory:
+    /// under an eviction policy this shard evicts keys first (each logged as a DEL, so a
+    /// restart or a replica does not bring them back); under `noeviction`, or with nothing
+    /// left to evict, the command gets OOM. Reads, and writes that only free memory, pass.
+    pub fn make_room(
         &self,
         spec: &tessera_protocol::CommandSpec,
+        now: u64,
     ) -> Option<tessera_protocol::Value> {
-        if !spec.writes {
+        if !spec.writes || frees_memory(spec.name) {
             return None;
         }
-        let used = self.keyspace.borrow().memory_bytes();
-        (used >= self.node.shard_memory_budget && !frees_memory(spec.name)).then(|| {
-            tessera_protocol::Value::error(
-                tessera_protocol::ErrorCode::Oom,
-                format!(
-                    "command not allowed when used memory ({used} bytes on this shard) is over its share of maxmemory ({})",
-                    self.node.shard_memory_budget
-                ),
-            )
-        })
+        let used = self.heap_used(now);
+        let limit = self.node.maxmemory;
+        if used < limit {
+            return None;
+        }
+        let freed = self.evict(used - limit, now);
+        tracing::trace!(shard = self.id, used, limit, freed, "evicted at maxmemory");
+        if freed > 0 {
+            self.heap_seen.set((now, used.saturating_sub(freed)));
+            return None;
+        }
+        Some(tessera_protocol::Value::error(
+            tessera_protocol::ErrorCode::Oom,
+            format!(
+                "command not allowed when used memory ({used} bytes) is over maxmemory ({limit}, policy {})",
+                self.node.eviction.name()
+            ),
+        ))
+    }
+
+    /// The node's heap bytes, read at most once a millisecond (summing every thread's
+    /// count costs a cache miss each).
+    fn heap_used(&self, now: u64) -> usize {
+        let (seen_at, bytes) = self.heap_seen.get();
+        if seen_at == now {
+            return bytes;
+        }
+        let bytes = crate::memory::used();
+        self.heap_seen.set((now, bytes));
+        bytes
+    }
+
+    /// Evicts keys until about `excess` bytes are freed (or `MAX_EVICTIONS_PER_WRITE`
+    /// keys went); the bytes freed, by the keyspace's count.
+    fn evict(&self, excess: usize, now: u64) -> usize {
+        let mut keyspace = self.keyspace.borrow_mut();
+        let start = keyspace.memory_bytes();
+        let mut evicted = 0;
+        while evicted < MAX_EVICTIONS_PER_WRITE
+            && start.saturating_sub(keyspace.memory_bytes()) < excess
+        {
+            let Some(key) = keyspace.evict_one(now) else {
+                break;
+            };
+            evicted += 1;
+            if let Some(journal) = keyspace.journal() {
+                let deletion: tessera_protocol::Command<&[u8]> =
+                    tessera_protocol::KeyCommand::Del(vec![&key[..]]).into();
+                families::Mutation::record(journal, now, &deletion);
+            }
+        }
+        // A key evicted whose bytes the count missed still made room.
+        start.saturating_sub(keyspace.memory_bytes()).max(evicted)
     }
 
     /// The error a write gets while this shard's log cannot be written.

@@ -61,6 +61,8 @@ pub struct ShardStats {
     pub volatile_keys: u64,
     /// Keys removed by expiry.
     pub expired_keys: u64,
+    /// Keys removed by eviction at maxmemory.
+    pub evicted_keys: u64,
     /// Approximate bytes held by the keyspace.
     pub memory_bytes: u64,
     /// The shard's share of maxmemory.
@@ -117,6 +119,7 @@ impl ShardStats {
             field("keys", self.keys),
             field("volatile_keys", self.volatile_keys),
             field("expired_keys", self.expired_keys),
+            field("evicted_keys", self.evicted_keys),
             field("memory_bytes", self.memory_bytes),
             field("maxmemory", self.memory_budget),
             field("watched_users", self.watched_users),
@@ -176,6 +179,7 @@ impl AddAssign<&ShardStats> for ShardStats {
         self.keys += other.keys;
         self.volatile_keys += other.volatile_keys;
         self.expired_keys += other.expired_keys;
+        self.evicted_keys += other.evicted_keys;
         self.memory_bytes += other.memory_bytes;
         self.memory_budget += other.memory_budget;
         self.watched_users += other.watched_users;

@@ -59,7 +59,8 @@ pub fn save_geo_entry(entries: &mut bytes::BytesMut, member: &crate::data::geo::
 }
 
 fn save_slot<V: StoredValue>(entries: &mut bytes::BytesMut, slot: &Slot<V>) {
-    let deadline = (slot.deadline != NO_DEADLINE).then_some(slot.deadline);
+    let deadline = slot.timing.deadline();
+    let deadline = (deadline != NO_DEADLINE).then_some(deadline);
     save_entry(
         entries,
         slot.key.as_bytes().unwrap_or_default(),
@@ -176,7 +177,7 @@ impl<V: StoredValue> Keyspace<V> {
             (
                 slot.key.as_bytes().unwrap_or_default(),
                 &slot.value,
-                (slot.deadline != NO_DEADLINE).then_some(slot.deadline),
+                (slot.timing.deadline() != NO_DEADLINE).then_some(slot.timing.deadline()),
             )
         })
     }

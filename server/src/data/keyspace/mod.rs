@@ -19,6 +19,10 @@ use crate::data::geo::GeoShard;
 use crate::data::inventory::StockLevel;
 use crate::data::watch::Watches;
 
+mod evict;
+pub use evict::Policy;
+use evict::Timing;
+
 /// A store's figures, kept up to date with every change to its SKUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StoreFigures {
@@ -110,8 +114,9 @@ const ROUNDS_PER_CLOCK_CHECK: usize = 16;
 struct Slot<V> {
     key: Blob,
     value: V,
-    /// Milliseconds on the server clock, or `NO_DEADLINE`.
-    deadline: u64,
+    /// The deadline (milliseconds on the server clock, or `NO_DEADLINE`) and the access
+    /// stamp eviction reads.
+    timing: Timing,
     /// Position in `Keyspace::volatile` while `deadline != NO_DEADLINE`.
     volatile_index: u32,
     /// The snapshot this slot is already in, or was created after the start of.
@@ -120,7 +125,8 @@ struct Slot<V> {
 
 impl<V> Slot<V> {
     fn is_expired(&self, now: u64) -> bool {
-        self.deadline != NO_DEADLINE && self.deadline <= now
+        let deadline = self.timing.deadline();
+        deadline != NO_DEADLINE && deadline <= now
     }
 }
 
@@ -153,6 +159,12 @@ pub struct Keyspace<V> {
     pub reply_limit: usize,
     /// The number of the last snapshot begun.
     last_cut: u32,
+    /// Which keys go at maxmemory; the access stamps follow it.
+    pub eviction: Policy,
+    /// Keys removed by eviction.
+    evicted_total: u64,
+    /// The clock as of the last lookup, for stamping keys a write adds.
+    last_now: u64,
 }
 
 impl<V: StoredValue> Default for Keyspace<V> {
@@ -182,6 +194,9 @@ impl<V: StoredValue> Keyspace<V> {
             reply_limit: usize::MAX,
             geo_bytes: 0,
             last_cut: 0,
+            eviction: Policy::Noeviction,
+            evicted_total: 0,
+            last_now: 0,
         }
     }
 
@@ -229,11 +244,13 @@ impl<V: StoredValue> Keyspace<V> {
         let index = self
             .table
             .find_bucket_index(hash, |s| s.key.eq_bytes(key))?;
+        self.last_now = now;
         if self.table.get_bucket(index)?.is_expired(now) {
             self.remove_at(index);
             self.expired_total += 1;
             return None;
         }
+        self.touch(index, now);
         Some(index)
     }
 
@@ -249,7 +266,7 @@ impl<V: StoredValue> Keyspace<V> {
             Some(Footprint::of(&slot.value)),
             None,
         );
-        if slot.deadline != NO_DEADLINE {
+        if slot.timing.deadline() != NO_DEADLINE {
             self.unlink_volatile(slot.volatile_index as usize);
         }
         slot
@@ -261,7 +278,7 @@ impl<V: StoredValue> Keyspace<V> {
         if position != last {
             let moved_hash = self.volatile[position];
             let moved = self.table.find_mut(moved_hash, |s| {
-                s.deadline != NO_DEADLINE && s.volatile_index as usize == last
+                s.timing.deadline() != NO_DEADLINE && s.volatile_index as usize == last
             });
             debug_assert!(moved.is_some(), "volatile list and table agree");
             if let Some(slot) = moved {
@@ -276,16 +293,19 @@ impl<V: StoredValue> Keyspace<V> {
         let Some(slot) = self.table.get_bucket_mut(index) else {
             return;
         };
-        match (slot.deadline != NO_DEADLINE, deadline != NO_DEADLINE) {
+        match (
+            slot.timing.deadline() != NO_DEADLINE,
+            deadline != NO_DEADLINE,
+        ) {
             (false, false) => {}
-            (true, true) => slot.deadline = deadline,
+            (true, true) => slot.timing.set_deadline(deadline),
             (false, true) => {
-                slot.deadline = deadline;
+                slot.timing.set_deadline(deadline);
                 slot.volatile_index = volatile_len;
                 self.volatile.push(hash);
             }
             (true, false) => {
-                slot.deadline = NO_DEADLINE;
+                slot.timing.set_deadline(NO_DEADLINE);
                 let position = slot.volatile_index as usize;
                 self.unlink_volatile(position);
             }
@@ -306,7 +326,7 @@ impl<V: StoredValue> Keyspace<V> {
 
     /// The deadline at a lookup's result: `Some(None)` if it never expires, `None` if absent.
     pub fn deadline_of(&self, found: &Found) -> Option<Option<u64>> {
-        let deadline = self.table.get_bucket(found.index?)?.deadline;
+        let deadline = self.table.get_bucket(found.index?)?.timing.deadline();
         Some((deadline != NO_DEADLINE).then_some(deadline))
     }
 
@@ -339,13 +359,14 @@ impl<V: StoredValue> Keyspace<V> {
         let key = Blob::new(key);
         self.heap_bytes += key.heap_bytes();
         let saved_in = self.last_cut;
+        let timing = Timing::new(deadline, self.fresh_stamp(self.last_now));
         let hasher = &self.hasher;
         self.table.insert_unique(
             found.hash,
             Slot {
                 key,
                 value,
-                deadline,
+                timing,
                 volatile_index,
                 saved_in,
             },
@@ -494,6 +515,11 @@ impl<V: StoredValue> Keyspace<V> {
         self.volatile.len()
     }
 
+    /// Keys removed by eviction since start.
+    pub fn evicted_total(&self) -> u64 {
+        self.evicted_total
+    }
+
     /// Keys removed because their deadline passed, lazily or actively.
     pub fn expired_total(&self) -> u64 {
         self.expired_total
@@ -583,7 +609,7 @@ impl<V: StoredValue> Keyspace<V> {
                 let position = (self.next_random() % self.volatile.len() as u64) as usize;
                 let hash = self.volatile[position];
                 let index = self.table.find_bucket_index(hash, |s| {
-                    s.deadline != NO_DEADLINE && s.volatile_index as usize == position
+                    s.timing.deadline() != NO_DEADLINE && s.volatile_index as usize == position
                 });
                 let Some(index) = index else {
                     debug_assert!(false, "volatile entry without its slot");
@@ -616,10 +642,14 @@ impl<V: StoredValue> Keyspace<V> {
             self.volatile.len(),
             self.table
                 .iter()
-                .filter(|s| s.deadline != NO_DEADLINE)
+                .filter(|s| s.timing.deadline() != NO_DEADLINE)
                 .count()
         );
-        for slot in self.table.iter().filter(|s| s.deadline != NO_DEADLINE) {
+        for slot in self
+            .table
+            .iter()
+            .filter(|s| s.timing.deadline() != NO_DEADLINE)
+        {
             assert_eq!(
                 self.volatile[slot.volatile_index as usize],
                 self.hash(slot.key.as_bytes().unwrap())
