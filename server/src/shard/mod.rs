@@ -459,12 +459,13 @@ impl Shard {
         }
         let used = self.heap_used(now);
         let limit = self.node.maxmemory;
-        if used < limit {
+        if used <= limit {
             return None;
         }
         let freed = self.evict(used - limit, now);
-        tracing::trace!(shard = self.id, used, limit, freed, "evicted at maxmemory");
         if freed > 0 {
+            // Until the next reading, count what went: the writes after this one in the
+            // same millisecond evict only once the freed bytes are spent again.
             self.heap_seen.set((now, used.saturating_sub(freed)));
             return None;
         }
