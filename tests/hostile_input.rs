@@ -591,3 +591,51 @@ async fn at_maxmemory_writes_that_add_data_are_refused_and_reads_and_deletes_go_
     );
     client.set("after", value.clone()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_past_the_output_hard_limit_closes_its_connection_only() {
+    let server = TestServer::start_with(&["--shards", "1", "--max-output-buffer-bytes", "1048576"]);
+    let client = server.client().await;
+    let field = Bytes::from(vec![b'f'; 100 << 10]);
+    let mut words = vec![Bytes::from_static(b"HSET"), Bytes::from_static(b"wide")];
+    for i in 0..30 {
+        words.push(Bytes::from(format!("field{i}")));
+        words.push(field.clone());
+    }
+    client
+        .call(Command::parse_words(&words).unwrap())
+        .await
+        .unwrap();
+    // 3 MB of fields, over twice the 1 MiB limit: the reply is dropped, the client told.
+    let hgetall = [Bytes::from_static(b"HGETALL"), Bytes::from_static(b"wide")];
+    let plain = tessera_client::Connection::open(
+        &server.address,
+        None,
+        &tessera_client::ClientConfig::default(),
+    )
+    .await
+    .unwrap();
+    let lost = plain
+        .request(Command::parse_words(&hgetall).unwrap())
+        .await
+        .expect_err("the connection closes");
+    assert!(
+        lost.to_string().contains("max-output-buffer-bytes"),
+        "{lost}"
+    );
+    // Everyone else goes on, and a reply under the limit still works.
+    let hlen = [Bytes::from_static(b"HLEN"), Bytes::from_static(b"wide")];
+    assert_eq!(
+        client
+            .call(Command::parse_words(&hlen).unwrap())
+            .await
+            .unwrap(),
+        Value::Int(30)
+    );
+    let info = client.info().await.unwrap();
+    let closes = info
+        .get("totals")
+        .and_then(|t| t.get("output_limit_closes"))
+        .and_then(Value::as_int);
+    assert_eq!(closes, Some(1));
+}

@@ -170,6 +170,13 @@ async fn serve(
     let mut next = process(&shard, &out, &decoder, &mut inbuf, &mut state);
     out.read_clock.processed(inbuf.is_empty());
     loop {
+        if out.pending_bytes() > hard_output_limit(&shard) {
+            // Backpressure keeps a pipeline under the soft limit; only one reply bigger
+            // than the hard one (a huge HGETALL or ZRANGE) gets here: it is dropped, not
+            // sent, and the connection closes saying why.
+            tell_and_close(&mut stream, &shard).await;
+            break;
+        }
         if !out.is_empty() {
             out.swap_out(&mut spare);
             // What was swapped out was made before now: it may leave once every change
@@ -482,6 +489,34 @@ fn hello_info(shard: &Shard) -> HelloInfo {
         shard: shard.id,
         server: env!("CARGO_PKG_VERSION").into(),
     }
+}
+
+/// Unsent reply bytes past which a connection is closed: twice the soft limit at which
+/// its requests start waiting for it to read.
+fn hard_output_limit(shard: &Shard) -> usize {
+    shard.node.max_output_buffer_bytes.saturating_mul(2)
+}
+
+/// Tells the client its output went past the hard limit (within a second, for one that
+/// does not read), counting the close.
+async fn tell_and_close(stream: &mut Transport, shard: &Shard) {
+    shard.stats.borrow_mut().output_limit_closes += 1;
+    let mut push = BytesMut::new();
+    let message = format!(
+        "a reply would have left more than {} bytes unsent (max-output-buffer-bytes × 2): the connection is closed",
+        hard_output_limit(shard)
+    );
+    encode_response(
+        &mut push,
+        PUSH_ID,
+        &Value::error(ErrorCode::ReplyTooLarge, message),
+    );
+    let told = write_flushed(stream, &push);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), told).await;
+    tracing::debug!(
+        shard = shard.id,
+        "closing connection: output over its hard limit"
+    );
 }
 
 /// Writes `bytes` and flushes what the transport may still hold.

@@ -49,6 +49,8 @@ pub struct ShardStats {
     pub acl_denied: u64,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: u64,
+    /// Connections closed because one reply outgrew the output hard limit.
+    pub output_limit_closes: u64,
     /// Calls made to other shards (forwarded requests, parts, geo steps).
     pub forwarded_out: u64,
     /// Calls run here for other shards.
@@ -113,6 +115,7 @@ impl ShardStats {
             field("auth_failures", self.auth_failures),
             field("acl_denied", self.acl_denied),
             field("tls_handshake_failures", self.tls_handshake_failures),
+            field("output_limit_closes", self.output_limit_closes),
             field("forwarded_out", self.forwarded_out),
             field("forwarded_in", self.forwarded_in),
             field("batches_out", self.batches_out),
@@ -173,6 +176,7 @@ impl AddAssign<&ShardStats> for ShardStats {
         self.auth_failures += other.auth_failures;
         self.acl_denied += other.acl_denied;
         self.tls_handshake_failures += other.tls_handshake_failures;
+        self.output_limit_closes += other.output_limit_closes;
         self.forwarded_out += other.forwarded_out;
         self.forwarded_in += other.forwarded_in;
         self.batches_out += other.batches_out;
