@@ -13,6 +13,7 @@ use tessera_protocol::commands::access::is_connection;
 use tessera_protocol::wire::Payload;
 use tessera_protocol::{AdminCommand, Command, ErrorCode, Value};
 
+pub mod fuzzing;
 pub mod glob;
 pub mod user;
 
