@@ -60,6 +60,11 @@ const MAX_EVICTIONS_PER_WRITE: usize = 1_000;
 /// Geo members looked at per index per expiry tick, to free lapsed ones.
 const GEO_SWEEP_BUDGET: usize = 2_000;
 
+/// How often a shard removes the keys its expiry wheel says lapsed: the wheel's tick.
+const WHEEL_INTERVAL: Duration = Duration::from_millis(10);
+/// The most one wheel tick may take: a quarter of it, as the sampling cycle's budget.
+const WHEEL_BUDGET: Duration = Duration::from_micros(2_500);
+
 /// How often a shard samples its keys with deadlines.
 const EXPIRY_INTERVAL: Duration = Duration::from_millis(100);
 /// The most one expiry cycle may take: a quarter of the interval, as Redis allows its
@@ -593,18 +598,25 @@ impl Shard {
 
     /// Samples keys with deadlines and removes the expired ones, forever.
     pub async fn run_expiry(self: Rc<Self>) {
-        let mut ticks = tokio::time::interval(EXPIRY_INTERVAL);
+        let mut ticks = tokio::time::interval(WHEEL_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        let cycle_every = (EXPIRY_INTERVAL.as_millis() / WHEEL_INTERVAL.as_millis()).max(1);
+        for tick in 0u128.. {
             ticks.tick().await;
             let now = clock::now_millis();
             let mut keyspace = self.keyspace.borrow_mut();
+            // Keys that lapsed in the last tick go now; the rest of the work runs at the
+            // sampling cycle's pace.
+            let mut removed = keyspace.expire_due(now, WHEEL_BUDGET);
+            if tick % cycle_every != 0 {
+                continue;
+            }
             // Lapsed reservations give their units back, and watched users going silent
             // are reported offline, without anyone asking.
             for key in keyspace.take_due(now) {
                 families::timer_due(&mut keyspace, &key, now);
             }
-            let removed = keyspace.expire_cycle(now, EXPIRY_BUDGET);
+            removed += keyspace.expire_cycle(now, EXPIRY_BUDGET);
             keyspace.refresh_geo_bytes();
             let lapsed = keyspace.geo.sweep(GEO_SWEEP_BUDGET, now);
             drop(keyspace);

@@ -20,8 +20,10 @@ use crate::data::inventory::StockLevel;
 use crate::data::watch::Watches;
 
 mod evict;
+mod wheel;
 pub use evict::Policy;
 use evict::Timing;
+use wheel::ExpiryWheel;
 
 /// A store's figures, kept up to date with every change to its SKUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -161,6 +163,8 @@ pub struct Keyspace<V> {
     last_cut: u32,
     /// Which keys go at maxmemory; the access stamps follow it.
     pub eviction: Policy,
+    /// Keys due to lapse in the next few seconds, for prompt removal.
+    wheel: ExpiryWheel,
     /// Keys removed by eviction.
     evicted_total: u64,
     /// The clock as of the last lookup, for stamping keys a write adds.
@@ -195,6 +199,7 @@ impl<V: StoredValue> Keyspace<V> {
             geo_bytes: 0,
             last_cut: 0,
             eviction: Policy::Noeviction,
+            wheel: ExpiryWheel::default(),
             evicted_total: 0,
             last_now: 0,
         }
@@ -289,6 +294,9 @@ impl<V: StoredValue> Keyspace<V> {
 
     fn set_deadline_at(&mut self, index: usize, hash: u64, deadline: u64) {
         self.save_before_change(index);
+        if deadline != NO_DEADLINE {
+            self.wheel.schedule(hash, deadline, self.last_now);
+        }
         let volatile_len = self.volatile.len() as u32;
         let Some(slot) = self.table.get_bucket_mut(index) else {
             return;
@@ -352,6 +360,7 @@ impl<V: StoredValue> Keyspace<V> {
         let volatile_index = if deadline == NO_DEADLINE {
             0
         } else {
+            self.wheel.schedule(found.hash, deadline, self.last_now);
             self.volatile.push(found.hash);
             (self.volatile.len() - 1) as u32
         };
@@ -563,6 +572,7 @@ impl<V: StoredValue> Keyspace<V> {
         }
         self.table = HashTable::new();
         self.volatile = Vec::new();
+        self.wheel.clear();
         self.heap_bytes = 0;
     }
 
@@ -572,6 +582,7 @@ impl<V: StoredValue> Keyspace<V> {
             + self.heap_bytes
             + self.timers.capacity() * std::mem::size_of::<Reverse<(u64, Box<[u8]>)>>()
             + self.volatile.capacity() * std::mem::size_of::<u64>()
+            + self.wheel.heap_bytes()
             + self.geo_bytes
     }
 
@@ -587,6 +598,23 @@ impl<V: StoredValue> Keyspace<V> {
         self.rng ^= self.rng << 25;
         self.rng ^= self.rng >> 27;
         self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Removes the keys the wheel says lapsed in the ticks now past, within `budget`;
+    /// how many went.
+    pub fn expire_due(&mut self, now: u64, budget: std::time::Duration) -> usize {
+        // The wheel is set aside while its entries are removed from the table.
+        let mut wheel = std::mem::replace(&mut self.wheel, ExpiryWheel::set_aside());
+        let mut removed = 0;
+        wheel.run_due(now, budget, |hash| {
+            if let Some(index) = self.table.find_bucket_index(hash, |s| s.is_expired(now)) {
+                self.remove_at(index);
+                removed += 1;
+            }
+        });
+        self.wheel = wheel;
+        self.expired_total += removed as u64;
+        removed
     }
 
     /// One active-expiry cycle: samples keys with deadlines, removes the expired ones, and
