@@ -101,6 +101,18 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn the_fuzz_corpus_replays_cleanly() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/handshake");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            handshake(&std::fs::read(&path).unwrap());
+            replayed += 1;
+        }
+        assert!(replayed >= 50, "{replayed} inputs in {}", dir.display());
+    }
+
     proptest! {
         #[test]
         fn any_sequence_of_handshake_requests_keeps_the_rules(lines in proptest::collection::vec(line(), 0..24)) {
