@@ -606,8 +606,21 @@ async fn a_reply_past_the_output_hard_limit_closes_its_connection_only() {
         .call(Command::parse_words(&words).unwrap())
         .await
         .unwrap();
-    // 3 MB of fields, over twice the 1 MiB limit: the reply is dropped, the client told.
-    let hgetall = [Bytes::from_static(b"HGETALL"), Bytes::from_static(b"wide")];
+    // Whole-collection reads are measured first: 3 MB of fields against a 1 MiB limit is
+    // a typed error, and the connection goes on.
+    for read in ["HGETALL", "HVALS"] {
+        let words = [Bytes::from(read), Bytes::from_static(b"wide")];
+        let refused = client.call(Command::parse_words(&words).unwrap()).await;
+        assert_eq!(
+            refused.expect_err("refused").server_code(),
+            Some(ErrorCode::ReplyTooLarge),
+            "{read}"
+        );
+    }
+    // One that is not (HMGET naming one big field 30 times) goes past twice the limit:
+    // the reply is dropped, the client told, and only its connection closes.
+    let mut hmget = vec![Bytes::from_static(b"HMGET"), Bytes::from_static(b"wide")];
+    hmget.extend(std::iter::repeat_n(Bytes::from_static(b"field0"), 30));
     let plain = tessera_client::Connection::open(
         &server.address,
         None,
@@ -616,7 +629,7 @@ async fn a_reply_past_the_output_hard_limit_closes_its_connection_only() {
     .await
     .unwrap();
     let lost = plain
-        .request(Command::parse_words(&hgetall).unwrap())
+        .request(Command::parse_words(&hmget).unwrap())
         .await
         .expect_err("the connection closes");
     assert!(

@@ -179,3 +179,46 @@ async fn kinds_do_not_mix_and_bad_scores_are_refused() {
         vec![(b("top"), f64::INFINITY)]
     );
 }
+
+#[tokio::test]
+async fn a_range_past_the_reply_limit_is_refused_before_it_is_built() {
+    let server =
+        support::TestServer::start_with(&["--shards", "1", "--max-output-buffer-bytes", "65536"]);
+    let client = server.client().await;
+    let mut words: Vec<bytes::Bytes> = vec!["ZADD".into(), "big".into()];
+    for i in 0..20_000 {
+        words.push(i.to_string().into());
+        words.push(format!("member:{i:08}").into());
+    }
+    client
+        .call(tessera_client::Command::parse_words(&words).unwrap())
+        .await
+        .unwrap();
+    for line in ["ZRANGE big 0 -1", "ZRANGE big 0 -1 WITHSCORES"] {
+        let words: Vec<bytes::Bytes> = line
+            .split(' ')
+            .map(|w| bytes::Bytes::from(w.to_string()))
+            .collect();
+        let refused = client
+            .call(tessera_client::Command::parse_words(&words).unwrap())
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            refused.server_code(),
+            Some(tessera_client::ErrorCode::ReplyTooLarge),
+            "{line}"
+        );
+    }
+    let words: Vec<bytes::Bytes> = "ZRANGE big 0 9"
+        .split(' ')
+        .map(|w| bytes::Bytes::from(w.to_string()))
+        .collect();
+    let ten = client
+        .call(tessera_client::Command::parse_words(&words).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        matches!(ten, tessera_client::Reply::Array(ref m) if m.len() == 10),
+        "{ten:?}"
+    );
+}

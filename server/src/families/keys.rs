@@ -138,15 +138,7 @@ pub fn mget<P: Payload>(
             size += blob.as_bytes().map_or(20, <[u8]>::len);
         }
     }
-    if size > keyspace.reply_limit {
-        return Err(ErrorReply::new(
-            ErrorCode::ReplyTooLarge,
-            format!(
-                "the reply would hold {size} bytes of values, over the {} a reply may",
-                keyspace.reply_limit
-            ),
-        ));
-    }
+    super::within_reply_limit(size, keyspace.reply_limit)?;
     Ok(keys
         .iter()
         .map(|k| match keyspace.get(k.as_ref(), now) {

@@ -233,6 +233,21 @@ pub fn apply<'a, P: Payload>(
     Reply::Value(reply)
 }
 
+/// Refuses a reply that would carry `size` bytes of stored data when a reply may carry
+/// only `limit`: measured before anything is copied, so asking costs nothing.
+///
+/// # Errors
+/// REPLY_TOO_LARGE naming both figures.
+pub fn within_reply_limit(size: usize, limit: usize) -> Result<(), ErrorReply> {
+    if size <= limit {
+        return Ok(());
+    }
+    Err(ErrorReply::new(
+        ErrorCode::ReplyTooLarge,
+        format!("the reply would hold {size} bytes of values, over the {limit} a reply may"),
+    ))
+}
+
 /// One change as a log appends it and a replica applies it: the command that made it and
 /// the server time it ran at, which is all replay needs, since every operation is a
 /// function of the keyspace, the command and that time.

@@ -403,10 +403,13 @@ pub fn range_members<'a>(
     limit: Option<(i64, i64)>,
     now: u64,
 ) -> Result<Vec<&'a [u8]>, Value> {
+    let reply_limit = keyspace.reply_limit;
     match keyspace.get(key, now) {
         Some(Stored::SortedSet(set)) => {
             let (from, to) = set.select(selection, rev, limit);
+            within_count_limit(to.saturating_sub(from), reply_limit).map_err(Value::Error)?;
             let mut members = set.members(from, to);
+            within_members_limit(&members, reply_limit).map_err(Value::Error)?;
             if rev {
                 members.reverse();
             }
@@ -417,6 +420,21 @@ pub fn range_members<'a>(
     }
 }
 
+/// Bytes a ZRANGE reply counts per member besides the member itself (its score).
+const PER_MEMBER: usize = 9;
+
+/// Refuses a ZRANGE of `count` members before even their list is made, when their scores
+/// alone would outgrow `limit`.
+fn within_count_limit(count: usize, limit: usize) -> Result<(), ErrorReply> {
+    super::within_reply_limit(count.saturating_mul(PER_MEMBER), limit)
+}
+
+/// Refuses a ZRANGE whose `members` (and a score each) would outgrow `limit`.
+fn within_members_limit(members: &[&[u8]], limit: usize) -> Result<(), ErrorReply> {
+    let bytes: usize = members.iter().map(|m| m.len() + PER_MEMBER).sum();
+    super::within_reply_limit(bytes, limit)
+}
+
 /// The reads: ZSCORE, ZMSCORE, ZRANK, ZREVRANK, ZRANGE, ZCARD, ZCOUNT.
 fn read<P: Payload>(
     keyspace: &mut Keyspace,
@@ -425,6 +443,7 @@ fn read<P: Payload>(
     command: &SortedSetCommand<P>,
 ) -> Result<Value, ErrorReply> {
     use SortedSetCommand as Z;
+    let reply_limit = keyspace.reply_limit;
     let empty = ScoreSet::default();
     let set = match keyspace.get(key, now) {
         Some(Stored::SortedSet(set)) => set,
@@ -459,6 +478,8 @@ fn read<P: Payload>(
             ..
         } => {
             let (from, to) = set.select(*selection, *rev, *limit);
+            within_count_limit(to.saturating_sub(from), reply_limit)?;
+            within_members_limit(&set.members(from, to), reply_limit)?;
             let mut entries = set.ranks(from, to);
             if *rev {
                 entries.reverse();

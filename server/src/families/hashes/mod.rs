@@ -148,6 +148,22 @@ pub fn get<'a>(
     }
 }
 
+/// The bytes HGETALL, HKEYS or HVALS would copy out of `fields`; `None` for other reads.
+fn whole_reply_size<P>(fields: &FieldMap, now: u64, command: &HashCommand<P>) -> Option<usize> {
+    let (names, values) = match command {
+        HashCommand::GetAll(_) => (true, true),
+        HashCommand::Keys(_) => (true, false),
+        HashCommand::Vals(_) => (false, true),
+        _ => return None,
+    };
+    Some(
+        fields
+            .live(now)
+            .map(|f| usize::from(names) * f.name.len() + usize::from(values) * f.value.len())
+            .sum(),
+    )
+}
+
 /// The reads: HGET, HMGET, HGETALL, HKEYS, HVALS, HLEN, HEXISTS, HSTRLEN, HTTL, HPTTL.
 fn read<P: Payload>(
     keyspace: &mut Keyspace,
@@ -155,12 +171,16 @@ fn read<P: Payload>(
     now: u64,
     command: &HashCommand<P>,
 ) -> Result<Value, ErrorReply> {
+    let limit = keyspace.reply_limit;
     let empty = FieldMap::default();
     let fields = match keyspace.get(key, now) {
         Some(Stored::Hash(fields)) => fields,
         Some(_) => return Err(ErrorReply::new(ErrorCode::WrongType, WRONG_TYPE)),
         None => &empty,
     };
+    if let Some(size) = whole_reply_size(fields, now, command) {
+        super::within_reply_limit(size, limit)?;
+    }
     let bytes = |value: &[u8]| Value::Bytes(Bytes::copy_from_slice(value));
     let value_of = |name: &P| {
         fields
