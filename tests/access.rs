@@ -28,14 +28,6 @@ fn code(result: Result<Value, Error>) -> Option<ErrorCode> {
     }
 }
 
-fn words(line: &str) -> Command {
-    let words: Vec<Bytes> = line
-        .split(' ')
-        .map(|w| Bytes::from(w.to_string()))
-        .collect();
-    Command::parse_words(&words).unwrap()
-}
-
 /// A raw connection that sends frames and reads replies in order.
 struct Raw {
     stream: TcpStream,
@@ -95,13 +87,13 @@ async fn requirepass_refuses_everything_until_authenticated() {
     let server = TestServer::start_with(&["--shards", "3", "--requirepass", "s3cret"]);
     let mut raw = Raw::open(&server.address).await;
     raw.send(&[
-        words("GET k"),
-        words("PING"),
-        words("HELLO 1"),
-        words("AUTH wrong"),
-        words("AUTH s3cret"),
-        words("SET k v"),
-        words("ACL.WHOAMI"),
+        support::command("GET k"),
+        support::command("PING"),
+        support::command("HELLO 1"),
+        support::command("AUTH wrong"),
+        support::command("AUTH s3cret"),
+        support::command("SET k v"),
+        support::command("ACL.WHOAMI"),
     ])
     .await;
     // A forwarded SET may be answered after later requests: read the replies by id.
@@ -169,58 +161,67 @@ async fn users_get_only_their_commands_and_keys() {
         Some(&b"hot"[..])
     );
     assert_eq!(
-        code(reader.call(words("GET user:1")).await),
+        code(reader.call(support::command("GET user:1")).await),
         Some(ErrorCode::NoPerm)
     );
     assert_eq!(
-        code(reader.call(words("SET cache:1 x")).await),
+        code(reader.call(support::command("SET cache:1 x")).await),
         Some(ErrorCode::NoPerm)
     );
     // Every key of a multi-key command must be allowed.
     assert_eq!(
-        code(reader.call(words("MGET cache:1 user:1")).await),
+        code(reader.call(support::command("MGET cache:1 user:1")).await),
         Some(ErrorCode::NoPerm)
     );
-    assert!(reader.call(words("MGET cache:1 cache:2")).await.is_ok());
+    assert!(reader
+        .call(support::command("MGET cache:1 cache:2"))
+        .await
+        .is_ok());
     // Dangerous and admin commands need their category.
     assert_eq!(
-        code(app.call(words("FLUSHALL")).await),
-        Some(ErrorCode::NoPerm)
-    );
-    assert_eq!(code(app.call(words("INFO")).await), Some(ErrorCode::NoPerm));
-    assert_eq!(
-        code(app.call(words("ACL.SETUSER app +@all")).await),
+        code(app.call(support::command("FLUSHALL")).await),
         Some(ErrorCode::NoPerm)
     );
     assert_eq!(
-        code(reader.call(words("ACL.LIST")).await),
+        code(app.call(support::command("INFO")).await),
+        Some(ErrorCode::NoPerm)
+    );
+    assert_eq!(
+        code(app.call(support::command("ACL.SETUSER app +@all")).await),
+        Some(ErrorCode::NoPerm)
+    );
+    assert_eq!(
+        code(reader.call(support::command("ACL.LIST")).await),
         Some(ErrorCode::NoPerm)
     );
     // The handshake and WHOAMI are always allowed.
     assert_eq!(
-        reader.call(words("PING")).await.unwrap(),
+        reader.call(support::command("PING")).await.unwrap(),
         Value::text("PONG")
     );
     assert_eq!(
-        app.call(words("ACL.WHOAMI")).await.unwrap(),
+        app.call(support::command("ACL.WHOAMI")).await.unwrap(),
         Value::text("app")
     );
     // A per-family category, over a geo index's name.
     let geo = Client::connect_with(&server.address, as_user("geo", "g"))
         .await
         .unwrap();
-    assert!(geo.call(words("GEO.CREATE fleet:sf RES 9")).await.is_ok());
+    assert!(geo
+        .call(support::command("GEO.CREATE fleet:sf RES 9"))
+        .await
+        .is_ok());
     assert_eq!(
-        code(geo.call(words("GEO.CREATE other RES 9")).await),
+        code(geo.call(support::command("GEO.CREATE other RES 9")).await),
         Some(ErrorCode::NoPerm)
     );
     assert_eq!(
-        code(geo.call(words("GET cache:1")).await),
+        code(geo.call(support::command("GET cache:1")).await),
         Some(ErrorCode::NoPerm)
     );
-    assert!(admin.call(words("FLUSHALL")).await.is_ok());
+    assert!(admin.call(support::command("FLUSHALL")).await.is_ok());
     assert_eq!(reader.get("cache:1").await.unwrap(), None);
-    let info = admin.call(words("INFO")).await.unwrap();
+    let info = admin.call(support::command("INFO")).await.unwrap();
     let denied = info
         .get("totals")
         .and_then(|t| t.get("acl_denied"))
@@ -237,25 +238,28 @@ async fn acl_changes_reach_connected_clients() {
     assert_eq!(
         code(
             admin
-                .call(words("ACL.SETUSER ops on >o +nosuchcommand"))
+                .call(support::command("ACL.SETUSER ops on >o +nosuchcommand"))
                 .await
         ),
         Some(ErrorCode::Syntax)
     );
     admin
-        .call(words("ACL.SETUSER ops on >o ~* +@read"))
+        .call(support::command("ACL.SETUSER ops on >o ~* +@read"))
         .await
         .unwrap();
     let ops = Client::connect_with(&server.address, as_user("ops", "o"))
         .await
         .unwrap();
     assert_eq!(
-        code(ops.call(words("SET k v")).await),
+        code(ops.call(support::command("SET k v")).await),
         Some(ErrorCode::NoPerm)
     );
-    admin.call(words("ACL.SETUSER ops +@write")).await.unwrap();
-    ops.call(words("SET k v")).await.unwrap();
-    let list = admin.call(words("ACL.LIST")).await.unwrap();
+    admin
+        .call(support::command("ACL.SETUSER ops +@write"))
+        .await
+        .unwrap();
+    ops.call(support::command("SET k v")).await.unwrap();
+    let list = admin.call(support::command("ACL.LIST")).await.unwrap();
     let Value::Array(lines) = list else {
         panic!("{list:?}")
     };
@@ -276,10 +280,13 @@ async fn acl_changes_reach_connected_clients() {
     );
     // A deleted user's connections are closed at their next request.
     assert_eq!(
-        admin.call(words("ACL.DELUSER ops nobody")).await.unwrap(),
+        admin
+            .call(support::command("ACL.DELUSER ops nobody"))
+            .await
+            .unwrap(),
         Value::Int(1)
     );
-    assert!(ops.call(words("GET k")).await.is_err());
+    assert!(ops.call(support::command("GET k")).await.is_err());
     assert_eq!(
         Client::connect_with(&server.address, as_user("ops", "o"))
             .await
@@ -289,7 +296,7 @@ async fn acl_changes_reach_connected_clients() {
         Some(ErrorCode::WrongPass)
     );
     assert_eq!(
-        code(admin.call(words("ACL.DELUSER default")).await),
+        code(admin.call(support::command("ACL.DELUSER default")).await),
         Some(ErrorCode::Syntax)
     );
 }
@@ -318,7 +325,7 @@ async fn failed_attempts_are_slowed_and_counted_while_others_are_served() {
         );
         // Meanwhile another client on the same shard is answered at once.
         let ping = Instant::now();
-        client.call(words("PING")).await.unwrap();
+        client.call(support::command("PING")).await.unwrap();
         assert!(ping.elapsed() < Duration::from_millis(500));
     }
     // Pipelining the guesses does not skip the waits: 50 + 100 + 200 + 400 + 800 ms.
@@ -345,7 +352,7 @@ async fn failed_attempts_are_slowed_and_counted_while_others_are_served() {
         Some(ErrorCode::WrongPass)
     );
     assert!(matches!(hello.reply().await, Some(Value::Map(_))));
-    let info = client.call(words("INFO")).await.unwrap();
+    let info = client.call(support::command("INFO")).await.unwrap();
     let failures = info
         .get("totals")
         .and_then(|t| t.get("auth_failures"))
@@ -357,24 +364,28 @@ async fn failed_attempts_are_slowed_and_counted_while_others_are_served() {
 async fn acl_cat_lists_categories_and_their_commands() {
     let server = TestServer::start(1);
     let client = server.client().await;
-    let Value::Array(categories) = client.call(words("ACL.CAT")).await.unwrap() else {
+    let Value::Array(categories) = client.call(support::command("ACL.CAT")).await.unwrap() else {
         panic!("ACL.CAT answers an array")
     };
     for wanted in ["read", "write", "admin", "dangerous", "geo", "sorted_sets"] {
         assert!(categories.contains(&Value::text(wanted)), "{wanted}");
     }
-    let Value::Array(dangerous) = client.call(words("ACL.CAT @dangerous")).await.unwrap() else {
+    let Value::Array(dangerous) = client
+        .call(support::command("ACL.CAT @dangerous"))
+        .await
+        .unwrap()
+    else {
         panic!("ACL.CAT dangerous answers an array")
     };
     assert!(dangerous.contains(&Value::text("flushall")));
     assert!(!dangerous.contains(&Value::text("get")));
     assert_eq!(
-        code(client.call(words("ACL.CAT nosuch")).await),
+        code(client.call(support::command("ACL.CAT nosuch")).await),
         Some(ErrorCode::Syntax)
     );
     // With no password, every connection is the default user with every right.
     assert_eq!(
-        client.call(words("ACL.WHOAMI")).await.unwrap(),
+        client.call(support::command("ACL.WHOAMI")).await.unwrap(),
         Value::text("default")
     );
 }

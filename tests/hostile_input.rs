@@ -423,20 +423,8 @@ async fn a_frame_that_does_not_finish_arriving_is_closed_with_a_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_close_and_watching_ones_stay() {
     let server = TestServer::start_with(&["--shards", "1", "--timeout", "1"]);
-    let idle = tessera_client::Connection::open(
-        &server.address,
-        None,
-        &tessera_client::ClientConfig::default(),
-    )
-    .await
-    .unwrap();
-    let watcher = tessera_client::Connection::open(
-        &server.address,
-        None,
-        &tessera_client::ClientConfig::default(),
-    )
-    .await
-    .unwrap();
+    let idle = support::plain_connection(&server.address).await;
+    let watcher = support::plain_connection(&server.address).await;
     watcher
         .request(Command::Presence(tessera_protocol::PresenceCommand::Watch(
             vec![Bytes::from_static(b"someone")],
@@ -507,13 +495,7 @@ async fn an_mget_whose_reply_would_exceed_the_limit_is_refused_before_it_is_buil
         let refused = if routed {
             client.mget(keys.clone()).await.map(|_| ())
         } else {
-            let plain = tessera_client::Connection::open(
-                &server.address,
-                None,
-                &tessera_client::ClientConfig::default(),
-            )
-            .await
-            .unwrap();
+            let plain = support::plain_connection(&server.address).await;
             let keys = keys
                 .iter()
                 .map(|k| Bytes::copy_from_slice(k.as_bytes()))
@@ -621,13 +603,7 @@ async fn a_reply_past_the_output_hard_limit_closes_its_connection_only() {
     // the reply is dropped, the client told, and only its connection closes.
     let mut hmget = vec![Bytes::from_static(b"HMGET"), Bytes::from_static(b"wide")];
     hmget.extend(std::iter::repeat_n(Bytes::from_static(b"field0"), 30));
-    let plain = tessera_client::Connection::open(
-        &server.address,
-        None,
-        &tessera_client::ClientConfig::default(),
-    )
-    .await
-    .unwrap();
+    let plain = support::plain_connection(&server.address).await;
     let lost = plain
         .request(Command::parse_words(&hmget).unwrap())
         .await

@@ -39,20 +39,8 @@ async fn config_file_settings_apply_and_flags_win() {
 #[tokio::test]
 async fn maxclients_refuses_with_a_typed_error() {
     let server = TestServer::start_with(&["--shards", "1", "--maxclients", "2"]);
-    let first = tessera_client::Connection::open(
-        &server.address,
-        None,
-        &tessera_client::ClientConfig::default(),
-    )
-    .await
-    .unwrap();
-    let _second = tessera_client::Connection::open(
-        &server.address,
-        None,
-        &tessera_client::ClientConfig::default(),
-    )
-    .await
-    .unwrap();
+    let first = support::plain_connection(&server.address).await;
+    let _second = support::plain_connection(&server.address).await;
     let third = tessera_client::Connection::open(
         &server.address,
         None,

@@ -29,14 +29,6 @@ async fn info(client: &Client, section: &str, field: &str) -> i64 {
         .unwrap_or_else(|| panic!("INFO {section}.{field}"))
 }
 
-fn words(line: &str) -> tessera_client::Command {
-    let words: Vec<bytes::Bytes> = line
-        .split(' ')
-        .map(|w| bytes::Bytes::from(w.to_string()))
-        .collect();
-    tessera_client::Command::parse_words(&words).unwrap()
-}
-
 async fn existing(client: &Client, keys: &[String]) -> HashSet<String> {
     let mut present = HashSet::new();
     for key in keys {
@@ -168,7 +160,7 @@ async fn volatile_policies_leave_persistent_keys_and_refuse_once_none_can_go() {
             "{policy}"
         );
         // With only persistent keys left to take, writes are refused as under noeviction.
-        client.call(words("FLUSHALL")).await.unwrap();
+        client.call(support::command("FLUSHALL")).await.unwrap();
         let value = vec![b'x'; VALUE];
         let mut refused = None;
         for i in 0..2_000 {
@@ -202,7 +194,7 @@ async fn allkeys_random_keeps_writes_going_within_maxmemory() {
     for batch in 0..40 {
         let mut pipeline = client.pipeline();
         for i in 0..1_000 {
-            pipeline.add(words(&format!("SET small:{batch}:{i} x")));
+            pipeline.add(support::command(&format!("SET small:{batch}:{i} x")));
         }
         for (i, reply) in pipeline.execute().await.unwrap().into_iter().enumerate() {
             assert!(reply.is_ok(), "write {batch}:{i} at maxmemory: {reply:?}");
@@ -236,7 +228,10 @@ async fn used_memory_matches_the_resident_set() {
         }
     }
     // Geo members too: their index was the worst estimate before.
-    client.call(words("GEO.CREATE fleet RES 9")).await.unwrap();
+    client
+        .call(support::command("GEO.CREATE fleet RES 9"))
+        .await
+        .unwrap();
     for i in 0..50_000 {
         let lat = 37.70 + (i % 200) as f64 * 0.001;
         let lng = -122.50 + (i / 200) as f64 * 0.001;

@@ -26,19 +26,11 @@ fn over_tls(ca: &Path, identity: Option<(&Path, &Path)>) -> ClientConfig {
 }
 
 async fn info_total(client: &Client, field: &str) -> i64 {
-    let info = client.call(words("INFO")).await.unwrap();
+    let info = client.call(support::command("INFO")).await.unwrap();
     info.get("totals")
         .and_then(|t| t.get(field))
         .and_then(Reply::as_int)
         .unwrap()
-}
-
-fn words(line: &str) -> tessera_client::Command {
-    let words: Vec<bytes::Bytes> = line
-        .split(' ')
-        .map(|w| bytes::Bytes::from(w.to_string()))
-        .collect();
-    tessera_client::Command::parse_words(&words).unwrap()
 }
 
 #[tokio::test]
@@ -60,7 +52,7 @@ async fn routed_clients_work_over_tls_and_plain_or_untrusting_ones_are_refused()
         assert_eq!(value.as_deref(), Some(format!("v{i}").as_bytes()));
     }
     let values = client
-        .call(words("MGET key:1 key:2 key:3 nope"))
+        .call(support::command("MGET key:1 key:2 key:3 nope"))
         .await
         .unwrap();
     assert_eq!(

@@ -164,3 +164,20 @@ pub async fn open_many(address: &str, count: usize) -> Vec<tessera_client::Conne
     }
     connections
 }
+
+/// A command from redis-cli style words, split on spaces (`"SET k v"`).
+pub fn command(line: &str) -> tessera_client::Command {
+    let words: Vec<bytes::Bytes> = line
+        .split(' ')
+        .map(|w| bytes::Bytes::from(w.to_string()))
+        .collect();
+    tessera_client::Command::parse_words(&words).expect("a valid command line")
+}
+
+/// One plain connection (no shard chosen), with default settings.
+pub async fn plain_connection(address: &str) -> tessera_client::Connection {
+    let config = tessera_client::ClientConfig::default();
+    tessera_client::Connection::open(address, None, &config)
+        .await
+        .expect("connection opens")
+}
