@@ -246,10 +246,11 @@ impl<V: StoredValue> Keyspace<V> {
 
     /// Finds a live key's bucket, removing it first if it has expired (lazy expiry).
     fn find_live(&mut self, hash: u64, key: &[u8], now: u64) -> Option<usize> {
+        // A write that follows a lookup of a missing key stamps it with this time.
+        self.last_now = now;
         let index = self
             .table
             .find_bucket_index(hash, |s| s.key.eq_bytes(key))?;
-        self.last_now = now;
         if self.table.get_bucket(index)?.is_expired(now) {
             self.remove_at(index);
             self.expired_total += 1;

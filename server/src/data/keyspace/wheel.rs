@@ -42,7 +42,7 @@ impl ExpiryWheel {
 
     /// Notes that the key with `hash` lapses at `deadline`, if that is within reach.
     pub fn schedule(&mut self, hash: u64, deadline: u64, now: u64) {
-        if self.cursor == 0 {
+        if self.cursor == 0 && now > 0 {
             self.cursor = now / TICK_MS;
         }
         let tick = deadline / TICK_MS;
@@ -62,6 +62,7 @@ impl ExpiryWheel {
     /// given back as buckets empty.
     pub fn run_due(&mut self, now: u64, budget: Duration, mut expire: impl FnMut(u64)) {
         if self.cursor == 0 {
+            self.cursor = now / TICK_MS;
             return;
         }
         let started = Instant::now();
