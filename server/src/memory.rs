@@ -1,5 +1,6 @@
-//! The process's allocator, counting: mimalloc underneath, every block's usable size added
-//! to a striped tally as it is handed out and taken off as it is freed, so `used()` is
+//! The process's allocator, counting: mimalloc underneath, every block's requested size
+//! added to a striped tally as it is handed out and taken off as it is freed (the size is
+//! in the layout both times, so counting costs no lookup), so `used()` is
 //! what the process holds on the heap (keys, values, connection buffers, everything), the
 //! figure maxmemory is held to, as Redis holds its own to its allocator's count.
 
@@ -39,14 +40,13 @@ pub fn used() -> usize {
 }
 
 // SAFETY: every call goes to mimalloc with the caller's arguments unchanged; the tally is
-// only told sizes mimalloc reports for blocks it owns.
+// only told the sizes the layouts carry.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded as GlobalAlloc::alloc's contract requires.
         let block = unsafe { MiMalloc.alloc(layout) };
         if !block.is_null() {
-            // SAFETY: `block` was just returned by mimalloc.
-            HEAP.add(stripe(), unsafe { MiMalloc.usable_size(block) } as isize);
+            HEAP.add(stripe(), layout.size() as isize);
         }
         block
     }
@@ -55,29 +55,22 @@ unsafe impl GlobalAlloc for CountingAllocator {
         // SAFETY: as `alloc`.
         let block = unsafe { MiMalloc.alloc_zeroed(layout) };
         if !block.is_null() {
-            // SAFETY: `block` was just returned by mimalloc.
-            HEAP.add(stripe(), unsafe { MiMalloc.usable_size(block) } as isize);
+            HEAP.add(stripe(), layout.size() as isize);
         }
         block
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
-        // SAFETY: the caller passes a live block from this allocator.
-        let size = unsafe { MiMalloc.usable_size(block) };
-        HEAP.add(stripe(), -(size as isize));
+        HEAP.add(stripe(), -(layout.size() as isize));
         // SAFETY: forwarded as GlobalAlloc::dealloc's contract requires.
         unsafe { MiMalloc.dealloc(block, layout) }
     }
 
     unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller passes a live block from this allocator.
-        let before = unsafe { MiMalloc.usable_size(block) };
         // SAFETY: forwarded as GlobalAlloc::realloc's contract requires.
         let moved = unsafe { MiMalloc.realloc(block, layout, new_size) };
         if !moved.is_null() {
-            // SAFETY: `moved` was just returned by mimalloc.
-            let after = unsafe { MiMalloc.usable_size(moved) };
-            HEAP.add(stripe(), after as isize - before as isize);
+            HEAP.add(stripe(), new_size as isize - layout.size() as isize);
         }
         moved
     }
