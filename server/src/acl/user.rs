@@ -242,6 +242,11 @@ impl User {
         self.all_commands || self.commands.contains(index)
     }
 
+    /// Whether the user may run every command on every key, so nothing needs checking.
+    pub fn is_unrestricted(&self) -> bool {
+        self.all_commands && self.all_keys
+    }
+
     /// Whether every key is open to this user, so its keys need no checking.
     pub fn has_all_keys(&self) -> bool {
         self.all_keys

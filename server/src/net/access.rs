@@ -17,6 +17,8 @@ pub struct Answer {
     pub pause: Option<Duration>,
     /// The connection must close (its user is gone).
     pub close: bool,
+    /// The session's rules refused the request.
+    pub denied: bool,
 }
 
 impl Answer {
@@ -25,6 +27,17 @@ impl Answer {
             reply,
             pause: None,
             close: false,
+            denied: false,
+        }
+    }
+
+    /// The answer to a request the session's rules refused.
+    pub fn refused(refusal: &Refusal) -> Answer {
+        Answer {
+            reply: refusal.to_value(),
+            pause: None,
+            close: *refusal == Refusal::UserGone,
+            denied: true,
         }
     }
 }
@@ -43,11 +56,7 @@ pub fn answer<P: Payload>(acl: &Acl, session: &mut Session, command: &Command<P>
         );
     }
     if let Err(refusal) = session.check(acl, command) {
-        return Answer {
-            close: refusal == Refusal::UserGone,
-            reply: refusal.to_value(),
-            pause: None,
-        };
+        return Answer::refused(&refusal);
     }
     Answer::reply(match admin {
         AdminCommand::AclWhoami => Value::text(session.username().unwrap_or_default()),
@@ -100,6 +109,7 @@ pub fn authenticate(
             ),
             pause: Some(pause),
             close: false,
+            denied: false,
         },
     }
 }

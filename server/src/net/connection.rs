@@ -376,10 +376,8 @@ fn run_frame(
         if let Some(auth) = auth {
             let answer =
                 access::authenticate(acl, &mut state.session, Some(auth.username), auth.password);
-            if let Some(pause) = answer.pause {
-                shard.stats.borrow_mut().auth_failures += 1;
-                complete(&answer.reply);
-                return Some(Next::Pause(pause));
+            if answer.pause.is_some() {
+                return conclude(shard, complete, answer);
             }
         }
         if state.session.username().is_none() {
@@ -390,27 +388,27 @@ fn run_frame(
     }
     if acl::is_session_command(&command) {
         let answer = access::answer(acl, &mut state.session, &command);
-        complete(&answer.reply);
-        let denied =
-            matches!(&answer.reply, Value::Error(e) if e.known_code() == Some(ErrorCode::NoPerm));
-        let mut stats = shard.stats.borrow_mut();
-        stats.auth_failures += u64::from(answer.pause.is_some());
-        stats.acl_denied += u64::from(denied);
-        drop(stats);
-        return match (answer.close, answer.pause) {
-            (true, _) => Some(Next::Close("user deleted or disabled")),
-            (false, Some(pause)) => Some(Next::Pause(pause)),
-            (false, None) => None,
-        };
+        return conclude(shard, complete, answer);
     }
     if let Err(refusal) = state.session.check(acl, &command) {
-        shard.stats.borrow_mut().acl_denied += 1;
-        complete(&refusal.to_value());
-        return (refusal == acl::Refusal::UserGone)
-            .then_some(Next::Close("user deleted or disabled"));
+        return conclude(shard, complete, access::Answer::refused(&refusal));
     }
     coordinator::dispatch(shard, out, id, command, started);
     None
+}
+
+/// Sends a session answer, counts it, and says what the connection does next.
+fn conclude(shard: &Shard, complete: impl Fn(&Value), answer: access::Answer) -> Option<Next> {
+    complete(&answer.reply);
+    let mut stats = shard.stats.borrow_mut();
+    stats.auth_failures += u64::from(answer.pause.is_some());
+    stats.acl_denied += u64::from(answer.denied);
+    drop(stats);
+    match (answer.close, answer.pause) {
+        (true, _) => Some(Next::Close("user deleted or disabled")),
+        (false, Some(pause)) => Some(Next::Pause(pause)),
+        (false, None) => None,
+    }
 }
 
 /// A HELLO that has passed authentication.

@@ -459,16 +459,15 @@ impl Shard {
         spec: &tessera_protocol::CommandSpec,
         now: u64,
     ) -> Option<tessera_protocol::Value> {
-        if !spec.writes || frees_memory(spec.name) {
+        if !spec.writes {
             return None;
         }
         let used = self.heap_used(now);
         let limit = self.node.maxmemory;
-        if used <= limit {
+        if used <= limit || frees_memory(spec.name) {
             return None;
         }
-        let freed = self.evict(used - limit, now);
-        if freed > 0 {
+        if let Some(freed) = self.evict(used - limit, now) {
             // Until the next reading, count what went: the writes after this one in the
             // same millisecond evict only once the freed bytes are spent again.
             self.heap_seen.set((now, used.saturating_sub(freed)));
@@ -496,26 +495,26 @@ impl Shard {
     }
 
     /// Evicts keys until about `excess` bytes are freed (or `MAX_EVICTIONS_PER_WRITE`
-    /// keys went); the bytes freed, by the keyspace's count.
-    fn evict(&self, excess: usize, now: u64) -> usize {
+    /// keys went); the bytes freed, by the victims' own footprints, or `None` if nothing
+    /// could be evicted.
+    fn evict(&self, excess: usize, now: u64) -> Option<usize> {
         let mut keyspace = self.keyspace.borrow_mut();
-        let start = keyspace.memory_bytes();
-        let mut evicted = 0;
-        while evicted < MAX_EVICTIONS_PER_WRITE
-            && start.saturating_sub(keyspace.memory_bytes()) < excess
-        {
-            let Some(key) = keyspace.evict_one(now) else {
+        let mut freed = 0;
+        for _ in 0..MAX_EVICTIONS_PER_WRITE {
+            if freed >= excess {
+                break;
+            }
+            let Some((key, bytes)) = keyspace.evict_one(now) else {
                 break;
             };
-            evicted += 1;
+            freed += bytes;
             if let Some(journal) = keyspace.journal() {
                 let deletion: tessera_protocol::Command<&[u8]> =
                     tessera_protocol::KeyCommand::Del(vec![&key[..]]).into();
                 families::Mutation::record(journal, now, &deletion);
             }
         }
-        // A key evicted whose bytes the count missed still made room.
-        start.saturating_sub(keyspace.memory_bytes()).max(evicted)
+        (freed > 0).then_some(freed)
     }
 
     /// The error a write gets while this shard's log cannot be written.

@@ -191,9 +191,10 @@ impl<V: StoredValue> Keyspace<V> {
         slot.timing.set_stamp(stamp);
     }
 
-    /// Removes one key the policy picks from a random sample; its key, for the log to
-    /// record the deletion, or `None` if the policy has nothing to evict.
-    pub fn evict_one(&mut self, now: u64) -> Option<Box<[u8]>> {
+    /// Removes one key the policy picks from a random sample: its key, for the log to
+    /// record the deletion, and the bytes that made room for (its slot and what it held on
+    /// the heap); `None` if the policy has nothing to evict.
+    pub fn evict_one(&mut self, now: u64) -> Option<(Box<[u8]>, usize)> {
         if self.eviction == Policy::Noeviction {
             return None;
         }
@@ -223,9 +224,11 @@ impl<V: StoredValue> Keyspace<V> {
             }
         }
         let (index, _) = best?;
+        let heap_before = self.heap_bytes;
         let slot = self.remove_at(index);
         self.evicted_total += 1;
-        Some(slot.key.as_bytes().unwrap_or_default().into())
+        let freed = heap_before.saturating_sub(self.heap_bytes) + std::mem::size_of_val(&slot);
+        Some((slot.key.as_bytes().unwrap_or_default().into(), freed))
     }
 
     /// Bucket indexes of up to `SAMPLES` random live keys the policy may evict.
