@@ -516,13 +516,6 @@ fn parse_hello(spec: &'static CommandSpec, args: &[Bytes]) -> Result<AdminComman
     })
 }
 
-fn put_list<P: AsRef<[u8]>>(buf: &mut BytesMut, items: &[P]) {
-    put_uvarint(buf, items.len() as u64);
-    for item in items {
-        put_bytes(buf, item.as_ref());
-    }
-}
-
 /// Reads `count:uvarint item:bytes*count`, with at least `min` items.
 fn read_list<P: Payload>(r: &mut Reader<P>, min: usize) -> Result<Vec<P>, DecodeError> {
     let count = r.count(1)?;

@@ -36,6 +36,14 @@ pub(crate) fn read_key<P: Payload>(r: &mut Reader<P>) -> Result<P, DecodeError> 
     Ok(key)
 }
 
+/// Writes `count:uvarint item:bytes*count`, as `read_keys` reads it.
+pub(crate) fn put_list<P: AsRef<[u8]>>(buf: &mut bytes::BytesMut, items: &[P]) {
+    crate::wire::put_uvarint(buf, items.len() as u64);
+    for item in items {
+        crate::wire::put_bytes(buf, item.as_ref());
+    }
+}
+
 pub(crate) fn read_keys<P: Payload>(r: &mut Reader<P>) -> Result<Vec<P>, DecodeError> {
     let count = r.count(1)?;
     if count == 0 {

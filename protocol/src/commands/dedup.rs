@@ -99,10 +99,7 @@ impl<P: Payload> DedupCommand<P> {
             }
             DedupCommand::CheckMany { ttl_ms, keys } => {
                 put_uvarint(buf, *ttl_ms);
-                put_uvarint(buf, keys.len() as u64);
-                for key in keys {
-                    put_bytes(buf, key.as_ref());
-                }
+                put_list(buf, keys);
             }
         }
     }

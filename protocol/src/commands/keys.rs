@@ -377,10 +377,7 @@ impl<P: Payload> KeyCommand<P> {
                 }
             }
             KeyCommand::Del(keys) | KeyCommand::Exists(keys) | KeyCommand::MGet(keys) => {
-                put_uvarint(buf, keys.len() as u64);
-                for key in keys {
-                    put_bytes(buf, key.as_ref());
-                }
+                put_list(buf, keys);
             }
             KeyCommand::Expire { key, seconds: n }
             | KeyCommand::PExpire { key, millis: n }

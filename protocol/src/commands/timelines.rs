@@ -244,10 +244,7 @@ impl<P: Payload> TimelineCommand<P> {
             TimelineCommand::Fanout { item, cap, keys } => {
                 put_uvarint(buf, item.id);
                 put_item_options(buf, item, *cap);
-                put_uvarint(buf, keys.len() as u64);
-                for key in keys {
-                    put_bytes(buf, key.as_ref());
-                }
+                put_list(buf, keys);
             }
             TimelineCommand::Range {
                 key,
@@ -274,10 +271,7 @@ impl<P: Payload> TimelineCommand<P> {
                     put_ivarint(buf, cursor.score);
                     put_uvarint(buf, cursor.id);
                 }
-                put_uvarint(buf, keys.len() as u64);
-                for key in keys {
-                    put_bytes(buf, key.as_ref());
-                }
+                put_list(buf, keys);
             }
             TimelineCommand::Remove { key, id } => {
                 put_bytes(buf, key.as_ref());
