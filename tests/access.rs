@@ -89,7 +89,7 @@ async fn requirepass_refuses_everything_until_authenticated() {
     raw.send(&[
         support::command("GET k"),
         support::command("PING"),
-        support::command("HELLO 1"),
+        support::command("HELLO 2"),
         support::command("AUTH wrong"),
         support::command("AUTH s3cret"),
         support::command("SET k v"),
@@ -338,7 +338,7 @@ async fn failed_attempts_are_slowed_and_counted_while_others_are_served() {
     let mut hello = Raw::open(&server.address).await;
     let hello_auth = |password: &str| {
         Command::Admin(AdminCommand::Hello {
-            version: 1,
+            version: 2,
             shard: None,
             auth: Some(Credentials {
                 username: Bytes::from_static(b"default"),

@@ -300,3 +300,41 @@ fn pass_authenticates_and_its_absence_is_refused() {
     let as_user = cli(&server, &["--user", "default", "-a", "pw", "acl.whoami"]);
     assert_eq!(stdout(&as_user), "default");
 }
+
+#[tokio::test]
+async fn cluster_create_forms_a_cluster_and_nodes_lists_it() {
+    let cluster = support::cluster::TestCluster::start(3, 1);
+    let node = cluster.nodes[0].as_ref().unwrap();
+    let addresses: Vec<String> = (0..3).map(|at| cluster.address(at)).collect();
+    let mut create = vec!["cluster", "create"];
+    create.extend(addresses.iter().map(String::as_str));
+    let formed = cli(node, &create);
+    assert!(formed.status.success(), "{formed:?}");
+    assert_eq!(stdout(&formed), "epoch: 1");
+    cluster.wait_serving().await;
+
+    let nodes = cli(node, &["--json", "cluster", "nodes"]);
+    let listed: serde_json::Value = serde_json::from_slice(&nodes.stdout).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 3);
+    let slots: i64 = listed.iter().map(|n| n["slots"].as_i64().unwrap()).sum();
+    assert_eq!(slots, 16_384);
+    assert!(
+        listed.iter().all(|n| n["state"] == "ok" && n["epoch"] == 1),
+        "{listed:?}"
+    );
+    assert_eq!(
+        listed.iter().filter(|n| n["role"] == "leader").count(),
+        1,
+        "{listed:?}"
+    );
+    let table = stdout(&cli(node, &["cluster", "slots"]));
+    assert!(table.starts_with("epoch 1\n    0-"), "{table}");
+    let refused = cli(node, &["cluster", "create", &addresses[0]]);
+    assert!(!refused.status.success());
+    // Keys sent through the CLI land wherever their slot lives.
+    for key in ["a", "b", "c", "d"] {
+        assert_eq!(stdout(&cli(node, &["set", key, "1"])), "OK");
+    }
+    assert_eq!(stdout(&cli(node, &["exists", "a", "b", "c", "d"])), "4");
+}

@@ -39,13 +39,13 @@ async fn ping_and_hello() {
         assert_eq!(echoed, Value::Bytes(b("hi")));
         let hello = client
             .call(Command::Admin(AdminCommand::Hello {
-                version: 1,
+                version: 2,
                 shard: None,
                 auth: None,
             }))
             .await
             .unwrap();
-        assert_eq!(hello.get("version"), Some(&Value::Int(1)));
+        assert_eq!(hello.get("version"), Some(&Value::Int(2)));
         let refused = client
             .call(Command::Admin(AdminCommand::Hello {
                 version: 99,

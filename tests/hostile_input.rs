@@ -245,7 +245,7 @@ async fn unknown_opcodes_and_bad_arguments_get_typed_errors_and_the_connection_s
         ),
         (
             "HELLO for a huge shard",
-            vec![0x02, 0x00, 1, 0, 0xff, 0xff, 0x7f, 0],
+            vec![0x02, 0x00, 2, 0, 0xff, 0xff, 0x7f, 0],
             ErrorCode::NoSuchShard,
         ),
         ("key over 64 KiB", long_key, ErrorCode::KeyTooLarge),

@@ -9,6 +9,7 @@ use clap::Parser;
 
 use tessera_client::{Client, ClientConfig, Connection, Error, TlsConfig};
 use tessera_protocol::{Command, ErrorReply, Value, COMMANDS};
+mod cluster;
 mod render;
 
 use render::{error_json, render_human, render_raw, split_line, to_json};
@@ -109,6 +110,22 @@ fn main() -> ExitCode {
         ..ClientConfig::default()
     };
     runtime.block_on(async move {
+        if args
+            .command
+            .first()
+            .is_some_and(|w| w.eq_ignore_ascii_case("cluster"))
+        {
+            return match cluster::run(&address, &config, &args.command[1..], style).await {
+                Ok(out) => {
+                    println!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("(error) {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         let client = match Client::connect_with(&address, config.clone()).await {
             Ok(client) => client,
             Err(error) => {

@@ -148,6 +148,7 @@ impl Connection {
                 epoch: 0,
                 shard: 0,
                 server: String::new(),
+                cluster: false,
             }),
         };
         let answer = connection

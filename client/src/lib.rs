@@ -15,6 +15,7 @@ mod error;
 mod geo;
 pub mod limiter;
 mod pipeline;
+mod routing;
 pub mod tls;
 mod watch;
 
@@ -23,10 +24,12 @@ use std::time::Duration;
 
 use futures_util::future::try_join_all;
 use tessera_cluster::geo::{partition_of, partition_shard};
-use tessera_cluster::shard_for_key;
+use tessera_cluster::{key_slot, shard_for_key};
 use tessera_protocol::geo::GeoCommand;
+pub use tessera_protocol::ClusterCommand;
 use tessera_protocol::{Combine, HelloInfo, Split, Typed, Value};
-use tokio::sync::Mutex;
+
+use routing::{NodeLinks, Routes};
 
 pub use bytes::Bytes;
 pub use commands::{
@@ -68,24 +71,25 @@ impl Default for ClientConfig {
     }
 }
 
-/// One shard's connection slot, reconnected on demand.
-struct ShardLink {
-    shard: u16,
-    current: Mutex<Option<Connection>>,
-}
-
 struct Inner {
-    address: String,
     config: ClientConfig,
+    /// What the node the client connected to said in HELLO.
     hello: HelloInfo,
-    links: Vec<ShardLink>,
+    /// That node's shard links.
+    seed: Arc<NodeLinks>,
+    /// The slot map, when that node is a cluster member.
+    routes: Option<Routes>,
 }
 
-/// A shard-aware client for one Tessera node; cheap to clone and share between tasks.
+/// A shard-aware client for one Tessera node or a whole cluster; cheap to clone and share
+/// between tasks.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
 }
+
+/// Where one request goes: a node's links and one of its shards.
+type Target = (Arc<NodeLinks>, u16);
 
 impl Client {
     /// Connects with default settings.
@@ -97,87 +101,197 @@ impl Client {
     }
 
     /// Connects, learns the shard count from HELLO, and opens one connection per shard.
+    /// A cluster member also hands over the slot map; the other nodes' connections are
+    /// opened when a key first needs them.
     ///
     /// # Errors
     /// As `connect`.
     pub async fn connect_with(address: &str, config: ClientConfig) -> Result<Client> {
         let first = Connection::open(address, None, &config).await?;
         let hello = first.hello().clone();
-        let links: Vec<ShardLink> = (0..hello.shards)
-            .map(|shard| ShardLink {
-                shard,
-                current: Mutex::new((shard == hello.shard).then(|| first.clone())),
-            })
-            .collect();
+        let seed = Arc::new(NodeLinks::new(address, hello.shards, Some(&first)));
+        let routes = if hello.cluster {
+            Some(Routes::load(&first, seed.clone()).await?)
+        } else {
+            None
+        };
         let client = Client {
             inner: Arc::new(Inner {
-                address: address.to_string(),
                 config,
                 hello,
-                links,
+                seed,
+                routes,
             }),
         };
-        try_join_all(client.inner.links.iter().map(|link| client.link(link))).await?;
+        let seed = &client.inner.seed;
+        try_join_all((0..seed.shards).map(|shard| seed.link(shard, &client.inner.config))).await?;
         Ok(client)
     }
 
-    /// What the node said in HELLO: shard count, node id, epoch.
+    /// What the node connected to said in HELLO: shard count, node id, epoch.
     pub fn hello(&self) -> &HelloInfo {
         &self.inner.hello
     }
 
-    /// The shard that owns `key`.
+    /// Whether the client routes over a cluster's slot map.
+    pub fn is_cluster(&self) -> bool {
+        self.inner.routes.is_some()
+    }
+
+    /// The slot map's epoch (0 for a single node).
+    pub fn epoch(&self) -> u64 {
+        self.inner
+            .routes
+            .as_ref()
+            .map_or(0, |routes| routes.current().topology.epoch)
+    }
+
+    /// The shard that owns `key` on the node that owns it.
     pub fn shard_of(&self, key: &[u8]) -> u16 {
-        shard_for_key(key, self.inner.hello.shards)
+        self.key_target(key).1
     }
 
-    /// The live connection to `link`'s shard, reconnecting if the last one dropped.
-    async fn link(&self, link: &ShardLink) -> Result<Connection> {
-        let mut current = link.current.lock().await;
-        if let Some(connection) = current.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(connection.clone());
-        }
-        let connection =
-            Connection::open(&self.inner.address, Some(link.shard), &self.inner.config).await?;
-        *current = Some(connection.clone());
-        Ok(connection)
+    /// The client address of the node that owns `key`.
+    pub fn node_of(&self, key: &[u8]) -> String {
+        self.key_target(key).0.address.clone()
     }
 
-    /// The connection to shard `shard`.
+    /// The node and shard owning `key`.
+    fn key_target(&self, key: &[u8]) -> Target {
+        let node = match &self.inner.routes {
+            Some(routes) => routes.current().owner(key_slot(key)),
+            None => self.inner.seed.clone(),
+        };
+        let shard = shard_for_key(key, node.shards);
+        (node, shard)
+    }
+
+    /// The connection to shard `shard` of the node connected to.
     pub async fn connection(&self, shard: u16) -> Result<Connection> {
-        let link = self
-            .inner
-            .links
-            .get(usize::from(shard))
-            .ok_or_else(|| Error::Protocol(format!("no shard {shard}")))?;
-        self.link(link).await
+        self.inner.seed.link(shard, &self.inner.config).await
     }
 
-    /// The shard a command should go to: its key's owner, or shard 0 for keyless and
-    /// multi-key commands (which the server splits itself).
-    fn route(&self, command: &Command) -> u16 {
+    /// Where a command should go: its key's owner; for a multi-key command its first
+    /// key's (the server splits the rest); the connected node's shard 0 for keyless ones.
+    fn route(&self, command: &Command) -> Target {
         // A position's partition lives on one shard: an upsert runs there, and a search
-        // starts there; asking it directly saves a hop.
+        // starts there; asking it directly saves a hop. An index lives on the node that
+        // owns its name's slot.
         let by_position = match command {
             Command::Geo(GeoCommand::Near(near)) => Some((&near.index, near.area.center)),
             Command::Geo(GeoCommand::Upsert { index, at, .. }) => Some((index, *at)),
             _ => None,
         };
         if let Some((index, at)) = by_position {
-            return partition_of(at.lat(), at.lng()).map_or(0, |partition| {
-                partition_shard(index, partition, self.inner.hello.shards)
+            let (node, _) = self.key_target(index);
+            let shard = partition_of(at.lat(), at.lng()).map_or(0, |partition| {
+                partition_shard(index, partition, node.shards)
             });
+            return (node, shard);
         }
-        command.single_key().map_or(0, |key| self.shard_of(key))
+        if let Command::Geo(geo) = command {
+            if self.inner.routes.is_some() {
+                let mut index = None;
+                command.for_each_key(&mut |key| index = index.take().or(Some(key.to_vec())));
+                if let Some(index) = index {
+                    let (node, _) = self.key_target(&index);
+                    let shard = geo
+                        .single_key()
+                        .map_or(0, |m| shard_for_key(m, node.shards));
+                    return (node, shard);
+                }
+            }
+        }
+        let mut first = None;
+        match command.single_key() {
+            Some(key) => first = Some(self.key_target(key)),
+            None => command.for_each_key(&mut |key| {
+                if first.is_none() {
+                    first = Some(self.key_target(key));
+                }
+            }),
+        }
+        first.unwrap_or_else(|| (self.inner.seed.clone(), 0))
     }
 
-    /// Sends any command to the right shard and returns the raw reply.
+    /// Sends any command to the right node and shard and returns the raw reply. In
+    /// cluster mode a redirect or a cluster not serving yet is retried after reloading
+    /// the slot map, for up to ten seconds.
     ///
     /// # Errors
     /// `Server` for an error reply; `ConnectionLost`/`Connect` for link failures.
     pub async fn call(&self, command: Command) -> Result<Value> {
-        let connection = self.connection(self.route(&command)).await?;
-        connection.request(command).await
+        let Some(routes) = &self.inner.routes else {
+            let (node, shard) = self.route(&command);
+            return node
+                .link(shard, &self.inner.config)
+                .await?
+                .request(command)
+                .await;
+        };
+        if self.spans_nodes(&command, routes) {
+            let (combine, replies) = Box::pin(self.fan_out(command)).await?;
+            return routing::combine(&combine, replies);
+        }
+        let deadline = tokio::time::Instant::now() + routing::RETRY_PATIENCE;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let epoch = routes.current().topology.epoch;
+            let (node, shard) = self.route(&command);
+            let answer = match node.link(shard, &self.inner.config).await {
+                Ok(connection) => connection.request(command.clone()).await,
+                Err(error) => Err(error),
+            };
+            match answer {
+                Err(error)
+                    if routing::retryable(&error) && tokio::time::Instant::now() < deadline =>
+                {
+                    if error.server_code() != Some(ErrorCode::Moved) {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(500));
+                    }
+                    // A failed reload leaves the old map; the next attempt tells.
+                    let _ = routes.refresh(epoch, &self.inner.config).await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    /// Splits a multi-key command by the node and shard of each key; a part's owner
+    /// number indexes the targets returned with it.
+    fn split_by_target(&self, command: &Command) -> (Option<Split<Command>>, Vec<Target>) {
+        let targets: std::cell::RefCell<Vec<Target>> = std::cell::RefCell::new(Vec::new());
+        let owner = |key: &[u8]| {
+            let (node, shard) = self.key_target(key);
+            let mut known = targets.borrow_mut();
+            let at = known
+                .iter()
+                .position(|(n, s)| Arc::ptr_eq(n, &node) && *s == shard)
+                .unwrap_or_else(|| {
+                    known.push((node, shard));
+                    known.len() - 1
+                });
+            at as u16
+        };
+        let split = command.split(&owner);
+        (split, targets.into_inner())
+    }
+
+    /// Whether a multi-key command names keys on more than one node, so it must be split
+    /// here rather than by the node it is sent to.
+    fn spans_nodes(&self, command: &Command, routes: &Routes) -> bool {
+        if command.single_key().is_some() {
+            return false;
+        }
+        let map = routes.current();
+        let mut first = None;
+        let mut several = false;
+        command.for_each_key(&mut |key| {
+            let owner = map.topology.owner_id(key_slot(key));
+            several |= *first.get_or_insert(owner) != owner;
+        });
+        several && command.split(&|_| 0).is_some()
     }
 
     /// Sends a typed request (`HashCommand::hget(..)`, `SortedSetCommand::zadd(..)`) to the
@@ -204,15 +318,23 @@ impl Client {
     /// in parallel. Answers how the parts combine, and each part's reply in part order. A
     /// command with no keys goes whole, for the server to refuse.
     async fn fan_out(&self, command: Command) -> Result<(Combine, Vec<Value>)> {
-        let shards = self.inner.hello.shards;
-        let split = command.split(&|key| shard_for_key(key, shards));
+        let (split, targets) = self.split_by_target(&command);
         let Some(Split { parts, combine }) = split.filter(|s| !s.parts.is_empty()) else {
-            let reply = self.call(command).await?;
+            let reply = Box::pin(self.call(command)).await?;
             return Ok((Combine::AllOk, vec![reply]));
         };
-        let calls = parts.into_iter().map(|(shard, part)| async move {
-            let connection = self.connection(shard).await?;
-            connection.request(part).await
+        let calls = parts.into_iter().map(|(at, part)| {
+            let (node, shard) = targets[usize::from(at)].clone();
+            async move {
+                if self.inner.routes.is_some() {
+                    // Sent again on a redirect: `call` routes it by its first key.
+                    return Box::pin(self.call(part)).await;
+                }
+                node.link(shard, &self.inner.config)
+                    .await?
+                    .request(part)
+                    .await
+            }
         });
         Ok((combine, try_join_all(calls).await?))
     }

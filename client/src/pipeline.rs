@@ -44,10 +44,24 @@ impl Pipeline {
     /// The outer error is a failure to reach a shard; per-command failures are inside.
     pub async fn execute(self) -> Result<Vec<Result<Value>>> {
         let mut answers = Vec::with_capacity(self.commands.len());
+        let cluster = self.client.is_cluster();
+        let mut sent = Vec::new();
         for command in self.commands {
-            let connection = self.client.connection(self.client.route(&command)).await?;
+            let (node, shard) = self.client.route(&command);
+            let connection = node.link(shard, &self.client.inner.config).await?;
+            if cluster {
+                sent.push(command.clone());
+            }
             answers.push(connection.start(command));
         }
-        Ok(join_all(answers).await.into_iter().map(settle).collect())
+        let mut results: Vec<Result<Value>> =
+            join_all(answers).await.into_iter().map(settle).collect();
+        // A redirect in a cluster: that command alone goes again, following the new map.
+        for (result, command) in results.iter_mut().zip(sent) {
+            if matches!(result, Err(error) if crate::routing::retryable(error)) {
+                *result = self.client.call(command).await;
+            }
+        }
+        Ok(results)
     }
 }

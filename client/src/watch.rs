@@ -44,7 +44,8 @@ impl Client {
     /// As `Client::connect`.
     pub async fn presence_watcher(&self) -> Result<PresenceWatch> {
         let (connection, pushes) =
-            Connection::open_with_pushes(&self.inner.address, None, &self.inner.config).await?;
+            Connection::open_with_pushes(&self.inner.seed.address, None, &self.inner.config)
+                .await?;
         Ok(PresenceWatch {
             connection,
             pushes,

@@ -1,14 +1,21 @@
-//! Key hashing and routing: the one pure function that says which shard owns a key.
+//! Key hashing and routing: the pure functions that say which slot, node and shard own a key.
 //!
-//! `owner = shard_of(key_hash(key), shards)`, where `key_hash` is XXH64 (seed 0) of the key
-//! or of its `{hash tag}`, and `shard_of` maps the low 32 bits of the hash onto the shard
-//! count by multiply-shift. The high bits are left for placing keys on a node ring, so a
-//! node's contiguous slice of the ring still spreads evenly over its shards.
-//! docs/PROTOCOL.md repeats this so that clients in any language can route.
+//! `slot = CRC16(tag(key)) mod 16384`, Redis Cluster's function to the bit, so that Redis
+//! Cluster clients route the same way. A node's shard for a slot is `slot * shards / 16384`
+//! (contiguous slot ranges per shard), and which node owns a slot is the cluster's
+//! [`Topology`], a table computed by rendezvous hashing and committed through Raft.
+//! docs/PROTOCOL.md §8 repeats this so that clients in any language can route.
 
 pub mod geo;
+pub mod topology;
 
-use xxhash_rust::xxh64::xxh64;
+pub use topology::{NodeId, NodeInfo, SlotRange, Topology};
+
+/// Slots in the key space, as in Redis Cluster.
+pub const SLOT_COUNT: u16 = 16_384;
+
+/// CRC-16/XMODEM (polynomial 0x1021, initial value 0), the CRC Redis Cluster hashes with.
+const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
 
 /// Returns the bytes that are hashed for `key`: the `{hash tag}` if it has a non-empty one.
 ///
@@ -25,20 +32,20 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
     key
 }
 
-/// The 64-bit routing hash of a key: XXH64 with seed 0 over its hash tag.
-pub fn key_hash(key: &[u8]) -> u64 {
-    xxh64(hash_tag(key), 0)
+/// The slot of a key: CRC-16/XMODEM of its hash tag, modulo 16,384.
+pub fn key_slot(key: &[u8]) -> u16 {
+    CRC16.checksum(hash_tag(key)) & (SLOT_COUNT - 1)
 }
 
-/// Maps a routing hash onto `shards` shards: `(low32(hash) * shards) >> 32`.
-pub fn shard_of(hash: u64, shards: u16) -> u16 {
+/// The shard of a node with `shards` shards that holds `slot`: `slot * shards / 16384`.
+pub fn shard_of_slot(slot: u16, shards: u16) -> u16 {
     debug_assert!(shards > 0, "a node has at least one shard");
-    (((hash & 0xffff_ffff) * u64::from(shards)) >> 32) as u16
+    ((u32::from(slot) * u32::from(shards)) >> 14) as u16
 }
 
 /// The shard that owns `key` on a node with `shards` shards.
 pub fn shard_for_key(key: &[u8], shards: u16) -> u16 {
-    shard_of(key_hash(key), shards)
+    shard_of_slot(key_slot(key), shards)
 }
 
 #[cfg(test)]
@@ -59,18 +66,20 @@ mod tests {
     #[test]
     fn known_vectors_pin_the_function() {
         // These values are quoted in docs/PROTOCOL.md; changing them breaks every client.
-        assert_eq!(key_hash(b""), 0xef46_db37_51d8_e999);
-        assert_eq!(key_hash(b"user:42"), 0xdc1f_ea7d_a8d2_d1c2);
-        assert_eq!(key_hash(b"key:0"), 0x5913_602a_ebc9_2ee5);
+        // CRC16("123456789") = 0x31C3 is the check value in Redis's cluster specification;
+        // the slots below are what `redis-cli CLUSTER KEYSLOT` answers for the same keys.
+        assert_eq!(CRC16.checksum(b"123456789"), 0x31c3);
+        assert_eq!(key_slot(b"foo"), 12_182);
+        assert_eq!(key_slot(b"user:42"), 15_880);
+        assert_eq!(key_slot(b"{user:42}.cart"), 15_880);
+        assert_eq!(key_slot(b"key:0"), 2_592);
+        assert_eq!(key_slot(b""), 0);
+        assert_eq!(key_slot(b"foo{}{bar}"), 8_363);
         assert_eq!(shard_for_key(b"user:42", 2), 1);
-        assert_eq!(shard_for_key(b"user:42", 4), 2);
-        assert_eq!(shard_for_key(b"key:0", 4), 3);
-        assert_eq!(shard_for_key(b"foo{}{bar}", 4), 0);
-        assert_eq!(shard_of(0xef46_db37_51d8_e999, 4), 1);
-        assert_eq!(
-            shard_for_key(b"{user:42}.cart", 8),
-            shard_for_key(b"user:42", 8)
-        );
+        assert_eq!(shard_for_key(b"user:42", 4), 3);
+        assert_eq!(shard_for_key(b"foo", 4), 2);
+        assert_eq!(shard_of_slot(0, 4), 0);
+        assert_eq!(shard_of_slot(SLOT_COUNT - 1, 4), 3);
     }
 
     #[test]
@@ -87,8 +96,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn shard_is_in_range(hash: u64, shards in 1u16..1024) {
-            prop_assert!(shard_of(hash, shards) < shards);
+        fn slot_and_shard_are_in_range(key: Vec<u8>, shards in 1u16..1024) {
+            prop_assert!(key_slot(&key) < SLOT_COUNT);
+            prop_assert!(shard_for_key(&key, shards) < shards);
         }
     }
 }

@@ -61,11 +61,18 @@ pub enum ErrorCode {
     WrongPass = 24,
     /// The connection's user may not run this command, or touch one of its keys.
     NoPerm = 25,
+    /// Another node owns the key's slot; the message is `slot host:port epoch`.
+    Moved = 26,
+    /// The node serves no keys now: not yet in a formed cluster, or its view of the
+    /// topology is not confirmed by a quorum (it may be cut off, or just resumed).
+    ClusterDown = 27,
+    /// The request names keys on several nodes; each node must be sent its part.
+    CrossNode = 28,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order; used by the docs and by exhaustive tests.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::Protocol,
         ErrorCode::UnknownCommand,
         ErrorCode::Syntax,
@@ -91,6 +98,9 @@ impl ErrorCode {
         ErrorCode::NoAuth,
         ErrorCode::WrongPass,
         ErrorCode::NoPerm,
+        ErrorCode::Moved,
+        ErrorCode::ClusterDown,
+        ErrorCode::CrossNode,
     ];
 
     /// Maps a wire code back to the enum; unknown codes come from newer servers.
@@ -126,6 +136,9 @@ impl ErrorCode {
             ErrorCode::NoAuth => "NOAUTH",
             ErrorCode::WrongPass => "WRONGPASS",
             ErrorCode::NoPerm => "NOPERM",
+            ErrorCode::Moved => "MOVED",
+            ErrorCode::ClusterDown => "CLUSTER_DOWN",
+            ErrorCode::CrossNode => "CROSS_NODE",
         }
     }
 }

@@ -17,6 +17,9 @@ pub struct HelloInfo {
     pub shard: u16,
     /// Server software version.
     pub server: String,
+    /// Whether the node runs in cluster mode: then keys route by the slot map
+    /// (CLUSTER.SLOTS), not to this node alone.
+    pub cluster: bool,
 }
 
 impl HelloInfo {
@@ -29,6 +32,7 @@ impl HelloInfo {
             (Value::text("epoch"), Value::Int(self.epoch as i64)),
             (Value::text("shard"), Value::Int(i64::from(self.shard))),
             (Value::text("server"), Value::text(self.server.clone())),
+            (Value::text("cluster"), Value::Bool(self.cluster)),
         ])
     }
 
@@ -46,6 +50,7 @@ impl HelloInfo {
             epoch: u64::try_from(int("epoch")?).ok()?,
             shard: u16::try_from(int("shard")?).ok()?,
             server: text("server")?,
+            cluster: matches!(value.get("cluster"), Some(Value::Bool(true))),
         })
     }
 }
@@ -63,6 +68,7 @@ mod tests {
             epoch: 9,
             shard: 2,
             server: "0.1.0".into(),
+            cluster: true,
         };
         assert_eq!(HelloInfo::from_value(&info.to_value()), Some(info));
         assert_eq!(HelloInfo::from_value(&Value::Nil), None);

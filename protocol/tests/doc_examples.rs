@@ -33,12 +33,12 @@ fn documented_bytes_match_the_codec() {
         request(
             1,
             &Command::Admin(AdminCommand::Hello {
-                version: 1,
+                version: 2,
                 shard: None,
                 auth: None,
             })
         ),
-        "0a 00 00 00 01 00 00 00 02 00 01 00 00 00"
+        "0a 00 00 00 01 00 00 00 02 00 02 00 00 00"
     );
     let set = Command::Keys(KeyCommand::Set(SetArgs {
         key: b("k"),

@@ -74,6 +74,14 @@ pub struct Config {
     pub tls_ca_cert_file: PathBuf,
     /// With a CA: whether a client must show a certificate (`yes`) or may (`optional`).
     pub tls_auth_clients: TlsAuthClients,
+    /// Whether the node runs as a cluster member.
+    pub cluster_enabled: bool,
+    /// The node's cluster id (at least 1).
+    pub cluster_node_id: u64,
+    /// The cluster bus port; 0: the client port + 10000.
+    pub cluster_bus_port: u16,
+    /// The `host:port` announced to clients and peers; empty: the bound address.
+    pub cluster_announce_addr: String,
 }
 
 /// Whether TLS clients must show a certificate the CA signed.
@@ -128,6 +136,10 @@ impl Default for Config {
             tls_key_file: PathBuf::new(),
             tls_ca_cert_file: PathBuf::new(),
             tls_auth_clients: TlsAuthClients::Yes,
+            cluster_enabled: false,
+            cluster_node_id: 1,
+            cluster_bus_port: 0,
+            cluster_announce_addr: String::new(),
         }
     }
 }
@@ -190,6 +202,9 @@ impl Config {
         }
         if self.max_push_buffer_bytes < 1024 {
             return invalid("max-push-buffer-bytes must be at least 1024".into());
+        }
+        if self.cluster_enabled && self.cluster_node_id == 0 {
+            return invalid("cluster-node-id must be at least 1".into());
         }
         if self.node_id.is_empty() {
             return invalid("node-id must not be empty".into());

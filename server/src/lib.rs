@@ -11,6 +11,7 @@ static GLOBAL: memory::CountingAllocator = memory::CountingAllocator;
 
 pub mod acl;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod data;
 pub mod families;

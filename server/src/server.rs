@@ -160,10 +160,22 @@ pub fn run(
     if shards == 0 {
         return Err(io::Error::other("at least one listener is required"));
     }
-    let port = listeners[0].local_addr()?.port();
+    let bound = listeners[0].local_addr()?;
+    let port = bound.port();
     let maxclients = fit_to_descriptors(config.maxclients, shards);
+    let cluster = if config.cluster_enabled {
+        Some(start_cluster(config, bound, shards)?)
+    } else {
+        None
+    };
+    let node_id = match &cluster {
+        Some(cluster) if config.node_id == Config::default().node_id => {
+            format!("node-{}", cluster.id)
+        }
+        _ => config.node_id.clone(),
+    };
     let node = Arc::new(NodeInfo {
-        node_id: config.node_id.clone(),
+        node_id,
         shards,
         port,
         started: Instant::now(),
@@ -179,6 +191,7 @@ pub fn run(
         eviction: config.maxmemory_policy,
         acl: Arc::new(config.acl().map_err(io::Error::other)?),
         tls: crate::net::tls::server_config(config)?,
+        cluster,
     });
     crate::clock::epoch();
     let persistence = if config.appendonly {
@@ -228,6 +241,40 @@ pub fn run(
         }
     }
     result
+}
+
+/// Starts the node's cluster member: its bus on `--cluster-bus-port` (the client port +
+/// 10000 by default, as Redis Cluster does) and its Raft log under the data folder.
+fn start_cluster(
+    config: &Config,
+    bound: SocketAddr,
+    shards: u16,
+) -> io::Result<Arc<crate::cluster::Cluster>> {
+    let bus_port = match config.cluster_bus_port {
+        0 => bound.port().checked_add(10_000).ok_or_else(|| {
+            io::Error::other("the client port + 10000 is past 65535: set --cluster-bus-port")
+        })?,
+        port => port,
+    };
+    let bus_bind = SocketAddr::new(bound.ip(), bus_port);
+    let addr_announce = if config.cluster_announce_addr.is_empty() {
+        bound.to_string()
+    } else {
+        config.cluster_announce_addr.clone()
+    };
+    let announce_host = addr_announce
+        .rsplit_once(':')
+        .map_or(addr_announce.as_str(), |(host, _)| host);
+    let cluster = crate::cluster::start(crate::cluster::Settings {
+        id: config.cluster_node_id,
+        bus_bind,
+        bus_announce: format!("{announce_host}:{bus_port}"),
+        addr_announce,
+        shards,
+        dir: config.dir.clone(),
+    })?;
+    tracing::info!(id = cluster.id, bus = %bus_bind, "cluster member started");
+    Ok(cluster)
 }
 
 /// Whether a client from `peer` may connect: in protected mode (bound beyond loopback,

@@ -5,9 +5,11 @@
 
 mod atomic;
 pub mod mailbox;
+pub mod published;
 pub mod slots;
 pub mod tally;
 
 pub use mailbox::Mailbox;
+pub use published::Published;
 pub use slots::Slots;
 pub use tally::Tally;

@@ -1,6 +1,7 @@
 //! Test support: start a real `tessera-server` process on a free port and talk to it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod persist;
 
 use std::io::{BufRead, BufReader};

@@ -28,11 +28,12 @@ pub fn is_connection(spec: &CommandSpec) -> bool {
     )
 }
 
-/// Node operations: snapshots and user management.
+/// Node operations: snapshots, user management and cluster changes.
 fn is_admin(spec: &CommandSpec) -> bool {
     matches!(
         spec.opcode,
-        admin_op::SNAPSHOT
+        super::cluster::opcode::CLUSTER_CREATE
+            | admin_op::SNAPSHOT
             | admin_op::LASTSAVE
             | admin_op::ACL_SETUSER
             | admin_op::ACL_DELUSER
@@ -135,7 +136,11 @@ mod tests {
         let names: Vec<&str> = category_names().collect();
         assert!(names.contains(&"hashes") && names.contains(&"dangerous"));
         let admin = commands_in("admin").unwrap();
-        assert!(admin.iter().all(|spec| family_of(spec) == "admin"));
+        assert!(admin
+            .iter()
+            .all(|spec| ["admin", "cluster"].contains(&family_of(spec))));
+        assert_eq!(in_category(spec("CLUSTER.CREATE"), "admin"), Some(true));
+        assert_eq!(in_category(spec("CLUSTER.SLOTS"), "read"), Some(true));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::wire::{Payload, Reader};
 pub mod access;
 pub mod admin;
 pub(crate) mod arg;
+pub mod cluster;
 pub mod counters;
 pub mod dedup;
 pub mod geo;
@@ -31,6 +32,7 @@ pub mod timelines;
 pub mod versioned;
 
 pub use admin::AdminCommand;
+pub use cluster::ClusterCommand;
 pub use counters::{CounterCommand, MAX_ID_BLOCK};
 pub use dedup::DedupCommand;
 pub use geo::GeoCommand;
@@ -49,7 +51,7 @@ pub use timelines::{
 pub use versioned::VersionedCommand;
 
 /// Protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Longest key accepted, in bytes.
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
 /// Longest expiry accepted: about 100 years, in milliseconds.
@@ -58,6 +60,7 @@ pub const MAX_EXPIRE_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 /// Every family's opcodes under one roof, for code that names opcodes across families.
 pub mod opcode {
     pub use super::admin::opcode::*;
+    pub use super::cluster::opcode::*;
     pub use super::counters::opcode::*;
     pub use super::dedup::opcode::*;
     pub use super::geo::opcode::*;
@@ -240,6 +243,8 @@ families! {
     Hashes(hashes::HashCommand),
     /// Z*: sorted sets.
     SortedSets(sorted_sets::SortedSetCommand),
+    /// CLUSTER.*: the cluster's membership and slot map.
+    Cluster(cluster::ClusterCommand),
 }
 
 const fn row_count() -> usize {

@@ -31,8 +31,35 @@ fn samples() -> Vec<Command> {
         geo_samples(),
         hash_samples(),
         sorted_set_samples(),
+        cluster_samples(),
     ]
     .concat()
+}
+
+/// Cluster commands.
+fn cluster_samples() -> Vec<Command> {
+    use crate::commands::cluster::Member;
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    vec![
+        Command::Cluster(ClusterCommand::Myself),
+        Command::Cluster(ClusterCommand::Create(vec![
+            Member {
+                id: 1,
+                bus: k("127.0.0.1:17379"),
+                addr: k("127.0.0.1:7379"),
+                shards: 4,
+            },
+            Member {
+                id: 2,
+                bus: k("10.0.0.2:17379"),
+                addr: k("10.0.0.2:7379"),
+                shards: 1,
+            },
+        ])),
+        Command::Cluster(ClusterCommand::Slots),
+        Command::Cluster(ClusterCommand::Info),
+        Command::Cluster(ClusterCommand::KeySlot(k("{user:42}.cart"))),
+    ]
 }
 
 /// Admin and key commands.

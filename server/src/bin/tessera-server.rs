@@ -108,6 +108,21 @@ struct Args {
     /// [default: yes].
     #[arg(long)]
     tls_auth_clients: Option<tessera_server::config::TlsAuthClients>,
+    /// Run as a member of a cluster (formed with CLUSTER.CREATE, or `tessera-cli cluster
+    /// create`): yes or no [default: no].
+    #[arg(long, value_parser = yes_no)]
+    cluster_enabled: Option<bool>,
+    /// This node's cluster id, at least 1, unique and never reused [default: 1].
+    #[arg(long)]
+    cluster_node_id: Option<u64>,
+    /// Port of the cluster bus (Raft between nodes); 0: the client port + 10000
+    /// [default: 0].
+    #[arg(long)]
+    cluster_bus_port: Option<u16>,
+    /// The `host:port` clients and peers are told to reach this node at; empty: the bound
+    /// address and port [default: empty].
+    #[arg(long)]
+    cluster_announce_addr: Option<String>,
 }
 
 fn yes_no(text: &str) -> Result<bool, String> {
@@ -151,7 +166,11 @@ impl Args {
             tls_cert_file,
             tls_key_file,
             tls_ca_cert_file,
-            tls_auth_clients
+            tls_auth_clients,
+            cluster_enabled,
+            cluster_node_id,
+            cluster_bus_port,
+            cluster_announce_addr
         );
         config.user.extend(self.user);
         if self.repair_log {
@@ -170,8 +189,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Raft's own logs report every missed heartbeat to a down peer, several a second;
+    // the cluster module logs what an operator needs (leader changes, peers lost and
+    // found). `--log-level openraft=debug` (or any filter naming openraft) brings them back.
+    let level = if config.log_level.contains("openraft") {
+        config.log_level.clone()
+    } else {
+        format!("{},openraft=off", config.log_level)
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

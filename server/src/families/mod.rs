@@ -384,6 +384,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         Command::Geo(command) => geo::here(keyspace, command, now),
         Command::Hashes(command) => hashes::apply(keyspace, command, now),
         Command::SortedSets(command) => sorted_sets::apply(keyspace, command, now),
+        Command::Cluster(_) => Value::error(ErrorCode::Internal, "not a shard operation"),
     }
 }
 

@@ -393,6 +393,10 @@ fn run_frame(
     if let Err(refusal) = state.session.check(acl, &command) {
         return conclude(shard, complete, access::Answer::refused(&refusal));
     }
+    if let Command::Cluster(cluster) = &command {
+        crate::cluster::commands::answer(shard, out, id, index, started, cluster);
+        return None;
+    }
     coordinator::dispatch(shard, out, id, command, started);
     None
 }
@@ -483,9 +487,10 @@ fn hello_info(shard: &Shard) -> HelloInfo {
         version: PROTOCOL_VERSION,
         node_id: shard.node.node_id.clone(),
         shards: shard.shards(),
-        epoch: 0,
+        epoch: shard.cluster_epoch(),
         shard: shard.id,
         server: env!("CARGO_PKG_VERSION").into(),
+        cluster: shard.node.cluster.is_some(),
     }
 }
 

@@ -45,6 +45,9 @@ pub fn dispatch(
         started,
         now: clock::millis_at(started),
     };
+    if let Some(refusal) = super::cluster::refusal(shard, &command) {
+        return request.complete(shard, conn, &refusal);
+    }
     if COMMANDS[index].writes {
         if let Some(refusal) = shard.write_refusal() {
             return request.complete(shard, conn, &refusal);
@@ -477,6 +480,25 @@ fn run_task(shard: &Rc<Shard>, conn: &Rc<ConnOutput>, request: Request, task: Ta
             conn.wake.raise();
         }
     });
+}
+
+/// Answers a request once `reply` is ready (a cluster change waits on Raft), keeping the
+/// connection's count of requests in flight so it waits for the answer before closing.
+pub fn complete_later(
+    shard: &Rc<Shard>,
+    conn: &Rc<ConnOutput>,
+    request_id: u32,
+    command_index: usize,
+    started: Instant,
+    reply: impl std::future::Future<Output = Value> + 'static,
+) {
+    let request = Request {
+        id: request_id,
+        index: command_index,
+        started,
+        now: clock::millis_at(started),
+    };
+    run_task(shard, conn, request, Box::pin(reply));
 }
 
 /// Writes the reply and records the request's latency.

@@ -105,6 +105,8 @@ pub struct NodeInfo {
     pub acl: Arc<crate::acl::Acl>,
     /// TLS for client connections, when configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The node's part in a cluster; `None` in single-node mode.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// One shard's state.
@@ -139,6 +141,8 @@ pub struct Shard {
     unrecorded: RefCell<Vec<(usize, Instant, bool)>>,
     /// The log, when the node persists.
     pub durability: Option<Durability>,
+    /// This shard's copy of the cluster's topology and the version it was published as.
+    topology: RefCell<(usize, Arc<Option<tessera_cluster::Topology>>)>,
 }
 
 impl Shard {
@@ -173,7 +177,24 @@ impl Shard {
             stopping: Cell::new(false),
             unrecorded: RefCell::new(Vec::new()),
             durability,
+            topology: RefCell::new((usize::MAX, Arc::new(None))),
         }
+    }
+
+    /// The topology this node last applied (refreshed when a newer one was published);
+    /// `None` in single-node mode or before a cluster is formed.
+    pub fn topology(&self) -> Option<Arc<Option<tessera_cluster::Topology>>> {
+        let cluster = self.node.cluster.as_ref()?;
+        let mut cached = self.topology.borrow_mut();
+        cluster.topology.refresh(&mut cached);
+        Some(cached.1.clone())
+    }
+
+    /// The epoch of the topology in force (0 in single-node mode or before one is formed).
+    pub fn cluster_epoch(&self) -> u64 {
+        self.topology()
+            .and_then(|topology| topology.as_ref().as_ref().map(|t| t.epoch))
+            .unwrap_or(0)
     }
 
     /// Shards on this node.

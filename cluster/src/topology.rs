@@ -1,0 +1,271 @@
+//! The cluster's topology: which node owns each of the 16,384 slots, at which epoch.
+//!
+//! Ownership is computed by rendezvous (highest-random-weight) hashing over node ids, so
+//! adding a node to N takes about 1/(N+1) of the slots, all from the others evenly, and
+//! removing one moves only the slots it owned. The computed table, not the function, is
+//! what the cluster commits: a committed topology says who owns a slot even while a
+//! later assignment is being migrated towards.
+
+use serde::{Deserialize, Serialize};
+
+use crate::SLOT_COUNT;
+
+/// A node's identity in the cluster: chosen by the operator, never reused.
+pub type NodeId = u64;
+
+/// What a client needs to know about one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node's identity.
+    pub id: NodeId,
+    /// The address clients connect to, as `host:port`.
+    pub addr: String,
+    /// How many shards the node runs; slot `s` is on shard `s * shards / 16384`.
+    pub shards: u16,
+}
+
+/// A run of consecutive slots with one owner, both ends included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotRange {
+    /// First slot of the run.
+    pub first: u16,
+    /// Last slot of the run.
+    pub last: u16,
+    /// The node that owns every slot in it.
+    pub owner: NodeId,
+}
+
+/// Slot ownership at one epoch; every slot has exactly one owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    /// Rises by one with every committed change.
+    pub epoch: u64,
+    /// Every node in the cluster, ordered by id.
+    nodes: Vec<NodeInfo>,
+    /// The owner of each slot, indexed by slot.
+    owners: Vec<NodeId>,
+}
+
+impl Topology {
+    /// The topology of `nodes` at `epoch`, every slot given to its rendezvous winner.
+    ///
+    /// # Panics
+    /// If `nodes` is empty: a cluster has at least one node.
+    pub fn assigned(epoch: u64, mut nodes: Vec<NodeInfo>) -> Topology {
+        assert!(!nodes.is_empty(), "a topology needs at least one node");
+        nodes.sort_by_key(|node| node.id);
+        nodes.dedup_by_key(|node| node.id);
+        let ids: Vec<NodeId> = nodes.iter().map(|node| node.id).collect();
+        let owners = (0..SLOT_COUNT)
+            .map(|slot| rendezvous_winner(slot, &ids))
+            .collect();
+        Topology {
+            epoch,
+            nodes,
+            owners,
+        }
+    }
+
+    /// Rebuilds a topology from the ranges a node published; `None` unless the ranges
+    /// cover every slot exactly once and name only listed nodes.
+    pub fn from_ranges(
+        epoch: u64,
+        mut nodes: Vec<NodeInfo>,
+        ranges: &[SlotRange],
+    ) -> Option<Topology> {
+        nodes.sort_by_key(|node| node.id);
+        let mut owners = vec![None; usize::from(SLOT_COUNT)];
+        for range in ranges {
+            if range.first > range.last || range.last >= SLOT_COUNT {
+                return None;
+            }
+            nodes
+                .binary_search_by_key(&range.owner, |node| node.id)
+                .ok()?;
+            for owner in &mut owners[usize::from(range.first)..=usize::from(range.last)] {
+                if owner.replace(range.owner).is_some() {
+                    return None;
+                }
+            }
+        }
+        let owners = owners.into_iter().collect::<Option<Vec<NodeId>>>()?;
+        Some(Topology {
+            epoch,
+            nodes,
+            owners,
+        })
+    }
+
+    /// The same nodes plus `node` (or with `node`'s entry replaced), reassigned, one epoch on.
+    pub fn with_node(&self, node: NodeInfo) -> Topology {
+        let mut nodes: Vec<NodeInfo> = self
+            .nodes
+            .iter()
+            .filter(|n| n.id != node.id)
+            .cloned()
+            .collect();
+        nodes.push(node);
+        Topology::assigned(self.epoch + 1, nodes)
+    }
+
+    /// The same nodes less `id`, reassigned, one epoch on; `None` if that would leave none.
+    pub fn without_node(&self, id: NodeId) -> Option<Topology> {
+        let nodes: Vec<NodeInfo> = self.nodes.iter().filter(|n| n.id != id).cloned().collect();
+        (!nodes.is_empty()).then(|| Topology::assigned(self.epoch + 1, nodes))
+    }
+
+    /// Every node, ordered by id.
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    /// The node with identity `id`, if it is in the cluster.
+    pub fn node(&self, id: NodeId) -> Option<&NodeInfo> {
+        self.nodes
+            .binary_search_by_key(&id, |node| node.id)
+            .ok()
+            .map(|at| &self.nodes[at])
+    }
+
+    /// The node that owns `slot`.
+    pub fn owner(&self, slot: u16) -> &NodeInfo {
+        let id = self.owners[usize::from(slot)];
+        self.node(id).expect("every owner is a listed node")
+    }
+
+    /// The id of the node that owns `slot`.
+    pub fn owner_id(&self, slot: u16) -> NodeId {
+        self.owners[usize::from(slot)]
+    }
+
+    /// How many slots `id` owns.
+    pub fn slots_of(&self, id: NodeId) -> usize {
+        self.owners.iter().filter(|&&owner| owner == id).count()
+    }
+
+    /// Ownership as runs of consecutive slots, in slot order.
+    pub fn ranges(&self) -> Vec<SlotRange> {
+        let mut ranges: Vec<SlotRange> = Vec::new();
+        for (slot, &owner) in (0..SLOT_COUNT).zip(&self.owners) {
+            match ranges.last_mut() {
+                Some(run) if run.owner == owner => run.last = slot,
+                _ => ranges.push(SlotRange {
+                    first: slot,
+                    last: slot,
+                    owner,
+                }),
+            }
+        }
+        ranges
+    }
+
+    /// The slots whose owner differs between `self` and `other`.
+    pub fn moved_slots(&self, other: &Topology) -> Vec<u16> {
+        (0..SLOT_COUNT)
+            .filter(|&slot| self.owners[usize::from(slot)] != other.owners[usize::from(slot)])
+            .collect()
+    }
+}
+
+/// The node whose weight `mix(mix(id) ^ slot)` for `slot` is highest (ties to the lower id).
+fn rendezvous_winner(slot: u16, ids: &[NodeId]) -> NodeId {
+    ids.iter()
+        .map(|&id| (mix(mix(id) ^ u64::from(slot)), std::cmp::Reverse(id)))
+        .max()
+        .map(|(_, std::cmp::Reverse(id))| id)
+        .expect("at least one node")
+}
+
+/// SplitMix64's finaliser: a fixed, well-spread 64-bit mix, so every implementation that
+/// recomputes an assignment gets the same table.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(ids: &[NodeId]) -> Vec<NodeInfo> {
+        ids.iter()
+            .map(|&id| NodeInfo {
+                id,
+                addr: format!("127.0.0.1:{}", 7000 + id),
+                shards: 2,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn slots_spread_evenly_over_nodes() {
+        let topology = Topology::assigned(1, nodes(&[1, 2, 3]));
+        for id in [1, 2, 3] {
+            let share = topology.slots_of(id) as f64 / f64::from(SLOT_COUNT);
+            assert!((share - 1.0 / 3.0).abs() < 0.03, "node {id} owns {share}");
+        }
+    }
+
+    #[test]
+    fn a_join_moves_about_one_in_n_plus_one_slots_all_to_the_new_node() {
+        for count in 1..=8u64 {
+            let ids: Vec<NodeId> = (1..=count).collect();
+            let before = Topology::assigned(1, nodes(&ids));
+            let after = before.with_node(nodes(&[100])[0].clone());
+            let moved = before.moved_slots(&after);
+            let expected = f64::from(SLOT_COUNT) / (count + 1) as f64;
+            assert!(
+                (moved.len() as f64 - expected).abs() < expected * 0.1,
+                "{count} nodes: {} moved, about {expected} expected",
+                moved.len()
+            );
+            assert!(moved.iter().all(|&slot| after.owner_id(slot) == 100));
+            assert_eq!(after.epoch, 2);
+        }
+    }
+
+    #[test]
+    fn a_leave_moves_only_the_leavers_slots() {
+        let before = Topology::assigned(1, nodes(&[1, 2, 3, 4]));
+        let after = before.without_node(3).unwrap();
+        let moved = before.moved_slots(&after);
+        assert_eq!(moved.len(), before.slots_of(3));
+        assert!(moved.iter().all(|&slot| before.owner_id(slot) == 3));
+        assert!(before
+            .without_node(3)
+            .unwrap()
+            .without_node(1)
+            .unwrap()
+            .without_node(2)
+            .unwrap()
+            .without_node(4)
+            .is_none());
+    }
+
+    #[test]
+    fn ranges_round_trip_and_bad_ranges_are_refused() {
+        let topology = Topology::assigned(7, nodes(&[5, 9]));
+        let ranges = topology.ranges();
+        assert_eq!(
+            Topology::from_ranges(7, nodes(&[9, 5]), &ranges).as_ref(),
+            Some(&topology)
+        );
+        let mut overlapping = ranges.clone();
+        overlapping.push(ranges[0]);
+        assert!(Topology::from_ranges(7, nodes(&[5, 9]), &overlapping).is_none());
+        assert!(Topology::from_ranges(7, nodes(&[5, 9]), &ranges[1..]).is_none());
+        assert!(Topology::from_ranges(7, nodes(&[5]), &ranges).is_none());
+    }
+
+    #[test]
+    fn the_assignment_is_pinned() {
+        // Clients may recompute an assignment to check a published one: keep it fixed.
+        let topology = Topology::assigned(1, nodes(&[1, 2, 3]));
+        let owners: Vec<NodeId> = [0, 1, 2, 5000, 16383]
+            .map(|slot| topology.owner_id(slot))
+            .to_vec();
+        assert_eq!(owners, vec![3, 3, 1, 1, 1]);
+    }
+}

@@ -1,0 +1,226 @@
+//! The CLUSTER.* commands: answered by the connection from the node's cluster state, not
+//! by a shard's keyspace.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tessera_cluster::{key_slot, NodeInfo, Topology};
+use tessera_protocol::commands::cluster::Member;
+use tessera_protocol::wire::Payload;
+use tessera_protocol::{ClusterCommand, ErrorCode, Value};
+
+use super::{Change, Cluster, Peer, LEASE_MS};
+use crate::clock;
+use crate::route::coordinator;
+use crate::shard::output::ConnOutput;
+use crate::shard::Shard;
+
+/// How long CLUSTER.CREATE waits for the first topology to commit.
+const CREATE_PATIENCE: Duration = Duration::from_secs(15);
+
+fn map(pairs: Vec<(&str, Value)>) -> Value {
+    Value::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Value::text(k), v))
+            .collect(),
+    )
+}
+
+fn off() -> Value {
+    Value::error(
+        ErrorCode::ClusterDown,
+        "cluster mode is off on this node (--cluster-enabled yes turns it on)",
+    )
+}
+
+/// Answers one CLUSTER.* request from `conn`, now or (CLUSTER.CREATE) once Raft has.
+pub fn answer<P: Payload>(
+    shard: &Rc<Shard>,
+    conn: &Rc<ConnOutput>,
+    request_id: u32,
+    index: usize,
+    started: Instant,
+    command: &ClusterCommand<P>,
+) {
+    let cluster = shard.node.cluster.clone();
+    let reply = match (command, cluster) {
+        (ClusterCommand::KeySlot(key), _) => Value::Int(i64::from(key_slot(key.as_ref()))),
+        (ClusterCommand::Info, cluster) => info(cluster.as_deref()),
+        (_, None) => off(),
+        (ClusterCommand::Myself, Some(cluster)) => map(vec![
+            ("id", Value::Int(cluster.id as i64)),
+            ("addr", Value::text(&cluster.me.addr)),
+            ("bus", Value::text(&cluster.me.bus)),
+            ("shards", Value::Int(i64::from(cluster.me.shards))),
+        ]),
+        (ClusterCommand::Slots, Some(cluster)) => match cluster.topology.load().1.as_ref() {
+            Some(topology) => slots(topology),
+            None => Value::error(
+                ErrorCode::ClusterDown,
+                "no cluster formed yet (CLUSTER.CREATE)",
+            ),
+        },
+        (ClusterCommand::Create(members), Some(cluster)) => {
+            let members: Vec<(u64, Peer)> = members.iter().map(peer_of).collect();
+            let reply = async move { create(&cluster, members).await };
+            coordinator::complete_later(shard, conn, request_id, index, started, reply);
+            return;
+        }
+    };
+    coordinator::complete(shard, conn, request_id, index, started, &reply);
+}
+
+fn peer_of<P: Payload>(member: &Member<P>) -> (u64, Peer) {
+    let text = |p: &P| String::from_utf8_lossy(p.as_ref()).into_owned();
+    (
+        member.id,
+        Peer {
+            bus: text(&member.bus),
+            addr: text(&member.addr),
+            shards: member.shards,
+        },
+    )
+}
+
+/// The slot map: nodes and runs of slots.
+pub fn slots(topology: &Topology) -> Value {
+    let nodes = topology
+        .nodes()
+        .iter()
+        .map(|node| {
+            map(vec![
+                ("id", Value::Int(node.id as i64)),
+                ("addr", Value::text(&node.addr)),
+                ("shards", Value::Int(i64::from(node.shards))),
+            ])
+        })
+        .collect();
+    let ranges = topology
+        .ranges()
+        .into_iter()
+        .map(|range| {
+            Value::Array(vec![
+                Value::Int(i64::from(range.first)),
+                Value::Int(i64::from(range.last)),
+                Value::Int(range.owner as i64),
+            ])
+        })
+        .collect();
+    map(vec![
+        ("epoch", Value::Int(topology.epoch as i64)),
+        ("nodes", Value::Array(nodes)),
+        ("ranges", Value::Array(ranges)),
+    ])
+}
+
+fn info(cluster: Option<&Cluster>) -> Value {
+    let Some(cluster) = cluster else {
+        return map(vec![("enabled", Value::Bool(false))]);
+    };
+    let metrics = cluster.raft.metrics().borrow().clone();
+    let topology = cluster.topology.load().1;
+    let now = clock::now_millis();
+    let state = if cluster.serving(now) {
+        "ok"
+    } else if topology.is_none() {
+        "unformed"
+    } else {
+        "down"
+    };
+    map(vec![
+        ("enabled", Value::Bool(true)),
+        ("state", Value::text(state)),
+        ("node_id", Value::Int(cluster.id as i64)),
+        (
+            "epoch",
+            Value::Int(topology.as_ref().as_ref().map_or(0, |t| t.epoch) as i64),
+        ),
+        (
+            "role",
+            Value::text(format!("{:?}", metrics.state).to_ascii_lowercase()),
+        ),
+        (
+            "leader",
+            metrics
+                .current_leader
+                .map_or(Value::Nil, |id| Value::Int(id as i64)),
+        ),
+        ("term", Value::Int(metrics.current_term as i64)),
+        (
+            "voters",
+            Value::Array(
+                metrics
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .map(|id| Value::Int(id as i64))
+                    .collect(),
+            ),
+        ),
+        (
+            "nodes",
+            Value::Int(topology.as_ref().as_ref().map_or(0, |t| t.nodes().len()) as i64),
+        ),
+        (
+            "slots_owned",
+            Value::Int(
+                topology
+                    .as_ref()
+                    .as_ref()
+                    .map_or(0, |t| t.slots_of(cluster.id)) as i64,
+            ),
+        ),
+        (
+            "serving_ms",
+            Value::Int(cluster.lease_left(now).min(LEASE_MS) as i64),
+        ),
+    ])
+}
+
+/// Forms the cluster: Raft's first membership, then the first topology through the leader.
+async fn create(cluster: &Cluster, members: Vec<(u64, Peer)>) -> Value {
+    if !members.iter().any(|(id, _)| *id == cluster.id) {
+        return Value::error(
+            ErrorCode::Syntax,
+            format!(
+                "CLUSTER.CREATE must name the node it is sent to (id {})",
+                cluster.id
+            ),
+        );
+    }
+    let mut ids: Vec<u64> = members.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != members.len() {
+        return Value::error(ErrorCode::Syntax, "CLUSTER.CREATE names a node id twice");
+    }
+    let nodes: Vec<NodeInfo> = members
+        .iter()
+        .map(|(id, peer)| NodeInfo {
+            id: *id,
+            addr: peer.addr.clone(),
+            shards: peer.shards,
+        })
+        .collect();
+    match cluster
+        .raft
+        .initialize(super::initial_members(&members))
+        .await
+    {
+        Ok(()) => {}
+        Err(openraft::error::RaftError::APIError(
+            openraft::error::InitializeError::NotAllowed(_),
+        )) => {
+            return Value::error(ErrorCode::Conflict, "this node is already in a cluster");
+        }
+        Err(error) => return Value::error(ErrorCode::Internal, error.to_string()),
+    }
+    match cluster.propose(Change::Form(nodes), CREATE_PATIENCE).await {
+        Ok(changed) => map(vec![("epoch", Value::Int(changed.epoch as i64))]),
+        Err(error) => Value::error(
+            ErrorCode::ClusterDown,
+            format!("the first topology did not commit: {error}"),
+        ),
+    }
+}

@@ -1,0 +1,64 @@
+//! In cluster mode, whether this node may run a request: every key it names must be in a
+//! slot this node owns, and the node must hold a confirmed view of the topology.
+//!
+//! A request for another node's slot is answered MOVED (`slot host:port epoch`), which a
+//! client follows after refreshing its slot map. A geo command is placed by its index
+//! name, so an index (a city, say) lives whole on one node and GEO.NEAR stays exact; every
+//! other command by each of its keys.
+
+use tessera_cluster::{key_slot, NodeId};
+use tessera_protocol::wire::Payload;
+use tessera_protocol::{Command, ErrorCode, KeySpec, Value};
+
+use crate::clock;
+use crate::shard::Shard;
+
+/// The refusal for a request this node must not run now; `None` to run it (always, in
+/// single-node mode).
+pub fn refusal<P: Payload>(shard: &Shard, command: &Command<P>) -> Option<Value> {
+    let cluster = shard.node.cluster.as_ref()?;
+    if matches!(command.spec().keys, KeySpec::None | KeySpec::AllShards) {
+        return None;
+    }
+    let topology = shard.topology()?;
+    let Some(topology) = topology.as_ref() else {
+        return Some(Value::error(
+            ErrorCode::ClusterDown,
+            "no cluster formed yet (CLUSTER.CREATE)",
+        ));
+    };
+    if !cluster.serving(clock::now_millis()) {
+        return Some(Value::error(
+            ErrorCode::ClusterDown,
+            "this node's view of the cluster is not confirmed by a quorum; retry shortly",
+        ));
+    }
+    let mut local = false;
+    let mut foreign: Option<(u16, NodeId)> = None;
+    let mut several = false;
+    command.for_each_key(&mut |key| {
+        let slot = key_slot(key);
+        let owner = topology.owner_id(slot);
+        if owner == cluster.id {
+            local = true;
+        } else {
+            match foreign {
+                None => foreign = Some((slot, owner)),
+                Some((_, seen)) if seen != owner => several = true,
+                Some(_) => {}
+            }
+        }
+    });
+    let (slot, owner) = foreign?;
+    if local || several {
+        return Some(Value::error(
+            ErrorCode::CrossNode,
+            "the keys are on several nodes: send each node its part (tessera-client splits by owner)",
+        ));
+    }
+    let addr = topology.node(owner).map_or("?", |node| node.addr.as_str());
+    Some(Value::error(
+        ErrorCode::Moved,
+        format!("{slot} {addr} {}", topology.epoch),
+    ))
+}

@@ -1,0 +1,244 @@
+//! Clusters of real server processes on loopback: formation, routing by slot, redirects,
+//! and what survives `kill -9` and SIGSTOP.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use support::cluster::TestCluster;
+use tessera_client::{Client, ClusterCommand, Command, ErrorCode, Reply as Value};
+
+async fn dbsize(address: &str) -> i64 {
+    let reply = support::cluster::call(address, support::command("DBSIZE")).await;
+    reply.as_int().expect("DBSIZE answers an integer")
+}
+
+#[tokio::test]
+async fn three_nodes_split_the_keys_by_slot_and_redirect_the_rest() {
+    let cluster = TestCluster::formed(3, 2).await;
+    let client = Client::connect(&cluster.address(0)).await.unwrap();
+    assert!(client.is_cluster());
+    assert_eq!(client.epoch(), 1);
+
+    let keys: Vec<String> = (0..3_000).map(|i| format!("user:{i}")).collect();
+    let mut expected: HashMap<String, i64> = HashMap::new();
+    for key in &keys {
+        client.set(key.clone(), format!("v-{key}")).await.unwrap();
+        *expected.entry(client.node_of(key.as_bytes())).or_default() += 1;
+    }
+    for at in 0..3 {
+        let held = dbsize(&cluster.address(at)).await;
+        assert_eq!(
+            Some(&held),
+            expected.get(&cluster.address(at)),
+            "node {}",
+            at + 1
+        );
+        // Rendezvous over three nodes gives each about a third.
+        assert!((800..1_200).contains(&held), "node {} holds {held}", at + 1);
+    }
+
+    // A cross-node MGET comes back whole and in the caller's order.
+    let asked: Vec<String> = keys.iter().rev().take(1_000).cloned().collect();
+    let values = client.mget(asked.clone()).await.unwrap();
+    for (key, value) in asked.iter().zip(values) {
+        assert_eq!(value.as_deref(), Some(format!("v-{key}").as_bytes()));
+    }
+    assert_eq!(client.del(asked.clone()).await.unwrap(), 1_000);
+    assert_eq!(client.exists(asked).await.unwrap(), 0);
+
+    // A plain connection asking the wrong node is told where the slot lives.
+    let key = keys
+        .iter()
+        .find(|k| client.node_of(k.as_bytes()) != cluster.address(0))
+        .unwrap();
+    let plain = support::plain_connection(&cluster.address(0)).await;
+    let moved = plain
+        .request(support::command(&format!("GET {key}")))
+        .await
+        .unwrap_err();
+    assert_eq!(moved.server_code(), Some(ErrorCode::Moved));
+    let slot = support::cluster::call(
+        &cluster.address(0),
+        support::command(&format!("CLUSTER.KEYSLOT {key}")),
+    )
+    .await;
+    let message = moved.to_string();
+    assert!(
+        message.contains(&format!(
+            "{} {} 1",
+            slot.as_int().unwrap(),
+            client.node_of(key.as_bytes())
+        )),
+        "{message}"
+    );
+    // Several nodes' keys in one plain request: refused, not half done.
+    let spread: Vec<&String> = keys.iter().take(20).collect();
+    let line = format!(
+        "MSET {}",
+        spread
+            .iter()
+            .map(|k| format!("{k} x"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let refused = plain.request(support::command(&line)).await.unwrap_err();
+    assert_eq!(refused.server_code(), Some(ErrorCode::CrossNode));
+    assert_eq!(
+        client.get(spread[0].clone()).await.unwrap().as_deref(),
+        Some(format!("v-{}", spread[0]).as_bytes())
+    );
+}
+
+#[tokio::test]
+async fn every_node_publishes_the_same_slot_map_and_a_second_create_is_refused() {
+    let cluster = TestCluster::formed(3, 1).await;
+    let maps: Vec<Value> = futures_util::future::join_all((0..3).map(|at| {
+        support::cluster::call_owned(cluster.address(at), Command::Cluster(ClusterCommand::Slots))
+    }))
+    .await;
+    assert!(maps.windows(2).all(|pair| pair[0] == pair[1]), "{maps:?}");
+    let Some(Value::Array(ranges)) = maps[0].get("ranges") else {
+        panic!("{:?}", maps[0]);
+    };
+    let mut next = 0;
+    for range in ranges {
+        let Value::Array(three) = range else {
+            panic!("{range:?}")
+        };
+        assert_eq!(three[0].as_int(), Some(next));
+        next = three[1].as_int().unwrap() + 1;
+    }
+    assert_eq!(next, 16_384, "the ranges cover every slot once");
+    let again = support::plain_connection(&cluster.address(1)).await;
+    let refused = again
+        .request(support::command(
+            "CLUSTER.CREATE 2 127.0.0.1:1 127.0.0.1:2 1",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.server_code(), Some(ErrorCode::Conflict));
+}
+
+#[tokio::test]
+async fn a_node_that_is_not_formed_serves_no_keys() {
+    let cluster = TestCluster::start(1, 1);
+    let plain = support::plain_connection(&cluster.address(0)).await;
+    let refused = plain.request(support::command("GET k")).await.unwrap_err();
+    assert_eq!(refused.server_code(), Some(ErrorCode::ClusterDown));
+    assert_eq!(
+        plain
+            .request(support::command("CLUSTER.KEYSLOT foo"))
+            .await
+            .unwrap(),
+        Value::Int(12_182)
+    );
+}
+
+/// Writes one key per running node (but `skip`) through the client, so each node's
+/// slots are exercised; answers which nodes took a write.
+async fn one_write_per_node(
+    client: &Client,
+    cluster: &TestCluster,
+    round: usize,
+    skip: Option<usize>,
+) -> Vec<usize> {
+    let mut served = Vec::new();
+    for at in 0..cluster.nodes.len() {
+        if cluster.nodes[at].is_none() || skip == Some(at) {
+            continue;
+        }
+        let key = (0..)
+            .map(|i| format!("probe:{round}:{i}"))
+            .find(|k| client.node_of(k.as_bytes()) == cluster.address(at))
+            .unwrap();
+        client
+            .set(key.clone(), "v")
+            .await
+            .unwrap_or_else(|e| panic!("node {}: {e}", at + 1));
+        served.push(at);
+    }
+    served
+}
+
+#[tokio::test]
+async fn killing_a_follower_then_the_leader_leaves_the_other_nodes_serving() {
+    let mut cluster = TestCluster::formed(3, 1).await;
+    let leader = cluster.leader().await;
+    let follower = (0..3).find(|&at| at != leader).unwrap();
+    let seed = (0..3).find(|&at| at != follower).unwrap();
+    let client = Client::connect(&cluster.address(seed)).await.unwrap();
+
+    cluster.kill(follower);
+    for round in 0..10 {
+        assert_eq!(
+            one_write_per_node(&client, &cluster, round, None)
+                .await
+                .len(),
+            2
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.restart(follower);
+    cluster
+        .wait_state(follower, "ok", Duration::from_secs(20))
+        .await;
+
+    // Now the leader: the two left elect another before their leases run out.
+    cluster.kill(leader);
+    let survivor = (0..3).find(|&at| at != leader).unwrap();
+    let client = Client::connect(&cluster.address(survivor)).await.unwrap();
+    for round in 10..30 {
+        assert_eq!(
+            one_write_per_node(&client, &cluster, round, None)
+                .await
+                .len(),
+            2
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, leader);
+    let info = cluster.info(survivor).await;
+    assert_eq!(info.get("epoch"), Some(&Value::Int(1)), "{info:?}");
+}
+
+#[tokio::test]
+async fn a_paused_node_confirms_the_cluster_before_it_serves_again() {
+    let cluster = TestCluster::formed(3, 1).await;
+    let leader = cluster.leader().await;
+    let paused = (0..3).find(|&at| at != leader).unwrap();
+    let node = cluster.nodes[paused].as_ref().unwrap();
+    let plain = support::plain_connection(&cluster.address(paused)).await;
+    node.signal("STOP");
+    // Longer than the lease: when it wakes, what it knew has lapsed.
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    let client = Client::connect(&cluster.address(leader)).await.unwrap();
+    assert_eq!(
+        one_write_per_node(&client, &cluster, 0, Some(paused))
+            .await
+            .len(),
+        2
+    );
+    node.signal("CONT");
+    let key = (0..)
+        .map(|i| format!("after:{i}"))
+        .find(|k| client.node_of(k.as_bytes()) == cluster.address(paused))
+        .unwrap();
+    // The first request after waking is refused until the node has heard from a quorum;
+    // once it has, it serves.
+    let first = plain
+        .request(support::command(&format!("SET {key} v")))
+        .await;
+    if let Err(error) = &first {
+        assert_eq!(error.server_code(), Some(ErrorCode::ClusterDown), "{error}");
+    }
+    cluster
+        .wait_state(paused, "ok", Duration::from_secs(10))
+        .await;
+    plain
+        .request(support::command(&format!("SET {key} v")))
+        .await
+        .unwrap();
+}

@@ -1,0 +1,189 @@
+//! Real multi-process clusters on loopback: each node its own process, ports and folder.
+
+use std::time::Duration;
+
+use tessera_client::{ClusterCommand, Command, Connection, Reply as Value};
+
+use super::{plain_connection, TestServer};
+
+/// Two ports the kernel says are free now (the client port and the bus port).
+fn free_ports() -> (u16, u16) {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let b = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let ports = (
+        a.local_addr().expect("bound").port(),
+        b.local_addr().expect("bound").port(),
+    );
+    drop((a, b));
+    ports
+}
+
+/// One node's fixed facts, kept so it can be restarted where it was.
+pub struct NodeSpec {
+    /// Cluster id.
+    pub id: u64,
+    /// Client port.
+    pub port: u16,
+    /// Bus port.
+    pub bus: u16,
+    /// Data folder (holds the Raft log).
+    pub dir: std::path::PathBuf,
+}
+
+/// A cluster of real server processes.
+pub struct TestCluster {
+    /// Each node's process (`None` once killed).
+    pub nodes: Vec<Option<TestServer>>,
+    /// Each node's facts, by position (node id = position + 1).
+    pub specs: Vec<NodeSpec>,
+    shards: usize,
+    _dirs: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// Starts `count` nodes of `shards` shards, not yet formed into a cluster.
+    pub fn start(count: usize, shards: usize) -> TestCluster {
+        let dirs = tempfile::tempdir().expect("a temporary folder");
+        let specs: Vec<NodeSpec> = (0..count)
+            .map(|at| {
+                let (port, bus) = free_ports();
+                NodeSpec {
+                    id: at as u64 + 1,
+                    port,
+                    bus,
+                    dir: dirs.path().join(format!("node-{}", at + 1)),
+                }
+            })
+            .collect();
+        let nodes = specs
+            .iter()
+            .map(|spec| Some(launch(spec, shards)))
+            .collect();
+        TestCluster {
+            nodes,
+            specs,
+            shards,
+            _dirs: dirs,
+        }
+    }
+
+    /// Starts `count` nodes and forms them into a cluster that serves.
+    pub async fn formed(count: usize, shards: usize) -> TestCluster {
+        let cluster = TestCluster::start(count, shards);
+        cluster.form().await;
+        cluster.wait_serving().await;
+        cluster
+    }
+
+    /// The client address of node `at` (by position).
+    pub fn address(&self, at: usize) -> String {
+        format!("127.0.0.1:{}", self.specs[at].port)
+    }
+
+    /// CLUSTER.CREATE on the first node, naming every node by what CLUSTER.MYSELF says.
+    pub async fn form(&self) {
+        let mut words = vec!["CLUSTER.CREATE".to_string()];
+        for at in 0..self.nodes.len() {
+            let me = call(&self.address(at), Command::Cluster(ClusterCommand::Myself)).await;
+            let text = |k: &str| match me.get(k) {
+                Some(Value::Text(t)) => t.clone(),
+                Some(Value::Int(n)) => n.to_string(),
+                other => panic!("CLUSTER.MYSELF {k}: {other:?}"),
+            };
+            words.extend([text("id"), text("bus"), text("addr"), text("shards")]);
+        }
+        let reply = call(&self.address(0), super::command(&words.join(" "))).await;
+        assert_eq!(reply.get("epoch"), Some(&Value::Int(1)), "{reply:?}");
+    }
+
+    /// Waits until every running node says it serves.
+    pub async fn wait_serving(&self) {
+        for at in 0..self.nodes.len() {
+            if self.nodes[at].is_some() {
+                self.wait_state(at, "ok", Duration::from_secs(20)).await;
+            }
+        }
+    }
+
+    /// Waits until node `at`'s CLUSTER.INFO state is `state`.
+    pub async fn wait_state(&self, at: usize, state: &str, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let info = self.info(at).await;
+            if info.get("state") == Some(&Value::text(state)) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node {} never reached {state}: {info:?}",
+                at + 1
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Node `at`'s CLUSTER.INFO.
+    pub async fn info(&self, at: usize) -> Value {
+        call(&self.address(at), Command::Cluster(ClusterCommand::Info)).await
+    }
+
+    /// The position of the node that is Raft leader, as the first node that names one
+    /// says.
+    pub async fn leader(&self) -> usize {
+        for at in 0..self.nodes.len() {
+            if self.nodes[at].is_none() {
+                continue;
+            }
+            if let Some(Value::Int(id)) = self.info(at).await.get("leader") {
+                return *id as usize - 1;
+            }
+        }
+        panic!("no node names a leader");
+    }
+
+    /// `kill -9`s node `at`.
+    pub fn kill(&mut self, at: usize) {
+        let mut node = self.nodes[at].take().expect("the node runs");
+        node.signal("KILL");
+        node.wait_exit(Duration::from_secs(10));
+    }
+
+    /// Restarts node `at` on its ports and folder.
+    pub fn restart(&mut self, at: usize) {
+        assert!(self.nodes[at].is_none(), "node {} still runs", at + 1);
+        self.nodes[at] = Some(launch(&self.specs[at], self.shards));
+    }
+}
+
+fn launch(spec: &NodeSpec, shards: usize) -> TestServer {
+    TestServer::start_with(&[
+        "--shards",
+        &shards.to_string(),
+        "--port",
+        &spec.port.to_string(),
+        "--appendonly",
+        "no",
+        "--dir",
+        spec.dir.to_str().expect("utf-8 path"),
+        "--cluster-enabled",
+        "yes",
+        "--cluster-node-id",
+        &spec.id.to_string(),
+        "--cluster-bus-port",
+        &spec.bus.to_string(),
+    ])
+}
+
+/// One request on a fresh plain connection, which must succeed.
+pub async fn call(address: &str, command: Command) -> Value {
+    let connection: Connection = plain_connection(address).await;
+    connection
+        .request(command)
+        .await
+        .unwrap_or_else(|error| panic!("{address}: {error}"))
+}
+
+/// `call` for an owned address, for futures that outlive the caller's borrow.
+pub async fn call_owned(address: String, command: Command) -> Value {
+    call(&address, command).await
+}
