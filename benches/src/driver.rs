@@ -73,6 +73,7 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin {}
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for S {}
 
 /// Where the load generator connects, and as whom.
+#[derive(Clone)]
 pub struct Endpoint {
     /// The server's host.
     pub host: String,
@@ -103,6 +104,18 @@ impl Endpoint {
             }),
             tls,
         })
+    }
+
+    /// The same credentials and TLS towards another node, `host:port`.
+    fn at(&self, address: &str) -> Endpoint {
+        Endpoint {
+            host: address
+                .rsplit_once(':')
+                .map_or(address, |(host, _)| host)
+                .to_string(),
+            address: address.to_string(),
+            ..self.clone()
+        }
     }
 
     /// Opens a connection: TCP, then the TLS handshake when asked for.
@@ -211,12 +224,38 @@ pub async fn memory(endpoint: &Endpoint) -> Result<(u64, u64), BoxError> {
 /// A connection could not be opened or broke mid-run.
 pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run, BoxError> {
     let endpoint = Endpoint::from_args(args)?;
-    let shards = hello(&endpoint, None).await?.1.shards;
+    let seed = hello(&endpoint, None).await?.1;
+    if seed.cluster {
+        return run_cluster(args, workload, budget, &endpoint).await;
+    }
+    let shards = seed.shards;
     let pools = if args.unrouted { 1 } else { shards };
     let keys = Rc::new(match workload {
         Workload::GeoUpsert => drivers_by_shard(args.keyspace, pools),
         _ => keys_by_shard(args.keyspace, pools),
     });
+    let targets = (0..args.clients)
+        .map(|client| {
+            let shard = (client % usize::from(shards)) as u16;
+            let pool = keys[if args.unrouted { 0 } else { usize::from(shard) }].clone();
+            let pinned = (!args.unrouted).then_some((shard, shards));
+            (endpoint.clone(), pinned, pool)
+        })
+        .collect();
+    start_connections(args, workload, budget, targets).await
+}
+
+/// One connection's place: where it connects, the shard it asks for (and the node's shard
+/// count), and the keys it draws from.
+type Place = (Endpoint, Option<(u16, u16)>, Rc<Vec<Bytes>>);
+
+/// Connects every place and runs the workload on all of them until the budget is spent.
+async fn start_connections(
+    args: &Args,
+    workload: Workload,
+    budget: Budget,
+    places: Vec<Place>,
+) -> Result<Run, BoxError> {
     let value = Bytes::from(vec![b'x'; args.value_size]);
     let issued = Rc::new(Cell::new(0u64));
     let started = Instant::now();
@@ -228,15 +267,13 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
         Budget::Requests(n) => n,
         Budget::Time(_) => u64::MAX,
     };
-    let mut tasks = Vec::with_capacity(args.clients);
-    for client in 0..args.clients {
-        let shard = (client % usize::from(shards)) as u16;
-        let (stream, _) = hello(&endpoint, (!args.unrouted).then_some(shard)).await?;
-        let pool = keys[if args.unrouted { 0 } else { usize::from(shard) }].clone();
+    let mut tasks = Vec::with_capacity(places.len());
+    for (client, (endpoint, pinned, pool)) in places.into_iter().enumerate() {
+        let (stream, _) = hello(&endpoint, pinned.map(|(shard, _)| shard)).await?;
         let connection = Connection {
             client,
             keyspace: args.keyspace,
-            shard: (!args.unrouted).then_some((shard, shards)),
+            shard: pinned,
             sequence: 0,
             unconfirmed: None,
             stream,
@@ -254,6 +291,64 @@ pub async fn run(args: &Args, workload: Workload, budget: Budget) -> Result<Run,
         tasks.push(tokio::task::spawn_local(connection.drive()));
     }
     gather(tasks, started).await
+}
+
+/// Against a cluster: the keys are grouped by the node and shard that own them (from the
+/// slot map) and the connections spread over every node's shards, each drawing only keys
+/// its own shard owns. Only the workloads that draw from the key pool run here.
+async fn run_cluster(
+    args: &Args,
+    workload: Workload,
+    budget: Budget,
+    endpoint: &Endpoint,
+) -> Result<Run, BoxError> {
+    if !matches!(workload, Workload::Set | Workload::Get) {
+        return Err(
+            format!("{workload:?} does not run against a cluster yet (set and get do)").into(),
+        );
+    }
+    let config = tessera_client::ClientConfig {
+        username: endpoint
+            .credentials
+            .as_ref()
+            .map(|c| String::from_utf8_lossy(&c.username).into_owned()),
+        password: endpoint
+            .credentials
+            .as_ref()
+            .map(|c| String::from_utf8_lossy(&c.password).into_owned()),
+        tls: endpoint.tls.clone(),
+        ..tessera_client::ClientConfig::default()
+    };
+    let client = tessera_client::Client::connect_with(&endpoint.address, config).await?;
+    let topology = client
+        .topology()
+        .ok_or("the node did not hand over a slot map")?;
+    let mut pools: Vec<(String, u16, u16, Vec<Bytes>)> = Vec::new();
+    for node in topology.nodes() {
+        for shard in 0..node.shards {
+            pools.push((node.addr.clone(), shard, node.shards, Vec::new()));
+        }
+    }
+    for i in 0..args.keyspace {
+        let key = Bytes::from(format!("key:{i}"));
+        let node = topology.owner(tessera_cluster::key_slot(&key));
+        let shard = shard_for_key(&key, node.shards);
+        if let Some(pool) = pools.iter_mut().find(|p| p.0 == node.addr && p.1 == shard) {
+            pool.3.push(key);
+        }
+    }
+    let pools: Vec<(String, u16, u16, Rc<Vec<Bytes>>)> = pools
+        .into_iter()
+        .filter(|pool| !pool.3.is_empty())
+        .map(|(addr, shard, shards, keys)| (addr, shard, shards, Rc::new(keys)))
+        .collect();
+    let places = (0..args.clients)
+        .map(|client| {
+            let (addr, shard, shards, keys) = &pools[client % pools.len()];
+            (endpoint.at(addr), Some((*shard, *shards)), keys.clone())
+        })
+        .collect();
+    start_connections(args, workload, budget, places).await
 }
 
 /// Waits for every connection's run and adds them up; the elapsed time runs from `started`.

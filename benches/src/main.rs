@@ -211,9 +211,10 @@ pub struct Args {
     /// connection and let the server forward it (what a client without routing gets).
     #[arg(long)]
     pub unrouted: bool,
-    /// PID of the server, to report its CPU seconds per million operations.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// PID of the server (of every node of a cluster, comma-separated), to report the
+    /// server CPU seconds per million operations, all of them added up.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// Print results as JSON lines.
     #[arg(long)]
     pub json: bool,
@@ -289,12 +290,12 @@ fn main() -> std::process::ExitCode {
                 }
             }
             let memory_before = memory().await?;
-            let cpu_before = args.server_pid.map(server_cpu::seconds).transpose()?;
+            let cpu_before = server_cpu::total(&args.server_pid)?;
             let run = match args.target {
                 Target::Tessera => driver::run(&args, workload, args.budget(workload)).await?,
                 Target::Redis => redis_driver::run(&args, workload, args.budget(workload)).await?,
             };
-            let cpu_after = args.server_pid.map(server_cpu::seconds).transpose()?;
+            let cpu_after = server_cpu::total(&args.server_pid)?;
             let memory_after = memory().await?;
             let cpu = cpu_before
                 .zip(cpu_after)

@@ -24,6 +24,20 @@ pub fn seconds(pid: u32) -> io::Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / clock_ticks_per_second())
 }
 
+/// CPU seconds every process of `pids` has used so far, added up; `None` for no pids.
+///
+/// # Errors
+/// As `seconds`.
+pub fn total(pids: &[u32]) -> io::Result<Option<f64>> {
+    if pids.is_empty() {
+        return Ok(None);
+    }
+    pids.iter()
+        .map(|&pid| seconds(pid))
+        .sum::<io::Result<f64>>()
+        .map(Some)
+}
+
 fn clock_ticks_per_second() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")

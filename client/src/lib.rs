@@ -138,6 +138,12 @@ impl Client {
         self.inner.routes.is_some()
     }
 
+    /// The slot map the client routes by, in cluster mode.
+    pub fn topology(&self) -> Option<tessera_cluster::Topology> {
+        let routes = self.inner.routes.as_ref()?;
+        Some(routes.current().topology.clone())
+    }
+
     /// The slot map's epoch (0 for a single node).
     pub fn epoch(&self) -> u64 {
         self.inner
