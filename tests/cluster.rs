@@ -73,6 +73,17 @@ async fn three_nodes_split_the_keys_by_slot_and_redirect_the_rest() {
         )),
         "{message}"
     );
+    // A geo index is placed by its name, even for commands every shard takes part in.
+    let index = (0..)
+        .map(|i| format!("{{city{i}}}drivers"))
+        .find(|k| client.node_of(k.as_bytes()) != cluster.address(0))
+        .unwrap();
+    let misplaced = plain
+        .request(support::command(&format!("GEO.CREATE {index} RES 9")))
+        .await
+        .unwrap_err();
+    assert_eq!(misplaced.server_code(), Some(ErrorCode::Moved));
+    assert!(plain.request(support::command("DBSIZE")).await.is_ok());
     // Several nodes' keys in one plain request: refused, not half done.
     let spread: Vec<&String> = keys.iter().take(20).collect();
     let line = format!(
@@ -241,4 +252,174 @@ async fn a_paused_node_confirms_the_cluster_before_it_serves_again() {
         .request(support::command(&format!("SET {key} v")))
         .await
         .unwrap();
+}
+
+/// A reply through the cluster client, which must succeed.
+async fn run(client: &Client, line: &str) -> Value {
+    client
+        .call(support::command(line))
+        .await
+        .unwrap_or_else(|error| panic!("{line}: {error}"))
+}
+
+const EARTH_RADIUS_M: f64 = 6_371_007.180_918_475;
+
+fn haversine_m(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la1, la2) = (a.0.to_radians(), b.0.to_radians());
+    let dla = la2 - la1;
+    let dlo = (b.1 - a.1).to_radians();
+    let h = (dla / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlo / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * h.sqrt().asin()
+}
+
+#[tokio::test]
+async fn every_family_works_through_the_client_across_nodes() {
+    let cluster = TestCluster::formed(3, 2).await;
+    let client = Client::connect(&cluster.address(1)).await.unwrap();
+    let keys = |prefix: &str| -> Vec<String> { (0..24).map(|i| format!("{prefix}:{i}")).collect() };
+    let nodes_of = |names: &[String]| -> std::collections::HashSet<String> {
+        names.iter().map(|k| client.node_of(k.as_bytes())).collect()
+    };
+    assert_eq!(nodes_of(&keys("h")).len(), 3, "24 keys reach every node");
+
+    for key in keys("h") {
+        assert_eq!(
+            run(&client, &format!("HSET {key} f 1 g 2")).await,
+            Value::Int(2)
+        );
+        assert_eq!(
+            run(&client, &format!("HINCRBY {key} f 5")).await,
+            Value::Int(6)
+        );
+    }
+    for key in keys("z") {
+        run(&client, &format!("ZADD {key} 1 a 2 b 3 c")).await;
+        assert_eq!(run(&client, &format!("ZRANK {key} c")).await, Value::Int(2));
+    }
+    for key in keys("rl") {
+        let reply = run(&client, &format!("RL.CHECK {key} LIMIT 2 WINDOW 60000")).await;
+        assert_eq!(reply.get("allowed"), Some(&Value::Bool(true)), "{reply:?}");
+    }
+    let dedup = format!("DEDUP.MULTI 60 {}", keys("d").join(" "));
+    let first = run(&client, &dedup).await;
+    let again = run(&client, &dedup).await;
+    assert_eq!(
+        first,
+        Value::Array(vec![Value::Bool(true); 24]),
+        "{first:?}"
+    );
+    assert_eq!(
+        again,
+        Value::Array(vec![Value::Bool(false); 24]),
+        "{again:?}"
+    );
+    for key in keys("c") {
+        run(&client, &format!("COUNTER.PUT {key} 10")).await;
+        let take = run(&client, &format!("COUNTER.TAKE {key} 4")).await;
+        assert_eq!(take.get("remaining"), Some(&Value::Int(6)), "{take:?}");
+        run(&client, &format!("VSET v{key} x")).await;
+        run(&client, &format!("IDEM.BEGIN i{key} 60")).await;
+    }
+    for sku in keys("sku") {
+        run(&client, &format!("INV.SET {sku} ON_HAND 3")).await;
+    }
+    // A cart over several nodes: the client reserves each node's part.
+    let lines: Vec<(String, u64)> = keys("sku").into_iter().map(|s| (s, 2)).collect();
+    let cart = client
+        .inv_reserve_cart(Duration::from_secs(60), lines.clone())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&cart, tessera_client::Cart::Held(h) if h.len() == 24),
+        "{cart:?}"
+    );
+    let short = client
+        .inv_reserve_cart(Duration::from_secs(60), lines)
+        .await
+        .unwrap();
+    assert!(
+        matches!(short, tessera_client::Cart::Short(_)),
+        "nothing oversells: {short:?}"
+    );
+
+    // Timelines: a fan-out to every node, then a merge across them.
+    let timelines = keys("tl");
+    assert_eq!(
+        client
+            .tl_fanout(7, Some(7), None, timelines.clone())
+            .await
+            .unwrap(),
+        24
+    );
+    for (i, timeline) in timelines.iter().enumerate() {
+        client
+            .tl_push(timeline.clone(), 100 + i as u64, Some(100 + i as i64), None)
+            .await
+            .unwrap();
+    }
+    let page = client.tl_merge(timelines.clone(), None, 5).await.unwrap();
+    let ids: Vec<u64> = page.items.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![123, 122, 121, 120, 119]);
+    assert!(page.next.is_some());
+
+    // Presence on every node, read back in one call.
+    let users = keys("u");
+    for user in &users[..12] {
+        client
+            .presence_beat(
+                user.clone(),
+                Duration::from_secs(30),
+                Duration::from_secs(5),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let seen = client.presence_get(users.clone()).await.unwrap();
+    assert_eq!(seen.iter().filter(|p| p.is_some()).count(), 12);
+    assert!(seen[..12].iter().all(Option::is_some));
+
+    // Geo: one index per city, the cities on different nodes; nearest-5 equals brute force.
+    let cities = [
+        ("{berlin}drivers", 52.52, 13.405),
+        ("{paris}drivers", 48.8566, 2.3522),
+        ("{rome}drivers", 41.9028, 12.4964),
+        ("{oslo}drivers", 59.9139, 10.7522),
+    ];
+    let homes: std::collections::HashSet<String> = cities
+        .iter()
+        .map(|c| client.node_of(c.0.as_bytes()))
+        .collect();
+    assert!(homes.len() >= 2, "the cities live on more than one node");
+    for (index, lat, lng) in cities {
+        let geo = client.geo(index);
+        geo.create(9).await.unwrap();
+        let mut drivers = Vec::new();
+        for i in 0..200 {
+            let (dlat, dlng) = (
+                (i % 20) as f64 * 0.002 - 0.02,
+                (i / 20) as f64 * 0.003 - 0.015,
+            );
+            let at = (lat + dlat, lng + dlng);
+            geo.upsert(format!("d{i}"), at.0, at.1).await.unwrap();
+            drivers.push((format!("d{i}"), at));
+        }
+        let nearest = geo.near(lat, lng).k(5).radius(3_000).await.unwrap();
+        drivers
+            .sort_by(|a, b| haversine_m((lat, lng), a.1).total_cmp(&haversine_m((lat, lng), b.1)));
+        // Equal distances may come in either order: compare the distances themselves.
+        let expected: Vec<f64> = drivers[..5]
+            .iter()
+            .map(|d| haversine_m((lat, lng), d.1))
+            .collect();
+        assert_eq!(nearest.len(), 5, "{index}");
+        for (got, want) in nearest.iter().zip(expected) {
+            assert!((got.distance_m - want).abs() < 0.5, "{index}: {nearest:?}");
+        }
+        assert_eq!(geo.count(None).await.unwrap(), 200, "{index}");
+    }
+    // Every node took its share of the keys.
+    for at in 0..3 {
+        assert!(dbsize(&cluster.address(at)).await > 50, "node {}", at + 1);
+    }
 }

@@ -394,7 +394,7 @@ fn run_frame(
         return conclude(shard, complete, access::Answer::refused(&refusal));
     }
     if let Command::Cluster(cluster) = &command {
-        crate::cluster::commands::answer(shard, out, id, index, started, cluster);
+        super::cluster::answer(shard, out, id, index, started, cluster);
         return None;
     }
     coordinator::dispatch(shard, out, id, command, started);

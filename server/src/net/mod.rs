@@ -1,5 +1,6 @@
 //! Client connections: frames in, replies and pushes out.
 
 pub mod access;
+pub mod cluster;
 pub mod connection;
 pub mod tls;

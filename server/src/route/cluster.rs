@@ -17,7 +17,13 @@ use crate::shard::Shard;
 /// single-node mode).
 pub fn refusal<P: Payload>(shard: &Shard, command: &Command<P>) -> Option<Value> {
     let cluster = shard.node.cluster.as_ref()?;
-    if matches!(command.spec().keys, KeySpec::None | KeySpec::AllShards) {
+    if command.spec().keys == KeySpec::None {
+        return None;
+    }
+    let mut names_keys = false;
+    command.for_each_key(&mut |_| names_keys = true);
+    if !names_keys {
+        // DBSIZE, INFO, FLUSHALL: about this node, whatever the cluster says.
         return None;
     }
     let topology = shard.topology()?;

@@ -9,8 +9,8 @@ use tessera_protocol::commands::cluster::Member;
 use tessera_protocol::wire::Payload;
 use tessera_protocol::{ClusterCommand, ErrorCode, Value};
 
-use super::{Change, Cluster, Peer, LEASE_MS};
 use crate::clock;
+use crate::cluster::{initial_members, Change, Cluster, Peer, LEASE_MS};
 use crate::route::coordinator;
 use crate::shard::output::ConnOutput;
 use crate::shard::Shard;
@@ -203,11 +203,7 @@ async fn create(cluster: &Cluster, members: Vec<(u64, Peer)>) -> Value {
             shards: peer.shards,
         })
         .collect();
-    match cluster
-        .raft
-        .initialize(super::initial_members(&members))
-        .await
-    {
+    match cluster.raft.initialize(initial_members(&members)).await {
         Ok(()) => {}
         Err(openraft::error::RaftError::APIError(
             openraft::error::InitializeError::NotAllowed(_),
