@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use support::cluster::TestCluster;
+use support::haversine_m;
 use tessera_client::{Client, ClusterCommand, Command, ErrorCode, Reply as Value};
 
 async fn dbsize(address: &str) -> i64 {
@@ -260,16 +261,6 @@ async fn run(client: &Client, line: &str) -> Value {
         .call(support::command(line))
         .await
         .unwrap_or_else(|error| panic!("{line}: {error}"))
-}
-
-const EARTH_RADIUS_M: f64 = 6_371_007.180_918_475;
-
-fn haversine_m(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (la1, la2) = (a.0.to_radians(), b.0.to_radians());
-    let dla = la2 - la1;
-    let dlo = (b.1 - a.1).to_radians();
-    let h = (dla / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlo / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_M * h.sqrt().asin()
 }
 
 #[tokio::test]

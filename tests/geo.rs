@@ -8,19 +8,9 @@ use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use support::{TestServer, SHARD_COUNTS};
+use support::{haversine_m, TestServer, SHARD_COUNTS};
 use tessera_client::{Bytes, Client, Command, Error, ErrorCode};
 use tessera_protocol::geo::{GeoCommand, GeoPoint};
-
-const EARTH_RADIUS_M: f64 = 6_371_007.180_918_475;
-
-fn haversine_m(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (la1, la2) = (a.0.to_radians(), b.0.to_radians());
-    let dla = la2 - la1;
-    let dlo = (b.1 - a.1).to_radians();
-    let h = (dla / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlo / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_M * h.sqrt().asin()
-}
 
 /// Rounds to the 1e-7 degree the server stores.
 fn stored(lat: f64, lng: f64) -> (f64, f64) {

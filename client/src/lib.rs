@@ -24,10 +24,10 @@ use std::time::Duration;
 
 use futures_util::future::try_join_all;
 use tessera_cluster::geo::{partition_of, partition_shard};
-use tessera_cluster::{key_slot, shard_for_key};
+use tessera_cluster::{key_slot, shard_for_key, shard_of_slot};
 use tessera_protocol::geo::GeoCommand;
 pub use tessera_protocol::ClusterCommand;
-use tessera_protocol::{Combine, HelloInfo, Split, Typed, Value};
+use tessera_protocol::{Combine, HelloInfo, KeySpec, Split, Typed, Value};
 
 use routing::{NodeLinks, Routes};
 
@@ -164,11 +164,9 @@ impl Client {
 
     /// The node and shard owning `key`.
     fn key_target(&self, key: &[u8]) -> Target {
-        let node = match &self.inner.routes {
-            Some(routes) => routes.current().owner(key_slot(key)),
-            None => self.inner.seed.clone(),
-        };
-        let shard = shard_for_key(key, node.shards);
+        let slot = key_slot(key);
+        let node = self.node_for_slot(slot);
+        let shard = shard_of_slot(slot, node.shards);
         (node, shard)
     }
 
@@ -195,29 +193,34 @@ impl Client {
             });
             return (node, shard);
         }
-        if let Command::Geo(geo) = command {
-            if self.inner.routes.is_some() {
-                let mut index = None;
-                command.for_each_key(&mut |key| index = index.take().or(Some(key.to_vec())));
-                if let Some(index) = index {
-                    let (node, _) = self.key_target(&index);
-                    let shard = geo
-                        .single_key()
-                        .map_or(0, |m| shard_for_key(m, node.shards));
-                    return (node, shard);
-                }
-            }
+        let is_geo = matches!(command, Command::Geo(_));
+        if let Some(key) = command.single_key().filter(|_| !is_geo) {
+            return self.key_target(key);
         }
-        let mut first = None;
-        match command.single_key() {
-            Some(key) => first = Some(self.key_target(key)),
-            None => command.for_each_key(&mut |key| {
-                if first.is_none() {
-                    first = Some(self.key_target(key));
-                }
-            }),
+        // A geo command's node is its index's (the index lives whole on one node) and its
+        // shard its member's home; a multi-key command goes to its first key's node and
+        // shard, which splits the rest.
+        let mut first_slot = None;
+        command.for_each_key(&mut |key| {
+            first_slot.get_or_insert_with(|| key_slot(key));
+        });
+        let Some(slot) = first_slot else {
+            return (self.inner.seed.clone(), 0);
+        };
+        let node = self.node_for_slot(slot);
+        let shard = command.single_key().map_or_else(
+            || shard_of_slot(slot, node.shards),
+            |key| shard_for_key(key, node.shards),
+        );
+        (node, shard)
+    }
+
+    /// The node owning `slot`: by the slot map, or the node connected to.
+    fn node_for_slot(&self, slot: u16) -> Arc<NodeLinks> {
+        match &self.inner.routes {
+            Some(routes) => routes.current().owner(slot),
+            None => self.inner.seed.clone(),
         }
-        first.unwrap_or_else(|| (self.inner.seed.clone(), 0))
     }
 
     /// Sends any command to the right node and shard and returns the raw reply. In
@@ -268,8 +271,14 @@ impl Client {
     /// number indexes the targets returned with it.
     fn split_by_target(&self, command: &Command) -> (Option<Split<Command>>, Vec<Target>) {
         let targets: std::cell::RefCell<Vec<Target>> = std::cell::RefCell::new(Vec::new());
+        // One look at the slot map for the whole command, not one per key.
+        let map = self.inner.routes.as_ref().map(Routes::current);
         let owner = |key: &[u8]| {
-            let (node, shard) = self.key_target(key);
+            let slot = key_slot(key);
+            let node = map
+                .as_ref()
+                .map_or_else(|| self.inner.seed.clone(), |map| map.owner(slot));
+            let shard = shard_of_slot(slot, node.shards);
             let mut known = targets.borrow_mut();
             let at = known
                 .iter()
@@ -287,7 +296,8 @@ impl Client {
     /// Whether a multi-key command names keys on more than one node, so it must be split
     /// here rather than by the node it is sent to.
     fn spans_nodes(&self, command: &Command, routes: &Routes) -> bool {
-        if command.single_key().is_some() {
+        // Only these split; a watch goes whole on the connection that is to get its pushes.
+        if !matches!(command.spec().keys, KeySpec::Many | KeySpec::Pairs) {
             return false;
         }
         let map = routes.current();
@@ -297,7 +307,7 @@ impl Client {
             let owner = map.topology.owner_id(key_slot(key));
             several |= *first.get_or_insert(owner) != owner;
         });
-        several && command.split(&|_| 0).is_some()
+        several
     }
 
     /// Sends a typed request (`HashCommand::hget(..)`, `SortedSetCommand::zadd(..)`) to the

@@ -182,3 +182,15 @@ pub async fn plain_connection(address: &str) -> tessera_client::Connection {
         .await
         .expect("connection opens")
 }
+
+/// The server's sphere (H3's authalic radius), in metres.
+const EARTH_RADIUS_M: f64 = 6_371_007.180_918_475;
+
+/// Great-circle distance in metres between two (lat, lng) points, as the server measures.
+pub fn haversine_m(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la1, la2) = (a.0.to_radians(), b.0.to_radians());
+    let dla = la2 - la1;
+    let dlo = (b.1 - a.1).to_radians();
+    let h = (dla / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlo / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * h.sqrt().asin()
+}

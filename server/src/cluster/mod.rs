@@ -12,7 +12,6 @@
 pub mod bus;
 pub mod store;
 
-use std::collections::BTreeMap;
 use std::io::{self, Cursor};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -312,9 +311,4 @@ async fn confirm(cluster: &Cluster, leader_conn: &mut Option<tokio::net::TcpStre
         .applied_index_at_least(read_index.map(|id| id.index), "lease")
         .await
         .is_ok()
-}
-
-/// The members a cluster is formed of, as Raft's initial membership.
-pub fn initial_members(nodes: &[(NodeId, Peer)]) -> BTreeMap<NodeId, Peer> {
-    nodes.iter().cloned().collect()
 }

@@ -24,6 +24,9 @@ use tessera_cluster::{NodeId, Topology};
 
 use super::{Change, Changed, Peer, RaftConfig};
 
+/// The journal is first weighed for a rewrite at this size.
+const MIN_WEIGHING: u64 = 1 << 20;
+
 /// What the journal holds, one record at a time.
 #[derive(Serialize, Deserialize)]
 enum Record {
@@ -45,6 +48,9 @@ struct Log {
     entries: BTreeMap<u64, Entry<RaftConfig>>,
     journal: Option<File>,
     journal_bytes: u64,
+    /// Journal size at which to weigh a rewrite next: live bytes are counted only then,
+    /// not on every write.
+    next_weighing: u64,
 }
 
 /// The Raft log, on disk under `dir/raft/`.
@@ -117,8 +123,11 @@ impl Log {
         journal.write_all(&bytes)?;
         journal.sync_data()?;
         self.journal_bytes += bytes.len() as u64;
-        if self.journal_bytes > 1 << 20 && self.journal_bytes > 4 * self.live_bytes() {
-            self.rewrite(dir)?;
+        if self.journal_bytes > self.next_weighing {
+            if self.journal_bytes > 4 * self.live_bytes() {
+                self.rewrite(dir)?;
+            }
+            self.next_weighing = (2 * self.journal_bytes).max(MIN_WEIGHING);
         }
         Ok(())
     }
@@ -190,6 +199,7 @@ impl LogStore {
         }
         log.journal = Some(OpenOptions::new().append(true).open(&path)?);
         log.journal_bytes = whole as u64;
+        log.next_weighing = (2 * log.journal_bytes).max(MIN_WEIGHING);
         Ok(LogStore {
             dir: dir.to_path_buf(),
             log: Arc::new(Mutex::new(log)),

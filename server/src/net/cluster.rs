@@ -10,7 +10,7 @@ use tessera_protocol::wire::Payload;
 use tessera_protocol::{ClusterCommand, ErrorCode, Value};
 
 use crate::clock;
-use crate::cluster::{initial_members, Change, Cluster, Peer, LEASE_MS};
+use crate::cluster::{Change, Cluster, Peer, LEASE_MS};
 use crate::route::coordinator;
 use crate::shard::output::ConnOutput;
 use crate::shard::Shard;
@@ -203,7 +203,16 @@ async fn create(cluster: &Cluster, members: Vec<(u64, Peer)>) -> Value {
             shards: peer.shards,
         })
         .collect();
-    match cluster.raft.initialize(initial_members(&members)).await {
+    match cluster
+        .raft
+        .initialize(
+            members
+                .iter()
+                .cloned()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
+        .await
+    {
         Ok(()) => {}
         Err(openraft::error::RaftError::APIError(
             openraft::error::InitializeError::NotAllowed(_),
