@@ -483,9 +483,15 @@ impl Shard {
         if !spec.writes {
             return None;
         }
-        let used = self.heap_used(now);
         let limit = self.node.maxmemory;
-        if used <= limit || frees_memory(spec.name) {
+        if self.heap_used(now) <= limit || frees_memory(spec.name) {
+            return None;
+        }
+        // The reading may be from before a delete earlier in this millisecond: refuse, or
+        // evict, only on a fresh one.
+        let used = crate::memory::used();
+        self.heap_seen.set((now, used));
+        if used <= limit {
             return None;
         }
         if let Some(freed) = self.evict(used - limit, now) {
