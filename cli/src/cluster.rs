@@ -1,13 +1,15 @@
-//! `tessera-cli cluster ...`: forming a cluster and looking at one, for operators.
+//! `tessera-cli cluster ...`: forming, looking at and changing a cluster, for operators.
 
-use tessera_client::{ClientConfig, ClusterCommand, Connection, Error};
+use tessera_client::{parse_slots, ClientConfig, ClusterCommand, Connection, Error};
+use tessera_cluster::{Move, NodeId, Topology};
 use tessera_protocol::{Command, Value};
 
 use crate::render::{render_human, render_raw, to_json};
 use crate::Style;
 
 /// What `cluster` takes after it.
-const USAGE: &str = "usage: tessera-cli cluster info | slots | nodes | create HOST:PORT...";
+const USAGE: &str = "usage: tessera-cli cluster info | slots | nodes | create HOST:PORT... | \
+add-node HOST:PORT [--no-rebalance] | remove-node ID | rebalance | move-slot FIRST[-LAST] ID";
 
 /// Runs `cluster WORDS...` against `address`; `Err` with what to print on failure.
 pub async fn run(
@@ -82,8 +84,174 @@ pub async fn run(
             let formed = ask(words_first(&words[..]), create).await?;
             Ok(render_map(&formed, style))
         }
+        Some("add-node") if words.len() >= 2 => {
+            let me = ask(words[1].clone(), ClusterCommand::Myself).await?;
+            let member = tessera_protocol::commands::cluster::Member {
+                id: u64::try_from(int(me.get("id"))).map_err(|_| "CLUSTER.MYSELF: no id")?,
+                bus: bytes::Bytes::from(text(me.get("bus"))),
+                addr: bytes::Bytes::from(text(me.get("addr"))),
+                shards: u16::try_from(int(me.get("shards"))).map_err(|_| "no shard count")?,
+            };
+            let id = member.id;
+            let joined = ask(address.to_string(), ClusterCommand::Join(member)).await?;
+            if words.iter().any(|w| w == "--no-rebalance") {
+                return Ok(render_map(&joined, style));
+            }
+            let topology = slot_map(address, &ask).await?;
+            let ids: Vec<NodeId> = topology.nodes().iter().map(|n| n.id).collect();
+            let moves = topology.moves_towards(&ids);
+            let done = run_moves(&topology, moves, &ask).await?;
+            Ok(render_moves(&format!("node {id} joined"), &done, json))
+        }
+        Some("rebalance") => {
+            let topology = slot_map(address, &ask).await?;
+            let ids: Vec<NodeId> = topology.nodes().iter().map(|n| n.id).collect();
+            let moves = topology.moves_towards(&ids);
+            let done = run_moves(&topology, moves, &ask).await?;
+            Ok(render_moves("rebalanced", &done, json))
+        }
+        Some("remove-node") if words.len() == 2 => {
+            let id: NodeId = words[1].parse().map_err(|_| USAGE.to_string())?;
+            let topology = slot_map(address, &ask).await?;
+            if topology.node(id).is_none() {
+                return Err(format!("node {id} is not in the cluster"));
+            }
+            let rest: Vec<NodeId> = topology
+                .nodes()
+                .iter()
+                .map(|n| n.id)
+                .filter(|&n| n != id)
+                .collect();
+            // Only the leaver's slots move; the rest stay where they are.
+            let moves = topology
+                .moves_towards(&rest)
+                .into_iter()
+                .filter(|m| m.from == id)
+                .collect();
+            let done = run_moves(&topology, moves, &ask).await?;
+            // Asked of a node that stays: the leaver may step down as it goes.
+            let stays = rest
+                .first()
+                .and_then(|&n| topology.node(n))
+                .map_or(address.to_string(), |n| n.addr.clone());
+            ask(stays, ClusterCommand::Forget(id)).await?;
+            Ok(render_moves(&format!("node {id} removed"), &done, json))
+        }
+        Some("move-slot") if words.len() == 3 => {
+            let (first, last) = match words[1].split_once('-') {
+                Some((a, b)) => (a.parse::<u16>(), b.parse::<u16>()),
+                None => (words[1].parse::<u16>(), words[1].parse::<u16>()),
+            };
+            let (Ok(first), Ok(last)) = (first, last) else {
+                return Err(USAGE.into());
+            };
+            let to: NodeId = words[2].parse().map_err(|_| USAGE.to_string())?;
+            let topology = slot_map(address, &ask).await?;
+            let mut moves: Vec<Move> = Vec::new();
+            for slot in first..=last.min(16_383) {
+                let from = topology.owner_id(slot);
+                if from == to {
+                    continue;
+                }
+                match moves.iter_mut().find(|m| m.from == from) {
+                    Some(found) => found.slots.push(slot),
+                    None => moves.push(Move {
+                        from,
+                        to,
+                        slots: vec![slot],
+                    }),
+                }
+            }
+            let done = run_moves(&topology, moves, &ask).await?;
+            Ok(render_moves("moved", &done, json))
+        }
         _ => Err(USAGE.into()),
     }
+}
+
+/// The slot map as `address` has it.
+async fn slot_map<F, Fut>(address: &str, ask: &F) -> Result<Topology, String>
+where
+    F: Fn(String, ClusterCommand) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, String>>,
+{
+    let slots = ask(address.to_string(), ClusterCommand::Slots).await?;
+    parse_slots(&slots).map_err(|e| e.to_string())
+}
+
+/// Sends each move to the node giving the slots up, one after another; each answer says
+/// what moved.
+async fn run_moves<F, Fut>(
+    topology: &Topology,
+    moves: Vec<Move>,
+    ask: &F,
+) -> Result<Vec<(Move, Value)>, String>
+where
+    F: Fn(String, ClusterCommand) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, String>>,
+{
+    let mut done = Vec::new();
+    for planned in moves {
+        let giver = topology
+            .node(planned.from)
+            .ok_or_else(|| format!("node {} is not in the slot map", planned.from))?;
+        let command = ClusterCommand::Migrate {
+            to: planned.to,
+            ranges: runs(&planned.slots),
+        };
+        let report = ask(giver.addr.clone(), command).await.map_err(|e| {
+            format!(
+                "moving {} slots from node {} to node {}: {e}",
+                planned.slots.len(),
+                planned.from,
+                planned.to
+            )
+        })?;
+        done.push((planned, report));
+    }
+    Ok(done)
+}
+
+/// Sorted slots as runs of consecutive ones.
+fn runs(slots: &[u16]) -> Vec<(u16, u16)> {
+    let mut ranges: Vec<(u16, u16)> = Vec::new();
+    for &slot in slots {
+        match ranges.last_mut() {
+            Some((_, last)) if *last + 1 == slot => *last = slot,
+            _ => ranges.push((slot, slot)),
+        }
+    }
+    ranges
+}
+
+fn render_moves(what: &str, done: &[(Move, Value)], json: bool) -> String {
+    if json {
+        let moves: Vec<serde_json::Value> = done
+            .iter()
+            .map(|(m, report)| {
+                serde_json::json!({"from": m.from, "to": m.to, "report": to_json(report)})
+            })
+            .collect();
+        return serde_json::json!({"done": what, "moves": moves}).to_string();
+    }
+    let mut out = what.to_string();
+    if done.is_empty() {
+        out.push_str(": no slot had to move");
+    }
+    for (m, report) in done {
+        out.push_str(&format!(
+            "\nnode {} -> node {}: {} slots, {} keys, {} bytes in {} ms (longest write pause {} ms), epoch {}",
+            m.from,
+            m.to,
+            int(report.get("slots")),
+            int(report.get("keys")),
+            int(report.get("bytes")),
+            int(report.get("ms")),
+            int(report.get("longest_pause_ms")),
+            int(report.get("epoch")),
+        ));
+    }
+    out
 }
 
 /// The first node named after CLUSTER.CREATE's id: its client address.

@@ -29,6 +29,7 @@ use tessera_protocol::geo::GeoCommand;
 pub use tessera_protocol::ClusterCommand;
 use tessera_protocol::{Combine, HelloInfo, KeySpec, Split, Typed, Value};
 
+pub use routing::parse_slots;
 use routing::{NodeLinks, Routes};
 
 pub use bytes::Bytes;
@@ -238,26 +239,40 @@ impl Client {
                 .request(command)
                 .await;
         };
-        if self.spans_nodes(&command, routes) {
-            let (combine, replies) = Box::pin(self.fan_out(command)).await?;
-            return routing::combine(&combine, replies);
-        }
         let deadline = tokio::time::Instant::now() + routing::RETRY_PATIENCE;
         let mut pause = Duration::from_millis(20);
+        let mut moving_pause = Duration::from_millis(2);
         loop {
             let epoch = routes.current().topology.epoch;
+            if self.spans_nodes(&command, routes) {
+                let (combine, replies) = Box::pin(self.fan_out(command)).await?;
+                return routing::combine(&combine, replies);
+            }
             let (node, shard) = self.route(&command);
             let answer = match node.link(shard, &self.inner.config).await {
                 Ok(connection) => connection.request(command.clone()).await,
                 Err(error) => Err(error),
             };
+            let stale_split = matches!(&answer, Err(error)
+                if error.server_code() == Some(ErrorCode::CrossNode)
+                    && matches!(command.spec().keys, KeySpec::Many | KeySpec::Pairs));
             match answer {
                 Err(error)
-                    if routing::retryable(&error) && tokio::time::Instant::now() < deadline =>
+                    if (stale_split || routing::retryable(&error))
+                        && tokio::time::Instant::now() < deadline =>
                 {
-                    if error.server_code() != Some(ErrorCode::Moved) {
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_millis(500));
+                    match error.server_code() {
+                        Some(ErrorCode::Moved | ErrorCode::CrossNode) => {}
+                        // A slot pauses for milliseconds while it migrates.
+                        Some(ErrorCode::TryAgain) => {
+                            tokio::time::sleep(moving_pause).await;
+                            moving_pause = (moving_pause * 2).min(Duration::from_millis(50));
+                            continue;
+                        }
+                        _ => {
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_millis(500));
+                        }
                     }
                     // A failed reload leaves the old map; the next attempt tells.
                     let _ = routes.refresh(epoch, &self.inner.config).await;

@@ -128,6 +128,7 @@ impl Routes {
             return Ok(());
         }
         let mut last = Error::Protocol("no node to ask for the slot map".into());
+        let mut best = None;
         for node in known.nodes.values() {
             let asked = async {
                 let connection = node.link(0, config).await?;
@@ -137,16 +138,23 @@ impl Routes {
                 parse_slots(&reply)
             };
             match asked.await {
+                // A node that has not applied the change yet answers the old epoch: a
+                // newer one may be a node further on.
+                Ok(topology) if topology.epoch > seen_epoch => {
+                    best = Some(topology);
+                    break;
+                }
                 Ok(topology) if topology.epoch >= known.topology.epoch => {
-                    let map = build(topology, &known.nodes, None);
-                    *self.map.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
-                    return Ok(());
+                    best.get_or_insert(topology);
                 }
                 Ok(_) => {}
                 Err(error) => last = error,
             }
         }
-        Err(last)
+        let topology = best.ok_or(last)?;
+        let map = build(topology, &known.nodes, None);
+        *self.map.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
+        Ok(())
     }
 }
 
@@ -176,8 +184,11 @@ fn build(
     RouteMap { topology, nodes }
 }
 
-/// Reads a CLUSTER.SLOTS reply.
-pub(crate) fn parse_slots(reply: &Value) -> Result<Topology> {
+/// Reads a CLUSTER.SLOTS reply as the topology it describes.
+///
+/// # Errors
+/// `Protocol` for a reply that is not a whole slot map.
+pub fn parse_slots(reply: &Value) -> Result<Topology> {
     let bad = || Error::unexpected("a CLUSTER.SLOTS map", reply);
     let int = |v: &Value| v.as_int().ok_or_else(bad);
     let epoch = u64::try_from(int(reply.get("epoch").ok_or_else(bad)?)?).map_err(|_| bad())?;
@@ -227,7 +238,7 @@ pub(crate) fn retryable(error: &Error) -> bool {
     match error {
         Error::Server(reply) => matches!(
             reply.known_code(),
-            Some(ErrorCode::Moved | ErrorCode::ClusterDown)
+            Some(ErrorCode::Moved | ErrorCode::ClusterDown | ErrorCode::TryAgain)
         ),
         Error::Connect { .. } => true,
         _ => false,

@@ -35,6 +35,17 @@ pub struct SlotRange {
     pub owner: NodeId,
 }
 
+/// Slots one node hands to another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Move {
+    /// The node that owns them now.
+    pub from: NodeId,
+    /// The node that will.
+    pub to: NodeId,
+    /// The slots, in slot order.
+    pub slots: Vec<u16>,
+}
+
 /// Slot ownership at one epoch; every slot has exactly one owner.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {
@@ -112,6 +123,81 @@ impl Topology {
     pub fn without_node(&self, id: NodeId) -> Option<Topology> {
         let nodes: Vec<NodeInfo> = self.nodes.iter().filter(|n| n.id != id).cloned().collect();
         (!nodes.is_empty()).then(|| Topology::assigned(self.epoch + 1, nodes))
+    }
+
+    /// The same slots plus `node` owning none of them yet (or with `node`'s entry
+    /// replaced), one epoch on: how a node joins before slots migrate to it.
+    pub fn with_joined(&self, node: NodeInfo) -> Topology {
+        let mut nodes: Vec<NodeInfo> = self
+            .nodes
+            .iter()
+            .filter(|n| n.id != node.id)
+            .cloned()
+            .collect();
+        nodes.push(node);
+        nodes.sort_by_key(|node| node.id);
+        Topology {
+            epoch: self.epoch + 1,
+            nodes,
+            owners: self.owners.clone(),
+        }
+    }
+
+    /// `slots` handed from `from` to `to`, one epoch on; `None` unless `from` owns every
+    /// one of them now and `to` is a listed node (a migration flips only what it copied).
+    pub fn with_moved(&self, slots: &[u16], from: NodeId, to: NodeId) -> Option<Topology> {
+        self.node(to)?;
+        let mut owners = self.owners.clone();
+        for &slot in slots {
+            let owner = owners.get_mut(usize::from(slot))?;
+            if *owner != from {
+                return None;
+            }
+            *owner = to;
+        }
+        Some(Topology {
+            epoch: self.epoch + 1,
+            nodes: self.nodes.clone(),
+            owners,
+        })
+    }
+
+    /// The same slots less node `id`, one epoch on; `None` while it still owns a slot or
+    /// if it is the last node.
+    pub fn without_empty(&self, id: NodeId) -> Option<Topology> {
+        if self.slots_of(id) != 0 || self.nodes.len() < 2 {
+            return None;
+        }
+        Some(Topology {
+            epoch: self.epoch + 1,
+            nodes: self.nodes.iter().filter(|n| n.id != id).cloned().collect(),
+            owners: self.owners.clone(),
+        })
+    }
+
+    /// The moves that bring ownership to the rendezvous assignment of `nodes`: for each
+    /// (from, to) pair, the slots to hand over, in slot order.
+    pub fn moves_towards(&self, nodes: &[NodeId]) -> Vec<Move> {
+        let mut moves: Vec<Move> = Vec::new();
+        if nodes.is_empty() {
+            return moves;
+        }
+        for slot in 0..SLOT_COUNT {
+            let from = self.owners[usize::from(slot)];
+            let to = rendezvous_winner(slot, nodes);
+            if from == to {
+                continue;
+            }
+            match moves.iter_mut().find(|m| m.from == from && m.to == to) {
+                Some(found) => found.slots.push(slot),
+                None => moves.push(Move {
+                    from,
+                    to,
+                    slots: vec![slot],
+                }),
+            }
+        }
+        moves
     }
 
     /// Every node, ordered by id.
@@ -242,6 +328,43 @@ mod tests {
             .unwrap()
             .without_node(4)
             .is_none());
+    }
+
+    #[test]
+    fn joining_moves_nothing_until_slots_are_handed_over() {
+        let before = Topology::assigned(1, nodes(&[1, 2, 3]));
+        let joined = before.with_joined(nodes(&[4])[0].clone());
+        assert_eq!(joined.epoch, 2);
+        assert!(before.moved_slots(&joined).is_empty());
+        assert_eq!(joined.nodes().len(), 4);
+        let moves = joined.moves_towards(&[1, 2, 3, 4]);
+        assert!(moves.iter().all(|m| m.to == 4));
+        let moved: usize = moves.iter().map(|m| m.slots.len()).sum();
+        assert_eq!(moved, Topology::assigned(1, nodes(&[1, 2, 3, 4])).slots_of(4));
+        let mut after = joined.clone();
+        for m in &moves {
+            after = after.with_moved(&m.slots, m.from, m.to).unwrap();
+        }
+        assert!(after.moves_towards(&[1, 2, 3, 4]).is_empty());
+        // A flip names only slots the giver owns, and only to a listed node.
+        assert!(joined.with_moved(&moves[0].slots, 4, 1).is_none());
+        assert!(joined.with_moved(&[0], joined.owner_id(0), 9).is_none());
+    }
+
+    #[test]
+    fn only_a_node_with_no_slots_can_leave() {
+        let topology = Topology::assigned(1, nodes(&[1, 2]));
+        assert!(topology.without_empty(2).is_none());
+        let emptied = topology
+            .moves_towards(&[1])
+            .iter()
+            .fold(topology.clone(), |t, m| {
+                t.with_moved(&m.slots, m.from, m.to).unwrap()
+            });
+        let left = emptied.without_empty(2).unwrap();
+        assert_eq!(left.nodes().len(), 1);
+        assert_eq!(left.slots_of(1), usize::from(SLOT_COUNT));
+        assert!(left.without_empty(1).is_none());
     }
 
     #[test]

@@ -68,11 +68,14 @@ pub enum ErrorCode {
     ClusterDown = 27,
     /// The request names keys on several nodes; each node must be sent its part.
     CrossNode = 28,
+    /// The key's slot is moving to another node; nothing ran. Retry shortly: the write
+    /// goes on once the slot's new owner takes it (usually within milliseconds).
+    TryAgain = 29,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order; used by the docs and by exhaustive tests.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::Protocol,
         ErrorCode::UnknownCommand,
         ErrorCode::Syntax,
@@ -101,6 +104,7 @@ impl ErrorCode {
         ErrorCode::Moved,
         ErrorCode::ClusterDown,
         ErrorCode::CrossNode,
+        ErrorCode::TryAgain,
     ];
 
     /// Maps a wire code back to the enum; unknown codes come from newer servers.
@@ -139,6 +143,7 @@ impl ErrorCode {
             ErrorCode::Moved => "MOVED",
             ErrorCode::ClusterDown => "CLUSTER_DOWN",
             ErrorCode::CrossNode => "CROSS_NODE",
+            ErrorCode::TryAgain => "TRY_AGAIN",
         }
     }
 }

@@ -4,11 +4,13 @@
 //! loom run compiles only this code and never asks tokio or bytes to build under loom.
 
 mod atomic;
+pub mod flags;
 pub mod mailbox;
 pub mod published;
 pub mod slots;
 pub mod tally;
 
+pub use flags::Flags;
 pub use mailbox::Mailbox;
 pub use published::Published;
 pub use slots::Slots;

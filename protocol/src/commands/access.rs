@@ -33,6 +33,11 @@ fn is_admin(spec: &CommandSpec) -> bool {
     matches!(
         spec.opcode,
         super::cluster::opcode::CLUSTER_CREATE
+            | super::cluster::opcode::CLUSTER_JOIN
+            | super::cluster::opcode::CLUSTER_MIGRATE
+            | super::cluster::opcode::CLUSTER_IMPORT
+            | super::cluster::opcode::CLUSTER_DROP
+            | super::cluster::opcode::CLUSTER_FORGET
             | admin_op::SNAPSHOT
             | admin_op::LASTSAVE
             | admin_op::ACL_SETUSER

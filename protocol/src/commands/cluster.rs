@@ -1,5 +1,6 @@
-//! Cluster commands: a node's identity, forming a cluster, the slot map clients route by,
-//! the node's view of the cluster, and a key's slot.
+//! Cluster commands: a node's identity, forming and changing a cluster, the slot map
+//! clients route by, the node's view of the cluster, a key's slot, and the steps a slot
+//! migration takes between nodes.
 
 use bytes::{Bytes, BytesMut};
 
@@ -22,10 +23,22 @@ pub mod opcode {
     pub const CLUSTER_INFO: u16 = 0x00e3;
     /// CLUSTER.KEYSLOT
     pub const CLUSTER_KEYSLOT: u16 = 0x00e4;
+    /// CLUSTER.JOIN
+    pub const CLUSTER_JOIN: u16 = 0x00e5;
+    /// CLUSTER.MIGRATE
+    pub const CLUSTER_MIGRATE: u16 = 0x00e6;
+    /// CLUSTER.IMPORT
+    pub const CLUSTER_IMPORT: u16 = 0x00e7;
+    /// CLUSTER.DROP
+    pub const CLUSTER_DROP: u16 = 0x00e8;
+    /// CLUSTER.FORGET
+    pub const CLUSTER_FORGET: u16 = 0x00e9;
 }
 
 /// Most nodes one CLUSTER.CREATE may name.
 pub const MAX_CREATE_NODES: usize = 1_000;
+/// Slots in the cluster; a slot number is below this.
+pub const SLOTS: u16 = 16_384;
 
 /// The family's rows of the command table, in opcode order.
 pub(super) const ROWS: &[CommandSpec] = &[
@@ -79,7 +92,60 @@ pub(super) const ROWS: &[CommandSpec] = &[
         writes: false,
         keys: KeySpec::None,
     },
+    CommandSpec {
+        opcode: opcode::CLUSTER_JOIN,
+        name: "CLUSTER.JOIN",
+        syntax: "id bus addr shards",
+        wire: "id:uvarint bus:bytes addr:bytes shards:uvarint",
+        reply: "MAP {epoch: INT} once the node is a voter and in the topology, owning no slots yet",
+        summary: "Adds a started, unformed node to this node's cluster; slots move to it by CLUSTER.MIGRATE.",
+        writes: false,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::CLUSTER_MIGRATE,
+        name: "CLUSTER.MIGRATE",
+        syntax: "to first last [first last ...]",
+        wire: "to:uvarint count:uvarint (first:u16 last:u16)*count",
+        reply: "MAP {slots, keys, bytes, ms, longest_pause_ms, epoch}; CONFLICT for a slot this node does not own",
+        summary: "Moves slot ranges this node owns to node `to`: copies each batch of slots while its writes pause, flips ownership through Raft, then drops the copies here.",
+        writes: false,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::CLUSTER_IMPORT,
+        name: "CLUSTER.IMPORT",
+        syntax: "RESET|MORE first last [first last ...] entries",
+        wire: "reset:u8 count:uvarint (first:u16 last:u16)*count entries:bytes",
+        reply: "INT entries applied; CONFLICT for a slot this node owns",
+        summary: "Takes slot data a migrating node sends (snapshot entries); RESET first drops whatever this node held in those slots.",
+        writes: true,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::CLUSTER_DROP,
+        name: "CLUSTER.DROP",
+        syntax: "first last [first last ...]",
+        wire: "count:uvarint (first:u16 last:u16)*count",
+        reply: "INT keys and geo members dropped; CONFLICT for a slot this node owns",
+        summary: "Drops this node's copies of slots another node owns, as a migration does once ownership has flipped.",
+        writes: true,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::CLUSTER_FORGET,
+        name: "CLUSTER.FORGET",
+        syntax: "id",
+        wire: "id:uvarint",
+        reply: "MAP {epoch: INT} once the node is out of the topology and Raft; CONFLICT while it owns slots",
+        summary: "Removes a node that owns no slots (migrate them away first) from the cluster.",
+        writes: false,
+        keys: KeySpec::None,
+    },
 ];
+
+/// A run of slots, both ends included.
+pub type Range = (u16, u16);
 
 /// One node named in CLUSTER.CREATE.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +173,81 @@ pub enum ClusterCommand<P = Bytes> {
     Info,
     /// CLUSTER.KEYSLOT key
     KeySlot(P),
+    /// CLUSTER.JOIN id bus addr shards
+    Join(Member<P>),
+    /// CLUSTER.MIGRATE to first last ...
+    Migrate {
+        /// The node the slots go to.
+        to: u64,
+        /// The slots.
+        ranges: Vec<Range>,
+    },
+    /// CLUSTER.IMPORT RESET|MORE first last ... entries
+    Import {
+        /// Drop what this node holds in `ranges` first (the first batch of a migration).
+        reset: bool,
+        /// The slots the entries belong to.
+        ranges: Vec<Range>,
+        /// Snapshot entries, framed as a snapshot frames them.
+        entries: P,
+    },
+    /// CLUSTER.DROP first last ...
+    Drop(Vec<Range>),
+    /// CLUSTER.FORGET id
+    Forget(u64),
+}
+
+/// Whether `slot` is in one of `ranges`.
+pub fn in_ranges(ranges: &[Range], slot: u16) -> bool {
+    ranges
+        .iter()
+        .any(|&(first, last)| (first..=last).contains(&slot))
+}
+
+fn put_ranges(buf: &mut BytesMut, ranges: &[Range]) {
+    put_uvarint(buf, ranges.len() as u64);
+    for &(first, last) in ranges {
+        buf.extend_from_slice(&first.to_le_bytes());
+        buf.extend_from_slice(&last.to_le_bytes());
+    }
+}
+
+fn checked_range(first: u16, last: u16) -> Result<Range, &'static str> {
+    if first > last || last >= SLOTS {
+        return Err("a slot range is first <= last < 16384");
+    }
+    Ok((first, last))
+}
+
+fn read_ranges<P: Payload>(r: &mut Reader<P>) -> Result<Vec<Range>, DecodeError> {
+    let count = r.count(4)?;
+    if count == 0 {
+        return Err(DecodeError::Invalid("at least one slot range is required"));
+    }
+    (0..count)
+        .map(|_| {
+            let first = r.u16()?;
+            let last = r.u16()?;
+            checked_range(first, last).map_err(DecodeError::Invalid)
+        })
+        .collect()
+}
+
+fn parse_ranges(words: &[Bytes]) -> Result<Vec<Range>, ErrorReply> {
+    if words.is_empty() || !words.len().is_multiple_of(2) {
+        return Err(ErrorReply::new(
+            ErrorCode::Syntax,
+            "slot ranges come in pairs: first last",
+        ));
+    }
+    words
+        .chunks(2)
+        .map(|pair| {
+            let first = parse_int::<u16>(&pair[0])?;
+            let last = parse_int::<u16>(&pair[1])?;
+            checked_range(first, last).map_err(|why| ErrorReply::new(ErrorCode::Syntax, why))
+        })
+        .collect()
 }
 
 impl<P: Payload> ClusterCommand<P> {
@@ -118,6 +259,11 @@ impl<P: Payload> ClusterCommand<P> {
             ClusterCommand::Slots => opcode::CLUSTER_SLOTS,
             ClusterCommand::Info => opcode::CLUSTER_INFO,
             ClusterCommand::KeySlot(_) => opcode::CLUSTER_KEYSLOT,
+            ClusterCommand::Join(_) => opcode::CLUSTER_JOIN,
+            ClusterCommand::Migrate { .. } => opcode::CLUSTER_MIGRATE,
+            ClusterCommand::Import { .. } => opcode::CLUSTER_IMPORT,
+            ClusterCommand::Drop(_) => opcode::CLUSTER_DROP,
+            ClusterCommand::Forget(_) => opcode::CLUSTER_FORGET,
         }
     }
 
@@ -138,13 +284,26 @@ impl<P: Payload> ClusterCommand<P> {
             ClusterCommand::Create(members) => {
                 put_uvarint(buf, members.len() as u64);
                 for member in members {
-                    put_uvarint(buf, member.id);
-                    put_bytes(buf, member.bus.as_ref());
-                    put_bytes(buf, member.addr.as_ref());
-                    put_uvarint(buf, u64::from(member.shards));
+                    put_member(buf, member);
                 }
             }
             ClusterCommand::KeySlot(key) => put_bytes(buf, key.as_ref()),
+            ClusterCommand::Join(member) => put_member(buf, member),
+            ClusterCommand::Migrate { to, ranges } => {
+                put_uvarint(buf, *to);
+                put_ranges(buf, ranges);
+            }
+            ClusterCommand::Import {
+                reset,
+                ranges,
+                entries,
+            } => {
+                buf.extend_from_slice(&[u8::from(*reset)]);
+                put_ranges(buf, ranges);
+                put_bytes(buf, entries.as_ref());
+            }
+            ClusterCommand::Drop(ranges) => put_ranges(buf, ranges),
+            ClusterCommand::Forget(id) => put_uvarint(buf, *id),
         }
     }
 
@@ -164,15 +323,29 @@ impl<P: Payload> ClusterCommand<P> {
                 }
                 let mut members = Vec::with_capacity(count);
                 for _ in 0..count {
-                    let id = r.uvarint()?;
-                    let bus = r.bytes()?;
-                    let addr = r.bytes()?;
-                    let shards = r.uvarint()?;
-                    members
-                        .push(checked_member(id, bus, addr, shards).map_err(DecodeError::Invalid)?);
+                    members.push(read_member(r)?);
                 }
                 ClusterCommand::Create(members)
             }
+            opcode::CLUSTER_JOIN => ClusterCommand::Join(read_member(r)?),
+            opcode::CLUSTER_MIGRATE => ClusterCommand::Migrate {
+                to: r.uvarint()?,
+                ranges: read_ranges(r)?,
+            },
+            opcode::CLUSTER_IMPORT => {
+                let reset = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::Invalid("CLUSTER.IMPORT's reset is 0 or 1")),
+                };
+                ClusterCommand::Import {
+                    reset,
+                    ranges: read_ranges(r)?,
+                    entries: r.bytes()?,
+                }
+            }
+            opcode::CLUSTER_DROP => ClusterCommand::Drop(read_ranges(r)?),
+            opcode::CLUSTER_FORGET => ClusterCommand::Forget(r.uvarint()?),
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -185,19 +358,61 @@ impl<P: Payload> ClusterCommand<P> {
             ClusterCommand::Slots => ClusterCommand::Slots,
             ClusterCommand::Info => ClusterCommand::Info,
             ClusterCommand::KeySlot(key) => ClusterCommand::KeySlot(own(key)),
-            ClusterCommand::Create(members) => ClusterCommand::Create(
-                members
-                    .iter()
-                    .map(|m| Member {
-                        id: m.id,
-                        bus: own(&m.bus),
-                        addr: own(&m.addr),
-                        shards: m.shards,
-                    })
-                    .collect(),
-            ),
+            ClusterCommand::Create(members) => {
+                ClusterCommand::Create(members.iter().map(Member::to_owned_bytes).collect())
+            }
+            ClusterCommand::Join(member) => ClusterCommand::Join(member.to_owned_bytes()),
+            ClusterCommand::Migrate { to, ranges } => ClusterCommand::Migrate {
+                to: *to,
+                ranges: ranges.clone(),
+            },
+            ClusterCommand::Import {
+                reset,
+                ranges,
+                entries,
+            } => ClusterCommand::Import {
+                reset: *reset,
+                ranges: ranges.clone(),
+                entries: own(entries),
+            },
+            ClusterCommand::Drop(ranges) => ClusterCommand::Drop(ranges.clone()),
+            ClusterCommand::Forget(id) => ClusterCommand::Forget(*id),
         }
     }
+}
+
+impl<P: Payload> Member<P> {
+    /// Copies the addresses into their own `Bytes`.
+    pub fn to_owned_bytes(&self) -> Member<Bytes> {
+        Member {
+            id: self.id,
+            bus: Bytes::copy_from_slice(self.bus.as_ref()),
+            addr: Bytes::copy_from_slice(self.addr.as_ref()),
+            shards: self.shards,
+        }
+    }
+}
+
+fn put_member<P: Payload>(buf: &mut BytesMut, member: &Member<P>) {
+    put_uvarint(buf, member.id);
+    put_bytes(buf, member.bus.as_ref());
+    put_bytes(buf, member.addr.as_ref());
+    put_uvarint(buf, u64::from(member.shards));
+}
+
+fn read_member<P: Payload>(r: &mut Reader<P>) -> Result<Member<P>, DecodeError> {
+    let id = r.uvarint()?;
+    let bus = r.bytes()?;
+    let addr = r.bytes()?;
+    let shards = r.uvarint()?;
+    checked_member(id, bus, addr, shards).map_err(DecodeError::Invalid)
+}
+
+fn parse_member(four: &[Bytes]) -> Result<Member<Bytes>, ErrorReply> {
+    let id = parse_int::<u64>(&four[0])?;
+    let shards = parse_int::<u64>(&four[3])?;
+    checked_member(id, four[1].clone(), four[2].clone(), shards)
+        .map_err(|why| ErrorReply::new(ErrorCode::Syntax, why))
 }
 
 /// A member whose fields are in range: an id of at least 1, addresses of at most 255
@@ -248,14 +463,44 @@ impl ClusterCommand<Bytes> {
                 }
                 let members = args
                     .chunks(4)
-                    .map(|four| {
-                        let id = parse_int::<u64>(&four[0])?;
-                        let shards = parse_int::<u64>(&four[3])?;
-                        checked_member(id, four[1].clone(), four[2].clone(), shards)
-                            .map_err(|why| ErrorReply::new(ErrorCode::Syntax, why))
-                    })
+                    .map(parse_member)
                     .collect::<Result<Vec<_>, ErrorReply>>()?;
                 ClusterCommand::Create(members)
+            }
+            opcode::CLUSTER_JOIN => {
+                arity(args.len() == 4)?;
+                ClusterCommand::Join(parse_member(args)?)
+            }
+            opcode::CLUSTER_MIGRATE => {
+                arity(args.len() >= 3)?;
+                ClusterCommand::Migrate {
+                    to: parse_int::<u64>(&args[0])?,
+                    ranges: parse_ranges(&args[1..])?,
+                }
+            }
+            opcode::CLUSTER_IMPORT => {
+                arity(args.len() >= 4)?;
+                let reset = match args[0].to_ascii_uppercase().as_slice() {
+                    b"RESET" => true,
+                    b"MORE" => false,
+                    _ => {
+                        return Err(ErrorReply::new(
+                            ErrorCode::Syntax,
+                            "CLUSTER.IMPORT takes RESET or MORE first",
+                        ))
+                    }
+                };
+                let (entries, ranges) = args[1..].split_last().expect("at least three words");
+                ClusterCommand::Import {
+                    reset,
+                    ranges: parse_ranges(ranges)?,
+                    entries: entries.clone(),
+                }
+            }
+            opcode::CLUSTER_DROP => ClusterCommand::Drop(parse_ranges(args)?),
+            opcode::CLUSTER_FORGET => {
+                arity(args.len() == 1)?;
+                ClusterCommand::Forget(parse_int::<u64>(&args[0])?)
             }
             _ => return Err(not_in_family(spec)),
         })

@@ -59,7 +59,57 @@ fn cluster_samples() -> Vec<Command> {
         Command::Cluster(ClusterCommand::Slots),
         Command::Cluster(ClusterCommand::Info),
         Command::Cluster(ClusterCommand::KeySlot(k("{user:42}.cart"))),
+        Command::Cluster(ClusterCommand::Join(Member {
+            id: 4,
+            bus: k("127.0.0.1:17382"),
+            addr: k("127.0.0.1:7382"),
+            shards: 2,
+        })),
+        Command::Cluster(ClusterCommand::Migrate {
+            to: 4,
+            ranges: vec![(0, 99), (16383, 16383)],
+        }),
+        Command::Cluster(ClusterCommand::Import {
+            reset: true,
+            ranges: vec![(5, 5)],
+            entries: k("framed entries"),
+        }),
+        Command::Cluster(ClusterCommand::Drop(vec![(10, 20)])),
+        Command::Cluster(ClusterCommand::Forget(3)),
     ]
+}
+
+#[test]
+fn slot_ranges_are_checked_on_the_wire_and_as_text() {
+    let words = |line: &str| -> Vec<Bytes> {
+        line.split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    };
+    for bad in [
+        "CLUSTER.DROP 5 4",
+        "CLUSTER.DROP 0 16384",
+        "CLUSTER.DROP 1",
+        "CLUSTER.MIGRATE 2 1",
+        "CLUSTER.IMPORT SOME 1 2 x",
+    ] {
+        assert!(Command::parse_words(&words(bad)).is_err(), "{bad}");
+    }
+    let parsed = Command::parse_words(&words("CLUSTER.IMPORT more 3 7 data")).unwrap();
+    assert_eq!(
+        parsed,
+        Command::Cluster(ClusterCommand::Import {
+            reset: false,
+            ranges: vec![(3, 7)],
+            entries: Bytes::from_static(b"data"),
+        })
+    );
+    // A range past the last slot is refused on the wire too.
+    let mut wire = BytesMut::new();
+    Command::<Bytes>::Cluster(ClusterCommand::Drop(vec![(1, 2)])).encode(&mut wire);
+    let last = wire.len() - 2;
+    wire[last..].copy_from_slice(&16384u16.to_le_bytes());
+    assert!(Command::decode(wire.freeze()).is_err());
 }
 
 /// Admin and key commands.

@@ -23,7 +23,7 @@ use tessera_cluster::NodeId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{Change, Changed, Peer, Raft, RaftConfig};
+use super::{Changed, CommitError, Peer, Proposal, Raft, RaftConfig};
 
 /// Largest message a peer may send.
 const MAX_BUS_MESSAGE: usize = 64 << 20;
@@ -43,8 +43,8 @@ pub enum BusRequest {
     /// To the leader: confirm leadership with a quorum and name the log index a follower
     /// must have applied to be as current as the cluster.
     Confirm,
-    /// To the leader: commit a topology change.
-    Propose(Change),
+    /// To the leader: commit a topology or membership change.
+    Propose(Proposal),
 }
 
 /// The answer to a `BusRequest`, variant for variant.
@@ -59,7 +59,7 @@ pub enum BusResponse {
     /// To `Confirm`: the read index, or why leadership could not be confirmed.
     Confirmed(Result<Option<LogId<NodeId>>, String>),
     /// To `Propose`: the epoch after the change, or why it was not committed.
-    Proposed(Result<Changed, String>),
+    Proposed(Result<Changed, CommitError>),
 }
 
 async fn write_message<T: Serialize>(stream: &mut TcpStream, message: &T) -> io::Result<()> {
@@ -142,16 +142,60 @@ async fn serve_peer(mut stream: TcpStream, raft: Raft) {
             BusRequest::Confirm => {
                 BusResponse::Confirmed(raft.ensure_linearizable().await.map_err(|e| e.to_string()))
             }
-            BusRequest::Propose(change) => BusResponse::Proposed(
-                raft.client_write(change)
-                    .await
-                    .map(|written| written.data)
-                    .map_err(|e| e.to_string()),
-            ),
+            BusRequest::Propose(proposal) => BusResponse::Proposed(commit(&raft, proposal).await),
         };
         if write_message(&mut stream, &response).await.is_err() {
             return;
         }
+    }
+}
+
+/// Commits `proposal` on this node, which must be the leader: a topology change through
+/// the log, or a voter added (first caught up as a learner) or removed.
+///
+/// # Errors
+/// Why Raft did not commit it, or why the topology refused it.
+pub async fn commit(raft: &Raft, proposal: Proposal) -> Result<Changed, CommitError> {
+    let failed = |error: String| CommitError::Failed(error);
+    let voters = || -> std::collections::BTreeSet<NodeId> {
+        raft.metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    };
+    let changed = match proposal {
+        Proposal::Topology(change) => raft
+            .client_write(change)
+            .await
+            .map(|written| written.data)
+            .map_err(|e| failed(e.to_string()))?,
+        Proposal::AddVoter(id, peer) => {
+            raft.add_learner(id, peer, true)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let mut wanted = voters();
+            wanted.insert(id);
+            raft.change_membership(wanted, false)
+                .await
+                .map(|written| written.data)
+                .map_err(|e| failed(e.to_string()))?
+        }
+        Proposal::RemoveVoter(id) => {
+            let mut wanted = voters();
+            if !wanted.remove(&id) {
+                return Ok(Changed::default());
+            }
+            raft.change_membership(wanted, false)
+                .await
+                .map(|written| written.data)
+                .map_err(|e| failed(e.to_string()))?
+        }
+    };
+    match changed.refused {
+        Some(why) => Err(CommitError::Refused(why)),
+        None => Ok(changed),
     }
 }
 

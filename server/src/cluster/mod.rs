@@ -10,6 +10,7 @@
 //! a topology the cluster has moved past by more than one lease.
 
 pub mod bus;
+pub mod migrate;
 pub mod store;
 
 use std::io::{self, Cursor};
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tessera_cluster::{NodeId, NodeInfo, Topology};
-use tessera_sync::Published;
+use tessera_sync::{Flags, Published};
 
 use crate::clock;
 
@@ -48,13 +49,49 @@ pub enum Change {
     /// The first topology: these nodes, every slot assigned by rendezvous hashing.
     /// Ignored once a topology exists.
     Form(Vec<NodeInfo>),
+    /// A node joins, owning no slots until some migrate to it.
+    Join(NodeInfo),
+    /// A migration's flip: `slots` pass from `from` to `to`, if `from` owns all of them.
+    Move {
+        /// The giving node.
+        from: NodeId,
+        /// The taking node.
+        to: NodeId,
+        /// The slots it copied.
+        slots: Vec<u16>,
+    },
+    /// A node that owns no slots leaves.
+    Leave(NodeId),
 }
 
-/// What applying a change answers: the epoch in force after it.
+/// What a node asks the leader to commit.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Proposal {
+    /// A topology change.
+    Topology(Change),
+    /// Make this node a voter (it catches up as a learner first).
+    AddVoter(NodeId, Peer),
+    /// Take this node out of the voters.
+    RemoveVoter(NodeId),
+}
+
+/// Why a proposal did not commit.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum CommitError {
+    /// The topology refused it (a move of slots the giver no longer owns, say).
+    Refused(String),
+    /// Raft did not commit it (no leader, a lost peer); it may commit if tried again.
+    Failed(String),
+}
+
+/// What applying a change answers: the epoch in force after it, or why it was refused.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Changed {
     /// The topology's epoch (0: none yet).
     pub epoch: u64,
+    /// Why the change did not apply (`None`: it did).
+    #[serde(default)]
+    pub refused: Option<String>,
 }
 
 openraft::declare_raft_types!(
@@ -98,6 +135,8 @@ pub struct Cluster {
     serving_until: AtomicU64,
     /// The Raft member.
     pub raft: Raft,
+    /// Slots whose writes pause while a migration copies them (TRY_AGAIN until the flip).
+    pub paused: Flags,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -138,34 +177,62 @@ impl Cluster {
     /// known or the leader changes, for up to `patience`.
     ///
     /// # Errors
-    /// The reason the last attempt failed, once `patience` has passed.
+    /// Why the topology refused the change, or why the last attempt failed once
+    /// `patience` has passed.
     pub async fn propose(&self, change: Change, patience: Duration) -> Result<Changed, String> {
+        self.to_leader(Proposal::Topology(change), patience).await
+    }
+
+    /// Commits `proposal` through the leader, as `propose` does.
+    ///
+    /// # Errors
+    /// As `propose`.
+    pub async fn to_leader(&self, proposal: Proposal, patience: Duration) -> Result<Changed, String> {
         let deadline = tokio::time::Instant::now() + patience;
         let mut last = String::from("no leader elected yet");
         while tokio::time::Instant::now() < deadline {
-            match self.leader() {
+            let answer = match self.leader() {
                 Some((leader, _)) if leader == self.id => {
-                    match self.raft.client_write(change.clone()).await {
-                        Ok(written) => return Ok(written.data),
-                        Err(error) => last = error.to_string(),
-                    }
+                    Some(bus::commit(&self.raft, proposal.clone()).await)
                 }
                 Some((_, peer)) => {
-                    let request = bus::BusRequest::Propose(change.clone());
+                    let request = bus::BusRequest::Propose(proposal.clone());
                     match bus::exchange(&mut None, &peer.bus, &request, Duration::from_secs(5))
                         .await
                     {
-                        Ok(bus::BusResponse::Proposed(Ok(changed))) => return Ok(changed),
-                        Ok(bus::BusResponse::Proposed(Err(error))) => last = error,
-                        Ok(_) => last = "the leader answered something else".into(),
-                        Err(error) => last = error.to_string(),
+                        Ok(bus::BusResponse::Proposed(answer)) => Some(answer),
+                        Ok(_) => Some(Err(CommitError::Failed(
+                            "the leader answered something else".into(),
+                        ))),
+                        Err(error) => Some(Err(CommitError::Failed(error.to_string()))),
                     }
                 }
+                None => None,
+            };
+            match answer {
+                Some(Ok(changed)) => return Ok(changed),
+                // Asking again would get the same answer.
+                Some(Err(CommitError::Refused(why))) => return Err(why),
+                Some(Err(CommitError::Failed(why))) => last = why,
                 None => {}
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Err(last)
+    }
+
+    /// Waits until this node has applied a topology of at least `epoch`.
+    pub async fn applied(&self, epoch: u64, patience: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            if self.topology.load().1.as_ref().as_ref().is_some_and(|t| t.epoch >= epoch) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 }
 
@@ -249,6 +316,7 @@ async fn boot(settings: Settings, listener: std::net::TcpListener) -> io::Result
         topology,
         serving_until: AtomicU64::new(0),
         raft,
+        paused: Flags::new(usize::from(tessera_cluster::SLOT_COUNT)),
     }))
 }
 

@@ -327,15 +327,41 @@ pub struct Machine {
 impl Machine {
     /// Applies one change; the answer says which epoch holds afterwards.
     fn apply(&mut self, change: &Change) -> Changed {
-        match change {
-            Change::Form(nodes) => {
-                if self.topology.is_none() && !nodes.is_empty() {
-                    self.topology = Some(Topology::assigned(1, nodes.clone()));
+        let refused = match (change, self.topology.as_ref()) {
+            (Change::Form(nodes), None) if !nodes.is_empty() => {
+                self.topology = Some(Topology::assigned(1, nodes.clone()));
+                None
+            }
+            (Change::Form(_), _) => Some("a cluster is formed already".to_string()),
+            (_, None) => Some("no cluster formed yet".to_string()),
+            (Change::Join(node), Some(topology)) => {
+                self.topology = Some(topology.with_joined(node.clone()));
+                None
+            }
+            (Change::Move { from, to, slots }, Some(topology)) => {
+                match topology.with_moved(slots, *from, *to) {
+                    Some(moved) => {
+                        self.topology = Some(moved);
+                        None
+                    }
+                    None => Some(format!(
+                        "node {from} no longer owns every slot of the move, or node {to} is gone"
+                    )),
                 }
             }
-        }
+            (Change::Leave(id), Some(topology)) => match topology.without_empty(*id) {
+                Some(left) => {
+                    self.topology = Some(left);
+                    None
+                }
+                None => Some(format!(
+                    "node {id} still owns slots, is unknown, or is the last node"
+                )),
+            },
+        };
         Changed {
             epoch: self.topology.as_ref().map_or(0, |t| t.epoch),
+            refused,
         }
     }
 }
@@ -446,6 +472,7 @@ impl RaftStateMachine<RaftConfig> for MachineStore {
             let answer = match &entry.payload {
                 EntryPayload::Blank => Changed {
                     epoch: machine.topology.as_ref().map_or(0, |t| t.epoch),
+                    refused: None,
                 },
                 EntryPayload::Normal(change) => machine.apply(change),
                 EntryPayload::Membership(membership) => {
@@ -453,6 +480,7 @@ impl RaftStateMachine<RaftConfig> for MachineStore {
                         StoredMembership::new(Some(entry.log_id), membership.clone());
                     Changed {
                         epoch: machine.topology.as_ref().map_or(0, |t| t.epoch),
+                        refused: None,
                     }
                 }
             };

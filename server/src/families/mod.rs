@@ -33,6 +33,7 @@ pub mod idem;
 pub mod inventory;
 pub mod keys;
 pub mod limits;
+pub mod migration;
 pub mod presence;
 pub mod saved;
 pub mod sorted_sets;
@@ -384,6 +385,14 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         Command::Geo(command) => geo::here(keyspace, command, now),
         Command::Hashes(command) => hashes::apply(keyspace, command, now),
         Command::SortedSets(command) => sorted_sets::apply(keyspace, command, now),
+        Command::Cluster(tessera_protocol::ClusterCommand::Import {
+            reset,
+            ranges,
+            entries,
+        }) => migration::import(keyspace, *reset, ranges, entries.as_ref(), now),
+        Command::Cluster(tessera_protocol::ClusterCommand::Drop(ranges)) => {
+            Value::Int(migration::drop_slots(keyspace, ranges, now))
+        }
         Command::Cluster(_) => Value::error(ErrorCode::Internal, "not a shard operation"),
     }
 }

@@ -5,12 +5,12 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tessera_cluster::{key_slot, NodeInfo, Topology};
-use tessera_protocol::commands::cluster::Member;
+use tessera_protocol::commands::cluster::{in_ranges, Member, Range};
 use tessera_protocol::wire::Payload;
-use tessera_protocol::{ClusterCommand, ErrorCode, Value};
+use tessera_protocol::{ClusterCommand, Command, ErrorCode, Value};
 
 use crate::clock;
-use crate::cluster::{Change, Cluster, Peer, LEASE_MS};
+use crate::cluster::{migrate, Change, Cluster, Peer, Proposal, LEASE_MS};
 use crate::route::coordinator;
 use crate::shard::output::ConnOutput;
 use crate::shard::Shard;
@@ -66,6 +66,32 @@ pub fn answer<P: Payload>(
             let reply = async move { create(&cluster, members).await };
             coordinator::complete_later(shard, conn, request_id, index, started, reply);
             return;
+        }
+        (ClusterCommand::Join(member), Some(cluster)) => {
+            let (id, peer) = peer_of(member);
+            let reply = async move { join(&cluster, id, peer).await };
+            coordinator::complete_later(shard, conn, request_id, index, started, reply);
+            return;
+        }
+        (ClusterCommand::Forget(id), Some(cluster)) => {
+            let id = *id;
+            let reply = async move { forget(&cluster, id).await };
+            coordinator::complete_later(shard, conn, request_id, index, started, reply);
+            return;
+        }
+        (ClusterCommand::Migrate { to, ranges }, Some(cluster)) => {
+            let reply = migrate::migrate(shard.clone(), cluster, *to, ranges.clone());
+            coordinator::complete_later(shard, conn, request_id, index, started, reply);
+            return;
+        }
+        (ClusterCommand::Import { ranges, .. } | ClusterCommand::Drop(ranges), Some(cluster)) => {
+            if let Some(refusal) = owned_here(&cluster, ranges) {
+                refusal
+            } else {
+                let reply = on_every_shard(shard.clone(), command.to_owned_bytes());
+                coordinator::complete_later(shard, conn, request_id, index, started, reply);
+                return;
+            }
         }
     };
     coordinator::complete(shard, conn, request_id, index, started, &reply);
@@ -228,4 +254,122 @@ async fn create(cluster: &Cluster, members: Vec<(u64, Peer)>) -> Value {
             format!("the first topology did not commit: {error}"),
         ),
     }
+}
+
+/// How long a membership change may take (a joining node catches up as a learner first).
+const JOIN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Adds a node: first a Raft voter (caught up as a learner), then in the topology with no
+/// slots; CLUSTER.MIGRATE moves slots to it.
+async fn join(cluster: &Cluster, id: u64, peer: Peer) -> Value {
+    let node = NodeInfo {
+        id,
+        addr: peer.addr.clone(),
+        shards: peer.shards,
+    };
+    if let Err(why) = cluster
+        .to_leader(Proposal::AddVoter(id, peer), JOIN_PATIENCE)
+        .await
+    {
+        return Value::error(
+            ErrorCode::ClusterDown,
+            format!("node {id} did not become a voter: {why}"),
+        );
+    }
+    match cluster.propose(Change::Join(node), JOIN_PATIENCE).await {
+        Ok(changed) => map(vec![("epoch", Value::Int(changed.epoch as i64))]),
+        Err(why) => Value::error(ErrorCode::ClusterDown, format!("the join did not commit: {why}")),
+    }
+}
+
+/// Removes a node that owns no slots: out of the topology first, then out of the voters.
+async fn forget(cluster: &Cluster, id: u64) -> Value {
+    let changed = match cluster.propose(Change::Leave(id), JOIN_PATIENCE).await {
+        Ok(changed) => changed,
+        Err(why) => return Value::error(ErrorCode::Conflict, why),
+    };
+    match cluster
+        .to_leader(Proposal::RemoveVoter(id), JOIN_PATIENCE)
+        .await
+    {
+        Ok(_) => map(vec![("epoch", Value::Int(changed.epoch as i64))]),
+        Err(why) => Value::error(
+            ErrorCode::ClusterDown,
+            format!("node {id} left the topology but is still a voter: {why}"),
+        ),
+    }
+}
+
+/// CONFLICT if this node owns a slot of `ranges`: taking slot data in, or dropping it, is
+/// only for slots another node owns.
+fn owned_here(cluster: &Cluster, ranges: &[Range]) -> Option<Value> {
+    let topology = cluster.topology.load().1;
+    let Some(topology) = topology.as_ref() else {
+        return Some(Value::error(
+            ErrorCode::ClusterDown,
+            "no cluster formed yet (CLUSTER.CREATE)",
+        ));
+    };
+    let owned = (0..tessera_cluster::SLOT_COUNT)
+        .find(|&slot| in_ranges(ranges, slot) && topology.owner_id(slot) == cluster.id)?;
+    Some(Value::error(
+        ErrorCode::Conflict,
+        format!("slot {owned} is this node's: CLUSTER.IMPORT and CLUSTER.DROP are for slots another node owns"),
+    ))
+}
+
+/// CLUSTER.IMPORT or CLUSTER.DROP on every shard, each its part; the counts add up.
+async fn on_every_shard(shard: Rc<Shard>, command: ClusterCommand) -> Value {
+    let shards = shard.shards();
+    let parts: Vec<ClusterCommand> = match command {
+        ClusterCommand::Import {
+            reset,
+            ranges,
+            entries,
+        } => {
+            let slots = crate::families::migration::SlotSet::of(&ranges);
+            let split = crate::families::migration::split(&entries, &slots, shards);
+            let parts = match split {
+                Ok((parts, _)) => parts,
+                Err(why) => return Value::error(ErrorCode::Protocol, format!("CLUSTER.IMPORT: {why}")),
+            };
+            parts
+                .into_iter()
+                .map(|part| ClusterCommand::Import {
+                    reset,
+                    ranges: ranges.clone(),
+                    entries: part.freeze(),
+                })
+                .collect()
+        }
+        other => vec![other; usize::from(shards)],
+    };
+    let answers: Vec<_> = parts
+        .into_iter()
+        .zip(0..shards)
+        .map(|(part, to)| {
+            shard.call(to, move |target: &Rc<Shard>| {
+                let part = Command::Cluster(part);
+                let now = clock::now_millis();
+                if let Some(refusal) = target.write_refusal() {
+                    return refusal;
+                }
+                if let Some(refusal) = target.make_room(part.spec(), now) {
+                    return refusal;
+                }
+                target.with_keyspace(|keyspace| {
+                    crate::families::apply(keyspace, &part, now).into_value()
+                })
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for answer in answers {
+        match answer.await {
+            Some(Value::Int(n)) => total += n,
+            Some(error @ Value::Error(_)) => return error,
+            _ => return Value::error(ErrorCode::Internal, "a shard did not answer"),
+        }
+    }
+    Value::Int(total)
 }

@@ -233,7 +233,7 @@ pub fn reshard(dir: &DataDir, source: Generation, target: Generation) -> io::Res
             writers[owner].append(&mut batch)?;
             counts[owner] += 1;
         }
-        for (owner, member) in moved_geo(&keyspace, target.shards) {
+        for (owner, member) in placed_geo(keyspace.geo.save_all(), target.shards) {
             batch.clear();
             save_geo_entry(&mut batch, &member);
             writers[usize::from(owner)].append(&mut batch)?;
@@ -256,6 +256,19 @@ pub fn reshard(dir: &DataDir, source: Generation, target: Generation) -> io::Res
 /// # Errors
 /// The entry does not read back.
 pub fn restore_entry(keyspace: &mut Keyspace, entry: &[u8]) -> Result<(), Damaged> {
+    restore(keyspace, entry, None)
+}
+
+/// Puts one saved entry in, replacing the key if it is there (`now` is the time a
+/// lookup of it is made at).
+///
+/// # Errors
+/// The entry does not read back.
+pub fn replace_entry(keyspace: &mut Keyspace, entry: &[u8], now: u64) -> Result<(), Damaged> {
+    restore(keyspace, entry, Some(now))
+}
+
+fn restore(keyspace: &mut Keyspace, entry: &[u8], replacing_at: Option<u64>) -> Result<(), Damaged> {
     let mut input = In::new(entry);
     match input.byte()? {
         KEY_ENTRY => {}
@@ -276,6 +289,9 @@ pub fn restore_entry(keyspace: &mut Keyspace, entry: &[u8]) -> Result<(), Damage
         return Err(Damaged("bytes after the value"));
     }
     let timer = saved::next_timer(&value);
+    if let Some(now) = replacing_at {
+        keyspace.remove(key, now);
+    }
     keyspace.restore(key, value, (deadline != 0).then_some(deadline));
     if let Some(at) = timer {
         keyspace.schedule(at, key);
@@ -283,12 +299,16 @@ pub fn restore_entry(keyspace: &mut Keyspace, entry: &[u8]) -> Result<(), Damage
     Ok(())
 }
 
-/// Where an old shard's geo members go on `shards` shards: each held member to the shard
-/// holding its partition now, with its directory entry on its new home (one view when
-/// both are the same shard). The old directory entries are rebuilt, not moved.
-fn moved_geo(keyspace: &Keyspace, shards: u16) -> Vec<(u16, SavedMember)> {
+/// Where geo members saved elsewhere (an old shard, another node) go on `shards` shards:
+/// each held member to the shard holding its partition here, with its directory entry on
+/// its home here (one view when both are the same shard). The old directory entries are
+/// rebuilt, not moved.
+pub fn placed_geo(
+    members: impl IntoIterator<Item = SavedMember>,
+    shards: u16,
+) -> Vec<(u16, SavedMember)> {
     let mut moved = Vec::new();
-    for member in keyspace.geo.save_all() {
+    for member in members {
         let Some(held) = member.held else {
             continue;
         };

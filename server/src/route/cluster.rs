@@ -11,6 +11,7 @@ use tessera_protocol::wire::Payload;
 use tessera_protocol::{Command, ErrorCode, KeySpec, Value};
 
 use crate::clock;
+use crate::cluster::Cluster;
 use crate::shard::Shard;
 
 /// The refusal for a request this node must not run now; `None` to run it (always, in
@@ -55,7 +56,9 @@ pub fn refusal<P: Payload>(shard: &Shard, command: &Command<P>) -> Option<Value>
             }
         }
     });
-    let (slot, owner) = foreign?;
+    let Some((slot, owner)) = foreign else {
+        return paused(cluster, command);
+    };
     if local || several {
         return Some(Value::error(
             ErrorCode::CrossNode,
@@ -66,5 +69,25 @@ pub fn refusal<P: Payload>(shard: &Shard, command: &Command<P>) -> Option<Value>
     Some(Value::error(
         ErrorCode::Moved,
         format!("{slot} {addr} {}", topology.epoch),
+    ))
+}
+
+/// TRY_AGAIN for a write to a slot whose migration is copying it: the write would be
+/// missing from the copy. Reads go on, the data here being whole until the flip.
+fn paused<P: Payload>(cluster: &Cluster, command: &Command<P>) -> Option<Value> {
+    if !command.spec().writes || !cluster.paused.any() {
+        return None;
+    }
+    let mut moving = None;
+    command.for_each_key(&mut |key| {
+        let slot = key_slot(key);
+        if moving.is_none() && cluster.paused.contains(usize::from(slot)) {
+            moving = Some(slot);
+        }
+    });
+    let slot = moving?;
+    Some(Value::error(
+        ErrorCode::TryAgain,
+        format!("slot {slot} is moving to another node; retry shortly"),
     ))
 }

@@ -56,15 +56,38 @@ pub fn dispatch(
     }
     if let Command::Geo(geo) = &command {
         if geo_route::is_routed(geo) {
+            // A migration waits for geo commands begun before its slots paused.
+            let entered = shard.node.cluster.is_some().then(|| shard.fence.enter());
             match geo_route::start(shard, geo, false) {
                 Start::Done(reply) => request.complete(shard, conn, &reply),
-                Start::Later(task) => run_task(shard, conn, request, task),
+                Start::Later(task) => run_task(
+                    shard,
+                    conn,
+                    request,
+                    Box::pin(async move {
+                        let _entered = entered;
+                        task.await
+                    }),
+                ),
                 Start::Forward(owner) => {
                     let owned = geo.to_owned_bytes();
                     let answer = shard.call_later(owner, move |target: &Rc<Shard>| {
                         geo_route::run_forwarded(target.clone(), owned)
                     });
-                    await_one(shard, conn, request, answer);
+                    match entered {
+                        None => await_one(shard, conn, request, answer),
+                        Some(entered) => run_task(
+                            shard,
+                            conn,
+                            request,
+                            Box::pin(async move {
+                                let _entered = entered;
+                                answer.await.unwrap_or_else(|| {
+                                    Value::error(ErrorCode::Internal, "a shard did not answer")
+                                })
+                            }),
+                        ),
+                    }
                 }
             }
             return;

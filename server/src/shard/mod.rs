@@ -19,6 +19,7 @@ use crate::signal::LocalSignal;
 
 pub mod call;
 pub mod durable;
+pub mod fence;
 pub mod mesh;
 pub mod output;
 pub mod stats;
@@ -133,6 +134,8 @@ pub struct Shard {
     connection_serial: Cell<u32>,
     /// The node's heap bytes, and the millisecond they were read at.
     heap_seen: Cell<(u64, usize)>,
+    /// Geo tasks running here, for a migration to wait out.
+    pub fence: fence::Fence,
     /// Raised whenever a connection closes, for shutdown to wait on.
     connection_closed: LocalSignal,
     /// Set once shutdown has begun: no new requests are read.
@@ -173,6 +176,7 @@ impl Shard {
             connections: RefCell::new(Slab::new()),
             connection_serial: Cell::new(0),
             heap_seen: Cell::new((u64::MAX, 0)),
+            fence: fence::Fence::default(),
             connection_closed: LocalSignal::default(),
             stopping: Cell::new(false),
             unrecorded: RefCell::new(Vec::new()),

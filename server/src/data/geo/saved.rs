@@ -208,8 +208,37 @@ impl GeoShard {
 
     /// Every member's view on this shard, for a snapshot or a move to another shard count.
     pub fn save_all(&self) -> Vec<SavedMember> {
+        self.save_indexes(|_| true)
+    }
+
+    /// The views of the members this shard holds (not mere directory entries) in the
+    /// indexes `wanted` names: what another node needs to take those indexes over.
+    pub fn save_held(&self, wanted: impl Fn(&[u8]) -> bool) -> Vec<SavedMember> {
         let mut saved = Vec::new();
-        for (name, index) in &self.indexes {
+        for (name, index) in self.indexes.iter().filter(|(name, _)| wanted(name)) {
+            saved.extend(index.members.iter().map(|(_, m)| index.saved(name, &m.name)));
+        }
+        saved
+    }
+
+    /// Removes the indexes `doomed` names, with their configured resolutions; answers
+    /// how many members they held here.
+    pub fn remove_indexes(&mut self, doomed: impl Fn(&[u8]) -> bool) -> usize {
+        let mut members = 0;
+        self.indexes.retain(|name, index| {
+            let keep = !doomed(name);
+            if !keep {
+                members += index.members.len();
+            }
+            keep
+        });
+        self.resolutions.retain(|name, _| !doomed(name));
+        members
+    }
+
+    fn save_indexes(&self, wanted: impl Fn(&[u8]) -> bool) -> Vec<SavedMember> {
+        let mut saved = Vec::new();
+        for (name, index) in self.indexes.iter().filter(|(name, _)| wanted(name)) {
             let mut members: Vec<&[u8]> = index.members.iter().map(|(_, m)| &*m.name).collect();
             members.extend(index.homes.keys().map(|k| &**k));
             members.sort_unstable();
