@@ -155,6 +155,69 @@ impl TestCluster {
     }
 }
 
+impl TestCluster {
+    /// Starts one more node, of `shards` shards, not yet in the cluster; its position.
+    pub fn add_node(&mut self, shards: usize) -> usize {
+        let (port, bus) = free_ports();
+        let at = self.specs.len();
+        let spec = NodeSpec {
+            id: at as u64 + 1,
+            port,
+            bus,
+            dir: self._dirs.path().join(format!("node-{}", at + 1)),
+        };
+        self.nodes.push(Some(launch(&spec, shards)));
+        self.specs.push(spec);
+        at
+    }
+
+    /// CLUSTER.JOIN of node `at` (by what its CLUSTER.MYSELF says), sent to node `via`.
+    pub async fn join(&self, at: usize, via: usize) -> Value {
+        let me = call(&self.address(at), Command::Cluster(ClusterCommand::Myself)).await;
+        let text = |k: &str| match me.get(k) {
+            Some(Value::Text(t)) => t.clone(),
+            Some(Value::Int(n)) => n.to_string(),
+            other => panic!("CLUSTER.MYSELF {k}: {other:?}"),
+        };
+        let line = format!(
+            "CLUSTER.JOIN {} {} {} {}",
+            text("id"),
+            text("bus"),
+            text("addr"),
+            text("shards")
+        );
+        call(&self.address(via), super::command(&line)).await
+    }
+
+    /// The slot map as node `at` has it.
+    pub async fn topology(&self, at: usize) -> tessera_cluster::Topology {
+        let slots = call(&self.address(at), Command::Cluster(ClusterCommand::Slots)).await;
+        tessera_client::parse_slots(&slots).expect("a slot map")
+    }
+
+    /// Sends every move in `moves` to its giving node, one after another; each giver's
+    /// CLUSTER.MIGRATE answer.
+    pub async fn migrate(&self, moves: Vec<tessera_cluster::Move>) -> Vec<Value> {
+        let mut reports = Vec::new();
+        for planned in moves {
+            let mut ranges: Vec<(u16, u16)> = Vec::new();
+            for &slot in &planned.slots {
+                match ranges.last_mut() {
+                    Some((_, last)) if *last + 1 == slot => *last = slot,
+                    _ => ranges.push((slot, slot)),
+                }
+            }
+            let giver = planned.from as usize - 1;
+            let command = Command::Cluster(ClusterCommand::Migrate {
+                to: planned.to,
+                ranges,
+            });
+            reports.push(call(&self.address(giver), command).await);
+        }
+        reports
+    }
+}
+
 fn launch(spec: &NodeSpec, shards: usize) -> TestServer {
     TestServer::start_with(&[
         "--shards",

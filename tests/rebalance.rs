@@ -1,0 +1,299 @@
+//! Live rebalancing on real multi-process clusters: slots migrate to a joining node and
+//! away from a leaving one while 50 clients read and write every kind of value, and a
+//! checker compares what the clients were acknowledged with what the cluster holds.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::cluster::TestCluster;
+use tessera_client::{Client, Reply as Value, Reservation};
+use tessera_cluster::{NodeId, SLOT_COUNT};
+
+const WORKERS: usize = 50;
+const PRELOADED: usize = 20_000;
+const SKUS: usize = 8;
+const ON_HAND: i64 = 400;
+const CITIES: usize = 5;
+
+async fn run(client: &Client, line: &str) -> Result<Value, String> {
+    client
+        .call(support::command(line))
+        .await
+        .map_err(|error| format!("{line}: {error}"))
+}
+
+/// What one worker was told succeeded.
+#[derive(Default)]
+struct Acked {
+    /// Each plain key's last acknowledged value.
+    values: HashMap<String, u64>,
+    /// INCRs acknowledged on its counter.
+    incrs: i64,
+    /// HINCRBYs acknowledged on its hash.
+    hincrs: i64,
+    /// ZADDs of new members acknowledged on its sorted set.
+    zadds: i64,
+    /// Units reserved, by SKU.
+    reserved: HashMap<String, i64>,
+    /// Its driver's last acknowledged position.
+    position: Option<(f64, f64)>,
+    /// Errors it saw (there must be none).
+    errors: Vec<String>,
+}
+
+async fn work(client: Client, worker: usize, stop: Arc<AtomicBool>) -> Acked {
+    let mut acked = Acked::default();
+    let mut i: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let outcome = match i % 6 {
+            0 => {
+                let key = format!("k:{worker}:{}", i % 100);
+                run(&client, &format!("SET {key} {i}"))
+                    .await
+                    .map(|_| acked.values.insert(key, i))
+                    .map(drop)
+            }
+            1 => run(&client, &format!("INCRBY c:{worker} 1"))
+                .await
+                .map(|_| acked.incrs += 1),
+            2 => {
+                let sku = format!("sku:{}", i as usize % SKUS);
+                match client
+                    .inv_reserve(sku.clone(), 1, Duration::from_secs(600), None)
+                    .await
+                {
+                    Ok(Reservation::Held { .. }) => {
+                        *acked.reserved.entry(sku).or_default() += 1;
+                        Ok(())
+                    }
+                    Ok(_) => Ok(()),
+                    Err(error) => Err(format!("INV.RESERVE {sku}: {error}")),
+                }
+            }
+            3 => run(&client, &format!("HINCRBY h:{worker} f 1"))
+                .await
+                .map(|_| acked.hincrs += 1),
+            4 => {
+                let at = (52.0 + (i % 97) as f64 * 0.001, 13.0 + worker as f64 * 0.002);
+                let line = format!(
+                    "GEO.UPSERT city:{} d:{worker} {} {}",
+                    worker % CITIES,
+                    at.0,
+                    at.1
+                );
+                run(&client, &line).await.map(|_| acked.position = Some(at))
+            }
+            _ => run(&client, &format!("ZADD z:{worker} {i} m{i}"))
+                .await
+                .map(|_| acked.zadds += 1),
+        };
+        if let Err(error) = outcome {
+            acked.errors.push(error);
+        }
+        // Reads of what this worker wrote go on throughout too.
+        if i % 10 == 0 {
+            let key = format!("k:{worker}:{}", (i / 10) % 100);
+            match run(&client, &format!("GET {key}")).await {
+                Ok(Value::Bytes(got)) => {
+                    let want = acked.values.get(&key).map(u64::to_string);
+                    if want.as_deref().map(str::as_bytes) != Some(&got[..]) {
+                        acked.errors.push(format!("GET {key}: {got:?}, wrote {want:?}"));
+                    }
+                }
+                Ok(Value::Nil) if !acked.values.contains_key(&key) => {}
+                Ok(other) => acked.errors.push(format!("GET {key}: {other:?}")),
+                Err(error) => acked.errors.push(error),
+            }
+        }
+    }
+    acked
+}
+
+/// Keys on each node, by DBSIZE.
+async fn key_counts(cluster: &TestCluster, nodes: &[usize]) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for &at in nodes {
+        let reply = support::cluster::call(&cluster.address(at), support::command("DBSIZE")).await;
+        counts.push(reply.as_int().expect("DBSIZE is an INT"));
+    }
+    counts
+}
+
+/// Loads the cluster, starts the workers, runs `change` while they work, stops them and
+/// checks every acknowledged write against what the cluster holds now.
+async fn under_load<F, Fut>(cluster: &TestCluster, nodes_after: &[usize], change: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let client = Client::connect(&cluster.address(0)).await.unwrap();
+    let preload: Vec<(String, String)> = (0..PRELOADED)
+        .map(|i| (format!("pre:{i}"), format!("value-{i}")))
+        .collect();
+    for batch in preload.chunks(1_000) {
+        client.mset(batch.to_vec()).await.unwrap();
+    }
+    for sku in 0..SKUS {
+        run(&client, &format!("INV.SET sku:{sku} ON_HAND {ON_HAND}"))
+            .await
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for worker in 0..WORKERS {
+        let client = Client::connect(&cluster.address(worker % 3)).await.unwrap();
+        workers.push(tokio::spawn(work(client, worker, stop.clone())));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    change().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for worker in workers {
+        all.push(worker.await.unwrap());
+    }
+
+    // The checker: nothing a client was told it wrote is missing or different.
+    let client = Client::connect(&cluster.address(nodes_after[0])).await.unwrap();
+    let errors: Vec<&String> = all.iter().flat_map(|a| &a.errors).collect();
+    assert!(errors.is_empty(), "{} errors, first: {:?}", errors.len(), &errors[..errors.len().min(5)]);
+    let mut keys = PRELOADED + SKUS;
+    for (worker, acked) in all.iter().enumerate() {
+        let names: Vec<String> = acked.values.keys().cloned().collect();
+        let values = client.mget(names.clone()).await.unwrap();
+        for (name, value) in names.iter().zip(values) {
+            assert_eq!(
+                value.as_deref(),
+                Some(acked.values[name].to_string().as_bytes()),
+                "{name}"
+            );
+        }
+        keys += names.len();
+        let int = |v: Value| match v {
+            Value::Int(n) => n,
+            Value::Bytes(b) => std::str::from_utf8(&b).unwrap().parse().unwrap(),
+            other => panic!("{other:?}"),
+        };
+        if acked.incrs > 0 {
+            let got = int(run(&client, &format!("GET c:{worker}")).await.unwrap());
+            assert_eq!(got, acked.incrs, "c:{worker}");
+            keys += 1;
+        }
+        if acked.hincrs > 0 {
+            let got = int(run(&client, &format!("HGET h:{worker} f")).await.unwrap());
+            assert_eq!(got, acked.hincrs, "h:{worker}");
+            keys += 1;
+        }
+        if acked.zadds > 0 {
+            let got = int(run(&client, &format!("ZCARD z:{worker}")).await.unwrap());
+            assert_eq!(got, acked.zadds, "z:{worker}");
+            keys += 1;
+        }
+        if let Some((lat, lng)) = acked.position {
+            let index = format!("city:{}", worker % CITIES);
+            let member = client.geo(index).get(format!("d:{worker}")).await.unwrap();
+            let member = member.unwrap_or_else(|| panic!("driver {worker} is gone"));
+            assert!(
+                support::haversine_m((member.lat, member.lng), (lat, lng)) < 1.0,
+                "driver {worker} at {member:?}, last sent to {lat} {lng}"
+            );
+        }
+    }
+    // Never oversold, and every acknowledged reservation is held.
+    for sku in 0..SKUS {
+        let name = format!("sku:{sku}");
+        let held: i64 = all.iter().filter_map(|a| a.reserved.get(&name)).sum();
+        let stock = client.inv_get(name.clone()).await.unwrap().unwrap();
+        assert_eq!(stock.reserved, held, "{name}: {stock:?}");
+        assert!(stock.reserved <= ON_HAND, "{name} oversold: {stock:?}");
+        assert_eq!(stock.available, ON_HAND - held, "{name}: {stock:?}");
+    }
+    // Each key on exactly one node: the counts add up to what was written.
+    let counts = key_counts(cluster, nodes_after).await;
+    assert_eq!(counts.iter().sum::<i64>() as usize, keys, "keys by node: {counts:?}");
+}
+
+fn share(part: usize, whole: usize) -> f64 {
+    part as f64 / whole as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fourth_node_joins_under_load_and_takes_a_quarter() {
+    let mut cluster = TestCluster::formed(3, 2).await;
+    // Another shard count, so geo indexes are re-placed as they arrive.
+    let fourth = cluster.add_node(3);
+    let ids: Vec<NodeId> = (1..=4).collect();
+    let cluster = cluster;
+    let moved = Mutex::new(Vec::new());
+    under_load(&cluster, &[0, 1, 2, fourth], || async {
+        let joined = cluster.join(fourth, 0).await;
+        assert!(joined.get("epoch").is_some(), "{joined:?}");
+        cluster.wait_state(fourth, "ok", Duration::from_secs(20)).await;
+        let topology = cluster.topology(0).await;
+        let moves = topology.moves_towards(&ids);
+        assert!(moves.iter().all(|m| m.to == 4), "a join moves slots only to the new node");
+        for report in cluster.migrate(moves).await {
+            assert!(report.get("slots").is_some(), "{report:?}");
+            moved.lock().unwrap().push(report);
+        }
+    })
+    .await;
+    let topology = cluster.topology(fourth).await;
+    let slots = topology.slots_of(4);
+    let quarter = share(slots, usize::from(SLOT_COUNT));
+    assert!((quarter - 0.25).abs() < 0.025, "node 4 owns {slots} slots");
+    assert!(topology.moves_towards(&ids).is_empty(), "ownership is the assignment");
+    let counts = key_counts(&cluster, &[0, 1, 2, fourth]).await;
+    let total: i64 = counts.iter().sum();
+    let keys_share = share(counts[3] as usize, total as usize);
+    assert!((keys_share - 0.25).abs() < 0.025, "node 4 holds {counts:?}");
+    let reports = moved.into_inner().unwrap();
+    let sent: i64 = reports.iter().filter_map(|r| r.get("keys")?.as_int()).sum();
+    assert!(sent >= counts[3], "{sent} entries sent for {} keys there", counts[3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_leaves_under_load_and_only_its_slots_move() {
+    let mut cluster = TestCluster::formed(3, 2).await;
+    let fourth = cluster.add_node(2);
+    let joined = cluster.join(fourth, 1).await;
+    assert!(joined.get("epoch").is_some(), "{joined:?}");
+    cluster.wait_state(fourth, "ok", Duration::from_secs(20)).await;
+    let all: Vec<NodeId> = (1..=4).collect();
+    cluster
+        .migrate(cluster.topology(0).await.moves_towards(&all))
+        .await;
+    let cluster = cluster;
+    let before = cluster.topology(0).await;
+    // Node 2 leaves; the workers were connected to nodes 1 to 3 and follow.
+    let rest: Vec<NodeId> = vec![1, 3, 4];
+    under_load(&cluster, &[0, 2, fourth], || async {
+        let moves: Vec<_> = before
+            .moves_towards(&rest)
+            .into_iter()
+            .filter(|m| m.from == 2)
+            .collect();
+        let moving: usize = moves.iter().map(|m| m.slots.len()).sum();
+        assert_eq!(moving, before.slots_of(2));
+        for report in cluster.migrate(moves).await {
+            assert!(report.get("slots").is_some(), "{report:?}");
+        }
+        let forgotten =
+            support::cluster::call(&cluster.address(0), support::command("CLUSTER.FORGET 2")).await;
+        assert!(forgotten.get("epoch").is_some(), "{forgotten:?}");
+    })
+    .await;
+    let after = cluster.topology(0).await;
+    assert!(after.node(2).is_none());
+    assert_eq!(
+        before.moved_slots(&after).len(),
+        before.slots_of(2),
+        "only the leaver's slots moved"
+    );
+    assert_eq!(key_counts(&cluster, &[1]).await, vec![0], "the leaver holds nothing");
+}
