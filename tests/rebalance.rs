@@ -96,13 +96,15 @@ async fn work(client: Client, worker: usize, stop: Arc<AtomicBool>) -> Acked {
             acked.errors.push(error);
         }
         // Reads of what this worker wrote go on throughout too.
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             let key = format!("k:{worker}:{}", (i / 10) % 100);
             match run(&client, &format!("GET {key}")).await {
                 Ok(Value::Bytes(got)) => {
                     let want = acked.values.get(&key).map(u64::to_string);
                     if want.as_deref().map(str::as_bytes) != Some(&got[..]) {
-                        acked.errors.push(format!("GET {key}: {got:?}, wrote {want:?}"));
+                        acked
+                            .errors
+                            .push(format!("GET {key}: {got:?}, wrote {want:?}"));
                     }
                 }
                 Ok(Value::Nil) if !acked.values.contains_key(&key) => {}
@@ -159,9 +161,16 @@ where
     }
 
     // The checker: nothing a client was told it wrote is missing or different.
-    let client = Client::connect(&cluster.address(nodes_after[0])).await.unwrap();
+    let client = Client::connect(&cluster.address(nodes_after[0]))
+        .await
+        .unwrap();
     let errors: Vec<&String> = all.iter().flat_map(|a| &a.errors).collect();
-    assert!(errors.is_empty(), "{} errors, first: {:?}", errors.len(), &errors[..errors.len().min(5)]);
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
     let mut keys = PRELOADED + SKUS;
     for (worker, acked) in all.iter().enumerate() {
         let names: Vec<String> = acked.values.keys().cloned().collect();
@@ -215,7 +224,11 @@ where
     }
     // Each key on exactly one node: the counts add up to what was written.
     let counts = key_counts(cluster, nodes_after).await;
-    assert_eq!(counts.iter().sum::<i64>() as usize, keys, "keys by node: {counts:?}");
+    assert_eq!(
+        counts.iter().sum::<i64>() as usize,
+        keys,
+        "keys by node: {counts:?}"
+    );
 }
 
 fn share(part: usize, whole: usize) -> f64 {
@@ -233,10 +246,15 @@ async fn a_fourth_node_joins_under_load_and_takes_a_quarter() {
     under_load(&cluster, &[0, 1, 2, fourth], || async {
         let joined = cluster.join(fourth, 0).await;
         assert!(joined.get("epoch").is_some(), "{joined:?}");
-        cluster.wait_state(fourth, "ok", Duration::from_secs(20)).await;
+        cluster
+            .wait_state(fourth, "ok", Duration::from_secs(20))
+            .await;
         let topology = cluster.topology(0).await;
         let moves = topology.moves_towards(&ids);
-        assert!(moves.iter().all(|m| m.to == 4), "a join moves slots only to the new node");
+        assert!(
+            moves.iter().all(|m| m.to == 4),
+            "a join moves slots only to the new node"
+        );
         for report in cluster.migrate(moves).await {
             assert!(report.get("slots").is_some(), "{report:?}");
             moved.lock().unwrap().push(report);
@@ -247,14 +265,21 @@ async fn a_fourth_node_joins_under_load_and_takes_a_quarter() {
     let slots = topology.slots_of(4);
     let quarter = share(slots, usize::from(SLOT_COUNT));
     assert!((quarter - 0.25).abs() < 0.025, "node 4 owns {slots} slots");
-    assert!(topology.moves_towards(&ids).is_empty(), "ownership is the assignment");
+    assert!(
+        topology.moves_towards(&ids).is_empty(),
+        "ownership is the assignment"
+    );
     let counts = key_counts(&cluster, &[0, 1, 2, fourth]).await;
     let total: i64 = counts.iter().sum();
     let keys_share = share(counts[3] as usize, total as usize);
     assert!((keys_share - 0.25).abs() < 0.025, "node 4 holds {counts:?}");
     let reports = moved.into_inner().unwrap();
     let sent: i64 = reports.iter().filter_map(|r| r.get("keys")?.as_int()).sum();
-    assert!(sent >= counts[3], "{sent} entries sent for {} keys there", counts[3]);
+    assert!(
+        sent >= counts[3],
+        "{sent} entries sent for {} keys there",
+        counts[3]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -263,7 +288,9 @@ async fn a_node_leaves_under_load_and_only_its_slots_move() {
     let fourth = cluster.add_node(2);
     let joined = cluster.join(fourth, 1).await;
     assert!(joined.get("epoch").is_some(), "{joined:?}");
-    cluster.wait_state(fourth, "ok", Duration::from_secs(20)).await;
+    cluster
+        .wait_state(fourth, "ok", Duration::from_secs(20))
+        .await;
     let all: Vec<NodeId> = (1..=4).collect();
     cluster
         .migrate(cluster.topology(0).await.moves_towards(&all))
@@ -295,5 +322,9 @@ async fn a_node_leaves_under_load_and_only_its_slots_move() {
         before.slots_of(2),
         "only the leaver's slots moved"
     );
-    assert_eq!(key_counts(&cluster, &[1]).await, vec![0], "the leaver holds nothing");
+    assert_eq!(
+        key_counts(&cluster, &[1]).await,
+        vec![0],
+        "the leaver holds nothing"
+    );
 }

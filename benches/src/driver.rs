@@ -302,10 +302,15 @@ async fn run_cluster(
     budget: Budget,
     endpoint: &Endpoint,
 ) -> Result<Run, BoxError> {
-    if !matches!(workload, Workload::Set | Workload::Get) {
-        return Err(
-            format!("{workload:?} does not run against a cluster yet (set and get do)").into(),
-        );
+    let runs_here = match args.follow {
+        true => matches!(workload, Workload::Set | Workload::Get | Workload::Load),
+        false => matches!(workload, Workload::Set | Workload::Get),
+    };
+    if !runs_here {
+        return Err(format!(
+            "{workload:?} does not run against a cluster yet (set and get do; load with --follow)"
+        )
+        .into());
     }
     let config = tessera_client::ClientConfig {
         username: endpoint
@@ -320,6 +325,9 @@ async fn run_cluster(
         ..tessera_client::ClientConfig::default()
     };
     let client = tessera_client::Client::connect_with(&endpoint.address, config).await?;
+    if args.follow {
+        return run_following(args, workload, budget, client).await;
+    }
     let topology = client
         .topology()
         .ok_or("the node did not hand over a slot map")?;
@@ -349,6 +357,57 @@ async fn run_cluster(
         })
         .collect();
     start_connections(args, workload, budget, places).await
+}
+
+/// SET or GET of random keys (or LOAD's SET of each key once) through `client`, one
+/// request at a time per task; a request counts once, whatever retries it took.
+async fn run_following(
+    args: &Args,
+    workload: Workload,
+    budget: Budget,
+    client: tessera_client::Client,
+) -> Result<Run, BoxError> {
+    let started = Instant::now();
+    let issued = Rc::new(std::cell::Cell::new(0u64));
+    let value = Bytes::from(vec![b'x'; args.value_size]);
+    let keyspace = args.keyspace.max(1);
+    let tasks = (0..args.clients)
+        .map(|task| {
+            let (client, issued, value) = (client.clone(), issued.clone(), value.clone());
+            tokio::task::spawn_local(async move {
+                let mut run = Run::new();
+                let mut rng = SmallRng::seed_from_u64(task as u64 + 1);
+                loop {
+                    let more = match budget {
+                        Budget::Requests(total) => issued.get() < total,
+                        Budget::Time(limit) => started.elapsed() < limit,
+                    };
+                    if !more {
+                        break;
+                    }
+                    let position = issued.get();
+                    issued.set(position + 1);
+                    let key = match workload {
+                        Workload::Load => format!("key:{position}"),
+                        _ => format!("key:{}", rng.random_range(0..keyspace)),
+                    };
+                    let sent = Instant::now();
+                    let answered = match workload {
+                        Workload::Set | Workload::Load => {
+                            client.set(key, value.clone()).await.map(drop)
+                        }
+                        _ => client.get(key).await.map(drop),
+                    };
+                    let micros = sent.elapsed().as_micros().max(1) as u64;
+                    run.latency_us.record(micros.min(60_000_000)).ok();
+                    run.completed += 1;
+                    run.errors += u64::from(answered.is_err());
+                }
+                Ok::<Run, tessera_client::Error>(run)
+            })
+        })
+        .collect();
+    gather(tasks, started).await
 }
 
 /// Waits for every connection's run and adds them up; the elapsed time runs from `started`.

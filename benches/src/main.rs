@@ -211,6 +211,11 @@ pub struct Args {
     /// connection and let the server forward it (what a client without routing gets).
     #[arg(long)]
     pub unrouted: bool,
+    /// In cluster mode, send each request through tessera-client's routing, as an
+    /// application does: it follows MOVED, waits out TRY_AGAIN and retries, so the
+    /// latencies include what a live migration costs a caller (SET and GET, pipeline 1).
+    #[arg(long)]
+    pub follow: bool,
     /// PID of the server (of every node of a cluster, comma-separated), to report the
     /// server CPU seconds per million operations, all of them added up.
     #[arg(long, value_delimiter = ',')]

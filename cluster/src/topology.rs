@@ -340,7 +340,10 @@ mod tests {
         let moves = joined.moves_towards(&[1, 2, 3, 4]);
         assert!(moves.iter().all(|m| m.to == 4));
         let moved: usize = moves.iter().map(|m| m.slots.len()).sum();
-        assert_eq!(moved, Topology::assigned(1, nodes(&[1, 2, 3, 4])).slots_of(4));
+        assert_eq!(
+            moved,
+            Topology::assigned(1, nodes(&[1, 2, 3, 4])).slots_of(4)
+        );
         let mut after = joined.clone();
         for m in &moves {
             after = after.with_moved(&m.slots, m.from, m.to).unwrap();

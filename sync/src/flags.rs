@@ -22,7 +22,9 @@ impl Flags {
     /// `len` clear flags.
     pub fn new(len: usize) -> Flags {
         Flags {
-            words: (0..len.div_ceil(WORD)).map(|_| AtomicUsize::new(0)).collect(),
+            words: (0..len.div_ceil(WORD))
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
             set: AtomicUsize::new(0),
         }
     }

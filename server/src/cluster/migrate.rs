@@ -59,7 +59,10 @@ pub async fn migrate(
         return Value::error(ErrorCode::Syntax, "a node cannot migrate slots to itself");
     }
     let Some(taker) = topology.node(to).cloned() else {
-        return Value::error(ErrorCode::NotFound, format!("node {to} is not in the cluster"));
+        return Value::error(
+            ErrorCode::NotFound,
+            format!("node {to} is not in the cluster"),
+        );
     };
     let mut slots: Vec<u16> = ranges
         .iter()
@@ -159,7 +162,10 @@ async fn move_batch(
     }
     let bytes = entries.len() as u64;
     let mut applied = 0;
-    for (at, chunk) in chunks(entries.freeze(), CHUNK_BYTES).into_iter().enumerate() {
+    for (at, chunk) in chunks(entries.freeze(), CHUNK_BYTES)
+        .into_iter()
+        .enumerate()
+    {
         let import = Command::Cluster(ClusterCommand::Import {
             reset: at == 0,
             ranges: ranges.clone(),
@@ -196,11 +202,19 @@ async fn move_batch(
     let changed = cluster
         .propose(change, FLIP_PATIENCE)
         .await
-        .map_err(|why| Value::error(ErrorCode::ClusterDown, format!("the flip did not commit: {why}")))?;
+        .map_err(|why| {
+            Value::error(
+                ErrorCode::ClusterDown,
+                format!("the flip did not commit: {why}"),
+            )
+        })?;
     if !cluster.applied(changed.epoch, FLIP_PATIENCE).await {
         return Err(Value::error(
             ErrorCode::ClusterDown,
-            format!("epoch {} committed but not applied here in time", changed.epoch),
+            format!(
+                "epoch {} committed but not applied here in time",
+                changed.epoch
+            ),
         ));
     }
     // This node answers MOVED for the batch now; what it held there is a stale copy.
@@ -295,7 +309,10 @@ mod tests {
 
     #[test]
     fn slots_become_runs() {
-        assert_eq!(as_ranges(&[1, 2, 3, 7, 9, 10]), vec![(1, 3), (7, 7), (9, 10)]);
+        assert_eq!(
+            as_ranges(&[1, 2, 3, 7, 9, 10]),
+            vec![(1, 3), (7, 7), (9, 10)]
+        );
         assert!(as_ranges(&[]).is_empty());
     }
 

@@ -187,7 +187,11 @@ impl Cluster {
     ///
     /// # Errors
     /// As `propose`.
-    pub async fn to_leader(&self, proposal: Proposal, patience: Duration) -> Result<Changed, String> {
+    pub async fn to_leader(
+        &self,
+        proposal: Proposal,
+        patience: Duration,
+    ) -> Result<Changed, String> {
         let deadline = tokio::time::Instant::now() + patience;
         let mut last = String::from("no leader elected yet");
         while tokio::time::Instant::now() < deadline {
@@ -225,7 +229,14 @@ impl Cluster {
     pub async fn applied(&self, epoch: u64, patience: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
-            if self.topology.load().1.as_ref().as_ref().is_some_and(|t| t.epoch >= epoch) {
+            if self
+                .topology
+                .load()
+                .1
+                .as_ref()
+                .as_ref()
+                .is_some_and(|t| t.epoch >= epoch)
+            {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {

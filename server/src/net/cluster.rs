@@ -278,7 +278,10 @@ async fn join(cluster: &Cluster, id: u64, peer: Peer) -> Value {
     }
     match cluster.propose(Change::Join(node), JOIN_PATIENCE).await {
         Ok(changed) => map(vec![("epoch", Value::Int(changed.epoch as i64))]),
-        Err(why) => Value::error(ErrorCode::ClusterDown, format!("the join did not commit: {why}")),
+        Err(why) => Value::error(
+            ErrorCode::ClusterDown,
+            format!("the join did not commit: {why}"),
+        ),
     }
 }
 
@@ -331,7 +334,9 @@ async fn on_every_shard(shard: Rc<Shard>, command: ClusterCommand) -> Value {
             let split = crate::families::migration::split(&entries, &slots, shards);
             let parts = match split {
                 Ok((parts, _)) => parts,
-                Err(why) => return Value::error(ErrorCode::Protocol, format!("CLUSTER.IMPORT: {why}")),
+                Err(why) => {
+                    return Value::error(ErrorCode::Protocol, format!("CLUSTER.IMPORT: {why}"))
+                }
             };
             parts
                 .into_iter()

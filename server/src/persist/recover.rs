@@ -268,7 +268,11 @@ pub fn replace_entry(keyspace: &mut Keyspace, entry: &[u8], now: u64) -> Result<
     restore(keyspace, entry, Some(now))
 }
 
-fn restore(keyspace: &mut Keyspace, entry: &[u8], replacing_at: Option<u64>) -> Result<(), Damaged> {
+fn restore(
+    keyspace: &mut Keyspace,
+    entry: &[u8],
+    replacing_at: Option<u64>,
+) -> Result<(), Damaged> {
     let mut input = In::new(entry);
     match input.byte()? {
         KEY_ENTRY => {}

@@ -216,7 +216,12 @@ impl GeoShard {
     pub fn save_held(&self, wanted: impl Fn(&[u8]) -> bool) -> Vec<SavedMember> {
         let mut saved = Vec::new();
         for (name, index) in self.indexes.iter().filter(|(name, _)| wanted(name)) {
-            saved.extend(index.members.iter().map(|(_, m)| index.saved(name, &m.name)));
+            saved.extend(
+                index
+                    .members
+                    .iter()
+                    .map(|(_, m)| index.saved(name, &m.name)),
+            );
         }
         saved
     }
