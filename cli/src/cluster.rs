@@ -179,8 +179,8 @@ where
     parse_slots(&slots).map_err(|e| e.to_string())
 }
 
-/// Sends each move to the node giving the slots up, one after another; each answer says
-/// what moved.
+/// Sends each move to the node giving the slots up, every giver at once (each moves its
+/// own slots one batch at a time); each answer says what moved.
 async fn run_moves<F, Fut>(
     topology: &Topology,
     moves: Vec<Move>,
@@ -190,8 +190,7 @@ where
     F: Fn(String, ClusterCommand) -> Fut,
     Fut: std::future::Future<Output = Result<Value, String>>,
 {
-    let mut done = Vec::new();
-    for planned in moves {
+    let runs_of = moves.into_iter().map(|planned| async move {
         let giver = topology
             .node(planned.from)
             .ok_or_else(|| format!("node {} is not in the slot map", planned.from))?;
@@ -207,9 +206,12 @@ where
                 planned.to
             )
         })?;
-        done.push((planned, report));
-    }
-    Ok(done)
+        Ok::<_, String>((planned, report))
+    });
+    futures_util::future::join_all(runs_of)
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// Sorted slots as runs of consecutive ones.
