@@ -338,3 +338,89 @@ async fn cluster_create_forms_a_cluster_and_nodes_lists_it() {
     }
     assert_eq!(stdout(&cli(node, &["exists", "a", "b", "c", "d"])), "4");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_add_node_move_slot_and_remove_node_keep_every_key() {
+    let mut cluster = support::cluster::TestCluster::formed(2, 1).await;
+    let third = cluster.add_node(2);
+    let node = cluster.nodes[0].as_ref().unwrap();
+    let keys: Vec<String> = (0..300).map(|i| format!("key:{i}")).collect();
+    for chunk in keys.chunks(100) {
+        let mut mset = vec!["mset"];
+        for key in chunk {
+            mset.extend([key.as_str(), key.as_str()]);
+        }
+        assert_eq!(stdout(&cli(node, &mset)), "OK");
+    }
+    let count = |node: &TestServer| stdout(&cli(node, &["dbsize"])).parse::<usize>().unwrap();
+
+    let joined = cli(
+        node,
+        &["--json", "cluster", "add-node", &cluster.address(third)],
+    );
+    assert!(joined.status.success(), "{joined:?}");
+    let report: serde_json::Value = serde_json::from_slice(&joined.stdout).unwrap();
+    let moves = report["moves"].as_array().unwrap();
+    assert!(moves.iter().all(|m| m["to"] == 3), "{report}");
+    let slots: i64 = moves
+        .iter()
+        .map(|m| m["report"]["slots"].as_i64().unwrap())
+        .sum();
+    assert!(
+        (slots - 16_384 / 3).abs() < 16_384 / 30,
+        "{slots} slots moved to the third node"
+    );
+    let held = count(cluster.nodes[third].as_ref().unwrap());
+    let sent: usize = moves
+        .iter()
+        .map(|m| m["report"]["keys"].as_u64().unwrap() as usize)
+        .sum();
+    assert_eq!(held, sent, "the third node holds what was sent to it");
+    assert!((60..=140).contains(&held), "{held} of 300 keys moved");
+
+    // One slot, by hand, back to node 1.
+    let slot = stdout(&cli(node, &["cluster.keyslot", "key:7"]));
+    let moved = cli(node, &["cluster", "move-slot", &slot, "1"]);
+    assert!(moved.status.success(), "{moved:?}");
+    let slots_now = stdout(&cli(node, &["cluster", "slots"]));
+    let mine = slots_now.lines().skip(1).any(|line| {
+        let (range, rest) = line.trim().split_once(' ').unwrap();
+        let (first, last) = range.split_once('-').unwrap();
+        let slot: u16 = slot.parse().unwrap();
+        (first.trim().parse::<u16>().unwrap()..=last.trim().parse::<u16>().unwrap()).contains(&slot)
+            && rest.trim_start().starts_with("node 1 ")
+    });
+    assert!(mine, "slot {slot} is node 1's now:\n{slots_now}");
+
+    let removed = cli(node, &["cluster", "remove-node", "2"]);
+    assert!(removed.status.success(), "{removed:?}");
+    assert!(
+        stdout(&removed).starts_with("node 2 removed"),
+        "{}",
+        stdout(&removed)
+    );
+    let listed = cli(node, &["--json", "cluster", "nodes"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let ids: Vec<i64> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1, 3]);
+    assert_eq!(
+        count(cluster.nodes[1].as_ref().unwrap()),
+        0,
+        "the leaver holds nothing"
+    );
+    let third_node = cluster.nodes[third].as_ref().unwrap();
+    assert_eq!(
+        count(node) + count(third_node),
+        300,
+        "every key on exactly one node"
+    );
+    let mut exists = vec!["exists"];
+    exists.extend(keys.iter().map(String::as_str));
+    assert_eq!(stdout(&cli(node, &exists)), "300");
+    assert_eq!(stdout(&cli(third_node, &["get", "key:7"])), "key:7");
+}

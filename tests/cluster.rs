@@ -85,21 +85,69 @@ async fn three_nodes_split_the_keys_by_slot_and_redirect_the_rest() {
         .unwrap_err();
     assert_eq!(misplaced.server_code(), Some(ErrorCode::Moved));
     assert!(plain.request(support::command("DBSIZE")).await.is_ok());
-    // Several nodes' keys in one plain request: refused, not half done.
+    // Several nodes' keys in one plain request: the node runs it across the owners.
     let spread: Vec<&String> = keys.iter().take(20).collect();
+    let nodes: std::collections::HashSet<String> = spread
+        .iter()
+        .map(|k| client.node_of(k.as_bytes()))
+        .collect();
+    assert_eq!(nodes.len(), 3, "20 keys reach every node");
     let line = format!(
         "MSET {}",
         spread
             .iter()
-            .map(|k| format!("{k} x"))
+            .map(|k| format!("{k} y-{k}"))
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let refused = plain.request(support::command(&line)).await.unwrap_err();
-    assert_eq!(refused.server_code(), Some(ErrorCode::CrossNode));
     assert_eq!(
-        client.get(spread[0].clone()).await.unwrap().as_deref(),
-        Some(format!("v-{}", spread[0]).as_bytes())
+        plain.request(support::command(&line)).await.unwrap(),
+        Value::Ok
+    );
+    let names = spread
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let Value::Array(values) = plain
+        .request(support::command(&format!("MGET {names}")))
+        .await
+        .unwrap()
+    else {
+        panic!("MGET answers an ARRAY");
+    };
+    let expected: Vec<Value> = spread
+        .iter()
+        .map(|k| Value::Bytes(format!("y-{k}").into()))
+        .collect();
+    assert_eq!(values, expected, "in the order asked, from every node");
+    for key in &spread {
+        assert_eq!(
+            client.get((*key).clone()).await.unwrap().as_deref(),
+            Some(format!("y-{key}").as_bytes())
+        );
+    }
+    assert_eq!(
+        plain
+            .request(support::command(&format!("DEL {names}")))
+            .await
+            .unwrap(),
+        Value::Int(20)
+    );
+    // A cart is all-or-nothing only on one shard: across nodes it is still refused.
+    let cart = format!(
+        "INV.RESERVE.MULTI TTL 60 {}",
+        spread
+            .iter()
+            .map(|k| format!("{k} 1"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let refused = plain.request(support::command(&cart)).await.unwrap_err();
+    assert_eq!(
+        refused.server_code(),
+        Some(ErrorCode::CrossNode),
+        "{refused}"
     );
 }
 

@@ -10,7 +10,6 @@
 //! a topology the cluster has moved past by more than one lease.
 
 pub mod bus;
-pub mod migrate;
 pub mod store;
 
 use std::io::{self, Cursor};

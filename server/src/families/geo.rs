@@ -10,7 +10,10 @@ use tessera_protocol::wire::Payload;
 use tessera_protocol::{ErrorCode, ErrorReply, Value};
 
 use super::Keyspace;
-use crate::data::geo::{Carried, GeoShard, Hit, Home, Placement, Query, Refusal};
+use crate::data::geo::{
+    Carried, GeoShard, HeldState, Hit, Home, Placement, Query, Refusal, SavedMember,
+};
+use tessera_cluster::geo::{partition_shard, PARTITION_RESOLUTION};
 
 /// The home shard of a member: it keeps the directory entry saying who holds it.
 pub fn home_of(member: &[u8], shards: u16) -> u16 {
@@ -242,4 +245,37 @@ pub fn here<P: Payload>(keyspace: &mut Keyspace, command: &GeoCommand<P>, now: u
         )),
     };
     rendered.unwrap_or_else(Value::Error)
+}
+
+/// Where geo members saved elsewhere (an old shard, another node) go on `shards` shards:
+/// each held member to the shard holding its partition here, with its directory entry on
+/// its home here (one view when both are the same shard). The old directory entries are
+/// rebuilt, not moved.
+pub fn placed_geo(
+    members: impl IntoIterator<Item = SavedMember>,
+    shards: u16,
+) -> Vec<(u16, SavedMember)> {
+    let mut moved = Vec::new();
+    for member in members {
+        let Some(held) = member.held else {
+            continue;
+        };
+        let partition = u64::from(crate::data::geo::cell_of(held.at, PARTITION_RESOLUTION));
+        let holder = partition_shard(&member.index, partition, shards);
+        let home = crate::families::geo::home_of(&member.name, shards);
+        let view = |held: Option<HeldState>, home: Option<u16>| SavedMember {
+            index: member.index.clone(),
+            resolution: member.resolution,
+            name: member.name.clone(),
+            held,
+            home,
+        };
+        if holder == home {
+            moved.push((holder, view(Some(held), Some(holder))));
+        } else {
+            moved.push((holder, view(Some(held), None)));
+            moved.push((home, view(None, Some(holder))));
+        }
+    }
+    moved
 }

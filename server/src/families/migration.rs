@@ -11,12 +11,13 @@ use tessera_cluster::{key_slot, shard_for_key, SLOT_COUNT};
 use tessera_protocol::commands::cluster::Range;
 use tessera_protocol::{ErrorCode, Value};
 
+use super::geo::placed_geo;
+use super::saved::{replace_entry, restore_entry};
 use super::Keyspace;
+use crate::data::codec::{each_record, Tail};
 use crate::data::codec::{frame, seal, In};
 use crate::data::geo::SavedMember;
 use crate::data::keyspace::{save_entry, save_geo_entry, GEO_ENTRY, KEY_ENTRY};
-use crate::persist::log::{each_record, Tail};
-use crate::persist::recover::{placed_geo, replace_entry, restore_entry};
 
 /// The segment number entries in flight are sealed for.
 const IN_FLIGHT: u64 = 0;

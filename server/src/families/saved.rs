@@ -2,10 +2,13 @@
 
 use tessera_limits::{Gcra, Window};
 
+use super::Keyspace;
 use super::{IdemRecord, Presence, Stored, Versioned};
 use crate::data::codec::{Damaged, In, Out};
+use crate::data::geo::SavedMember;
 use crate::data::inventory::Sku;
 use crate::data::keyspace::Blob;
+use crate::data::keyspace::{GEO_ENTRY, KEY_ENTRY};
 use crate::data::timeline::Timeline;
 use crate::families::hashes::FieldMap;
 use crate::families::sorted_sets::ScoreSet;
@@ -165,6 +168,58 @@ pub fn next_timer(value: &Stored) -> Option<u64> {
         Stored::Hash(fields) => fields.earliest_deadline(),
         _ => None,
     }
+}
+
+/// Puts one saved entry back.
+///
+/// # Errors
+/// The entry does not read back.
+pub fn restore_entry(keyspace: &mut Keyspace, entry: &[u8]) -> Result<(), Damaged> {
+    restore(keyspace, entry, None)
+}
+
+/// Puts one saved entry in, replacing the key if it is there (`now` is the time a
+/// lookup of it is made at).
+///
+/// # Errors
+/// The entry does not read back.
+pub fn replace_entry(keyspace: &mut Keyspace, entry: &[u8], now: u64) -> Result<(), Damaged> {
+    restore(keyspace, entry, Some(now))
+}
+
+fn restore(
+    keyspace: &mut Keyspace,
+    entry: &[u8],
+    replacing_at: Option<u64>,
+) -> Result<(), Damaged> {
+    let mut input = In::new(entry);
+    match input.byte()? {
+        KEY_ENTRY => {}
+        GEO_ENTRY => {
+            let member = SavedMember::load(&mut input)?;
+            if !input.is_empty() {
+                return Err(Damaged("bytes after the geo member"));
+            }
+            keyspace.geo.restore(&member);
+            return Ok(());
+        }
+        _ => return Err(Damaged("unknown kind of entry")),
+    }
+    let key = input.bytes()?;
+    let deadline = input.uint()?;
+    let value = load(&mut input)?;
+    if !input.is_empty() {
+        return Err(Damaged("bytes after the value"));
+    }
+    let timer = next_timer(&value);
+    if let Some(now) = replacing_at {
+        keyspace.remove(key, now);
+    }
+    keyspace.restore(key, value, (deadline != 0).then_some(deadline));
+    if let Some(at) = timer {
+        keyspace.schedule(at, key);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

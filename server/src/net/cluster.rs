@@ -10,8 +10,9 @@ use tessera_protocol::wire::Payload;
 use tessera_protocol::{ClusterCommand, Command, ErrorCode, Value};
 
 use crate::clock;
-use crate::cluster::{migrate, Change, Cluster, Peer, Proposal, LEASE_MS};
+use crate::cluster::{Change, Cluster, Peer, Proposal, LEASE_MS};
 use crate::route::coordinator;
+use crate::route::migrate;
 use crate::shard::output::ConnOutput;
 use crate::shard::Shard;
 

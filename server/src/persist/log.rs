@@ -20,10 +20,7 @@ use bytes::Bytes;
 pub const SEGMENT_MAGIC: &[u8; 8] = b"TSRLOG01";
 /// Segment header: magic, then the segment id.
 pub const SEGMENT_HEADER: usize = 16;
-use crate::data::codec::u32_at;
-pub use crate::data::codec::{frame, seal, unframe, RECORD_HEADER};
-/// Largest record accepted when reading: a frame's largest body and then some.
-pub const MAX_RECORD: usize = (1 << 30) + 64;
+pub use crate::data::codec::{each_record, frame, seal, unframe, Tail, MAX_RECORD, RECORD_HEADER};
 
 /// The file name of segment `id`.
 pub fn segment_name(id: u64) -> String {
@@ -111,23 +108,6 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// How a segment's records end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tail {
-    /// After its last whole record.
-    Clean,
-    /// In a record cut short at `offset` (a write the crash interrupted).
-    Torn {
-        /// Where the partial record starts.
-        offset: u64,
-    },
-    /// At a whole record that fails its check, at `offset`.
-    Corrupt {
-        /// Where the bad record starts.
-        offset: u64,
-    },
-}
-
 /// A segment read back.
 pub struct SegmentRead {
     /// Its whole, checked records' payloads, in order.
@@ -176,53 +156,6 @@ pub fn read_records(data: &Bytes, id: u64, base: u64) -> SegmentRead {
         tail,
         good_len,
     }
-}
-
-/// Checks the records framed in `data` for file `id` one by one, handing each whole,
-/// checked payload to `visit`; answers how they end and the offset (in the file, whose
-/// records start at `base`) just past the last good one.
-pub fn each_record<'a>(
-    data: &'a [u8],
-    id: u64,
-    base: u64,
-    mut visit: impl FnMut(&'a [u8]),
-) -> (Tail, u64) {
-    let seed = crc32c::crc32c(&id.to_le_bytes());
-    let mut at = 0;
-    let tail = loop {
-        if at == data.len() {
-            break Tail::Clean;
-        }
-        let offset = base + at as u64;
-        if at + RECORD_HEADER > data.len() {
-            break Tail::Torn { offset };
-        }
-        let len = u32_at(data, at) as usize;
-        let len_crc = u32_at(data, at + 4);
-        let crc = u32_at(data, at + 8);
-        if data[at..at + RECORD_HEADER].iter().all(|&b| b == 0) {
-            // Zeros where a header should be: space the file system extended but the
-            // crash never filled. Every real record has a checked header.
-            break Tail::Torn { offset };
-        }
-        if crc32c::crc32c_append(seed, &data[at..at + 4]) != len_crc || len > MAX_RECORD {
-            break Tail::Corrupt { offset };
-        }
-        let body = at + RECORD_HEADER;
-        if body + len > data.len() {
-            break Tail::Torn { offset };
-        }
-        if crc32c::crc32c_append(seed, &data[body..body + len]) != crc {
-            break Tail::Corrupt { offset };
-        }
-        visit(&data[body..body + len]);
-        at = body + len;
-    };
-    let good_len = match tail {
-        Tail::Clean => base + data.len() as u64,
-        Tail::Torn { offset } | Tail::Corrupt { offset } => offset,
-    };
-    (tail, good_len)
 }
 
 #[cfg(test)]

@@ -4,17 +4,16 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use tessera_cluster::geo::{partition_shard, PARTITION_RESOLUTION};
 use tessera_cluster::shard_for_key;
 
 use super::log::{self, Tail};
 use super::snapshot::{read_manifest, read_snapshot, SnapshotInfo, SnapshotWriter, Visit};
 use super::{DataDir, Generation};
-use crate::data::codec::{Damaged, In};
-use crate::data::geo::{HeldState, SavedMember};
 use crate::data::keyspace::save_entry;
-use crate::data::keyspace::{save_geo_entry, GEO_ENTRY, KEY_ENTRY};
-use crate::families::{saved, Keyspace, Record};
+use crate::data::keyspace::save_geo_entry;
+use crate::families::geo::placed_geo;
+use crate::families::saved::restore_entry;
+use crate::families::{Keyspace, Record};
 
 /// What this run loads and where it writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,89 +248,4 @@ pub fn reshard(dir: &DataDir, source: Generation, target: Generation) -> io::Res
     }
     dir.make_current(target)?;
     Ok(moved)
-}
-
-/// Puts one saved entry back.
-///
-/// # Errors
-/// The entry does not read back.
-pub fn restore_entry(keyspace: &mut Keyspace, entry: &[u8]) -> Result<(), Damaged> {
-    restore(keyspace, entry, None)
-}
-
-/// Puts one saved entry in, replacing the key if it is there (`now` is the time a
-/// lookup of it is made at).
-///
-/// # Errors
-/// The entry does not read back.
-pub fn replace_entry(keyspace: &mut Keyspace, entry: &[u8], now: u64) -> Result<(), Damaged> {
-    restore(keyspace, entry, Some(now))
-}
-
-fn restore(
-    keyspace: &mut Keyspace,
-    entry: &[u8],
-    replacing_at: Option<u64>,
-) -> Result<(), Damaged> {
-    let mut input = In::new(entry);
-    match input.byte()? {
-        KEY_ENTRY => {}
-        GEO_ENTRY => {
-            let member = SavedMember::load(&mut input)?;
-            if !input.is_empty() {
-                return Err(Damaged("bytes after the geo member"));
-            }
-            keyspace.geo.restore(&member);
-            return Ok(());
-        }
-        _ => return Err(Damaged("unknown kind of entry")),
-    }
-    let key = input.bytes()?;
-    let deadline = input.uint()?;
-    let value = saved::load(&mut input)?;
-    if !input.is_empty() {
-        return Err(Damaged("bytes after the value"));
-    }
-    let timer = saved::next_timer(&value);
-    if let Some(now) = replacing_at {
-        keyspace.remove(key, now);
-    }
-    keyspace.restore(key, value, (deadline != 0).then_some(deadline));
-    if let Some(at) = timer {
-        keyspace.schedule(at, key);
-    }
-    Ok(())
-}
-
-/// Where geo members saved elsewhere (an old shard, another node) go on `shards` shards:
-/// each held member to the shard holding its partition here, with its directory entry on
-/// its home here (one view when both are the same shard). The old directory entries are
-/// rebuilt, not moved.
-pub fn placed_geo(
-    members: impl IntoIterator<Item = SavedMember>,
-    shards: u16,
-) -> Vec<(u16, SavedMember)> {
-    let mut moved = Vec::new();
-    for member in members {
-        let Some(held) = member.held else {
-            continue;
-        };
-        let partition = u64::from(crate::data::geo::cell_of(held.at, PARTITION_RESOLUTION));
-        let holder = partition_shard(&member.index, partition, shards);
-        let home = crate::families::geo::home_of(&member.name, shards);
-        let view = |held: Option<HeldState>, home: Option<u16>| SavedMember {
-            index: member.index.clone(),
-            resolution: member.resolution,
-            name: member.name.clone(),
-            held,
-            home,
-        };
-        if holder == home {
-            moved.push((holder, view(Some(held), Some(holder))));
-        } else {
-            moved.push((holder, view(Some(held), None)));
-            moved.push((home, view(None, Some(holder))));
-        }
-    }
-    moved
 }

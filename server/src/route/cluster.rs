@@ -2,7 +2,9 @@
 //! slot this node owns, and the node must hold a confirmed view of the topology.
 //!
 //! A request for another node's slot is answered MOVED (`slot host:port epoch`), which a
-//! client follows after refreshing its slot map. A geo command is placed by its index
+//! client follows after refreshing its slot map. A multi-key command whose keys are on
+//! several nodes is run for the client: split by node through this shard's own
+//! cluster client, as tessera-client would have split it. A geo command is placed by its index
 //! name, so an index (a city, say) lives whole on one node and GEO.NEAR stays exact; every
 //! other command by each of its keys.
 
@@ -90,4 +92,44 @@ fn paused<P: Payload>(cluster: &Cluster, command: &Command<P>) -> Option<Value> 
         ErrorCode::TryAgain,
         format!("slot {slot} is moving to another node; retry shortly"),
     ))
+}
+
+/// Whether a refused request is a multi-key command this node runs across nodes for the
+/// client instead (not a cart: a cart is all-or-nothing only on one shard).
+pub fn runs_across_nodes<P: Payload>(refusal: &Value, command: &Command<P>) -> bool {
+    matches!(refusal, Value::Error(e) if e.code == ErrorCode::CrossNode as u16)
+        && matches!(command.spec().keys, KeySpec::Many | KeySpec::Pairs)
+        && !matches!(
+            command,
+            Command::Inventory(tessera_protocol::InventoryCommand::ReserveMulti { .. })
+        )
+}
+
+/// Runs a multi-key command over the nodes owning its keys, through this shard's cluster
+/// client (connected to this node, once), which splits it by owner and combines the parts.
+pub async fn across_nodes(shard: std::rc::Rc<Shard>, command: Command) -> Value {
+    let Some(cluster) = shard.node.cluster.clone() else {
+        return Value::error(ErrorCode::Internal, "not in cluster mode");
+    };
+    let client = shard
+        .cluster_client
+        .get_or_try_init(|| tessera_client::Client::connect(&cluster.me.addr))
+        .await;
+    let client = match client {
+        Ok(client) => client,
+        Err(error) => {
+            return Value::error(
+                ErrorCode::ClusterDown,
+                format!("cannot reach the other nodes for a cross-node command: {error}"),
+            )
+        }
+    };
+    match client.call(command).await {
+        Ok(reply) => reply,
+        Err(tessera_client::Error::Server(error)) => Value::Error(error),
+        Err(error) => Value::error(
+            ErrorCode::ClusterDown,
+            format!("a cross-node part failed: {error}"),
+        ),
+    }
 }

@@ -46,6 +46,10 @@ pub fn dispatch(
         now: clock::millis_at(started),
     };
     if let Some(refusal) = super::cluster::refusal(shard, &command) {
+        if super::cluster::runs_across_nodes(&refusal, &command) {
+            let task = super::cluster::across_nodes(shard.clone(), command.to_owned_bytes());
+            return run_task(shard, conn, request, Box::pin(task));
+        }
         return request.complete(shard, conn, &refusal);
     }
     if COMMANDS[index].writes {

@@ -4,3 +4,4 @@ pub mod cluster;
 pub mod coordinator;
 pub mod geo;
 pub mod info;
+pub mod migrate;

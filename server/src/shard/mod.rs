@@ -136,6 +136,8 @@ pub struct Shard {
     heap_seen: Cell<(u64, usize)>,
     /// Geo tasks running here, for a migration to wait out.
     pub fence: fence::Fence,
+    /// A cluster client for multi-key commands a plain client sent across nodes.
+    pub cluster_client: tokio::sync::OnceCell<tessera_client::Client>,
     /// Raised whenever a connection closes, for shutdown to wait on.
     connection_closed: LocalSignal,
     /// Set once shutdown has begun: no new requests are read.
@@ -177,6 +179,7 @@ impl Shard {
             connection_serial: Cell::new(0),
             heap_seen: Cell::new((u64::MAX, 0)),
             fence: fence::Fence::default(),
+            cluster_client: tokio::sync::OnceCell::new(),
             connection_closed: LocalSignal::default(),
             stopping: Cell::new(false),
             unrecorded: RefCell::new(Vec::new()),

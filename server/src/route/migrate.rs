@@ -20,7 +20,7 @@ use tessera_cluster::{NodeId, SLOT_COUNT};
 use tessera_protocol::commands::cluster::Range;
 use tessera_protocol::{ClusterCommand, Command, ErrorCode, Value};
 
-use super::{Change, Cluster};
+use crate::cluster::{Change, Cluster};
 use crate::data::codec::RECORD_HEADER;
 use crate::families::migration::{self, SlotSet};
 use crate::families::{self, Keyspace};
