@@ -1,7 +1,7 @@
 //! `tessera-cli cluster ...`: forming, looking at and changing a cluster, for operators.
 
 use tessera_client::{parse_slots, ClientConfig, ClusterCommand, Connection, Error};
-use tessera_cluster::{Move, NodeId, Topology};
+use tessera_cluster::{slot_runs, Move, NodeId, Topology};
 use tessera_protocol::{Command, Value};
 
 use crate::render::{render_human, render_raw, to_json};
@@ -196,7 +196,7 @@ where
             .ok_or_else(|| format!("node {} is not in the slot map", planned.from))?;
         let command = ClusterCommand::Migrate {
             to: planned.to,
-            ranges: runs(&planned.slots),
+            ranges: slot_runs(&planned.slots),
         };
         let report = ask(giver.addr.clone(), command).await.map_err(|e| {
             format!(
@@ -212,18 +212,6 @@ where
         .await
         .into_iter()
         .collect()
-}
-
-/// Sorted slots as runs of consecutive ones.
-fn runs(slots: &[u16]) -> Vec<(u16, u16)> {
-    let mut ranges: Vec<(u16, u16)> = Vec::new();
-    for &slot in slots {
-        match ranges.last_mut() {
-            Some((_, last)) if *last + 1 == slot => *last = slot,
-            _ => ranges.push((slot, slot)),
-        }
-    }
-    ranges
 }
 
 fn render_moves(what: &str, done: &[(Move, Value)], json: bool) -> String {

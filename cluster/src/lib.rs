@@ -9,7 +9,7 @@
 pub mod geo;
 pub mod topology;
 
-pub use topology::{Move, NodeId, NodeInfo, SlotRange, Topology};
+pub use topology::{slot_runs, Move, NodeId, NodeInfo, SlotRange, Topology};
 
 /// Slots in the key space, as in Redis Cluster.
 pub const SLOT_COUNT: u16 = 16_384;

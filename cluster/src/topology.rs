@@ -109,6 +109,11 @@ impl Topology {
 
     /// The same nodes plus `node` (or with `node`'s entry replaced), reassigned, one epoch on.
     pub fn with_node(&self, node: NodeInfo) -> Topology {
+        Topology::assigned(self.epoch + 1, self.nodes_with(node))
+    }
+
+    /// The nodes plus `node`, or with `node`'s entry replaced, ordered by id.
+    fn nodes_with(&self, node: NodeInfo) -> Vec<NodeInfo> {
         let mut nodes: Vec<NodeInfo> = self
             .nodes
             .iter()
@@ -116,7 +121,8 @@ impl Topology {
             .cloned()
             .collect();
         nodes.push(node);
-        Topology::assigned(self.epoch + 1, nodes)
+        nodes.sort_by_key(|node| node.id);
+        nodes
     }
 
     /// The same nodes less `id`, reassigned, one epoch on; `None` if that would leave none.
@@ -128,17 +134,9 @@ impl Topology {
     /// The same slots plus `node` owning none of them yet (or with `node`'s entry
     /// replaced), one epoch on: how a node joins before slots migrate to it.
     pub fn with_joined(&self, node: NodeInfo) -> Topology {
-        let mut nodes: Vec<NodeInfo> = self
-            .nodes
-            .iter()
-            .filter(|n| n.id != node.id)
-            .cloned()
-            .collect();
-        nodes.push(node);
-        nodes.sort_by_key(|node| node.id);
         Topology {
             epoch: self.epoch + 1,
-            nodes,
+            nodes: self.nodes_with(node),
             owners: self.owners.clone(),
         }
     }
@@ -262,6 +260,18 @@ fn rendezvous_winner(slot: u16, ids: &[NodeId]) -> NodeId {
         .expect("at least one node")
 }
 
+/// Sorted slots as runs of consecutive ones, `(first, last)` each: how commands name them.
+pub fn slot_runs(slots: &[u16]) -> Vec<(u16, u16)> {
+    let mut runs: Vec<(u16, u16)> = Vec::new();
+    for &slot in slots {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == slot => *last = slot,
+            _ => runs.push((slot, slot)),
+        }
+    }
+    runs
+}
+
 /// SplitMix64's finaliser: a fixed, well-spread 64-bit mix, so every implementation that
 /// recomputes an assignment gets the same table.
 fn mix(mut x: u64) -> u64 {
@@ -352,6 +362,15 @@ mod tests {
         // A flip names only slots the giver owns, and only to a listed node.
         assert!(joined.with_moved(&moves[0].slots, 4, 1).is_none());
         assert!(joined.with_moved(&[0], joined.owner_id(0), 9).is_none());
+    }
+
+    #[test]
+    fn slots_become_runs() {
+        assert_eq!(
+            slot_runs(&[1, 2, 3, 7, 9, 10]),
+            vec![(1, 3), (7, 7), (9, 10)]
+        );
+        assert!(slot_runs(&[]).is_empty());
     }
 
     #[test]

@@ -200,13 +200,7 @@ impl TestCluster {
     pub async fn migrate(&self, moves: Vec<tessera_cluster::Move>) -> Vec<Value> {
         let mut reports = Vec::new();
         for planned in moves {
-            let mut ranges: Vec<(u16, u16)> = Vec::new();
-            for &slot in &planned.slots {
-                match ranges.last_mut() {
-                    Some((_, last)) if *last + 1 == slot => *last = slot,
-                    _ => ranges.push((slot, slot)),
-                }
-            }
+            let ranges = tessera_cluster::slot_runs(&planned.slots);
             let giver = planned.from as usize - 1;
             let command = Command::Cluster(ClusterCommand::Migrate {
                 to: planned.to,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tessera_client::{ClientConfig, Connection};
-use tessera_cluster::{NodeId, SLOT_COUNT};
+use tessera_cluster::{slot_runs, NodeId, SLOT_COUNT};
 use tessera_protocol::commands::cluster::Range;
 use tessera_protocol::{ClusterCommand, Command, ErrorCode, Value};
 
@@ -148,7 +148,7 @@ async fn move_batch(
     batch: &[u16],
 ) -> Result<(u64, u64, u64), Value> {
     barrier(shard).await;
-    let ranges = as_ranges(batch);
+    let ranges = slot_runs(batch);
     let mut entries = BytesMut::new();
     let mut count = 0;
     for answer in on_every_shard(shard, &ranges, |keyspace, ranges, _| {
@@ -267,18 +267,6 @@ async fn barrier(shard: &Rc<Shard>) {
     }
 }
 
-/// Sorted slots as runs of consecutive ones.
-fn as_ranges(slots: &[u16]) -> Vec<Range> {
-    let mut ranges: Vec<Range> = Vec::new();
-    for &slot in slots {
-        match ranges.last_mut() {
-            Some((_, last)) if *last + 1 == slot => *last = slot,
-            _ => ranges.push((slot, slot)),
-        }
-    }
-    ranges
-}
-
 /// Framed records cut into pieces of at most `limit` bytes at record boundaries (a record
 /// larger than `limit` travels alone); always at least one piece.
 fn chunks(records: Bytes, limit: usize) -> Vec<Bytes> {
@@ -306,15 +294,6 @@ fn chunks(records: Bytes, limit: usize) -> Vec<Bytes> {
 mod tests {
     use super::*;
     use crate::data::codec::frame;
-
-    #[test]
-    fn slots_become_runs() {
-        assert_eq!(
-            as_ranges(&[1, 2, 3, 7, 9, 10]),
-            vec![(1, 3), (7, 7), (9, 10)]
-        );
-        assert!(as_ranges(&[]).is_empty());
-    }
 
     #[test]
     fn chunks_cut_at_record_boundaries() {
