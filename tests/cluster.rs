@@ -462,3 +462,44 @@ async fn every_family_works_through_the_client_across_nodes() {
         assert!(dbsize(&cluster.address(at)).await > 50, "node {}", at + 1);
     }
 }
+
+#[tokio::test]
+async fn presence_watches_span_nodes_and_see_every_change_once() {
+    use futures_util::StreamExt;
+    let cluster = TestCluster::formed(3, 2).await;
+    let client = Client::connect(&cluster.address(0)).await.unwrap();
+    let users: Vec<String> = (0..24).map(|i| format!("rider:{i}")).collect();
+    let nodes: std::collections::HashSet<String> =
+        users.iter().map(|u| client.node_of(u.as_bytes())).collect();
+    assert_eq!(nodes.len(), 3, "24 users on every node");
+    client
+        .presence_beat("rider:0", Duration::from_secs(60), Duration::ZERO, None)
+        .await
+        .unwrap();
+    let mut watch = client.presence_watcher().await.unwrap();
+    let baseline = watch.watch(users.clone()).await.unwrap();
+    assert!(baseline[0].as_ref().unwrap().online, "in the order asked");
+    assert!(baseline[1..].iter().all(Option::is_none), "{baseline:?}");
+    for user in &users[1..] {
+        client
+            .presence_beat(user.clone(), Duration::from_secs(60), Duration::ZERO, None)
+            .await
+            .unwrap();
+    }
+    client.presence_leave("rider:0").await.unwrap();
+    let mut seen = std::collections::HashMap::new();
+    while seen.len() < users.len() {
+        let change = tokio::time::timeout(Duration::from_secs(5), watch.next())
+            .await
+            .expect("every change arrives")
+            .expect("the watch is open");
+        let user = String::from_utf8(change.user.to_vec()).unwrap();
+        assert!(
+            seen.insert(user.clone(), change.online).is_none(),
+            "{user} changed once"
+        );
+    }
+    assert_eq!(seen["rider:0"], false);
+    assert!(users[1..].iter().all(|u| seen[u]), "{seen:?}");
+    assert_eq!(watch.unwatch(users.clone()).await.unwrap(), 24);
+}

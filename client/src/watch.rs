@@ -1,4 +1,5 @@
-//! Presence watches: a connection of their own whose pushes become a stream of changes.
+//! Presence watches: connections of their own (one per node watched on) whose pushes
+//! become one stream of changes.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -27,10 +28,16 @@ pub struct PresenceChange {
     pub meta: Option<Bytes>,
 }
 
-/// Watches users' presence on a dedicated connection; a `Stream` of their changes, each
-/// once and in order. Dropping it closes the connection, which ends every watch.
+/// Watches users' presence on dedicated connections, one per node that owns a watched
+/// user (one in all on a single node); a `Stream` of their changes, each once and in
+/// order per user. Dropping it closes the connections, which ends every watch.
 pub struct PresenceWatch {
-    connection: Connection,
+    client: Client,
+    /// Each node's connection, by client address.
+    links: Vec<(String, Connection)>,
+    /// Where every link's pushes meet; the links' forwarders hold the only strong ends,
+    /// so the stream ends once every link has closed.
+    sink: mpsc::WeakUnboundedSender<Value>,
     pushes: mpsc::UnboundedReceiver<Value>,
     /// Per watched user, the owner shard's change count its baseline reflects: pushes at
     /// or below it are already part of what `watch` answered.
@@ -38,25 +45,74 @@ pub struct PresenceWatch {
 }
 
 impl Client {
-    /// Opens a connection for presence watches.
+    /// Opens a connection for presence watches (more open as users on other nodes are
+    /// watched).
     ///
     /// # Errors
     /// As `Client::connect`.
     pub async fn presence_watcher(&self) -> Result<PresenceWatch> {
-        let (connection, pushes) =
-            Connection::open_with_pushes(&self.inner.seed.address, None, &self.inner.config)
-                .await?;
-        Ok(PresenceWatch {
-            connection,
+        let (sink, pushes) = mpsc::unbounded_channel();
+        let mut watch = PresenceWatch {
+            client: self.clone(),
+            links: Vec::new(),
+            sink: sink.downgrade(),
             pushes,
             baselines: HashMap::new(),
-        })
+        };
+        watch.open(&self.inner.seed.address, sink).await?;
+        Ok(watch)
     }
 }
 
 impl PresenceWatch {
+    /// Opens a watch connection to `address`, its pushes forwarded into `sink`.
+    async fn open(&mut self, address: &str, sink: mpsc::UnboundedSender<Value>) -> Result<()> {
+        let (connection, mut pushes) =
+            Connection::open_with_pushes(address, None, &self.client.inner.config).await?;
+        tokio::spawn(async move {
+            while let Some(push) = pushes.recv().await {
+                if sink.send(push).is_err() {
+                    return;
+                }
+            }
+        });
+        self.links.push((address.to_string(), connection));
+        Ok(())
+    }
+
+    /// The watch connection to `address`, opened if there is none yet.
+    async fn link(&mut self, address: &str) -> Result<&Connection> {
+        if !self.links.iter().any(|(a, _)| a == address) {
+            let sink = self
+                .sink
+                .upgrade()
+                .ok_or_else(|| Error::ConnectionLost("every watch connection has closed".into()))?;
+            self.open(address, sink).await?;
+        }
+        let (_, connection) = self
+            .links
+            .iter()
+            .find(|(a, _)| a == address)
+            .expect("opened above");
+        Ok(connection)
+    }
+
+    /// `users` grouped by the node owning each, with each one's place in `users`.
+    fn by_node(&self, users: &[Bytes]) -> Vec<(String, Vec<usize>)> {
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        for (at, user) in users.iter().enumerate() {
+            let node = self.client.node_of(user);
+            match groups.iter_mut().find(|(n, _)| *n == node) {
+                Some((_, places)) => places.push(at),
+                None => groups.push((node, vec![at])),
+            }
+        }
+        groups
+    }
+
     /// PRESENCE.WATCH: starts watching `users` and answers their presence now (`None` for
-    /// users never seen); the stream then yields every later change.
+    /// users never seen); the stream then yields every later change. Users on several
+    /// nodes are watched on each node's own connection.
     ///
     /// # Errors
     /// `Server` with `TooManyElements` beyond the per-connection limit; link failures.
@@ -65,21 +121,25 @@ impl PresenceWatch {
         users: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<PresenceInfo>>> {
         let users: Vec<Bytes> = users.into_iter().map(Into::into).collect();
-        let reply = self
-            .connection
-            .request(Command::Presence(PresenceCommand::Watch(users.clone())))
-            .await?;
-        let Value::Array(rows) = reply else {
-            return Err(Error::unexpected("an array of presence rows", &reply));
-        };
-        if rows.len() != users.len() {
-            return Err(Error::Protocol("one baseline row per user expected".into()));
-        }
-        let mut infos = Vec::with_capacity(rows.len());
-        for (user, row) in users.into_iter().zip(rows) {
-            let (info, sequence) = baseline_row(&row)?;
-            self.baselines.insert(user, sequence);
-            infos.push(info);
+        let mut infos = vec![None; users.len()];
+        for (node, places) in self.by_node(&users) {
+            let part: Vec<Bytes> = places.iter().map(|&at| users[at].clone()).collect();
+            let reply = self
+                .link(&node)
+                .await?
+                .request(Command::Presence(PresenceCommand::Watch(part.clone())))
+                .await?;
+            let Value::Array(rows) = reply else {
+                return Err(Error::unexpected("an array of presence rows", &reply));
+            };
+            if rows.len() != part.len() {
+                return Err(Error::Protocol("one baseline row per user expected".into()));
+            }
+            for ((at, user), row) in places.into_iter().zip(part).zip(rows) {
+                let (info, sequence) = baseline_row(&row)?;
+                self.baselines.insert(user, sequence);
+                infos[at] = info;
+            }
         }
         Ok(infos)
     }
@@ -93,30 +153,36 @@ impl PresenceWatch {
         users: impl IntoIterator<Item = K>,
     ) -> Result<u64> {
         let users: Vec<Bytes> = users.into_iter().map(Into::into).collect();
-        if users.is_empty() {
-            return Ok(0);
-        }
         for user in &users {
             self.baselines.remove(user);
         }
-        let reply = self
-            .connection
-            .request(Command::Presence(PresenceCommand::Unwatch(users)))
-            .await?;
-        Ok(reply.as_int().unwrap_or(0).max(0) as u64)
+        let mut unwatched = 0;
+        for (node, places) in self.by_node(&users) {
+            let part: Vec<Bytes> = places.iter().map(|&at| users[at].clone()).collect();
+            let reply = self
+                .link(&node)
+                .await?
+                .request(Command::Presence(PresenceCommand::Unwatch(part)))
+                .await?;
+            unwatched += reply.as_int().unwrap_or(0).max(0) as u64;
+        }
+        Ok(unwatched)
     }
 
-    /// PRESENCE.UNWATCH with no users: stops every watch on this connection.
+    /// PRESENCE.UNWATCH with no users: stops every watch on every connection.
     ///
     /// # Errors
     /// Link failures.
     pub async fn unwatch_all(&mut self) -> Result<u64> {
         self.baselines.clear();
-        let reply = self
-            .connection
-            .request(Command::Presence(PresenceCommand::Unwatch(Vec::new())))
-            .await?;
-        Ok(reply.as_int().unwrap_or(0).max(0) as u64)
+        let mut unwatched = 0;
+        for (_, connection) in &self.links {
+            let reply = connection
+                .request(Command::Presence(PresenceCommand::Unwatch(Vec::new())))
+                .await?;
+            unwatched += reply.as_int().unwrap_or(0).max(0) as u64;
+        }
+        Ok(unwatched)
     }
 
     /// Users watched now.
