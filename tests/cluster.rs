@@ -499,7 +499,7 @@ async fn presence_watches_span_nodes_and_see_every_change_once() {
             "{user} changed once"
         );
     }
-    assert_eq!(seen["rider:0"], false);
+    assert!(!seen["rider:0"], "rider:0 left");
     assert!(users[1..].iter().all(|u| seen[u]), "{seen:?}");
     assert_eq!(watch.unwatch(users.clone()).await.unwrap(), 24);
 }
