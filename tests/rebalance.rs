@@ -328,3 +328,58 @@ async fn a_node_leaves_under_load_and_only_its_slots_move() {
         "the leaver holds nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_passwords_nodes_migrate_and_split_as_their_cluster_user() {
+    let flags = [
+        "--requirepass",
+        "pw",
+        "--cluster-user",
+        "default",
+        "--cluster-pass",
+        "pw",
+    ];
+    let mut cluster = TestCluster::start_with(2, 1, &flags, Some("pw"));
+    cluster.form().await;
+    cluster.wait_serving().await;
+    let config = tessera_client::ClientConfig {
+        password: Some("pw".into()),
+        ..tessera_client::ClientConfig::default()
+    };
+    let client = Client::connect_with(&cluster.address(0), config.clone())
+        .await
+        .unwrap();
+    let pairs: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("p:{i}"), format!("v{i}")))
+        .collect();
+    client.mset(pairs.clone()).await.unwrap();
+    let third = cluster.add_node(1);
+    let joined = cluster.join(third, 0).await;
+    assert!(joined.get("epoch").is_some(), "{joined:?}");
+    cluster
+        .wait_state(third, "ok", Duration::from_secs(20))
+        .await;
+    let moves = cluster.topology(0).await.moves_towards(&[1, 2, 3]);
+    for report in cluster.migrate(moves).await {
+        assert!(report.get("keys").is_some(), "{report:?}");
+    }
+    let held = cluster.ask(third, support::command("DBSIZE")).await;
+    assert!(
+        held.as_int().unwrap() > 30,
+        "the third node took its share: {held:?}"
+    );
+    // A plain connection's MGET over all three nodes: the node splits it as its user.
+    let plain = tessera_client::Connection::open(&cluster.address(0), None, &config)
+        .await
+        .unwrap();
+    let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    let reply = plain
+        .request(support::command(&format!("MGET {}", names.join(" "))))
+        .await
+        .unwrap();
+    let expected: Vec<Value> = pairs
+        .iter()
+        .map(|(_, v)| Value::Bytes(v.clone().into()))
+        .collect();
+    assert_eq!(reply, Value::Array(expected));
+}

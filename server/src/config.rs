@@ -82,6 +82,11 @@ pub struct Config {
     pub cluster_bus_port: u16,
     /// The `host:port` announced to clients and peers; empty: the bound address.
     pub cluster_announce_addr: String,
+    /// The user this node authenticates as on other nodes' client ports (slot migration,
+    /// multi-key commands split across nodes); empty: the default user.
+    pub cluster_user: String,
+    /// That user's password; empty: none is sent.
+    pub cluster_pass: String,
 }
 
 /// Whether TLS clients must show a certificate the CA signed.
@@ -140,6 +145,8 @@ impl Default for Config {
             cluster_node_id: 1,
             cluster_bus_port: 0,
             cluster_announce_addr: String::new(),
+            cluster_user: String::new(),
+            cluster_pass: String::new(),
         }
     }
 }

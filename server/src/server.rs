@@ -272,6 +272,11 @@ fn start_cluster(
         addr_announce,
         shards,
         dir: config.dir.clone(),
+        peer_client: tessera_client::ClientConfig {
+            username: Some(config.cluster_user.clone()).filter(|u| !u.is_empty()),
+            password: Some(config.cluster_pass.clone()).filter(|p| !p.is_empty()),
+            ..tessera_client::ClientConfig::default()
+        },
     })?;
     tracing::info!(id = cluster.id, bus = %bus_bind, "cluster member started");
     Ok(cluster)

@@ -37,12 +37,28 @@ pub struct TestCluster {
     /// Each node's facts, by position (node id = position + 1).
     pub specs: Vec<NodeSpec>,
     shards: usize,
+    /// Flags every node is started with, past the cluster's own.
+    flags: Vec<String>,
+    /// The default user's password, when the nodes require one.
+    password: Option<String>,
     _dirs: tempfile::TempDir,
 }
 
 impl TestCluster {
     /// Starts `count` nodes of `shards` shards, not yet formed into a cluster.
     pub fn start(count: usize, shards: usize) -> TestCluster {
+        TestCluster::start_with(count, shards, &[], None)
+    }
+
+    /// Starts `count` nodes with `flags` besides the cluster's own; `password` is what
+    /// this harness authenticates with (the default user's, set by the flags).
+    pub fn start_with(
+        count: usize,
+        shards: usize,
+        flags: &[&str],
+        password: Option<&str>,
+    ) -> TestCluster {
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         let dirs = tempfile::tempdir().expect("a temporary folder");
         let specs: Vec<NodeSpec> = (0..count)
             .map(|at| {
@@ -57,12 +73,14 @@ impl TestCluster {
             .collect();
         let nodes = specs
             .iter()
-            .map(|spec| Some(launch(spec, shards)))
+            .map(|spec| Some(launch(spec, shards, &flags)))
             .collect();
         TestCluster {
             nodes,
             specs,
             shards,
+            flags,
+            password: password.map(str::to_string),
             _dirs: dirs,
         }
     }
@@ -84,7 +102,7 @@ impl TestCluster {
     pub async fn form(&self) {
         let mut words = vec!["CLUSTER.CREATE".to_string()];
         for at in 0..self.nodes.len() {
-            let me = call(&self.address(at), Command::Cluster(ClusterCommand::Myself)).await;
+            let me = self.ask(at, Command::Cluster(ClusterCommand::Myself)).await;
             let text = |k: &str| match me.get(k) {
                 Some(Value::Text(t)) => t.clone(),
                 Some(Value::Int(n)) => n.to_string(),
@@ -92,7 +110,7 @@ impl TestCluster {
             };
             words.extend([text("id"), text("bus"), text("addr"), text("shards")]);
         }
-        let reply = call(&self.address(0), super::command(&words.join(" "))).await;
+        let reply = self.ask(0, super::command(&words.join(" "))).await;
         assert_eq!(reply.get("epoch"), Some(&Value::Int(1)), "{reply:?}");
     }
 
@@ -124,7 +142,7 @@ impl TestCluster {
 
     /// Node `at`'s CLUSTER.INFO.
     pub async fn info(&self, at: usize) -> Value {
-        call(&self.address(at), Command::Cluster(ClusterCommand::Info)).await
+        self.ask(at, Command::Cluster(ClusterCommand::Info)).await
     }
 
     /// The position of the node that is Raft leader, as the first node that names one
@@ -151,7 +169,7 @@ impl TestCluster {
     /// Restarts node `at` on its ports and folder.
     pub fn restart(&mut self, at: usize) {
         assert!(self.nodes[at].is_none(), "node {} still runs", at + 1);
-        self.nodes[at] = Some(launch(&self.specs[at], self.shards));
+        self.nodes[at] = Some(launch(&self.specs[at], self.shards, &self.flags));
     }
 }
 
@@ -166,14 +184,14 @@ impl TestCluster {
             bus,
             dir: self._dirs.path().join(format!("node-{}", at + 1)),
         };
-        self.nodes.push(Some(launch(&spec, shards)));
+        self.nodes.push(Some(launch(&spec, shards, &self.flags)));
         self.specs.push(spec);
         at
     }
 
     /// CLUSTER.JOIN of node `at` (by what its CLUSTER.MYSELF says), sent to node `via`.
     pub async fn join(&self, at: usize, via: usize) -> Value {
-        let me = call(&self.address(at), Command::Cluster(ClusterCommand::Myself)).await;
+        let me = self.ask(at, Command::Cluster(ClusterCommand::Myself)).await;
         let text = |k: &str| match me.get(k) {
             Some(Value::Text(t)) => t.clone(),
             Some(Value::Int(n)) => n.to_string(),
@@ -186,12 +204,12 @@ impl TestCluster {
             text("addr"),
             text("shards")
         );
-        call(&self.address(via), super::command(&line)).await
+        self.ask(via, super::command(&line)).await
     }
 
     /// The slot map as node `at` has it.
     pub async fn topology(&self, at: usize) -> tessera_cluster::Topology {
-        let slots = call(&self.address(at), Command::Cluster(ClusterCommand::Slots)).await;
+        let slots = self.ask(at, Command::Cluster(ClusterCommand::Slots)).await;
         tessera_client::parse_slots(&slots).expect("a slot map")
     }
 
@@ -206,14 +224,30 @@ impl TestCluster {
                 to: planned.to,
                 ranges,
             });
-            reports.push(call(&self.address(giver), command).await);
+            reports.push(self.ask(giver, command).await);
         }
         reports
     }
+
+    /// One request to node `at`, authenticated as this harness is; it must succeed.
+    pub async fn ask(&self, at: usize, command: Command) -> Value {
+        let config = tessera_client::ClientConfig {
+            password: self.password.clone(),
+            ..tessera_client::ClientConfig::default()
+        };
+        let address = self.address(at);
+        let connection = Connection::open(&address, None, &config)
+            .await
+            .unwrap_or_else(|error| panic!("{address}: {error}"));
+        connection
+            .request(command)
+            .await
+            .unwrap_or_else(|error| panic!("{address}: {error}"))
+    }
 }
 
-fn launch(spec: &NodeSpec, shards: usize) -> TestServer {
-    TestServer::start_with(&[
+fn launch(spec: &NodeSpec, shards: usize, flags: &[String]) -> TestServer {
+    let mut all: Vec<String> = [
         "--shards",
         &shards.to_string(),
         "--port",
@@ -228,7 +262,11 @@ fn launch(spec: &NodeSpec, shards: usize) -> TestServer {
         &spec.id.to_string(),
         "--cluster-bus-port",
         &spec.bus.to_string(),
-    ])
+    ]
+    .map(str::to_string)
+    .to_vec();
+    all.extend(flags.iter().cloned());
+    TestServer::start_with(&all.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// One request on a fresh plain connection, which must succeed.

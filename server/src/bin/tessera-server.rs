@@ -123,6 +123,13 @@ struct Args {
     /// address and port [default: empty].
     #[arg(long)]
     cluster_announce_addr: Option<String>,
+    /// The user this node authenticates as on other nodes (slot migration, multi-key
+    /// commands split across nodes); empty: the default user [default: empty].
+    #[arg(long)]
+    cluster_user: Option<String>,
+    /// That user's password; empty: none is sent [default: empty].
+    #[arg(long)]
+    cluster_pass: Option<String>,
 }
 
 fn yes_no(text: &str) -> Result<bool, String> {
@@ -170,7 +177,9 @@ impl Args {
             cluster_enabled,
             cluster_node_id,
             cluster_bus_port,
-            cluster_announce_addr
+            cluster_announce_addr,
+            cluster_user,
+            cluster_pass
         );
         config.user.extend(self.user);
         if self.repair_log {

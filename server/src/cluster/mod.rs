@@ -120,6 +120,8 @@ pub struct Settings {
     pub shards: u16,
     /// Where the Raft log lives.
     pub dir: PathBuf,
+    /// How this node connects to other nodes' client ports.
+    pub peer_client: tessera_client::ClientConfig,
 }
 
 /// The node's part in the cluster, shared by every shard.
@@ -136,6 +138,8 @@ pub struct Cluster {
     pub raft: Raft,
     /// Slots whose writes pause while a migration copies them (TRY_AGAIN until the flip).
     pub paused: Flags,
+    /// How this node connects to other nodes' client ports (its cluster credentials).
+    pub peer_client: tessera_client::ClientConfig,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -327,6 +331,7 @@ async fn boot(settings: Settings, listener: std::net::TcpListener) -> io::Result
         serving_until: AtomicU64::new(0),
         raft,
         paused: Flags::new(usize::from(tessera_cluster::SLOT_COUNT)),
+        peer_client: settings.peer_client,
     }))
 }
 

@@ -113,7 +113,9 @@ pub async fn across_nodes(shard: std::rc::Rc<Shard>, command: Command) -> Value 
     };
     let client = shard
         .cluster_client
-        .get_or_try_init(|| tessera_client::Client::connect(&cluster.me.addr))
+        .get_or_try_init(|| {
+            tessera_client::Client::connect_with(&cluster.me.addr, cluster.peer_client.clone())
+        })
         .await;
     let client = match client {
         Ok(client) => client,

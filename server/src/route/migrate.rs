@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tessera_client::{ClientConfig, Connection};
+use tessera_client::Connection;
 use tessera_cluster::{slot_runs, NodeId, SLOT_COUNT};
 use tessera_protocol::commands::cluster::Range;
 use tessera_protocol::{ClusterCommand, Command, ErrorCode, Value};
@@ -79,7 +79,7 @@ pub async fn migrate(
             ),
         );
     }
-    let link = match Connection::open(&taker.addr, None, &ClientConfig::default()).await {
+    let link = match Connection::open(&taker.addr, None, &cluster.peer_client).await {
         Ok(link) => link,
         Err(error) => {
             return Value::error(
