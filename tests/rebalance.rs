@@ -383,3 +383,55 @@ async fn with_passwords_nodes_migrate_and_split_as_their_cluster_user() {
         .collect();
     assert_eq!(reply, Value::Array(expected));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_follows_its_users_when_their_slots_move() {
+    use futures_util::StreamExt;
+    let mut cluster = TestCluster::formed(2, 2).await;
+    let client = Client::connect(&cluster.address(0)).await.unwrap();
+    let users: Vec<String> = (0..40).map(|i| format!("courier:{i}")).collect();
+    client
+        .presence_beat("courier:0", Duration::from_secs(60), Duration::ZERO, None)
+        .await
+        .unwrap();
+    let mut watch = client.presence_watcher().await.unwrap();
+    let baseline = watch.watch(users.clone()).await.unwrap();
+    assert!(baseline[0].as_ref().is_some_and(|b| b.online));
+
+    let third = cluster.add_node(2);
+    cluster.join(third, 0).await;
+    cluster
+        .wait_state(third, "ok", Duration::from_secs(20))
+        .await;
+    let moves = cluster.topology(0).await.moves_towards(&[1, 2, 3]);
+    cluster.migrate(moves).await;
+    let after = cluster.topology(0).await;
+    let moved: Vec<&String> = users
+        .iter()
+        .filter(|u| after.owner_id(tessera_cluster::key_slot(u.as_bytes())) == 3)
+        .collect();
+    assert!(moved.len() >= 5, "some watched users moved: {moved:?}");
+
+    // Every change after the move reaches the one stream, once, moved users included.
+    for user in &users[1..] {
+        client
+            .presence_beat(user.clone(), Duration::from_secs(60), Duration::ZERO, None)
+            .await
+            .unwrap();
+    }
+    client.presence_leave("courier:0").await.unwrap();
+    let mut seen = HashMap::new();
+    while seen.len() < users.len() {
+        let change = tokio::time::timeout(Duration::from_secs(10), watch.next())
+            .await
+            .unwrap_or_else(|_| panic!("changes missing; seen {seen:?}"))
+            .expect("the watch is open");
+        let user = String::from_utf8(change.user.to_vec()).unwrap();
+        assert!(
+            seen.insert(user.clone(), change.online).is_none(),
+            "{user} twice"
+        );
+    }
+    assert!(!seen["courier:0"]);
+    assert!(users[1..].iter().all(|u| seen[u]), "{seen:?}");
+}

@@ -139,6 +139,15 @@ impl Client {
         self.inner.routes.is_some()
     }
 
+    /// Reloads the slot map (in cluster mode) from a node that has a newer one, if any.
+    pub(crate) async fn reload_routes(&self) {
+        if let Some(routes) = &self.inner.routes {
+            let epoch = routes.current().topology.epoch;
+            // A failed reload leaves the old map; the caller's next request tells.
+            let _ = routes.refresh(epoch, &self.inner.config).await;
+        }
+    }
+
     /// The slot map the client routes by, in cluster mode.
     pub fn topology(&self) -> Option<tessera_cluster::Topology> {
         let routes = self.inner.routes.as_ref()?;

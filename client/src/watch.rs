@@ -1,7 +1,8 @@
 //! Presence watches: connections of their own (one per node watched on) whose pushes
 //! become one stream of changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -28,9 +29,28 @@ pub struct PresenceChange {
     pub meta: Option<Bytes>,
 }
 
+/// How long a watch that moved with its user's slot keeps trying to be set again on the
+/// new owner.
+const REWATCH_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A watch being set again on the node a user's slot moved to.
+type Rewatch = Pin<Box<dyn Future<Output = Result<Rewatched>> + Send>>;
+
+/// A watch set again after its user's slot moved.
+struct Rewatched {
+    user: Bytes,
+    info: Option<PresenceInfo>,
+    sequence: i64,
+    /// Connections opened on the way.
+    opened: Vec<(String, Connection)>,
+}
+
 /// Watches users' presence on dedicated connections, one per node that owns a watched
 /// user (one in all on a single node); a `Stream` of their changes, each once and in
-/// order per user. Dropping it closes the connections, which ends every watch.
+/// order per user. When a user's slot migrates, the node giving it up hands the watch
+/// back and this watches the user again on the new owner, yielding a change if the user's
+/// state differs from the last one yielded (changes during the hand-over collapse into
+/// that one). Dropping it closes the connections, which ends every watch.
 pub struct PresenceWatch {
     client: Client,
     /// Each node's connection, by client address.
@@ -42,6 +62,12 @@ pub struct PresenceWatch {
     /// Per watched user, the owner shard's change count its baseline reflects: pushes at
     /// or below it are already part of what `watch` answered.
     baselines: HashMap<Bytes, i64>,
+    /// Per watched user, whether it was online as last answered or yielded.
+    online: HashMap<Bytes, bool>,
+    /// Users whose watch a node handed back, waiting to be watched again.
+    moved: VecDeque<Bytes>,
+    /// The one being watched again now.
+    rewatch: Option<Rewatch>,
 }
 
 impl Client {
@@ -58,6 +84,9 @@ impl Client {
             sink: sink.downgrade(),
             pushes,
             baselines: HashMap::new(),
+            online: HashMap::new(),
+            moved: VecDeque::new(),
+            rewatch: None,
         };
         watch.open(&self.inner.seed.address, sink).await?;
         Ok(watch)
@@ -67,15 +96,7 @@ impl Client {
 impl PresenceWatch {
     /// Opens a watch connection to `address`, its pushes forwarded into `sink`.
     async fn open(&mut self, address: &str, sink: mpsc::UnboundedSender<Value>) -> Result<()> {
-        let (connection, mut pushes) =
-            Connection::open_with_pushes(address, None, &self.client.inner.config).await?;
-        tokio::spawn(async move {
-            while let Some(push) = pushes.recv().await {
-                if sink.send(push).is_err() {
-                    return;
-                }
-            }
-        });
+        let connection = open_forwarding(&self.client, address, sink).await?;
         self.links.push((address.to_string(), connection));
         Ok(())
     }
@@ -137,6 +158,8 @@ impl PresenceWatch {
             }
             for ((at, user), row) in places.into_iter().zip(part).zip(rows) {
                 let (info, sequence) = baseline_row(&row)?;
+                self.online
+                    .insert(user.clone(), info.as_ref().is_some_and(|i| i.online));
                 self.baselines.insert(user, sequence);
                 infos[at] = info;
             }
@@ -155,6 +178,7 @@ impl PresenceWatch {
         let users: Vec<Bytes> = users.into_iter().map(Into::into).collect();
         for user in &users {
             self.baselines.remove(user);
+            self.online.remove(user);
         }
         let mut unwatched = 0;
         for (node, places) in self.by_node(&users) {
@@ -175,6 +199,8 @@ impl PresenceWatch {
     /// Link failures.
     pub async fn unwatch_all(&mut self) -> Result<u64> {
         self.baselines.clear();
+        self.online.clear();
+        self.moved.clear();
         let mut unwatched = 0;
         for (_, connection) in &self.links {
             let reply = connection
@@ -191,11 +217,17 @@ impl PresenceWatch {
     }
 
     /// A push as a change, unless its user is no longer watched or the baseline already
-    /// reflects it.
-    fn accept(&self, push: Value) -> Option<PresenceChange> {
+    /// reflects it; a hand-over is queued for watching the user again.
+    fn accept(&mut self, push: Value) -> Option<PresenceChange> {
         let Value::Array(fields) = push else {
             return None;
         };
+        if let [Value::Text(kind), Value::Bytes(user)] = &fields[..] {
+            if kind == "presence-moved" && self.baselines.contains_key(user) {
+                self.moved.push_back(user.clone());
+            }
+            return None;
+        }
         let [Value::Text(kind), Value::Bytes(user), Value::Bool(online), meta, Value::Int(sequence)] =
             &fields[..]
         else {
@@ -204,6 +236,7 @@ impl PresenceWatch {
         if kind != "presence" || self.baselines.get(user).is_none_or(|b| sequence <= b) {
             return None;
         }
+        self.online.insert(user.clone(), *online);
         Some(PresenceChange {
             user: user.clone(),
             online: *online,
@@ -213,14 +246,62 @@ impl PresenceWatch {
             },
         })
     }
+
+    /// Takes in a watch set again: its new baseline, and a change if the user's state
+    /// differs from the last one yielded.
+    fn rewatched(&mut self, rewatched: Rewatched) -> Option<PresenceChange> {
+        self.links.extend(rewatched.opened);
+        let user = rewatched.user;
+        if !self.baselines.contains_key(&user) {
+            // Unwatched while the hand-over ran.
+            return None;
+        }
+        self.baselines.insert(user.clone(), rewatched.sequence);
+        let online = rewatched.info.as_ref().is_some_and(|i| i.online);
+        let was = self.online.insert(user.clone(), online).unwrap_or(false);
+        (online != was).then(|| PresenceChange {
+            user,
+            online,
+            meta: rewatched.info.and_then(|i| i.meta).filter(|_| online),
+        })
+    }
+
+    /// Starts watching the next handed-back user again, if none is under way.
+    fn start_rewatch(&mut self) -> bool {
+        if self.rewatch.is_some() {
+            return false;
+        }
+        let Some(user) = self.moved.pop_front() else {
+            return false;
+        };
+        let Some(sink) = self.sink.upgrade() else {
+            return false;
+        };
+        let (client, links) = (self.client.clone(), self.links.clone());
+        self.rewatch = Some(Box::pin(rewatch(client, user, links, sink)));
+        true
+    }
 }
 
 impl Stream for PresenceWatch {
     type Item = PresenceChange;
 
-    /// The next change; `None` once the connection has closed.
+    /// The next change; `None` once every connection has closed.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PresenceChange>> {
         loop {
+            if let Some(rewatch) = self.rewatch.as_mut() {
+                if let Poll::Ready(done) = rewatch.as_mut().poll(cx) {
+                    self.rewatch = None;
+                    // A user that could not be watched again is watched no more.
+                    if let Some(change) = done.ok().and_then(|r| self.rewatched(r)) {
+                        return Poll::Ready(Some(change));
+                    }
+                    continue;
+                }
+            }
+            if self.start_rewatch() {
+                continue;
+            }
             match self.pushes.poll_recv(cx) {
                 Poll::Ready(Some(push)) => {
                     if let Some(change) = self.accept(push) {
@@ -230,6 +311,68 @@ impl Stream for PresenceWatch {
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             }
+        }
+    }
+}
+
+/// Opens a connection to `address` whose pushes are forwarded into `sink`.
+async fn open_forwarding(
+    client: &Client,
+    address: &str,
+    sink: mpsc::UnboundedSender<Value>,
+) -> Result<Connection> {
+    let (connection, mut pushes) =
+        Connection::open_with_pushes(address, None, &client.inner.config).await?;
+    tokio::spawn(async move {
+        while let Some(push) = pushes.recv().await {
+            if sink.send(push).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(connection)
+}
+
+/// Watches `user` again on the node that owns it now, reloading the slot map until that
+/// node answers (it may not have applied the move yet).
+async fn rewatch(
+    client: Client,
+    user: Bytes,
+    mut links: Vec<(String, Connection)>,
+    sink: mpsc::UnboundedSender<Value>,
+) -> Result<Rewatched> {
+    let deadline = tokio::time::Instant::now() + REWATCH_PATIENCE;
+    let mut opened = Vec::new();
+    loop {
+        client.reload_routes().await;
+        let node = client.node_of(&user);
+        let connection = match links.iter().find(|(a, _)| *a == node) {
+            Some((_, connection)) => connection.clone(),
+            None => {
+                let connection = open_forwarding(&client, &node, sink.clone()).await?;
+                links.push((node.clone(), connection.clone()));
+                opened.push((node, connection.clone()));
+                connection
+            }
+        };
+        let watch = Command::Presence(PresenceCommand::Watch(vec![user.clone()]));
+        match connection.request(watch).await {
+            Ok(Value::Array(rows)) if rows.len() == 1 => {
+                let (info, sequence) = baseline_row(&rows[0])?;
+                return Ok(Rewatched {
+                    user,
+                    info,
+                    sequence,
+                    opened,
+                });
+            }
+            Err(error)
+                if crate::routing::retryable(&error) && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(other) => return Err(Error::unexpected("one presence row", &other)),
+            Err(error) => return Err(error),
         }
     }
 }

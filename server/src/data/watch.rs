@@ -80,4 +80,23 @@ impl Watches {
     pub fn users(&self) -> Vec<Box<[u8]>> {
         self.users.keys().cloned().collect()
     }
+
+    /// Ends the watches on the users `moved` names, whose slots another node owns now,
+    /// telling each watcher with a `["presence-moved", user]` push so it can watch the user
+    /// there; answers how many users.
+    pub fn hand_over(&mut self, moved: impl Fn(&[u8]) -> bool) -> usize {
+        let users: Vec<Box<[u8]>> = self.users.keys().filter(|u| moved(u)).cloned().collect();
+        for user in &users {
+            if let Some(watched) = self.users.remove(user) {
+                self.outgoing.push(Push {
+                    to: watched.watchers,
+                    value: Value::Array(vec![
+                        Value::text("presence-moved"),
+                        Value::Bytes(bytes::Bytes::copy_from_slice(user)),
+                    ]),
+                });
+            }
+        }
+        users.len()
+    }
 }

@@ -161,7 +161,8 @@ pub fn import(
 }
 
 /// CLUSTER.DROP on one shard: removes its keys in `ranges` and the geo indexes named in
-/// them; answers how many keys and members went.
+/// them, and hands the watches on users there over to their watchers to set again on the
+/// new owner; answers how many keys and members went.
 pub fn drop_slots(keyspace: &mut Keyspace, ranges: &[Range], now: u64) -> i64 {
     let slots = SlotSet::of(ranges);
     let doomed: Vec<Box<[u8]>> = keyspace
@@ -173,5 +174,6 @@ pub fn drop_slots(keyspace: &mut Keyspace, ranges: &[Range], now: u64) -> i64 {
         keyspace.remove(key, now);
     }
     let members = keyspace.geo.remove_indexes(|index| slots.holds_key(index));
+    keyspace.watches.hand_over(|user| slots.holds_key(user));
     (doomed.len() + members) as i64
 }
