@@ -252,8 +252,6 @@ fn launch(spec: &NodeSpec, shards: usize, flags: &[String]) -> TestServer {
         &shards.to_string(),
         "--port",
         &spec.port.to_string(),
-        "--appendonly",
-        "no",
         "--dir",
         spec.dir.to_str().expect("utf-8 path"),
         "--cluster-enabled",
@@ -265,6 +263,9 @@ fn launch(spec: &NodeSpec, shards: usize, flags: &[String]) -> TestServer {
     ]
     .map(str::to_string)
     .to_vec();
+    if !flags.iter().any(|f| f == "--appendonly") {
+        all.extend(["--appendonly".to_string(), "no".to_string()]);
+    }
     all.extend(flags.iter().cloned());
     TestServer::start_with(&all.iter().map(String::as_str).collect::<Vec<_>>())
 }
