@@ -435,3 +435,100 @@ async fn a_watch_follows_its_users_when_their_slots_move() {
     assert!(!seen["courier:0"]);
     assert!(users[1..].iter().all(|u| seen[u]), "{seen:?}");
 }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taker_killed_mid_migration_loses_nothing_and_the_rebalance_finishes() {
+    let flags = ["--appendonly", "yes"];
+    let mut cluster = TestCluster::start_with(2, 1, &flags, None);
+    cluster.form().await;
+    cluster.wait_serving().await;
+    let client = Client::connect(&cluster.address(0)).await.unwrap();
+    let pairs: Vec<(String, String)> = (0..40_000)
+        .map(|i| (format!("kept:{i}"), format!("value-{i}")))
+        .collect();
+    for batch in pairs.chunks(2_000) {
+        client.mset(batch.to_vec()).await.unwrap();
+    }
+    let third = cluster.add_node(1);
+    cluster.join(third, 0).await;
+    cluster
+        .wait_state(third, "ok", Duration::from_secs(20))
+        .await;
+    let moves = cluster.topology(0).await.moves_towards(&[1, 2, 3]);
+
+    // Both givers move at once; the taker dies once some of its batches have landed.
+    let migrations: Vec<_> = moves
+        .into_iter()
+        .map(|planned| {
+            let giver = cluster.address(planned.from as usize - 1);
+            let command =
+                tessera_client::Command::Cluster(tessera_client::ClusterCommand::Migrate {
+                    to: planned.to,
+                    ranges: tessera_cluster::slot_runs(&planned.slots),
+                });
+            tokio::spawn(async move {
+                support::plain_connection(&giver)
+                    .await
+                    .request(command)
+                    .await
+            })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let held = cluster.ask(third, support::command("DBSIZE")).await;
+        if held.as_int().unwrap() > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing reached the taker"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cluster.kill(third);
+    let mut failed = 0;
+    for migration in migrations {
+        match migration.await.unwrap() {
+            Ok(report) => assert!(report.get("slots").is_some(), "{report:?}"),
+            Err(error) => {
+                // A typed refusal, not a hang: the taker was unreachable.
+                assert!(error.server_code().is_some(), "{error}");
+                failed += 1;
+            }
+        }
+    }
+    assert!(failed > 0, "the kill came before the migrations ended");
+
+    // The taker comes back with what it acknowledged; every key is where the map says.
+    cluster.restart(third);
+    cluster.wait_serving().await;
+    let names: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
+    let values = client.mget(names.clone()).await.unwrap();
+    for ((name, want), got) in pairs.iter().zip(&values) {
+        assert_eq!(
+            got.as_deref(),
+            Some(want.as_bytes()),
+            "{name} after the kill"
+        );
+    }
+    // Running the rebalance again finishes it, replacing any copy a cut-off batch left.
+    let moves = cluster.topology(0).await.moves_towards(&[1, 2, 3]);
+    assert!(!moves.is_empty(), "the kill left slots to move");
+    cluster.migrate(moves).await;
+    assert!(cluster
+        .topology(0)
+        .await
+        .moves_towards(&[1, 2, 3])
+        .is_empty());
+    let counts = key_counts(&cluster, &[0, 1, third]).await;
+    assert_eq!(
+        counts.iter().sum::<i64>(),
+        40_000,
+        "each key once: {counts:?}"
+    );
+    let values = client.mget(names).await.unwrap();
+    assert!(values
+        .iter()
+        .zip(&pairs)
+        .all(|(got, (_, want))| got.as_deref() == Some(want.as_bytes())));
+}

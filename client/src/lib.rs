@@ -140,7 +140,7 @@ impl Client {
     }
 
     /// Reloads the slot map (in cluster mode) from a node that has a newer one, if any.
-    pub(crate) async fn reload_routes(&self) {
+    pub async fn reload_routes(&self) {
         if let Some(routes) = &self.inner.routes {
             let epoch = routes.current().topology.epoch;
             // A failed reload leaves the old map; the caller's next request tells.

@@ -126,6 +126,9 @@ pub async fn across_nodes(shard: std::rc::Rc<Shard>, command: Command) -> Value 
             )
         }
     };
+    // This node has the newest map (it refused by it); a split by an older one could send
+    // a part back here that spans nodes again, and wait on itself.
+    client.reload_routes().await;
     match client.call(command).await {
         Ok(reply) => reply,
         Err(tessera_client::Error::Server(error)) => Value::Error(error),
