@@ -197,13 +197,6 @@ pub enum ClusterCommand<P = Bytes> {
     Forget(u64),
 }
 
-/// Whether `slot` is in one of `ranges`.
-pub fn in_ranges(ranges: &[Range], slot: u16) -> bool {
-    ranges
-        .iter()
-        .any(|&(first, last)| (first..=last).contains(&slot))
-}
-
 fn put_ranges(buf: &mut BytesMut, ranges: &[Range]) {
     put_uvarint(buf, ranges.len() as u64);
     for &(first, last) in ranges {

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tessera_cluster::{key_slot, NodeInfo, Topology};
-use tessera_protocol::commands::cluster::{in_ranges, Member, Range};
+use tessera_protocol::commands::cluster::{Member, Range};
 use tessera_protocol::wire::Payload;
 use tessera_protocol::{ClusterCommand, Command, ErrorCode, Value};
 
@@ -314,8 +314,10 @@ fn owned_here(cluster: &Cluster, ranges: &[Range]) -> Option<Value> {
             "no cluster formed yet (CLUSTER.CREATE)",
         ));
     };
-    let owned = (0..tessera_cluster::SLOT_COUNT)
-        .find(|&slot| in_ranges(ranges, slot) && topology.owner_id(slot) == cluster.id)?;
+    let owned = ranges
+        .iter()
+        .flat_map(|&(first, last)| first..=last)
+        .find(|&slot| topology.owner_id(slot) == cluster.id)?;
     Some(Value::error(
         ErrorCode::Conflict,
         format!("slot {owned} is this node's: CLUSTER.IMPORT and CLUSTER.DROP are for slots another node owns"),

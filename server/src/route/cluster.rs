@@ -13,40 +13,59 @@ use tessera_protocol::wire::Payload;
 use tessera_protocol::{Command, ErrorCode, KeySpec, Value};
 
 use crate::clock;
-use crate::cluster::Cluster;
 use crate::shard::Shard;
 
-/// The refusal for a request this node must not run now; `None` to run it (always, in
-/// single-node mode).
-pub fn refusal<P: Payload>(shard: &Shard, command: &Command<P>) -> Option<Value> {
-    let cluster = shard.node.cluster.as_ref()?;
+/// What this node does with a request, in cluster mode.
+pub enum Verdict {
+    /// Run it here; `slot` is its first key's slot when it names keys in cluster mode,
+    /// so routing need not hash the key again.
+    Run {
+        /// The first key's slot.
+        slot: Option<u16>,
+    },
+    /// Answer this instead (MOVED, CLUSTER_DOWN, CROSS_NODE or TRY_AGAIN).
+    Refuse(Value),
+    /// A multi-key command over several nodes: split it across them for the client.
+    AcrossNodes,
+}
+
+/// Decides whether this node runs a request now (always, in single-node mode), in one
+/// pass over its keys.
+pub fn check<P: Payload>(shard: &Shard, command: &Command<P>) -> Verdict {
+    let run_anyway = Verdict::Run { slot: None };
+    let Some(cluster) = shard.node.cluster.as_ref() else {
+        return run_anyway;
+    };
     if command.spec().keys == KeySpec::None {
-        return None;
+        return run_anyway;
     }
-    let mut names_keys = false;
-    command.for_each_key(&mut |_| names_keys = true);
-    if !names_keys {
-        // DBSIZE, INFO, FLUSHALL: about this node, whatever the cluster says.
-        return None;
-    }
-    let topology = shard.topology()?;
-    let Some(topology) = topology.as_ref() else {
-        return Some(Value::error(
+    let Some(published) = shard.topology() else {
+        return run_anyway;
+    };
+    let Some(topology) = published.as_ref() else {
+        let mut names_keys = false;
+        command.for_each_key(&mut |_| names_keys = true);
+        if !names_keys {
+            return run_anyway;
+        }
+        return Verdict::Refuse(Value::error(
             ErrorCode::ClusterDown,
             "no cluster formed yet (CLUSTER.CREATE)",
         ));
     };
-    if !cluster.serving(clock::now_millis()) {
-        return Some(Value::error(
-            ErrorCode::ClusterDown,
-            "this node's view of the cluster is not confirmed by a quorum; retry shortly",
-        ));
-    }
+    // A write to a slot whose migration is copying it would be missing from the copy.
+    let watch_pauses = command.spec().writes && cluster.paused.any();
+    let mut first = None;
+    let mut moving = None;
     let mut local = false;
     let mut foreign: Option<(u16, NodeId)> = None;
     let mut several = false;
     command.for_each_key(&mut |key| {
         let slot = key_slot(key);
+        first.get_or_insert(slot);
+        if watch_pauses && moving.is_none() && cluster.paused.contains(usize::from(slot)) {
+            moving = Some(slot);
+        }
         let owner = topology.owner_id(slot);
         if owner == cluster.id {
             local = true;
@@ -58,47 +77,46 @@ pub fn refusal<P: Payload>(shard: &Shard, command: &Command<P>) -> Option<Value>
             }
         }
     });
-    let Some((slot, owner)) = foreign else {
-        return paused(cluster, command);
+    let Some(first) = first else {
+        // DBSIZE, INFO, FLUSHALL: about this node, whatever the cluster says.
+        return run_anyway;
     };
-    if local || several {
-        return Some(Value::error(
-            ErrorCode::CrossNode,
-            "the keys are on several nodes: send each node its part (tessera-client splits by owner)",
+    if !cluster.serving(clock::now_millis()) {
+        return Verdict::Refuse(Value::error(
+            ErrorCode::ClusterDown,
+            "this node's view of the cluster is not confirmed by a quorum; retry shortly",
         ));
     }
-    let addr = topology.node(owner).map_or("?", |node| node.addr.as_str());
-    Some(Value::error(
-        ErrorCode::Moved,
-        format!("{slot} {addr} {}", topology.epoch),
-    ))
-}
-
-/// TRY_AGAIN for a write to a slot whose migration is copying it: the write would be
-/// missing from the copy. Reads go on, the data here being whole until the flip.
-fn paused<P: Payload>(cluster: &Cluster, command: &Command<P>) -> Option<Value> {
-    if !command.spec().writes || !cluster.paused.any() {
-        return None;
-    }
-    let mut moving = None;
-    command.for_each_key(&mut |key| {
-        let slot = key_slot(key);
-        if moving.is_none() && cluster.paused.contains(usize::from(slot)) {
-            moving = Some(slot);
+    if let Some((slot, owner)) = foreign {
+        if local || several {
+            if splits_across_nodes(command) {
+                return Verdict::AcrossNodes;
+            }
+            return Verdict::Refuse(Value::error(
+                ErrorCode::CrossNode,
+                "the keys are on several nodes: send each node its part (tessera-client splits by owner)",
+            ));
         }
-    });
-    let slot = moving?;
-    Some(Value::error(
-        ErrorCode::TryAgain,
-        format!("slot {slot} is moving to another node; retry shortly"),
-    ))
+        let addr = topology.node(owner).map_or("?", |node| node.addr.as_str());
+        return Verdict::Refuse(Value::error(
+            ErrorCode::Moved,
+            format!("{slot} {addr} {}", topology.epoch),
+        ));
+    }
+    if let Some(slot) = moving {
+        // Reads go on: the data here is whole until the flip.
+        return Verdict::Refuse(Value::error(
+            ErrorCode::TryAgain,
+            format!("slot {slot} is moving to another node; retry shortly"),
+        ));
+    }
+    Verdict::Run { slot: Some(first) }
 }
 
-/// Whether a refused request is a multi-key command this node runs across nodes for the
-/// client instead (not a cart: a cart is all-or-nothing only on one shard).
-pub fn runs_across_nodes<P: Payload>(refusal: &Value, command: &Command<P>) -> bool {
-    matches!(refusal, Value::Error(e) if e.code == ErrorCode::CrossNode as u16)
-        && matches!(command.spec().keys, KeySpec::Many | KeySpec::Pairs)
+/// Whether a multi-key command this node does not wholly own is run across nodes for the
+/// client (not a cart: a cart is all-or-nothing only on one shard).
+fn splits_across_nodes<P: Payload>(command: &Command<P>) -> bool {
+    matches!(command.spec().keys, KeySpec::Many | KeySpec::Pairs)
         && !matches!(
             command,
             Command::Inventory(tessera_protocol::InventoryCommand::ReserveMulti { .. })

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tessera_cluster::shard_for_key;
+use tessera_cluster::{shard_for_key, shard_of_slot};
 use tessera_protocol::geo::GeoCommand;
 use tessera_protocol::{
     AdminCommand, Combine, Command, ErrorCode, InventoryCommand, KeySpec, PresenceCommand, Split,
@@ -21,6 +21,7 @@ use crate::clock;
 use crate::data::timeline::merge;
 use crate::families::timelines::page_value;
 use crate::families::{self, geo, Part};
+use crate::route::cluster::Verdict;
 use crate::route::geo::{self as geo_route, Start, Task};
 use crate::route::info;
 use crate::shard::call::Answer;
@@ -45,13 +46,14 @@ pub fn dispatch(
         started,
         now: clock::millis_at(started),
     };
-    if let Some(refusal) = super::cluster::refusal(shard, &command) {
-        if super::cluster::runs_across_nodes(&refusal, &command) {
+    let slot = match super::cluster::check(shard, &command) {
+        Verdict::Run { slot } => slot,
+        Verdict::Refuse(refusal) => return request.complete(shard, conn, &refusal),
+        Verdict::AcrossNodes => {
             let task = super::cluster::across_nodes(shard.clone(), command.to_owned_bytes());
             return run_task(shard, conn, request, Box::pin(task));
         }
-        return request.complete(shard, conn, &refusal);
-    }
+    };
     if COMMANDS[index].writes {
         if let Some(refusal) = shard.write_refusal() {
             return request.complete(shard, conn, &refusal);
@@ -109,9 +111,12 @@ pub fn dispatch(
             request.complete(shard, conn, &reply);
         }
         KeySpec::Single => {
-            let owner = command
-                .single_key()
-                .map_or(shard.id, |key| shard_for_key(key, shard.shards()));
+            // The cluster check hashed the key already.
+            let owner = match (slot, command.single_key()) {
+                (Some(slot), Some(_)) => shard_of_slot(slot, shard.shards()),
+                (None, Some(key)) => shard_for_key(key, shard.shards()),
+                (_, None) => shard.id,
+            };
             if owner == shard.id {
                 run_here(shard, conn, request, &command);
             } else {
