@@ -152,6 +152,26 @@ async fn client_fails_in_flight_requests_and_reconnects_after_a_restart() {
 }
 
 #[tokio::test]
+async fn a_stopped_server_times_requests_out_and_answers_once_resumed() {
+    let server = TestServer::start(1);
+    let config = tessera_client::ClientConfig {
+        request_timeout: Some(Duration::from_millis(300)),
+        ..tessera_client::ClientConfig::default()
+    };
+    let client = Client::connect_with(&server.address, config).await.unwrap();
+    client.set("k", "v").await.unwrap();
+    server.signal("STOP");
+    let stalled = client.get("k").await.unwrap_err();
+    server.signal("CONT");
+    assert!(matches!(stalled, Error::Timeout(_)), "{stalled}");
+    assert_eq!(
+        client.get("k").await.unwrap().as_deref(),
+        Some(&b"v"[..]),
+        "the same connection serves once the server runs again"
+    );
+}
+
+#[tokio::test]
 async fn sigterm_exits_within_the_timeout_while_a_client_does_not_read() {
     use tokio::io::AsyncWriteExt;
     let mut server = TestServer::start_with(&["--shards", "1", "--shutdown-timeout", "1"]);

@@ -19,6 +19,11 @@ pub async fn run(
     style: Style,
 ) -> Result<String, String> {
     let json = matches!(style, Style::Json);
+    // Joining and migrating answer when the data has moved, however long that takes.
+    let config = &ClientConfig {
+        request_timeout: None,
+        ..config.clone()
+    };
     let ask = |addr: String, command: ClusterCommand| async move {
         let connection = Connection::open(&addr, None, config)
             .await

@@ -55,6 +55,7 @@ pub struct Connection {
     shared: Arc<Shared>,
     outgoing: mpsc::UnboundedSender<(u32, Command)>,
     hello: Arc<HelloInfo>,
+    request_timeout: Option<std::time::Duration>,
 }
 
 impl Connection {
@@ -150,6 +151,7 @@ impl Connection {
                 server: String::new(),
                 cluster: false,
             }),
+            request_timeout: config.request_timeout,
         };
         let answer = connection
             .request(Command::Admin(AdminCommand::Hello {
@@ -188,12 +190,17 @@ impl Connection {
     /// Queues a request now and returns a receiver for its answer, so many requests can be
     /// put in flight before any is awaited.
     pub fn start(&self, command: Command) -> oneshot::Receiver<Result<Value>> {
+        self.start_numbered(command).1
+    }
+
+    /// `start`, also answering the request's id (0 when it never went out).
+    fn start_numbered(&self, command: Command) -> (u32, oneshot::Receiver<Result<Value>>) {
         let (reply, answer) = oneshot::channel();
         let id = {
             let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(reason) = &state.closed {
                 let _ = reply.send(Err(Error::ConnectionLost(reason.clone())));
-                return answer;
+                return (PUSH_ID, answer);
             }
             // Ids are handed out under the same lock that registers them; an id still
             // awaiting its reply after 2^32 requests is skipped rather than reused.
@@ -208,15 +215,33 @@ impl Connection {
         if self.outgoing.send((id, command)).is_err() {
             self.shared.fail_all("connection writer stopped".into());
         }
-        answer
+        (id, answer)
     }
 
-    /// Sends one request and waits for its answer; error replies become `Error::Server`.
+    /// Sends one request and waits for its answer, up to the configured request timeout;
+    /// error replies become `Error::Server`.
     ///
     /// # Errors
-    /// `Server` for an error reply, `ConnectionLost` if the connection drops first.
+    /// `Server` for an error reply, `ConnectionLost` if the connection drops first,
+    /// `Timeout` if no reply comes in time.
     pub async fn request(&self, command: Command) -> Result<Value> {
-        settle(self.start(command).await)
+        let (id, answer) = self.start_numbered(command);
+        let Some(limit) = self.request_timeout else {
+            return settle(answer.await);
+        };
+        match tokio::time::timeout(limit, answer).await {
+            Ok(answer) => settle(answer),
+            Err(_) => {
+                // A reply arriving later finds no one waiting and is dropped.
+                self.shared
+                    .state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pending
+                    .remove(&id);
+                Err(Error::Timeout(limit))
+            }
+        }
     }
 }
 

@@ -18,6 +18,10 @@ pub enum Error {
     /// request may or may not have run. The next call reconnects.
     #[error("connection lost: {0}")]
     ConnectionLost(String),
+    /// No reply came within the configured request timeout; the request may or may not
+    /// have run.
+    #[error("no reply within {0:?}")]
+    Timeout(std::time::Duration),
     /// The server answered with an error reply.
     #[error("server error: {0}")]
     Server(ErrorReply),

@@ -59,6 +59,9 @@ pub struct ClientConfig {
     pub password: Option<String>,
     /// TLS for every connection; `None`: plain TCP.
     pub tls: Option<TlsConfig>,
+    /// How long one request may wait for its reply before failing with `Timeout` (a
+    /// stopped or partitioned node never closes the socket); `None`: wait for ever.
+    pub request_timeout: Option<Duration>,
 }
 
 impl Default for ClientConfig {
@@ -68,6 +71,7 @@ impl Default for ClientConfig {
             username: None,
             password: None,
             tls: None,
+            request_timeout: Some(Duration::from_secs(10)),
         }
     }
 }

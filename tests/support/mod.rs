@@ -102,6 +102,9 @@ impl TestServer {
             .status()
             .expect("kill runs");
         assert!(status.success(), "kill -{name} failed");
+        if name == "STOP" {
+            wait_all_threads_stopped(self.pid());
+        }
     }
 
     /// Waits for the process to exit, up to `limit`; returns its exit code.
@@ -142,6 +145,31 @@ impl Drop for TestServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Waits until every thread of `pid` is stopped: `kill` returns once the signal is
+/// queued, while a thread on another core may still run (and answer) for a moment.
+pub fn wait_all_threads_stopped(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let stopped = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return true;
+        };
+        tasks.flatten().all(|task| {
+            std::fs::read_to_string(task.path().join("stat")).map_or(true, |stat| {
+                // The state follows the parenthesised name, which may hold spaces.
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with(['T', 't']))
+            })
+        })
+    };
+    while !stopped() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pid} did not stop within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
