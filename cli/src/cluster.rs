@@ -9,7 +9,7 @@ use crate::Style;
 
 /// What `cluster` takes after it.
 const USAGE: &str = "usage: tessera-cli cluster info | slots | nodes | create HOST:PORT... | \
-add-node HOST:PORT [--no-rebalance] | remove-node ID | rebalance | move-slot FIRST[-LAST] ID";
+add-node HOST:PORT [--no-rebalance | --replica-of ID] | remove-node ID | rebalance | move-slot FIRST[-LAST] ID";
 
 /// Runs `cluster WORDS...` against `address`; `Err` with what to print on failure.
 pub async fn run(
@@ -98,20 +98,31 @@ pub async fn run(
                 shards: u16::try_from(int(me.get("shards"))).map_err(|_| "no shard count")?,
             };
             let id = member.id;
+            let replica_of = match words.iter().position(|w| w == "--replica-of") {
+                Some(at) => Some(
+                    words
+                        .get(at + 1)
+                        .and_then(|w| w.parse::<NodeId>().ok())
+                        .ok_or_else(|| USAGE.to_string())?,
+                ),
+                None => None,
+            };
             let joined = ask(address.to_string(), ClusterCommand::Join(member)).await?;
+            if let Some(primary) = replica_of {
+                let replicating = ask(words[1].clone(), ClusterCommand::Replicate(primary)).await?;
+                return Ok(render_map(&replicating, style));
+            }
             if words.iter().any(|w| w == "--no-rebalance") {
                 return Ok(render_map(&joined, style));
             }
             let topology = slot_map(address, &ask).await?;
-            let ids: Vec<NodeId> = topology.nodes().iter().map(|n| n.id).collect();
-            let moves = topology.moves_towards(&ids);
+            let moves = topology.moves_towards(&topology.primaries());
             let done = run_moves(&topology, moves, &ask).await?;
             Ok(render_moves(&format!("node {id} joined"), &done, json))
         }
         Some("rebalance") => {
             let topology = slot_map(address, &ask).await?;
-            let ids: Vec<NodeId> = topology.nodes().iter().map(|n| n.id).collect();
-            let moves = topology.moves_towards(&ids);
+            let moves = topology.moves_towards(&topology.primaries());
             let done = run_moves(&topology, moves, &ask).await?;
             Ok(render_moves("rebalanced", &done, json))
         }
@@ -122,9 +133,8 @@ pub async fn run(
                 return Err(format!("node {id} is not in the cluster"));
             }
             let rest: Vec<NodeId> = topology
-                .nodes()
-                .iter()
-                .map(|n| n.id)
+                .primaries()
+                .into_iter()
                 .filter(|&n| n != id)
                 .collect();
             // Only the leaver's slots move; the rest stay where they are.

@@ -198,14 +198,19 @@ pub fn parse_slots(reply: &Value) -> Result<Topology> {
     let Some(Value::Array(ranges)) = reply.get("ranges") else {
         return Err(bad());
     };
+    let mut replicas = Vec::new();
     let nodes = nodes
         .iter()
         .map(|node| {
+            let id = u64::try_from(int(node.get("id").ok_or_else(bad)?)?).map_err(|_| bad())?;
+            if let Some(Value::Int(primary)) = node.get("replica_of") {
+                replicas.push((id, u64::try_from(*primary).map_err(|_| bad())?));
+            }
             let Some(Value::Text(addr)) = node.get("addr") else {
                 return Err(bad());
             };
             Ok(NodeInfo {
-                id: u64::try_from(int(node.get("id").ok_or_else(bad)?)?).map_err(|_| bad())?,
+                id,
                 addr: addr.clone(),
                 shards: u16::try_from(int(node.get("shards").ok_or_else(bad)?)?)
                     .ok()
@@ -228,7 +233,9 @@ pub fn parse_slots(reply: &Value) -> Result<Topology> {
             _ => Err(bad()),
         })
         .collect::<Result<Vec<_>>>()?;
-    Topology::from_ranges(epoch, nodes, &ranges).ok_or_else(bad)
+    Topology::from_ranges(epoch, nodes, &ranges)
+        .and_then(|topology| topology.with_replicas_listed(&replicas))
+        .ok_or_else(bad)
 }
 
 /// Whether a failed call may be sent again, after a refresh, without having run: the

@@ -6,6 +6,8 @@
 //! what the cluster commits: a committed topology says who owns a slot even while a
 //! later assignment is being migrated towards.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::SLOT_COUNT;
@@ -55,6 +57,9 @@ pub struct Topology {
     nodes: Vec<NodeInfo>,
     /// The owner of each slot, indexed by slot.
     owners: Vec<NodeId>,
+    /// Each replica and the primary it copies; a replica owns no slots.
+    #[serde(default)]
+    replicas: BTreeMap<NodeId, NodeId>,
 }
 
 impl Topology {
@@ -74,6 +79,7 @@ impl Topology {
             epoch,
             nodes,
             owners,
+            replicas: BTreeMap::new(),
         }
     }
 
@@ -104,7 +110,22 @@ impl Topology {
             epoch,
             nodes,
             owners,
+            replicas: BTreeMap::new(),
         })
+    }
+
+    /// The same topology naming `replicas` (each replica with its primary), as a node
+    /// published them; `None` if one is unlisted or a replica owns slots.
+    pub fn with_replicas_listed(mut self, replicas: &[(NodeId, NodeId)]) -> Option<Topology> {
+        for &(replica, primary) in replicas {
+            self.node(replica)?;
+            self.node(primary)?;
+            if self.slots_of(replica) != 0 {
+                return None;
+            }
+            self.replicas.insert(replica, primary);
+        }
+        Some(self)
     }
 
     /// The same nodes plus `node` (or with `node`'s entry replaced), reassigned, one epoch on.
@@ -138,6 +159,7 @@ impl Topology {
             epoch: self.epoch + 1,
             nodes: self.nodes_with(node),
             owners: self.owners.clone(),
+            replicas: self.replicas.clone(),
         }
     }
 
@@ -145,6 +167,9 @@ impl Topology {
     /// one of them now and `to` is a listed node (a migration flips only what it copied).
     pub fn with_moved(&self, slots: &[u16], from: NodeId, to: NodeId) -> Option<Topology> {
         self.node(to)?;
+        if self.replicas.contains_key(&to) {
+            return None;
+        }
         let mut owners = self.owners.clone();
         for &slot in slots {
             let owner = owners.get_mut(usize::from(slot))?;
@@ -157,6 +182,7 @@ impl Topology {
             epoch: self.epoch + 1,
             nodes: self.nodes.clone(),
             owners,
+            replicas: self.replicas.clone(),
         })
     }
 
@@ -166,11 +192,98 @@ impl Topology {
         if self.slots_of(id) != 0 || self.nodes.len() < 2 {
             return None;
         }
+        let mut replicas = self.replicas.clone();
+        // A primary's replicas outlive it as nodes owning nothing, ready to be used again.
+        replicas.retain(|&replica, &mut primary| replica != id && primary != id);
         Some(Topology {
             epoch: self.epoch + 1,
             nodes: self.nodes.iter().filter(|n| n.id != id).cloned().collect(),
             owners: self.owners.clone(),
+            replicas,
         })
+    }
+
+    /// `replica` made a copy of `primary`, one epoch on; `Err` with the reason unless
+    /// both are listed, `replica` owns no slots and has no replicas, `primary` is no
+    /// replica, and they run as many shards (a change record names its shard).
+    pub fn with_replica(&self, replica: NodeId, primary: NodeId) -> Result<Topology, String> {
+        let (Some(copy), Some(source)) = (self.node(replica), self.node(primary)) else {
+            return Err(format!(
+                "node {replica} or node {primary} is not in the cluster"
+            ));
+        };
+        if replica == primary {
+            return Err("a node cannot replicate itself".into());
+        }
+        if self.slots_of(replica) != 0 {
+            return Err(format!(
+                "node {replica} owns slots; migrate them away first"
+            ));
+        }
+        if self.replicas.contains_key(&primary) {
+            return Err(format!("node {primary} is itself a replica"));
+        }
+        if self.replicas.values().any(|&p| p == replica) {
+            return Err(format!("node {replica} has replicas of its own"));
+        }
+        if copy.shards != source.shards {
+            return Err(format!(
+                "node {replica} runs {} shards and node {primary} {}: a replica runs as many as its primary",
+                copy.shards, source.shards
+            ));
+        }
+        let mut next = self.clone();
+        next.epoch += 1;
+        next.replicas.insert(replica, primary);
+        Ok(next)
+    }
+
+    /// `promoted`, a replica of `failed`, takes every slot `failed` owned, one epoch on;
+    /// `failed`'s other replicas follow `promoted`, and so does `failed` itself, which
+    /// copies its new primary afresh when it comes back. `None` unless `promoted` is a
+    /// replica of `failed`.
+    pub fn with_failover(&self, failed: NodeId, promoted: NodeId) -> Option<Topology> {
+        if self.replicas.get(&promoted) != Some(&failed) {
+            return None;
+        }
+        let mut next = self.clone();
+        next.epoch += 1;
+        for owner in &mut next.owners {
+            if *owner == failed {
+                *owner = promoted;
+            }
+        }
+        next.replicas.remove(&promoted);
+        for primary in next.replicas.values_mut() {
+            if *primary == failed {
+                *primary = promoted;
+            }
+        }
+        next.replicas.insert(failed, promoted);
+        Some(next)
+    }
+
+    /// Every node that is no replica, ordered by id: the nodes slots are spread over.
+    pub fn primaries(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .map(|node| node.id)
+            .filter(|id| !self.replicas.contains_key(id))
+            .collect()
+    }
+
+    /// The primary `id` copies, if it is a replica.
+    pub fn primary_of(&self, id: NodeId) -> Option<NodeId> {
+        self.replicas.get(&id).copied()
+    }
+
+    /// The replicas copying `id`, ordered by id.
+    pub fn replicas_of(&self, id: NodeId) -> Vec<NodeId> {
+        self.replicas
+            .iter()
+            .filter(|&(_, &primary)| primary == id)
+            .map(|(&replica, _)| replica)
+            .collect()
     }
 
     /// The moves that bring ownership to the rendezvous assignment of `nodes`: for each
@@ -293,6 +406,54 @@ mod tests {
                 shards: 2,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_failover_hands_every_slot_of_the_failed_primary_to_its_replica() {
+        let formed = Topology::assigned(1, nodes(&[1, 2]));
+        let joined = formed
+            .with_joined(nodes(&[3])[0].clone())
+            .with_joined(nodes(&[4])[0].clone());
+        let replicated = joined
+            .with_replica(3, 1)
+            .unwrap()
+            .with_replica(4, 1)
+            .unwrap();
+        assert_eq!(replicated.replicas_of(1), vec![3, 4]);
+        assert!(
+            replicated.with_replica(2, 3).is_err(),
+            "a replica has no replicas"
+        );
+        assert!(
+            replicated.with_replica(2, 1).is_err(),
+            "a node owning slots cannot copy"
+        );
+        assert!(replicated
+            .with_moved(&[0], replicated.owner_id(0), 3)
+            .is_none());
+        assert!(
+            replicated.with_failover(1, 2).is_none(),
+            "2 is no replica of 1"
+        );
+        let owned_by_1 = replicated.slots_of(1);
+        let failed_over = replicated.with_failover(1, 3).unwrap();
+        assert_eq!(failed_over.epoch, replicated.epoch + 1);
+        assert_eq!(failed_over.slots_of(1), 0);
+        assert_eq!(failed_over.slots_of(3), owned_by_1);
+        assert_eq!(failed_over.slots_of(2), replicated.slots_of(2));
+        assert_eq!(failed_over.primary_of(3), None);
+        assert_eq!(
+            failed_over.replicas_of(3),
+            vec![1, 4],
+            "the old primary copies the new one"
+        );
+        let mut unequal = nodes(&[5]);
+        unequal[0].shards = 3;
+        let err = replicated
+            .with_joined(unequal[0].clone())
+            .with_replica(5, 2)
+            .unwrap_err();
+        assert!(err.contains("shards"), "{err}");
     }
 
     #[test]

@@ -313,6 +313,7 @@ fn run_shard(
         tokio::task::spawn_local(shard.clone().run_everysec());
         tokio::task::spawn_local(shard.clone().run_snapshots());
         tokio::task::spawn_local(shard.clone().run_connection_timeouts());
+        tokio::task::spawn_local(crate::route::replicate::follow(shard.clone()));
         tracing::debug!(shard = shard.id, "shard started");
         let mut accept_failures = 0u64;
         let mut last_failure_log = Instant::now()

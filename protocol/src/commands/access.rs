@@ -38,6 +38,9 @@ fn is_admin(spec: &CommandSpec) -> bool {
             | super::cluster::opcode::CLUSTER_IMPORT
             | super::cluster::opcode::CLUSTER_DROP
             | super::cluster::opcode::CLUSTER_FORGET
+            | super::cluster::opcode::CLUSTER_REPLICATE
+            | super::cluster::opcode::CLUSTER_SYNC
+            | super::cluster::opcode::CLUSTER_PULL
             | admin_op::SNAPSHOT
             | admin_op::LASTSAVE
             | admin_op::ACL_SETUSER

@@ -33,6 +33,12 @@ pub mod opcode {
     pub const CLUSTER_DROP: u16 = 0x00e8;
     /// CLUSTER.FORGET
     pub const CLUSTER_FORGET: u16 = 0x00e9;
+    /// CLUSTER.REPLICATE
+    pub const CLUSTER_REPLICATE: u16 = 0x00ea;
+    /// CLUSTER.SYNC
+    pub const CLUSTER_SYNC: u16 = 0x00eb;
+    /// CLUSTER.PULL
+    pub const CLUSTER_PULL: u16 = 0x00ec;
 }
 
 /// Most nodes one CLUSTER.CREATE may name.
@@ -67,7 +73,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         name: "CLUSTER.SLOTS",
         syntax: "",
         wire: "(empty)",
-        reply: "MAP {epoch: INT, nodes: ARRAY of MAP {id, addr, shards}, ranges: ARRAY of ARRAY [first, last, owner id]}; CLUSTER_DOWN before a cluster is formed",
+        reply: "MAP {epoch: INT, nodes: ARRAY of MAP {id, addr, shards, replica_of: INT or NIL}, ranges: ARRAY of ARRAY [first, last, owner id]}; CLUSTER_DOWN before a cluster is formed",
         summary: "The slot map clients route by: every node and which runs of slots it owns, at the node's epoch.",
         writes: false,
         keys: KeySpec::None,
@@ -142,6 +148,36 @@ pub(super) const ROWS: &[CommandSpec] = &[
         writes: false,
         keys: KeySpec::None,
     },
+    CommandSpec {
+        opcode: opcode::CLUSTER_REPLICATE,
+        name: "CLUSTER.REPLICATE",
+        syntax: "primary",
+        wire: "primary:uvarint",
+        reply: "MAP {epoch: INT} once the topology names this node a replica of `primary`; CONFLICT while this node owns slots, or if `primary` is itself a replica",
+        summary: "Makes this node, which owns no slots, a replica of node `primary`: it copies the primary's data and then follows its changes.",
+        writes: false,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::CLUSTER_SYNC,
+        name: "CLUSTER.SYNC",
+        syntax: "session chunk",
+        wire: "session:uvarint chunk:uvarint",
+        reply: "ARRAY [run: INT, offset: INT, session: INT, chunks: INT, entries: BYTES]; session 0 starts a copy of this shard",
+        summary: "A replica's full copy of one shard, a chunk at a time: session 0 takes the copy and names the change stream position it holds.",
+        writes: false,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::CLUSTER_PULL,
+        name: "CLUSTER.PULL",
+        syntax: "run offset",
+        wire: "run:uvarint offset:uvarint",
+        reply: "ARRAY [offset: INT, records: BYTES], waiting up to 100 ms for changes; CONFLICT when the stream no longer holds `offset` (copy again)",
+        summary: "A replica's next changes from one shard's stream, after `offset`, acknowledging everything before it.",
+        writes: false,
+        keys: KeySpec::None,
+    },
 ];
 
 /// A run of slots, both ends included.
@@ -195,6 +231,22 @@ pub enum ClusterCommand<P = Bytes> {
     Drop(Vec<Range>),
     /// CLUSTER.FORGET id
     Forget(u64),
+    /// CLUSTER.REPLICATE primary
+    Replicate(u64),
+    /// CLUSTER.SYNC session chunk
+    Sync {
+        /// The copy being read; 0 starts one.
+        session: u64,
+        /// Which of its chunks.
+        chunk: u64,
+    },
+    /// CLUSTER.PULL run offset
+    Pull {
+        /// The stream (one per shard and process start).
+        run: u64,
+        /// Where in it the replica is.
+        offset: u64,
+    },
 }
 
 fn put_ranges(buf: &mut BytesMut, ranges: &[Range]) {
@@ -257,6 +309,9 @@ impl<P: Payload> ClusterCommand<P> {
             ClusterCommand::Import { .. } => opcode::CLUSTER_IMPORT,
             ClusterCommand::Drop(_) => opcode::CLUSTER_DROP,
             ClusterCommand::Forget(_) => opcode::CLUSTER_FORGET,
+            ClusterCommand::Replicate(_) => opcode::CLUSTER_REPLICATE,
+            ClusterCommand::Sync { .. } => opcode::CLUSTER_SYNC,
+            ClusterCommand::Pull { .. } => opcode::CLUSTER_PULL,
         }
     }
 
@@ -296,7 +351,15 @@ impl<P: Payload> ClusterCommand<P> {
                 put_bytes(buf, entries.as_ref());
             }
             ClusterCommand::Drop(ranges) => put_ranges(buf, ranges),
-            ClusterCommand::Forget(id) => put_uvarint(buf, *id),
+            ClusterCommand::Forget(id) | ClusterCommand::Replicate(id) => put_uvarint(buf, *id),
+            ClusterCommand::Sync { session, chunk } => {
+                put_uvarint(buf, *session);
+                put_uvarint(buf, *chunk);
+            }
+            ClusterCommand::Pull { run, offset } => {
+                put_uvarint(buf, *run);
+                put_uvarint(buf, *offset);
+            }
         }
     }
 
@@ -339,6 +402,15 @@ impl<P: Payload> ClusterCommand<P> {
             }
             opcode::CLUSTER_DROP => ClusterCommand::Drop(read_ranges(r)?),
             opcode::CLUSTER_FORGET => ClusterCommand::Forget(r.uvarint()?),
+            opcode::CLUSTER_REPLICATE => ClusterCommand::Replicate(r.uvarint()?),
+            opcode::CLUSTER_SYNC => ClusterCommand::Sync {
+                session: r.uvarint()?,
+                chunk: r.uvarint()?,
+            },
+            opcode::CLUSTER_PULL => ClusterCommand::Pull {
+                run: r.uvarint()?,
+                offset: r.uvarint()?,
+            },
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -370,6 +442,15 @@ impl<P: Payload> ClusterCommand<P> {
             },
             ClusterCommand::Drop(ranges) => ClusterCommand::Drop(ranges.clone()),
             ClusterCommand::Forget(id) => ClusterCommand::Forget(*id),
+            ClusterCommand::Replicate(id) => ClusterCommand::Replicate(*id),
+            ClusterCommand::Sync { session, chunk } => ClusterCommand::Sync {
+                session: *session,
+                chunk: *chunk,
+            },
+            ClusterCommand::Pull { run, offset } => ClusterCommand::Pull {
+                run: *run,
+                offset: *offset,
+            },
         }
     }
 }
@@ -494,6 +575,24 @@ impl ClusterCommand<Bytes> {
             opcode::CLUSTER_FORGET => {
                 arity(args.len() == 1)?;
                 ClusterCommand::Forget(parse_int::<u64>(&args[0])?)
+            }
+            opcode::CLUSTER_REPLICATE => {
+                arity(args.len() == 1)?;
+                ClusterCommand::Replicate(parse_int::<u64>(&args[0])?)
+            }
+            opcode::CLUSTER_SYNC => {
+                arity(args.len() == 2)?;
+                ClusterCommand::Sync {
+                    session: parse_int::<u64>(&args[0])?,
+                    chunk: parse_int::<u64>(&args[1])?,
+                }
+            }
+            opcode::CLUSTER_PULL => {
+                arity(args.len() == 2)?;
+                ClusterCommand::Pull {
+                    run: parse_int::<u64>(&args[0])?,
+                    offset: parse_int::<u64>(&args[1])?,
+                }
             }
             _ => return Err(not_in_family(spec)),
         })

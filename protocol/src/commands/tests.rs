@@ -76,6 +76,15 @@ fn cluster_samples() -> Vec<Command> {
         }),
         Command::Cluster(ClusterCommand::Drop(vec![(10, 20)])),
         Command::Cluster(ClusterCommand::Forget(3)),
+        Command::Cluster(ClusterCommand::Replicate(2)),
+        Command::Cluster(ClusterCommand::Sync {
+            session: 0,
+            chunk: 0,
+        }),
+        Command::Cluster(ClusterCommand::Pull {
+            run: 77,
+            offset: 4096,
+        }),
     ]
 }
 

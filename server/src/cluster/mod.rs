@@ -61,6 +61,20 @@ pub enum Change {
     },
     /// A node that owns no slots leaves.
     Leave(NodeId),
+    /// A node that owns no slots becomes a replica of `primary`.
+    Replicate {
+        /// The copying node.
+        replica: NodeId,
+        /// The node it copies.
+        primary: NodeId,
+    },
+    /// `promoted`, a replica of `failed`, takes all of `failed`'s slots.
+    Failover {
+        /// The primary that is down (or handing over).
+        failed: NodeId,
+        /// Its replica that takes over.
+        promoted: NodeId,
+    },
 }
 
 /// What a node asks the leader to commit.

@@ -358,6 +358,24 @@ impl Machine {
                     "node {id} still owns slots, is unknown, or is the last node"
                 )),
             },
+            (Change::Replicate { replica, primary }, Some(topology)) => {
+                match topology.with_replica(*replica, *primary) {
+                    Ok(next) => {
+                        self.topology = Some(next);
+                        None
+                    }
+                    Err(why) => Some(why),
+                }
+            }
+            (Change::Failover { failed, promoted }, Some(topology)) => {
+                match topology.with_failover(*failed, *promoted) {
+                    Some(next) => {
+                        self.topology = Some(next);
+                        None
+                    }
+                    None => Some(format!("node {promoted} is not a replica of node {failed}")),
+                }
+            }
         };
         Changed {
             epoch: self.topology.as_ref().map_or(0, |t| t.epoch),

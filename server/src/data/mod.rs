@@ -1,5 +1,6 @@
 //! Where values live: the keyspace and the structures each kind of value is kept in.
 
+pub mod backlog;
 pub mod blob;
 pub mod codec;
 pub mod geo;

@@ -35,6 +35,7 @@ pub mod keys;
 pub mod limits;
 pub mod migration;
 pub mod presence;
+pub mod replica;
 pub mod saved;
 pub mod sorted_sets;
 pub mod timelines;

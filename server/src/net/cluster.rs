@@ -13,6 +13,7 @@ use crate::clock;
 use crate::cluster::{Change, Cluster, Peer, Proposal, LEASE_MS};
 use crate::route::coordinator;
 use crate::route::migrate;
+use crate::route::replicate;
 use crate::shard::output::ConnOutput;
 use crate::shard::Shard;
 
@@ -80,6 +81,28 @@ pub fn answer<P: Payload>(
             coordinator::complete_later(shard, conn, request_id, index, started, reply);
             return;
         }
+        (ClusterCommand::Replicate(primary), Some(cluster)) => {
+            let change = Change::Replicate {
+                replica: cluster.id,
+                primary: *primary,
+            };
+            let reply = async move {
+                match cluster.propose(change, JOIN_PATIENCE).await {
+                    Ok(changed) => map(vec![("epoch", Value::Int(changed.epoch as i64))]),
+                    Err(why) => Value::error(ErrorCode::Conflict, why),
+                }
+            };
+            coordinator::complete_later(shard, conn, request_id, index, started, reply);
+            return;
+        }
+        (ClusterCommand::Sync { session, chunk }, Some(_)) => {
+            replicate::sync(shard, *session, *chunk)
+        }
+        (ClusterCommand::Pull { run, offset }, Some(_)) => {
+            let reply = replicate::pull(shard.clone(), *run, *offset);
+            coordinator::complete_later(shard, conn, request_id, index, started, reply);
+            return;
+        }
         (ClusterCommand::Migrate { to, ranges }, Some(cluster)) => {
             let reply = migrate::migrate(shard.clone(), cluster, *to, ranges.clone());
             coordinator::complete_later(shard, conn, request_id, index, started, reply);
@@ -120,6 +143,12 @@ pub fn slots(topology: &Topology) -> Value {
                 ("id", Value::Int(node.id as i64)),
                 ("addr", Value::text(&node.addr)),
                 ("shards", Value::Int(i64::from(node.shards))),
+                (
+                    "replica_of",
+                    topology
+                        .primary_of(node.id)
+                        .map_or(Value::Nil, |primary| Value::Int(primary as i64)),
+                ),
             ])
         })
         .collect();

@@ -269,7 +269,7 @@ async fn barrier(shard: &Rc<Shard>) {
 
 /// Framed records cut into pieces of at most `limit` bytes at record boundaries (a record
 /// larger than `limit` travels alone); always at least one piece.
-fn chunks(records: Bytes, limit: usize) -> Vec<Bytes> {
+pub(crate) fn chunks(records: Bytes, limit: usize) -> Vec<Bytes> {
     let mut pieces = Vec::new();
     let (mut start, mut at) = (0, 0);
     while at + RECORD_HEADER <= records.len() {

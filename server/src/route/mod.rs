@@ -5,3 +5,4 @@ pub mod coordinator;
 pub mod geo;
 pub mod info;
 pub mod migrate;
+pub mod replicate;

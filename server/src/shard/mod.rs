@@ -146,6 +146,8 @@ pub struct Shard {
     unrecorded: RefCell<Vec<(usize, Instant, bool)>>,
     /// The log, when the node persists.
     pub durability: Option<Durability>,
+    /// Copies and pulls served as a primary, and the stream followed as a replica.
+    pub replication: crate::route::replicate::Replication,
     /// This shard's copy of the cluster's topology and the version it was published as.
     topology: RefCell<(usize, Arc<Option<tessera_cluster::Topology>>)>,
 }
@@ -161,8 +163,12 @@ impl Shard {
         durability: Option<Durability>,
     ) -> Self {
         let shards = usize::from(mesh.shards());
-        if durability.is_some() {
+        if durability.is_some() || node.cluster.is_some() {
             keyspace.start_journal();
+        }
+        if node.cluster.is_some() {
+            // Any cluster node may come to have replicas; the stream is kept from the start.
+            keyspace.backlog = Some(crate::route::replicate::new_backlog(id));
         }
         keyspace.reply_limit = node.max_output_buffer_bytes;
         keyspace.eviction = node.eviction;
@@ -184,6 +190,7 @@ impl Shard {
             stopping: Cell::new(false),
             unrecorded: RefCell::new(Vec::new()),
             durability,
+            replication: Default::default(),
             topology: RefCell::new((usize::MAX, Arc::new(None))),
         }
     }
@@ -409,6 +416,7 @@ impl Shard {
     /// destination, once the records they may depend on are durable.
     pub fn flush(&self) {
         self.record_latencies();
+        self.ship();
         let dirty = self.outbox_dirty.replace(false);
         let Some(durable) = self.durability.as_ref() else {
             if dirty {
@@ -470,6 +478,30 @@ impl Shard {
         }
         durable.wake_writer();
         durable.wait_done(made, !wrote).await;
+    }
+
+    /// Hands the batch's records to the replicas' backlog and wakes their pulls; with no
+    /// log to take them, the journal is emptied here.
+    fn ship(&self) {
+        let mut keyspace = self.keyspace.borrow_mut();
+        let Some(before) = keyspace.backlog.as_ref().map(|b| b.end()) else {
+            return;
+        };
+        families::journal_geo(&mut keyspace, clock::now_millis());
+        if self.durability.is_some() {
+            keyspace.ship_journal();
+        } else {
+            let mut spent = bytes::BytesMut::new();
+            keyspace.take_journal(&mut spent);
+        }
+        if keyspace.backlog.as_ref().map(|b| b.end()) != Some(before) {
+            self.replication.grown.notify_waiters();
+        }
+    }
+
+    /// Journals the geo changes made since the last look, now.
+    pub fn journal_geo_now(&self) {
+        self.journal_geo();
     }
 
     /// Journals the geo changes made since the last look (a geo step may run in a task,

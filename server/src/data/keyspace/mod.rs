@@ -152,6 +152,10 @@ pub struct Keyspace<V> {
     /// Records of changes not yet taken by the log, once something (a log, a replica
     /// stream) listens, framed as the log writes them.
     journal: Option<bytes::BytesMut>,
+    /// Bytes at the journal's front already copied to the backlog.
+    shipped: usize,
+    /// The latest records for replicas, when this node may have some.
+    pub backlog: Option<crate::data::backlog::Backlog>,
     /// The snapshot being taken, if one is.
     cut: Option<Cut>,
     /// The geo indexes' bytes as last counted.
@@ -194,6 +198,8 @@ impl<V: StoredValue> Keyspace<V> {
             rng,
             expired_total: 0,
             journal: None,
+            shipped: 0,
+            backlog: None,
             cut: None,
             reply_limit: usize::MAX,
             geo_bytes: 0,
@@ -220,6 +226,8 @@ impl<V: StoredValue> Keyspace<V> {
     /// that failed and will be retried.
     pub fn give_back_journal(&mut self, records: &mut bytes::BytesMut) {
         if let Some(journal) = self.journal.as_mut() {
+            // Whatever was taken had been shipped on the way out.
+            self.shipped += records.len();
             records.extend_from_slice(journal);
             std::mem::swap(journal, records);
             records.clear();
@@ -235,9 +243,21 @@ impl<V: StoredValue> Keyspace<V> {
     /// place so the two buffers' allocations are reused.
     pub fn take_journal(&mut self, spare: &mut bytes::BytesMut) {
         spare.clear();
+        self.ship_journal();
         if let Some(journal) = self.journal.as_mut() {
             std::mem::swap(journal, spare);
         }
+        self.shipped = 0;
+    }
+
+    /// Copies the records not yet shipped to the backlog, so a replica's copy taken now
+    /// and the stream after it meet exactly.
+    pub fn ship_journal(&mut self) {
+        let (Some(journal), Some(backlog)) = (self.journal.as_ref(), self.backlog.as_mut()) else {
+            return;
+        };
+        backlog.push(&journal[self.shipped..]);
+        self.shipped = journal.len();
     }
 
     fn hash(&self, key: &[u8]) -> u64 {

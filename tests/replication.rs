@@ -1,0 +1,104 @@
+//! Replicas on real multi-process clusters: a replica copies its primary, follows its
+//! changes, and catches up after being killed.
+
+mod support;
+
+use std::time::Duration;
+
+use support::cluster::TestCluster;
+use tessera_client::{ClusterCommand, Command, Reply as Value};
+use tessera_protocol::AdminCommand;
+
+/// Keys on node `at` (all its shards).
+async fn dbsize(cluster: &TestCluster, at: usize) -> i64 {
+    match cluster.ask(at, Command::Admin(AdminCommand::DbSize)).await {
+        Value::Int(n) => n,
+        other => panic!("DBSIZE answered {other:?}"),
+    }
+}
+
+/// Waits until node `replica` holds as many keys as node `primary`, and answers how many.
+async fn wait_caught_up(cluster: &TestCluster, replica: usize, primary: usize) -> i64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (copy, source) = (
+            dbsize(cluster, replica).await,
+            dbsize(cluster, primary).await,
+        );
+        if copy == source {
+            return copy;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node {} holds {copy} keys, its primary {source}",
+            replica + 1
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A formed cluster of two primaries and a replica (node 3) of node 1.
+async fn with_replica(shards: usize) -> TestCluster {
+    let mut cluster = TestCluster::formed(2, shards).await;
+    let replica = cluster.add_node(shards);
+    cluster.join(replica, 0).await;
+    let reply = cluster
+        .ask(replica, Command::Cluster(ClusterCommand::Replicate(1)))
+        .await;
+    assert!(reply.get("epoch").is_some(), "{reply:?}");
+    cluster.wait_serving().await;
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_copies_its_primary_then_follows_and_catches_up_after_a_kill() {
+    let mut cluster = TestCluster::formed(2, 2).await;
+    let client = tessera_client::Client::connect(&cluster.address(0))
+        .await
+        .unwrap();
+    for i in 0..500 {
+        client.set(format!("before:{i}"), "v").await.unwrap();
+    }
+    let replica = cluster.add_node(2);
+    cluster.join(replica, 0).await;
+    cluster
+        .ask(replica, Command::Cluster(ClusterCommand::Replicate(1)))
+        .await;
+    let copied = wait_caught_up(&cluster, replica, 0).await;
+    assert!(copied > 150, "node 1's share of 500 keys: {copied}");
+    for i in 0..500 {
+        client.set(format!("after:{i}"), "v").await.unwrap();
+        client.incr_by(format!("count:{}", i % 7), 1).await.unwrap();
+    }
+    client
+        .del(["before:1", "before:2", "before:3"])
+        .await
+        .unwrap();
+    let followed = wait_caught_up(&cluster, replica, 0).await;
+    assert!(
+        followed > copied,
+        "changes after the copy arrive: {copied} -> {followed}"
+    );
+    cluster.kill(replica);
+    for i in 0..300 {
+        client.set(format!("while-down:{i}"), "v").await.unwrap();
+    }
+    cluster.restart(replica);
+    let recaught = wait_caught_up(&cluster, replica, 0).await;
+    assert!(recaught > followed, "{followed} -> {recaught}");
+    assert!(dbsize(&cluster, 1).await > 0, "node 2 keeps its own keys");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_must_run_its_primarys_shard_count_and_own_no_slots() {
+    let cluster = with_replica(2).await;
+    let refused = support::plain_connection(&cluster.address(1))
+        .await
+        .request(Command::Cluster(ClusterCommand::Replicate(1)))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("owns slots"), "{refused}");
+    let topology = cluster.topology(0).await;
+    assert_eq!(topology.primary_of(3), Some(1));
+    assert_eq!(topology.slots_of(3), 0);
+}
