@@ -102,3 +102,64 @@ async fn a_replica_must_run_its_primarys_shard_count_and_own_no_slots() {
     assert_eq!(topology.primary_of(3), Some(1));
     assert_eq!(topology.slots_of(3), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_is_replaced_by_its_replica_with_every_copied_write_and_rejoins_as_a_replica(
+) {
+    let mut cluster = with_replica(2).await;
+    let spare = cluster.add_node(2);
+    cluster.join(spare, 0).await;
+    cluster
+        .ask(spare, Command::Cluster(ClusterCommand::Replicate(2)))
+        .await;
+    cluster.wait_serving().await;
+    // The Raft leader is never the one killed here: its death adds an election.
+    let leader = cluster.leader().await;
+    let (victim, heir) = if leader == 0 { (1, spare) } else { (0, 2) };
+    let client = tessera_client::Client::connect(&cluster.address(leader))
+        .await
+        .unwrap();
+    let victim_addr = cluster.address(victim);
+    let mut on_victim = Vec::new();
+    for i in 0..400 {
+        let key = format!("k:{i}");
+        client.set(key.clone(), format!("v{i}")).await.unwrap();
+        if client.node_of(key.as_bytes()) == victim_addr {
+            on_victim.push(key);
+        }
+    }
+    assert!(
+        on_victim.len() > 100,
+        "{} keys on the victim",
+        on_victim.len()
+    );
+    wait_caught_up(&cluster, heir, victim).await;
+    cluster.kill(victim);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match client.set(on_victim[0].clone(), "v0").await {
+            Ok(_) => break,
+            Err(error) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no write served 15 s after the kill: {error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let topology = cluster.topology(leader).await;
+    let heir_id = heir as u64 + 1;
+    assert_eq!(topology.slots_of(victim as u64 + 1), 0);
+    assert!(topology.slots_of(heir_id) > 0, "the replica owns the slots");
+    assert_eq!(topology.primary_of(victim as u64 + 1), Some(heir_id));
+    for key in &on_victim {
+        let i = &key[2..];
+        assert_eq!(
+            client.get(key.clone()).await.unwrap().as_deref(),
+            Some(format!("v{i}").as_bytes()),
+            "{key} was on the replica before the kill"
+        );
+    }
+    cluster.restart(victim);
+    let recopied = wait_caught_up(&cluster, victim, heir).await;
+    assert!(recopied >= on_victim.len() as i64, "{recopied}");
+}

@@ -83,7 +83,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         name: "CLUSTER.INFO",
         syntax: "",
         wire: "(empty)",
-        reply: "MAP {enabled, state, node_id, epoch, role, leader, term, voters, nodes, slots_owned, serving} (the last ten when enabled)",
+        reply: "MAP {enabled, state, node_id, epoch, role, leader, term, voters, nodes, slots_owned, serving_ms, replica_of, replicated} (all but the first when enabled)",
         summary: "This node's view of the cluster: whether it serves, its Raft role, the leader, the epoch and what it owns.",
         writes: false,
         keys: KeySpec::None,

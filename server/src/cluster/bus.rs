@@ -7,6 +7,7 @@
 //! only.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -41,8 +42,9 @@ pub enum BusRequest {
     /// Raft: a chunk of a snapshot.
     Snapshot(InstallSnapshotRequest<RaftConfig>),
     /// To the leader: confirm leadership with a quorum and name the log index a follower
-    /// must have applied to be as current as the cluster.
-    Confirm,
+    /// must have applied to be as current as the cluster; names the asking node, whose
+    /// lease the leader then knows to run from no later than now.
+    Confirm(NodeId),
     /// To the leader: commit a topology or membership change.
     Propose(Proposal),
 }
@@ -120,18 +122,18 @@ pub async fn exchange(
 }
 
 /// Serves the bus: every peer connection in its own task, until the process ends.
-pub async fn serve(listener: TcpListener, raft: Raft) {
+pub async fn serve(listener: TcpListener, raft: Raft, leases: Arc<super::failover::Leases>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_peer(stream, raft.clone()));
+        tokio::spawn(serve_peer(stream, raft.clone(), leases.clone()));
     }
 }
 
-async fn serve_peer(mut stream: TcpStream, raft: Raft) {
+async fn serve_peer(mut stream: TcpStream, raft: Raft, leases: Arc<super::failover::Leases>) {
     while let Ok(request) = read_message::<BusRequest>(&mut stream).await {
         let response = match request {
             BusRequest::Vote(vote) => BusResponse::Vote(raft.vote(vote).await),
@@ -139,8 +141,13 @@ async fn serve_peer(mut stream: TcpStream, raft: Raft) {
             BusRequest::Snapshot(chunk) => {
                 BusResponse::Snapshot(raft.install_snapshot(chunk).await)
             }
-            BusRequest::Confirm => {
-                BusResponse::Confirmed(raft.ensure_linearizable().await.map_err(|e| e.to_string()))
+            BusRequest::Confirm(asker) => {
+                let asked = crate::clock::now_millis();
+                let confirmed = raft.ensure_linearizable().await;
+                if confirmed.is_ok() {
+                    leases.granted(asker, asked);
+                }
+                BusResponse::Confirmed(confirmed.map_err(|e| e.to_string()))
             }
             BusRequest::Propose(proposal) => BusResponse::Proposed(commit(&raft, proposal).await),
         };

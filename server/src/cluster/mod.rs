@@ -10,6 +10,7 @@
 //! a topology the cluster has moved past by more than one lease.
 
 pub mod bus;
+pub mod failover;
 pub mod store;
 
 use std::io::{self, Cursor};
@@ -28,8 +29,9 @@ use crate::clock;
 /// How often a node renews its lease.
 const RENEW: Duration = Duration::from_millis(200);
 /// How long a confirmed view may be served from, counted from when the confirmation was
-/// asked for: longer than an election takes, so a leader's death does not stop the rest.
-pub const LEASE_MS: u64 = 4_000;
+/// asked for: longer than an election takes (so a leader's death does not stop the rest),
+/// and the least time a failover waits after a primary's last renewal.
+pub const LEASE_MS: u64 = 2_000;
 
 /// What Raft's membership records about a node: where to reach it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +156,10 @@ pub struct Cluster {
     pub paused: Flags,
     /// How this node connects to other nodes' client ports (its cluster credentials).
     pub peer_client: tessera_client::ClientConfig,
+    /// As leader: when each node's lease was last confirmed.
+    pub leases: Arc<failover::Leases>,
+    /// As a replica: how much of its primary's stream each shard has applied.
+    pub replicated_by_shard: Vec<AtomicU64>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -166,6 +172,15 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
+    /// How much of its primary's stream this node has applied, over all its shards (how
+    /// a failover picks the most up-to-date replica).
+    pub fn replicated(&self) -> u64 {
+        self.replicated_by_shard
+            .iter()
+            .map(|applied| applied.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Whether the node's view is confirmed recently enough to serve keys now.
     pub fn serving(&self, now_ms: u64) -> bool {
         now_ms < self.serving_until.load(Ordering::Relaxed)
@@ -289,6 +304,7 @@ pub fn start(settings: Settings) -> io::Result<Arc<Cluster>> {
                 match boot(settings, listener).await {
                     Ok(cluster) => {
                         let _ = started.send(Ok(cluster.clone()));
+                        tokio::spawn(failover::watch(cluster.clone()));
                         keep_lease(cluster).await;
                     }
                     Err(error) => {
@@ -321,8 +337,8 @@ async fn boot(settings: Settings, listener: std::net::TcpListener) -> io::Result
     let config = openraft::Config {
         cluster_name: "tessera".into(),
         heartbeat_interval: 100,
-        election_timeout_min: 700,
-        election_timeout_max: 1_400,
+        election_timeout_min: 500,
+        election_timeout_max: 1_000,
         ..Default::default()
     }
     .validate()
@@ -330,9 +346,11 @@ async fn boot(settings: Settings, listener: std::net::TcpListener) -> io::Result
     let raft = Raft::new(settings.id, Arc::new(config), bus::Network, log, machine)
         .await
         .map_err(io::Error::other)?;
+    let leases = Arc::new(failover::Leases::default());
     tokio::spawn(bus::serve(
         tokio::net::TcpListener::from_std(listener)?,
         raft.clone(),
+        leases.clone(),
     ));
     Ok(Arc::new(Cluster {
         id: settings.id,
@@ -346,6 +364,8 @@ async fn boot(settings: Settings, listener: std::net::TcpListener) -> io::Result
         raft,
         paused: Flags::new(usize::from(tessera_cluster::SLOT_COUNT)),
         peer_client: settings.peer_client,
+        leases,
+        replicated_by_shard: (0..settings.shards).map(|_| AtomicU64::new(0)).collect(),
     }))
 }
 
@@ -396,7 +416,7 @@ async fn confirm(cluster: &Cluster, leader_conn: &mut Option<tokio::net::TcpStre
             _ => return false,
         }
     } else {
-        let request = bus::BusRequest::Confirm;
+        let request = bus::BusRequest::Confirm(cluster.id);
         match bus::exchange(leader_conn, &peer.bus, &request, Duration::from_secs(1)).await {
             Ok(bus::BusResponse::Confirmed(Ok(read))) => read,
             _ => return false,

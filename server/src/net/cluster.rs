@@ -231,6 +231,15 @@ fn info(cluster: Option<&Cluster>) -> Value {
             "serving_ms",
             Value::Int(cluster.lease_left(now).min(LEASE_MS) as i64),
         ),
+        (
+            "replica_of",
+            topology
+                .as_ref()
+                .as_ref()
+                .and_then(|t| t.primary_of(cluster.id))
+                .map_or(Value::Nil, |primary| Value::Int(primary as i64)),
+        ),
+        ("replicated", Value::Int(cluster.replicated() as i64)),
     ])
 }
 

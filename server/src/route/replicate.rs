@@ -322,6 +322,9 @@ async fn stream(
             shard.replies_may_leave(true).await;
         }
         *position = Some((primary, Position { offset: next, ..at }));
+        if let Some(applied) = cluster.replicated_by_shard.get(usize::from(shard.id)) {
+            applied.store(next, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut follower = shard.replication.follower.borrow_mut();
         follower.linked = true;
         follower.run = at.run;
