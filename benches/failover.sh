@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Failover time on this machine: two primaries, each with one replica, under a write load
+# from tessera-bench clients (following redirects, as an application does). Each round
+# kill -9s a primary that is not the Raft leader and times, from the kill, the first SET
+# to one of its keys that the new primary (its replica) acknowledges; the killed node is
+# then restarted, comes back as a replica of its heir and copies it, and the next round
+# kills the other pair's primary or the heir. Prints each round, the median and the worst,
+# and the load's errors (requests in flight at a kill fail with a lost connection).
+#
+#   benches/failover.sh [ROUNDS]     default 10
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=${1:-10}
+cargo build --release -q -p tessera-server -p tessera-bench -p tessera-cli --bins
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+work=$(mktemp -d)
+declare -A pid port bus
+cleanup() { for n in "${!pid[@]}"; do kill "${pid[$n]}" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+start() {
+  ./target/release/tessera-server --port "${port[$1]}" --shards 1 --appendonly no --dir "$work/n$1" \
+    --log-level warn --cluster-enabled yes --cluster-node-id "$1" --cluster-bus-port "${bus[$1]}" \
+    >>"$work/n$1.out" 2>>"$work/n$1.err" &
+  pid[$1]=$!
+  for _ in $(seq 100); do ./target/release/tessera-cli -p "${port[$1]}" PING >/dev/null 2>&1 && return; sleep 0.05; done
+  echo "node $1 did not start" >&2; exit 1
+}
+for n in 1 2 3 4; do port[$n]=$(free_port); bus[$n]=$(free_port); start "$n"; done
+cli() { local p=$1; shift; ./target/release/tessera-cli -p "$p" "$@"; }
+info() { cli "${port[$1]}" --json cluster info; }
+field() { python3 -c "import json,sys; v=json.load(sys.stdin).get('$1'); print('' if v is None else v)"; }
+
+cli "${port[1]}" cluster create "127.0.0.1:${port[1]}" "127.0.0.1:${port[2]}" >/dev/null
+cli "${port[1]}" cluster add-node "127.0.0.1:${port[3]}" --replica-of 1 >/dev/null
+cli "${port[1]}" cluster add-node "127.0.0.1:${port[4]}" --replica-of 2 >/dev/null
+wait_ok() { for _ in $(seq 200); do [ "$(info "$1" | field state)" = ok ] && return; sleep 0.05; done; }
+for n in 1 2 3 4; do wait_ok "$n"; done
+
+./target/release/tessera-bench -p "${port[1]}" --follow -k 20000 -w load -c 20 >/dev/null
+./target/release/tessera-bench -p "${port[1]}" --follow -k 20000 -w set -c 10 \
+  --duration $((rounds * 10 + 10)) --json >"$work/load.json" 2>/dev/null &
+load=$!
+
+times=()
+for round in $(seq "$rounds"); do
+  leader=$(info 1 | field leader)
+  [ -n "$leader" ] || leader=$(info 3 | field leader)
+  victim=
+  for n in 1 2 3 4; do
+    [ "$n" = "$leader" ] && continue
+    i=$(info "$n")
+    if [ -z "$(echo "$i" | field replica_of)" ] && [ "$(echo "$i" | field slots_owned)" -gt 0 ]; then victim=$n; break; fi
+  done
+  heir=
+  for n in 1 2 3 4; do [ "$(info "$n" | field replica_of)" = "$victim" ] && heir=$n; done
+  # A key in one of the victim's slots (Redis Cluster's CRC16, no hash tag).
+  key=$(cli "${port[$victim]}" --json cluster slots | python3 -c "
+import json, sys
+def crc16(data):
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+    return crc
+owned = [(a, b) for a, b, owner in json.load(sys.stdin)['ranges'] if owner == $victim]
+k = next(k for k in range(100000) if any(a <= crc16(f'probe:{k}'.encode()) % 16384 <= b for a, b in owned))
+print(f'probe:{k}')")
+  began=$(date +%s%N)
+  kill -9 "${pid[$victim]}"
+  until cli "${port[$heir]}" SET "$key" after >/dev/null 2>&1; do :; done
+  ended=$(date +%s%N)
+  ms=$(( (ended - began) / 1000000 ))
+  times+=("$ms")
+  echo "round $round: killed node $victim (leader $leader), node $heir took its writes after $ms ms"
+  wait "${pid[$victim]}" 2>/dev/null || true
+  start "$victim"
+  for _ in $(seq 200); do
+    [ "$(info "$victim" | field replica_of)" = "$heir" ] && [ "$(info "$victim" | field replicated)" -gt 0 ] && break
+    sleep 0.05
+  done
+  wait_ok "$victim"
+done
+wait "$load" || true
+python3 - "${times[@]}" <<PY
+import json, statistics, sys
+t = sorted(int(x) for x in sys.argv[1:])
+r = json.load(open("$work/load.json"))
+print(f"kill -9 to first acknowledged write on the new primary over {len(t)} kills: "
+      f"median {statistics.median(t):.0f} ms, best {t[0]} ms, worst {t[-1]} ms")
+print(f"load: {r['requests']} SETs at {r['ops_per_second']:,.0f} ops/s, {r['errors']} errors, p99 {r['p99_us']} µs")
+PY
