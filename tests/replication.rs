@@ -163,3 +163,73 @@ async fn a_killed_primary_is_replaced_by_its_replica_with_every_copied_write_and
     let recopied = wait_caught_up(&cluster, victim, heir).await;
     assert!(recopied >= on_victim.len() as i64, "{recopied}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_primary_replaced_meanwhile_refuses_its_old_slots_when_resumed() {
+    let mut cluster = with_replica(2).await;
+    let spare = cluster.add_node(2);
+    cluster.join(spare, 0).await;
+    cluster
+        .ask(spare, Command::Cluster(ClusterCommand::Replicate(2)))
+        .await;
+    cluster.wait_serving().await;
+    let leader = cluster.leader().await;
+    let (victim, heir) = if leader == 0 { (1, spare) } else { (0, 2) };
+    // A stopped node never closes its sockets: the client gives up on it after a second.
+    let config = tessera_client::ClientConfig {
+        request_timeout: Some(Duration::from_secs(1)),
+        ..tessera_client::ClientConfig::default()
+    };
+    let client = tessera_client::Client::connect_with(&cluster.address(leader), config)
+        .await
+        .unwrap();
+    let victim_addr = cluster.address(victim);
+    let key = (0..)
+        .map(|i| format!("paused:{i}"))
+        .find(|key| client.node_of(key.as_bytes()) == victim_addr)
+        .unwrap();
+    client.set(key.clone(), "before").await.unwrap();
+    wait_caught_up(&cluster, heir, victim).await;
+    let paused = cluster.nodes[victim].as_ref().unwrap();
+    paused.signal("STOP");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while client.set(key.clone(), "after").await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "no failover");
+    }
+    let paused = cluster.nodes[victim].as_ref().unwrap();
+    paused.signal("CONT");
+    // Straight to the resumed node, as a client with an old map would: never served.
+    let direct = support::plain_connection(&victim_addr).await;
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut moved = false;
+    while tokio::time::Instant::now() < until {
+        match direct
+            .request(Command::Keys(tessera_protocol::KeyCommand::Get(
+                key.clone().into(),
+            )))
+            .await
+        {
+            Ok(value) => panic!("the resumed old primary served {value:?}"),
+            Err(error) => {
+                let code = error.server_code();
+                assert!(
+                    matches!(
+                        code,
+                        Some(
+                            tessera_client::ErrorCode::ClusterDown
+                                | tessera_client::ErrorCode::Moved
+                        )
+                    ),
+                    "{error}"
+                );
+                moved |= code == Some(tessera_client::ErrorCode::Moved);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(moved, "the resumed node learns the new epoch and redirects");
+    assert_eq!(
+        client.get(key.clone()).await.unwrap().as_deref(),
+        Some(&b"after"[..])
+    );
+}

@@ -290,6 +290,12 @@ impl Client {
                     // A failed reload leaves the old map; the next attempt tells.
                     let _ = routes.refresh(epoch, &self.inner.config).await;
                 }
+                Err(error @ (Error::Timeout(_) | Error::ConnectionLost(_))) => {
+                    // Not sent again (it may have run), but the node may be gone or
+                    // replaced: the next request should follow the newest map.
+                    let _ = routes.refresh(epoch, &self.inner.config).await;
+                    return Err(error);
+                }
                 answer => return answer,
             }
         }

@@ -19,6 +19,8 @@ use crate::ClientConfig;
 
 /// How long a call keeps retrying redirects and a cluster that is not serving.
 pub(crate) const RETRY_PATIENCE: Duration = Duration::from_secs(10);
+/// How long one node may take to hand over its slot map before the next is asked.
+const SLOT_MAP_PATIENCE: Duration = Duration::from_millis(500);
 
 /// One shard's connection slot, reconnected on demand.
 pub(crate) struct ShardLink {
@@ -136,6 +138,12 @@ impl Routes {
                     .request(Command::Cluster(ClusterCommand::Slots))
                     .await?;
                 parse_slots(&reply)
+            };
+            // A stopped node keeps its sockets open: ask it briefly, then ask the next.
+            let asked = async {
+                tokio::time::timeout(SLOT_MAP_PATIENCE, asked)
+                    .await
+                    .unwrap_or(Err(Error::Timeout(SLOT_MAP_PATIENCE)))
             };
             match asked.await {
                 // A node that has not applied the change yet answers the old epoch: a
