@@ -50,6 +50,37 @@ async fn with_replica(shards: usize) -> TestCluster {
     cluster
 }
 
+/// Positions in a `two_pairs` cluster.
+struct Pairs {
+    /// The Raft leader.
+    leader: usize,
+    /// A primary that is not the leader (its death would add an election).
+    victim: usize,
+    /// The victim's replica.
+    heir: usize,
+}
+
+/// Nodes 1 and 2 as primaries, node 3 replicating 1 and node 4 replicating 2, serving.
+async fn two_pairs() -> (TestCluster, Pairs) {
+    let mut cluster = with_replica(2).await;
+    let spare = cluster.add_node(2);
+    cluster.join(spare, 0).await;
+    cluster
+        .ask(spare, Command::Cluster(ClusterCommand::Replicate(2)))
+        .await;
+    cluster.wait_serving().await;
+    let leader = cluster.leader().await;
+    let (victim, heir) = if leader == 0 { (1, spare) } else { (0, 2) };
+    (
+        cluster,
+        Pairs {
+            leader,
+            victim,
+            heir,
+        },
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_copies_its_primary_then_follows_and_catches_up_after_a_kill() {
     let mut cluster = TestCluster::formed(2, 2).await;
@@ -106,16 +137,14 @@ async fn a_replica_must_run_its_primarys_shard_count_and_own_no_slots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_primary_is_replaced_by_its_replica_with_every_copied_write_and_rejoins_as_a_replica(
 ) {
-    let mut cluster = with_replica(2).await;
-    let spare = cluster.add_node(2);
-    cluster.join(spare, 0).await;
-    cluster
-        .ask(spare, Command::Cluster(ClusterCommand::Replicate(2)))
-        .await;
-    cluster.wait_serving().await;
-    // The Raft leader is never the one killed here: its death adds an election.
-    let leader = cluster.leader().await;
-    let (victim, heir) = if leader == 0 { (1, spare) } else { (0, 2) };
+    let (
+        mut cluster,
+        Pairs {
+            leader,
+            victim,
+            heir,
+        },
+    ) = two_pairs().await;
     let client = tessera_client::Client::connect(&cluster.address(leader))
         .await
         .unwrap();
@@ -166,15 +195,14 @@ async fn a_killed_primary_is_replaced_by_its_replica_with_every_copied_write_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_primary_replaced_meanwhile_refuses_its_old_slots_when_resumed() {
-    let mut cluster = with_replica(2).await;
-    let spare = cluster.add_node(2);
-    cluster.join(spare, 0).await;
-    cluster
-        .ask(spare, Command::Cluster(ClusterCommand::Replicate(2)))
-        .await;
-    cluster.wait_serving().await;
-    let leader = cluster.leader().await;
-    let (victim, heir) = if leader == 0 { (1, spare) } else { (0, 2) };
+    let (
+        cluster,
+        Pairs {
+            leader,
+            victim,
+            heir,
+        },
+    ) = two_pairs().await;
     // A stopped node never closes its sockets: the client gives up on it after a second.
     let config = tessera_client::ClientConfig {
         request_timeout: Some(Duration::from_secs(1)),

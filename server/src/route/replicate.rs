@@ -94,7 +94,7 @@ pub fn sync(shard: &Rc<Shard>, session: u64, chunk: u64) -> Value {
     let mut copies = replication.copies.borrow_mut();
     copies.retain(|copy| copy.taken.elapsed() < COPY_PATIENCE);
     let session = if session == 0 {
-        let Some((run, copy)) = take_copy(shard) else {
+        let Some(copy) = take_copy(shard) else {
             return Value::error(ErrorCode::ClusterDown, "this shard keeps no change stream");
         };
         let session = copy.session;
@@ -105,7 +105,6 @@ pub fn sync(shard: &Rc<Shard>, session: u64, chunk: u64) -> Value {
         replication
             .copies_taken
             .set(replication.copies_taken.get() + 1);
-        debug_assert_ne!(run, 0);
         session
     } else {
         session
@@ -144,7 +143,7 @@ pub fn sync(shard: &Rc<Shard>, session: u64, chunk: u64) -> Value {
 
 /// Ships the journal, then saves every entry of the shard: the copy and the stream
 /// offset it stands at.
-fn take_copy(shard: &Rc<Shard>) -> Option<(u64, ShardCopy)> {
+fn take_copy(shard: &Rc<Shard>) -> Option<ShardCopy> {
     shard.journal_geo_now();
     let mut keyspace = shard.keyspace.borrow_mut();
     keyspace.ship_journal();
@@ -155,15 +154,12 @@ fn take_copy(shard: &Rc<Shard>) -> Option<(u64, ShardCopy)> {
     let saved = migration::save(&keyspace, &SlotSet::of(&[(0, SLOT_COUNT - 1)]));
     let chunks = crate::route::migrate::chunks(saved.entries.freeze(), SYNC_CHUNK_BYTES);
     let session = run.rotate_left(17) ^ offset ^ shard.replication.copies_taken.get() | 1;
-    Some((
-        run,
-        ShardCopy {
-            session,
-            offset,
-            chunks,
-            taken: Instant::now(),
-        },
-    ))
+    Some(ShardCopy {
+        session,
+        offset,
+        chunks,
+        taken: Instant::now(),
+    })
 }
 
 /// CLUSTER.PULL on a primary's shard: the records after `offset`, waiting a little for

@@ -491,8 +491,7 @@ impl Shard {
         if self.durability.is_some() {
             keyspace.ship_journal();
         } else {
-            let mut spent = bytes::BytesMut::new();
-            keyspace.take_journal(&mut spent);
+            keyspace.ship_and_clear_journal();
         }
         if keyspace.backlog.as_ref().map(|b| b.end()) != Some(before) {
             self.replication.grown.notify_waiters();

@@ -250,6 +250,16 @@ impl<V: StoredValue> Keyspace<V> {
         self.shipped = 0;
     }
 
+    /// Ships the records not yet shipped and forgets them, keeping the buffer: for a
+    /// node with no log, whose journal only feeds the backlog.
+    pub fn ship_and_clear_journal(&mut self) {
+        self.ship_journal();
+        if let Some(journal) = self.journal.as_mut() {
+            journal.clear();
+        }
+        self.shipped = 0;
+    }
+
     /// Copies the records not yet shipped to the backlog, so a replica's copy taken now
     /// and the stream after it meet exactly.
     pub fn ship_journal(&mut self) {
