@@ -77,7 +77,7 @@ pub struct FollowerStats {
 pub const BACKLOG_BYTES: usize = 16 << 20;
 
 /// A fresh backlog for shard `id`, named so that no two runs of a shard share a name.
-pub fn new_backlog(id: u16) -> Backlog {
+fn new_backlog(id: u16) -> Backlog {
     use std::hash::BuildHasher;
     let run = std::collections::hash_map::RandomState::new().hash_one((
         id,
@@ -94,9 +94,7 @@ pub fn sync(shard: &Rc<Shard>, session: u64, chunk: u64) -> Value {
     let mut copies = replication.copies.borrow_mut();
     copies.retain(|copy| copy.taken.elapsed() < COPY_PATIENCE);
     let session = if session == 0 {
-        let Some(copy) = take_copy(shard) else {
-            return Value::error(ErrorCode::ClusterDown, "this shard keeps no change stream");
-        };
+        let copy = take_copy(shard);
         let session = copy.session;
         if copies.len() >= MAX_COPIES {
             copies.remove(0);
@@ -143,23 +141,29 @@ pub fn sync(shard: &Rc<Shard>, session: u64, chunk: u64) -> Value {
 
 /// Ships the journal, then saves every entry of the shard: the copy and the stream
 /// offset it stands at.
-fn take_copy(shard: &Rc<Shard>) -> Option<ShardCopy> {
-    shard.journal_geo_now();
+fn take_copy(shard: &Rc<Shard>) -> ShardCopy {
+    shard.journal_geo();
     let mut keyspace = shard.keyspace.borrow_mut();
+    if keyspace.backlog.is_none() {
+        // The first copy starts the stream: until a replica copies a shard, its writes
+        // cost nothing here.
+        keyspace.start_journal();
+        keyspace.backlog = Some(new_backlog(shard.id));
+    }
     keyspace.ship_journal();
     let (run, offset) = {
-        let backlog = keyspace.backlog.as_ref()?;
+        let backlog = keyspace.backlog.as_ref().expect("just made");
         (backlog.run, backlog.end())
     };
     let saved = migration::save(&keyspace, &SlotSet::of(&[(0, SLOT_COUNT - 1)]));
     let chunks = crate::route::migrate::chunks(saved.entries.freeze(), SYNC_CHUNK_BYTES);
     let session = run.rotate_left(17) ^ offset ^ shard.replication.copies_taken.get() | 1;
-    Some(ShardCopy {
+    ShardCopy {
         session,
         offset,
         chunks,
         taken: Instant::now(),
-    })
+    }
 }
 
 /// CLUSTER.PULL on a primary's shard: the records after `offset`, waiting a little for
@@ -171,7 +175,10 @@ pub async fn pull(shard: Rc<Shard>, run: u64, offset: u64) -> Value {
         let read = {
             let keyspace = shard.keyspace.borrow();
             let Some(backlog) = keyspace.backlog.as_ref() else {
-                return Value::error(ErrorCode::ClusterDown, "this shard keeps no change stream");
+                return Value::error(
+                    ErrorCode::Conflict,
+                    "no replica has copied this shard since it started: copy first",
+                );
             };
             backlog.read(run, offset).map(|read| (read, backlog.end()))
         };

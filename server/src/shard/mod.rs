@@ -163,12 +163,8 @@ impl Shard {
         durability: Option<Durability>,
     ) -> Self {
         let shards = usize::from(mesh.shards());
-        if durability.is_some() || node.cluster.is_some() {
+        if durability.is_some() {
             keyspace.start_journal();
-        }
-        if node.cluster.is_some() {
-            // Any cluster node may come to have replicas; the stream is kept from the start.
-            keyspace.backlog = Some(crate::route::replicate::new_backlog(id));
         }
         keyspace.reply_limit = node.max_output_buffer_bytes;
         keyspace.eviction = node.eviction;
@@ -481,7 +477,8 @@ impl Shard {
     }
 
     /// Hands the batch's records to the replicas' backlog and wakes their pulls; with no
-    /// log to take them, the journal is emptied here.
+    /// log to take them, the journal is emptied here. A shard no replica ever copied
+    /// keeps no backlog and does nothing here.
     fn ship(&self) {
         let mut keyspace = self.keyspace.borrow_mut();
         let Some(before) = keyspace.backlog.as_ref().map(|b| b.end()) else {
@@ -498,14 +495,9 @@ impl Shard {
         }
     }
 
-    /// Journals the geo changes made since the last look, now.
-    pub fn journal_geo_now(&self) {
-        self.journal_geo();
-    }
-
     /// Journals the geo changes made since the last look (a geo step may run in a task,
     /// outside any batch).
-    fn journal_geo(&self) {
+    pub fn journal_geo(&self) {
         families::journal_geo(&mut self.keyspace.borrow_mut(), clock::now_millis());
     }
 
