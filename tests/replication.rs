@@ -6,80 +6,8 @@ mod support;
 use std::time::Duration;
 
 use support::cluster::TestCluster;
+use support::replicas::{dbsize, two_pairs, wait_caught_up, with_replica, Pairs};
 use tessera_client::{ClusterCommand, Command, Reply as Value};
-use tessera_protocol::AdminCommand;
-
-/// Keys on node `at` (all its shards).
-async fn dbsize(cluster: &TestCluster, at: usize) -> i64 {
-    match cluster.ask(at, Command::Admin(AdminCommand::DbSize)).await {
-        Value::Int(n) => n,
-        other => panic!("DBSIZE answered {other:?}"),
-    }
-}
-
-/// Waits until node `replica` holds as many keys as node `primary`, and answers how many.
-async fn wait_caught_up(cluster: &TestCluster, replica: usize, primary: usize) -> i64 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (copy, source) = (
-            dbsize(cluster, replica).await,
-            dbsize(cluster, primary).await,
-        );
-        if copy == source {
-            return copy;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "node {} holds {copy} keys, its primary {source}",
-            replica + 1
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A formed cluster of two primaries and a replica (node 3) of node 1.
-async fn with_replica(shards: usize) -> TestCluster {
-    let mut cluster = TestCluster::formed(2, shards).await;
-    let replica = cluster.add_node(shards);
-    cluster.join(replica, 0).await;
-    let reply = cluster
-        .ask(replica, Command::Cluster(ClusterCommand::Replicate(1)))
-        .await;
-    assert!(reply.get("epoch").is_some(), "{reply:?}");
-    cluster.wait_serving().await;
-    cluster
-}
-
-/// Positions in a `two_pairs` cluster.
-struct Pairs {
-    /// The Raft leader.
-    leader: usize,
-    /// A primary that is not the leader (its death would add an election).
-    victim: usize,
-    /// The victim's replica.
-    heir: usize,
-}
-
-/// Nodes 1 and 2 as primaries, node 3 replicating 1 and node 4 replicating 2, serving.
-async fn two_pairs() -> (TestCluster, Pairs) {
-    let mut cluster = with_replica(2).await;
-    let spare = cluster.add_node(2);
-    cluster.join(spare, 0).await;
-    cluster
-        .ask(spare, Command::Cluster(ClusterCommand::Replicate(2)))
-        .await;
-    cluster.wait_serving().await;
-    let leader = cluster.leader().await;
-    let (victim, heir) = if leader == 0 { (1, spare) } else { (0, 2) };
-    (
-        cluster,
-        Pairs {
-            leader,
-            victim,
-            heir,
-        },
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_copies_its_primary_then_follows_and_catches_up_after_a_kill() {
@@ -260,4 +188,220 @@ async fn a_paused_primary_replaced_meanwhile_refuses_its_old_slots_when_resumed(
         client.get(key.clone()).await.unwrap().as_deref(),
         Some(&b"after"[..])
     );
+}
+
+/// A key that node `at` owns, by the slot map of `client`.
+fn key_on(
+    client: &tessera_client::Client,
+    cluster: &TestCluster,
+    at: usize,
+    prefix: &str,
+) -> String {
+    let address = cluster.address(at);
+    (0..)
+        .map(|i| format!("{prefix}:{i}"))
+        .find(|key| client.node_of(key.as_bytes()) == address)
+        .expect("some key lands on every primary")
+}
+
+/// The replication section of node `at`'s INFO.
+async fn replication_info(cluster: &TestCluster, at: usize) -> Value {
+    let info = cluster
+        .ask(at, Command::Admin(tessera_protocol::AdminCommand::Info))
+        .await;
+    info.get("replication")
+        .cloned()
+        .expect("a replication section")
+}
+
+fn wait(replicas: u64, timeout_ms: u64) -> Command {
+    Command::Cluster(ClusterCommand::Wait {
+        replicas,
+        timeout_ms,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_counts_the_replicas_holding_a_write_and_sync_clients_refuse_unconfirmed_ones() {
+    let cluster = with_replica(2).await;
+    let client = tessera_client::Client::connect(&cluster.address(0))
+        .await
+        .unwrap();
+    let key = key_on(&client, &cluster, 0, "wait");
+    let primary = support::plain_connection(&cluster.address(0)).await;
+    primary
+        .request(support::command(&format!("SET {key} one")))
+        .await
+        .unwrap();
+    assert_eq!(
+        primary.request(wait(1, 5_000)).await.unwrap(),
+        Value::Int(1)
+    );
+    assert_eq!(
+        primary.request(wait(2, 200)).await.unwrap(),
+        Value::Int(1),
+        "one replica exists: WAIT 2 answers 1 once its timeout passes"
+    );
+    let sync = tessera_client::ClientConfig {
+        sync_replicas: Some(tessera_client::SyncReplicas {
+            replicas: 1,
+            timeout: Duration::from_millis(300),
+        }),
+        ..tessera_client::ClientConfig::default()
+    };
+    let synced = tessera_client::Client::connect_with(&cluster.address(0), sync)
+        .await
+        .unwrap();
+    synced.set(key.clone(), "two").await.unwrap();
+
+    let replica = cluster.nodes[2].as_ref().unwrap();
+    replica.signal("STOP");
+    primary
+        .request(support::command(&format!("SET {key} three")))
+        .await
+        .unwrap();
+    assert_eq!(
+        primary.request(wait(1, 300)).await.unwrap(),
+        Value::Int(0),
+        "a stopped replica confirms nothing"
+    );
+    match synced.set(key.clone(), "four").await {
+        Err(tessera_client::Error::NotReplicated { reached, wanted }) => {
+            assert_eq!((reached, wanted), (0, 1));
+        }
+        other => panic!("a write no replica confirmed must fail, got {other:?}"),
+    }
+    assert_eq!(
+        client.get(key.clone()).await.unwrap().as_deref(),
+        Some(&b"four"[..]),
+        "the write ran on the primary all the same"
+    );
+    let replica = cluster.nodes[2].as_ref().unwrap();
+    replica.signal("CONT");
+    assert_eq!(
+        primary.request(wait(1, 5_000)).await.unwrap(),
+        Value::Int(1)
+    );
+    synced.set(key.clone(), "five").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_serves_reads_only_after_readonly_and_info_reports_the_lag() {
+    let cluster = with_replica(2).await;
+    let client = tessera_client::Client::connect(&cluster.address(0))
+        .await
+        .unwrap();
+    let key = key_on(&client, &cluster, 0, "ro");
+    client.set(key.clone(), "fresh").await.unwrap();
+    wait_caught_up(&cluster, 2, 0).await;
+    let on_replica = support::plain_connection(&cluster.address(2)).await;
+    let get = support::command(&format!("GET {key}"));
+    let refused = on_replica.request(get.clone()).await.unwrap_err();
+    assert_eq!(
+        refused.server_code(),
+        Some(tessera_client::ErrorCode::Moved)
+    );
+    let readonly = Command::Cluster(ClusterCommand::ReadOnly);
+    assert_eq!(
+        on_replica.request(readonly).await.unwrap(),
+        Value::text("OK")
+    );
+    assert_eq!(
+        on_replica.request(get.clone()).await.unwrap(),
+        Value::Bytes("fresh".into())
+    );
+    let write = on_replica
+        .request(support::command(&format!("SET {key} stale")))
+        .await
+        .unwrap_err();
+    assert_eq!(write.server_code(), Some(tessera_client::ErrorCode::Moved));
+    let other = key_on(&client, &cluster, 1, "ro-other");
+    let foreign = on_replica
+        .request(support::command(&format!("GET {other}")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        foreign.server_code(),
+        Some(tessera_client::ErrorCode::Moved),
+        "only the followed primary's slots are read here"
+    );
+    let readwrite = Command::Cluster(ClusterCommand::ReadWrite);
+    on_replica.request(readwrite).await.unwrap();
+    assert!(on_replica.request(get).await.is_err());
+
+    let as_replica = replication_info(&cluster, 2).await;
+    assert_eq!(as_replica.get("role"), Some(&Value::text("replica")));
+    assert_eq!(as_replica.get("primary"), Some(&Value::Int(1)));
+    assert_eq!(as_replica.get("link"), Some(&Value::text("up")));
+    assert_eq!(as_replica.get("lag_bytes"), Some(&Value::Int(0)));
+    let as_primary = replication_info(&cluster, 0).await;
+    assert_eq!(as_primary.get("role"), Some(&Value::text("primary")));
+    let Some(Value::Array(replicas)) = as_primary.get("replicas") else {
+        panic!("{as_primary:?}");
+    };
+    assert_eq!(replicas.len(), 1, "{replicas:?}");
+    assert_eq!(replicas[0].get("id"), Some(&Value::Int(3)));
+    assert_eq!(replicas[0].get("lag_bytes"), Some(&Value::Int(0)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_failover_under_load_loses_no_acknowledged_write_and_refuses_none() {
+    let cluster = with_replica(2).await;
+    let client = tessera_client::Client::connect(&cluster.address(0))
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..20)
+        .map(|writer| {
+            let (client, stop) = (client.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                let mut errors = Vec::new();
+                for n in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let key = format!("planned:{writer}:{n}");
+                    match client.set(key.clone(), n.to_string()).await {
+                        Ok(_) => acked.push((key, n)),
+                        Err(error) => errors.push(error.to_string()),
+                    }
+                }
+                (acked, errors)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let output = tokio::process::Command::new(support::binary("tessera-cli"))
+        .arg("-p")
+        .arg(cluster.specs[0].port.to_string())
+        .args(["cluster", "failover", "3"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let topology = cluster.topology(1).await;
+    assert_eq!(topology.slots_of(1), 0, "node 1 handed its slots over");
+    assert!(topology.slots_of(3) > 0);
+    assert_eq!(topology.primary_of(1), Some(3), "and follows node 3");
+    let mut total = 0;
+    for writer in writers {
+        let (acked, errors) = writer.await.unwrap();
+        assert!(errors.is_empty(), "writes refused: {errors:?}");
+        total += acked.len();
+        for (key, n) in acked {
+            assert_eq!(
+                client.get(key.clone()).await.unwrap(),
+                Some(n.to_string().into()),
+                "{key} was acknowledged"
+            );
+        }
+    }
+    assert!(total > 200, "{total} writes");
 }

@@ -9,7 +9,8 @@ use crate::Style;
 
 /// What `cluster` takes after it.
 const USAGE: &str = "usage: tessera-cli cluster info | slots | nodes | create HOST:PORT... | \
-add-node HOST:PORT [--no-rebalance | --replica-of ID] | remove-node ID | rebalance | move-slot FIRST[-LAST] ID";
+add-node HOST:PORT [--no-rebalance | --replica-of ID] | remove-node ID | rebalance | move-slot FIRST[-LAST] ID | \
+failover REPLICA_ID";
 
 /// Runs `cluster WORDS...` against `address`; `Err` with what to print on failure.
 pub async fn run(
@@ -179,6 +180,17 @@ pub async fn run(
             }
             let done = run_moves(&topology, moves, &ask).await?;
             Ok(render_moves("moved", &done, json))
+        }
+        Some("failover") if words.len() == 2 => {
+            let replica: NodeId = words[1].parse().map_err(|_| USAGE.to_string())?;
+            let topology = slot_map(address, &ask).await?;
+            let primary = topology
+                .primary_of(replica)
+                .and_then(|primary| topology.node(primary))
+                .ok_or_else(|| format!("node {replica} is not a replica"))?;
+            // The primary pauses its writes, waits for the replica, and hands over.
+            let handed = ask(primary.addr.clone(), ClusterCommand::Failover(replica)).await?;
+            Ok(render_map(&handed, style))
         }
         _ => Err(USAGE.into()),
     }

@@ -22,6 +22,15 @@ pub enum Error {
     /// have run.
     #[error("no reply within {0:?}")]
     Timeout(std::time::Duration),
+    /// A synchronous write ran on its primary, but only `reached` of the `wanted`
+    /// replicas confirmed it in time: a failover may lose it.
+    #[error("the write ran but {reached} of {wanted} replicas confirmed it in time")]
+    NotReplicated {
+        /// Replicas that confirmed.
+        reached: u64,
+        /// Replicas asked for.
+        wanted: u64,
+    },
     /// The server answered with an error reply.
     #[error("server error: {0}")]
     Server(ErrorReply),

@@ -62,6 +62,19 @@ pub struct ClientConfig {
     /// How long one request may wait for its reply before failing with `Timeout` (a
     /// stopped or partitioned node never closes the socket); `None`: wait for ever.
     pub request_timeout: Option<Duration>,
+    /// Replicas that must hold each write before the client reports it done (WAIT after
+    /// every write); `None`: a write is done once its primary answers.
+    pub sync_replicas: Option<SyncReplicas>,
+}
+
+/// A synchronous write: the primary's answer counts only once `replicas` replicas hold
+/// the write, confirmed within `timeout`; otherwise the call fails with `NotReplicated`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncReplicas {
+    /// Replicas that must hold the write.
+    pub replicas: u64,
+    /// How long they have to confirm it.
+    pub timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -72,6 +85,7 @@ impl Default for ClientConfig {
             password: None,
             tls: None,
             request_timeout: Some(Duration::from_secs(10)),
+            sync_replicas: None,
         }
     }
 }
@@ -91,6 +105,26 @@ struct Inner {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+}
+
+/// Asks, on the connection a write was answered on (so the WAIT follows it), for `sync`'s
+/// replicas to confirm it; nothing to do without `sync`.
+async fn confirm(connection: &Connection, sync: Option<SyncReplicas>) -> Result<()> {
+    let Some(sync) = sync else {
+        return Ok(());
+    };
+    let wait = Command::Cluster(ClusterCommand::Wait {
+        replicas: sync.replicas,
+        timeout_ms: (sync.timeout.as_millis() as u64).max(1),
+    });
+    match connection.request(wait).await? {
+        Value::Int(reached) if reached as u64 >= sync.replicas => Ok(()),
+        Value::Int(reached) => Err(Error::NotReplicated {
+            reached: reached as u64,
+            wanted: sync.replicas,
+        }),
+        other => Err(Error::unexpected("INT", &other)),
+    }
 }
 
 /// Where one request goes: a node's links and one of its shards.
@@ -244,13 +278,27 @@ impl Client {
     /// # Errors
     /// `Server` for an error reply; `ConnectionLost`/`Connect` for link failures.
     pub async fn call(&self, command: Command) -> Result<Value> {
+        self.call_replicated(command, self.inner.config.sync_replicas)
+            .await
+    }
+
+    /// As `call`, and a write counts as done only once `sync` replicas hold it (when
+    /// `sync` is given), whatever the client's own setting.
+    ///
+    /// # Errors
+    /// As `call`; `NotReplicated` when the write ran on its primary but too few replicas
+    /// confirmed it in time (it may then be lost in a failover).
+    pub async fn call_replicated(
+        &self,
+        command: Command,
+        sync: Option<SyncReplicas>,
+    ) -> Result<Value> {
+        let sync = sync.filter(|_| command.spec().writes);
         let Some(routes) = &self.inner.routes else {
             let (node, shard) = self.route(&command);
-            return node
-                .link(shard, &self.inner.config)
-                .await?
-                .request(command)
-                .await;
+            let connection = node.link(shard, &self.inner.config).await?;
+            let reply = connection.request(command).await?;
+            return confirm(&connection, sync).await.map(|()| reply);
         };
         let deadline = tokio::time::Instant::now() + routing::RETRY_PATIENCE;
         let mut pause = Duration::from_millis(20);
@@ -258,13 +306,13 @@ impl Client {
         loop {
             let epoch = routes.current().topology.epoch;
             if self.spans_nodes(&command, routes) {
-                let (combine, replies) = Box::pin(self.fan_out(command)).await?;
+                let (combine, replies) = Box::pin(self.fan_out_with(command, sync)).await?;
                 return routing::combine(&combine, replies);
             }
             let (node, shard) = self.route(&command);
-            let answer = match node.link(shard, &self.inner.config).await {
-                Ok(connection) => connection.request(command.clone()).await,
-                Err(error) => Err(error),
+            let (answer, connection) = match node.link(shard, &self.inner.config).await {
+                Ok(connection) => (connection.request(command.clone()).await, Some(connection)),
+                Err(error) => (Err(error), None),
             };
             let stale_split = matches!(&answer, Err(error)
                 if error.server_code() == Some(ErrorCode::CrossNode)
@@ -295,6 +343,12 @@ impl Client {
                     // replaced: the next request should follow the newest map.
                     let _ = routes.refresh(epoch, &self.inner.config).await;
                     return Err(error);
+                }
+                Ok(reply) => {
+                    if let Some(connection) = connection {
+                        confirm(&connection, sync).await?;
+                    }
+                    return Ok(reply);
                 }
                 answer => return answer,
             }
@@ -367,10 +421,25 @@ impl Client {
     /// server splits by the same definition): each part goes straight to its shard, all
     /// in parallel. Answers how the parts combine, and each part's reply in part order. A
     /// command with no keys goes whole, for the server to refuse.
+    /// A write's parts are each confirmed as the client's `sync_replicas` asks.
     async fn fan_out(&self, command: Command) -> Result<(Combine, Vec<Value>)> {
+        let sync = self
+            .inner
+            .config
+            .sync_replicas
+            .filter(|_| command.spec().writes);
+        self.fan_out_with(command, sync).await
+    }
+
+    /// As `fan_out`, each part of a write confirmed by `sync` replicas when it is given.
+    async fn fan_out_with(
+        &self,
+        command: Command,
+        sync: Option<SyncReplicas>,
+    ) -> Result<(Combine, Vec<Value>)> {
         let (split, targets) = self.split_by_target(&command);
         let Some(Split { parts, combine }) = split.filter(|s| !s.parts.is_empty()) else {
-            let reply = Box::pin(self.call(command)).await?;
+            let reply = Box::pin(self.call_replicated(command, sync)).await?;
             return Ok((Combine::AllOk, vec![reply]));
         };
         let calls = parts.into_iter().map(|(at, part)| {
@@ -378,12 +447,11 @@ impl Client {
             async move {
                 if self.inner.routes.is_some() {
                     // Sent again on a redirect: `call` routes it by its first key.
-                    return Box::pin(self.call(part)).await;
+                    return Box::pin(self.call_replicated(part, sync)).await;
                 }
-                node.link(shard, &self.inner.config)
-                    .await?
-                    .request(part)
-                    .await
+                let connection = node.link(shard, &self.inner.config).await?;
+                let reply = connection.request(part).await?;
+                confirm(&connection, sync).await.map(|()| reply)
             }
         });
         Ok((combine, try_join_all(calls).await?))

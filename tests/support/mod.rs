@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod persist;
+pub mod replicas;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

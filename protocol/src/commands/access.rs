@@ -16,7 +16,7 @@ use crate::wire::Payload;
 pub const CATEGORIES: &[&str] = &["all", "read", "write", "admin", "dangerous", "connection"];
 
 /// Commands every authenticated connection may run, whatever its user's rules: the
-/// handshake, and asking who it is.
+/// handshake, asking who it is, and choosing how its own requests meet replicas.
 pub fn is_connection(spec: &CommandSpec) -> bool {
     matches!(
         spec.opcode,
@@ -25,6 +25,9 @@ pub fn is_connection(spec: &CommandSpec) -> bool {
             | admin_op::AUTH
             | admin_op::ACL_WHOAMI
             | admin_op::ACL_CAT
+            | super::cluster::opcode::WAIT
+            | super::cluster::opcode::READONLY
+            | super::cluster::opcode::READWRITE
     )
 }
 
@@ -41,6 +44,7 @@ fn is_admin(spec: &CommandSpec) -> bool {
             | super::cluster::opcode::CLUSTER_REPLICATE
             | super::cluster::opcode::CLUSTER_SYNC
             | super::cluster::opcode::CLUSTER_PULL
+            | super::cluster::opcode::CLUSTER_FAILOVER
             | admin_op::SNAPSHOT
             | admin_op::LASTSAVE
             | admin_op::ACL_SETUSER

@@ -1,6 +1,7 @@
 //! Cluster commands: a node's identity, forming and changing a cluster, the slot map
-//! clients route by, the node's view of the cluster, a key's slot, and the steps a slot
-//! migration takes between nodes.
+//! clients route by, the node's view of the cluster, a key's slot, the steps a slot
+//! migration takes between nodes, and replication: copies and pulls, waiting for
+//! replicas, reading from one, and a planned failover.
 
 use bytes::{Bytes, BytesMut};
 
@@ -39,6 +40,14 @@ pub mod opcode {
     pub const CLUSTER_SYNC: u16 = 0x00eb;
     /// CLUSTER.PULL
     pub const CLUSTER_PULL: u16 = 0x00ec;
+    /// WAIT
+    pub const WAIT: u16 = 0x00ed;
+    /// READONLY
+    pub const READONLY: u16 = 0x00ee;
+    /// READWRITE
+    pub const READWRITE: u16 = 0x00ef;
+    /// CLUSTER.FAILOVER
+    pub const CLUSTER_FAILOVER: u16 = 0x00f0;
 }
 
 /// Most nodes one CLUSTER.CREATE may name.
@@ -171,10 +180,50 @@ pub(super) const ROWS: &[CommandSpec] = &[
     CommandSpec {
         opcode: opcode::CLUSTER_PULL,
         name: "CLUSTER.PULL",
-        syntax: "run offset",
-        wire: "run:uvarint offset:uvarint",
-        reply: "ARRAY [offset: INT, records: BYTES], waiting up to 100 ms for changes; CONFLICT when the stream no longer holds `offset` (copy again)",
-        summary: "A replica's next changes from one shard's stream, after `offset`, acknowledging everything before it.",
+        syntax: "run offset replica",
+        wire: "run:uvarint offset:uvarint replica:uvarint",
+        reply: "ARRAY [offset: INT, end: INT, records: BYTES], waiting up to 100 ms for changes; CONFLICT when the stream no longer holds `offset` (copy again)",
+        summary: "A replica's next changes from one shard's stream, after `offset`, acknowledging for node `replica` (0: no one) everything before it.",
+        writes: false,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::WAIT,
+        name: "WAIT",
+        syntax: "numreplicas timeout",
+        wire: "numreplicas:uvarint timeout_ms:uvarint (0 = no limit)",
+        reply: "INT the replicas holding every change this node made before the WAIT (on each shard that had any), once that is at least numreplicas or the timeout has passed",
+        summary: "Waits until `numreplicas` replicas hold every write this connection was answered before it, like Redis's WAIT: a write so confirmed survives a failover.",
+        writes: false,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::READONLY,
+        name: "READONLY",
+        syntax: "",
+        wire: "(empty)",
+        reply: "OK",
+        summary: "Lets this connection read, on a replica, the slots of the primary it follows (possibly stale by the lag CLUSTER.INFO reports) instead of being sent MOVED.",
+        writes: false,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::READWRITE,
+        name: "READWRITE",
+        syntax: "",
+        wire: "(empty)",
+        reply: "OK",
+        summary: "Ends READONLY: reads of a primary's slots are sent MOVED to the primary again.",
+        writes: false,
+        keys: KeySpec::None,
+    },
+    CommandSpec {
+        opcode: opcode::CLUSTER_FAILOVER,
+        name: "CLUSTER.FAILOVER",
+        syntax: "replica",
+        wire: "replica:uvarint",
+        reply: "MAP {epoch: INT} once `replica` owns this node's slots; CONFLICT (nothing changed) if it is not this node's replica or did not catch up within 10 s",
+        summary: "A planned hand-over, asked of a primary: it pauses writes to its slots, waits until `replica` holds every change, and makes it the primary in its place; nothing acknowledged is lost.",
         writes: false,
         keys: KeySpec::None,
     },
@@ -246,7 +295,22 @@ pub enum ClusterCommand<P = Bytes> {
         run: u64,
         /// Where in it the replica is.
         offset: u64,
+        /// The replica's node id, whose acknowledgement this is (0: none).
+        replica: u64,
     },
+    /// WAIT numreplicas timeout
+    Wait {
+        /// Replicas wanted.
+        replicas: u64,
+        /// Most milliseconds to wait (0: no limit).
+        timeout_ms: u64,
+    },
+    /// READONLY
+    ReadOnly,
+    /// READWRITE
+    ReadWrite,
+    /// CLUSTER.FAILOVER replica
+    Failover(u64),
 }
 
 fn put_ranges(buf: &mut BytesMut, ranges: &[Range]) {
@@ -312,6 +376,10 @@ impl<P: Payload> ClusterCommand<P> {
             ClusterCommand::Replicate(_) => opcode::CLUSTER_REPLICATE,
             ClusterCommand::Sync { .. } => opcode::CLUSTER_SYNC,
             ClusterCommand::Pull { .. } => opcode::CLUSTER_PULL,
+            ClusterCommand::Wait { .. } => opcode::WAIT,
+            ClusterCommand::ReadOnly => opcode::READONLY,
+            ClusterCommand::ReadWrite => opcode::READWRITE,
+            ClusterCommand::Failover(_) => opcode::CLUSTER_FAILOVER,
         }
     }
 
@@ -328,7 +396,11 @@ impl<P: Payload> ClusterCommand<P> {
     /// Appends the arguments (the body after the opcode).
     pub fn encode(&self, buf: &mut BytesMut) {
         match self {
-            ClusterCommand::Myself | ClusterCommand::Slots | ClusterCommand::Info => {}
+            ClusterCommand::Myself
+            | ClusterCommand::Slots
+            | ClusterCommand::Info
+            | ClusterCommand::ReadOnly
+            | ClusterCommand::ReadWrite => {}
             ClusterCommand::Create(members) => {
                 put_uvarint(buf, members.len() as u64);
                 for member in members {
@@ -351,14 +423,28 @@ impl<P: Payload> ClusterCommand<P> {
                 put_bytes(buf, entries.as_ref());
             }
             ClusterCommand::Drop(ranges) => put_ranges(buf, ranges),
-            ClusterCommand::Forget(id) | ClusterCommand::Replicate(id) => put_uvarint(buf, *id),
+            ClusterCommand::Forget(id)
+            | ClusterCommand::Replicate(id)
+            | ClusterCommand::Failover(id) => put_uvarint(buf, *id),
             ClusterCommand::Sync { session, chunk } => {
                 put_uvarint(buf, *session);
                 put_uvarint(buf, *chunk);
             }
-            ClusterCommand::Pull { run, offset } => {
+            ClusterCommand::Pull {
+                run,
+                offset,
+                replica,
+            } => {
                 put_uvarint(buf, *run);
                 put_uvarint(buf, *offset);
+                put_uvarint(buf, *replica);
+            }
+            ClusterCommand::Wait {
+                replicas,
+                timeout_ms,
+            } => {
+                put_uvarint(buf, *replicas);
+                put_uvarint(buf, *timeout_ms);
             }
         }
     }
@@ -410,7 +496,15 @@ impl<P: Payload> ClusterCommand<P> {
             opcode::CLUSTER_PULL => ClusterCommand::Pull {
                 run: r.uvarint()?,
                 offset: r.uvarint()?,
+                replica: r.uvarint()?,
             },
+            opcode::WAIT => ClusterCommand::Wait {
+                replicas: r.uvarint()?,
+                timeout_ms: r.uvarint()?,
+            },
+            opcode::READONLY => ClusterCommand::ReadOnly,
+            opcode::READWRITE => ClusterCommand::ReadWrite,
+            opcode::CLUSTER_FAILOVER => ClusterCommand::Failover(r.uvarint()?),
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -447,10 +541,25 @@ impl<P: Payload> ClusterCommand<P> {
                 session: *session,
                 chunk: *chunk,
             },
-            ClusterCommand::Pull { run, offset } => ClusterCommand::Pull {
+            ClusterCommand::Pull {
+                run,
+                offset,
+                replica,
+            } => ClusterCommand::Pull {
                 run: *run,
                 offset: *offset,
+                replica: *replica,
             },
+            ClusterCommand::Wait {
+                replicas,
+                timeout_ms,
+            } => ClusterCommand::Wait {
+                replicas: *replicas,
+                timeout_ms: *timeout_ms,
+            },
+            ClusterCommand::ReadOnly => ClusterCommand::ReadOnly,
+            ClusterCommand::ReadWrite => ClusterCommand::ReadWrite,
+            ClusterCommand::Failover(id) => ClusterCommand::Failover(*id),
         }
     }
 }
@@ -588,11 +697,25 @@ impl ClusterCommand<Bytes> {
                 }
             }
             opcode::CLUSTER_PULL => {
-                arity(args.len() == 2)?;
+                arity(args.len() == 3)?;
                 ClusterCommand::Pull {
                     run: parse_int::<u64>(&args[0])?,
                     offset: parse_int::<u64>(&args[1])?,
+                    replica: parse_int::<u64>(&args[2])?,
                 }
+            }
+            opcode::WAIT => {
+                arity(args.len() == 2)?;
+                ClusterCommand::Wait {
+                    replicas: parse_int::<u64>(&args[0])?,
+                    timeout_ms: parse_int::<u64>(&args[1])?,
+                }
+            }
+            opcode::READONLY => arity(args.is_empty()).map(|()| ClusterCommand::ReadOnly)?,
+            opcode::READWRITE => arity(args.is_empty()).map(|()| ClusterCommand::ReadWrite)?,
+            opcode::CLUSTER_FAILOVER => {
+                arity(args.len() == 1)?;
+                ClusterCommand::Failover(parse_int::<u64>(&args[0])?)
             }
             _ => return Err(not_in_family(spec)),
         })

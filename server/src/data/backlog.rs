@@ -62,6 +62,11 @@ impl Backlog {
         self.end
     }
 
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
     /// Offset of the oldest record still held.
     pub fn start(&self) -> u64 {
         self.start

@@ -13,7 +13,7 @@ use crate::clock;
 use crate::cluster::{Change, Cluster, Peer, Proposal, LEASE_MS};
 use crate::route::coordinator;
 use crate::route::migrate;
-use crate::route::replicate;
+use crate::route::{acks, handover, replicate};
 use crate::shard::output::ConnOutput;
 use crate::shard::Shard;
 
@@ -49,6 +49,22 @@ pub fn answer<P: Payload>(
     let reply = match (command, cluster) {
         (ClusterCommand::KeySlot(key), _) => Value::Int(i64::from(key_slot(key.as_ref()))),
         (ClusterCommand::Info, cluster) => info(cluster.as_deref()),
+        (
+            ClusterCommand::Wait {
+                replicas,
+                timeout_ms,
+            },
+            _,
+        ) => {
+            let reply = acks::wait(shard.clone(), *replicas, *timeout_ms);
+            coordinator::complete_later(shard, conn, request_id, index, started, reply);
+            return;
+        }
+        (ClusterCommand::ReadOnly | ClusterCommand::ReadWrite, _) => {
+            conn.reads_replica
+                .set(matches!(command, ClusterCommand::ReadOnly));
+            Value::text("OK")
+        }
         (_, None) => off(),
         (ClusterCommand::Myself, Some(cluster)) => map(vec![
             ("id", Value::Int(cluster.id as i64)),
@@ -98,8 +114,20 @@ pub fn answer<P: Payload>(
         (ClusterCommand::Sync { session, chunk }, Some(_)) => {
             replicate::sync(shard, *session, *chunk)
         }
-        (ClusterCommand::Pull { run, offset }, Some(_)) => {
-            let reply = replicate::pull(shard.clone(), *run, *offset);
+        (
+            ClusterCommand::Pull {
+                run,
+                offset,
+                replica,
+            },
+            Some(_),
+        ) => {
+            let reply = replicate::pull(shard.clone(), *run, *offset, *replica);
+            coordinator::complete_later(shard, conn, request_id, index, started, reply);
+            return;
+        }
+        (ClusterCommand::Failover(replica), Some(cluster)) => {
+            let reply = handover::hand_over(shard.clone(), cluster, *replica);
             coordinator::complete_later(shard, conn, request_id, index, started, reply);
             return;
         }

@@ -30,8 +30,9 @@ pub enum Verdict {
 }
 
 /// Decides whether this node runs a request now (always, in single-node mode), in one
-/// pass over its keys.
-pub fn check<P: Payload>(shard: &Shard, command: &Command<P>) -> Verdict {
+/// pass over its keys; with `replica_reads` (READONLY), a read of the slots of the
+/// primary this node replicates runs here too.
+pub fn check<P: Payload>(shard: &Shard, command: &Command<P>, replica_reads: bool) -> Verdict {
     let run_anyway = Verdict::Run { slot: None };
     let Some(cluster) = shard.node.cluster.as_ref() else {
         return run_anyway;
@@ -55,6 +56,9 @@ pub fn check<P: Payload>(shard: &Shard, command: &Command<P>) -> Verdict {
     };
     // A write to a slot whose migration is copying it would be missing from the copy.
     let watch_pauses = command.spec().writes && cluster.paused.any();
+    let followed = (replica_reads && !command.spec().writes)
+        .then(|| topology.primary_of(cluster.id))
+        .flatten();
     let mut first = None;
     let mut moving = None;
     let mut local = false;
@@ -67,7 +71,7 @@ pub fn check<P: Payload>(shard: &Shard, command: &Command<P>) -> Verdict {
             moving = Some(slot);
         }
         let owner = topology.owner_id(slot);
-        if owner == cluster.id {
+        if owner == cluster.id || Some(owner) == followed {
             local = true;
         } else {
             match foreign {

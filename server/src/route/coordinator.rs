@@ -46,7 +46,7 @@ pub fn dispatch(
         started,
         now: clock::millis_at(started),
     };
-    let slot = match super::cluster::check(shard, &command) {
+    let slot = match super::cluster::check(shard, &command, conn.reads_replica.get()) {
         Verdict::Run { slot } => slot,
         Verdict::Refuse(refusal) => return request.complete(shard, conn, &refusal),
         Verdict::AcrossNodes => {

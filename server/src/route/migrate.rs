@@ -247,7 +247,7 @@ fn on_every_shard<T: Send + 'static>(
 /// Returns once every write that passed its slot check before now has run: each shard
 /// waits out its geo tasks from before, then sends every shard a call, which arrives
 /// after anything it handed that shard earlier.
-async fn barrier(shard: &Rc<Shard>) {
+pub(crate) async fn barrier(shard: &Rc<Shard>) {
     let shards = shard.shards();
     let rounds: Vec<_> = (0..shards)
         .map(|each| {

@@ -1,8 +1,10 @@
 //! Where each request runs: on the shard that owns its keys, split by owner and gathered.
 
+pub mod acks;
 pub mod cluster;
 pub mod coordinator;
 pub mod geo;
+pub mod handover;
 pub mod info;
 pub mod migrate;
 pub mod replicate;

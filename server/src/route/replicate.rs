@@ -52,6 +52,10 @@ pub struct Replication {
     pub follower: RefCell<FollowerStats>,
     /// Copies handed out since start.
     pub copies_taken: std::cell::Cell<u64>,
+    /// Where each replica stands in this shard's stream, as its pulls said.
+    pub acks: RefCell<Vec<crate::route::acks::Ack>>,
+    /// Raised (for every waiting WAIT) when a replica's standing moves.
+    pub acked: tokio::sync::Notify,
 }
 
 /// A replica shard's view of its stream, for INFO.
@@ -71,6 +75,46 @@ pub struct FollowerStats {
     pub full_syncs: u64,
     /// Records applied since start.
     pub records: u64,
+    /// When the last pull answered.
+    pub pulled_at: Option<Instant>,
+}
+
+/// One shard's replication figures, for INFO.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicationStats {
+    /// The stream as a replica follows it.
+    pub follower: FollowerStats,
+    /// Milliseconds since the last pull answered, as a replica (`None`: never).
+    pub pulled_ms_ago: Option<u64>,
+    /// Where this shard's own stream ends (0 when no replica ever copied it).
+    pub stream_end: u64,
+    /// Stream bytes kept for replicas.
+    pub backlog_bytes: u64,
+    /// Copies handed out since start.
+    pub copies_taken: u64,
+    /// Each replica's standing in this shard's stream.
+    pub replicas: Vec<crate::route::acks::ReplicaLag>,
+}
+
+impl Replication {
+    /// This shard's figures now.
+    pub fn stats(&self, shard: &Shard) -> ReplicationStats {
+        let (stream_end, backlog_bytes) = shard
+            .keyspace
+            .borrow()
+            .backlog
+            .as_ref()
+            .map_or((0, 0), |b| (b.end(), b.held() as u64));
+        let follower = self.follower.borrow().clone();
+        ReplicationStats {
+            pulled_ms_ago: follower.pulled_at.map(|at| at.elapsed().as_millis() as u64),
+            follower,
+            stream_end,
+            backlog_bytes,
+            copies_taken: self.copies_taken.get(),
+            replicas: crate::route::acks::lags(shard),
+        }
+    }
 }
 
 /// The backlog bytes each shard keeps for replicas.
@@ -90,6 +134,9 @@ fn new_backlog(id: u16) -> Backlog {
 /// CLUSTER.SYNC on a primary's shard: chunk `chunk` of copy `session`, taking a copy
 /// first when `session` is 0.
 pub fn sync(shard: &Rc<Shard>, session: u64, chunk: u64) -> Value {
+    if let Some(refusal) = not_a_source(shard) {
+        return refusal;
+    }
     let replication = &shard.replication;
     let mut copies = replication.copies.borrow_mut();
     copies.retain(|copy| copy.taken.elapsed() < COPY_PATIENCE);
@@ -139,6 +186,18 @@ pub fn sync(shard: &Rc<Shard>, session: u64, chunk: u64) -> Value {
     reply
 }
 
+/// The refusal a node that is itself a replica gives copies and pulls: what its shard
+/// changes now is its own primary's stream (its copy, at first), which must not flow back
+/// to a replica promoted in its place.
+fn not_a_source(shard: &Shard) -> Option<Value> {
+    let cluster = shard.node.cluster.as_ref()?;
+    let primary = primary_of(cluster)?.0;
+    Some(Value::error(
+        ErrorCode::Conflict,
+        format!("this node is a replica of node {primary} now"),
+    ))
+}
+
 /// Ships the journal, then saves every entry of the shard: the copy and the stream
 /// offset it stands at.
 fn take_copy(shard: &Rc<Shard>) -> ShardCopy {
@@ -168,10 +227,13 @@ fn take_copy(shard: &Rc<Shard>) -> ShardCopy {
 
 /// CLUSTER.PULL on a primary's shard: the records after `offset`, waiting a little for
 /// some when there are none yet.
-pub async fn pull(shard: Rc<Shard>, run: u64, offset: u64) -> Value {
+pub async fn pull(shard: Rc<Shard>, run: u64, offset: u64, replica: NodeId) -> Value {
     let deadline = tokio::time::Instant::now() + PULL_WAIT;
     loop {
         let grown = shard.replication.grown.notified();
+        if let Some(refusal) = not_a_source(&shard) {
+            return refusal;
+        }
         let read = {
             let keyspace = shard.keyspace.borrow();
             let Some(backlog) = keyspace.backlog.as_ref() else {
@@ -182,6 +244,9 @@ pub async fn pull(shard: Rc<Shard>, run: u64, offset: u64) -> Value {
             };
             backlog.read(run, offset).map(|read| (read, backlog.end()))
         };
+        if read.is_ok() {
+            crate::route::acks::note(&shard, replica, run, offset);
+        }
         match read {
             Ok(((records, next), end)) if !records.is_empty() => {
                 return Value::Array(vec![
@@ -279,7 +344,7 @@ async fn stream(
             return "the topology names another primary".into();
         }
         let Some((_, at)) = *position else {
-            match copy_from(shard, link).await {
+            match copy_from(shard, cluster, link, primary).await {
                 Ok(at) => *position = Some((primary, at)),
                 Err(why) => return why,
             }
@@ -289,6 +354,7 @@ async fn stream(
             .request(Command::Cluster(ClusterCommand::Pull {
                 run: at.run,
                 offset: at.offset,
+                replica: cluster.id,
             }))
             .await;
         let (next, end, records) = match pulled {
@@ -308,6 +374,11 @@ async fn stream(
             Ok(other) => return format!("a pull answered {other:?}"),
             Err(error) => return error.to_string(),
         };
+        // The answer may arrive after this node was promoted and took writes: records
+        // from a former primary must not land on top of them.
+        if primary_of(cluster).map(|(id, _)| id) != Some(primary) {
+            return "the topology names another primary".into();
+        }
         if !records.is_empty() {
             let applied = shard.with_keyspace(|keyspace| {
                 crate::families::replica::apply_pulled(keyspace, &records)
@@ -333,12 +404,18 @@ async fn stream(
         follower.run = at.run;
         follower.offset = next;
         follower.lag_bytes = end.saturating_sub(next);
+        follower.pulled_at = Some(Instant::now());
     }
 }
 
 /// Reads a whole copy of the primary's shard into this one, replacing what it held;
 /// answers the stream position the copy stands at.
-async fn copy_from(shard: &Rc<Shard>, link: &Connection) -> Result<Position, String> {
+async fn copy_from(
+    shard: &Rc<Shard>,
+    cluster: &Arc<Cluster>,
+    link: &Connection,
+    primary: NodeId,
+) -> Result<Position, String> {
     let mut session = 0;
     let mut chunk = 0;
     let mut start = None;
@@ -355,6 +432,9 @@ async fn copy_from(shard: &Rc<Shard>, link: &Connection) -> Result<Position, Str
         else {
             return Err(format!("CLUSTER.SYNC answered {items:?}"));
         };
+        if primary_of(cluster).map(|(id, _)| id) != Some(primary) {
+            return Err("the topology names another primary".into());
+        }
         let import = Command::Cluster(ClusterCommand::Import {
             reset: chunk == 0,
             ranges: vec![(0, SLOT_COUNT - 1)],

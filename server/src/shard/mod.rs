@@ -293,6 +293,8 @@ impl Shard {
         if let Some(durable) = self.durability.as_ref() {
             stats.persistence = durable.stats();
         }
+        drop(keyspace);
+        stats.replication = self.replication.stats(self);
         stats
     }
 
@@ -479,7 +481,7 @@ impl Shard {
     /// Hands the batch's records to the replicas' backlog and wakes their pulls; with no
     /// log to take them, the journal is emptied here. A shard no replica ever copied
     /// keeps no backlog and does nothing here.
-    fn ship(&self) {
+    pub fn ship(&self) {
         let mut keyspace = self.keyspace.borrow_mut();
         let Some(before) = keyspace.backlog.as_ref().map(|b| b.end()) else {
             return;

@@ -34,6 +34,9 @@ pub struct ConnOutput {
     /// Whether a request that changes data was received since the output was last
     /// written: such replies wait for the log even while it is failing.
     pub wrote: Cell<bool>,
+    /// Whether this connection asked (READONLY) to read the slots of the primary this
+    /// node replicates, instead of being sent MOVED to it.
+    pub reads_replica: Cell<bool>,
     /// Raised when the connection must close now (pushes outgrew the limit while the
     /// client was not reading, or shutdown ran out of time).
     aborted: LocalSignal,
@@ -116,6 +119,7 @@ impl Default for ConnOutput {
             wake: LocalSignal::default(),
             in_flight: Cell::new(0),
             wrote: Cell::new(false),
+            reads_replica: Cell::new(false),
             aborted: LocalSignal::default(),
             abort_reason: Cell::new(None),
             read_clock: ReadClock::default(),

@@ -77,6 +77,8 @@ pub struct ShardStats {
     pub pushes: u64,
     /// The log's and snapshots' figures (not added up: INFO combines them per field).
     pub persistence: crate::shard::durable::PersistStats,
+    /// The shard's replication figures (not added up: INFO combines them per field).
+    pub replication: crate::route::replicate::ReplicationStats,
 }
 
 impl ShardStats {

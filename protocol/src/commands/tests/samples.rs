@@ -76,7 +76,15 @@ fn cluster_samples() -> Vec<Command> {
         Command::Cluster(ClusterCommand::Pull {
             run: 77,
             offset: 4096,
+            replica: 3,
         }),
+        Command::Cluster(ClusterCommand::Wait {
+            replicas: 1,
+            timeout_ms: 500,
+        }),
+        Command::Cluster(ClusterCommand::ReadOnly),
+        Command::Cluster(ClusterCommand::ReadWrite),
+        Command::Cluster(ClusterCommand::Failover(2)),
     ]
 }
 
