@@ -7,11 +7,19 @@
 # kills the other pair's primary or the heir. Prints each round, the median and the worst,
 # and the load's errors (requests in flight at a kill fail with a lost connection).
 #
-#   benches/failover.sh [ROUNDS]     default 10
+# With --leader each round kills the primary that is the Raft leader instead (the others
+# first elect a leader, which then waits out the dead primary's lease); while the leader
+# is a replica, that replica is killed and restarted, untimed, until a primary leads.
+#
+#   benches/failover.sh [ROUNDS] [--leader]     default 10
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rounds=${1:-10}
+kill_leader=${2:-}
+# Seconds of load per round: a leader round may first move the leadership on.
+per_round=10
+[ "$kill_leader" = --leader ] && per_round=20
 cargo build --release -q -p tessera-server -p tessera-bench -p tessera-cli --bins
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -41,19 +49,32 @@ for n in 1 2 3 4; do wait_ok "$n"; done
 
 ./target/release/tessera-bench -p "${port[1]}" --follow -k 20000 -w load -c 20 >/dev/null
 ./target/release/tessera-bench -p "${port[1]}" --follow -k 20000 -w set -c 10 \
-  --duration $((rounds * 10 + 10)) --json >"$work/load.json" 2>/dev/null &
+  --duration $((rounds * per_round + 10)) --json >"$work/load.json" 2>/dev/null &
 load=$!
 
 times=()
-for round in $(seq "$rounds"); do
-  leader=$(info 1 | field leader)
-  [ -n "$leader" ] || leader=$(info 3 | field leader)
+round=0
+shuffles=0
+while [ "${#times[@]}" -lt "$rounds" ]; do
+  leader=
+  for n in 1 2 3 4; do [ -n "$leader" ] || leader=$(info "$n" 2>/dev/null | field leader || true); done
   victim=
   for n in 1 2 3 4; do
-    [ "$n" = "$leader" ] && continue
+    if [ "$kill_leader" = --leader ]; then [ "$n" = "$leader" ] || continue
+    else [ "$n" = "$leader" ] && continue; fi
     i=$(info "$n")
     if [ -z "$(echo "$i" | field replica_of)" ] && [ "$(echo "$i" | field slots_owned)" -gt 0 ]; then victim=$n; break; fi
   done
+  if [ -z "$victim" ]; then
+    # The leader is a replica: move the leadership on, untimed.
+    shuffles=$((shuffles + 1))
+    [ "$shuffles" -le 20 ] || { echo "the leadership never landed on a primary" >&2; exit 1; }
+    kill -9 "${pid[$leader]}"; wait "${pid[$leader]}" 2>/dev/null || true
+    sleep 1.5
+    start "$leader"; wait_ok "$leader"
+    continue
+  fi
+  round=$((round + 1))
   heir=
   for n in 1 2 3 4; do [ "$(info "$n" | field replica_of)" = "$victim" ] && heir=$n; done
   # A key in one of the victim's slots (Redis Cluster's CRC16, no hash tag).

@@ -405,3 +405,39 @@ async fn a_planned_failover_under_load_loses_no_acknowledged_write_and_refuses_n
     }
     assert!(total > 200, "{total} writes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_further_behind_than_the_backlog_copies_the_shard_afresh() {
+    let mut cluster = TestCluster::start_with(2, 2, &["--repl-backlog-size", "16384"], None);
+    cluster.form().await;
+    cluster.wait_serving().await;
+    let replica = cluster.add_node(2);
+    cluster.join(replica, 0).await;
+    cluster
+        .ask(replica, Command::Cluster(ClusterCommand::Replicate(1)))
+        .await;
+    let client = tessera_client::Client::connect(&cluster.address(0))
+        .await
+        .unwrap();
+    client.set("first", "v").await.unwrap();
+    wait_caught_up(&cluster, replica, 0).await;
+    let syncs = |info: Value| info.get("full_syncs").and_then(Value::as_int).unwrap();
+    let copied = syncs(replication_info(&cluster, replica).await);
+    assert_eq!(copied, 2, "one copy per shard");
+    cluster.nodes[replica].as_ref().unwrap().signal("STOP");
+    let value = "x".repeat(200);
+    for i in 0..1_000 {
+        client
+            .set(format!("behind:{i}"), value.clone())
+            .await
+            .unwrap();
+    }
+    cluster.nodes[replica].as_ref().unwrap().signal("CONT");
+    let caught = wait_caught_up(&cluster, replica, 0).await;
+    assert!(caught > 300, "{caught}");
+    let recopied = syncs(replication_info(&cluster, replica).await);
+    assert!(
+        recopied > copied,
+        "200 KB of changes overflow a 16 KB backlog: {copied} -> {recopied} copies"
+    );
+}

@@ -87,6 +87,9 @@ pub struct Config {
     pub cluster_user: String,
     /// That user's password; empty: none is sent.
     pub cluster_pass: String,
+    /// Change-stream bytes each shard keeps for its replicas; a replica further behind
+    /// copies the shard afresh (Redis's repl-backlog-size, per shard).
+    pub repl_backlog_size: usize,
 }
 
 /// Whether TLS clients must show a certificate the CA signed.
@@ -147,6 +150,7 @@ impl Default for Config {
             cluster_announce_addr: String::new(),
             cluster_user: String::new(),
             cluster_pass: String::new(),
+            repl_backlog_size: 16 << 20,
         }
     }
 }
@@ -209,6 +213,9 @@ impl Config {
         }
         if self.max_push_buffer_bytes < 1024 {
             return invalid("max-push-buffer-bytes must be at least 1024".into());
+        }
+        if self.repl_backlog_size < 16 << 10 {
+            return invalid("repl-backlog-size must be at least 16384".into());
         }
         if self.cluster_enabled && self.cluster_node_id == 0 {
             return invalid("cluster-node-id must be at least 1".into());

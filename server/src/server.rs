@@ -181,6 +181,7 @@ pub fn run(
         started: Instant::now(),
         max_frame_bytes: config.max_frame_bytes,
         max_push_buffer_bytes: config.max_push_buffer_bytes,
+        repl_backlog_bytes: config.repl_backlog_size,
         maxclients,
         shutdown_timeout: std::time::Duration::from_secs_f64(config.shutdown_timeout),
         idle_timeout: (config.timeout > 0.0)

@@ -35,6 +35,9 @@ struct Args {
     /// Push bytes a connection may leave unread before it is closed [default: 33554432].
     #[arg(long)]
     max_push_buffer_bytes: Option<usize>,
+    /// Change-stream bytes each shard keeps for replicas that fall behind [default: 16777216].
+    #[arg(long)]
+    repl_backlog_size: Option<usize>,
     /// Log filter, e.g. `info`, `debug`, `tessera_server=trace` [default: info].
     #[arg(long)]
     log_level: Option<String>,
@@ -156,6 +159,7 @@ impl Args {
             maxclients,
             max_frame_bytes,
             max_push_buffer_bytes,
+            repl_backlog_size,
             log_level,
             node_id,
             appendonly,

@@ -31,7 +31,10 @@ const RENEW: Duration = Duration::from_millis(200);
 /// How long a confirmed view may be served from, counted from when the confirmation was
 /// asked for: longer than an election takes (so a leader's death does not stop the rest),
 /// and the least time a failover waits after a primary's last renewal.
-pub const LEASE_MS: u64 = 2_000;
+///
+/// Failover takes about this plus 0.2 s, and one election more when the dead primary
+/// also led Raft.
+pub const LEASE_MS: u64 = 1_500;
 
 /// What Raft's membership records about a node: where to reach it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -336,9 +339,12 @@ async fn boot(settings: Settings, listener: std::net::TcpListener) -> io::Result
     let machine = store::MachineStore::open(&dir, publish)?;
     let config = openraft::Config {
         cluster_name: "tessera".into(),
+        // openraft's followers wait its leader lease (election_timeout_max) plus a random
+        // timeout after the leader's last heartbeat: 0.75–1 s, which a failover of a
+        // primary that also led waits before its own lease wait begins.
         heartbeat_interval: 100,
-        election_timeout_min: 500,
-        election_timeout_max: 1_000,
+        election_timeout_min: 250,
+        election_timeout_max: 500,
         ..Default::default()
     }
     .validate()

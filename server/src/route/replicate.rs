@@ -117,18 +117,16 @@ impl Replication {
     }
 }
 
-/// The backlog bytes each shard keeps for replicas.
-pub const BACKLOG_BYTES: usize = 16 << 20;
-
-/// A fresh backlog for shard `id`, named so that no two runs of a shard share a name.
-fn new_backlog(id: u16) -> Backlog {
+/// A fresh backlog for shard `id` of `limit` bytes, named so that no two runs of a shard
+/// share a name.
+fn new_backlog(id: u16, limit: usize) -> Backlog {
     use std::hash::BuildHasher;
     let run = std::collections::hash_map::RandomState::new().hash_one((
         id,
         std::time::SystemTime::now(),
         std::process::id(),
     )) | 1;
-    Backlog::new(run, BACKLOG_BYTES)
+    Backlog::new(run, limit)
 }
 
 /// CLUSTER.SYNC on a primary's shard: chunk `chunk` of copy `session`, taking a copy
@@ -207,7 +205,7 @@ fn take_copy(shard: &Rc<Shard>) -> ShardCopy {
         // The first copy starts the stream: until a replica copies a shard, its writes
         // cost nothing here.
         keyspace.start_journal();
-        keyspace.backlog = Some(new_backlog(shard.id));
+        keyspace.backlog = Some(new_backlog(shard.id, shard.node.repl_backlog_bytes));
     }
     keyspace.ship_journal();
     let (run, offset) = {

@@ -87,6 +87,8 @@ pub struct NodeInfo {
     pub max_frame_bytes: usize,
     /// Push bytes a connection may leave unread before it is closed.
     pub max_push_buffer_bytes: usize,
+    /// Change-stream bytes each shard keeps for replicas.
+    pub repl_backlog_bytes: usize,
     /// Client connection ceiling.
     pub maxclients: usize,
     /// How long shutdown waits for connections to take their last replies.
