@@ -41,9 +41,9 @@ cli() { local p=$1; shift; ./target/release/tessera-cli -p "$p" "$@"; }
 info() { cli "${port[$1]}" --json cluster info; }
 field() { python3 -c "import json,sys; v=json.load(sys.stdin).get('$1'); print('' if v is None else v)"; }
 
-cli "${port[1]}" cluster create "127.0.0.1:${port[1]}" "127.0.0.1:${port[2]}" >/dev/null
-cli "${port[1]}" cluster add-node "127.0.0.1:${port[3]}" --replica-of 1 >/dev/null
-cli "${port[1]}" cluster add-node "127.0.0.1:${port[4]}" --replica-of 2 >/dev/null
+# Nodes 1 and 2 own the slots; 3 replicates 1 and 4 replicates 2.
+cli "${port[1]}" cluster create --replicas 1 "127.0.0.1:${port[1]}" "127.0.0.1:${port[2]}" \
+  "127.0.0.1:${port[3]}" "127.0.0.1:${port[4]}" >/dev/null
 wait_ok() { for _ in $(seq 200); do [ "$(info "$1" | field state)" = ok ] && return; sleep 0.05; done; }
 for n in 1 2 3 4; do wait_ok "$n"; done
 

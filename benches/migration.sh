@@ -36,7 +36,7 @@ for i in 1 2 3 4; do
   ports+=("$(sed -n 's/^listening on .*://p' "$work/n$i.out")")
 done
 cli() { ./target/release/tessera-cli -p "${ports[0]}" "$@"; }
-cli cluster create "127.0.0.1:${ports[0]}" "127.0.0.1:${ports[1]}" "127.0.0.1:${ports[2]}" >/dev/null
+cli cluster create --replicas 0 "127.0.0.1:${ports[0]}" "127.0.0.1:${ports[1]}" "127.0.0.1:${ports[2]}" >/dev/null
 for _ in $(seq 100); do
   ok=$(for p in "${ports[@]:0:3}"; do ./target/release/tessera-cli -p "$p" --json cluster info; done | grep -c '"state":"ok"' || true)
   [ "$ok" = 3 ] && break; sleep 0.1

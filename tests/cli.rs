@@ -306,7 +306,7 @@ async fn cluster_create_forms_a_cluster_and_nodes_lists_it() {
     let cluster = support::cluster::TestCluster::start(3, 1);
     let node = cluster.nodes[0].as_ref().unwrap();
     let addresses: Vec<String> = (0..3).map(|at| cluster.address(at)).collect();
-    let mut create = vec!["cluster", "create"];
+    let mut create = vec!["cluster", "create", "--replicas", "0"];
     create.extend(addresses.iter().map(String::as_str));
     let formed = cli(node, &create);
     assert!(formed.status.success(), "{formed:?}");
@@ -337,6 +337,67 @@ async fn cluster_create_forms_a_cluster_and_nodes_lists_it() {
         assert_eq!(stdout(&cli(node, &["set", key, "1"])), "OK");
     }
     assert_eq!(stdout(&cli(node, &["exists", "a", "b", "c", "d"])), "4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_create_gives_each_primary_a_replica_by_default() {
+    let cluster = support::cluster::TestCluster::start(5, 1);
+    let node = cluster.nodes[0].as_ref().unwrap();
+    let mut create = vec!["--json".to_string(), "cluster".into(), "create".into()];
+    create.extend((0..5).map(|at| cluster.address(at)));
+    let create: Vec<&str> = create.iter().map(String::as_str).collect();
+    let formed = cli(node, &create);
+    assert!(formed.status.success(), "{formed:?}");
+    let layout: serde_json::Value = serde_json::from_slice(&formed.stdout).unwrap();
+    assert_eq!(layout["primaries"], serde_json::json!([1, 2]), "{layout}");
+    assert_eq!(
+        layout["replicas"],
+        serde_json::json!([
+            {"replica": 3, "primary": 1},
+            {"replica": 4, "primary": 2},
+            {"replica": 5, "primary": 1},
+        ])
+    );
+    cluster.wait_serving().await;
+
+    let nodes = cli(node, &["--json", "cluster", "nodes"]);
+    let listed: serde_json::Value = serde_json::from_slice(&nodes.stdout).unwrap();
+    let listed = listed.as_array().unwrap();
+    let follows: Vec<(i64, serde_json::Value)> = listed
+        .iter()
+        .map(|n| (n["id"].as_i64().unwrap(), n["replica_of"].clone()))
+        .collect();
+    let null = serde_json::Value::Null;
+    let of = |p: i64| serde_json::json!(p);
+    assert_eq!(
+        follows,
+        vec![
+            (1, null.clone()),
+            (2, null),
+            (3, of(1)),
+            (4, of(2)),
+            (5, of(1))
+        ]
+    );
+    let slots: Vec<i64> = listed
+        .iter()
+        .map(|n| n["slots"].as_i64().unwrap())
+        .collect();
+    assert_eq!(slots[0] + slots[1], 16_384, "{slots:?}");
+    assert!(
+        slots[0] > 0 && slots[1] > 0 && slots[2..] == [0, 0, 0],
+        "{slots:?}"
+    );
+    // Each write reaches every copy of its slot: both of node 1's replicas catch up.
+    for key in ["a", "b", "c", "d", "e", "f"] {
+        assert_eq!(stdout(&cli(node, &["set", key, "1"])), "OK");
+    }
+    let on_primaries =
+        support::replicas::dbsize(&cluster, 0).await + support::replicas::dbsize(&cluster, 1).await;
+    assert_eq!(on_primaries, 6);
+    for (replica, primary) in [(2, 0), (3, 1), (4, 0)] {
+        support::replicas::wait_caught_up(&cluster, replica, primary).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

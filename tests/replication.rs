@@ -441,3 +441,128 @@ async fn a_replica_further_behind_than_the_backlog_copies_the_shard_afresh() {
         "200 KB of changes overflow a 16 KB backlog: {copied} -> {recopied} copies"
     );
 }
+
+/// What one sync writer saw: counter values the cluster confirmed on a replica, and writes
+/// that ran unconfirmed, before and after the kill.
+#[derive(Default)]
+struct SyncLog {
+    confirmed: Vec<i64>,
+    unconfirmed_before_replica: usize,
+    ran_after_kill: usize,
+    errors: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_added_under_load_catches_up_then_takes_over_with_every_confirmed_write() {
+    use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+    use std::sync::Arc;
+    let mut cluster = TestCluster::formed(2, 2).await;
+    let client = tessera_client::Client::connect(&cluster.address(0))
+        .await
+        .unwrap();
+    let value = "v".repeat(100);
+    for chunk in 0..30 {
+        let pairs: Vec<(String, String)> = (0..100)
+            .map(|i| (format!("pre:{}", chunk * 100 + i), value.clone()))
+            .collect();
+        client.mset(pairs).await.unwrap();
+    }
+    let sync = tessera_client::ClientConfig {
+        sync_replicas: Some(tessera_client::SyncReplicas {
+            replicas: 1,
+            timeout: Duration::from_millis(500),
+        }),
+        ..tessera_client::ClientConfig::default()
+    };
+    let synced = tessera_client::Client::connect_with(&cluster.address(0), sync)
+        .await
+        .unwrap();
+    // 0: no replica yet, 1: replicating, 2: the primary was killed.
+    let phase = Arc::new(AtomicU8::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..10)
+        .map(|writer| {
+            let key = key_on(&client, &cluster, 0, &format!("added:{writer}"));
+            let (synced, phase, stop) = (synced.clone(), phase.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut log = SyncLog::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let now = phase.load(Ordering::Relaxed);
+                    match synced.incr_by(key.clone(), 1).await {
+                        Ok(value) => log.confirmed.push(value),
+                        Err(tessera_client::Error::NotReplicated { .. }) if now == 0 => {
+                            log.unconfirmed_before_replica += 1;
+                        }
+                        Err(tessera_client::Error::NotReplicated { .. }) if now == 2 => {
+                            log.ran_after_kill += 1;
+                        }
+                        Err(error) => log.errors.push(error.to_string()),
+                    }
+                    if now == 0 {
+                        // Before a replica exists WAIT answers at once: no need to spin.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+                (key, log)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let replica = cluster.add_node(2);
+    phase.store(1, Ordering::Relaxed);
+    cluster.join(replica, 0).await;
+    cluster
+        .ask(replica, Command::Cluster(ClusterCommand::Replicate(1)))
+        .await;
+    // Caught up: the 3,000 keys' share of node 1 and the ten counters are there.
+    let copied = wait_caught_up(&cluster, replica, 0).await;
+    assert!(copied > 1_000, "{copied} keys copied");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    cluster.kill(0);
+    phase.store(2, Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while cluster.topology(1).await.slots_of(3) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no failover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    for writer in writers {
+        let (key, log) = writer.await.unwrap();
+        assert!(
+            log.unconfirmed_before_replica > 0,
+            "{key}: no replica, nothing confirmed"
+        );
+        assert!(
+            log.confirmed.len() > 5,
+            "{key}: writes confirmed once the replica caught up: {}",
+            log.confirmed.len()
+        );
+        assert!(log.ran_after_kill > 0, "{key}: writes ran on the heir");
+        let mut given = log.confirmed.clone();
+        given.sort_unstable();
+        given.dedup();
+        assert_eq!(
+            given.len(),
+            log.confirmed.len(),
+            "{key}: a value given twice"
+        );
+        let kept = client.get(key.clone()).await.unwrap().expect("the counter");
+        let kept: i64 = String::from_utf8_lossy(&kept).parse().unwrap();
+        let last = *given.last().unwrap();
+        assert!(
+            kept >= last,
+            "{key}: {last} was confirmed, the heir holds {kept} (errors: {:?})",
+            log.errors
+        );
+    }
+    let topology = cluster.topology(1).await;
+    assert_eq!(topology.slots_of(1), 0);
+    let keys: Vec<String> = (0..3_000).map(|i| format!("pre:{i}")).collect();
+    let found = client.mget(keys).await.unwrap();
+    assert!(
+        found.iter().all(|v| v.as_deref() == Some(value.as_bytes())),
+        "every preloaded key survives the failover"
+    );
+}

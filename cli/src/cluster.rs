@@ -2,13 +2,14 @@
 
 use tessera_client::{parse_slots, ClientConfig, ClusterCommand, Connection, Error};
 use tessera_cluster::{slot_runs, Move, NodeId, Topology};
+use tessera_protocol::commands::cluster::Member;
 use tessera_protocol::{Command, Value};
 
 use crate::render::{render_human, render_raw, to_json};
 use crate::Style;
 
 /// What `cluster` takes after it.
-const USAGE: &str = "usage: tessera-cli cluster info | slots | nodes | create HOST:PORT... | \
+const USAGE: &str = "usage: tessera-cli cluster info | slots | nodes | create HOST:PORT... [--replicas R] | \
 add-node HOST:PORT [--no-rebalance | --replica-of ID] | remove-node ID | rebalance | move-slot FIRST[-LAST] ID | \
 failover REPLICA_ID";
 
@@ -63,41 +64,37 @@ pub async fn run(
                         .as_ref()
                         .map_or("unreachable".into(), |i| text(i.get("state"))),
                     role: info.as_ref().map_or("-".into(), |i| text(i.get("role"))),
+                    replica_of: node.get("replica_of").and_then(Value::as_int),
                     epoch: info.as_ref().map_or(-1, |i| int(i.get("epoch"))),
                 });
             }
             Ok(render_nodes(&rows, json))
         }
         Some("create") if words.len() > 1 => {
-            let mut line: Vec<String> = Vec::new();
-            for addr in &words[1..] {
-                let me = ask(addr.clone(), ClusterCommand::Myself).await?;
-                line.extend([
-                    int(me.get("id")).to_string(),
-                    text(me.get("bus")),
-                    text(me.get("addr")),
-                    int(me.get("shards")).to_string(),
-                ]);
+            let (addresses, replicas) = create_plan(&words[1..])?;
+            let mut nodes = Vec::new();
+            for addr in &addresses {
+                nodes.push(member_of(
+                    &ask(addr.clone(), ClusterCommand::Myself).await?,
+                )?);
             }
-            let words: Vec<bytes::Bytes> = std::iter::once("CLUSTER.CREATE".to_string())
-                .chain(line)
-                .map(bytes::Bytes::from)
-                .collect();
-            let command = Command::parse_words(&words).map_err(|e| e.to_string())?;
-            let Command::Cluster(create) = command else {
-                return Err("CLUSTER.CREATE did not parse as itself".into());
-            };
-            let formed = ask(words_first(&words[..]), create).await?;
-            Ok(render_map(&formed, style))
+            let layout = replica_layout(&nodes, replicas)?;
+            let primaries: Vec<Member> = nodes[..layout.primaries].to_vec();
+            let first = String::from_utf8_lossy(&primaries[0].addr).into_owned();
+            let formed = ask(first.clone(), ClusterCommand::Create(primaries)).await?;
+            for &(replica, primary) in &layout.follows {
+                let node = nodes[replica].clone();
+                let addr = String::from_utf8_lossy(&node.addr).into_owned();
+                ask(first.clone(), ClusterCommand::Join(node)).await?;
+                ask(addr, ClusterCommand::Replicate(nodes[primary].id)).await?;
+            }
+            if layout.follows.is_empty() {
+                return Ok(render_map(&formed, style));
+            }
+            Ok(render_layout(&nodes, &layout, json))
         }
         Some("add-node") if words.len() >= 2 => {
-            let me = ask(words[1].clone(), ClusterCommand::Myself).await?;
-            let member = tessera_protocol::commands::cluster::Member {
-                id: u64::try_from(int(me.get("id"))).map_err(|_| "CLUSTER.MYSELF: no id")?,
-                bus: bytes::Bytes::from(text(me.get("bus"))),
-                addr: bytes::Bytes::from(text(me.get("addr"))),
-                shards: u16::try_from(int(me.get("shards"))).map_err(|_| "no shard count")?,
-            };
+            let member = member_of(&ask(words[1].clone(), ClusterCommand::Myself).await?)?;
             let id = member.id;
             let replica_of = match words.iter().position(|w| w == "--replica-of") {
                 Some(at) => Some(
@@ -271,9 +268,96 @@ fn render_moves(what: &str, done: &[(Move, Value)], json: bool) -> String {
     out
 }
 
-/// The first node named after CLUSTER.CREATE's id: its client address.
-fn words_first(words: &[bytes::Bytes]) -> String {
-    String::from_utf8_lossy(&words[3]).into_owned()
+/// A node as it describes itself in answer to CLUSTER.MYSELF.
+fn member_of(me: &Value) -> Result<Member, String> {
+    Ok(Member {
+        id: u64::try_from(int(me.get("id"))).map_err(|_| "CLUSTER.MYSELF: no id")?,
+        bus: bytes::Bytes::from(text(me.get("bus"))),
+        addr: bytes::Bytes::from(text(me.get("addr"))),
+        shards: u16::try_from(int(me.get("shards"))).map_err(|_| "CLUSTER.MYSELF: no shards")?,
+    })
+}
+
+/// `create`'s words: the node addresses, and how many replicas each primary gets —
+/// `--replicas R`, or 1 when there is a second node to hold the copy.
+fn create_plan(words: &[String]) -> Result<(Vec<String>, usize), String> {
+    let mut addresses = Vec::new();
+    let mut replicas = None;
+    let mut rest = words.iter();
+    while let Some(word) = rest.next() {
+        if word == "--replicas" {
+            let count = rest.next().and_then(|w| w.parse::<usize>().ok());
+            replicas = Some(count.ok_or_else(|| USAGE.to_string())?);
+        } else {
+            addresses.push(word.clone());
+        }
+    }
+    if addresses.is_empty() {
+        return Err(USAGE.into());
+    }
+    let replicas = replicas.unwrap_or(usize::from(addresses.len() > 1));
+    Ok((addresses, replicas))
+}
+
+/// Which of `create`'s nodes own slots and which follow whom.
+#[derive(Debug, PartialEq)]
+struct Layout {
+    /// The first this many nodes named are the primaries.
+    primaries: usize,
+    /// (replica, primary) as positions in the list of nodes named.
+    follows: Vec<(usize, usize)>,
+}
+
+/// Splits the nodes as `redis-cli --cluster create` does: the first N / (R + 1) named own
+/// the slots, every other node follows one of them. Each replica goes to a primary with the
+/// fewest so far and, among those, to one on another host, so that one machine's loss
+/// takes a primary or its copy but not both. Nodes left over give some primaries one more.
+fn replica_layout(nodes: &[Member], replicas: usize) -> Result<Layout, String> {
+    let primaries = nodes.len() / (replicas + 1);
+    if primaries == 0 {
+        return Err(format!(
+            "{} nodes cannot hold a primary and {replicas} replicas of it",
+            nodes.len()
+        ));
+    }
+    let host = |at: usize| {
+        let addr = String::from_utf8_lossy(&nodes[at].addr).into_owned();
+        addr.rsplit_once(':')
+            .map_or(addr.clone(), |(h, _)| h.to_string())
+    };
+    let mut count = vec![0usize; primaries];
+    let mut follows = Vec::new();
+    for replica in primaries..nodes.len() {
+        let primary = (0..primaries)
+            .min_by_key(|&p| (count[p], host(p) == host(replica), p))
+            .expect("at least one primary");
+        count[primary] += 1;
+        follows.push((replica, primary));
+    }
+    Ok(Layout { primaries, follows })
+}
+
+fn render_layout(nodes: &[Member], layout: &Layout, json: bool) -> String {
+    let id = |at: usize| nodes[at].id;
+    if json {
+        let follows: Vec<serde_json::Value> = layout
+            .follows
+            .iter()
+            .map(|&(r, p)| serde_json::json!({"replica": id(r), "primary": id(p)}))
+            .collect();
+        let primaries: Vec<u64> = (0..layout.primaries).map(id).collect();
+        return serde_json::json!({"primaries": primaries, "replicas": follows}).to_string();
+    }
+    let primaries: Vec<String> = (0..layout.primaries).map(|p| id(p).to_string()).collect();
+    let mut out = format!("primaries: {}", primaries.join(" "));
+    for &(replica, primary) in &layout.follows {
+        out.push_str(&format!(
+            "\nnode {} replicates node {}",
+            id(replica),
+            id(primary)
+        ));
+    }
+    out
 }
 
 struct NodeRow {
@@ -284,6 +368,7 @@ struct NodeRow {
     state: String,
     role: String,
     epoch: i64,
+    replica_of: Option<i64>,
 }
 
 fn render_nodes(rows: &[NodeRow], json: bool) -> String {
@@ -294,19 +379,21 @@ fn render_nodes(rows: &[NodeRow], json: bool) -> String {
                 serde_json::json!({
                     "id": r.id, "addr": r.addr, "shards": r.shards, "slots": r.slots,
                     "state": r.state, "role": r.role, "epoch": r.epoch,
+                    "replica_of": r.replica_of,
                 })
             })
             .collect();
         return serde_json::Value::Array(nodes).to_string();
     }
     let mut out = format!(
-        "{:<4} {:<22} {:>6} {:>6} {:<12} {:<10} {:>5}",
-        "id", "addr", "shards", "slots", "state", "role", "epoch"
+        "{:<4} {:<22} {:>6} {:>6} {:<12} {:<10} {:>5} {:>10}",
+        "id", "addr", "shards", "slots", "state", "role", "epoch", "replica_of"
     );
     for r in rows {
+        let follows = r.replica_of.map_or("-".into(), |p| p.to_string());
         out.push_str(&format!(
-            "\n{:<4} {:<22} {:>6} {:>6} {:<12} {:<10} {:>5}",
-            r.id, r.addr, r.shards, r.slots, r.state, r.role, r.epoch
+            "\n{:<4} {:<22} {:>6} {:>6} {:<12} {:<10} {:>5} {:>10}",
+            r.id, r.addr, r.shards, r.slots, r.state, r.role, r.epoch, follows
         ));
     }
     out
@@ -372,5 +459,51 @@ fn text(value: Option<&Value>) -> String {
         Some(Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
         Some(Value::Int(n)) => n.to_string(),
         _ => "-".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(addrs: &[&str]) -> Vec<Member> {
+        addrs
+            .iter()
+            .zip(1..)
+            .map(|(addr, id)| Member {
+                id,
+                bus: bytes::Bytes::from_static(b"-"),
+                addr: bytes::Bytes::from(addr.to_string()),
+                shards: 1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn replicas_spread_over_the_primaries_and_prefer_another_host() {
+        let six = nodes(&["a:1", "a:2", "b:1", "a:3", "b:2", "b:3"]);
+        let layout = replica_layout(&six, 1).unwrap();
+        assert_eq!(layout.primaries, 3);
+        // Primaries a:1, a:2, b:1; replicas a:3, b:2, b:3 each to a primary of its own,
+        // a:3 to the one primary not on host a.
+        assert_eq!(layout.follows, vec![(3, 2), (4, 0), (5, 1)]);
+
+        let five = replica_layout(&six[..5], 1).unwrap();
+        assert_eq!(five.primaries, 2);
+        assert_eq!(five.follows, vec![(2, 0), (3, 1), (4, 0)]);
+        assert!(replica_layout(&six[..2], 2).is_err());
+        assert_eq!(replica_layout(&six[..3], 0).unwrap().follows, vec![]);
+    }
+
+    #[test]
+    fn create_defaults_to_one_replica_when_there_is_a_second_node() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(create_plan(&words(&["x:1"])).unwrap().1, 0);
+        assert_eq!(create_plan(&words(&["x:1", "x:2"])).unwrap().1, 1);
+        let (addresses, replicas) =
+            create_plan(&words(&["x:1", "--replicas", "2", "x:2", "x:3"])).unwrap();
+        assert_eq!((addresses.len(), replicas), (3, 2));
+        assert!(create_plan(&words(&["x:1", "--replicas"])).is_err());
+        assert!(create_plan(&words(&["--replicas", "0"])).is_err());
     }
 }
