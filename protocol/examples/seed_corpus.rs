@@ -205,5 +205,66 @@ fn main() -> std::io::Result<()> {
         [0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0],
     )?;
     std::fs::write(root.join("frame_decoder/short-prefix"), [2, 0, 0, 0, 9, 9])?;
+    resp_seeds(&root.join("resp_request"))
+}
+
+/// RESP requests as clients send them: multibulk (the first byte odd: authenticated),
+/// inline lines with quotes, pipelines, and the malformed ones Redis's protocol tests send.
+fn resp_seeds(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let multibulk = |words: &[&str]| {
+        let mut out = format!("*{}\r\n", words.len());
+        for word in words {
+            out.push_str(&format!("${}\r\n{word}\r\n", word.len()));
+        }
+        out
+    };
+    let seeds: Vec<(&str, String)> = vec![
+        (
+            "set",
+            format!("\x01{}", multibulk(&["SET", "k", "v", "EX", "10", "NX"])),
+        ),
+        (
+            "pipeline",
+            format!(
+                "\x03{}{}",
+                multibulk(&["INCR", "n"]),
+                multibulk(&["GET", "n"])
+            ),
+        ),
+        (
+            "hset",
+            format!("\x05{}", multibulk(&["HSET", "h", "f", "v", "g", "w"])),
+        ),
+        (
+            "zadd",
+            format!("\x07{}", multibulk(&["ZADD", "z", "1.5", "a", "+inf", "b"])),
+        ),
+        (
+            "native",
+            format!(
+                "\x09{}",
+                multibulk(&["RL.CHECK", "r", "LIMIT", "5", "WINDOW", "1000"])
+            ),
+        ),
+        (
+            "inline",
+            "\x01set \"a b\" 'c\\'d' \"\\x41\\n\"\r\nGET a\n".into(),
+        ),
+        (
+            "unauthenticated",
+            format!("\x02{}", multibulk(&["AUTH", "pw"])),
+        ),
+        ("empty", "\x01\r\n*0\r\n*-1\r\nPING\r\n".into()),
+        ("bad-count", "\x01*x\r\n".into()),
+        ("bad-bulk", "\x01*1\r\n$-5\r\n".into()),
+        ("not-dollar", "\x01*2\r\n$3\r\nGET\r\n:1\r\n".into()),
+        ("unbalanced", "\x01set \"k v\r\n".into()),
+        ("huge-count", "\x00*100000\r\n".into()),
+        ("huge-bulk", "\x01*1\r\n$999999999\r\nabc".into()),
+    ];
+    for (name, seed) in seeds {
+        std::fs::write(dir.join(name), seed.as_bytes())?;
+    }
     Ok(())
 }

@@ -71,3 +71,41 @@ fn assert_round_trips(command: &Command) {
         "commands round-trip"
     );
 }
+
+/// Reads `data` as RESP requests whole and in uneven pieces: both must yield the same
+/// requests and the same refusal, and no claimed length may cost memory before it arrives.
+pub fn resp_request(data: &[u8]) {
+    let authenticated = data.first().is_some_and(|b| b & 1 == 1);
+    let whole = resp_all(&[data], authenticated);
+    let step = usize::from(data.get(1).copied().unwrap_or(1)).max(1);
+    let pieces: Vec<&[u8]> = data.chunks(step).collect();
+    assert_eq!(
+        whole,
+        resp_all(&pieces, authenticated),
+        "reading depends on how bytes arrive"
+    );
+    for args in &whole.0 {
+        if let Ok(command) = Command::parse_words(args) {
+            assert_round_trips(&command);
+        }
+    }
+}
+
+type RespRead = (Vec<Vec<Bytes>>, Option<crate::resp::ProtocolError>);
+
+fn resp_all(pieces: &[&[u8]], authenticated: bool) -> RespRead {
+    let mut parser = crate::resp::RequestParser::new(64 * 1024);
+    let mut buf = BytesMut::new();
+    let mut requests = Vec::new();
+    for piece in pieces {
+        buf.extend_from_slice(piece);
+        loop {
+            match parser.next(&mut buf, authenticated) {
+                Ok(Some(args)) => requests.push(args),
+                Ok(None) => break,
+                Err(error) => return (requests, Some(error)),
+            }
+        }
+    }
+    (requests, None)
+}

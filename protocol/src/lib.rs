@@ -20,6 +20,7 @@ pub mod error;
 pub mod frame;
 pub mod fuzzing;
 pub mod hello;
+pub mod resp;
 pub mod value;
 pub mod wire;
 

@@ -26,3 +26,8 @@ fn frame_decoder_corpus_replays_cleanly() {
 fn command_parser_corpus_replays_cleanly() {
     assert!(replay("command_parser", tessera_protocol::fuzzing::command_parser) >= 10);
 }
+
+#[test]
+fn resp_request_corpus_replays_cleanly() {
+    assert!(replay("resp_request", tessera_protocol::fuzzing::resp_request) >= 10);
+}

@@ -1,0 +1,8 @@
+//! RESP, the protocol Redis clients speak: requests parsed as Redis parses them, replies
+//! written in RESP2 or RESP3.
+
+pub mod reply;
+pub mod request;
+
+pub use reply::{bulk, encode, encode_push, encode_status, error_line, RespVersion};
+pub use request::{ProtocolError, RequestParser};
