@@ -11,6 +11,8 @@ use thiserror::Error;
 
 /// Port the server listens on when none is given.
 pub use tessera_protocol::DEFAULT_PORT;
+/// The RESP port when none is given: Redis's, so redis-cli and Redis clients find it.
+pub const DEFAULT_RESP_PORT: u16 = 6379;
 /// Most shards one node runs.
 pub const MAX_SHARDS: usize = 1024;
 
@@ -22,6 +24,10 @@ pub struct Config {
     pub bind: IpAddr,
     /// Port to listen on; 0 picks a free one.
     pub port: u16,
+    /// Whether to listen for Redis clients (RESP2 and RESP3) too.
+    pub resp: bool,
+    /// The RESP port; 0 picks a free one.
+    pub resp_port: u16,
     /// Shards (threads); 0 means one per available core.
     pub shards: usize,
     /// Most client connections open at once, across all shards.
@@ -120,6 +126,8 @@ impl Default for Config {
         Self {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: DEFAULT_PORT,
+            resp: true,
+            resp_port: DEFAULT_RESP_PORT,
             shards: 0,
             maxclients: 10_000,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,

@@ -18,6 +18,7 @@ pub mod families;
 pub mod memory;
 pub mod net;
 pub mod persist;
+pub mod resp;
 pub mod route;
 pub mod server;
 pub mod shard;

@@ -2,7 +2,7 @@
 //! threads out, until shutdown has drained every connection.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,8 +14,10 @@ use tokio::sync::{watch, Barrier};
 use crate::config::Config;
 use crate::net::connection::{self, ClientSlot};
 use crate::shard::mesh::Mesh;
+use crate::shard::output::Wire;
 use crate::shard::{NodeInfo, Shard};
 use crate::startup;
+use tessera_protocol::resp::RespVersion;
 
 /// Binds one listening socket per shard on the same address with SO_REUSEPORT, so the
 /// kernel spreads new connections over the shards. Port 0 is first resolved to a free
@@ -139,6 +141,14 @@ fn maxmemory(config: &Config) -> u64 {
     derived
 }
 
+/// The sockets a node serves on, one per shard for each port.
+pub struct Listeners {
+    /// Tessera's own protocol.
+    pub native: Vec<TcpListener>,
+    /// RESP, for Redis clients; empty when it is off.
+    pub resp: Vec<TcpListener>,
+}
+
 /// Called once every shard has loaded its data and serves.
 pub type Ready = Box<dyn FnOnce() + Send>;
 
@@ -151,17 +161,27 @@ pub type Ready = Box<dyn FnOnce() + Send>;
 /// A shard thread could not start or its runtime could not be built; the data folder is
 /// in use by another server, or cannot be read or loaded.
 pub fn run(
-    listeners: Vec<TcpListener>,
+    listeners: Listeners,
     config: &Config,
     shutdown: watch::Receiver<bool>,
     ready: Ready,
 ) -> io::Result<()> {
-    let shards = u16::try_from(listeners.len()).map_err(|_| io::Error::other("too many shards"))?;
+    let Listeners { native, resp } = listeners;
+    let shards = u16::try_from(native.len()).map_err(|_| io::Error::other("too many shards"))?;
     if shards == 0 {
         return Err(io::Error::other("at least one listener is required"));
     }
-    let bound = listeners[0].local_addr()?;
+    if !resp.is_empty() && resp.len() != native.len() {
+        return Err(io::Error::other(
+            "the RESP port needs one listener per shard",
+        ));
+    }
+    let bound = native[0].local_addr()?;
     let port = bound.port();
+    let resp_port = match resp.first() {
+        Some(listener) => listener.local_addr()?.port(),
+        None => 0,
+    };
     let maxclients = fit_to_descriptors(config.maxclients, shards);
     let cluster = if config.cluster_enabled {
         Some(start_cluster(config, bound, shards)?)
@@ -178,6 +198,7 @@ pub fn run(
         node_id,
         shards,
         port,
+        resp_port,
         started: Instant::now(),
         max_frame_bytes: config.max_frame_bytes,
         max_push_buffer_bytes: config.max_push_buffer_bytes,
@@ -209,6 +230,8 @@ pub fn run(
     let slots = Arc::new(Slots::new(maxclients));
     let all_drained = Arc::new(Barrier::new(usize::from(shards)));
     let loading = Arc::new(startup::Loading::new(shards, ready));
+    let mut resp = resp.into_iter();
+    let listeners: Vec<_> = native.into_iter().map(|n| (n, resp.next())).collect();
     let threads = listeners
         .into_iter()
         .enumerate()
@@ -293,9 +316,75 @@ pub fn admits(protected: bool, peer: std::net::IpAddr) -> bool {
 /// What a client refused by protected mode is told.
 const PROTECTED_MODE: &str = "protected mode: this server is bound beyond loopback and has no password, so it serves loopback clients only; set a password (--requirepass, or ACL.SETUSER default >password from loopback), bind it to 127.0.0.1, or start it with --protected-mode no once the network is trusted";
 
+/// Accepts on `listener`, or never when there is none.
+async fn accept_if(
+    listener: Option<&tokio::net::TcpListener>,
+) -> io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Who may connect: protected mode's rule and the `maxclients` slots.
+struct Admission {
+    slots: Arc<Slots>,
+    protected: bool,
+}
+
+impl Admission {
+    /// Serves a connection just accepted, or refuses it saying why.
+    fn admit(&self, shard: &Rc<Shard>, stream: tokio::net::TcpStream, peer: IpAddr, wire: Wire) {
+        if !admits(self.protected && shard.node.acl.default_is_open(), peer) {
+            shard.stats.borrow_mut().connections_rejected += 1;
+            let refusal =
+                tessera_protocol::Value::error(tessera_protocol::ErrorCode::Denied, PROTECTED_MODE);
+            tokio::task::spawn_local(connection::refuse(stream, refusal, wire));
+            return;
+        }
+        match ClientSlot::acquire(&self.slots) {
+            Some(slot) => connection::accept(shard.clone(), stream, slot, wire),
+            None => {
+                shard.stats.borrow_mut().connections_rejected += 1;
+                tokio::task::spawn_local(connection::reject(stream, wire));
+            }
+        }
+    }
+}
+
+/// Failed accepts (out of descriptors and the like): counted, and logged once a second at
+/// most, with a short back-off instead of a spin.
+struct AcceptFailures {
+    count: u64,
+    last_logged: Instant,
+}
+
+impl Default for AcceptFailures {
+    fn default() -> Self {
+        AcceptFailures {
+            count: 0,
+            last_logged: Instant::now()
+                .checked_sub(std::time::Duration::from_secs(1))
+                .unwrap_or_else(Instant::now),
+        }
+    }
+}
+
+impl AcceptFailures {
+    async fn note(&mut self, shard: &Shard, error: &io::Error) {
+        self.count += 1;
+        if self.last_logged.elapsed() >= std::time::Duration::from_secs(1) {
+            tracing::warn!(shard = shard.id, %error, failures = self.count, "accept failed");
+            self.count = 0;
+            self.last_logged = Instant::now();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 fn run_shard(
     shard: Rc<Shard>,
-    listener: TcpListener,
+    (listener, resp): (TcpListener, Option<TcpListener>),
     slots: Arc<Slots>,
     all_drained: Arc<Barrier>,
     mut shutdown: watch::Receiver<bool>,
@@ -307,6 +396,7 @@ fn run_shard(
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
+        let resp = resp.map(tokio::net::TcpListener::from_std).transpose()?;
         tokio::task::spawn_local(shard.clone().run_inbox());
         tokio::task::spawn_local(shard.clone().run_expiry());
         tokio::task::spawn_local(shard.clone().run_flusher());
@@ -316,43 +406,24 @@ fn run_shard(
         tokio::task::spawn_local(shard.clone().run_connection_timeouts());
         tokio::task::spawn_local(crate::route::replicate::follow(shard.clone()));
         tracing::debug!(shard = shard.id, "shard started");
-        let mut accept_failures = 0u64;
-        let mut last_failure_log = Instant::now()
-            .checked_sub(std::time::Duration::from_secs(1))
-            .unwrap_or_else(Instant::now);
+        let mut failures = AcceptFailures::default();
+        let admission = Admission { slots, protected };
         while !*shutdown.borrow() {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) if !admits(protected && shard.node.acl.default_is_open(), peer.ip()) => {
-                        shard.stats.borrow_mut().connections_rejected += 1;
-                        let refusal = tessera_protocol::Value::error(
-                            tessera_protocol::ErrorCode::Denied,
-                            PROTECTED_MODE,
-                        );
-                        tokio::task::spawn_local(connection::refuse(stream, refusal));
+                    Ok((stream, peer)) => admission.admit(&shard, stream, peer.ip(), Wire::Native),
+                    Err(error) => failures.note(&shard, &error).await,
+                },
+                accepted = accept_if(resp.as_ref()) => match accepted {
+                    Ok((stream, peer)) => {
+                        admission.admit(&shard, stream, peer.ip(), Wire::Resp(RespVersion::Resp2));
                     }
-                    Ok((stream, _)) => match ClientSlot::acquire(&slots) {
-                        Some(slot) => connection::accept(shard.clone(), stream, slot),
-                        None => {
-                            shard.stats.borrow_mut().connections_rejected += 1;
-                            tokio::task::spawn_local(connection::reject(stream));
-                        }
-                    },
-                    Err(error) => {
-                        // Out of descriptors and the like: back off instead of spinning,
-                        // and say so once a second at most, with how often it happened.
-                        accept_failures += 1;
-                        if last_failure_log.elapsed() >= std::time::Duration::from_secs(1) {
-                            tracing::warn!(shard = shard.id, %error, failures = accept_failures, "accept failed");
-                            accept_failures = 0;
-                            last_failure_log = Instant::now();
-                        }
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    }
+                    Err(error) => failures.note(&shard, &error).await,
                 },
                 _ = shutdown.changed() => {}
             }
         }
+        drop(resp);
         drop(listener);
         shard.drain_connections().await;
         // Other shards may still be waiting on this one's answers: keep serving the

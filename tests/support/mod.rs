@@ -39,6 +39,8 @@ pub struct TestServer {
     pub address: String,
     /// The port alone.
     pub port: u16,
+    /// The RESP port, unless RESP is off.
+    pub resp_port: Option<u16>,
 }
 
 impl TestServer {
@@ -53,6 +55,10 @@ impl TestServer {
         if !flags.contains(&"--port") {
             command.args(["--port", "0"]);
         }
+        if !flags.contains(&"--resp-port") {
+            // Every test server may speak RESP; none may take Redis's port.
+            command.args(["--resp-port", "0"]);
+        }
         if !flags.contains(&"--dir") && !flags.contains(&"--appendonly") {
             // Servers that test something else keep nothing on disk.
             command.args(["--appendonly", "no"]);
@@ -66,9 +72,16 @@ impl TestServer {
         let mut child = command.spawn().expect("tessera-server starts");
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut line = String::new();
-        BufReader::new(stdout)
+        let mut stdout = BufReader::new(stdout);
+        stdout
             .read_line(&mut line)
             .expect("server prints its address");
+        // The RESP address is printed in the same write as the first line.
+        let buffered = String::from_utf8_lossy(stdout.buffer()).into_owned();
+        let resp_port = buffered
+            .lines()
+            .find_map(|l| l.strip_prefix("resp listening on "))
+            .and_then(|addr| addr.rsplit(':').next()?.parse().ok());
         let address = line
             .trim()
             .strip_prefix("listening on ")
@@ -83,6 +96,7 @@ impl TestServer {
             child: Some(child),
             address,
             port,
+            resp_port,
         }
     }
 

@@ -23,6 +23,13 @@ struct Args {
     /// Port to listen on; 0 picks a free port [default: 7379].
     #[arg(long, short = 'p')]
     port: Option<u16>,
+    /// Also serve Redis clients (RESP2 and RESP3): yes or no [default: yes].
+    #[arg(long, value_parser = yes_no)]
+    resp: Option<bool>,
+    /// The RESP port; 0 picks a free port. When the default is taken (by a Redis), RESP
+    /// stays off with a warning [default: 6379].
+    #[arg(long)]
+    resp_port: Option<u16>,
     /// Shards (one thread each) [default: one per core].
     #[arg(long)]
     shards: Option<usize>,
@@ -155,6 +162,8 @@ impl Args {
         apply!(
             bind,
             port,
+            resp,
+            resp_port,
             shards,
             maxclients,
             max_frame_bytes,
@@ -226,15 +235,40 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let resp = if config.resp {
+        match server::bind(SocketAddr::new(config.bind, config.resp_port), shards) {
+            Ok(listeners) => listeners,
+            Err(error)
+                if error.kind() == std::io::ErrorKind::AddrInUse
+                    && config.resp_port == tessera_server::config::DEFAULT_RESP_PORT =>
+            {
+                tracing::warn!(%error, port = config.resp_port, "the default RESP port is taken (a Redis?): Redis clients are not served; set --resp-port");
+                Vec::new()
+            }
+            Err(error) => {
+                tracing::error!(%error, bind = %config.bind, port = config.resp_port, "cannot listen for RESP");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let address = listeners[0]
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let resp_address = resp.first().and_then(|l| l.local_addr().ok());
     let ready = Box::new(move || {
         tracing::info!(%address, shards, "tessera listening");
         // One plain line on stdout, once the data is loaded, so scripts and tests started
         // with --port 0 learn the port and know the server is ready.
-        println!("listening on {address}");
+        // The RESP line goes in the same write, so a reader of the first finds both; a
+        // reader gone already is no reason to stop.
+        let mut lines = format!("listening on {address}\n");
+        if let Some(resp) = resp_address {
+            lines.push_str(&format!("resp listening on {resp}\n"));
+        }
+        let _ = std::io::stdout().write_all(lines.as_bytes());
         let _ = std::io::stdout().flush();
     });
 
@@ -271,6 +305,10 @@ fn main() -> ExitCode {
     let (stop, stopped) = watch::channel(false);
     let (ended, server_ended) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::spawn(move || {
+        let listeners = server::Listeners {
+            native: listeners,
+            resp,
+        };
         let result = server::run(listeners, &config, stopped, ready);
         let _ = ended.send(());
         result

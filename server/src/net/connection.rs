@@ -20,7 +20,7 @@ use crate::acl::{self, Session};
 use crate::net::access;
 use crate::net::tls::{Detached, Transport};
 use crate::route::coordinator;
-use crate::shard::output::ConnOutput;
+use crate::shard::output::{ConnOutput, Wire};
 use crate::shard::Shard;
 
 /// Read buffer headroom kept free before each read.
@@ -63,7 +63,7 @@ impl Drop for ClientSlot {
 }
 
 /// What the connection does after a batch of frames.
-enum Next {
+pub(crate) enum Next {
     Continue,
     /// The output is full: write it, then run the frames still buffered before reading.
     Drain,
@@ -80,26 +80,44 @@ enum Next {
 }
 
 /// What a connection carries from one request to the next.
-struct ConnState {
+pub(crate) struct ConnState {
     /// Whether the next request is the first, and so may move the connection.
-    may_move: bool,
+    pub may_move: bool,
     /// Who the connection is.
-    session: Session,
+    pub session: Session,
 }
 
-/// Serves a freshly accepted connection.
-pub fn accept(shard: Rc<Shard>, stream: TcpStream, slot: ClientSlot) {
+/// How a connection's bytes become requests: Tessera's frames, or RESP.
+pub(crate) enum Reader {
+    Native(FrameDecoder),
+    Resp(crate::resp::RespReader),
+}
+
+impl Reader {
+    fn new(shard: &Shard, wire: Wire) -> Reader {
+        match wire {
+            Wire::Native => Reader::Native(FrameDecoder::new(shard.node.max_frame_bytes)),
+            Wire::Resp(_) => Reader::Resp(crate::resp::RespReader::new(shard.node.max_frame_bytes)),
+        }
+    }
+}
+
+/// Serves a freshly accepted connection, speaking `wire`.
+pub fn accept(shard: Rc<Shard>, stream: TcpStream, slot: ClientSlot, wire: Wire) {
     let _ = stream.set_nodelay(true);
     let session = Session::start(&shard.node.acl);
     let Some(tls) = shard.node.tls.clone() else {
         let stream = Transport::Plain(stream);
-        tokio::task::spawn_local(serve(shard, stream, BytesMut::new(), None, slot, session));
+        let serving = serve(shard, stream, BytesMut::new(), None, slot, session, wire);
+        tokio::task::spawn_local(serving);
         return;
     };
     tokio::task::spawn_local(async move {
         let handshake = Transport::accept_tls(tls, stream);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-            Ok(Ok(stream)) => serve(shard, stream, BytesMut::new(), None, slot, session).await,
+            Ok(Ok(stream)) => {
+                serve(shard, stream, BytesMut::new(), None, slot, session, wire).await;
+            }
             failed => {
                 shard.stats.borrow_mut().tls_handshake_failures += 1;
                 let reason = match failed {
@@ -123,7 +141,15 @@ pub fn adopt(shard: Rc<Shard>, adoption: Adoption) {
     } = adoption;
     match stream.attach() {
         Ok(stream) => {
-            let serving = serve(shard, stream, buffered, Some(hello_id), slot, session);
+            let serving = serve(
+                shard,
+                stream,
+                buffered,
+                Some(hello_id),
+                slot,
+                session,
+                Wire::Native,
+            );
             tokio::task::spawn_local(serving);
         }
         Err(error) => tracing::warn!(shard = shard.id, %error, "could not adopt a connection"),
@@ -131,20 +157,25 @@ pub fn adopt(shard: Rc<Shard>, adoption: Adoption) {
 }
 
 /// Refuses a connection at `maxclients` with a closing error push.
-pub async fn reject(stream: TcpStream) {
-    refuse(
-        stream,
-        Value::error(ErrorCode::MaxClients, "max number of clients reached"),
-    )
-    .await;
+pub async fn reject(stream: TcpStream, wire: Wire) {
+    let full = Value::error(ErrorCode::MaxClients, "max number of clients reached");
+    refuse(stream, full, wire).await;
 }
 
 /// Refuses a connection with a closing error push saying why.
-pub async fn refuse(mut stream: TcpStream, error: Value) {
-    let mut buf = BytesMut::new();
-    encode_response(&mut buf, PUSH_ID, &error);
-    let _ = stream.write_all(&buf).await;
+pub async fn refuse(mut stream: TcpStream, error: Value, wire: Wire) {
+    let _ = stream.write_all(&closing(wire, &error)).await;
     let _ = stream.shutdown().await;
+}
+
+/// The last thing a connection is told before it closes: a push frame, or a RESP error.
+fn closing(wire: Wire, error: &Value) -> BytesMut {
+    let mut buf = BytesMut::new();
+    match wire {
+        Wire::Native => encode_response(&mut buf, PUSH_ID, error),
+        Wire::Resp(version) => tessera_protocol::resp::encode(&mut buf, error, version),
+    }
+    buf
 }
 
 async fn serve(
@@ -154,10 +185,12 @@ async fn serve(
     hello_id: Option<u32>,
     slot: ClientSlot,
     session: Session,
+    wire: Wire,
 ) {
     let out = Rc::new(ConnOutput::default());
+    out.wire.set(wire);
     let registration = shard.register_connection(&out);
-    let decoder = FrameDecoder::new(shard.node.max_frame_bytes);
+    let mut decoder = Reader::new(&shard, wire);
     let mut spare = BytesMut::with_capacity(READ_RESERVE);
     // A moved connection has answered nothing yet; one accepted here may still move.
     let mut state = ConnState {
@@ -167,14 +200,14 @@ async fn serve(
     if let Some(id) = hello_id {
         out.reply(id, &hello_info(&shard).to_value());
     }
-    let mut next = process(&shard, &out, &decoder, &mut inbuf, &mut state);
+    let mut next = process(&shard, &out, &mut decoder, &mut inbuf, &mut state);
     out.read_clock.processed(inbuf.is_empty());
     loop {
         if out.pending_bytes() > hard_output_limit(&shard) {
             // Backpressure keeps a pipeline under the soft limit; only one reply bigger
             // than the hard one (a huge HGETALL or ZRANGE) gets here: it is dropped, not
             // sent, and the connection closes saying why.
-            tell_and_close(&mut stream, &shard).await;
+            tell_and_close(&mut stream, &shard, wire).await;
             break;
         }
         if !out.is_empty() {
@@ -212,7 +245,7 @@ async fn serve(
             Next::Continue => {}
             Next::Drain => {
                 if !shard.is_stopping() {
-                    next = process(&shard, &out, &decoder, &mut inbuf, &mut state);
+                    next = process(&shard, &out, &mut decoder, &mut inbuf, &mut state);
                     out.read_clock.processed(inbuf.is_empty());
                     continue;
                 }
@@ -224,7 +257,7 @@ async fn serve(
                     () = tokio::time::sleep(pause) => {}
                 }
                 if !shard.is_stopping() {
-                    next = process(&shard, &out, &decoder, &mut inbuf, &mut state);
+                    next = process(&shard, &out, &mut decoder, &mut inbuf, &mut state);
                     out.read_clock.processed(inbuf.is_empty());
                     continue;
                 }
@@ -268,7 +301,7 @@ async fn serve(
                     Ok(0) => Next::Close("peer closed"),
                     Ok(_) => {
                         out.read_clock.arrived(was_empty);
-                        let next = process(&shard, &out, &decoder, &mut inbuf, &mut state);
+                        let next = process(&shard, &out, &mut decoder, &mut inbuf, &mut state);
                         out.read_clock.processed(inbuf.is_empty());
                         next
                     }
@@ -283,8 +316,22 @@ async fn serve(
     shard.unregister_connection(registration);
 }
 
-/// Runs every whole frame in `inbuf`, then sends what other shards must do.
+/// Runs every whole request in `inbuf`, then sends what other shards must do.
 fn process(
+    shard: &Rc<Shard>,
+    out: &Rc<ConnOutput>,
+    reader: &mut Reader,
+    inbuf: &mut BytesMut,
+    state: &mut ConnState,
+) -> Next {
+    match reader {
+        Reader::Native(decoder) => process_frames(shard, out, decoder, inbuf, state),
+        Reader::Resp(reader) => crate::resp::process(shard, out, reader, inbuf, state),
+    }
+}
+
+/// Runs every whole frame in `inbuf`, then sends what other shards must do.
+fn process_frames(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,
     decoder: &FrameDecoder,
@@ -358,6 +405,20 @@ fn run_frame(
             return None;
         }
     };
+    run_command(shard, out, id, command, started, state, first_request)
+}
+
+/// Runs one decoded request: authentication and ACL first, then here, on the cluster
+/// layer, or on the shards that own its keys.
+pub(crate) fn run_command(
+    shard: &Rc<Shard>,
+    out: &Rc<ConnOutput>,
+    id: u32,
+    command: Command<&[u8]>,
+    started: Instant,
+    state: &mut ConnState,
+    first_request: bool,
+) -> Option<Next> {
     let index = command.table_index();
     let complete = |reply: &Value| coordinator::complete(shard, out, id, index, started, reply);
     let acl = &shard.node.acl;
@@ -402,7 +463,11 @@ fn run_frame(
 }
 
 /// Sends a session answer, counts it, and says what the connection does next.
-fn conclude(shard: &Shard, complete: impl Fn(&Value), answer: access::Answer) -> Option<Next> {
+pub(crate) fn conclude(
+    shard: &Shard,
+    complete: impl Fn(&Value),
+    answer: access::Answer,
+) -> Option<Next> {
     complete(&answer.reply);
     let mut stats = shard.stats.borrow_mut();
     stats.auth_failures += u64::from(answer.pause.is_some());
@@ -502,18 +567,13 @@ fn hard_output_limit(shard: &Shard) -> usize {
 
 /// Tells the client its output went past the hard limit (within a second, for one that
 /// does not read), counting the close.
-async fn tell_and_close(stream: &mut Transport, shard: &Shard) {
+async fn tell_and_close(stream: &mut Transport, shard: &Shard, wire: Wire) {
     shard.stats.borrow_mut().output_limit_closes += 1;
-    let mut push = BytesMut::new();
     let message = format!(
         "a reply would have left more than {} bytes unsent (max-output-buffer-bytes × 2): the connection is closed",
         hard_output_limit(shard)
     );
-    encode_response(
-        &mut push,
-        PUSH_ID,
-        &Value::error(ErrorCode::ReplyTooLarge, message),
-    );
+    let push = closing(wire, &Value::error(ErrorCode::ReplyTooLarge, message));
     let told = write_flushed(stream, &push);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), told).await;
     tracing::debug!(

@@ -81,6 +81,8 @@ pub struct NodeInfo {
     pub shards: u16,
     /// Port clients connect to.
     pub port: u16,
+    /// The RESP port; 0 when RESP is off.
+    pub resp_port: u16,
     /// When the server started.
     pub started: Instant,
     /// Largest request frame accepted.

@@ -7,22 +7,133 @@
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use bytes::{Bytes, BytesMut};
 use hashbrown::HashSet;
+use tessera_protocol::resp::{self, RespVersion};
 use tessera_protocol::{
-    encode_bytes_array_response, encode_bytes_response, encode_response, Value,
+    encode_bytes_array_response, encode_bytes_response, encode_response, Value, PUSH_ID,
 };
 
 use crate::data::watch::ConnId;
 use crate::families::{to_value, Reply};
+use crate::resp::shape::Shape;
 use crate::signal::LocalSignal;
 
 /// Output buffer headroom a connection starts with.
 pub const OUTPUT_RESERVE: usize = 16 * 1024;
 
+/// What a connection's replies are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// Tessera's frames, each carrying its request's id, in any order.
+    Native,
+    /// RESP, in the order the requests came, as Redis clients expect.
+    Resp(RespVersion),
+}
+
+/// RESP replies that finished before one asked earlier, held until it has been written.
+#[derive(Default)]
+struct InOrder {
+    /// The id of the oldest request not yet answered.
+    next: u32,
+    parked: BTreeMap<u32, Parked>,
+    parked_bytes: usize,
+    /// The RESP version replies are being written in now.
+    writing: RespVersion,
+    /// Requests whose replies Redis shapes differently from ours.
+    shapes: hashbrown::HashMap<u32, Shape>,
+}
+
+/// A RESP reply on its way to the output.
+enum Item<'a> {
+    Value(&'a Value, Option<Shape>),
+    Switch(&'a Value, RespVersion),
+    Status(&'a str),
+    Bulk(&'a [u8]),
+    Members(&'a [&'a [u8]]),
+}
+
+/// A reply held until the ones before it are written: values wait unencoded (a HELLO
+/// before them may change the version), the rest encoded (they read alike in both).
+enum Parked {
+    Value(Value, Option<Shape>),
+    Switch(Value, RespVersion),
+    Encoded(BytesMut),
+}
+
+impl Item<'_> {
+    fn write(self, buf: &mut BytesMut, writing: &mut RespVersion) {
+        match self {
+            Item::Value(value, None) => resp::encode(buf, value, *writing),
+            Item::Value(value, Some(shape)) => {
+                resp::encode(buf, &shape.apply(value, *writing), *writing);
+            }
+            Item::Switch(value, version) => {
+                *writing = version;
+                resp::encode(buf, value, version);
+            }
+            Item::Status(status) => resp::encode_status(buf, status),
+            Item::Bulk(bytes) => resp::bulk(buf, bytes),
+            Item::Members(members) => {
+                let all: Vec<Value> = members
+                    .iter()
+                    .map(|m| Value::Bytes(Bytes::copy_from_slice(m)))
+                    .collect();
+                resp::encode(buf, &Value::Array(all), *writing);
+            }
+        }
+    }
+
+    fn park(self) -> Parked {
+        match self {
+            Item::Value(value, shape) => Parked::Value(value.clone(), shape),
+            Item::Switch(value, version) => Parked::Switch(value.clone(), version),
+            other => {
+                let mut encoded = BytesMut::new();
+                // Bulk strings, statuses and arrays of bulk strings read alike in both.
+                other.write(&mut encoded, &mut RespVersion::Resp2);
+                Parked::Encoded(encoded)
+            }
+        }
+    }
+}
+
+impl Parked {
+    /// Roughly what it will take in the output, for the backpressure count.
+    fn size(&self) -> usize {
+        match self {
+            Parked::Value(..) | Parked::Switch(..) => 64,
+            Parked::Encoded(bytes) => bytes.len(),
+        }
+    }
+
+    fn write(self, buf: &mut BytesMut, writing: &mut RespVersion) {
+        match self {
+            Parked::Value(value, shape) => Item::Value(&value, shape).write(buf, writing),
+            Parked::Switch(value, version) => Item::Switch(&value, version).write(buf, writing),
+            Parked::Encoded(bytes) => buf.extend_from_slice(&bytes),
+        }
+    }
+}
+
+impl InOrder {
+    fn advance(&mut self) {
+        // Ids run 1, 2, ... and skip the push id when they wrap, as the reader assigns them.
+        self.next = self.next.wrapping_add(1);
+        if self.next == PUSH_ID {
+            self.next = 1;
+        }
+    }
+}
+
 /// One connection's pending output and the state others need to reach it.
 pub struct ConnOutput {
     buf: RefCell<BytesMut>,
+    /// Native frames, or RESP (and which version).
+    pub wire: Cell<Wire>,
+    order: RefCell<InOrder>,
     /// This connection's node-wide identity, for pushes.
     pub id: Cell<ConnId>,
     /// Users this connection watches, so closing can unwatch them all.
@@ -110,6 +221,11 @@ impl Default for ConnOutput {
     fn default() -> Self {
         Self {
             buf: RefCell::new(BytesMut::with_capacity(OUTPUT_RESERVE)),
+            wire: Cell::new(Wire::Native),
+            order: RefCell::new(InOrder {
+                next: 1,
+                ..InOrder::default()
+            }),
             id: Cell::new(ConnId {
                 shard: 0,
                 slot: 0,
@@ -130,11 +246,51 @@ impl Default for ConnOutput {
 impl ConnOutput {
     /// Appends one response frame.
     pub fn reply(&self, request_id: u32, value: &Value) {
-        encode_response(&mut self.buf.borrow_mut(), request_id, value);
+        match self.wire.get() {
+            Wire::Native => encode_response(&mut self.buf.borrow_mut(), request_id, value),
+            Wire::Resp(_) if request_id == PUSH_ID => {
+                let version = self.order.borrow().writing;
+                resp::encode_push(&mut self.buf.borrow_mut(), value, version);
+            }
+            Wire::Resp(_) => {
+                let shape = self.order.borrow_mut().shapes.remove(&request_id);
+                self.in_order(request_id, Item::Value(value, shape));
+            }
+        }
+    }
+
+    /// Reshapes `request_id`'s reply as Redis gives it, when it comes.
+    pub fn expect_shape(&self, request_id: u32, shape: Shape) {
+        self.order.borrow_mut().shapes.insert(request_id, shape);
+    }
+
+    /// Answers a RESP HELLO: its reply, and every one after it, in `version`.
+    pub fn reply_switching(&self, request_id: u32, value: &Value, version: RespVersion) {
+        self.wire.set(Wire::Resp(version));
+        self.in_order(request_id, Item::Switch(value, version));
+    }
+
+    /// Appends a RESP simple string (`+PONG`) answering `request_id`.
+    pub fn reply_status(&self, request_id: u32, status: &str) {
+        match self.wire.get() {
+            Wire::Native => self.reply(request_id, &Value::text(status)),
+            Wire::Resp(_) => self.in_order(request_id, Item::Status(status)),
+        }
     }
 
     /// Appends one response frame for a shard operation's result.
     pub fn reply_with(&self, request_id: u32, reply: &Reply<'_>) {
+        if let Wire::Resp(_) = self.wire.get() {
+            return match reply {
+                Reply::Stored(blob) => match blob.as_bytes() {
+                    Some(bytes) => self.in_order(request_id, Item::Bulk(bytes)),
+                    None => self.reply(request_id, &to_value(blob)),
+                },
+                Reply::Bytes(bytes) => self.in_order(request_id, Item::Bulk(bytes)),
+                Reply::Members(members) => self.in_order(request_id, Item::Members(members)),
+                Reply::Value(value) => self.reply(request_id, value),
+            };
+        }
         match reply {
             Reply::Value(value) => self.reply(request_id, value),
             Reply::Stored(blob) => match blob.as_bytes() {
@@ -150,14 +306,39 @@ impl ConnOutput {
         }
     }
 
+    /// Writes a RESP reply now if every earlier request has been answered, else holds it
+    /// until they have: RESP has no request ids, so order is all a client goes by. A reply
+    /// is encoded when it is written, in the version the HELLOs before it chose.
+    fn in_order(&self, request_id: u32, item: Item<'_>) {
+        let mut order = self.order.borrow_mut();
+        if request_id != order.next {
+            let parked = item.park();
+            order.parked_bytes += parked.size();
+            order.parked.insert(request_id, parked);
+            return;
+        }
+        let mut buf = self.buf.borrow_mut();
+        item.write(&mut buf, &mut order.writing);
+        order.advance();
+        loop {
+            let next = order.next;
+            let Some(parked) = order.parked.remove(&next) else {
+                break;
+            };
+            order.parked_bytes -= parked.size();
+            parked.write(&mut buf, &mut order.writing);
+            order.advance();
+        }
+    }
+
     /// Whether nothing is waiting to be written.
     pub fn is_empty(&self) -> bool {
         self.buf.borrow().is_empty()
     }
 
-    /// Bytes waiting to be written.
+    /// Bytes waiting to be written, with RESP replies held for earlier ones.
     pub fn pending_bytes(&self) -> usize {
-        self.buf.borrow().len()
+        self.buf.borrow().len() + self.order.borrow().parked_bytes
     }
 
     /// Exchanges the pending output for `spare` (empty), so it can be written while new

@@ -1,0 +1,252 @@
+//! Redis's commands in terms of ours: arity checked as Redis checks it, names Redis has
+//! and we do not (INCR, SETNX, HMSET, ...) rewritten, and the shape of the reply noted
+//! where Redis's differs.
+
+use bytes::Bytes;
+use tessera_protocol::{ErrorCode, Value};
+
+use super::shape::Shape;
+
+/// What a Redis request becomes.
+#[derive(Debug, PartialEq)]
+pub enum Translated {
+    /// These words of ours, and how to reshape the reply.
+    Native {
+        /// The command as our text parser reads it.
+        words: Vec<Bytes>,
+        /// Redis's reply shape, where it is not ours.
+        shape: Option<Shape>,
+    },
+    /// Refused before it ran, with Redis's error.
+    Refused(Value),
+}
+
+/// Redis's arity for the commands it shares with us: `n` exactly n words with the name,
+/// `-n` at least n. Commands of ours that Redis lacks are checked by our own parser.
+const ARITY: &[(&str, i32)] = &[
+    ("GET", 2),
+    ("SET", -3),
+    ("SETNX", 3),
+    ("SETEX", 4),
+    ("PSETEX", 4),
+    ("GETSET", 3),
+    ("DEL", -2),
+    ("UNLINK", -2),
+    ("EXISTS", -2),
+    ("EXPIRE", -3),
+    ("PEXPIRE", -3),
+    ("TTL", 2),
+    ("PTTL", 2),
+    ("PERSIST", 2),
+    ("INCR", 2),
+    ("DECR", 2),
+    ("INCRBY", 3),
+    ("DECRBY", 3),
+    ("MGET", -2),
+    ("MSET", -3),
+    ("DBSIZE", 1),
+    ("FLUSHALL", -1),
+    ("FLUSHDB", -1),
+    ("INFO", -1),
+    ("HSET", -4),
+    ("HMSET", -4),
+    ("HSETNX", 4),
+    ("HGET", 3),
+    ("HMGET", -3),
+    ("HDEL", -3),
+    ("HGETALL", 2),
+    ("HKEYS", 2),
+    ("HVALS", 2),
+    ("HLEN", 2),
+    ("HEXISTS", 3),
+    ("HINCRBY", 4),
+    ("HINCRBYFLOAT", 4),
+    ("HSTRLEN", 3),
+    ("ZADD", -4),
+    ("ZINCRBY", 4),
+    ("ZREM", -3),
+    ("ZSCORE", 3),
+    ("ZMSCORE", -3),
+    ("ZRANK", -3),
+    ("ZREVRANK", -3),
+    ("ZRANGE", -4),
+    ("ZCARD", 2),
+    ("ZCOUNT", 4),
+    ("ZPOPMIN", -2),
+    ("ZPOPMAX", -2),
+    ("ZREMRANGEBYSCORE", 4),
+    ("ZREMRANGEBYRANK", 4),
+    ("WAIT", 3),
+    ("READONLY", 1),
+    ("READWRITE", 1),
+    ("PING", -1),
+    ("ECHO", 2),
+    ("SELECT", 2),
+    ("AUTH", -2),
+    ("HELLO", -1),
+    ("QUIT", -1),
+    ("TIME", 1),
+    ("CLIENT", -2),
+    ("COMMAND", -1),
+];
+
+/// Redis's arity for `name` (upper case), if Redis has the command.
+pub fn arity(name: &str) -> Option<i32> {
+    ARITY.iter().find(|(n, _)| *n == name).map(|&(_, a)| a)
+}
+
+/// How many commands COMMAND COUNT reports: Redis's we serve.
+pub fn count() -> usize {
+    ARITY.len()
+}
+
+/// Every Redis command we serve, with its arity, for COMMAND.
+pub fn all() -> impl Iterator<Item = (&'static str, i32)> {
+    ARITY.iter().copied()
+}
+
+/// `-ERR wrong number of arguments for 'get' command`.
+pub fn wrong_arity(name: &[u8]) -> Value {
+    Value::error(
+        ErrorCode::Syntax,
+        format!(
+            "wrong number of arguments for '{}' command",
+            String::from_utf8_lossy(name).to_lowercase()
+        ),
+    )
+}
+
+/// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `, as Redis words it.
+pub fn unknown(args: &[Bytes]) -> Value {
+    let mut message = format!(
+        "unknown command '{}', with args beginning with: ",
+        String::from_utf8_lossy(&args[0])
+    );
+    for arg in args.iter().skip(1).take(20) {
+        message.push_str(&format!("'{}' ", String::from_utf8_lossy(arg)));
+    }
+    Value::error(ErrorCode::UnknownCommand, message)
+}
+
+/// Turns a Redis request (name first, as sent) into ours.
+pub fn translate(args: &[Bytes]) -> Translated {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    if let Some(arity) = arity(&name) {
+        let n = args.len() as i32;
+        if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
+            return Translated::Refused(wrong_arity(&args[0]));
+        }
+    }
+    let word = |w: &'static str| Bytes::from_static(w.as_bytes());
+    let with = |name: &'static str, rest: &[Bytes], shape| Translated::Native {
+        words: std::iter::once(word(name))
+            .chain(rest.iter().cloned())
+            .collect(),
+        shape,
+    };
+    let rest = &args[1..];
+    match name.as_str() {
+        "INCR" => with("INCRBY", &[rest[0].clone(), word("1")], None),
+        "DECR" => with("DECRBY", &[rest[0].clone(), word("1")], None),
+        "SETNX" => with(
+            "SET",
+            &[rest[0].clone(), rest[1].clone(), word("NX")],
+            Some(Shape::SetIfAbsent),
+        ),
+        "SETEX" | "PSETEX" => {
+            let unit = if name == "SETEX" { "EX" } else { "PX" };
+            let words = [
+                rest[0].clone(),
+                rest[2].clone(),
+                word(unit),
+                rest[1].clone(),
+            ];
+            with("SET", &words, Some(Shape::Ok))
+        }
+        "GETSET" => with(
+            "SET",
+            &[rest[0].clone(), rest[1].clone(), word("GET")],
+            None,
+        ),
+        "UNLINK" => with("DEL", rest, None),
+        "MSET" if !rest.len().is_multiple_of(2) => Translated::Refused(wrong_arity(&args[0])),
+        "HSET" | "HMSET" if rest.len().is_multiple_of(2) => {
+            Translated::Refused(wrong_arity(&args[0]))
+        }
+        "HMSET" => with("HSET", rest, Some(Shape::Ok)),
+        // ASYNC and SYNC choose how Redis frees memory; ours is freed as it goes.
+        "FLUSHALL" | "FLUSHDB" => with("FLUSHALL", &[], None),
+        "INFO" => with("INFO", &[], Some(Shape::InfoText)),
+        "ZRANGE" if has_word(rest, "WITHSCORES") => with("ZRANGE", rest, Some(Shape::FlatPairs)),
+        "ZPOPMIN" | "ZPOPMAX" => {
+            let shape = if rest.len() > 1 {
+                Shape::FlatPairs
+            } else {
+                Shape::OnePair
+            };
+            Translated::Native {
+                words: args.to_vec(),
+                shape: Some(shape),
+            }
+        }
+        _ => Translated::Native {
+            words: args.to_vec(),
+            shape: None,
+        },
+    }
+}
+
+fn has_word(args: &[Bytes], word: &str) -> bool {
+    args.iter().any(|a| a.eq_ignore_ascii_case(word.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|w| Bytes::from(w.to_string()))
+            .collect()
+    }
+
+    fn native(line: &str) -> Vec<Bytes> {
+        match translate(&words(line)) {
+            Translated::Native { words, .. } => words,
+            Translated::Refused(error) => panic!("{line}: {error:?}"),
+        }
+    }
+
+    #[test]
+    fn redis_only_names_become_ours() {
+        assert_eq!(native("incr n"), words("INCRBY n 1"));
+        assert_eq!(native("SETEX k 10 v"), words("SET k v EX 10"));
+        assert_eq!(native("psetex k 1500 v"), words("SET k v PX 1500"));
+        assert_eq!(native("SETNX k v"), words("SET k v NX"));
+        assert_eq!(native("UNLINK a b"), words("DEL a b"));
+        assert_eq!(native("FLUSHDB ASYNC"), words("FLUSHALL"));
+        assert_eq!(native("GET k"), words("GET k"));
+    }
+
+    #[test]
+    fn arity_errors_read_as_redis_writes_them() {
+        for line in [
+            "GET",
+            "GET a b",
+            "SET k",
+            "MSET a",
+            "MSET a 1 b",
+            "HSET h f",
+            "HMSET h f v g",
+        ] {
+            let Translated::Refused(Value::Error(error)) = translate(&words(line)) else {
+                panic!("{line} must be refused");
+            };
+            let name = line.split(' ').next().unwrap().to_lowercase();
+            assert_eq!(
+                error.message,
+                format!("wrong number of arguments for '{name}' command")
+            );
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The RESP port: Redis clients' requests read, translated into ours and run on the same
+//! shards, their replies written back in order, in RESP2 or RESP3.
+
+pub mod commands;
+pub mod shape;
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tessera_protocol::resp::{RequestParser, RespVersion};
+use tessera_protocol::{Command, ErrorCode, ErrorReply, Value};
+
+use crate::net::access;
+use crate::net::connection::{conclude, run_command, ConnState, Next};
+use crate::route::coordinator;
+use crate::shard::output::{ConnOutput, Wire};
+use crate::shard::Shard;
+use commands::Translated;
+
+/// One RESP connection's reading state: the parser, the id the next request gets (RESP
+/// has none, so the reader numbers them), and what CLIENT SETNAME named it.
+pub struct RespReader {
+    parser: RequestParser,
+    next_id: u32,
+    name: Option<Bytes>,
+    scratch: BytesMut,
+}
+
+impl RespReader {
+    /// A reader refusing requests over `max_request_bytes`.
+    pub fn new(max_request_bytes: usize) -> Self {
+        RespReader {
+            parser: RequestParser::new(max_request_bytes),
+            next_id: 1,
+            name: None,
+            scratch: BytesMut::new(),
+        }
+    }
+
+    fn take_id(&mut self) -> u32 {
+        let id = self.next_id;
+        // The same sequence the output's ordering expects: 1, 2, ..., skipping 0.
+        self.next_id = match self.next_id.wrapping_add(1) {
+            0 => 1,
+            next => next,
+        };
+        id
+    }
+}
+
+/// Runs every whole request in `inbuf`, then sends what other shards must do.
+pub(crate) fn process(
+    shard: &Rc<Shard>,
+    out: &Rc<ConnOutput>,
+    reader: &mut RespReader,
+    inbuf: &mut BytesMut,
+    state: &mut ConnState,
+) -> Next {
+    let started = Instant::now();
+    let next = loop {
+        if out.pending_bytes() >= shard.node.max_output_buffer_bytes {
+            break Next::Drain;
+        }
+        let authenticated = state.session.username().is_some();
+        let args = match reader.parser.next(inbuf, authenticated) {
+            Ok(Some(args)) => args,
+            Ok(None) => break Next::Continue,
+            Err(error) => {
+                coordinator::count_bad_request(shard);
+                let id = reader.take_id();
+                out.reply(id, &Value::error(ErrorCode::Protocol, error.0));
+                break Next::Close("protocol error");
+            }
+        };
+        let id = reader.take_id();
+        if let Some(next) = run(shard, out, reader, id, &args, started, state) {
+            break next;
+        }
+    };
+    shard.flush();
+    next
+}
+
+/// Runs one request: the connection's own commands here, the rest as ours.
+fn run(
+    shard: &Rc<Shard>,
+    out: &Rc<ConnOutput>,
+    reader: &mut RespReader,
+    id: u32,
+    args: &[Bytes],
+    started: Instant,
+    state: &mut ConnState,
+) -> Option<Next> {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    let reply = |value: &Value| out.reply(id, value);
+    if let Some(arity) = commands::arity(&name) {
+        let n = args.len() as i32;
+        if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
+            reply(&commands::wrong_arity(&args[0]));
+            return None;
+        }
+    }
+    let open = state.session.username().is_some();
+    if !open && !matches!(name.as_str(), "AUTH" | "HELLO" | "QUIT") {
+        reply(&Value::error(ErrorCode::NoAuth, "authentication required"));
+        return None;
+    }
+    let acl = &shard.node.acl;
+    match name.as_str() {
+        "PING" => match args.get(1) {
+            Some(message) => reply(&Value::Bytes(message.clone())),
+            None => out.reply_status(id, "PONG"),
+        },
+        "ECHO" => reply(&Value::Bytes(args[1].clone())),
+        "QUIT" => {
+            reply(&Value::Ok);
+            return Some(Next::Close("client quit"));
+        }
+        "SELECT" => reply(&match std::str::from_utf8(&args[1])
+            .ok()
+            .and_then(|n| n.parse::<i64>().ok())
+        {
+            Some(0) => Value::Ok,
+            Some(_) => Value::error(ErrorCode::Syntax, "DB index is out of range"),
+            None => Value::error(ErrorCode::NotInteger, "not an integer"),
+        }),
+        "AUTH" => {
+            let (user, password) = match args {
+                [_, password] => (None, password),
+                [_, user, password] => (Some(&user[..]), password),
+                _ => {
+                    reply(&Value::error(ErrorCode::Syntax, "syntax error"));
+                    return None;
+                }
+            };
+            let answer = access::authenticate(acl, &mut state.session, user, password);
+            return conclude(shard, reply, answer);
+        }
+        "HELLO" => return hello(shard, out, reader, id, args, state),
+        "CLIENT" => reply(&client(out, reader, args)),
+        "COMMAND" => reply(&command(args)),
+        "TIME" => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            reply(&Value::Array(vec![
+                Value::Bytes(now.as_secs().to_string().into()),
+                Value::Bytes(now.subsec_micros().to_string().into()),
+            ]));
+        }
+        _ => return run_ours(shard, out, reader, id, args, started, state),
+    }
+    None
+}
+
+/// Runs a request through our own parser, checks and shards.
+fn run_ours(
+    shard: &Rc<Shard>,
+    out: &Rc<ConnOutput>,
+    reader: &mut RespReader,
+    id: u32,
+    args: &[Bytes],
+    started: Instant,
+    state: &mut ConnState,
+) -> Option<Next> {
+    let (words, shape) = match commands::translate(args) {
+        Translated::Native { words, shape } => (words, shape),
+        Translated::Refused(error) => {
+            out.reply(id, &error);
+            return None;
+        }
+    };
+    let parsed = match Command::parse_words(&words) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            coordinator::count_bad_request(shard);
+            out.reply(id, &redis_parse_error(args, error));
+            return None;
+        }
+    };
+    if let Some(shape) = shape {
+        out.expect_shape(id, shape);
+    }
+    // Requests run borrowed from a body, as the native port's do.
+    reader.scratch.clear();
+    parsed.encode(&mut reader.scratch);
+    let body = reader.scratch.split().freeze();
+    match Command::<&[u8]>::decode(&body[..]) {
+        Ok(command) => run_command(shard, out, id, command, started, state, false),
+        Err(error) => {
+            out.reply(id, &Value::error(ErrorCode::Internal, error.to_string()));
+            None
+        }
+    }
+}
+
+/// Our parser's refusal in the words Redis uses for the same mistake.
+fn redis_parse_error(args: &[Bytes], error: ErrorReply) -> Value {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    match error.known_code() {
+        Some(ErrorCode::UnknownCommand) => commands::unknown(args),
+        Some(ErrorCode::Syntax) if commands::arity(&name).is_some() => {
+            let message = error.message.to_ascii_lowercase();
+            if message.contains("integer") {
+                Value::error(ErrorCode::NotInteger, message)
+            } else if message.contains("float") || message.contains("number") {
+                Value::error(ErrorCode::NotFloat, message)
+            } else {
+                Value::error(ErrorCode::Syntax, "syntax error")
+            }
+        }
+        _ => Value::Error(error),
+    }
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME name]]: switches RESP version and
+/// answers what the connection is talking to.
+fn hello(
+    shard: &Rc<Shard>,
+    out: &Rc<ConnOutput>,
+    reader: &mut RespReader,
+    id: u32,
+    args: &[Bytes],
+    state: &mut ConnState,
+) -> Option<Next> {
+    let reply = |value: &Value| out.reply(id, value);
+    let version = match args.get(1).map(|v| {
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+    }) {
+        None => None,
+        Some(Some(2)) => Some(RespVersion::Resp2),
+        Some(Some(3)) => Some(RespVersion::Resp3),
+        Some(Some(_)) => {
+            reply(&Value::error(ErrorCode::UnsupportedVersion, "unsupported"));
+            return None;
+        }
+        Some(None) => {
+            reply(&Value::error(
+                ErrorCode::Syntax,
+                "Protocol version is not an integer or out of range",
+            ));
+            return None;
+        }
+    };
+    let mut at = 2;
+    let mut name = None;
+    while at < args.len() {
+        let option = args[at].to_ascii_uppercase();
+        match (&option[..], args.get(at + 1), args.get(at + 2)) {
+            (b"AUTH", Some(user), Some(password)) => {
+                let answer =
+                    access::authenticate(&shard.node.acl, &mut state.session, Some(user), password);
+                if answer.pause.is_some() {
+                    return conclude(shard, reply, answer);
+                }
+                at += 3;
+            }
+            (b"SETNAME", Some(given), _) => {
+                name = Some(given.clone());
+                at += 2;
+            }
+            _ => {
+                let option = String::from_utf8_lossy(&args[at]).into_owned();
+                reply(&Value::error(
+                    ErrorCode::Syntax,
+                    format!("Syntax error in HELLO option '{option}'"),
+                ));
+                return None;
+            }
+        }
+    }
+    if state.session.username().is_none() {
+        reply(&Value::error(ErrorCode::NoAuth, "authentication required"));
+        return None;
+    }
+    if name.is_some() {
+        reader.name = name;
+    }
+    let version = version.unwrap_or(match out.wire.get() {
+        Wire::Resp(version) => version,
+        Wire::Native => RespVersion::Resp2,
+    });
+    let proto = if version == RespVersion::Resp3 { 3 } else { 2 };
+    let mode = if shard.node.cluster.is_some() {
+        "cluster"
+    } else {
+        "standalone"
+    };
+    let text = |t: &str| Value::Bytes(Bytes::copy_from_slice(t.as_bytes()));
+    // The reply already speaks the version asked for, as Redis's does.
+    let hello = Value::Map(vec![
+        (text("server"), text("tessera")),
+        (text("version"), text(env!("CARGO_PKG_VERSION"))),
+        (text("proto"), Value::Int(proto)),
+        (text("id"), Value::Int(client_id(out))),
+        (text("mode"), text(mode)),
+        (text("role"), text("master")),
+        (text("modules"), Value::Array(vec![])),
+    ]);
+    out.reply_switching(id, &hello, version);
+    None
+}
+
+/// A number naming the connection on this node, for CLIENT ID and HELLO.
+fn client_id(out: &ConnOutput) -> i64 {
+    let id = out.id.get();
+    ((i64::from(id.serial)) << 32) | (i64::from(id.shard) << 20) | i64::from(id.slot & 0xf_ffff)
+}
+
+/// CLIENT SETNAME / GETNAME / ID / SETINFO / INFO, for this connection.
+fn client(out: &ConnOutput, reader: &mut RespReader, args: &[Bytes]) -> Value {
+    let sub = args[1].to_ascii_uppercase();
+    match (&sub[..], args.len()) {
+        (b"SETNAME", 3) => {
+            if args[2].iter().any(|b| *b <= b' ' || *b > b'~') {
+                return Value::error(
+                    ErrorCode::Syntax,
+                    "Client names cannot contain spaces, newlines or special characters.",
+                );
+            }
+            reader.name = (!args[2].is_empty()).then(|| args[2].clone());
+            Value::Ok
+        }
+        (b"GETNAME", 2) => reader.name.clone().map_or(Value::Nil, Value::Bytes),
+        (b"ID", 2) => Value::Int(client_id(out)),
+        (b"SETINFO", 4) => Value::Ok,
+        (b"INFO", 2) => {
+            let name = reader
+                .name
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            let resp = match out.wire.get() {
+                Wire::Resp(RespVersion::Resp3) => 3,
+                _ => 2,
+            };
+            Value::Bytes(format!("id={} name={name} db=0 resp={resp}\n", client_id(out)).into())
+        }
+        _ => Value::error(
+            ErrorCode::Syntax,
+            format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(&args[1])
+            ),
+        ),
+    }
+}
+
+/// COMMAND, COMMAND COUNT, COMMAND INFO name..., COMMAND DOCS: what redis-cli asks to
+/// offer hints and what cluster clients ask to find keys.
+fn command(args: &[Bytes]) -> Value {
+    let entry = |name: &str, arity: i32| {
+        let (first, last) = key_positions(name);
+        Value::Array(vec![
+            Value::Bytes(name.to_ascii_lowercase().into()),
+            Value::Int(i64::from(arity)),
+            Value::Array(vec![]),
+            Value::Int(first),
+            Value::Int(last),
+            Value::Int(i64::from(first > 0)),
+        ])
+    };
+    let sub = args.get(1).map(|s| s.to_ascii_uppercase());
+    match sub.as_deref() {
+        None => Value::Array(commands::all().map(|(n, a)| entry(n, a)).collect()),
+        Some(b"COUNT") => Value::Int(commands::count() as i64),
+        Some(b"DOCS") => Value::Array(vec![]),
+        Some(b"INFO") => Value::Array(
+            args[2..]
+                .iter()
+                .map(|name| {
+                    let name = String::from_utf8_lossy(name).to_ascii_uppercase();
+                    commands::arity(&name).map_or(Value::Nil, |arity| entry(&name, arity))
+                })
+                .collect(),
+        ),
+        Some(_) => Value::error(
+            ErrorCode::Syntax,
+            format!(
+                "unknown subcommand '{}'. Try COMMAND HELP.",
+                String::from_utf8_lossy(&args[1])
+            ),
+        ),
+    }
+}
+
+/// COMMAND's first and last key positions (Redis's `-1`: to the end).
+fn key_positions(name: &str) -> (i64, i64) {
+    match name {
+        "DEL" | "UNLINK" | "EXISTS" | "MGET" => (1, -1),
+        "MSET" => (1, -1),
+        "PING" | "ECHO" | "SELECT" | "AUTH" | "HELLO" | "QUIT" | "TIME" | "CLIENT" | "COMMAND"
+        | "DBSIZE" | "FLUSHALL" | "FLUSHDB" | "INFO" | "WAIT" | "READONLY" | "READWRITE" => (0, 0),
+        _ => (1, 1),
+    }
+}
