@@ -30,6 +30,9 @@ pub struct Ordered {
     /// 1-based Fenwick tree over `chunks[i].len()`.
     sizes: Vec<usize>,
     pub(crate) scores: hashbrown::HashMap<Rc<[u8]>, f64>,
+    /// Bytes of the members with their per-member overhead, kept as members come and go:
+    /// memory accounting asks after each write, and summing them made writes linear.
+    member_bytes: usize,
 }
 
 impl Ordered {
@@ -107,7 +110,9 @@ impl Ordered {
 
     pub(crate) fn insert(&mut self, score: f64, member: &[u8]) {
         let member: Rc<[u8]> = member.into();
-        self.scores.insert(member.clone(), score);
+        if self.scores.insert(member.clone(), score).is_none() {
+            self.member_bytes += member.len() + 16;
+        }
         if self.chunks.is_empty() {
             self.chunks.push(Vec::new());
             self.rebuild();
@@ -129,6 +134,7 @@ impl Ordered {
     /// Removes a member, answering its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
         let score = self.scores.remove(member)?;
+        self.member_bytes -= member.len() + 16;
         let chunk = self.chunk_of((score, member));
         let entries = &mut self.chunks[chunk];
         if let Ok(at) = entries.binary_search_by(|(s, m)| order((*s, m), (score, member))) {
@@ -178,13 +184,10 @@ impl Ordered {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         let entry = std::mem::size_of::<(f64, Rc<[u8]>)>();
-        let members: usize = self.scores.keys().map(|m| m.len() + 16).sum();
-        members
-            + self
-                .chunks
-                .iter()
-                .map(|c| c.capacity() * entry)
-                .sum::<usize>()
+        // A chunk splits when it passes CHUNK entries, so its room is at most the 2 × CHUNK
+        // its vector grew to: counted as that, not summed chunk by chunk on every write.
+        self.member_bytes
+            + self.chunks.len() * 2 * CHUNK * entry
             + self.scores.capacity() * (entry + 1)
             + self.sizes.capacity() * std::mem::size_of::<usize>()
     }

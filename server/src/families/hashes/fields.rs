@@ -30,6 +30,9 @@ pub struct Slot {
 pub struct FieldTable {
     fields: hashbrown::HashMap<Box<[u8]>, Slot>,
     expiring: usize,
+    /// Bytes of every name and value, kept as fields change: memory accounting asks after
+    /// each write, and summing a large hash each time made writes to it linear.
+    named: usize,
 }
 
 /// A hash's fields.
@@ -276,6 +279,10 @@ impl FieldMap {
                 deadline,
             };
             let previous = table.fields.insert(name.into(), slot);
+            table.named += name.len() + value.len();
+            if let Some(previous) = &previous {
+                table.named -= name.len() + previous.value.len();
+            }
             let was_expiring = previous.as_ref().is_some_and(|slot| slot.deadline != NEVER);
             table.expiring =
                 table.expiring + usize::from(deadline != NEVER) - usize::from(was_expiring);
@@ -317,6 +324,7 @@ impl FieldMap {
         let mut table = FieldTable::default();
         for field in self.iter() {
             table.expiring += usize::from(field.deadline != NEVER);
+            table.named += field.name.len() + field.value.len();
             let slot = Slot {
                 value: field.value.into(),
                 deadline: field.deadline,
@@ -330,17 +338,21 @@ impl FieldMap {
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&Field<'_>) -> bool) -> usize {
         match self {
             FieldMap::Table(table) => {
-                let (before, mut dropped_expiring) = (table.fields.len(), 0);
+                let (before, mut dropped_expiring, mut dropped_bytes) = (table.fields.len(), 0, 0);
                 table.fields.retain(|name, slot| {
                     let kept = keep(&Field {
                         name,
                         value: &slot.value,
                         deadline: slot.deadline,
                     });
-                    dropped_expiring += usize::from(!kept && slot.deadline != NEVER);
+                    if !kept {
+                        dropped_expiring += usize::from(slot.deadline != NEVER);
+                        dropped_bytes += name.len() + slot.value.len();
+                    }
                     kept
                 });
                 table.expiring -= dropped_expiring;
+                table.named -= dropped_bytes;
                 before - table.fields.len()
             }
             FieldMap::Packed(buf) => {
@@ -396,12 +408,7 @@ impl FieldMap {
             FieldMap::Packed(buf) => buf.len(),
             FieldMap::Table(table) => {
                 let entry = std::mem::size_of::<(Box<[u8]>, Slot)>() + 1;
-                let named: usize = table
-                    .fields
-                    .iter()
-                    .map(|(name, slot)| name.len() + slot.value.len())
-                    .sum();
-                std::mem::size_of::<FieldTable>() + table.fields.capacity() * entry + named
+                std::mem::size_of::<FieldTable>() + table.fields.capacity() * entry + table.named
             }
         }
     }
