@@ -27,7 +27,7 @@ trap cleanup EXIT
 # start_node NAME [FLAGS...]: starts a node and waits for it; sets $port and $pid.
 start_node() {
   local name=$1; shift
-  ./target/release/tessera-server --port 0 --shards "$shards" --appendonly no \
+  ./target/release/tessera-server --port 0 --resp no --shards "$shards" --appendonly no \
     --dir "$work/$name" --log-level warn "$@" >"$work/$name.out" 2>"$work/$name.err" &
   pid=$!
   pids+=("$pid")

@@ -38,7 +38,7 @@ cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 ticks_per_second=$(getconf CLK_TCK)
 
 out=$(mktemp)
-./target/release/tessera-server --port 0 --shards "$shards" --appendonly no --log-level warn >"$out" &
+./target/release/tessera-server --port 0 --resp no --shards "$shards" --appendonly no --log-level warn >"$out" &
 tessera_pid=$!
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >/dev/null &

@@ -37,7 +37,7 @@ start_tessera() {
   local name=$1 out
   shift
   out=$(mktemp)
-  ./target/release/tessera-server --port 0 --shards "$shards" --log-level warn "$@" >"$out" &
+  ./target/release/tessera-server --port 0 --resp no --shards "$shards" --log-level warn "$@" >"$out" &
   local pid=$!
   pids+=("$pid")
   for _ in $(seq 600); do grep -q listening "$out" && break; sleep 0.1; done
@@ -146,7 +146,7 @@ print(f"redis bgsave: {e-s:.2f} s, resident set {b/1024:.0f} MiB before, child p
   kill -9 "$logged_pid"; wait "$logged_pid" 2>/dev/null || true
   out=$(mktemp)
   started=$(date +%s.%N)
-  ./target/release/tessera-server --port 0 --shards "$shards" --log-level info --dir "$data/tessera" >"$out" 2>&1 &
+  ./target/release/tessera-server --port 0 --resp no --shards "$shards" --log-level info --dir "$data/tessera" >"$out" 2>&1 &
   pids+=("$!")
   until grep -q "^listening" "$out"; do sleep 0.01; done
   ended=$(date +%s.%N)

@@ -39,7 +39,7 @@ print(f"| {sys.argv[1]} | {sys.argv[2]} | {ops:.0f} | {cpu:.3f} | {sys.argv[3]} 
 echo "| server | limit | SET ops/s (P16) | server CPU s per 1M ops | keys evicted | errors |"
 echo "|---|---|---|---|---|---|"
 for setting in none allkeys-lru allkeys-lfu; do
-  tessera_flags=(--port 0 --shards "$shards" --appendonly no --log-level warn)
+  tessera_flags=(--port 0 --resp no --shards "$shards" --appendonly no --log-level warn)
   [ "$setting" != none ] && tessera_flags+=(--maxmemory "$maxmemory" --maxmemory-policy "$setting")
   : >"$out"
   ./target/release/tessera-server "${tessera_flags[@]}" >"$out" &

@@ -11,7 +11,7 @@ seconds=${1:-12}
 shards=${2:-2}
 cargo build --release -q -p tessera-server -p tessera-bench -p tessera-cli --bins
 out=$(mktemp)
-./target/release/tessera-server --port 0 --shards "$shards" --appendonly no --log-level warn >"$out" &
+./target/release/tessera-server --port 0 --resp no --shards "$shards" --appendonly no --log-level warn >"$out" &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -f "$out"' EXIT
 for _ in $(seq 50); do grep -q listening "$out" && break; sleep 0.1; done

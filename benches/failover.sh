@@ -22,22 +22,9 @@ per_round=10
 [ "$kill_leader" = --leader ] && per_round=20
 cargo build --release -q -p tessera-server -p tessera-bench -p tessera-cli --bins
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-work=$(mktemp -d)
-declare -A pid port bus
-cleanup() { for n in "${!pid[@]}"; do kill "${pid[$n]}" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-start() {
-  ./target/release/tessera-server --port "${port[$1]}" --shards 1 --appendonly no --dir "$work/n$1" \
-    --log-level warn --cluster-enabled yes --cluster-node-id "$1" --cluster-bus-port "${bus[$1]}" \
-    >>"$work/n$1.out" 2>>"$work/n$1.err" &
-  pid[$1]=$!
-  for _ in $(seq 100); do ./target/release/tessera-cli -p "${port[$1]}" PING >/dev/null 2>&1 && return; sleep 0.05; done
-  echo "node $1 did not start" >&2; exit 1
-}
+# shellcheck source=benches/cluster-nodes.sh
+source benches/cluster-nodes.sh
 for n in 1 2 3 4; do port[$n]=$(free_port); bus[$n]=$(free_port); start "$n"; done
-cli() { local p=$1; shift; ./target/release/tessera-cli -p "$p" "$@"; }
 info() { cli "${port[$1]}" --json cluster info; }
 field() { python3 -c "import json,sys; v=json.load(sys.stdin).get('$1'); print('' if v is None else v)"; }
 

@@ -28,7 +28,7 @@ trap cleanup EXIT
 ports=()
 for i in 1 2 3 4; do
   bus=$(free_port)
-  ./target/release/tessera-server --port 0 --shards "$shards" --appendonly no --dir "$work/n$i" \
+  ./target/release/tessera-server --port 0 --resp no --shards "$shards" --appendonly no --dir "$work/n$i" \
     --log-level warn --cluster-enabled yes --cluster-node-id "$i" --cluster-bus-port "$bus" \
     >"$work/n$i.out" 2>"$work/n$i.err" &
   pids+=("$!")

@@ -14,21 +14,8 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 cargo build --release -q -p tessera-server -p tessera-bench -p tessera-cli --bins
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-work=$(mktemp -d)
-declare -A pid port bus
-cleanup() { for n in "${!pid[@]}"; do kill "${pid[$n]}" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-start() {
-  ./target/release/tessera-server --port "${port[$1]}" --shards 1 --appendonly no --dir "$work/n$1" \
-    --log-level warn --cluster-enabled yes --cluster-node-id "$1" --cluster-bus-port "${bus[$1]}" \
-    >>"$work/n$1.out" 2>>"$work/n$1.err" &
-  pid[$1]=$!
-  for _ in $(seq 100); do ./target/release/tessera-cli -p "${port[$1]}" PING >/dev/null 2>&1 && return; sleep 0.05; done
-  echo "node $1 did not start" >&2; exit 1
-}
-cli() { local p=$1; shift; ./target/release/tessera-cli -p "$p" "$@"; }
+# shellcheck source=benches/cluster-nodes.sh
+source benches/cluster-nodes.sh
 info() { cli "${port[$1]}" --json "${@:2}" | python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$path"; }
 wait_ok() {
   for _ in $(seq 200); do

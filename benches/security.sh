@@ -49,7 +49,7 @@ print(f"| {mode} | {server} | {w} | {p} | {ops:.0f} | {p50:.3f} | {p99:.3f} | {c
 echo "| mode | server | test | pipeline | ops/s | p50 ms | p99 ms | server CPU s per 1M ops |"
 echo "|---|---|---|---|---|---|---|---|"
 for mode in plain auth tls; do
-  tessera_flags=(--port 0 --shards "$shards" --appendonly no --log-level warn)
+  tessera_flags=(--port 0 --resp no --shards "$shards" --appendonly no --log-level warn)
   redis_port=$(free_port)
   redis_flags=(--bind 127.0.0.1 --save "" --appendonly no --daemonize no)
   client_flags=()

@@ -22,6 +22,14 @@ async fn connect(server: &TestServer, resp3: bool) -> redis::aio::MultiplexedCon
         .unwrap()
 }
 
+/// Runs `command` on `redis`; a failure fails the test.
+async fn ask<T: redis::FromRedisValue>(
+    redis: &mut redis::aio::MultiplexedConnection,
+    command: &redis::Cmd,
+) -> T {
+    command.query_async(redis).await.unwrap()
+}
+
 /// Sends raw bytes and reads what comes back within a short wait.
 fn raw(server: &TestServer, request: &[u8]) -> String {
     let mut stream =
@@ -45,68 +53,22 @@ fn raw(server: &TestServer, request: &[u8]) -> String {
 async fn the_key_value_core_answers_as_redis_does() {
     let server = TestServer::start(4);
     let mut redis = connect(&server, false).await;
-    let pong: String = redis::cmd("PING").query_async(&mut redis).await.unwrap();
+    let pong: String = ask(&mut redis, &redis::cmd("PING")).await;
     assert_eq!(pong, "PONG");
-    let () = redis::cmd("SET")
-        .arg("k")
-        .arg("v")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let got: Option<String> = redis::cmd("GET")
-        .arg("k")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let () = ask(&mut redis, redis::cmd("SET").arg("k").arg("v")).await;
+    let got: Option<String> = ask(&mut redis, redis::cmd("GET").arg("k")).await;
     assert_eq!(got.as_deref(), Some("v"));
-    let missing: Option<String> = redis::cmd("GET")
-        .arg("nope")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let missing: Option<String> = ask(&mut redis, redis::cmd("GET").arg("nope")).await;
     assert_eq!(missing, None);
-    let n: i64 = redis::cmd("INCR")
-        .arg("n")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let n2: i64 = redis::cmd("INCRBY")
-        .arg("n")
-        .arg(5)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let n3: i64 = redis::cmd("DECR")
-        .arg("n")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let n: i64 = ask(&mut redis, redis::cmd("INCR").arg("n")).await;
+    let n2: i64 = ask(&mut redis, redis::cmd("INCRBY").arg("n").arg(5)).await;
+    let n3: i64 = ask(&mut redis, redis::cmd("DECR").arg("n")).await;
     assert_eq!((n, n2, n3), (1, 6, 5));
-    let set: i64 = redis::cmd("SETNX")
-        .arg("k")
-        .arg("other")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let fresh: i64 = redis::cmd("SETNX")
-        .arg("k2")
-        .arg("x")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let set: i64 = ask(&mut redis, redis::cmd("SETNX").arg("k").arg("other")).await;
+    let fresh: i64 = ask(&mut redis, redis::cmd("SETNX").arg("k2").arg("x")).await;
     assert_eq!((set, fresh), (0, 1));
-    let () = redis::cmd("SETEX")
-        .arg("t")
-        .arg(100)
-        .arg("v")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let ttl: i64 = redis::cmd("TTL")
-        .arg("t")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let () = ask(&mut redis, redis::cmd("SETEX").arg("t").arg(100).arg("v")).await;
+    let ttl: i64 = ask(&mut redis, redis::cmd("TTL").arg("t")).await;
     assert!((99..=100).contains(&ttl), "{ttl}");
     // Keys on all four shards, one request.
     let keys: Vec<String> = (0..20).map(|i| format!("m:{i}")).collect();
@@ -115,78 +77,55 @@ async fn the_key_value_core_answers_as_redis_does() {
         mset.arg(key).arg(format!("{key}!"));
     }
     let () = mset.query_async(&mut redis).await.unwrap();
-    let values: Vec<Option<String>> = redis::cmd("MGET")
-        .arg(&keys)
-        .arg("absent")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let values: Vec<Option<String>> =
+        ask(&mut redis, redis::cmd("MGET").arg(&keys).arg("absent")).await;
     assert_eq!(values.len(), 21);
     assert!(values[..20]
         .iter()
         .zip(&keys)
         .all(|(v, k)| v.as_deref() == Some(&format!("{k}!")[..])));
     assert_eq!(values[20], None);
-    let exists: i64 = redis::cmd("EXISTS")
-        .arg(&keys)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let removed: i64 = redis::cmd("UNLINK")
-        .arg(&keys)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let exists: i64 = ask(&mut redis, redis::cmd("EXISTS").arg(&keys)).await;
+    let removed: i64 = ask(&mut redis, redis::cmd("UNLINK").arg(&keys)).await;
     assert_eq!((exists, removed), (20, 20));
 
-    let () = redis::cmd("HSET")
-        .arg("h")
-        .arg("a")
-        .arg("1")
-        .arg("b")
-        .arg("2")
-        .query_async::<i64>(&mut redis)
-        .await
-        .map(|_| ())
-        .unwrap();
-    let all: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
-        .arg("h")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let _: i64 = ask(
+        &mut redis,
+        redis::cmd("HSET")
+            .arg("h")
+            .arg("a")
+            .arg("1")
+            .arg("b")
+            .arg("2"),
+    )
+    .await;
+    let all: std::collections::HashMap<String, String> =
+        ask(&mut redis, redis::cmd("HGETALL").arg("h")).await;
     assert_eq!(all.get("b").map(String::as_str), Some("2"));
-    let () = redis::cmd("HMSET")
-        .arg("h")
-        .arg("c")
-        .arg("3")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let _: i64 = redis::cmd("ZADD")
-        .arg("z")
-        .arg(1.5)
-        .arg("a")
-        .arg(2)
-        .arg("b")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let ranked: Vec<(String, f64)> = redis::cmd("ZRANGE")
-        .arg("z")
-        .arg(0)
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let () = ask(&mut redis, redis::cmd("HMSET").arg("h").arg("c").arg("3")).await;
+    let _: i64 = ask(
+        &mut redis,
+        redis::cmd("ZADD")
+            .arg("z")
+            .arg(1.5)
+            .arg("a")
+            .arg(2)
+            .arg("b"),
+    )
+    .await;
+    let ranked: Vec<(String, f64)> = ask(
+        &mut redis,
+        redis::cmd("ZRANGE")
+            .arg("z")
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES"),
+    )
+    .await;
     assert_eq!(ranked, vec![("a".into(), 1.5), ("b".into(), 2.0)]);
-    let popped: Vec<String> = redis::cmd("ZPOPMIN")
-        .arg("z")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let popped: Vec<String> = ask(&mut redis, redis::cmd("ZPOPMIN").arg("z")).await;
     assert_eq!(popped, vec!["a".to_string(), "1.5".to_string()]);
-    let size: i64 = redis::cmd("DBSIZE").query_async(&mut redis).await.unwrap();
+    let size: i64 = ask(&mut redis, &redis::cmd("DBSIZE")).await;
     assert_eq!(size, 6, "k k2 n t h z");
 }
 
@@ -194,13 +133,7 @@ async fn the_key_value_core_answers_as_redis_does() {
 async fn errors_carry_redis_words() {
     let server = TestServer::start(2);
     let mut redis = connect(&server, false).await;
-    let _: i64 = redis::cmd("HSET")
-        .arg("h")
-        .arg("f")
-        .arg("v")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let _: i64 = ask(&mut redis, redis::cmd("HSET").arg("h").arg("f").arg("v")).await;
     let wrong = redis::cmd("GET")
         .arg("h")
         .query_async::<String>(&mut redis)
@@ -224,12 +157,7 @@ async fn errors_carry_redis_words() {
          -ERR DB index is out of range\r\n\
          +OK\r\n"
     );
-    let _: () = redis::cmd("SET")
-        .arg("s")
-        .arg("abc")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let _: () = ask(&mut redis, redis::cmd("SET").arg("s").arg("abc")).await;
     let not_int = raw(&server, b"INCR s\r\n");
     assert_eq!(not_int, "-ERR value is not an integer or out of range\r\n");
 }
@@ -284,18 +212,10 @@ async fn hello_3_switches_to_resp3_maps_doubles_and_nulls() {
     );
     assert!(said.ends_with("$-1\r\n"), "back on RESP2: {said}");
     let mut resp3 = connect(&server, true).await;
-    let all: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
-        .arg("h")
-        .query_async(&mut resp3)
-        .await
-        .unwrap();
+    let all: std::collections::HashMap<String, String> =
+        ask(&mut resp3, redis::cmd("HGETALL").arg("h")).await;
     assert_eq!(all.get("f").map(String::as_str), Some("v"));
-    let score: f64 = redis::cmd("ZSCORE")
-        .arg("z")
-        .arg("m")
-        .query_async(&mut resp3)
-        .await
-        .unwrap();
+    let score: f64 = ask(&mut resp3, redis::cmd("ZSCORE").arg("z").arg("m")).await;
     assert_eq!(score, 2.5);
 }
 
@@ -322,18 +242,8 @@ async fn native_commands_run_over_resp() {
         Some(&redis::Value::Int(0)),
         "{third:?}"
     );
-    let first_sighting: bool = redis::cmd("DEDUP")
-        .arg("evt:1")
-        .arg(60)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let again: bool = redis::cmd("DEDUP")
-        .arg("evt:1")
-        .arg(60)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let first_sighting: bool = ask(&mut redis, redis::cmd("DEDUP").arg("evt:1").arg(60)).await;
+    let again: bool = ask(&mut redis, redis::cmd("DEDUP").arg("evt:1").arg(60)).await;
     assert_eq!((first_sighting, again), (true, false));
 }
 
@@ -359,12 +269,7 @@ async fn a_password_is_asked_for_before_anything_else() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let () = redis::cmd("SET")
-        .arg("k")
-        .arg("v")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let () = ask(&mut redis, redis::cmd("SET").arg("k").arg("v")).await;
 }
 
 #[tokio::test]
@@ -381,6 +286,6 @@ async fn a_malformed_request_gets_redis_protocol_error_and_the_connection_closes
     );
     // Others are still served.
     let mut redis = connect(&server, false).await;
-    let pong: String = redis::cmd("PING").query_async(&mut redis).await.unwrap();
+    let pong: String = ask(&mut redis, &redis::cmd("PING")).await;
     assert_eq!(pong, "PONG");
 }

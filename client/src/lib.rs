@@ -296,9 +296,7 @@ impl Client {
         let sync = sync.filter(|_| command.spec().writes);
         let Some(routes) = &self.inner.routes else {
             let (node, shard) = self.route(&command);
-            let connection = node.link(shard, &self.inner.config).await?;
-            let reply = connection.request(command).await?;
-            return confirm(&connection, sync).await.map(|()| reply);
+            return self.request_confirmed(&node, shard, command, sync).await;
         };
         let deadline = tokio::time::Instant::now() + routing::RETRY_PATIENCE;
         let mut pause = Duration::from_millis(20);
@@ -431,6 +429,20 @@ impl Client {
         self.fan_out_with(command, sync).await
     }
 
+    /// Sends `command` to one shard of `node` with no redirects to follow, then has `sync`
+    /// replicas confirm it on the same connection.
+    async fn request_confirmed(
+        &self,
+        node: &NodeLinks,
+        shard: u16,
+        command: Command,
+        sync: Option<SyncReplicas>,
+    ) -> Result<Value> {
+        let connection = node.link(shard, &self.inner.config).await?;
+        let reply = connection.request(command).await?;
+        confirm(&connection, sync).await.map(|()| reply)
+    }
+
     /// As `fan_out`, each part of a write confirmed by `sync` replicas when it is given.
     async fn fan_out_with(
         &self,
@@ -449,9 +461,7 @@ impl Client {
                     // Sent again on a redirect: `call` routes it by its first key.
                     return Box::pin(self.call_replicated(part, sync)).await;
                 }
-                let connection = node.link(shard, &self.inner.config).await?;
-                let reply = connection.request(part).await?;
-                confirm(&connection, sync).await.map(|()| reply)
+                self.request_confirmed(&node, shard, part, sync).await
             }
         });
         Ok((combine, try_join_all(calls).await?))

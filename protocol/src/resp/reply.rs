@@ -83,6 +83,14 @@ pub fn bulk(buf: &mut BytesMut, bytes: &[u8]) {
     buf.put_slice(b"\r\n");
 }
 
+/// Appends an array of bulk strings, without building `Value`s.
+pub fn bulk_array(buf: &mut BytesMut, items: &[&[u8]]) {
+    line(buf, b'*', items.len());
+    for item in items {
+        bulk(buf, item);
+    }
+}
+
 fn line(buf: &mut BytesMut, kind: u8, text: impl std::fmt::Display) {
     use std::fmt::Write;
     buf.put_u8(kind);

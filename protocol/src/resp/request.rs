@@ -258,9 +258,6 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                         }
                     }
                 }
-                if line.get(at).is_some_and(|b| !b.is_ascii_whitespace()) {
-                    return None;
-                }
             }
             b'\'' => {
                 at += 1;
@@ -280,9 +277,6 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                         }
                     }
                 }
-                if line.get(at).is_some_and(|b| !b.is_ascii_whitespace()) {
-                    return None;
-                }
             }
             _ => {
                 while let Some(&byte) = line.get(at).filter(|b| !b.is_ascii_whitespace()) {
@@ -290,6 +284,11 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                     at += 1;
                 }
             }
+        }
+        // A closing quote must end the word, as in Redis.
+        let quoted = matches!(first, b'"' | b'\'');
+        if quoted && line.get(at).is_some_and(|b| !b.is_ascii_whitespace()) {
+            return None;
         }
         args.push(Bytes::from(arg));
     }

@@ -92,7 +92,17 @@ const ARITY: &[(&str, i32)] = &[
 
 /// Redis's arity for `name` (upper case), if Redis has the command.
 pub fn arity(name: &str) -> Option<i32> {
-    ARITY.iter().find(|(n, _)| *n == name).map(|&(_, a)| a)
+    static BY_NAME: std::sync::LazyLock<hashbrown::HashMap<&str, i32>> =
+        std::sync::LazyLock::new(|| ARITY.iter().copied().collect());
+    BY_NAME.get(name).copied()
+}
+
+/// Redis's refusal of `args` (`name` upper case) for their count, if Redis has the command
+/// and would refuse it.
+pub fn arity_refusal(name: &str, args: &[Bytes]) -> Option<Value> {
+    let arity = arity(name)?;
+    let n = args.len() as i32;
+    ((arity > 0 && n != arity) || (arity < 0 && n < -arity)).then(|| wrong_arity(&args[0]))
 }
 
 /// How many commands COMMAND COUNT reports: Redis's we serve.
@@ -128,15 +138,9 @@ pub fn unknown(args: &[Bytes]) -> Value {
     Value::error(ErrorCode::UnknownCommand, message)
 }
 
-/// Turns a Redis request (name first, as sent) into ours.
-pub fn translate(args: &[Bytes]) -> Translated {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
-    if let Some(arity) = arity(&name) {
-        let n = args.len() as i32;
-        if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
-            return Translated::Refused(wrong_arity(&args[0]));
-        }
-    }
+/// Turns a Redis request (name first, as sent; `name` is it in upper case) whose count
+/// `arity_refusal` passed into ours.
+pub fn translate(name: &str, args: &[Bytes]) -> Translated {
     let word = |w: &'static str| Bytes::from_static(w.as_bytes());
     let with = |name: &'static str, rest: &[Bytes], shape| Translated::Native {
         words: std::iter::once(word(name))
@@ -145,7 +149,7 @@ pub fn translate(args: &[Bytes]) -> Translated {
         shape,
     };
     let rest = &args[1..];
-    match name.as_str() {
+    match name {
         "INCR" => with("INCRBY", &[rest[0].clone(), word("1")], None),
         "DECR" => with("DECRBY", &[rest[0].clone(), word("1")], None),
         "SETNX" => with(
@@ -210,8 +214,18 @@ mod tests {
             .collect()
     }
 
+    /// What the RESP port makes of `line`: its count checked, then translated.
+    fn run(line: &str) -> Translated {
+        let args = words(line);
+        let name = line.split(' ').next().unwrap().to_ascii_uppercase();
+        match arity_refusal(&name, &args) {
+            Some(refusal) => Translated::Refused(refusal),
+            None => translate(&name, &args),
+        }
+    }
+
     fn native(line: &str) -> Vec<Bytes> {
-        match translate(&words(line)) {
+        match run(line) {
             Translated::Native { words, .. } => words,
             Translated::Refused(error) => panic!("{line}: {error:?}"),
         }
@@ -239,7 +253,7 @@ mod tests {
             "HSET h f",
             "HMSET h f v g",
         ] {
-            let Translated::Refused(Value::Error(error)) = translate(&words(line)) else {
+            let Translated::Refused(Value::Error(error)) = run(line) else {
                 panic!("{line} must be refused");
             };
             let name = line.split(' ').next().unwrap().to_lowercase();

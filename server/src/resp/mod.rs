@@ -94,12 +94,9 @@ fn run(
 ) -> Option<Next> {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
     let reply = |value: &Value| out.reply(id, value);
-    if let Some(arity) = commands::arity(&name) {
-        let n = args.len() as i32;
-        if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
-            reply(&commands::wrong_arity(&args[0]));
-            return None;
-        }
+    if let Some(refusal) = commands::arity_refusal(&name, args) {
+        reply(&refusal);
+        return None;
     }
     let open = state.session.username().is_some();
     if !open && !matches!(name.as_str(), "AUTH" | "HELLO" | "QUIT") {
@@ -149,7 +146,7 @@ fn run(
                 Value::Bytes(now.subsec_micros().to_string().into()),
             ]));
         }
-        _ => return run_ours(shard, out, reader, id, args, started, state),
+        _ => return run_ours(shard, out, reader, (id, &name, args), started, state),
     }
     None
 }
@@ -159,12 +156,11 @@ fn run_ours(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,
     reader: &mut RespReader,
-    id: u32,
-    args: &[Bytes],
+    (id, name, args): (u32, &str, &[Bytes]),
     started: Instant,
     state: &mut ConnState,
 ) -> Option<Next> {
-    let (words, shape) = match commands::translate(args) {
+    let (words, shape) = match commands::translate(name, args) {
         Translated::Native { words, shape } => (words, shape),
         Translated::Refused(error) => {
             out.reply(id, &error);
@@ -175,7 +171,7 @@ fn run_ours(
         Ok(parsed) => parsed,
         Err(error) => {
             coordinator::count_bad_request(shard);
-            out.reply(id, &redis_parse_error(args, error));
+            out.reply(id, &redis_parse_error(name, args, error));
             return None;
         }
     };
@@ -196,11 +192,10 @@ fn run_ours(
 }
 
 /// Our parser's refusal in the words Redis uses for the same mistake.
-fn redis_parse_error(args: &[Bytes], error: ErrorReply) -> Value {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+fn redis_parse_error(name: &str, args: &[Bytes], error: ErrorReply) -> Value {
     match error.known_code() {
         Some(ErrorCode::UnknownCommand) => commands::unknown(args),
-        Some(ErrorCode::Syntax) if commands::arity(&name).is_some() => {
+        Some(ErrorCode::Syntax) if commands::arity(name).is_some() => {
             let message = error.message.to_ascii_lowercase();
             if message.contains("integer") {
                 Value::error(ErrorCode::NotInteger, message)

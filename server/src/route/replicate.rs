@@ -320,6 +320,16 @@ fn primary_of(cluster: &Arc<Cluster>) -> Option<(NodeId, String)> {
     Some((primary, topology.node(primary)?.addr.clone()))
 }
 
+/// Whether the topology still names `primary` this node's primary: checked before each
+/// pull and copy chunk lands, so a former primary's stream never lands after a promotion.
+fn still_follows(cluster: &Cluster, primary: NodeId) -> bool {
+    let topology = cluster.topology.load().1;
+    topology
+        .as_ref()
+        .as_ref()
+        .is_some_and(|t| t.primary_of(cluster.id) == Some(primary))
+}
+
 fn note_down(shard: &Shard, why: &str) {
     let mut follower = shard.replication.follower.borrow_mut();
     if follower.linked {
@@ -338,7 +348,7 @@ async fn stream(
     position: &mut Option<(NodeId, Position)>,
 ) -> String {
     loop {
-        if primary_of(cluster).map(|(id, _)| id) != Some(primary) {
+        if !still_follows(cluster, primary) {
             return "the topology names another primary".into();
         }
         let Some((_, at)) = *position else {
@@ -374,7 +384,7 @@ async fn stream(
         };
         // The answer may arrive after this node was promoted and took writes: records
         // from a former primary must not land on top of them.
-        if primary_of(cluster).map(|(id, _)| id) != Some(primary) {
+        if !still_follows(cluster, primary) {
             return "the topology names another primary".into();
         }
         if !records.is_empty() {
@@ -430,7 +440,7 @@ async fn copy_from(
         else {
             return Err(format!("CLUSTER.SYNC answered {items:?}"));
         };
-        if primary_of(cluster).map(|(id, _)| id) != Some(primary) {
+        if !still_follows(cluster, primary) {
             return Err("the topology names another primary".into());
         }
         let import = Command::Cluster(ClusterCommand::Import {

@@ -76,13 +76,7 @@ impl Item<'_> {
             }
             Item::Status(status) => resp::encode_status(buf, status),
             Item::Bulk(bytes) => resp::bulk(buf, bytes),
-            Item::Members(members) => {
-                let all: Vec<Value> = members
-                    .iter()
-                    .map(|m| Value::Bytes(Bytes::copy_from_slice(m)))
-                    .collect();
-                resp::encode(buf, &Value::Array(all), *writing);
-            }
+            Item::Members(members) => resp::bulk_array(buf, members),
         }
     }
 
@@ -253,7 +247,12 @@ impl ConnOutput {
                 resp::encode_push(&mut self.buf.borrow_mut(), value, version);
             }
             Wire::Resp(_) => {
-                let shape = self.order.borrow_mut().shapes.remove(&request_id);
+                let mut order = self.order.borrow_mut();
+                // Most replies need no reshaping: skip the lookup while none is noted.
+                let shape = (!order.shapes.is_empty())
+                    .then(|| order.shapes.remove(&request_id))
+                    .flatten();
+                drop(order);
                 self.in_order(request_id, Item::Value(value, shape));
             }
         }
