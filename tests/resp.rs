@@ -289,3 +289,66 @@ async fn a_malformed_request_gets_redis_protocol_error_and_the_connection_closes
     let pong: String = ask(&mut redis, &redis::cmd("PING")).await;
     assert_eq!(pong, "PONG");
 }
+
+#[tokio::test]
+async fn lists_and_sets_answer_as_redis_does() {
+    let server = TestServer::start(3);
+    let mut redis = connect(&server, false).await;
+    let len: i64 = ask(
+        &mut redis,
+        redis::cmd("RPUSH").arg("q").arg(&["a", "b", "c"]),
+    )
+    .await;
+    assert_eq!(len, 3);
+    let all: Vec<String> = ask(&mut redis, redis::cmd("LRANGE").arg("q").arg(0).arg(-1)).await;
+    assert_eq!(all, ["a", "b", "c"]);
+    let one: Option<String> = ask(&mut redis, redis::cmd("LPOP").arg("q")).await;
+    assert_eq!(one.as_deref(), Some("a"));
+    let none: Option<String> = ask(&mut redis, redis::cmd("LPOP").arg("missing")).await;
+    assert_eq!(none, None);
+    let moved: Option<String> =
+        ask(&mut redis, redis::cmd("RPOPLPUSH").arg("{j}a").arg("{j}b")).await;
+    assert_eq!(moved, None);
+    let error = redis::cmd("LSET")
+        .arg("missing")
+        .arg(0)
+        .arg("x")
+        .query_async::<()>(&mut redis)
+        .await
+        .unwrap_err();
+    assert_eq!(error.detail(), Some("no such key"), "{error}");
+
+    let added: i64 = ask(
+        &mut redis,
+        redis::cmd("SADD").arg("{s}a").arg(&["1", "2", "3"]),
+    )
+    .await;
+    assert_eq!(added, 3);
+    let _: i64 = ask(
+        &mut redis,
+        redis::cmd("SADD").arg("{s}b").arg(&["2", "3", "4"]),
+    )
+    .await;
+    let mut both: Vec<String> = ask(&mut redis, redis::cmd("SINTER").arg("{s}a").arg("{s}b")).await;
+    both.sort();
+    assert_eq!(both, ["2", "3"]);
+    let flags: Vec<i64> = ask(
+        &mut redis,
+        redis::cmd("SMISMEMBER").arg("{s}a").arg(&["1", "9"]),
+    )
+    .await;
+    assert_eq!(flags, [1, 0]);
+    // Keys in different slots: Redis Cluster's refusal, word for word.
+    assert_eq!(
+        raw(&server, b"SUNION a-set another-set\r\n"),
+        "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    );
+    assert_eq!(
+        raw(&server, b"LPUSH {s}a x\r\n"),
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+    );
+    assert_eq!(
+        raw(&server, b"LPUSH q\r\n"),
+        "-ERR wrong number of arguments for 'lpush' command\r\n"
+    );
+}

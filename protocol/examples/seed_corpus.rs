@@ -5,7 +5,9 @@ use bytes::{Bytes, BytesMut};
 use std::path::Path;
 use tessera_protocol::commands::hashes::{ExpireCondition, Finite, TimeUnit};
 use tessera_protocol::commands::sorted_sets::{add_flags, Bound, Selection};
-use tessera_protocol::commands::{HashCommand, SortedSetCommand};
+use tessera_protocol::commands::{
+    End, HashCommand, ListCommand, SetCommand, SetOp, SortedSetCommand,
+};
 use tessera_protocol::geo::{GeoArea, GeoCommand, GeoNear, GeoPoint};
 use tessera_protocol::{encode_request, Command, IdemCommand, SetArgs, SetCondition, SetExpiry};
 use tessera_protocol::{
@@ -162,6 +164,36 @@ fn main() -> std::io::Result<()> {
             rev: true,
             limit: Some((0, 10)),
             with_scores: true,
+        }),
+        Command::Lists(ListCommand::Push {
+            key: b("{jobs}pending"),
+            end: End::Left,
+            existing_only: false,
+            elements: vec![b("job:1"), b("")],
+        }),
+        Command::Lists(ListCommand::Pos {
+            key: b("l"),
+            element: b("x"),
+            rank: -2,
+            count: Some(0),
+            max_len: 50,
+        }),
+        Command::Lists(ListCommand::Move {
+            source: b("{jobs}pending"),
+            destination: b("{jobs}taken"),
+            from: End::Right,
+            to: End::Left,
+        }),
+        Command::Sets(SetCommand::Store {
+            op: SetOp::Diff,
+            destination: b("{u}d"),
+            keys: vec![b("{u}a"), b("{u}b")],
+        }),
+        Command::Sets(SetCommand::Scan {
+            key: b("s"),
+            cursor: 42,
+            pattern: Some(b("m[a-c]*")),
+            count: 10,
         }),
     ];
     for dir in ["command_parser", "frame_decoder"] {

@@ -19,6 +19,7 @@ fn render() -> String {
         let runs_on = match spec.keys {
             KeySpec::None => "the receiving shard",
             KeySpec::Single => "the key's owner",
+            KeySpec::OneSlot => "the owner of the keys' one slot",
             KeySpec::Many | KeySpec::Pairs => "each key's owner, gathered",
             KeySpec::AllShards => "every shard, gathered",
             KeySpec::Watch => "each user's owner, for this connection",

@@ -111,6 +111,15 @@ impl<P: Payload> Command<P> {
                 TimelineCommand::Fanout { keys, .. } | TimelineCommand::Merge { keys, .. },
             ) => many(keys, visit),
             Command::Geo(geo) => visit(GeoCommand::index(geo).as_ref()),
+            Command::Sets(sets) => sets.for_each_key(visit),
+            Command::Lists(lists) => {
+                if let Some(key) = lists.single_key() {
+                    visit(key.as_ref());
+                }
+                if let Some(key) = lists.second_key() {
+                    visit(key.as_ref());
+                }
+            }
             other => {
                 if let Some(key) = other.single_key() {
                     visit(key.as_ref());

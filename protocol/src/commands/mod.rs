@@ -24,8 +24,10 @@ pub mod idem;
 pub mod inventory;
 pub mod keys;
 pub mod limits;
+pub mod lists;
 pub mod presence;
 pub mod request;
+pub mod sets;
 pub mod sorted_sets;
 pub mod split;
 pub mod timelines;
@@ -41,8 +43,10 @@ pub use idem::{IdemCommand, DEFAULT_LEASE_MS};
 pub use inventory::{split_reservation_handle, InventoryCommand};
 pub use keys::{KeyCommand, SetArgs, SetCondition, SetExpiry};
 pub use limits::{Algorithm, LimitCommand, RateLimit, Tier, Tiers, MAX_TIERS};
+pub use lists::{End, ListCommand};
 pub use presence::{PresenceCommand, DEFAULT_PRESENCE_GRACE_MS, DEFAULT_PRESENCE_TTL_MS};
 pub use request::{ShapeError, Typed};
+pub use sets::{SetCommand, SetOp};
 pub use sorted_sets::SortedSetCommand;
 pub use split::{Combine, Split};
 pub use timelines::{
@@ -69,7 +73,9 @@ pub mod opcode {
     pub use super::inventory::opcode::*;
     pub use super::keys::opcode::*;
     pub use super::limits::opcode::*;
+    pub use super::lists::opcode::*;
     pub use super::presence::opcode::*;
+    pub use super::sets::opcode::*;
     pub use super::sorted_sets::opcode::*;
     pub use super::timelines::opcode::*;
     pub use super::versioned::opcode::*;
@@ -88,6 +94,9 @@ pub enum KeySpec {
     Pairs,
     /// No key, but every shard takes part (DBSIZE, FLUSHALL, INFO).
     AllShards,
+    /// Several keys that must share a slot (a `{hash tag}`), so the command runs whole
+    /// on their owner: CROSS_SHARD otherwise.
+    OneSlot,
     /// Keys whose owners register the connection itself for pushes: sent whole on the
     /// connection that is to receive them, never split by a client.
     Watch,
@@ -245,6 +254,10 @@ families! {
     SortedSets(sorted_sets::SortedSetCommand),
     /// CLUSTER.*: the cluster's membership and slot map.
     Cluster(cluster::ClusterCommand),
+    /// L*: lists.
+    Lists(lists::ListCommand),
+    /// S*: sets.
+    Sets(sets::SetCommand),
 }
 
 const fn row_count() -> usize {
@@ -279,7 +292,7 @@ const fn assemble() -> [CommandSpec; ROW_COUNT] {
 pub static COMMANDS: [CommandSpec; ROW_COUNT] = assemble();
 
 /// Opcodes are below this bound, so the index is a flat array.
-const OPCODE_LIMIT: usize = 0x100;
+const OPCODE_LIMIT: usize = 0x200;
 /// Marks an opcode with no row.
 const NO_ROW: u8 = u8::MAX;
 
@@ -305,7 +318,7 @@ const fn index_opcodes() -> [Slot; OPCODE_LIMIT] {
         let mut i = 0;
         while i < rows.len() {
             let op = rows[i].opcode as usize;
-            assert!(op < OPCODE_LIMIT, "opcodes must stay below 0x100");
+            assert!(op < OPCODE_LIMIT, "opcodes must stay below 0x200");
             assert!(index[op].row == NO_ROW, "two rows share an opcode");
             index[op] = Slot {
                 family: FAMILIES[f].0,

@@ -131,6 +131,7 @@ pub fn error_line(error: &ErrorReply) -> String {
         ErrorCode::WrongPass => {
             "WRONGPASS invalid username-password pair or user is disabled.".into()
         }
+        ErrorCode::NotFound if message == "no such key" => "ERR no such key".into(),
         ErrorCode::MaxClients => "ERR max number of clients reached".into(),
         ErrorCode::CrossShard | ErrorCode::CrossNode => {
             "CROSSSLOT Keys in request don't hash to the same slot".into()

@@ -14,7 +14,7 @@ use tessera_protocol::wire::Payload;
 use tessera_protocol::{AdminCommand, Command, ErrorCode, Value};
 
 pub mod fuzzing;
-pub mod glob;
+
 pub mod user;
 
 pub use user::User;

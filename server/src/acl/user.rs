@@ -6,7 +6,7 @@ use tessera_protocol::commands::access::{commands_in, in_category};
 use tessera_protocol::commands::spec_by_name;
 use tessera_protocol::{CommandSpec, COMMANDS};
 
-use super::glob;
+use crate::data::glob;
 
 /// A password as stored: its SHA-256, as Redis keeps it.
 pub type PasswordHash = [u8; 32];

@@ -33,10 +33,12 @@ pub mod idem;
 pub mod inventory;
 pub mod keys;
 pub mod limits;
+pub mod lists;
 pub mod migration;
 pub mod presence;
 pub mod replica;
 pub mod saved;
+pub mod sets;
 pub mod sorted_sets;
 pub mod timelines;
 pub mod versioned;
@@ -70,6 +72,10 @@ pub enum Stored {
     Hash(hashes::FieldMap),
     /// A sorted set's members.
     SortedSet(sorted_sets::ScoreSet),
+    /// A list's elements.
+    List(Box<lists::List>),
+    /// A set's members.
+    Set(Box<crate::data::members::Members>),
 }
 
 /// A user's presence: when last seen, until when online, and optional metadata.
@@ -121,6 +127,8 @@ impl StoredValue for Stored {
             }
             Stored::Hash(fields) => fields.heap_bytes(),
             Stored::SortedSet(set) => set.heap_bytes(),
+            Stored::List(list) => list.heap_bytes(),
+            Stored::Set(set) => set.heap_bytes(),
             Stored::Window(_) | Stored::Gcra(_) => 0,
         }
     }
@@ -224,6 +232,9 @@ pub fn apply<'a, P: Payload>(
                 Err(error) => Reply::Value(error),
             };
         }
+        Command::Sets(tessera_protocol::commands::SetCommand::Pop { key, count }) => {
+            return Reply::Value(pop_members(keyspace, key.as_ref(), *count, now));
+        }
         _ => {}
     }
     let reply = apply_owned(keyspace, command, now);
@@ -233,6 +244,25 @@ pub fn apply<'a, P: Payload>(
         }
     }
     Reply::Value(reply)
+}
+
+/// SPOP, journaled as the SREM of the members it took, so a replay takes the same ones.
+fn pop_members(keyspace: &mut Keyspace, key: &[u8], count: Option<u64>, now: u64) -> Value {
+    match sets::pop(keyspace, key, count, now) {
+        Err(error) => Value::Error(error),
+        Ok((reply, popped)) => {
+            if !popped.is_empty() {
+                if let Some(journal) = keyspace.journal() {
+                    let removal = Command::Sets(tessera_protocol::commands::SetCommand::Rem {
+                        key: Bytes::copy_from_slice(key),
+                        members: popped,
+                    });
+                    Mutation::record(journal, now, &removal);
+                }
+            }
+            reply
+        }
+    }
 }
 
 /// Refuses a reply that would carry `size` bytes of stored data when a reply may carry
@@ -386,6 +416,8 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         Command::Geo(command) => geo::here(keyspace, command, now),
         Command::Hashes(command) => hashes::apply(keyspace, command, now),
         Command::SortedSets(command) => sorted_sets::apply(keyspace, command, now),
+        Command::Lists(command) => lists::apply(keyspace, command, now),
+        Command::Sets(command) => sets::apply(keyspace, command, now),
         Command::Cluster(tessera_protocol::ClusterCommand::Import {
             reset,
             ranges,

@@ -9,8 +9,10 @@ use crate::data::geo::SavedMember;
 use crate::data::inventory::Sku;
 use crate::data::keyspace::Blob;
 use crate::data::keyspace::{GEO_ENTRY, KEY_ENTRY};
+use crate::data::members::Members;
 use crate::data::timeline::Timeline;
 use crate::families::hashes::FieldMap;
+use crate::families::lists::List;
 use crate::families::sorted_sets::ScoreSet;
 
 /// The tag before each saved value, one per kind.
@@ -27,6 +29,8 @@ mod tag {
     pub const PRESENCE: u8 = 10;
     pub const HASH: u8 = 11;
     pub const SORTED_SET: u8 = 12;
+    pub const LIST: u8 = 13;
+    pub const SET: u8 = 14;
 }
 
 fn save_blob(blob: &Blob, out: &mut Out<'_>) {
@@ -116,7 +120,32 @@ pub fn save(value: &Stored, out: &mut Out<'_>) {
             out.byte(tag::SORTED_SET);
             set.save(out);
         }
+        Stored::List(list) => {
+            out.byte(tag::LIST);
+            save_elements(list.len(), list.iter(), out);
+        }
+        Stored::Set(set) => {
+            out.byte(tag::SET);
+            save_elements(set.len(), set.iter(), out);
+        }
     }
+}
+
+fn save_elements<'a>(len: usize, elements: impl Iterator<Item = &'a [u8]>, out: &mut Out<'_>) {
+    out.uint(len as u64);
+    elements.for_each(|e| out.bytes(e));
+}
+
+fn load_elements<'a>(input: &mut In<'a>) -> Result<Vec<&'a [u8]>, Damaged> {
+    let count = input.count()?;
+    let mut elements = Vec::with_capacity(count);
+    for _ in 0..count {
+        elements.push(input.bytes()?);
+    }
+    if elements.is_empty() {
+        return Err(Damaged("an empty list or set"));
+    }
+    Ok(elements)
 }
 
 /// Reads a value `save` wrote.
@@ -156,6 +185,18 @@ pub fn load(input: &mut In<'_>) -> Result<Stored, Damaged> {
         })),
         tag::HASH => Stored::Hash(FieldMap::load(input)?),
         tag::SORTED_SET => Stored::SortedSet(ScoreSet::load(input)?),
+        tag::LIST => Stored::List(Box::new(List::from_elements(
+            load_elements(input)?.into_iter(),
+        ))),
+        tag::SET => {
+            let mut set = Members::default();
+            for member in load_elements(input)? {
+                if !set.insert(member) {
+                    return Err(Damaged("a set member saved twice"));
+                }
+            }
+            Stored::Set(Box::new(set))
+        }
         _ => return Err(Damaged("unknown kind of value")),
     })
 }
@@ -264,11 +305,13 @@ mod tests {
             "hset h a 1 b 2",
             "hpexpire h 5000 fields 1 b",
             "zadd z 1 a 2 b 3.5 c",
+            "rpush l a b a",
+            "sadd set x y z",
         ] {
             run(&mut keyspace, line, 1_000);
         }
         for key in [
-            "s", "long", "n", "w", "g", "t", "op", "v", "sku", "tl", "u", "h", "z",
+            "s", "long", "n", "w", "g", "t", "op", "v", "sku", "tl", "u", "h", "z", "l", "set",
         ] {
             let value = keyspace.get(key.as_bytes(), 1_000).unwrap().clone();
             let mut buf = BytesMut::new();

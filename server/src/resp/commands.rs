@@ -76,6 +76,39 @@ const ARITY: &[(&str, i32)] = &[
     ("ZPOPMAX", -2),
     ("ZREMRANGEBYSCORE", 4),
     ("ZREMRANGEBYRANK", 4),
+    ("LPUSH", -3),
+    ("RPUSH", -3),
+    ("LPUSHX", -3),
+    ("RPUSHX", -3),
+    ("LPOP", -2),
+    ("RPOP", -2),
+    ("LLEN", 2),
+    ("LRANGE", 4),
+    ("LINDEX", 3),
+    ("LSET", 4),
+    ("LREM", 4),
+    ("LTRIM", 4),
+    ("LPOS", -3),
+    ("LINSERT", 5),
+    ("LMOVE", 5),
+    ("RPOPLPUSH", 3),
+    ("SADD", -3),
+    ("SREM", -3),
+    ("SMEMBERS", 2),
+    ("SISMEMBER", 3),
+    ("SMISMEMBER", -3),
+    ("SCARD", 2),
+    ("SPOP", -2),
+    ("SRANDMEMBER", -2),
+    ("SMOVE", 4),
+    ("SINTER", -2),
+    ("SUNION", -2),
+    ("SDIFF", -2),
+    ("SINTERSTORE", -3),
+    ("SUNIONSTORE", -3),
+    ("SDIFFSTORE", -3),
+    ("SINTERCARD", -3),
+    ("SSCAN", -3),
     ("WAIT", 3),
     ("READONLY", 1),
     ("READWRITE", 1),
@@ -173,6 +206,16 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
             None,
         ),
         "UNLINK" => with("DEL", rest, None),
+        "RPOPLPUSH" => with(
+            "LMOVE",
+            &[
+                rest[0].clone(),
+                rest[1].clone(),
+                word("RIGHT"),
+                word("LEFT"),
+            ],
+            None,
+        ),
         "MSET" if !rest.len().is_multiple_of(2) => Translated::Refused(wrong_arity(&args[0])),
         "HSET" | "HMSET" if rest.len().is_multiple_of(2) => {
             Translated::Refused(wrong_arity(&args[0]))
@@ -238,6 +281,7 @@ mod tests {
         assert_eq!(native("psetex k 1500 v"), words("SET k v PX 1500"));
         assert_eq!(native("SETNX k v"), words("SET k v NX"));
         assert_eq!(native("UNLINK a b"), words("DEL a b"));
+        assert_eq!(native("RPOPLPUSH a b"), words("LMOVE a b RIGHT LEFT"));
         assert_eq!(native("FLUSHDB ASYNC"), words("FLUSHALL"));
         assert_eq!(native("GET k"), words("GET k"));
     }

@@ -110,7 +110,15 @@ pub fn dispatch(
             };
             request.complete(shard, conn, &reply);
         }
-        KeySpec::Single => {
+        KeySpec::OneSlot if !one_slot(&command) => request.complete(
+            shard,
+            conn,
+            &Value::error(
+                ErrorCode::CrossShard,
+                "the keys must share a slot: give them one {hash tag}",
+            ),
+        ),
+        KeySpec::Single | KeySpec::OneSlot => {
             // The cluster check hashed the key already.
             let owner = match (slot, command.single_key()) {
                 (Some(slot), Some(_)) => shard_of_slot(slot, shard.shards()),
@@ -127,6 +135,17 @@ pub fn dispatch(
         KeySpec::Watch => watch(shard, conn, request, &command),
         KeySpec::AllShards => every_shard(shard, conn, request, &command),
     }
+}
+
+/// Whether every key a command names is in one slot.
+fn one_slot(command: &Command<&[u8]>) -> bool {
+    let mut first = None;
+    let mut same = true;
+    command.for_each_key(&mut |key| {
+        let slot = tessera_cluster::key_slot(key);
+        same &= *first.get_or_insert(slot) == slot;
+    });
+    same
 }
 
 /// The facts about one request that its reply needs.

@@ -23,6 +23,8 @@ pub(super) fn samples() -> Vec<Command> {
         geo_samples(),
         hash_samples(),
         sorted_set_samples(),
+        list_samples(),
+        set_samples(),
         cluster_samples(),
     ]
     .concat()
@@ -556,6 +558,157 @@ fn sorted_set_samples() -> Vec<Command> {
             key: k("z"),
             start: 0,
             stop: -3,
+        }),
+    ]
+}
+
+/// Lists.
+fn list_samples() -> Vec<Command> {
+    use crate::commands::lists::{End, ListCommand as L};
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    let push = |end, existing_only| {
+        Command::Lists(L::Push {
+            key: k("l"),
+            end,
+            existing_only,
+            elements: vec![k("a"), k(""), k("c")],
+        })
+    };
+    vec![
+        push(End::Left, false),
+        push(End::Right, false),
+        push(End::Left, true),
+        push(End::Right, true),
+        Command::Lists(L::Pop {
+            key: k("l"),
+            end: End::Left,
+            count: None,
+        }),
+        Command::Lists(L::Pop {
+            key: k("l"),
+            end: End::Right,
+            count: Some(3),
+        }),
+        Command::Lists(L::Len(k("l"))),
+        Command::Lists(L::Range {
+            key: k("l"),
+            start: 0,
+            stop: -1,
+        }),
+        Command::Lists(L::Index {
+            key: k("l"),
+            index: -2,
+        }),
+        Command::Lists(L::Set {
+            key: k("l"),
+            index: 1,
+            element: k("b"),
+        }),
+        Command::Lists(L::Rem {
+            key: k("l"),
+            count: -2,
+            element: k("a"),
+        }),
+        Command::Lists(L::Trim {
+            key: k("l"),
+            start: 1,
+            stop: -2,
+        }),
+        Command::Lists(L::Pos {
+            key: k("l"),
+            element: k("a"),
+            rank: -1,
+            count: Some(0),
+            max_len: 100,
+        }),
+        Command::Lists(L::Insert {
+            key: k("l"),
+            after: true,
+            pivot: k("a"),
+            element: k("z"),
+        }),
+        Command::Lists(L::Move {
+            source: k("{q}a"),
+            destination: k("{q}b"),
+            from: End::Right,
+            to: End::Left,
+        }),
+    ]
+}
+
+/// Sets.
+fn set_samples() -> Vec<Command> {
+    use crate::commands::sets::{SetCommand as S, SetOp};
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    let keys = || vec![k("{s}a"), k("{s}b")];
+    vec![
+        Command::Sets(S::Add {
+            key: k("s"),
+            members: vec![k("x"), k("y")],
+        }),
+        Command::Sets(S::Rem {
+            key: k("s"),
+            members: vec![k("x")],
+        }),
+        Command::Sets(S::Members(k("s"))),
+        Command::Sets(S::IsMember {
+            key: k("s"),
+            member: k("x"),
+        }),
+        Command::Sets(S::MIsMember {
+            key: k("s"),
+            members: vec![k("x"), k("q")],
+        }),
+        Command::Sets(S::Card(k("s"))),
+        Command::Sets(S::Pop {
+            key: k("s"),
+            count: Some(2),
+        }),
+        Command::Sets(S::RandMember {
+            key: k("s"),
+            count: Some(-5),
+        }),
+        Command::Sets(S::Move {
+            source: k("{s}a"),
+            destination: k("{s}b"),
+            member: k("x"),
+        }),
+        Command::Sets(S::Combine {
+            op: SetOp::Inter,
+            keys: keys(),
+        }),
+        Command::Sets(S::Combine {
+            op: SetOp::Union,
+            keys: keys(),
+        }),
+        Command::Sets(S::Combine {
+            op: SetOp::Diff,
+            keys: keys(),
+        }),
+        Command::Sets(S::Store {
+            op: SetOp::Inter,
+            destination: k("{s}d"),
+            keys: keys(),
+        }),
+        Command::Sets(S::Store {
+            op: SetOp::Union,
+            destination: k("{s}d"),
+            keys: keys(),
+        }),
+        Command::Sets(S::Store {
+            op: SetOp::Diff,
+            destination: k("{s}d"),
+            keys: keys(),
+        }),
+        Command::Sets(S::InterCard {
+            keys: keys(),
+            limit: 3,
+        }),
+        Command::Sets(S::Scan {
+            key: k("s"),
+            cursor: 17,
+            pattern: Some(k("a*")),
+            count: 10,
         }),
     ]
 }

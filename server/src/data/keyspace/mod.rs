@@ -623,7 +623,8 @@ impl<V: StoredValue> Keyspace<V> {
         self.geo_bytes = self.geo.heap_bytes();
     }
 
-    fn next_random(&mut self) -> u64 {
+    /// A pseudo-random number from this keyspace's own generator (no shared state).
+    pub fn next_random(&mut self) -> u64 {
         // xorshift64*: plenty for picking samples, and free of any shared state.
         self.rng ^= self.rng >> 12;
         self.rng ^= self.rng << 25;
