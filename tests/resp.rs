@@ -352,3 +352,72 @@ async fn lists_and_sets_answer_as_redis_does() {
         "-ERR wrong number of arguments for 'lpush' command\r\n"
     );
 }
+
+#[tokio::test]
+async fn the_keyspace_is_walked_typed_and_renamed_across_shards() {
+    let server = TestServer::start(3);
+    let mut redis = connect(&server, false).await;
+    for i in 0..300 {
+        let () = ask(
+            &mut redis,
+            redis::cmd("SET").arg(format!("user:{i}")).arg(i),
+        )
+        .await;
+    }
+    let _: i64 = ask(&mut redis, redis::cmd("RPUSH").arg("queue").arg("job")).await;
+    let kind: String = ask(&mut redis, redis::cmd("TYPE").arg("queue")).await;
+    assert_eq!(kind, "list");
+    let mut keys: Vec<String> = ask(&mut redis, redis::cmd("KEYS").arg("user:1?")).await;
+    keys.sort();
+    assert_eq!(keys.len(), 10);
+    // SCAN walks every shard: each key comes back, in steps, ending at cursor 0.
+    let mut cursor = "0".to_string();
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        let (next, found): (String, Vec<String>) = ask(
+            &mut redis,
+            redis::cmd("SCAN")
+                .arg(&cursor)
+                .arg("MATCH")
+                .arg("user:*")
+                .arg("COUNT")
+                .arg(50),
+        )
+        .await;
+        seen.extend(found);
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+    }
+    assert_eq!(seen.len(), 300);
+    assert_eq!(
+        raw(&server, b"RENAME {r}none {r}b\r\n"),
+        "-ERR no such key\r\n"
+    );
+    let () = ask(&mut redis, redis::cmd("SET").arg("{r}a").arg("v")).await;
+    let () = ask(&mut redis, redis::cmd("RENAME").arg("{r}a").arg("{r}b")).await;
+    let got: Option<String> = ask(&mut redis, redis::cmd("GET").arg("{r}b")).await;
+    assert_eq!(got.as_deref(), Some("v"));
+    // CONFIG: what the node runs with, and Redis's encoding knobs accepted.
+    let maxclients: Vec<String> =
+        ask(&mut redis, redis::cmd("CONFIG").arg("GET").arg("maxcl*")).await;
+    assert_eq!(maxclients[0], "maxclients");
+    let () = ask(
+        &mut redis,
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("list-max-listpack-size")
+            .arg("4"),
+    )
+    .await;
+    let knob: Vec<String> = ask(
+        &mut redis,
+        redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("list-max-listpack-size"),
+    )
+    .await;
+    assert_eq!(knob, ["list-max-listpack-size", "4"]);
+    let () = ask(&mut redis, redis::cmd("FUNCTION").arg("FLUSH")).await;
+}

@@ -30,9 +30,9 @@ pub mod codec;
 pub use commands::geo;
 pub use commands::{
     AdminCommand, ClusterCommand, Combine, Command, CommandSpec, CounterCommand, DedupCommand,
-    GeoCommand, IdemCommand, InventoryCommand, KeyCommand, KeySpec, LimitCommand, PresenceCommand,
-    SetArgs, SetCondition, SetExpiry, ShapeError, Split, TimelineCommand, Typed, VersionedCommand,
-    COMMANDS, PROTOCOL_VERSION,
+    GeoCommand, IdemCommand, InventoryCommand, KeyCommand, KeySpec, KeyspaceCommand, LimitCommand,
+    ListCommand, PresenceCommand, SetArgs, SetCommand, SetCondition, SetExpiry, ShapeError, Split,
+    TimelineCommand, Typed, VersionedCommand, COMMANDS, PROTOCOL_VERSION,
 };
 pub use error::{DecodeError, ErrorCode, FrameError};
 pub use frame::{Frame, FrameDecoder, Located, PUSH_ID};

@@ -214,6 +214,7 @@ pub fn run(
         acl: Arc::new(config.acl().map_err(io::Error::other)?),
         tls: crate::net::tls::server_config(config)?,
         cluster,
+        encoding_settings: Default::default(),
     });
     crate::clock::epoch();
     let persistence = if config.appendonly {

@@ -112,6 +112,14 @@ impl<P: Payload> Command<P> {
             ) => many(keys, visit),
             Command::Geo(geo) => visit(GeoCommand::index(geo).as_ref()),
             Command::Sets(sets) => sets.for_each_key(visit),
+            Command::Keyspace(keyspace) => {
+                if let Some(key) = keyspace.single_key() {
+                    visit(key.as_ref());
+                }
+                if let Some(key) = keyspace.second_key() {
+                    visit(key.as_ref());
+                }
+            }
             Command::Lists(lists) => {
                 if let Some(key) = lists.single_key() {
                     visit(key.as_ref());

@@ -23,6 +23,7 @@ pub mod hashes;
 pub mod idem;
 pub mod inventory;
 pub mod keys;
+pub mod keyspace;
 pub mod limits;
 pub mod lists;
 pub mod presence;
@@ -42,6 +43,7 @@ pub use hashes::HashCommand;
 pub use idem::{IdemCommand, DEFAULT_LEASE_MS};
 pub use inventory::{split_reservation_handle, InventoryCommand};
 pub use keys::{KeyCommand, SetArgs, SetCondition, SetExpiry};
+pub use keyspace::KeyspaceCommand;
 pub use limits::{Algorithm, LimitCommand, RateLimit, Tier, Tiers, MAX_TIERS};
 pub use lists::{End, ListCommand};
 pub use presence::{PresenceCommand, DEFAULT_PRESENCE_GRACE_MS, DEFAULT_PRESENCE_TTL_MS};
@@ -72,6 +74,7 @@ pub mod opcode {
     pub use super::idem::opcode::*;
     pub use super::inventory::opcode::*;
     pub use super::keys::opcode::*;
+    pub use super::keyspace::opcode::*;
     pub use super::limits::opcode::*;
     pub use super::lists::opcode::*;
     pub use super::presence::opcode::*;
@@ -258,6 +261,8 @@ families! {
     Lists(lists::ListCommand),
     /// S*: sets.
     Sets(sets::SetCommand),
+    /// TYPE, KEYS, SCAN, RENAME.
+    Keyspace(keyspace::KeyspaceCommand),
 }
 
 const fn row_count() -> usize {

@@ -32,6 +32,7 @@ pub mod hashes;
 pub mod idem;
 pub mod inventory;
 pub mod keys;
+pub mod keyspace;
 pub mod limits;
 pub mod lists;
 pub mod migration;
@@ -418,6 +419,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         Command::SortedSets(command) => sorted_sets::apply(keyspace, command, now),
         Command::Lists(command) => lists::apply(keyspace, command, now),
         Command::Sets(command) => sets::apply(keyspace, command, now),
+        Command::Keyspace(command) => keyspace::apply(keyspace, command, now),
         Command::Cluster(tessera_protocol::ClusterCommand::Import {
             reset,
             ranges,

@@ -2,6 +2,7 @@
 //! shards, their replies written back in order, in RESP2 or RESP3.
 
 pub mod commands;
+pub mod config;
 pub mod shape;
 
 use std::rc::Rc;
@@ -137,6 +138,8 @@ fn run(
         "HELLO" => return hello(shard, out, reader, id, args, state),
         "CLIENT" => reply(&client(out, reader, args)),
         "COMMAND" => reply(&command(args)),
+        "CONFIG" => reply(&config::config(&shard.node, args)),
+        "FUNCTION" => reply(&config::function(args)),
         "TIME" => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -388,7 +391,10 @@ fn key_positions(name: &str) -> (i64, i64) {
         "DEL" | "UNLINK" | "EXISTS" | "MGET" => (1, -1),
         "MSET" => (1, -1),
         "PING" | "ECHO" | "SELECT" | "AUTH" | "HELLO" | "QUIT" | "TIME" | "CLIENT" | "COMMAND"
-        | "DBSIZE" | "FLUSHALL" | "FLUSHDB" | "INFO" | "WAIT" | "READONLY" | "READWRITE" => (0, 0),
+        | "DBSIZE" | "FLUSHALL" | "FLUSHDB" | "INFO" | "WAIT" | "READONLY" | "READWRITE"
+        | "CONFIG" | "FUNCTION" | "KEYS" | "SCAN" => (0, 0),
+        "RENAME" | "RENAMENX" | "LMOVE" | "RPOPLPUSH" | "SMOVE" => (1, 2),
+        "SINTER" | "SUNION" | "SDIFF" | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" => (1, -1),
         _ => (1, 1),
     }
 }

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use tessera_cluster::{shard_for_key, shard_of_slot};
 use tessera_protocol::geo::GeoCommand;
 use tessera_protocol::{
-    AdminCommand, Combine, Command, ErrorCode, InventoryCommand, KeySpec, PresenceCommand, Split,
-    Value, COMMANDS,
+    AdminCommand, Combine, Command, ErrorCode, InventoryCommand, KeySpec, KeyspaceCommand,
+    PresenceCommand, Split, Value, COMMANDS,
 };
 
 use crate::clock;
@@ -327,6 +327,27 @@ fn every_shard(
                 Value::Int((times.into_iter().min().unwrap_or(0) / 1000) as i64)
             });
         }
+        Command::Keyspace(KeyspaceCommand::Keys(pattern)) => {
+            let answers = shards
+                .map(|to| {
+                    let pattern = Bytes::copy_from_slice(pattern);
+                    shard.call(to, move |target: &Rc<Shard>| {
+                        families::keyspace::matching(&target.keyspace.borrow(), &pattern, now)
+                    })
+                })
+                .collect();
+            gather(shard, conn, request, answers, |parts| {
+                let mut keys = Vec::new();
+                for part in parts {
+                    match part {
+                        Ok(part) => keys.extend(part.into_iter().map(Value::Bytes)),
+                        Err(error) => return Value::Error(error),
+                    }
+                }
+                Value::Array(keys)
+            });
+        }
+        Command::Keyspace(KeyspaceCommand::Scan { .. }) => scan(shard, conn, request, command),
         Command::Geo(GeoCommand::Cells { .. }) => {
             let answers = shards
                 .map(|to| {
@@ -373,6 +394,54 @@ fn every_shard(
             });
         }
     }
+}
+
+/// One SCAN step: on the shard its cursor names, moving on to the next shard once that
+/// one is walked.
+fn scan(shard: &Rc<Shard>, conn: &Rc<ConnOutput>, request: Request, command: &Command<&[u8]>) {
+    let Command::Keyspace(KeyspaceCommand::Scan {
+        cursor,
+        pattern,
+        count,
+        kind,
+    }) = command.to_owned_bytes()
+    else {
+        return;
+    };
+    let (at, shards, now) = (
+        families::keyspace::cursor_shard(cursor),
+        shard.shards(),
+        request.now,
+    );
+    if at >= shards {
+        // A cursor from a node with more shards: the walk is over here.
+        let done = Value::Array(vec![Value::text("0"), Value::Array(Vec::new())]);
+        return request.complete(shard, conn, &done);
+    }
+    let answer = shard.call(at, move |target: &Rc<Shard>| {
+        let keyspace = target.keyspace.borrow();
+        families::keyspace::scan_step(
+            &keyspace,
+            at,
+            cursor,
+            count,
+            pattern.as_deref(),
+            kind.as_deref(),
+            now,
+        )
+    });
+    gather(shard, conn, request, vec![answer], move |mut step| {
+        let (next, keys) = step.pop().unwrap_or_default();
+        let next = match next {
+            Some(next) => next,
+            None if at + 1 < shards => families::keyspace::shard_start(at + 1),
+            None => 0,
+        };
+        Value::Array(vec![
+            Value::Bytes(Bytes::from(next.to_string())),
+            Value::Array(keys.into_iter().map(Value::Bytes).collect()),
+        ])
+    });
 }
 
 /// Runs a command whose keys this shard owns and replies at once, writing a stored value

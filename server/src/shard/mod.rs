@@ -112,6 +112,9 @@ pub struct NodeInfo {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The node's part in a cluster; `None` in single-node mode.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Redis's encoding settings a client set with CONFIG SET: kept and read back, though
+    /// our layouts do not follow them.
+    pub encoding_settings: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 /// One shard's state.

@@ -25,6 +25,7 @@ pub(super) fn samples() -> Vec<Command> {
         sorted_set_samples(),
         list_samples(),
         set_samples(),
+        keyspace_samples(),
         cluster_samples(),
     ]
     .concat()
@@ -709,6 +710,32 @@ fn set_samples() -> Vec<Command> {
             cursor: 17,
             pattern: Some(k("a*")),
             count: 10,
+        }),
+    ]
+}
+
+/// The keyspace as a whole.
+fn keyspace_samples() -> Vec<Command> {
+    use crate::commands::keyspace::KeyspaceCommand as K;
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    vec![
+        Command::Keyspace(K::Type(k("k"))),
+        Command::Keyspace(K::Keys(k("user:*"))),
+        Command::Keyspace(K::Scan {
+            cursor: 1 << 48,
+            pattern: Some(k("a?c")),
+            count: 100,
+            kind: Some(k("hash")),
+        }),
+        Command::Keyspace(K::Rename {
+            from: k("{u}a"),
+            to: k("{u}b"),
+            if_absent: false,
+        }),
+        Command::Keyspace(K::Rename {
+            from: k("{u}a"),
+            to: k("{u}b"),
+            if_absent: true,
         }),
     ]
 }

@@ -181,4 +181,21 @@ impl<V: StoredValue> Keyspace<V> {
             )
         })
     }
+
+    /// How many positions the table has now; positions stay put until it grows.
+    pub fn table_positions(&self) -> usize {
+        self.table.num_buckets()
+    }
+
+    /// The live keys (with their values) at table positions `from..from + count`, and
+    /// the position after them (the table's size once the walk is past its end).
+    pub fn keys_at(&self, from: usize, count: usize, now: u64) -> (usize, Vec<(&[u8], &V)>) {
+        let end = from.saturating_add(count).min(self.table.num_buckets());
+        let found = (from..end)
+            .filter_map(|index| self.table.get_bucket(index))
+            .filter(|slot| !slot.is_expired(now))
+            .map(|slot| (slot.key.as_bytes().unwrap_or_default(), &slot.value))
+            .collect();
+        (end, found)
+    }
 }
