@@ -674,7 +674,7 @@ fn text_keys(words: &mut Words<'_>) -> Result<Vec<Bytes>, ErrorReply> {
 }
 
 fn parse_intercard(words: &mut Words<'_>) -> Result<SetCommand, ErrorReply> {
-    let numkeys: i64 = words.int()?;
+    let numkeys: i64 = words.int().unwrap_or(0);
     if numkeys <= 0 {
         return Err(ErrorReply::new(
             ErrorCode::Syntax,
@@ -696,7 +696,10 @@ fn parse_intercard(words: &mut Words<'_>) -> Result<SetCommand, ErrorReply> {
         if name != b"LIMIT" {
             return Ok(false);
         }
-        let n: i64 = words.int()?;
+        if words.remaining() == 0 {
+            return Err(ErrorReply::new(ErrorCode::Syntax, "syntax error"));
+        }
+        let n: i64 = words.int().unwrap_or(-1);
         limit = u64::try_from(n)
             .map_err(|_| ErrorReply::new(ErrorCode::Syntax, "LIMIT can't be negative"))?;
         Ok(true)

@@ -9,9 +9,10 @@ use tessera_protocol::{ErrorCode, Value};
 use crate::data::glob;
 use crate::shard::NodeInfo;
 
-/// Redis's encoding settings: accepted and read back, with no effect on our layouts
-/// (small hashes and sorted sets use packed forms at Redis's default limits).
-const ENCODING_PREFIXES: &[&str] = &["list-", "hash-", "set-", "zset-", "stream-"];
+/// Redis's encoding settings, and its RDB schedule (`save`): accepted and read back, with
+/// no effect (small hashes and sorted sets use packed forms at Redis's default limits;
+/// snapshots follow `--snapshot-after-bytes`).
+const ENCODING_PREFIXES: &[&str] = &["list-", "hash-", "set-", "zset-", "stream-", "save"];
 
 /// The settings CONFIG GET reports, by Redis's names.
 fn settings(node: &NodeInfo) -> BTreeMap<String, String> {

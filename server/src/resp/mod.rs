@@ -202,10 +202,14 @@ fn redis_parse_error(name: &str, args: &[Bytes], error: ErrorReply) -> Value {
             let message = error.message.to_ascii_lowercase();
             if message.contains("integer") {
                 Value::error(ErrorCode::NotInteger, message)
-            } else if message.contains("float") || message.contains("number") {
+            } else if message.contains("float") || message.contains("not a number") {
                 Value::error(ErrorCode::NotFloat, message)
-            } else {
+            } else if message.starts_with("wrong number of arguments") || message.contains("syntax")
+            {
                 Value::error(ErrorCode::Syntax, "syntax error")
+            } else {
+                // Already Redis's words (`numkeys should be greater than 0`).
+                Value::Error(error)
             }
         }
         _ => Value::Error(error),
