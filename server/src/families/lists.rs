@@ -319,23 +319,7 @@ fn change(
     missing: Value,
     change: impl FnOnce(&mut List) -> Result<Value, ErrorReply>,
 ) -> Result<Value, ErrorReply> {
-    let found = keyspace.find(key, now);
-    if !found.exists() {
-        return Ok(missing);
-    }
-    let outcome = keyspace.update(&found, |stored| match stored {
-        Stored::List(list) => Some((change(list), list.is_empty())),
-        _ => None,
-    });
-    match outcome.flatten() {
-        None => Err(ErrorReply::new(ErrorCode::WrongType, WRONG_TYPE)),
-        Some((reply, empty)) => {
-            if empty {
-                keyspace.remove(key, now);
-            }
-            reply
-        }
-    }
+    change_collection(keyspace, key, now, missing, as_list, List::is_empty, change)
 }
 
 /// LMOVE: the destination's kind is checked before anything is popped, so a refused move
@@ -371,6 +355,13 @@ fn move_element(
         now,
     )?;
     Ok(reply)
+}
+
+fn as_list(stored: &mut Stored) -> Option<&mut List> {
+    match stored {
+        Stored::List(list) => Some(&mut **list),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -528,6 +528,38 @@ pub fn run_part(keyspace: &mut Keyspace, part: &Command, now: u64) -> Part {
     }
 }
 
+/// Runs `change` on the collection at `key`, as `view` finds it in the stored value,
+/// removing the key if the change leaves it empty (`is_empty`); a missing key answers
+/// `missing`, and a key of another kind WRONGTYPE.
+fn change_collection<T: ?Sized>(
+    keyspace: &mut Keyspace,
+    key: &[u8],
+    now: u64,
+    missing: Value,
+    view: fn(&mut Stored) -> Option<&mut T>,
+    is_empty: fn(&T) -> bool,
+    change: impl FnOnce(&mut T) -> Result<Value, ErrorReply>,
+) -> Result<Value, ErrorReply> {
+    let found = keyspace.find(key, now);
+    if !found.exists() {
+        return Ok(missing);
+    }
+    let outcome = keyspace.update(&found, |stored| {
+        let collection = view(stored)?;
+        let reply = change(collection);
+        Some((reply, is_empty(collection)))
+    });
+    match outcome.flatten() {
+        None => Err(ErrorReply::new(ErrorCode::WrongType, WRONG_TYPE)),
+        Some((reply, empty)) => {
+            if empty {
+                keyspace.remove(key, now);
+            }
+            reply
+        }
+    }
+}
+
 /// What a WRONGTYPE error says.
 const WRONG_TYPE: &str = "the key holds a value of another kind";
 

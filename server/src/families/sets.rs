@@ -106,23 +106,15 @@ fn change(
     now: u64,
     change: impl FnOnce(&mut Members) -> Result<Value, ErrorReply>,
 ) -> Result<Value, ErrorReply> {
-    let found = keyspace.find(key, now);
-    if !found.exists() {
-        return Ok(Value::Int(0));
-    }
-    let outcome = keyspace.update(&found, |stored| match stored {
-        Stored::Set(set) => Some((change(set), set.is_empty())),
-        _ => None,
-    });
-    match outcome.flatten() {
-        None => Err(ErrorReply::new(ErrorCode::WrongType, WRONG_TYPE)),
-        Some((reply, empty)) => {
-            if empty {
-                keyspace.remove(key, now);
-            }
-            reply
-        }
-    }
+    change_collection(
+        keyspace,
+        key,
+        now,
+        Value::Int(0),
+        as_set,
+        Members::is_empty,
+        change,
+    )
 }
 
 /// The set at `key`: `None` if missing.
@@ -358,6 +350,13 @@ fn random_members(
         None => members.into_iter().next().unwrap_or(Value::Nil),
         Some(_) => Value::Array(members.collect()),
     })
+}
+
+fn as_set(stored: &mut Stored) -> Option<&mut Members> {
+    match stored {
+        Stored::Set(set) => Some(&mut **set),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
