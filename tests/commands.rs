@@ -219,6 +219,7 @@ async fn expire_ttl_and_persist() {
             .call(Command::Keys(KeyCommand::Expire {
                 key: b("k"),
                 seconds: 30,
+                condition: Default::default(),
             }))
             .await
             .unwrap();
@@ -227,6 +228,7 @@ async fn expire_ttl_and_persist() {
             .call(Command::Keys(KeyCommand::Expire {
                 key: b("k"),
                 seconds: -1,
+                condition: Default::default(),
             }))
             .await
             .unwrap();
@@ -237,6 +239,7 @@ async fn expire_ttl_and_persist() {
             .call(Command::Keys(KeyCommand::Expire {
                 key: b("k"),
                 seconds: i64::MAX,
+                condition: Default::default(),
             }))
             .await
             .unwrap_err();

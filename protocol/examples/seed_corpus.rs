@@ -42,6 +42,7 @@ fn main() -> std::io::Result<()> {
         Command::Keys(KeyCommand::Expire {
             key: b("k"),
             seconds: 10,
+            condition: Default::default(),
         }),
         Command::Keys(KeyCommand::IncrBy {
             key: b("n"),

@@ -71,11 +71,14 @@ pub enum ErrorCode {
     /// The key's slot is moving to another node; nothing ran. Retry shortly: the write
     /// goes on once the slot's new owner takes it (usually within milliseconds).
     TryAgain = 29,
+    /// A string value would grow past the longest value the node accepts (its frame
+    /// limit, Redis's `proto-max-bulk-len`); nothing changed.
+    ValueTooLarge = 30,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order; used by the docs and by exhaustive tests.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::Protocol,
         ErrorCode::UnknownCommand,
         ErrorCode::Syntax,
@@ -105,6 +108,7 @@ impl ErrorCode {
         ErrorCode::ClusterDown,
         ErrorCode::CrossNode,
         ErrorCode::TryAgain,
+        ErrorCode::ValueTooLarge,
     ];
 
     /// Maps a wire code back to the enum; unknown codes come from newer servers.
@@ -144,6 +148,7 @@ impl ErrorCode {
             ErrorCode::ClusterDown => "CLUSTER_DOWN",
             ErrorCode::CrossNode => "CROSS_NODE",
             ErrorCode::TryAgain => "TRY_AGAIN",
+            ErrorCode::ValueTooLarge => "VALUE_TOO_LARGE",
         }
     }
 }

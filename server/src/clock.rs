@@ -8,15 +8,16 @@
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// The instant the clock started and the Unix time it read then.
-static START: OnceLock<(Instant, u64)> = OnceLock::new();
+/// The instant the clock started and the Unix time it read then, to the nanosecond, so
+/// readings do not lag the wall clock by the millisecond's fraction at start.
+static START: OnceLock<(Instant, std::time::Duration)> = OnceLock::new();
 
-fn start() -> (Instant, u64) {
+fn start() -> (Instant, std::time::Duration) {
     *START.get_or_init(|| {
-        let unix_ms = SystemTime::now()
+        let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as u64);
-        (Instant::now(), unix_ms)
+            .unwrap_or_default();
+        (Instant::now(), unix)
     })
 }
 
@@ -27,8 +28,8 @@ pub fn epoch() -> Instant {
 
 /// The clock's reading at `at`, in Unix milliseconds.
 pub fn millis_at(at: Instant) -> u64 {
-    let (instant, unix_ms) = start();
-    unix_ms + at.saturating_duration_since(instant).as_millis() as u64
+    let (instant, unix) = start();
+    (unix + at.saturating_duration_since(instant)).as_millis() as u64
 }
 
 /// The clock's reading now, in Unix milliseconds.

@@ -81,6 +81,7 @@ impl Client {
             .call(Command::Keys(KeyCommand::PExpire {
                 key: bytes(key),
                 millis,
+                condition: Default::default(),
             }))
             .await?;
         Ok(expect_int(reply)? == 1)

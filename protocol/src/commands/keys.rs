@@ -3,6 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::arg::*;
+use super::hashes::ExpireCondition;
 use super::split::{fixed, group_by_owner, positions, split_keys, Combine, Split};
 use super::{CommandSpec, KeySpec, MAX_EXPIRE_MS};
 use crate::error::{DecodeError, ErrorCode};
@@ -54,8 +55,8 @@ pub(super) const ROWS: &[CommandSpec] = &[
     CommandSpec {
         opcode: opcode::SET,
         name: "SET",
-        syntax: "key value [NX|XX] [EX seconds|PX milliseconds|KEEPTTL] [GET]",
-        wire: "key:bytes value:bytes flags:u8 [ttl_ms:uvarint if flags & 0x10]",
+        syntax: "key value [NX|XX] [EX seconds|PX milliseconds|EXAT unix-seconds|PXAT unix-milliseconds|KEEPTTL] [GET]",
+        wire: "key:bytes value:bytes flags:u8 [ttl_ms:uvarint if flags & 0x10 (a Unix time if flags & 0x20)]",
         reply: "OK, or NIL if NX/XX was not met; with GET: the old BYTES value or NIL",
         summary:
             "Sets a key's value, optionally only if absent (NX) or present (XX), with an expiry.",
@@ -85,9 +86,9 @@ pub(super) const ROWS: &[CommandSpec] = &[
     CommandSpec {
         opcode: opcode::EXPIRE,
         name: "EXPIRE",
-        syntax: "key seconds",
-        wire: "key:bytes seconds:ivarint",
-        reply: "INT 1 if the expiry was set, 0 if the key does not exist",
+        syntax: "key seconds [NX|XX|GT|LT]",
+        wire: "key:bytes seconds:ivarint [condition:u8 (1 NX, 2 XX, 3 GT, 4 LT, 5 XX and LT)]",
+        reply: "INT 1 if the expiry was set, 0 if the key does not exist or the condition failed",
         summary: "Sets a key's time to live in seconds; zero or less deletes it.",
         writes: true,
         keys: KeySpec::Single,
@@ -95,9 +96,9 @@ pub(super) const ROWS: &[CommandSpec] = &[
     CommandSpec {
         opcode: opcode::PEXPIRE,
         name: "PEXPIRE",
-        syntax: "key milliseconds",
-        wire: "key:bytes milliseconds:ivarint",
-        reply: "INT 1 if the expiry was set, 0 if the key does not exist",
+        syntax: "key milliseconds [NX|XX|GT|LT]",
+        wire: "key:bytes milliseconds:ivarint [condition:u8]",
+        reply: "INT 1 if the expiry was set, 0 if the key does not exist or the condition failed",
         summary: "Sets a key's time to live in milliseconds; zero or less deletes it.",
         writes: true,
         keys: KeySpec::Single,
@@ -174,6 +175,17 @@ pub(super) const ROWS: &[CommandSpec] = &[
     },
 ];
 
+/// EXPIRE's optional condition: absent on the wire when there is none.
+fn read_condition<P: Payload>(r: &mut Reader<P>) -> Result<ExpireCondition, DecodeError> {
+    if r.remaining() == 0 {
+        return Ok(ExpireCondition::Always);
+    }
+    match ExpireCondition::from_tag(r.u8()?)? {
+        ExpireCondition::Always => Err(DecodeError::Invalid("an absent condition is not sent")),
+        condition => Ok(condition),
+    }
+}
+
 /// Write condition of SET.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SetCondition {
@@ -196,6 +208,8 @@ pub enum SetExpiry {
     Keep,
     /// Expire this many milliseconds from now (EX, PX).
     In(u64),
+    /// Expire at this Unix time in milliseconds (EXAT, PXAT); a time past deletes.
+    At(u64),
 }
 
 /// Arguments of SET.
@@ -225,8 +239,10 @@ pub mod set_flags {
     pub const KEEPTTL: u8 = 0x08;
     /// A `ttl_ms` field follows.
     pub const TTL: u8 = 0x10;
+    /// With `TTL`: the field is a Unix time in milliseconds, not a time to live.
+    pub const AT: u8 = 0x20;
     /// Every defined bit.
-    pub const ALL: u8 = NX | XX | GET | KEEPTTL | TTL;
+    pub const ALL: u8 = NX | XX | GET | KEEPTTL | TTL | AT;
 }
 
 /// A request of this family.
@@ -246,6 +262,8 @@ pub enum KeyCommand<P = Bytes> {
         key: P,
         /// Seconds from now; zero or less deletes.
         seconds: i64,
+        /// NX / XX / GT / LT.
+        condition: ExpireCondition,
     },
     /// PEXPIRE key milliseconds
     PExpire {
@@ -253,6 +271,8 @@ pub enum KeyCommand<P = Bytes> {
         key: P,
         /// Milliseconds from now; zero or less deletes.
         millis: i64,
+        /// NX / XX / GT / LT.
+        condition: ExpireCondition,
     },
     /// TTL key
     Ttl(P),
@@ -374,15 +394,33 @@ impl<P: Payload> KeyCommand<P> {
                         buf.put_u8(flags | set_flags::TTL);
                         put_uvarint(buf, ms);
                     }
+                    SetExpiry::At(ms) => {
+                        buf.put_u8(flags | set_flags::TTL | set_flags::AT);
+                        put_uvarint(buf, ms);
+                    }
                 }
             }
             KeyCommand::Del(keys) | KeyCommand::Exists(keys) | KeyCommand::MGet(keys) => {
                 put_list(buf, keys);
             }
-            KeyCommand::Expire { key, seconds: n }
-            | KeyCommand::PExpire { key, millis: n }
-            | KeyCommand::IncrBy { key, delta: n }
-            | KeyCommand::DecrBy { key, delta: n } => {
+            KeyCommand::Expire {
+                key,
+                seconds: n,
+                condition,
+            }
+            | KeyCommand::PExpire {
+                key,
+                millis: n,
+                condition,
+            } => {
+                put_bytes(buf, key.as_ref());
+                put_ivarint(buf, *n);
+                // Absent when there is none, so the form without one stays as it was.
+                if *condition != ExpireCondition::Always {
+                    buf.put_u8(condition.tag());
+                }
+            }
+            KeyCommand::IncrBy { key, delta: n } | KeyCommand::DecrBy { key, delta: n } => {
                 put_bytes(buf, key.as_ref());
                 put_ivarint(buf, *n);
             }
@@ -416,9 +454,13 @@ impl<P: Payload> KeyCommand<P> {
                     (false, true) => SetCondition::IfPresent,
                     (true, true) => return Err(DecodeError::Invalid("NX and XX are exclusive")),
                 };
+                if flags & (set_flags::AT | set_flags::TTL) == set_flags::AT {
+                    return Err(DecodeError::Invalid("AT comes with TTL"));
+                }
                 let expiry = match (flags & set_flags::KEEPTTL != 0, flags & set_flags::TTL != 0) {
                     (false, false) => SetExpiry::Clear,
                     (true, false) => SetExpiry::Keep,
+                    (false, true) if flags & set_flags::AT != 0 => SetExpiry::At(r.uvarint()?),
                     (false, true) => SetExpiry::In(checked_ttl(r.uvarint()?)?),
                     (true, true) => {
                         return Err(DecodeError::Invalid("KEEPTTL and an expiry are exclusive"))
@@ -438,10 +480,12 @@ impl<P: Payload> KeyCommand<P> {
             opcode::EXPIRE => KeyCommand::Expire {
                 key: read_key(r)?,
                 seconds: r.ivarint()?,
+                condition: read_condition(r)?,
             },
             opcode::PEXPIRE => KeyCommand::PExpire {
                 key: read_key(r)?,
                 millis: r.ivarint()?,
+                condition: read_condition(r)?,
             },
             opcode::INCRBY => KeyCommand::IncrBy {
                 key: read_key(r)?,
@@ -482,13 +526,23 @@ impl<P: Payload> KeyCommand<P> {
             }),
             KeyCommand::Del(keys) => KeyCommand::Del(own_all(keys)),
             KeyCommand::Exists(keys) => KeyCommand::Exists(own_all(keys)),
-            KeyCommand::Expire { key, seconds } => KeyCommand::Expire {
+            KeyCommand::Expire {
+                key,
+                seconds,
+                condition,
+            } => KeyCommand::Expire {
                 key: own(key),
                 seconds: *seconds,
+                condition: *condition,
             },
-            KeyCommand::PExpire { key, millis } => KeyCommand::PExpire {
+            KeyCommand::PExpire {
+                key,
+                millis,
+                condition,
+            } => KeyCommand::PExpire {
                 key: own(key),
                 millis: *millis,
+                condition: *condition,
             },
             KeyCommand::Ttl(key) => KeyCommand::Ttl(own(key)),
             KeyCommand::PTtl(key) => KeyCommand::PTtl(own(key)),
@@ -534,13 +588,30 @@ impl KeyCommand<Bytes> {
                     _ => KeyCommand::MGet(keys),
                 }
             }
-            opcode::EXPIRE | opcode::PEXPIRE | opcode::INCRBY | opcode::DECRBY => {
+            opcode::EXPIRE | opcode::PEXPIRE => {
+                let mut words = Words::new(spec, args);
+                let key = words.key()?;
+                let n = words.int::<i64>()?;
+                let condition = super::strings::expire_condition(&mut words)?;
+                if spec.opcode == opcode::EXPIRE {
+                    KeyCommand::Expire {
+                        key,
+                        seconds: n,
+                        condition,
+                    }
+                } else {
+                    KeyCommand::PExpire {
+                        key,
+                        millis: n,
+                        condition,
+                    }
+                }
+            }
+            opcode::INCRBY | opcode::DECRBY => {
                 arity(args.len() == 2)?;
                 let key = text_key(&args[0])?;
                 let n = parse_int::<i64>(&args[1])?;
                 match spec.opcode {
-                    opcode::EXPIRE => KeyCommand::Expire { key, seconds: n },
-                    opcode::PEXPIRE => KeyCommand::PExpire { key, millis: n },
                     opcode::INCRBY => KeyCommand::IncrBy { key, delta: n },
                     _ => KeyCommand::DecrBy { key, delta: n },
                 }
@@ -585,7 +656,7 @@ fn parse_set(spec: &'static CommandSpec, args: &[Bytes]) -> Result<KeyCommand, E
                 };
             }
             b"GET" => args.get = true,
-            b"KEEPTTL" | b"EX" | b"PX" => {
+            b"KEEPTTL" | b"EX" | b"PX" | b"EXAT" | b"PXAT" => {
                 if std::mem::replace(&mut expiry_given, true) {
                     return Err(syntax());
                 }
@@ -596,20 +667,25 @@ fn parse_set(spec: &'static CommandSpec, args: &[Bytes]) -> Result<KeyCommand, E
                         Some(ErrorCode::Syntax) => syntax(),
                         _ => e,
                     })?;
-                    let ms = if name == b"EX" {
+                    let ms = if name.starts_with(b"EX") {
                         n.checked_mul(1000)
                     } else {
                         Some(n)
                     };
+                    let at = name.ends_with(b"AT");
                     let ms = ms
-                        .filter(|ms| (1..=MAX_EXPIRE_MS).contains(ms))
+                        .filter(|ms| *ms >= 1 && (at || *ms <= MAX_EXPIRE_MS))
                         .ok_or_else(|| {
                             ErrorReply::new(
                                 ErrorCode::InvalidExpire,
                                 "invalid expire time in 'set' command",
                             )
                         })?;
-                    SetExpiry::In(ms as u64)
+                    if at {
+                        SetExpiry::At(ms as u64)
+                    } else {
+                        SetExpiry::In(ms as u64)
+                    }
                 };
             }
             _ => return Ok(false),

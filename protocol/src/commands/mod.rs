@@ -31,6 +31,7 @@ pub mod request;
 pub mod sets;
 pub mod sorted_sets;
 pub mod split;
+pub mod strings;
 pub mod timelines;
 pub mod versioned;
 
@@ -51,6 +52,7 @@ pub use request::{ShapeError, Typed};
 pub use sets::{SetCommand, SetOp};
 pub use sorted_sets::SortedSetCommand;
 pub use split::{Combine, Split};
+pub use strings::{GetExpiry, StringCommand};
 pub use timelines::{
     Cursor, TimelineCommand, DEFAULT_PAGE, DEFAULT_TIMELINE_CAP, MAX_TIMELINE_CAP,
 };
@@ -80,6 +82,7 @@ pub mod opcode {
     pub use super::presence::opcode::*;
     pub use super::sets::opcode::*;
     pub use super::sorted_sets::opcode::*;
+    pub use super::strings::opcode::*;
     pub use super::timelines::opcode::*;
     pub use super::versioned::opcode::*;
 }
@@ -127,6 +130,28 @@ pub struct CommandSpec {
     pub writes: bool,
     /// Where it runs.
     pub keys: KeySpec,
+}
+
+/// A row for a command with one key, which most families' rows are.
+pub(crate) const fn keyed_row(
+    opcode: u16,
+    name: &'static str,
+    syntax: &'static str,
+    wire: &'static str,
+    reply: &'static str,
+    summary: &'static str,
+    writes: bool,
+) -> CommandSpec {
+    CommandSpec {
+        opcode,
+        name,
+        syntax,
+        wire,
+        reply,
+        summary,
+        writes,
+        keys: KeySpec::Single,
+    }
 }
 
 /// Declares the families: the `Command` enum with one variant per family, its dispatch to
@@ -263,6 +288,8 @@ families! {
     Sets(sets::SetCommand),
     /// TYPE, KEYS, SCAN, RENAME.
     Keyspace(keyspace::KeyspaceCommand),
+    /// APPEND, GETRANGE, GETEX, INCRBYFLOAT, MSETNX, EXPIREAT and the other string commands.
+    Strings(strings::StringCommand),
 }
 
 const fn row_count() -> usize {

@@ -125,6 +125,9 @@ pub fn error_line(error: &ErrorReply) -> String {
             "ERR increment or decrement would overflow".into()
         }
         ErrorCode::NotInteger => "ERR value is not an integer or out of range".into(),
+        ErrorCode::NotFloat if message.contains("NaN or Infinity") => {
+            "ERR increment would produce NaN or Infinity".into()
+        }
         ErrorCode::NotFloat => "ERR value is not a valid float".into(),
         ErrorCode::Oom => "OOM command not allowed when used memory > 'maxmemory'.".into(),
         ErrorCode::NoAuth => "NOAUTH Authentication required.".into(),
@@ -149,6 +152,7 @@ pub fn error_line(error: &ErrorReply) -> String {
         ErrorCode::Syntax
         | ErrorCode::UnknownCommand
         | ErrorCode::InvalidExpire
+        | ErrorCode::ValueTooLarge
         | ErrorCode::Internal
         | ErrorCode::ShuttingDown => format!("ERR {message}"),
         other => format!("{} {message}", other.name()),

@@ -2,6 +2,7 @@
 
 use super::counters::incr_by;
 use super::*;
+use tessera_protocol::commands::hashes::ExpireCondition;
 
 /// Runs one of the family's commands on this shard's keyspace.
 pub fn apply<P: Payload>(keyspace: &mut Keyspace, command: &KeyCommand<P>, now: u64) -> Value {
@@ -33,11 +34,22 @@ fn run<P: Payload>(keyspace: &mut Keyspace, command: &KeyCommand<P>, now: u64) -
         KeyCommand::Set(args) => set(keyspace, args, now),
         KeyCommand::Del(keys) => count(keys, |k| keyspace.remove(k, now)),
         KeyCommand::Exists(keys) => count(keys, |k| keyspace.contains(k, now)),
-        KeyCommand::Expire { key, seconds } => match seconds.checked_mul(1000) {
-            Some(ms) => expire(keyspace, key.as_ref(), ms, now),
-            None => invalid_expire(),
+        KeyCommand::Expire {
+            key,
+            seconds,
+            condition,
+        } => match seconds.checked_mul(1000) {
+            Some(ms) => expire(keyspace, key.as_ref(), ms, *condition, now),
+            None => invalid_expire("expire"),
         },
-        KeyCommand::PExpire { key, millis } => expire(keyspace, key.as_ref(), *millis, now),
+        KeyCommand::PExpire {
+            key,
+            millis,
+            condition,
+        } => match expire(keyspace, key.as_ref(), *millis, *condition, now) {
+            Value::Error(_) => invalid_expire("pexpire"),
+            reply => reply,
+        },
         KeyCommand::Ttl(key) => ttl(keyspace, key.as_ref(), now, |ms| (ms + 500) / 1000),
         KeyCommand::PTtl(key) => ttl(keyspace, key.as_ref(), now, |ms| ms),
         KeyCommand::Persist(key) => {
@@ -95,8 +107,15 @@ fn set<P: Payload>(keyspace: &mut Keyspace, args: &SetArgs<P>, now: u64) -> Valu
         SetExpiry::Clear => None,
         SetExpiry::Keep => current_deadline.flatten(),
         SetExpiry::In(ms) => Some(now + ms),
+        SetExpiry::At(at) if at > now + MAX_EXPIRE_MS as u64 => return invalid_expire("set"),
+        SetExpiry::At(at) => Some(at),
     };
-    keyspace.write(found, key, Blob::new(args.value.as_ref()).into(), deadline);
+    if deadline.is_some_and(|at| at <= now) {
+        // Written and lapsed at once, as Redis has it: the key is simply gone.
+        keyspace.remove(key, now);
+    } else {
+        keyspace.write(found, key, Blob::new(args.value.as_ref()).into(), deadline);
+    }
     if args.get {
         old
     } else {
@@ -104,16 +123,19 @@ fn set<P: Payload>(keyspace: &mut Keyspace, args: &SetArgs<P>, now: u64) -> Valu
     }
 }
 
-fn expire(keyspace: &mut Keyspace, key: &[u8], ms: i64, now: u64) -> Value {
+fn expire(
+    keyspace: &mut Keyspace,
+    key: &[u8],
+    ms: i64,
+    condition: ExpireCondition,
+    now: u64,
+) -> Value {
     if ms > MAX_EXPIRE_MS {
-        return invalid_expire();
+        return invalid_expire("expire");
     }
-    let applied = if ms <= 0 {
-        keyspace.remove(key, now)
-    } else {
-        keyspace.set_deadline(key, Some(now + ms as u64), now)
-    };
-    Value::Int(i64::from(applied))
+    // A time to live of zero or less is a time already past, whatever its size.
+    let at = (now as i64).checked_add(ms).unwrap_or(0);
+    super::strings::expire_at(keyspace, key, at, condition, now)
 }
 
 fn ttl(keyspace: &mut Keyspace, key: &[u8], now: u64, scale: impl Fn(i64) -> i64) -> Value {

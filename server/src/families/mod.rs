@@ -41,6 +41,7 @@ pub mod replica;
 pub mod saved;
 pub mod sets;
 pub mod sorted_sets;
+pub mod strings;
 pub mod timelines;
 pub mod versioned;
 pub mod watch;
@@ -420,6 +421,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         Command::Lists(command) => lists::apply(keyspace, command, now),
         Command::Sets(command) => sets::apply(keyspace, command, now),
         Command::Keyspace(command) => keyspace::apply(keyspace, command, now),
+        Command::Strings(command) => strings::apply(keyspace, command, now),
         Command::Cluster(tessera_protocol::ClusterCommand::Import {
             reset,
             ranges,
@@ -574,8 +576,12 @@ fn overflow() -> Value {
     )
 }
 
-fn invalid_expire() -> Value {
-    Value::error(ErrorCode::InvalidExpire, "invalid expire time")
+/// `invalid expire time in 'expire' command`, as Redis words it.
+fn invalid_expire(command: &str) -> Value {
+    Value::error(
+        ErrorCode::InvalidExpire,
+        format!("invalid expire time in '{command}' command"),
+    )
 }
 
 #[cfg(test)]

@@ -44,6 +44,21 @@ const ARITY: &[(&str, i32)] = &[
     ("DECRBY", 3),
     ("MGET", -2),
     ("MSET", -3),
+    ("MSETNX", -3),
+    ("APPEND", 3),
+    ("STRLEN", 2),
+    ("GETRANGE", 4),
+    ("SUBSTR", 4),
+    ("SETRANGE", 4),
+    ("GETDEL", 2),
+    ("GETEX", -2),
+    ("INCRBYFLOAT", 3),
+    ("EXPIREAT", -3),
+    ("PEXPIREAT", -3),
+    ("EXPIRETIME", 2),
+    ("PEXPIRETIME", 2),
+    ("SETBIT", 4),
+    ("GETBIT", 3),
     ("DBSIZE", 1),
     ("FLUSHALL", -1),
     ("FLUSHDB", -1),
@@ -213,6 +228,7 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
             None,
         ),
         "UNLINK" => with("DEL", rest, None),
+        "SUBSTR" => with("GETRANGE", rest, None),
         "RPOPLPUSH" => with(
             "LMOVE",
             &[
@@ -223,7 +239,9 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
             ],
             None,
         ),
-        "MSET" if !rest.len().is_multiple_of(2) => Translated::Refused(wrong_arity(&args[0])),
+        "MSET" | "MSETNX" if !rest.len().is_multiple_of(2) => {
+            Translated::Refused(wrong_arity(&args[0]))
+        }
         "HSET" | "HMSET" if rest.len().is_multiple_of(2) => {
             Translated::Refused(wrong_arity(&args[0]))
         }

@@ -393,7 +393,7 @@ fn command(args: &[Bytes]) -> Value {
 fn key_positions(name: &str) -> (i64, i64) {
     match name {
         "DEL" | "UNLINK" | "EXISTS" | "MGET" => (1, -1),
-        "MSET" => (1, -1),
+        "MSET" | "MSETNX" => (1, -1),
         "PING" | "ECHO" | "SELECT" | "AUTH" | "HELLO" | "QUIT" | "TIME" | "CLIENT" | "COMMAND"
         | "DBSIZE" | "FLUSHALL" | "FLUSHDB" | "INFO" | "WAIT" | "READONLY" | "READWRITE"
         | "CONFIG" | "FUNCTION" | "KEYS" | "SCAN" => (0, 0),

@@ -174,6 +174,7 @@ impl Shard {
             keyspace.start_journal();
         }
         keyspace.reply_limit = node.max_output_buffer_bytes;
+        keyspace.value_limit = node.max_frame_bytes;
         keyspace.eviction = node.eviction;
         Self {
             id,

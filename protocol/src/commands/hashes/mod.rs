@@ -253,26 +253,30 @@ pub enum ExpireCondition {
     IfLater,
     /// Only if the new expiry is earlier (LT); no expiry counts as forever.
     IfEarlier,
+    /// Only if there is an expiry and the new one is earlier (XX and LT together).
+    IfSomeEarlier,
 }
 
 impl ExpireCondition {
-    fn tag(self) -> u8 {
+    pub(crate) fn tag(self) -> u8 {
         match self {
             ExpireCondition::Always => 0,
             ExpireCondition::IfNone => 1,
             ExpireCondition::IfSome => 2,
             ExpireCondition::IfLater => 3,
             ExpireCondition::IfEarlier => 4,
+            ExpireCondition::IfSomeEarlier => 5,
         }
     }
 
-    fn from_tag(tag: u8) -> Result<ExpireCondition, DecodeError> {
+    pub(crate) fn from_tag(tag: u8) -> Result<ExpireCondition, DecodeError> {
         Ok(match tag {
             0 => ExpireCondition::Always,
             1 => ExpireCondition::IfNone,
             2 => ExpireCondition::IfSome,
             3 => ExpireCondition::IfLater,
             4 => ExpireCondition::IfEarlier,
+            5 => ExpireCondition::IfSomeEarlier,
             _ => return Err(DecodeError::Invalid("unknown expire condition")),
         })
     }

@@ -50,26 +50,7 @@ pub mod opcode {
     pub const LMOVE: u16 = 0x010e;
 }
 
-const fn row(
-    opcode: u16,
-    name: &'static str,
-    syntax: &'static str,
-    wire: &'static str,
-    reply: &'static str,
-    summary: &'static str,
-    writes: bool,
-) -> CommandSpec {
-    CommandSpec {
-        opcode,
-        name,
-        syntax,
-        wire,
-        reply,
-        summary,
-        writes,
-        keys: KeySpec::Single,
-    }
-}
+use super::keyed_row as row;
 
 /// A row for a command naming two lists that must share a slot.
 const fn two_keys(

@@ -9,7 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::arg::{parse_float, parse_int, read_key, Words};
 use super::hashes::Finite;
 use super::split::Split;
-use super::{CommandSpec, KeySpec};
+use super::CommandSpec;
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
 use crate::wire::{put_bytes, put_ivarint, put_uvarint, Payload, Reader};
@@ -57,16 +57,7 @@ const fn row(
     reply: &'static str,
     summary: &'static str,
 ) -> CommandSpec {
-    CommandSpec {
-        opcode,
-        name,
-        syntax,
-        wire,
-        reply,
-        summary,
-        writes,
-        keys: KeySpec::Single,
-    }
+    super::keyed_row(opcode, name, syntax, wire, reply, summary, writes)
 }
 
 /// The family's rows of the command table, in opcode order.

@@ -26,6 +26,7 @@ pub(super) fn samples() -> Vec<Command> {
         list_samples(),
         set_samples(),
         keyspace_samples(),
+        string_samples(),
         cluster_samples(),
     ]
     .concat()
@@ -152,15 +153,24 @@ fn core_samples() -> Vec<Command> {
             expiry: SetExpiry::Keep,
             get: false,
         })),
+        Command::Keys(KeyCommand::Set(SetArgs {
+            key: k("a"),
+            value: k("v"),
+            condition: SetCondition::Always,
+            expiry: SetExpiry::At(1_700_000_000_000),
+            get: false,
+        })),
         Command::Keys(KeyCommand::Del(vec![k("a"), k("b")])),
         Command::Keys(KeyCommand::Exists(vec![k("a")])),
         Command::Keys(KeyCommand::Expire {
             key: k("a"),
             seconds: -5,
+            condition: Default::default(),
         }),
         Command::Keys(KeyCommand::PExpire {
             key: k("a"),
             millis: 1500,
+            condition: Default::default(),
         }),
         Command::Keys(KeyCommand::Ttl(k("a"))),
         Command::Keys(KeyCommand::PTtl(k("a"))),
@@ -736,6 +746,68 @@ fn keyspace_samples() -> Vec<Command> {
             from: k("{u}a"),
             to: k("{u}b"),
             if_absent: true,
+        }),
+    ]
+}
+
+fn string_samples() -> Vec<Command> {
+    use crate::commands::hashes::{ExpireCondition, TimeUnit};
+    use crate::commands::strings::{GetExpiry, StringCommand as S};
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    vec![
+        Command::Strings(S::Append {
+            key: k("k"),
+            value: k("abc"),
+        }),
+        Command::Strings(S::Strlen(k("k"))),
+        Command::Strings(S::GetRange {
+            key: k("k"),
+            start: -3,
+            end: -1,
+        }),
+        Command::Strings(S::SetRange {
+            key: k("k"),
+            offset: 300,
+            value: k("xyz"),
+        }),
+        Command::Strings(S::GetDel(k("k"))),
+        Command::Strings(S::GetEx {
+            key: k("k"),
+            expiry: GetExpiry::At(1_700_000_000_000),
+        }),
+        Command::Strings(S::IncrByFloat {
+            key: k("k"),
+            delta: score(-2.5),
+        }),
+        Command::Strings(S::MSetNx(vec![(k("{t}a"), k("1")), (k("{t}b"), k("2"))])),
+        Command::Strings(S::ExpireAt {
+            key: k("k"),
+            at: 1_700_000_000,
+            unit: TimeUnit::Seconds,
+            condition: ExpireCondition::IfLater,
+        }),
+        Command::Strings(S::ExpireAt {
+            key: k("k"),
+            at: -1,
+            unit: TimeUnit::Millis,
+            condition: ExpireCondition::Always,
+        }),
+        Command::Strings(S::ExpireTime {
+            key: k("k"),
+            unit: TimeUnit::Seconds,
+        }),
+        Command::Strings(S::ExpireTime {
+            key: k("k"),
+            unit: TimeUnit::Millis,
+        }),
+        Command::Strings(S::SetBit {
+            key: k("k"),
+            offset: 1000,
+            bit: true,
+        }),
+        Command::Strings(S::GetBit {
+            key: k("k"),
+            offset: 7,
         }),
     ]
 }

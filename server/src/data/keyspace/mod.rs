@@ -163,6 +163,8 @@ pub struct Keyspace<V> {
     /// Bytes of stored values one reply may carry (an MGET's values, for one); a request
     /// that would need more is refused before its reply is built.
     pub reply_limit: usize,
+    /// Longest string value APPEND and SETRANGE may build (Redis's proto-max-bulk-len).
+    pub value_limit: usize,
     /// The number of the last snapshot begun.
     last_cut: u32,
     /// Which keys go at maxmemory; the access stamps follow it.
@@ -202,6 +204,7 @@ impl<V: StoredValue> Keyspace<V> {
             backlog: None,
             cut: None,
             reply_limit: usize::MAX,
+            value_limit: usize::MAX,
             geo_bytes: 0,
             last_cut: 0,
             eviction: Policy::Noeviction,

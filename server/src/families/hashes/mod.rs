@@ -263,6 +263,7 @@ fn expire_field(
         ExpireCondition::IfSome => current != NEVER,
         ExpireCondition::IfLater => deadline > current_or_forever,
         ExpireCondition::IfEarlier => deadline < current_or_forever,
+        ExpireCondition::IfSomeEarlier => current != NEVER && deadline < current_or_forever,
     };
     if !allowed {
         return Value::Int(0);
@@ -367,7 +368,7 @@ pub fn expire_fields(keyspace: &mut Keyspace, key: &[u8], now: u64) {
 
 /// A decimal as Redis writes HINCRBYFLOAT results: the shortest text that reads back as
 /// the same number, without a trailing `.0`.
-fn format_decimal(value: f64) -> String {
+pub(crate) fn format_decimal(value: f64) -> String {
     let text = value.to_string();
     match text.strip_suffix(".0") {
         Some(whole) => whole.to_string(),

@@ -103,7 +103,8 @@ fn expire_persist_and_negative_expire() {
             &mut ks,
             &Command::Keys(KeyCommand::Expire {
                 key: b("k"),
-                seconds: 5
+                seconds: 5,
+                condition: Default::default(),
             }),
             0
         ),
@@ -122,7 +123,8 @@ fn expire_persist_and_negative_expire() {
             &mut ks,
             &Command::Keys(KeyCommand::PExpire {
                 key: b("k"),
-                millis: 0
+                millis: 0,
+                condition: Default::default(),
             }),
             0
         ),
@@ -137,7 +139,8 @@ fn expire_persist_and_negative_expire() {
             &mut ks,
             &Command::Keys(KeyCommand::Expire {
                 key: b("k"),
-                seconds: 5
+                seconds: 5,
+                condition: Default::default(),
             }),
             0
         ),
@@ -146,6 +149,7 @@ fn expire_persist_and_negative_expire() {
     let huge = Command::Keys(KeyCommand::Expire {
         key: b("k"),
         seconds: i64::MAX,
+        condition: Default::default(),
     });
     assert!(is_error(
         &apply(&mut ks, &huge, 0),
