@@ -113,6 +113,7 @@ impl<P: Payload> Command<P> {
             Command::Geo(geo) => visit(GeoCommand::index(geo).as_ref()),
             Command::Sets(sets) => sets.for_each_key(visit),
             Command::Strings(strings) => strings.for_each_key(visit),
+            Command::Transactions(tx) => tx.for_each_key(visit),
             Command::Keyspace(keyspace) => {
                 if let Some(key) = keyspace.single_key() {
                     visit(key.as_ref());

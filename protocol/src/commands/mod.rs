@@ -33,6 +33,7 @@ pub mod sorted_sets;
 pub mod split;
 pub mod strings;
 pub mod timelines;
+pub mod transactions;
 pub mod versioned;
 
 pub use admin::AdminCommand;
@@ -56,6 +57,7 @@ pub use strings::{GetExpiry, StringCommand};
 pub use timelines::{
     Cursor, TimelineCommand, DEFAULT_PAGE, DEFAULT_TIMELINE_CAP, MAX_TIMELINE_CAP,
 };
+pub use transactions::TxCommand;
 pub use versioned::VersionedCommand;
 
 /// Protocol version this crate speaks.
@@ -84,6 +86,7 @@ pub mod opcode {
     pub use super::sorted_sets::opcode::*;
     pub use super::strings::opcode::*;
     pub use super::timelines::opcode::*;
+    pub use super::transactions::opcode::*;
     pub use super::versioned::opcode::*;
 }
 
@@ -290,6 +293,8 @@ families! {
     Keyspace(keyspace::KeyspaceCommand),
     /// APPEND, GETRANGE, GETEX, INCRBYFLOAT, MSETNX, EXPIREAT and the other string commands.
     Strings(strings::StringCommand),
+    /// TX: commands of one slot run as one step.
+    Transactions(transactions::TxCommand),
 }
 
 const fn row_count() -> usize {

@@ -118,6 +118,8 @@ pub fn error_line(error: &ErrorReply) -> String {
         return format!("ERR {message}");
     };
     match code {
+        // Redis's own prefix for an EXEC refused for earlier errors.
+        ErrorCode::Syntax if message.starts_with("EXECABORT ") => message.into(),
         ErrorCode::WrongType => {
             "WRONGTYPE Operation against a key holding the wrong kind of value".into()
         }

@@ -10,4 +10,5 @@ pub mod keyspace;
 pub mod members;
 pub mod ordered;
 pub mod timeline;
+pub mod tx_watch;
 pub mod watch;

@@ -6,7 +6,7 @@
 use bytes::{Bytes, BytesMut};
 use tessera_protocol::commands::MAX_EXPIRE_MS;
 use tessera_protocol::commands::{Algorithm, Cursor, RateLimit, Tier, MAX_TIERS};
-use tessera_protocol::commands::{HashCommand, SortedSetCommand};
+use tessera_protocol::commands::{HashCommand, SortedSetCommand, TxCommand};
 use tessera_protocol::wire::Payload;
 use tessera_protocol::{
     AdminCommand, CounterCommand, DedupCommand, IdemCommand, InventoryCommand, KeyCommand,
@@ -235,7 +235,12 @@ pub fn apply<'a, P: Payload>(
             };
         }
         Command::Sets(tessera_protocol::commands::SetCommand::Pop { key, count }) => {
-            return Reply::Value(pop_members(keyspace, key.as_ref(), *count, now));
+            let reply = pop_members(keyspace, key.as_ref(), *count, now);
+            touch_watched(keyspace, command, &reply);
+            return Reply::Value(reply);
+        }
+        Command::Transactions(TxCommand::Tx(commands)) => {
+            return Reply::Value(run_transaction(keyspace, commands, now));
         }
         _ => {}
     }
@@ -244,8 +249,81 @@ pub fn apply<'a, P: Payload>(
         if let Some(journal) = keyspace.journal() {
             Mutation::record(journal, now, command);
         }
+        touch_watched(keyspace, command, &reply);
     }
     Reply::Value(reply)
+}
+
+/// A write ran: the transactions watching its keys will run nothing. A write that found
+/// nothing to change counts too, which can only spoil a transaction, never let one run.
+fn touch_watched<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, reply: &Value) {
+    if keyspace.tx_watches.is_empty() || matches!(reply, Value::Error(_)) {
+        return;
+    }
+    if let Command::Admin(AdminCommand::FlushAll) = command {
+        return;
+    }
+    let watches = &mut keyspace.tx_watches;
+    command.for_each_key(&mut |key| watches.touch(key));
+}
+
+/// What a count, OK or nil is taken to cost in a reply.
+const SMALL_REPLY_BYTES: usize = 16;
+
+/// About what `value` takes in a reply.
+fn reply_bytes(value: &Value) -> usize {
+    match value {
+        Value::Bytes(bytes) => bytes.len() + 8,
+        Value::Array(items) => items.iter().map(reply_bytes).sum::<usize>() + 8,
+        Value::Map(pairs) => {
+            pairs
+                .iter()
+                .map(|(key, value)| reply_bytes(key) + reply_bytes(value))
+                .sum::<usize>()
+                + 8
+        }
+        _ => SMALL_REPLY_BYTES,
+    }
+}
+
+/// TX: each command in turn, with nothing between them, and the changes they made
+/// recorded as one record, so a replay or a replica applies all of them or none.
+fn run_transaction<P: Payload>(
+    keyspace: &mut Keyspace,
+    commands: &[Command<P>],
+    now: u64,
+) -> Value {
+    let (replies, records) = keyspace.journal_aside(|keyspace| {
+        // Each command's reply is bounded on its own; their sum is bounded too, so many
+        // large reads in one transaction cannot hold more than one reply may. Past the
+        // bound every command still runs, and a small reply (a count, OK) still comes
+        // back, but a value is replaced by the refusal.
+        let mut size = 0usize;
+        commands
+            .iter()
+            .map(|command| {
+                let reply = apply(keyspace, command, now).into_value();
+                let bytes = reply_bytes(&reply);
+                size = size.saturating_add(bytes);
+                match within_reply_limit(size, keyspace.reply_limit) {
+                    Err(refusal) if bytes > SMALL_REPLY_BYTES => Value::Error(refusal),
+                    _ => reply,
+                }
+            })
+            .collect()
+    });
+    let changes: Vec<Command> = records
+        .map(|records| crate::data::codec::unframe(&records))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|record| Mutation::decode(record).ok().map(|m| m.command))
+        .collect();
+    if !changes.is_empty() {
+        if let Some(journal) = keyspace.journal() {
+            Mutation::record(journal, now, &Command::Transactions(TxCommand::Tx(changes)));
+        }
+    }
+    Value::Array(replies)
 }
 
 /// SPOP, journaled as the SREM of the members it took, so a replay takes the same ones.
@@ -430,6 +508,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         Command::Cluster(tessera_protocol::ClusterCommand::Drop(ranges)) => {
             Value::Int(migration::drop_slots(keyspace, ranges, now))
         }
+        Command::Transactions(TxCommand::Tx(commands)) => run_transaction(keyspace, commands, now),
         Command::Cluster(_) => Value::error(ErrorCode::Internal, "not a shard operation"),
     }
 }

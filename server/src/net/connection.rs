@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
+use tessera_protocol::commands::TxCommand;
 use tessera_protocol::frame::HEADER_LEN;
 use tessera_protocol::AdminCommand;
 use tessera_protocol::{
@@ -85,6 +86,9 @@ pub(crate) struct ConnState {
     pub may_move: bool,
     /// Who the connection is.
     pub session: Session,
+    /// For the TX about to run: the slot of the keys the connection WATCHes, so it runs
+    /// only if none changed (RESP's EXEC sets it).
+    pub tx_watch: Option<u16>,
 }
 
 /// How a connection's bytes become requests: Tessera's frames, or RESP.
@@ -196,6 +200,7 @@ async fn serve(
     let mut state = ConnState {
         may_move: hello_id.is_none(),
         session,
+        tx_watch: None,
     };
     if let Some(id) = hello_id {
         out.reply(id, &hello_info(&shard).to_value());
@@ -310,6 +315,10 @@ async fn serve(
             }
         }
     }
+    if let Reader::Resp(reader) = &mut decoder {
+        crate::resp::multi::end_watch(&shard, &out, reader);
+        shard.flush();
+    }
     coordinator::unwatch_all(&shard, &out);
     let _ = stream.shutdown().await;
     drop(slot);
@@ -422,6 +431,7 @@ pub(crate) fn run_command(
     let index = command.table_index();
     let complete = |reply: &Value| coordinator::complete(shard, out, id, index, started, reply);
     let acl = &shard.node.acl;
+    let tx_watch = state.tx_watch.take().map(|slot| (out.id.get(), slot));
     if let Command::Admin(AdminCommand::Hello {
         version,
         shard: wanted,
@@ -454,11 +464,19 @@ pub(crate) fn run_command(
     if let Err(refusal) = state.session.check(acl, &command) {
         return conclude(shard, complete, access::Answer::refused(&refusal));
     }
+    if let Command::Transactions(TxCommand::Tx(commands)) = &command {
+        // A transaction may do only what its commands, each sent alone, may.
+        for inner in commands {
+            if let Err(refusal) = state.session.check(acl, inner) {
+                return conclude(shard, complete, access::Answer::refused(&refusal));
+            }
+        }
+    }
     if let Command::Cluster(cluster) = &command {
         super::cluster::answer(shard, out, id, index, started, cluster);
         return None;
     }
-    coordinator::dispatch(shard, out, id, command, started);
+    coordinator::dispatch_watched(shard, out, id, command, started, tx_watch);
     None
 }
 

@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod multi;
 pub mod shape;
 
 use std::rc::Rc;
@@ -26,6 +27,10 @@ pub struct RespReader {
     next_id: u32,
     name: Option<Bytes>,
     scratch: BytesMut,
+    /// The commands queued since MULTI, while in one.
+    multi: Option<multi::Queue>,
+    /// The slot of the keys WATCHed, while some are.
+    watch_slot: Option<u16>,
 }
 
 impl RespReader {
@@ -36,6 +41,8 @@ impl RespReader {
             next_id: 1,
             name: None,
             scratch: BytesMut::new(),
+            multi: None,
+            watch_slot: None,
         }
     }
 
@@ -95,6 +102,10 @@ fn run(
 ) -> Option<Next> {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
     let reply = |value: &Value| out.reply(id, value);
+    if reader.multi.is_some() && !multi::is_control(&name) {
+        multi::queue(shard, out, reader, (id, &name, args), state);
+        return None;
+    }
     if let Some(refusal) = commands::arity_refusal(&name, args) {
         reply(&refusal);
         return None;
@@ -111,9 +122,8 @@ fn run(
             None => out.reply_status(id, "PONG"),
         },
         "ECHO" => reply(&Value::Bytes(args[1].clone())),
-        "QUIT" => {
-            reply(&Value::Ok);
-            return Some(Next::Close("client quit"));
+        "MULTI" | "EXEC" | "DISCARD" | "WATCH" | "UNWATCH" | "QUIT" => {
+            return multi::control(shard, out, reader, (id, &name, args), started, state);
         }
         "SELECT" => reply(&match std::str::from_utf8(&args[1])
             .ok()
@@ -395,10 +405,12 @@ fn key_positions(name: &str) -> (i64, i64) {
         "DEL" | "UNLINK" | "EXISTS" | "MGET" => (1, -1),
         "MSET" | "MSETNX" => (1, -1),
         "PING" | "ECHO" | "SELECT" | "AUTH" | "HELLO" | "QUIT" | "TIME" | "CLIENT" | "COMMAND"
-        | "DBSIZE" | "FLUSHALL" | "FLUSHDB" | "INFO" | "WAIT" | "READONLY" | "READWRITE"
-        | "CONFIG" | "FUNCTION" | "KEYS" | "SCAN" => (0, 0),
+        | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH" | "DBSIZE" | "FLUSHALL" | "FLUSHDB" | "INFO"
+        | "WAIT" | "READONLY" | "READWRITE" | "CONFIG" | "FUNCTION" | "KEYS" | "SCAN" => (0, 0),
         "RENAME" | "RENAMENX" | "LMOVE" | "RPOPLPUSH" | "SMOVE" => (1, 2),
-        "SINTER" | "SUNION" | "SDIFF" | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" => (1, -1),
+        "SINTER" | "SUNION" | "SDIFF" | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" | "WATCH" => {
+            (1, -1)
+        }
         _ => (1, 1),
     }
 }

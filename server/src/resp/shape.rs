@@ -5,7 +5,7 @@ use tessera_protocol::resp::RespVersion;
 use tessera_protocol::Value;
 
 /// How one request's reply is reshaped for a Redis client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shape {
     /// SETNX: 1 if SET NX set it, 0 if not.
     SetIfAbsent,
@@ -17,11 +17,13 @@ pub enum Shape {
     OnePair,
     /// INFO: Redis's text, `# Section` headers and `field:value` lines.
     InfoText,
+    /// EXEC: each queued command's reply reshaped as that command's is.
+    Each(Box<[Option<Shape>]>),
 }
 
 impl Shape {
     /// Our reply as Redis gives it; errors pass as they are.
-    pub fn apply(self, value: &Value, version: RespVersion) -> Value {
+    pub fn apply(&self, value: &Value, version: RespVersion) -> Value {
         if matches!(value, Value::Error(_)) {
             return value.clone();
         }
@@ -32,6 +34,20 @@ impl Shape {
             Shape::FlatPairs => value.clone(),
             Shape::OnePair => flatten(value),
             Shape::InfoText => Value::Bytes(info_text(value).into()),
+            Shape::Each(shapes) => match value {
+                Value::Array(replies) => Value::Array(
+                    replies
+                        .iter()
+                        .zip(shapes.iter())
+                        .map(|(reply, shape)| match shape {
+                            Some(shape) => shape.apply(reply, version),
+                            None => reply.clone(),
+                        })
+                        .collect(),
+                ),
+                // An EXEC whose watched keys changed answers nil.
+                other => other.clone(),
+            },
         }
     }
 }

@@ -19,6 +19,7 @@ use tessera_protocol::{
 
 use crate::clock;
 use crate::data::timeline::merge;
+use crate::data::watch::ConnId;
 use crate::families::timelines::page_value;
 use crate::families::{self, geo, Part};
 use crate::route::cluster::Verdict;
@@ -39,12 +40,27 @@ pub fn dispatch(
     command: Command<&[u8]>,
     started: Instant,
 ) {
+    dispatch_watched(shard, conn, request_id, command, started, None);
+}
+
+/// As `dispatch`, for a TX that runs only if none of the keys `watch` names (its
+/// connection, and the slot of the keys it watches) has changed since it watched them;
+/// either way the watches end.
+pub fn dispatch_watched(
+    shard: &Rc<Shard>,
+    conn: &Rc<ConnOutput>,
+    request_id: u32,
+    command: Command<&[u8]>,
+    started: Instant,
+    tx_watch: Option<(ConnId, u16)>,
+) {
     let index = command.table_index();
     let request = Request {
         id: request_id,
         index,
         started,
         now: clock::millis_at(started),
+        watcher: tx_watch.map(|(conn, _)| conn),
     };
     let slot = match super::cluster::check(shard, &command, conn.reads_replica.get()) {
         Verdict::Run { slot } => slot,
@@ -123,7 +139,11 @@ pub fn dispatch(
             let owner = match (slot, command.single_key()) {
                 (Some(slot), Some(_)) => shard_of_slot(slot, shard.shards()),
                 (None, Some(key)) => shard_for_key(key, shard.shards()),
-                (_, None) => shard.id,
+                // A TX runs where its keys are, or else where its watched keys are.
+                (_, None) => match first_slot(&command).or(tx_watch.map(|(_, slot)| slot)) {
+                    Some(slot) => shard_of_slot(slot, shard.shards()),
+                    None => shard.id,
+                },
             };
             if owner == shard.id {
                 run_here(shard, conn, request, &command);
@@ -135,6 +155,15 @@ pub fn dispatch(
         KeySpec::Watch => watch(shard, conn, request, &command),
         KeySpec::AllShards => every_shard(shard, conn, request, &command),
     }
+}
+
+/// The slot of the first key a command names.
+fn first_slot(command: &Command<&[u8]>) -> Option<u16> {
+    let mut first = None;
+    command.for_each_key(&mut |key| {
+        first.get_or_insert_with(|| tessera_cluster::key_slot(key));
+    });
+    first
 }
 
 /// Whether every key a command names is in one slot.
@@ -155,6 +184,8 @@ struct Request {
     index: usize,
     started: Instant,
     now: u64,
+    /// The connection whose watches decide whether a TX runs.
+    watcher: Option<ConnId>,
 }
 
 impl Request {
@@ -173,8 +204,13 @@ fn forward(
     owner: u16,
 ) {
     let owned = command.to_owned_bytes();
-    let now = request.now;
+    let (now, watcher) = (request.now, request.watcher);
     let answer = shard.call(owner, move |target: &Rc<Shard>| {
+        if let Some(watcher) = watcher {
+            if target.keyspace.borrow_mut().tx_watches.end(watcher) {
+                return Value::Nil;
+            }
+        }
         if owned.spec().writes {
             if let Some(refusal) = target.write_refusal() {
                 return refusal;
@@ -451,7 +487,10 @@ fn run_here(shard: &Shard, conn: &ConnOutput, request: Request, command: &Comman
         return request.complete(shard, conn, &refusal);
     }
     let mut keyspace = shard.keyspace.borrow_mut();
-    let reply = families::apply(&mut keyspace, command, request.now);
+    let reply = match request.watcher {
+        Some(watcher) if keyspace.tx_watches.end(watcher) => families::Reply::Value(Value::Nil),
+        _ => families::apply(&mut keyspace, command, request.now),
+    };
     conn.reply_with(request.id, &reply);
     shard.completed(request.index, request.started, reply.is_error());
     drop(reply);
@@ -617,6 +656,7 @@ pub fn complete_later(
         index: command_index,
         started,
         now: clock::millis_at(started),
+        watcher: None,
     };
     run_task(shard, conn, request, Box::pin(reply));
 }

@@ -27,6 +27,10 @@ pub(super) fn samples() -> Vec<Command> {
         set_samples(),
         keyspace_samples(),
         string_samples(),
+        vec![Command::Transactions(TxCommand::Tx(vec![
+            Command::Keys(KeyCommand::Get(Bytes::from_static(b"{u}a"))),
+            Command::Keys(KeyCommand::Del(vec![Bytes::from_static(b"{u}b")])),
+        ]))],
         cluster_samples(),
     ]
     .concat()

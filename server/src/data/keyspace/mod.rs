@@ -141,6 +141,8 @@ pub struct Keyspace<V> {
     /// Presence watches on this shard's users; they outlive FLUSHALL, being connection
     /// state rather than data.
     pub watches: Watches,
+    /// Transaction watches on this shard's keys; connection state too.
+    pub tx_watches: crate::data::tx_watch::TxWatches,
     /// Geo indexes: the partitions and member homes this shard holds.
     pub geo: GeoShard,
     table: HashTable<Slot<V>>,
@@ -192,6 +194,7 @@ impl<V: StoredValue> Keyspace<V> {
             stores: hashbrown::HashMap::new(),
             timers: BinaryHeap::new(),
             watches: Watches::default(),
+            tx_watches: Default::default(),
             geo: GeoShard::default(),
             table: HashTable::new(),
             hasher,
@@ -235,6 +238,21 @@ impl<V: StoredValue> Keyspace<V> {
             std::mem::swap(journal, records);
             records.clear();
         }
+    }
+
+    /// Runs `work` with the records of its changes kept apart, and answers them too
+    /// (`None` when changes are not recorded), so a caller can record them as one.
+    pub fn journal_aside<R>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> R,
+    ) -> (R, Option<bytes::BytesMut>) {
+        let Some(outer) = self.journal.replace(bytes::BytesMut::new()) else {
+            self.journal = None;
+            return (work(self), None);
+        };
+        let result = work(self);
+        let inner = self.journal.replace(outer);
+        (result, inner)
     }
 
     /// Bytes of records waiting to be taken.
@@ -307,6 +325,11 @@ impl<V: StoredValue> Keyspace<V> {
         );
         if slot.timing.deadline() != NO_DEADLINE {
             self.unlink_volatile(slot.volatile_index as usize);
+        }
+        if !self.tx_watches.is_empty() {
+            // A key gone by expiry or eviction changed as much as one deleted.
+            self.tx_watches
+                .touch(slot.key.as_bytes().unwrap_or_default());
         }
         slot
     }

@@ -349,3 +349,28 @@ fn id_ranges_are_disjoint_and_contiguous() {
 }
 
 mod native;
+
+#[test]
+fn a_transaction_runs_every_write_but_bounds_its_replies_together() {
+    let mut keyspace = Keyspace::new();
+    keyspace.reply_limit = 1000;
+    keyspace.insert(b"{t}big", Blob::new(&[b'x'; 400]).into(), None, 1);
+    let get = Command::Keys(KeyCommand::Get(b("{t}big")));
+    let incr = Command::Keys(KeyCommand::IncrBy {
+        key: b("{t}n"),
+        delta: 1,
+    });
+    let tx = Command::Transactions(TxCommand::Tx(vec![get.clone(), get.clone(), get, incr]));
+    let Value::Array(replies) = apply(&mut keyspace, &tx, 1) else {
+        panic!("TX answers an array");
+    };
+    assert!(matches!(&replies[0], Value::Bytes(v) if v.len() == 400));
+    assert!(matches!(&replies[1], Value::Bytes(v) if v.len() == 400));
+    assert!(is_error(&replies[2], ErrorCode::ReplyTooLarge));
+    // Past the bound a write still runs and its count still comes back.
+    assert_eq!(replies[3], Value::Int(1));
+    assert!(matches!(
+        keyspace.get(b"{t}n", 1),
+        Some(Stored::Blob(Blob::Int(1)))
+    ));
+}
