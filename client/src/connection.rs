@@ -225,8 +225,19 @@ impl Connection {
     /// `Server` for an error reply, `ConnectionLost` if the connection drops first,
     /// `Timeout` if no reply comes in time.
     pub async fn request(&self, command: Command) -> Result<Value> {
+        // A blocking pop may wait as long as it asked to before its answer is late; one
+        // that waits for ever is never late (giving up on it could lose what it pops).
+        let waits = match &command {
+            Command::Blocking(blocking) => blocking.block_ms(),
+            _ => None,
+        };
         let (id, answer) = self.start_numbered(command);
-        let Some(limit) = self.request_timeout else {
+        let limit = match (self.request_timeout, waits) {
+            (_, Some(0)) | (None, _) => None,
+            (Some(limit), Some(ms)) => Some(limit + std::time::Duration::from_millis(ms)),
+            (Some(limit), None) => Some(limit),
+        };
+        let Some(limit) = limit else {
             return settle(answer.await);
         };
         match tokio::time::timeout(limit, answer).await {

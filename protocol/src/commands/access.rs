@@ -114,6 +114,7 @@ impl<P: Payload> Command<P> {
             Command::Sets(sets) => sets.for_each_key(visit),
             Command::Strings(strings) => strings.for_each_key(visit),
             Command::Transactions(tx) => tx.for_each_key(visit),
+            Command::Blocking(blocking) => blocking.for_each_key(visit),
             Command::Keyspace(keyspace) => {
                 if let Some(key) = keyspace.single_key() {
                     visit(key.as_ref());

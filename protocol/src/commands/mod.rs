@@ -15,6 +15,7 @@ use crate::wire::{Payload, Reader};
 pub mod access;
 pub mod admin;
 pub(crate) mod arg;
+pub mod blocking;
 pub mod cluster;
 pub mod counters;
 pub mod dedup;
@@ -37,6 +38,7 @@ pub mod transactions;
 pub mod versioned;
 
 pub use admin::AdminCommand;
+pub use blocking::BlockingCommand;
 pub use cluster::ClusterCommand;
 pub use counters::{CounterCommand, MAX_ID_BLOCK};
 pub use dedup::DedupCommand;
@@ -70,6 +72,7 @@ pub const MAX_EXPIRE_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 /// Every family's opcodes under one roof, for code that names opcodes across families.
 pub mod opcode {
     pub use super::admin::opcode::*;
+    pub use super::blocking::opcode::*;
     pub use super::cluster::opcode::*;
     pub use super::counters::opcode::*;
     pub use super::dedup::opcode::*;
@@ -295,6 +298,8 @@ families! {
     Strings(strings::StringCommand),
     /// TX: commands of one slot run as one step.
     Transactions(transactions::TxCommand),
+    /// LMPOP and the blocking pops: BLPOP, BRPOP, BLMPOP, BLMOVE.
+    Blocking(blocking::BlockingCommand),
 }
 
 const fn row_count() -> usize {

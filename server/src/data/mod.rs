@@ -2,6 +2,7 @@
 
 pub mod backlog;
 pub mod blob;
+pub mod blocked;
 pub mod codec;
 pub mod geo;
 pub mod glob;

@@ -25,6 +25,7 @@ use crate::data::timeline::{merge, Page, Timeline};
 use tessera_limits::{Decision, Gcra, Window};
 
 pub mod admin;
+pub mod blocking;
 pub mod counters;
 pub mod dedup;
 pub mod geo;
@@ -245,11 +246,18 @@ pub fn apply<'a, P: Payload>(
         _ => {}
     }
     let reply = apply_owned(keyspace, command, now);
-    if !matches!(reply, Value::Error(_)) && command.spec().writes {
+    // A pop that found every list empty changed nothing, and its wait is not logged.
+    let changed_nothing = matches!(command, Command::Blocking(_)) && reply == Value::Nil;
+    if !matches!(reply, Value::Error(_)) && command.spec().writes && !changed_nothing {
         if let Some(journal) = keyspace.journal() {
             Mutation::record(journal, now, command);
         }
         touch_watched(keyspace, command, &reply);
+        if !keyspace.blocked.is_empty() {
+            let blocked = &mut keyspace.blocked;
+            command.for_each_key(&mut |key| blocked.note_write(key));
+            blocking::serve_waiting(keyspace, now);
+        }
     }
     Reply::Value(reply)
 }
@@ -293,6 +301,9 @@ fn run_transaction<P: Payload>(
     commands: &[Command<P>],
     now: u64,
 ) -> Value {
+    // Waiting pops are served once the whole transaction has run, as in Redis: a list
+    // pushed to and emptied again inside it wakes nobody.
+    let serving = std::mem::replace(&mut keyspace.blocked.serving, true);
     let (replies, records) = keyspace.journal_aside(|keyspace| {
         // Each command's reply is bounded on its own; their sum is bounded too, so many
         // large reads in one transaction cannot hold more than one reply may. Past the
@@ -323,6 +334,8 @@ fn run_transaction<P: Payload>(
             Mutation::record(journal, now, &Command::Transactions(TxCommand::Tx(changes)));
         }
     }
+    keyspace.blocked.serving = serving;
+    blocking::serve_waiting(keyspace, now);
     Value::Array(replies)
 }
 
@@ -509,6 +522,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
             Value::Int(migration::drop_slots(keyspace, ranges, now))
         }
         Command::Transactions(TxCommand::Tx(commands)) => run_transaction(keyspace, commands, now),
+        Command::Blocking(command) => blocking::apply(keyspace, command, now),
         Command::Cluster(_) => Value::error(ErrorCode::Internal, "not a shard operation"),
     }
 }

@@ -320,6 +320,7 @@ async fn serve(
         shard.flush();
     }
     coordinator::unwatch_all(&shard, &out);
+    coordinator::unblock_all(&shard, &out);
     let _ = stream.shutdown().await;
     drop(slot);
     shard.unregister_connection(registration);

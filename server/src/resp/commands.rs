@@ -107,6 +107,12 @@ const ARITY: &[(&str, i32)] = &[
     ("LINSERT", 5),
     ("LMOVE", 5),
     ("RPOPLPUSH", 3),
+    ("LMPOP", -4),
+    ("BLPOP", -3),
+    ("BRPOP", -3),
+    ("BLMPOP", -5),
+    ("BLMOVE", 6),
+    ("BRPOPLPUSH", 4),
     ("SADD", -3),
     ("SREM", -3),
     ("SMEMBERS", 2),
@@ -244,6 +250,17 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
             ],
             None,
         ),
+        "BRPOPLPUSH" => with(
+            "BLMOVE",
+            &[
+                rest[0].clone(),
+                rest[1].clone(),
+                word("RIGHT"),
+                word("LEFT"),
+                rest[2].clone(),
+            ],
+            None,
+        ),
         "MSET" | "MSETNX" if !rest.len().is_multiple_of(2) => {
             Translated::Refused(wrong_arity(&args[0]))
         }
@@ -255,6 +272,15 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
         "FLUSHALL" | "FLUSHDB" => with("FLUSHALL", &[], None),
         "INFO" => with("INFO", &[], Some(Shape::InfoText)),
         "ZRANGE" if has_word(rest, "WITHSCORES") => with("ZRANGE", rest, Some(Shape::FlatPairs)),
+        "LPOP" | "RPOP" if rest.len() > 2 => Translated::Refused(wrong_arity(&args[0])),
+        "LPOP" | "RPOP" if rest.len() > 1 => Translated::Native {
+            words: args.to_vec(),
+            shape: Some(Shape::NilArray),
+        },
+        "BLPOP" | "BRPOP" | "BLMPOP" | "LMPOP" => Translated::Native {
+            words: args.to_vec(),
+            shape: Some(Shape::NilArray),
+        },
         "ZPOPMIN" | "ZPOPMAX" => {
             let shape = if rest.len() > 1 {
                 Shape::FlatPairs

@@ -407,7 +407,8 @@ fn key_positions(name: &str) -> (i64, i64) {
         "PING" | "ECHO" | "SELECT" | "AUTH" | "HELLO" | "QUIT" | "TIME" | "CLIENT" | "COMMAND"
         | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH" | "DBSIZE" | "FLUSHALL" | "FLUSHDB" | "INFO"
         | "WAIT" | "READONLY" | "READWRITE" | "CONFIG" | "FUNCTION" | "KEYS" | "SCAN" => (0, 0),
-        "RENAME" | "RENAMENX" | "LMOVE" | "RPOPLPUSH" | "SMOVE" => (1, 2),
+        "RENAME" | "RENAMENX" | "LMOVE" | "RPOPLPUSH" | "SMOVE" | "BLMOVE" | "BRPOPLPUSH" => (1, 2),
+        "BLPOP" | "BRPOP" => (1, -2),
         "SINTER" | "SUNION" | "SDIFF" | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" | "WATCH" => {
             (1, -1)
         }

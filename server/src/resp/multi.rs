@@ -184,9 +184,7 @@ fn exec(
     started: Instant,
     state: &mut ConnState,
 ) -> Option<Next> {
-    if queue.shapes.iter().any(Option::is_some) {
-        out.expect_shape(id, Shape::Each(queue.shapes.into_boxed_slice()));
-    }
+    out.expect_shape(id, Shape::Each(queue.shapes.into_boxed_slice()));
     let tx = Command::Transactions(TxCommand::Tx(queue.commands));
     let mut body = BytesMut::new();
     tx.encode(&mut body);

@@ -19,9 +19,17 @@ pub enum Shape {
     InfoText,
     /// EXEC: each queued command's reply reshaped as that command's is.
     Each(Box<[Option<Shape>]>),
+    /// A reply that is an array when there is one, so its nil is RESP2's null array
+    /// (`*-1`): LPOP with a count, the blocking pops.
+    NilArray,
 }
 
 impl Shape {
+    /// Whether a nil reply is written as RESP2's null array rather than a null string.
+    pub fn nil_is_array(&self) -> bool {
+        matches!(self, Shape::NilArray | Shape::Each(_))
+    }
+
     /// Our reply as Redis gives it; errors pass as they are.
     pub fn apply(&self, value: &Value, version: RespVersion) -> Value {
         if matches!(value, Value::Error(_)) {
@@ -30,6 +38,7 @@ impl Shape {
         match self {
             Shape::SetIfAbsent => Value::Int(i64::from(!matches!(value, Value::Nil))),
             Shape::Ok => Value::Ok,
+            Shape::NilArray => value.clone(),
             Shape::FlatPairs if version == RespVersion::Resp2 => flatten(value),
             Shape::FlatPairs => value.clone(),
             Shape::OnePair => flatten(value),

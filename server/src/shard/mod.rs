@@ -297,6 +297,7 @@ impl Shard {
         stats.memory_budget = (self.node.maxmemory / usize::from(self.node.shards)) as u64;
         stats.evicted_keys = keyspace.evicted_total();
         stats.watched_users = keyspace.watches.len() as u64;
+        stats.blocked_clients = keyspace.blocked.len() as u64;
         stats.geo_members = keyspace.geo.members() as u64;
         if let Some(durable) = self.durability.as_ref() {
             stats.persistence = durable.stats();
@@ -349,6 +350,9 @@ impl Shard {
     /// once the rest are closed with their replies undelivered.
     pub async fn drain_connections(&self) {
         self.stopping.set(true);
+        // Pops waiting for a push answer NIL now, as if their timeout had passed, so
+        // their connections have nothing left in flight.
+        self.keyspace.borrow_mut().blocked = Default::default();
         let live = self.live_connections();
         for connection in &live {
             connection.wake.raise();

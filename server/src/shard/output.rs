@@ -66,6 +66,11 @@ enum Parked {
 impl Item<'_> {
     fn write(self, buf: &mut BytesMut, writing: &mut RespVersion) {
         match self {
+            Item::Value(Value::Nil, Some(shape))
+                if shape.nil_is_array() && *writing == RespVersion::Resp2 =>
+            {
+                buf.extend_from_slice(b"*-1\r\n");
+            }
             Item::Value(value, None) => resp::encode(buf, value, *writing),
             Item::Value(value, Some(shape)) => {
                 resp::encode(buf, &shape.apply(value, *writing), *writing);
@@ -132,6 +137,8 @@ pub struct ConnOutput {
     pub id: Cell<ConnId>,
     /// Users this connection watches, so closing can unwatch them all.
     pub watching: RefCell<HashSet<Bytes>>,
+    /// Whether it ever waited in a blocking pop, so closing ends its waits.
+    pub blocked: Cell<bool>,
     /// Raised when a reply arrives from another shard, or when the shard stops.
     pub wake: LocalSignal,
     /// Requests whose replies will come later (from other shards or tasks).
@@ -226,6 +233,7 @@ impl Default for ConnOutput {
                 serial: 0,
             }),
             watching: RefCell::new(HashSet::new()),
+            blocked: Cell::new(false),
             wake: LocalSignal::default(),
             in_flight: Cell::new(0),
             wrote: Cell::new(false),

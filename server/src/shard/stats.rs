@@ -71,6 +71,8 @@ pub struct ShardStats {
     pub memory_budget: u64,
     /// Users watched for presence changes.
     pub watched_users: u64,
+    /// Clients waiting in a blocking pop on this shard's lists.
+    pub blocked_clients: u64,
     /// Geo index members held by this shard's partitions.
     pub geo_members: u64,
     /// Push frames written to connections.
@@ -128,6 +130,7 @@ impl ShardStats {
             field("memory_bytes", self.memory_bytes),
             field("maxmemory", self.memory_budget),
             field("watched_users", self.watched_users),
+            field("blocked_clients", self.blocked_clients),
             field("geo_members", self.geo_members),
             field("pushes", self.pushes),
         ]
@@ -189,6 +192,7 @@ impl AddAssign<&ShardStats> for ShardStats {
         self.memory_bytes += other.memory_bytes;
         self.memory_budget += other.memory_budget;
         self.watched_users += other.watched_users;
+        self.blocked_clients += other.blocked_clients;
         self.geo_members += other.geo_members;
         self.pushes += other.pushes;
     }

@@ -217,14 +217,14 @@ pub enum End {
 }
 
 impl End {
-    fn tag(self) -> u8 {
+    pub(crate) fn tag(self) -> u8 {
         match self {
             End::Left => 0,
             End::Right => 1,
         }
     }
 
-    fn from_tag(tag: u8) -> Result<End, DecodeError> {
+    pub(crate) fn from_tag(tag: u8) -> Result<End, DecodeError> {
         match tag {
             0 => Ok(End::Left),
             1 => Ok(End::Right),
@@ -232,7 +232,7 @@ impl End {
         }
     }
 
-    fn parse(word: &[u8]) -> Result<End, ErrorReply> {
+    pub(crate) fn parse(word: &[u8]) -> Result<End, ErrorReply> {
         if word.eq_ignore_ascii_case(b"LEFT") {
             Ok(End::Left)
         } else if word.eq_ignore_ascii_case(b"RIGHT") {

@@ -27,6 +27,7 @@ pub(super) fn samples() -> Vec<Command> {
         set_samples(),
         keyspace_samples(),
         string_samples(),
+        blocking_samples(),
         vec![Command::Transactions(TxCommand::Tx(vec![
             Command::Keys(KeyCommand::Get(Bytes::from_static(b"{u}a"))),
             Command::Keys(KeyCommand::Del(vec![Bytes::from_static(b"{u}b")])),
@@ -812,6 +813,45 @@ fn string_samples() -> Vec<Command> {
         Command::Strings(S::GetBit {
             key: k("k"),
             offset: 7,
+        }),
+    ]
+}
+
+fn blocking_samples() -> Vec<Command> {
+    use crate::commands::blocking::BlockingCommand as B;
+    use crate::commands::lists::End;
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    vec![
+        Command::Blocking(B::Pop {
+            keys: vec![k("{q}a"), k("{q}b")],
+            end: End::Left,
+            count: Some(2),
+            block_ms: None,
+        }),
+        Command::Blocking(B::Pop {
+            keys: vec![k("q")],
+            end: End::Left,
+            count: None,
+            block_ms: Some(0),
+        }),
+        Command::Blocking(B::Pop {
+            keys: vec![k("q")],
+            end: End::Right,
+            count: None,
+            block_ms: Some(1500),
+        }),
+        Command::Blocking(B::Pop {
+            keys: vec![k("q")],
+            end: End::Right,
+            count: Some(1),
+            block_ms: Some(10),
+        }),
+        Command::Blocking(B::Move {
+            source: k("{q}a"),
+            destination: k("{q}b"),
+            from: End::Right,
+            to: End::Left,
+            block_ms: 100,
         }),
     ]
 }

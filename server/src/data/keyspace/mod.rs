@@ -143,6 +143,8 @@ pub struct Keyspace<V> {
     pub watches: Watches,
     /// Transaction watches on this shard's keys; connection state too.
     pub tx_watches: crate::data::tx_watch::TxWatches,
+    /// Clients waiting in a blocking pop on this shard's lists; connection state too.
+    pub blocked: crate::data::blocked::Blocked,
     /// Geo indexes: the partitions and member homes this shard holds.
     pub geo: GeoShard,
     table: HashTable<Slot<V>>,
@@ -195,6 +197,7 @@ impl<V: StoredValue> Keyspace<V> {
             timers: BinaryHeap::new(),
             watches: Watches::default(),
             tx_watches: Default::default(),
+            blocked: Default::default(),
             geo: GeoShard::default(),
             table: HashTable::new(),
             hasher,
