@@ -31,8 +31,8 @@ pub use commands::geo;
 pub use commands::{
     AdminCommand, ClusterCommand, Combine, Command, CommandSpec, CounterCommand, DedupCommand,
     GeoCommand, IdemCommand, InventoryCommand, KeyCommand, KeySpec, KeyspaceCommand, LimitCommand,
-    ListCommand, PresenceCommand, SetArgs, SetCommand, SetCondition, SetExpiry, ShapeError, Split,
-    TimelineCommand, Typed, VersionedCommand, COMMANDS, PROTOCOL_VERSION,
+    ListCommand, PresenceCommand, PubSubCommand, SetArgs, SetCommand, SetCondition, SetExpiry,
+    ShapeError, Split, TimelineCommand, Typed, VersionedCommand, COMMANDS, PROTOCOL_VERSION,
 };
 pub use error::{DecodeError, ErrorCode, FrameError};
 pub use frame::{Frame, FrameDecoder, Located, PUSH_ID};

@@ -215,6 +215,7 @@ pub fn run(
         tls: crate::net::tls::server_config(config)?,
         cluster,
         encoding_settings: Default::default(),
+        subscriptions: Default::default(),
     });
     crate::clock::epoch();
     let persistence = if config.appendonly {

@@ -28,6 +28,7 @@ pub mod keyspace;
 pub mod limits;
 pub mod lists;
 pub mod presence;
+pub mod pubsub;
 pub mod request;
 pub mod sets;
 pub mod sorted_sets;
@@ -51,6 +52,7 @@ pub use keyspace::KeyspaceCommand;
 pub use limits::{Algorithm, LimitCommand, RateLimit, Tier, Tiers, MAX_TIERS};
 pub use lists::{End, ListCommand};
 pub use presence::{PresenceCommand, DEFAULT_PRESENCE_GRACE_MS, DEFAULT_PRESENCE_TTL_MS};
+pub use pubsub::PubSubCommand;
 pub use request::{ShapeError, Typed};
 pub use sets::{SetCommand, SetOp};
 pub use sorted_sets::SortedSetCommand;
@@ -85,6 +87,7 @@ pub mod opcode {
     pub use super::limits::opcode::*;
     pub use super::lists::opcode::*;
     pub use super::presence::opcode::*;
+    pub use super::pubsub::opcode::*;
     pub use super::sets::opcode::*;
     pub use super::sorted_sets::opcode::*;
     pub use super::strings::opcode::*;
@@ -300,6 +303,8 @@ families! {
     Transactions(transactions::TxCommand),
     /// LMPOP and the blocking pops: BLPOP, BRPOP, BLMPOP, BLMOVE.
     Blocking(blocking::BlockingCommand),
+    /// SUBSCRIBE, PSUBSCRIBE, their UNSUBSCRIBEs, PUBLISH.
+    PubSub(pubsub::PubSubCommand),
 }
 
 const fn row_count() -> usize {

@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod keyspace;
 pub mod members;
 pub mod ordered;
+pub mod pubsub;
 pub mod timeline;
 pub mod tx_watch;
 pub mod watch;

@@ -38,6 +38,7 @@ pub mod limits;
 pub mod lists;
 pub mod migration;
 pub mod presence;
+pub mod pubsub;
 pub mod replica;
 pub mod saved;
 pub mod sets;
@@ -523,6 +524,9 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         }
         Command::Transactions(TxCommand::Tx(commands)) => run_transaction(keyspace, commands, now),
         Command::Blocking(command) => blocking::apply(keyspace, command, now),
+        Command::PubSub(_) => {
+            Value::error(ErrorCode::Internal, "pub/sub is the node's, not a shard's")
+        }
         Command::Cluster(_) => Value::error(ErrorCode::Internal, "not a shard operation"),
     }
 }

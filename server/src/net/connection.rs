@@ -321,6 +321,7 @@ async fn serve(
     }
     coordinator::unwatch_all(&shard, &out);
     coordinator::unblock_all(&shard, &out);
+    coordinator::unsubscribe_all(&shard, &out);
     let _ = stream.shutdown().await;
     drop(slot);
     shard.unregister_connection(registration);

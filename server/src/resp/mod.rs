@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod config;
 pub mod multi;
+pub mod pubsub;
 pub mod shape;
 
 use std::rc::Rc;
@@ -19,6 +20,7 @@ use crate::route::coordinator;
 use crate::shard::output::{ConnOutput, Wire};
 use crate::shard::Shard;
 use commands::Translated;
+use shape::Shape;
 
 /// One RESP connection's reading state: the parser, the id the next request gets (RESP
 /// has none, so the reader numbers them), and what CLIENT SETNAME named it.
@@ -115,8 +117,15 @@ fn run(
         reply(&Value::error(ErrorCode::NoAuth, "authentication required"));
         return None;
     }
+    if let Some(refusal) = pubsub::refusal_while_subscribed(out, &name) {
+        reply(&refusal);
+        return None;
+    }
     let acl = &shard.node.acl;
     match name.as_str() {
+        "PING" if pubsub::subscribed_pong(out, args.get(1)).is_some() => {
+            reply(&pubsub::subscribed_pong(out, args.get(1)).unwrap_or(Value::Nil));
+        }
         "PING" => match args.get(1) {
             Some(message) => reply(&Value::Bytes(message.clone())),
             None => out.reply_status(id, "PONG"),
@@ -150,6 +159,7 @@ fn run(
         "COMMAND" => reply(&command(args)),
         "CONFIG" => reply(&config::config(&shard.node, args)),
         "FUNCTION" => reply(&config::function(args)),
+        "PUBSUB" => reply(&pubsub::introspect(&shard.node.subscriptions, args)),
         "TIME" => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -187,6 +197,12 @@ fn run_ours(
             out.reply(id, &redis_parse_error(name, args, error));
             return None;
         }
+    };
+    let shape = match shape {
+        None if pubsub::is_subscription(name) => Some(Shape::Frames(
+            pubsub::confirmations(out, name, &args[1..]).into_boxed_slice(),
+        )),
+        shape => shape,
     };
     if let Some(shape) = shape {
         out.expect_shape(id, shape);
@@ -405,7 +421,8 @@ fn key_positions(name: &str) -> (i64, i64) {
         "DEL" | "UNLINK" | "EXISTS" | "MGET" => (1, -1),
         "MSET" | "MSETNX" => (1, -1),
         "PING" | "ECHO" | "SELECT" | "AUTH" | "HELLO" | "QUIT" | "TIME" | "CLIENT" | "COMMAND"
-        | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH" | "DBSIZE" | "FLUSHALL" | "FLUSHDB" | "INFO"
+        | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH" | "SUBSCRIBE" | "UNSUBSCRIBE" | "PSUBSCRIBE"
+        | "PUNSUBSCRIBE" | "PUBLISH" | "PUBSUB" | "DBSIZE" | "FLUSHALL" | "FLUSHDB" | "INFO"
         | "WAIT" | "READONLY" | "READWRITE" | "CONFIG" | "FUNCTION" | "KEYS" | "SCAN" => (0, 0),
         "RENAME" | "RENAMENX" | "LMOVE" | "RPOPLPUSH" | "SMOVE" | "BLMOVE" | "BRPOPLPUSH" => (1, 2),
         "BLPOP" | "BRPOP" => (1, -2),

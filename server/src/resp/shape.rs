@@ -5,7 +5,7 @@ use tessera_protocol::resp::RespVersion;
 use tessera_protocol::Value;
 
 /// How one request's reply is reshaped for a Redis client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Shape {
     /// SETNX: 1 if SET NX set it, 0 if not.
     SetIfAbsent,
@@ -19,6 +19,9 @@ pub enum Shape {
     InfoText,
     /// EXEC: each queued command's reply reshaped as that command's is.
     Each(Box<[Option<Shape>]>),
+    /// SUBSCRIBE and its kin: these frames instead of our count, each on its own (a push
+    /// under RESP3), as Redis confirms each channel.
+    Frames(Box<[Value]>),
     /// A reply that is an array when there is one, so its nil is RESP2's null array
     /// (`*-1`): LPOP with a count, the blocking pops.
     NilArray,
@@ -38,7 +41,7 @@ impl Shape {
         match self {
             Shape::SetIfAbsent => Value::Int(i64::from(!matches!(value, Value::Nil))),
             Shape::Ok => Value::Ok,
-            Shape::NilArray => value.clone(),
+            Shape::NilArray | Shape::Frames(_) => value.clone(),
             Shape::FlatPairs if version == RespVersion::Resp2 => flatten(value),
             Shape::FlatPairs => value.clone(),
             Shape::OnePair => flatten(value),

@@ -14,7 +14,7 @@ use tessera_cluster::{shard_for_key, shard_of_slot};
 use tessera_protocol::geo::GeoCommand;
 use tessera_protocol::{
     AdminCommand, Combine, Command, ErrorCode, InventoryCommand, KeySpec, KeyspaceCommand,
-    PresenceCommand, Split, Value, COMMANDS,
+    PresenceCommand, PubSubCommand, Split, Value, COMMANDS,
 };
 
 use crate::clock;
@@ -28,6 +28,7 @@ use crate::route::info;
 use crate::shard::call::Answer;
 use crate::shard::output::ConnOutput;
 use crate::shard::Shard;
+use tessera_protocol::commands::pubsub::MAX_SUBSCRIPTIONS_PER_CONNECTION;
 
 /// Most users one connection may watch.
 pub const MAX_WATCHES_PER_CONNECTION: usize = 100_000;
@@ -75,6 +76,9 @@ pub fn dispatch_watched(
             return request.complete(shard, conn, &refusal);
         }
         conn.wrote.set(true);
+    }
+    if let Command::PubSub(pubsub) = &command {
+        return publish_or_subscribe(shard, conn, request, pubsub);
     }
     if let Command::Geo(geo) = &command {
         if geo_route::is_routed(geo) {
@@ -287,6 +291,80 @@ fn block(
         }
     });
     await_one(shard, conn, request, answer);
+}
+
+/// PUBLISH, and (P)SUBSCRIBE and (P)UNSUBSCRIBE: the node's subscriptions change under
+/// their locks as the command runs, so one in force is heard by any publisher after it,
+/// on any shard; the connection keeps what it subscribes to, for its counts and its
+/// close.
+fn publish_or_subscribe(
+    shard: &Rc<Shard>,
+    conn: &Rc<ConnOutput>,
+    request: Request,
+    command: &PubSubCommand<&[u8]>,
+) {
+    let subscriptions = &shard.node.subscriptions;
+    let from = conn.id.get();
+    let (names, patterns, subscribing) = match command {
+        PubSubCommand::Publish { channel, message } => {
+            let (reached, pushes) = families::pubsub::publish(subscriptions, channel, message);
+            if !pushes.is_empty() {
+                shard.keyspace.borrow_mut().watches.outgoing.extend(pushes);
+                shard.route_pushes();
+            }
+            return request.complete(shard, conn, &Value::Int(reached as i64));
+        }
+        PubSubCommand::Subscribe { names, patterns } => (names, *patterns, true),
+        PubSubCommand::Unsubscribe { names, patterns } => (names, *patterns, false),
+    };
+    let other_kind = if patterns {
+        conn.channels.borrow().len()
+    } else {
+        conn.patterns.borrow().len()
+    };
+    let mut held = if patterns {
+        conn.patterns.borrow_mut()
+    } else {
+        conn.channels.borrow_mut()
+    };
+    if subscribing {
+        let new = names.iter().filter(|n| !held.contains(**n)).count();
+        if other_kind + held.len() + new > MAX_SUBSCRIPTIONS_PER_CONNECTION {
+            drop(held);
+            let refusal = Value::error(
+                ErrorCode::TooManyElements,
+                format!("a connection may subscribe to at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} channels and patterns"),
+            );
+            return request.complete(shard, conn, &refusal);
+        }
+        for name in names {
+            subscriptions.subscribe(from, name, patterns);
+            held.insert(Bytes::copy_from_slice(name));
+        }
+    } else {
+        let ending: Vec<Bytes> = if names.is_empty() {
+            held.drain().collect()
+        } else {
+            names.iter().map(|n| Bytes::copy_from_slice(n)).collect()
+        };
+        for name in ending {
+            subscriptions.unsubscribe(from, &name, patterns);
+            held.remove(&name);
+        }
+    }
+    let count = Value::Int((other_kind + held.len()) as i64);
+    drop(held);
+    request.complete(shard, conn, &count);
+}
+
+/// Ends every subscription of a closing connection.
+pub fn unsubscribe_all(shard: &Shard, conn: &ConnOutput) {
+    let from = conn.id.get();
+    for (set, pattern) in [(&conn.channels, false), (&conn.patterns, true)] {
+        for name in set.take() {
+            shard.node.subscriptions.unsubscribe(from, &name, pattern);
+        }
+    }
 }
 
 /// Ends the waits of a closing connection that ever blocked, on every shard.

@@ -115,6 +115,8 @@ pub struct NodeInfo {
     /// Redis's encoding settings a client set with CONFIG SET: kept and read back, though
     /// our layouts do not follow them.
     pub encoding_settings: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+    /// Pub/sub subscriptions of every connection on the node.
+    pub subscriptions: crate::data::pubsub::Subscriptions,
 }
 
 /// One shard's state.

@@ -71,6 +71,13 @@ impl Item<'_> {
             {
                 buf.extend_from_slice(b"*-1\r\n");
             }
+            Item::Value(value, Some(Shape::Frames(frames)))
+                if !matches!(value, Value::Error(_)) =>
+            {
+                for frame in frames.iter() {
+                    resp::encode_push(buf, frame, *writing);
+                }
+            }
             Item::Value(value, None) => resp::encode(buf, value, *writing),
             Item::Value(value, Some(shape)) => {
                 resp::encode(buf, &shape.apply(value, *writing), *writing);
@@ -139,6 +146,10 @@ pub struct ConnOutput {
     pub watching: RefCell<HashSet<Bytes>>,
     /// Whether it ever waited in a blocking pop, so closing ends its waits.
     pub blocked: Cell<bool>,
+    /// The channels it subscribes to.
+    pub channels: RefCell<HashSet<Bytes>>,
+    /// The patterns it subscribes to.
+    pub patterns: RefCell<HashSet<Bytes>>,
     /// Raised when a reply arrives from another shard, or when the shard stops.
     pub wake: LocalSignal,
     /// Requests whose replies will come later (from other shards or tasks).
@@ -234,6 +245,8 @@ impl Default for ConnOutput {
             }),
             watching: RefCell::new(HashSet::new()),
             blocked: Cell::new(false),
+            channels: RefCell::new(HashSet::new()),
+            patterns: RefCell::new(HashSet::new()),
             wake: LocalSignal::default(),
             in_flight: Cell::new(0),
             wrote: Cell::new(false),

@@ -28,6 +28,7 @@ pub(super) fn samples() -> Vec<Command> {
         keyspace_samples(),
         string_samples(),
         blocking_samples(),
+        pubsub_samples(),
         vec![Command::Transactions(TxCommand::Tx(vec![
             Command::Keys(KeyCommand::Get(Bytes::from_static(b"{u}a"))),
             Command::Keys(KeyCommand::Del(vec![Bytes::from_static(b"{u}b")])),
@@ -852,6 +853,33 @@ fn blocking_samples() -> Vec<Command> {
             from: End::Right,
             to: End::Left,
             block_ms: 100,
+        }),
+    ]
+}
+
+fn pubsub_samples() -> Vec<Command> {
+    use crate::commands::pubsub::PubSubCommand as P;
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    vec![
+        Command::PubSub(P::Subscribe {
+            names: vec![k("news"), k("chat")],
+            patterns: false,
+        }),
+        Command::PubSub(P::Unsubscribe {
+            names: vec![],
+            patterns: false,
+        }),
+        Command::PubSub(P::Subscribe {
+            names: vec![k("chat:*")],
+            patterns: true,
+        }),
+        Command::PubSub(P::Unsubscribe {
+            names: vec![k("chat:*")],
+            patterns: true,
+        }),
+        Command::PubSub(P::Publish {
+            channel: k("chat:1"),
+            message: k("hello"),
         }),
     ]
 }
