@@ -27,6 +27,8 @@ pub mod opcode {
     pub const RENAME: u16 = 0x0143;
     /// RENAMENX
     pub const RENAMENX: u16 = 0x0144;
+    /// MEMORY.USAGE
+    pub const MEMORY_USAGE: u16 = 0x0145;
 }
 
 /// The family's rows of the command table, in opcode order.
@@ -81,6 +83,16 @@ pub(super) const ROWS: &[CommandSpec] = &[
         writes: true,
         keys: KeySpec::OneSlot,
     },
+    CommandSpec {
+        opcode: opcode::MEMORY_USAGE,
+        name: "MEMORY.USAGE",
+        syntax: "key",
+        wire: "key:bytes",
+        reply: "INT about the bytes the key and its value hold, or NIL if missing",
+        summary: "Estimates a key's memory (MEMORY USAGE over RESP).",
+        writes: false,
+        keys: KeySpec::Single,
+    },
 ];
 
 /// SCAN's COUNT when none is given, as Redis's.
@@ -104,6 +116,8 @@ pub enum KeyspaceCommand<P = Bytes> {
         /// Only keys of this kind (TYPE's names).
         kind: Option<P>,
     },
+    /// MEMORY.USAGE key
+    MemoryUsage(P),
     /// RENAME / RENAMENX key newkey
     Rename {
         /// The key renamed.
@@ -126,13 +140,16 @@ impl<P: Payload> KeyspaceCommand<P> {
                 if_absent: false, ..
             } => opcode::RENAME,
             KeyspaceCommand::Rename { .. } => opcode::RENAMENX,
+            KeyspaceCommand::MemoryUsage(_) => opcode::MEMORY_USAGE,
         }
     }
 
     /// TYPE's key, or the key RENAME renames.
     pub fn single_key(&self) -> Option<&P> {
         match self {
-            KeyspaceCommand::Type(key) | KeyspaceCommand::Rename { from: key, .. } => Some(key),
+            KeyspaceCommand::Type(key)
+            | KeyspaceCommand::MemoryUsage(key)
+            | KeyspaceCommand::Rename { from: key, .. } => Some(key),
             KeyspaceCommand::Keys(_) | KeyspaceCommand::Scan { .. } => None,
         }
     }
@@ -160,7 +177,9 @@ impl<P: Payload> KeyspaceCommand<P> {
             }
         };
         match self {
-            KeyspaceCommand::Type(key) | KeyspaceCommand::Keys(key) => put_bytes(buf, key.as_ref()),
+            KeyspaceCommand::Type(key)
+            | KeyspaceCommand::Keys(key)
+            | KeyspaceCommand::MemoryUsage(key) => put_bytes(buf, key.as_ref()),
             KeyspaceCommand::Scan {
                 cursor,
                 pattern,
@@ -188,6 +207,7 @@ impl<P: Payload> KeyspaceCommand<P> {
         };
         Ok(match op {
             opcode::TYPE => KeyspaceCommand::Type(read_key(r)?),
+            opcode::MEMORY_USAGE => KeyspaceCommand::MemoryUsage(read_key(r)?),
             opcode::KEYS => KeyspaceCommand::Keys(r.bytes()?),
             opcode::SCAN => {
                 let cursor = r.uvarint()?;
@@ -217,6 +237,7 @@ impl<P: Payload> KeyspaceCommand<P> {
         let own = |p: &P| Bytes::copy_from_slice(p.as_ref());
         match self {
             KeyspaceCommand::Type(key) => KeyspaceCommand::Type(own(key)),
+            KeyspaceCommand::MemoryUsage(key) => KeyspaceCommand::MemoryUsage(own(key)),
             KeyspaceCommand::Keys(pattern) => KeyspaceCommand::Keys(own(pattern)),
             KeyspaceCommand::Scan {
                 cursor,
@@ -248,6 +269,7 @@ impl KeyspaceCommand<Bytes> {
         let mut words = Words::new(spec, args);
         let command = match spec.opcode {
             opcode::TYPE => KeyspaceCommand::Type(words.key()?),
+            opcode::MEMORY_USAGE => KeyspaceCommand::MemoryUsage(words.key()?),
             opcode::KEYS => KeyspaceCommand::Keys(words.bytes()?),
             opcode::SCAN => {
                 let cursor = words

@@ -127,9 +127,7 @@ pub fn error_line(error: &ErrorReply) -> String {
             "ERR increment or decrement would overflow".into()
         }
         ErrorCode::NotInteger => "ERR value is not an integer or out of range".into(),
-        ErrorCode::NotFloat if message.contains("NaN or Infinity") => {
-            "ERR increment would produce NaN or Infinity".into()
-        }
+        ErrorCode::NotFloat if message.contains("NaN or Infinity") => format!("ERR {message}"),
         ErrorCode::NotFloat => "ERR value is not a valid float".into(),
         ErrorCode::Oom => "OOM command not allowed when used memory > 'maxmemory'.".into(),
         ErrorCode::NoAuth => "NOAUTH Authentication required.".into(),

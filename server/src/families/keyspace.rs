@@ -34,6 +34,21 @@ pub fn apply<P: Payload>(keyspace: &mut Keyspace, command: &KeyspaceCommand<P>, 
         KeyspaceCommand::Type(key) => {
             Value::text(keyspace.get(key.as_ref(), now).map_or("none", kind_name))
         }
+        KeyspaceCommand::MemoryUsage(key) => {
+            use crate::data::keyspace::StoredValue;
+            let key = key.as_ref();
+            keyspace.get(key, now).map_or(Value::Nil, |stored| {
+                // The slot itself (key, value and timing in one line), plus what is on
+                // the heap.
+                let slot = 64;
+                let key_heap = if key.len() > crate::data::blob::INLINE_CAPACITY {
+                    key.len()
+                } else {
+                    0
+                };
+                Value::Int((slot + key_heap + stored.heap_bytes()) as i64)
+            })
+        }
         KeyspaceCommand::Rename {
             from,
             to,

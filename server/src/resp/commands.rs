@@ -77,6 +77,7 @@ const ARITY: &[(&str, i32)] = &[
     ("HINCRBY", 4),
     ("HINCRBYFLOAT", 4),
     ("HSTRLEN", 3),
+    ("HRANDFIELD", -2),
     ("ZADD", -4),
     ("ZINCRBY", 4),
     ("ZREM", -3),
@@ -152,6 +153,7 @@ const ARITY: &[(&str, i32)] = &[
     ("PUNSUBSCRIBE", -1),
     ("PUBLISH", 3),
     ("PUBSUB", -2),
+    ("MEMORY", -2),
     ("MULTI", 1),
     ("EXEC", 1),
     ("DISCARD", 1),
@@ -245,6 +247,11 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
             None,
         ),
         "UNLINK" => with("DEL", rest, None),
+        // SAMPLES bounds how much of a collection Redis looks at; ours is counted as it
+        // changes, so there is nothing to sample.
+        "MEMORY" if rest[0].eq_ignore_ascii_case(b"USAGE") && rest.len() >= 2 => {
+            with("MEMORY.USAGE", &rest[1..2], None)
+        }
         "SUBSTR" => with("GETRANGE", rest, None),
         "RPOPLPUSH" => with(
             "LMOVE",
@@ -277,6 +284,9 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
         // ASYNC and SYNC choose how Redis frees memory; ours is freed as it goes.
         "FLUSHALL" | "FLUSHDB" => with("FLUSHALL", &[], None),
         "INFO" => with("INFO", &[], Some(Shape::InfoText)),
+        "HRANDFIELD" if has_word(rest, "WITHVALUES") => {
+            with("HRANDFIELD", rest, Some(Shape::FlatPairs))
+        }
         "ZRANGE" if has_word(rest, "WITHSCORES") => with("ZRANGE", rest, Some(Shape::FlatPairs)),
         "LPOP" | "RPOP" if rest.len() > 2 => Translated::Refused(wrong_arity(&args[0])),
         "LPOP" | "RPOP" if rest.len() > 1 => Translated::Native {

@@ -53,6 +53,8 @@ pub mod opcode {
     pub const HPTTL: u16 = 0x00c0;
     /// HPERSIST
     pub const HPERSIST: u16 = 0x00c1;
+    /// HRANDFIELD
+    pub const HRANDFIELD: u16 = 0x00c2;
 }
 
 /// The family's rows of the command table, in opcode order.
@@ -235,6 +237,16 @@ pub(super) const ROWS: &[CommandSpec] = &[
         reply: "ARRAY of INT per field: 1 expiry removed, -1 no expiry, -2 no such field",
         summary: "Removes the fields' expiry.",
         writes: true,
+        keys: KeySpec::Single,
+    },
+    CommandSpec {
+        opcode: opcode::HRANDFIELD,
+        name: "HRANDFIELD",
+        syntax: "key [count [WITHVALUES]]",
+        wire: "key:bytes has_count:u8 [count:ivarint with_values:u8 if 1]",
+        reply: "without a count: BYTES a field, or NIL; with one: ARRAY of distinct fields (a negative count: that many picks, repeats allowed), or of [field, value] pairs",
+        summary: "Picks fields at random.",
+        writes: false,
         keys: KeySpec::Single,
     },
 ];
@@ -431,6 +443,13 @@ pub enum HashCommand<P = Bytes> {
         /// Fields.
         fields: Vec<P>,
     },
+    /// HRANDFIELD key [count [WITHVALUES]]
+    RandField {
+        /// Hash.
+        key: P,
+        /// How many, and whether with their values; `None` for one field alone.
+        count: Option<(i64, bool)>,
+    },
 }
 
 impl<P: Payload> HashCommand<P> {
@@ -461,6 +480,7 @@ impl<P: Payload> HashCommand<P> {
             } => opcode::HTTL,
             HashCommand::Ttl { .. } => opcode::HPTTL,
             HashCommand::Persist { .. } => opcode::HPERSIST,
+            HashCommand::RandField { .. } => opcode::HRANDFIELD,
         }
     }
 
@@ -478,7 +498,8 @@ impl<P: Payload> HashCommand<P> {
             | HashCommand::StrLen { key, .. }
             | HashCommand::Expire { key, .. }
             | HashCommand::Ttl { key, .. }
-            | HashCommand::Persist { key, .. } => key,
+            | HashCommand::Persist { key, .. }
+            | HashCommand::RandField { key, .. } => key,
             HashCommand::GetAll(key)
             | HashCommand::Keys(key)
             | HashCommand::Vals(key)
@@ -519,6 +540,14 @@ impl<P: Payload> HashCommand<P> {
             | HashCommand::Del { fields, .. }
             | HashCommand::Ttl { fields, .. }
             | HashCommand::Persist { fields, .. } => put_all(buf, fields),
+            HashCommand::RandField { count, .. } => match count {
+                None => buf.put_u8(0),
+                Some((n, with_values)) => {
+                    buf.put_u8(1);
+                    put_ivarint(buf, *n);
+                    buf.put_u8(u8::from(*with_values));
+                }
+            },
             HashCommand::GetAll(_)
             | HashCommand::Keys(_)
             | HashCommand::Vals(_)
@@ -588,6 +617,19 @@ impl<P: Payload> HashCommand<P> {
             opcode::HKEYS => HashCommand::Keys(key),
             opcode::HVALS => HashCommand::Vals(key),
             opcode::HLEN => HashCommand::Len(key),
+            opcode::HRANDFIELD => {
+                let flag = |r: &mut Reader<P>| match r.u8()? {
+                    0 => Ok(false),
+                    1 => Ok(true),
+                    _ => Err(DecodeError::Invalid("a flag is 0 or 1")),
+                };
+                let count = if flag(r)? {
+                    Some((r.ivarint()?, flag(r)?))
+                } else {
+                    None
+                };
+                HashCommand::RandField { key, count }
+            }
             opcode::HINCRBY => HashCommand::IncrBy {
                 key,
                 field: read_field(r)?,
@@ -664,6 +706,10 @@ impl<P: Payload> HashCommand<P> {
             HashCommand::Keys(key) => HashCommand::Keys(own(key)),
             HashCommand::Vals(key) => HashCommand::Vals(own(key)),
             HashCommand::Len(key) => HashCommand::Len(own(key)),
+            HashCommand::RandField { key, count } => HashCommand::RandField {
+                key: own(key),
+                count: *count,
+            },
             HashCommand::Exists { key, field } => HashCommand::Exists {
                 key: own(key),
                 field: own(field),

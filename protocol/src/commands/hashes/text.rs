@@ -52,6 +52,25 @@ impl HashCommand<Bytes> {
                     HashCommand::Del { key, fields }
                 }
             }
+            opcode::HRANDFIELD => {
+                let count = match words.remaining() {
+                    0 => None,
+                    _ => {
+                        let n: i64 = words.int()?;
+                        let with_values = words.eat("WITHVALUES");
+                        // Redis's bound: a pair count past it would overflow.
+                        let bound = if with_values { i64::MAX / 2 } else { i64::MAX };
+                        if !(-bound..=bound).contains(&n) {
+                            return Err(ErrorReply::new(
+                                ErrorCode::Syntax,
+                                "value is out of range",
+                            ));
+                        }
+                        Some((n, with_values))
+                    }
+                };
+                HashCommand::RandField { key, count }
+            }
             opcode::HGETALL => HashCommand::GetAll(key),
             opcode::HKEYS => HashCommand::Keys(key),
             opcode::HVALS => HashCommand::Vals(key),
@@ -66,7 +85,7 @@ impl HashCommand<Bytes> {
                 let delta = Finite::new(parse_float(words.word()?)?)
                     .filter(|d| d.get().is_finite())
                     .ok_or_else(|| {
-                        ErrorReply::new(ErrorCode::NotFloat, "value is not a valid float")
+                        ErrorReply::new(ErrorCode::NotFloat, "value is NaN or Infinity")
                     })?;
                 HashCommand::IncrByFloat { key, field, delta }
             }

@@ -428,6 +428,14 @@ fn geo_samples() -> Vec<Command> {
 fn hash_samples() -> Vec<Command> {
     let k = |s: &'static str| Bytes::from_static(s.as_bytes());
     vec![
+        Command::Hashes(HashCommand::RandField {
+            key: k("h"),
+            count: None,
+        }),
+        Command::Hashes(HashCommand::RandField {
+            key: k("h"),
+            count: Some((-5, true)),
+        }),
         Command::Hashes(HashCommand::Set {
             key: k("h"),
             pairs: vec![(k("f"), k("v")), (k("g"), k(""))],
@@ -736,6 +744,7 @@ fn keyspace_samples() -> Vec<Command> {
     let k = |s: &'static str| Bytes::from_static(s.as_bytes());
     vec![
         Command::Keyspace(K::Type(k("k"))),
+        Command::Keyspace(K::MemoryUsage(k("k"))),
         Command::Keyspace(K::Keys(k("user:*"))),
         Command::Keyspace(K::Scan {
             cursor: 1 << 48,

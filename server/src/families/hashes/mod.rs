@@ -126,9 +126,70 @@ pub fn apply<P: Payload>(keyspace: &mut Keyspace, command: &HashCommand<P>, now:
                 Ok(Value::Array(codes))
             })
         }
+        HashCommand::RandField { count, .. } => rand_field(keyspace, key, *count, now),
         _ => read(keyspace, key, now, command),
     };
     result.unwrap_or_else(Value::Error)
+}
+
+/// HRANDFIELD: positions picked first (distinct for a positive count, with repeats for a
+/// negative one), then only the picked fields copied out.
+fn rand_field(
+    keyspace: &mut Keyspace,
+    key: &[u8],
+    count: Option<(i64, bool)>,
+    now: u64,
+) -> Result<Value, ErrorReply> {
+    let len = match keyspace.get(key, now) {
+        Some(Stored::Hash(fields)) => fields.len(now),
+        Some(_) => return Err(ErrorReply::new(ErrorCode::WrongType, WRONG_TYPE)),
+        None => 0,
+    };
+    let (wanted, with_values) = count.unwrap_or((1, false));
+    if len == 0 {
+        return Ok(if count.is_some() {
+            Value::Array(vec![])
+        } else {
+            Value::Nil
+        });
+    }
+    let limit = keyspace.reply_limit;
+    // Each pick costs at least a few bytes of reply: refuse a count no reply could hold
+    // before drawing a single one.
+    super::within_reply_limit(wanted.unsigned_abs().saturating_mul(4) as usize, limit)?;
+    let picks: Vec<usize> = if wanted < 0 {
+        (0..wanted.unsigned_abs())
+            .map(|_| (keyspace.next_random() % len as u64) as usize)
+            .collect()
+    } else if wanted as usize >= len {
+        (0..len).collect()
+    } else {
+        let mut order: Vec<usize> = (0..len).collect();
+        for at in 0..wanted as usize {
+            let swap = at + (keyspace.next_random() % (len - at) as u64) as usize;
+            order.swap(at, swap);
+        }
+        order.truncate(wanted as usize);
+        order
+    };
+    let Some(Stored::Hash(fields)) = keyspace.get(key, now) else {
+        return Ok(Value::Nil);
+    };
+    let live: Vec<Field<'_>> = fields.live(now).collect();
+    let size: usize = picks
+        .iter()
+        .map(|&at| live[at].name.len() + usize::from(with_values) * live[at].value.len())
+        .sum();
+    super::within_reply_limit(size, limit)?;
+    let bytes = |value: &[u8]| Value::Bytes(Bytes::copy_from_slice(value));
+    let reply = |at: usize| match with_values {
+        true => Value::Array(vec![bytes(live[at].name), bytes(live[at].value)]),
+        false => bytes(live[at].name),
+    };
+    Ok(match count {
+        None => reply(picks[0]),
+        Some(_) => Value::Array(picks.into_iter().map(reply).collect()),
+    })
 }
 
 /// HGET's value, lent out of the keyspace until the reply is written.

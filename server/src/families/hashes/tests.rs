@@ -284,3 +284,35 @@ fn random_writes_agree_with_a_map_model_in_both_forms() {
         }
     }
 }
+
+#[test]
+fn random_fields_are_distinct_for_a_positive_count_and_repeat_for_a_negative_one() {
+    let mut ks = Keyspace::new();
+    run(&mut ks, "hset h a 1 b 2 c 3 d 4", 0);
+    let names = |value: Value| match value {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::Bytes(name) => String::from_utf8(name.to_vec()).unwrap(),
+                other => panic!("a field name: {other:?}"),
+            })
+            .collect::<Vec<_>>(),
+        other => panic!("an array: {other:?}"),
+    };
+    let mut distinct = names(run(&mut ks, "hrandfield h 3", 0));
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3);
+    let mut all = names(run(&mut ks, "hrandfield h 10", 0));
+    all.sort();
+    assert_eq!(all, ["a", "b", "c", "d"]);
+    let repeated = names(run(&mut ks, "hrandfield h -50", 0));
+    assert_eq!(repeated.len(), 50);
+    assert!(repeated.iter().all(|name| ["a", "b", "c", "d"].contains(&name.as_str())));
+    let Value::Array(pairs) = run(&mut ks, "hrandfield h 1 withvalues", 0) else {
+        panic!("pairs");
+    };
+    assert!(matches!(&pairs[0], Value::Array(pair) if pair.len() == 2));
+    assert_eq!(run(&mut ks, "hrandfield none", 0), Value::Nil);
+    assert_eq!(run(&mut ks, "hrandfield none 3", 0), Value::Array(vec![]));
+}
