@@ -29,6 +29,10 @@ pub mod opcode {
     pub const RENAMENX: u16 = 0x0144;
     /// MEMORY.USAGE
     pub const MEMORY_USAGE: u16 = 0x0145;
+    /// COPY
+    pub const COPY: u16 = 0x0146;
+    /// RANDOMKEY
+    pub const RANDOMKEY: u16 = 0x0147;
 }
 
 /// The family's rows of the command table, in opcode order.
@@ -93,6 +97,26 @@ pub(super) const ROWS: &[CommandSpec] = &[
         writes: false,
         keys: KeySpec::Single,
     },
+    CommandSpec {
+        opcode: opcode::COPY,
+        name: "COPY",
+        syntax: "source destination [REPLACE]",
+        wire: "source:bytes destination:bytes replace:u8",
+        reply: "INT 1 if copied, 0 if the source is missing or the destination exists (without REPLACE); CROSS_SHARD unless both share a slot",
+        summary: "Copies a key's value and expiry to another key.",
+        writes: true,
+        keys: KeySpec::OneSlot,
+    },
+    CommandSpec {
+        opcode: opcode::RANDOMKEY,
+        name: "RANDOMKEY",
+        syntax: "",
+        wire: "(empty)",
+        reply: "BYTES a key picked at random, or NIL if there is none",
+        summary: "Picks a key at random, each about as likely.",
+        writes: false,
+        keys: KeySpec::AllShards,
+    },
 ];
 
 /// SCAN's COUNT when none is given, as Redis's.
@@ -118,6 +142,17 @@ pub enum KeyspaceCommand<P = Bytes> {
     },
     /// MEMORY.USAGE key
     MemoryUsage(P),
+    /// COPY source destination [REPLACE]
+    Copy {
+        /// The key copied.
+        from: P,
+        /// Where the copy goes.
+        to: P,
+        /// Overwrite the destination if it exists.
+        replace: bool,
+    },
+    /// RANDOMKEY
+    RandomKey,
     /// RENAME / RENAMENX key newkey
     Rename {
         /// The key renamed.
@@ -141,6 +176,8 @@ impl<P: Payload> KeyspaceCommand<P> {
             } => opcode::RENAME,
             KeyspaceCommand::Rename { .. } => opcode::RENAMENX,
             KeyspaceCommand::MemoryUsage(_) => opcode::MEMORY_USAGE,
+            KeyspaceCommand::Copy { .. } => opcode::COPY,
+            KeyspaceCommand::RandomKey => opcode::RANDOMKEY,
         }
     }
 
@@ -149,15 +186,18 @@ impl<P: Payload> KeyspaceCommand<P> {
         match self {
             KeyspaceCommand::Type(key)
             | KeyspaceCommand::MemoryUsage(key)
+            | KeyspaceCommand::Copy { from: key, .. }
             | KeyspaceCommand::Rename { from: key, .. } => Some(key),
-            KeyspaceCommand::Keys(_) | KeyspaceCommand::Scan { .. } => None,
+            KeyspaceCommand::Keys(_)
+            | KeyspaceCommand::Scan { .. }
+            | KeyspaceCommand::RandomKey => None,
         }
     }
 
     /// RENAME's new name, which must share the key's slot.
     pub fn second_key(&self) -> Option<&P> {
         match self {
-            KeyspaceCommand::Rename { to, .. } => Some(to),
+            KeyspaceCommand::Rename { to, .. } | KeyspaceCommand::Copy { to, .. } => Some(to),
             _ => None,
         }
     }
@@ -195,6 +235,12 @@ impl<P: Payload> KeyspaceCommand<P> {
                 put_bytes(buf, from.as_ref());
                 put_bytes(buf, to.as_ref());
             }
+            KeyspaceCommand::Copy { from, to, replace } => {
+                put_bytes(buf, from.as_ref());
+                put_bytes(buf, to.as_ref());
+                buf.put_u8(u8::from(*replace));
+            }
+            KeyspaceCommand::RandomKey => {}
         }
     }
 
@@ -208,6 +254,16 @@ impl<P: Payload> KeyspaceCommand<P> {
         Ok(match op {
             opcode::TYPE => KeyspaceCommand::Type(read_key(r)?),
             opcode::MEMORY_USAGE => KeyspaceCommand::MemoryUsage(read_key(r)?),
+            opcode::COPY => KeyspaceCommand::Copy {
+                from: read_key(r)?,
+                to: read_key(r)?,
+                replace: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::Invalid("a flag is 0 or 1")),
+                },
+            },
+            opcode::RANDOMKEY => KeyspaceCommand::RandomKey,
             opcode::KEYS => KeyspaceCommand::Keys(r.bytes()?),
             opcode::SCAN => {
                 let cursor = r.uvarint()?;
@@ -238,6 +294,12 @@ impl<P: Payload> KeyspaceCommand<P> {
         match self {
             KeyspaceCommand::Type(key) => KeyspaceCommand::Type(own(key)),
             KeyspaceCommand::MemoryUsage(key) => KeyspaceCommand::MemoryUsage(own(key)),
+            KeyspaceCommand::Copy { from, to, replace } => KeyspaceCommand::Copy {
+                from: own(from),
+                to: own(to),
+                replace: *replace,
+            },
+            KeyspaceCommand::RandomKey => KeyspaceCommand::RandomKey,
             KeyspaceCommand::Keys(pattern) => KeyspaceCommand::Keys(own(pattern)),
             KeyspaceCommand::Scan {
                 cursor,
@@ -270,6 +332,29 @@ impl KeyspaceCommand<Bytes> {
         let command = match spec.opcode {
             opcode::TYPE => KeyspaceCommand::Type(words.key()?),
             opcode::MEMORY_USAGE => KeyspaceCommand::MemoryUsage(words.key()?),
+            opcode::COPY => {
+                let (from, to) = (words.key()?, words.key()?);
+                let mut replace = false;
+                words.options("syntax error", |name, words| {
+                    match name {
+                        b"REPLACE" => replace = true,
+                        // Only database 0 exists, as for SELECT.
+                        b"DB" => match words.int::<i64>()? {
+                            0 => {}
+                            _ => {
+                                return Err(ErrorReply::new(
+                                    ErrorCode::Syntax,
+                                    "DB index is out of range",
+                                ))
+                            }
+                        },
+                        _ => return Ok(false),
+                    }
+                    Ok(true)
+                })?;
+                KeyspaceCommand::Copy { from, to, replace }
+            }
+            opcode::RANDOMKEY => KeyspaceCommand::RandomKey,
             opcode::KEYS => KeyspaceCommand::Keys(words.bytes()?),
             opcode::SCAN => {
                 let cursor = words

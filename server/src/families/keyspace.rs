@@ -58,10 +58,58 @@ pub fn apply<P: Payload>(keyspace: &mut Keyspace, command: &KeyspaceCommand<P>, 
             Ok(keys) => Value::Array(keys.into_iter().map(Value::Bytes).collect()),
             Err(error) => Value::Error(error),
         },
+        KeyspaceCommand::Copy { from, to, replace } => {
+            copy(keyspace, from.as_ref(), to.as_ref(), *replace, now)
+        }
+        KeyspaceCommand::RandomKey => random_key(keyspace, now).map_or(Value::Nil, Value::Bytes),
         KeyspaceCommand::Scan { .. } => {
             Value::error(ErrorCode::Internal, "SCAN runs through the coordinator")
         }
     }
+}
+
+fn copy(keyspace: &mut Keyspace, from: &[u8], to: &[u8], replace: bool, now: u64) -> Value {
+    let found = keyspace.find(from, now);
+    let (Some(deadline), Some(value)) = (keyspace.deadline_of(&found), keyspace.value(&found))
+    else {
+        return Value::Int(0);
+    };
+    let value = value.clone();
+    if from == to || (!replace && keyspace.contains(to, now)) {
+        return Value::Int(0);
+    }
+    let timer = saved::next_timer(&value);
+    keyspace.remove(to, now);
+    keyspace.insert(to, value, deadline, now);
+    if let Some(at) = timer {
+        keyspace.schedule(at, to);
+    }
+    Value::Int(1)
+}
+
+/// Table positions tried at random before walking from one for a live key.
+const RANDOM_PROBES: usize = 64;
+
+/// A live key of this shard picked at random: a few random table positions, then a walk
+/// from a random position, so a sparse table still answers in bounded steps per key.
+pub fn random_key(keyspace: &mut Keyspace, now: u64) -> Option<Bytes> {
+    if keyspace.is_empty() {
+        return None;
+    }
+    let positions = keyspace.table_positions();
+    for _ in 0..RANDOM_PROBES {
+        let at = (keyspace.next_random() % positions as u64) as usize;
+        if let Some((key, _)) = keyspace.keys_at(at, 1, now).1.first() {
+            return Some(Bytes::copy_from_slice(key));
+        }
+    }
+    let start = (keyspace.next_random() % positions as u64) as usize;
+    let (_, after) = keyspace.keys_at(start, positions - start, now);
+    let found = after.first().map(|(key, _)| Bytes::copy_from_slice(key));
+    found.or_else(|| {
+        let (_, before) = keyspace.keys_at(0, start, now);
+        before.first().map(|(key, _)| Bytes::copy_from_slice(key))
+    })
 }
 
 fn rename(keyspace: &mut Keyspace, from: &[u8], to: &[u8], if_absent: bool, now: u64) -> Value {

@@ -154,6 +154,9 @@ const ARITY: &[(&str, i32)] = &[
     ("PUBLISH", 3),
     ("PUBSUB", -2),
     ("MEMORY", -2),
+    ("COPY", -3),
+    ("RANDOMKEY", 1),
+    ("OBJECT", -2),
     ("MULTI", 1),
     ("EXEC", 1),
     ("DISCARD", 1),
@@ -247,6 +250,9 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
             None,
         ),
         "UNLINK" => with("DEL", rest, None),
+        "OBJECT" if rest[0].eq_ignore_ascii_case(b"REFCOUNT") && rest.len() == 2 => {
+            with("EXISTS", &rest[1..], Some(Shape::OneOrNil))
+        }
         // SAMPLES bounds how much of a collection Redis looks at; ours is counted as it
         // changes, so there is nothing to sample.
         "MEMORY" if rest[0].eq_ignore_ascii_case(b"USAGE") && rest.len() >= 2 => {

@@ -422,8 +422,9 @@ fn key_positions(name: &str) -> (i64, i64) {
         "MSET" | "MSETNX" => (1, -1),
         "PING" | "ECHO" | "SELECT" | "AUTH" | "HELLO" | "QUIT" | "TIME" | "CLIENT" | "COMMAND"
         | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH" | "SUBSCRIBE" | "UNSUBSCRIBE" | "PSUBSCRIBE"
-        | "PUNSUBSCRIBE" | "PUBLISH" | "PUBSUB" | "DBSIZE" | "FLUSHALL" | "FLUSHDB" | "INFO"
-        | "WAIT" | "READONLY" | "READWRITE" | "CONFIG" | "FUNCTION" | "KEYS" | "SCAN" => (0, 0),
+        | "PUNSUBSCRIBE" | "PUBLISH" | "PUBSUB" | "RANDOMKEY" | "DBSIZE" | "FLUSHALL"
+        | "FLUSHDB" | "INFO" | "WAIT" | "READONLY" | "READWRITE" | "CONFIG" | "FUNCTION"
+        | "KEYS" | "SCAN" => (0, 0),
         "RENAME" | "RENAMENX" | "LMOVE" | "RPOPLPUSH" | "SMOVE" | "BLMOVE" | "BRPOPLPUSH" => (1, 2),
         "BLPOP" | "BRPOP" => (1, -2),
         "SINTER" | "SUNION" | "SDIFF" | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" | "WATCH" => {

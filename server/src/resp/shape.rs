@@ -22,6 +22,9 @@ pub enum Shape {
     /// SUBSCRIBE and its kin: these frames instead of our count, each on its own (a push
     /// under RESP3), as Redis confirms each channel.
     Frames(Box<[Value]>),
+    /// OBJECT REFCOUNT answered by EXISTS: every value has one owner, so 1, or nil for a
+    /// missing key.
+    OneOrNil,
     /// A reply that is an array when there is one, so its nil is RESP2's null array
     /// (`*-1`): LPOP with a count, the blocking pops.
     NilArray,
@@ -42,6 +45,10 @@ impl Shape {
             Shape::SetIfAbsent => Value::Int(i64::from(!matches!(value, Value::Nil))),
             Shape::Ok => Value::Ok,
             Shape::NilArray | Shape::Frames(_) => value.clone(),
+            Shape::OneOrNil => match value {
+                Value::Int(0) => Value::Nil,
+                _ => Value::Int(1),
+            },
             Shape::FlatPairs if version == RespVersion::Resp2 => flatten(value),
             Shape::FlatPairs => value.clone(),
             Shape::OnePair => flatten(value),

@@ -545,6 +545,40 @@ fn every_shard(
             });
         }
         Command::Keyspace(KeyspaceCommand::Scan { .. }) => scan(shard, conn, request, command),
+        Command::Keyspace(KeyspaceCommand::RandomKey) => {
+            let answers = shards
+                .map(|to| {
+                    shard.call(to, move |target: &Rc<Shard>| {
+                        let mut keyspace = target.keyspace.borrow_mut();
+                        let key = families::keyspace::random_key(&mut keyspace, now);
+                        (keyspace.len() as u64, key, keyspace.next_random())
+                    })
+                })
+                .collect();
+            gather(
+                shard,
+                conn,
+                request,
+                answers,
+                |parts: Vec<(u64, Option<Bytes>, u64)>| {
+                    // A shard is picked in proportion to its keys, so every key is about as
+                    // likely whichever shard holds it.
+                    let total: u64 = parts.iter().map(|(len, _, _)| len).sum();
+                    let Some(draw) = parts.first().map(|(_, _, random)| random % total.max(1))
+                    else {
+                        return Value::Nil;
+                    };
+                    let mut passed = 0;
+                    for (len, key, _) in parts {
+                        passed += len;
+                        if draw < passed {
+                            return key.map_or(Value::Nil, Value::Bytes);
+                        }
+                    }
+                    Value::Nil
+                },
+            );
+        }
         Command::Geo(GeoCommand::Cells { .. }) => {
             let answers = shards
                 .map(|to| {

@@ -745,6 +745,12 @@ fn keyspace_samples() -> Vec<Command> {
     vec![
         Command::Keyspace(K::Type(k("k"))),
         Command::Keyspace(K::MemoryUsage(k("k"))),
+        Command::Keyspace(K::Copy {
+            from: k("{u}a"),
+            to: k("{u}b"),
+            replace: true,
+        }),
+        Command::Keyspace(K::RandomKey),
         Command::Keyspace(K::Keys(k("user:*"))),
         Command::Keyspace(K::Scan {
             cursor: 1 << 48,

@@ -308,7 +308,9 @@ fn random_fields_are_distinct_for_a_positive_count_and_repeat_for_a_negative_one
     assert_eq!(all, ["a", "b", "c", "d"]);
     let repeated = names(run(&mut ks, "hrandfield h -50", 0));
     assert_eq!(repeated.len(), 50);
-    assert!(repeated.iter().all(|name| ["a", "b", "c", "d"].contains(&name.as_str())));
+    assert!(repeated
+        .iter()
+        .all(|name| ["a", "b", "c", "d"].contains(&name.as_str())));
     let Value::Array(pairs) = run(&mut ks, "hrandfield h 1 withvalues", 0) else {
         panic!("pairs");
     };

@@ -374,3 +374,32 @@ fn a_transaction_runs_every_write_but_bounds_its_replies_together() {
         Some(Stored::Blob(Blob::Int(1)))
     ));
 }
+
+#[test]
+fn copy_keeps_the_expiry_and_random_key_finds_the_live_ones() {
+    let mut keyspace = Keyspace::new();
+    keyspace.insert(b"{t}a", Blob::new(b"v").into(), Some(10_000), 1);
+    let copy = |replace| {
+        Command::Keyspace(tessera_protocol::KeyspaceCommand::Copy {
+            from: b("{t}a"),
+            to: b("{t}b"),
+            replace,
+        })
+    };
+    assert_eq!(apply(&mut keyspace, &copy(false), 1), Value::Int(1));
+    assert_eq!(keyspace.deadline(b"{t}b", 1), Some(Some(10_000)));
+    assert_eq!(
+        apply(&mut keyspace, &copy(false), 1),
+        Value::Int(0),
+        "the destination exists"
+    );
+    assert_eq!(apply(&mut keyspace, &copy(true), 1), Value::Int(1));
+    keyspace.insert(b"lapsed", Blob::new(b"v").into(), Some(5), 1);
+    for _ in 0..50 {
+        let key = super::keyspace::random_key(&mut keyspace, 100).expect("live keys remain");
+        assert!(
+            key == b"{t}a"[..] || key == b"{t}b"[..],
+            "never an expired key"
+        );
+    }
+}
