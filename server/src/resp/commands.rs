@@ -86,6 +86,9 @@ const ARITY: &[(&str, i32)] = &[
     ("ZRANK", -3),
     ("ZREVRANK", -3),
     ("ZRANGE", -4),
+    ("ZREVRANGE", -4),
+    ("ZRANGEBYSCORE", -4),
+    ("ZREVRANGEBYSCORE", -4),
     ("ZCARD", 2),
     ("ZCOUNT", 4),
     ("ZPOPMIN", -2),
@@ -292,6 +295,24 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
         "INFO" => with("INFO", &[], Some(Shape::InfoText)),
         "HRANDFIELD" if has_word(rest, "WITHVALUES") => {
             with("HRANDFIELD", rest, Some(Shape::FlatPairs))
+        }
+        // The older range commands are ZRANGE's forms since Redis 6.2.
+        "ZREVRANGE" | "ZRANGEBYSCORE" | "ZREVRANGEBYSCORE" => {
+            let mut words = vec![
+                word("ZRANGE"),
+                rest[0].clone(),
+                rest[1].clone(),
+                rest[2].clone(),
+            ];
+            if name != "ZREVRANGE" {
+                words.push(word("BYSCORE"));
+            }
+            if name != "ZRANGEBYSCORE" {
+                words.push(word("REV"));
+            }
+            words.extend(rest[3..].iter().cloned());
+            let shape = has_word(rest, "WITHSCORES").then_some(Shape::FlatPairs);
+            Translated::Native { words, shape }
         }
         "ZRANGE" if has_word(rest, "WITHSCORES") => with("ZRANGE", rest, Some(Shape::FlatPairs)),
         "LPOP" | "RPOP" if rest.len() > 2 => Translated::Refused(wrong_arity(&args[0])),
