@@ -115,6 +115,7 @@ impl<P: Payload> Command<P> {
             Command::Strings(strings) => strings.for_each_key(visit),
             Command::Transactions(tx) => tx.for_each_key(visit),
             Command::Blocking(blocking) => blocking.for_each_key(visit),
+            Command::SortedSetAlgebra(algebra) => algebra.for_each_key(visit),
             Command::Keyspace(keyspace) => {
                 if let Some(key) = keyspace.single_key() {
                     visit(key.as_ref());

@@ -31,6 +31,7 @@ pub mod presence;
 pub mod pubsub;
 pub mod request;
 pub mod sets;
+pub mod sorted_set_algebra;
 pub mod sorted_sets;
 pub mod split;
 pub mod strings;
@@ -55,6 +56,7 @@ pub use presence::{PresenceCommand, DEFAULT_PRESENCE_GRACE_MS, DEFAULT_PRESENCE_
 pub use pubsub::PubSubCommand;
 pub use request::{ShapeError, Typed};
 pub use sets::{SetCommand, SetOp};
+pub use sorted_set_algebra::SortedSetAlgebraCommand;
 pub use sorted_sets::SortedSetCommand;
 pub use split::{Combine, Split};
 pub use strings::{GetExpiry, StringCommand};
@@ -89,6 +91,7 @@ pub mod opcode {
     pub use super::presence::opcode::*;
     pub use super::pubsub::opcode::*;
     pub use super::sets::opcode::*;
+    pub use super::sorted_set_algebra::opcode::*;
     pub use super::sorted_sets::opcode::*;
     pub use super::strings::opcode::*;
     pub use super::timelines::opcode::*;
@@ -305,6 +308,8 @@ families! {
     Blocking(blocking::BlockingCommand),
     /// SUBSCRIBE, PSUBSCRIBE, their UNSUBSCRIBEs, PUBLISH.
     PubSub(pubsub::PubSubCommand),
+    /// ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD.
+    SortedSetAlgebra(sorted_set_algebra::SortedSetAlgebraCommand),
 }
 
 const fn row_count() -> usize {

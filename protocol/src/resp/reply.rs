@@ -127,8 +127,9 @@ pub fn error_line(error: &ErrorReply) -> String {
             "ERR increment or decrement would overflow".into()
         }
         ErrorCode::NotInteger => "ERR value is not an integer or out of range".into(),
-        ErrorCode::NotFloat if message.contains("NaN or Infinity") => format!("ERR {message}"),
-        ErrorCode::NotFloat => "ERR value is not a valid float".into(),
+        // Ours are Redis's words: `value is not a valid float`, `weight value is not a
+        // float`, `resulting score is not a number (NaN)`.
+        ErrorCode::NotFloat => format!("ERR {message}"),
         ErrorCode::Oom => "OOM command not allowed when used memory > 'maxmemory'.".into(),
         ErrorCode::NoAuth => "NOAUTH Authentication required.".into(),
         ErrorCode::WrongPass => {

@@ -42,6 +42,7 @@ pub mod pubsub;
 pub mod replica;
 pub mod saved;
 pub mod sets;
+pub mod sorted_set_algebra;
 pub mod sorted_sets;
 pub mod strings;
 pub mod timelines;
@@ -524,6 +525,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         }
         Command::Transactions(TxCommand::Tx(commands)) => run_transaction(keyspace, commands, now),
         Command::Blocking(command) => blocking::apply(keyspace, command, now),
+        Command::SortedSetAlgebra(command) => sorted_set_algebra::apply(keyspace, command, now),
         Command::PubSub(_) => {
             Value::error(ErrorCode::Internal, "pub/sub is the node's, not a shard's")
         }

@@ -207,6 +207,20 @@ impl ScoreSet {
         }
     }
 
+    /// Every entry, lowest score first, owned.
+    pub(crate) fn entries(&self) -> Vec<(Bytes, f64)> {
+        self.ranks(0, self.len())
+    }
+
+    /// A set holding these entries.
+    pub(crate) fn from_entries(entries: impl IntoIterator<Item = (Bytes, f64)>) -> ScoreSet {
+        let mut set = ScoreSet::default();
+        for (member, score) in entries {
+            set.put(score, &member);
+        }
+        set
+    }
+
     /// Heap bytes owned, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         match self {

@@ -87,6 +87,13 @@ const ARITY: &[(&str, i32)] = &[
     ("ZREVRANK", -3),
     ("ZRANGE", -4),
     ("ZREVRANGE", -4),
+    ("ZUNION", -3),
+    ("ZINTER", -3),
+    ("ZDIFF", -3),
+    ("ZUNIONSTORE", -4),
+    ("ZINTERSTORE", -4),
+    ("ZDIFFSTORE", -4),
+    ("ZINTERCARD", -3),
     ("ZRANGEBYSCORE", -4),
     ("ZREVRANGEBYSCORE", -4),
     ("ZCARD", 2),
@@ -314,6 +321,10 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
             let shape = has_word(rest, "WITHSCORES").then_some(Shape::FlatPairs);
             Translated::Native { words, shape }
         }
+        "ZUNION" | "ZINTER" | "ZDIFF" if has_word(rest, "WITHSCORES") => Translated::Native {
+            words: args.to_vec(),
+            shape: Some(Shape::FlatPairs),
+        },
         "ZRANGE" if has_word(rest, "WITHSCORES") => with("ZRANGE", rest, Some(Shape::FlatPairs)),
         "LPOP" | "RPOP" if rest.len() > 2 => Translated::Refused(wrong_arity(&args[0])),
         "LPOP" | "RPOP" if rest.len() > 1 => Translated::Native {

@@ -29,6 +29,7 @@ pub(super) fn samples() -> Vec<Command> {
         string_samples(),
         blocking_samples(),
         pubsub_samples(),
+        sorted_set_algebra_samples(),
         vec![Command::Transactions(TxCommand::Tx(vec![
             Command::Keys(KeyCommand::Get(Bytes::from_static(b"{u}a"))),
             Command::Keys(KeyCommand::Del(vec![Bytes::from_static(b"{u}b")])),
@@ -897,4 +898,34 @@ fn pubsub_samples() -> Vec<Command> {
             message: k("hello"),
         }),
     ]
+}
+
+fn sorted_set_algebra_samples() -> Vec<Command> {
+    use crate::commands::sorted_set_algebra::{
+        Aggregate, Inputs, SetAlgebra, SortedSetAlgebraCommand as A,
+    };
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    let inputs = |weights: Option<Vec<f64>>, aggregate| Inputs {
+        keys: vec![k("{z}a"), k("{z}b")],
+        weights: weights.map(|w| w.into_iter().map(score).collect()),
+        aggregate,
+    };
+    let mut samples = Vec::new();
+    for op in [SetAlgebra::Union, SetAlgebra::Inter, SetAlgebra::Diff] {
+        samples.push(Command::SortedSetAlgebra(A::Combine {
+            op,
+            inputs: inputs(Some(vec![2.0, 0.5]), Aggregate::Max),
+            with_scores: true,
+        }));
+        samples.push(Command::SortedSetAlgebra(A::Store {
+            op,
+            destination: k("{z}d"),
+            inputs: inputs(None, Aggregate::Sum),
+        }));
+    }
+    samples.push(Command::SortedSetAlgebra(A::InterCard {
+        keys: vec![k("{z}a"), k("{z}b")],
+        limit: 3,
+    }));
+    samples
 }

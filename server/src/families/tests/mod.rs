@@ -403,3 +403,71 @@ fn copy_keeps_the_expiry_and_random_key_finds_the_live_ones() {
         );
     }
 }
+
+#[test]
+fn sorted_sets_combine_with_weights_aggregates_and_plain_sets() {
+    let mut keyspace = Keyspace::new();
+    let run = |keyspace: &mut Keyspace, line: &str| {
+        let words: Vec<Bytes> = line
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        apply(keyspace, &Command::parse_words(&words).unwrap(), 1)
+    };
+    run(&mut keyspace, "ZADD {z}a 1 x 2 y");
+    run(&mut keyspace, "ZADD {z}b 10 y 20 z");
+    run(&mut keyspace, "SADD {z}s x z");
+    let scored = |value: Value| match value {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|pair| match pair {
+                Value::Array(pair) => match (&pair[0], &pair[1]) {
+                    (Value::Bytes(m), Value::Float(s)) => {
+                        (String::from_utf8(m.to_vec()).unwrap(), *s)
+                    }
+                    other => panic!("a pair: {other:?}"),
+                },
+                other => panic!("a pair: {other:?}"),
+            })
+            .collect::<Vec<_>>(),
+        other => panic!("an array: {other:?}"),
+    };
+    assert_eq!(
+        scored(run(
+            &mut keyspace,
+            "ZUNION 2 {z}a {z}b WEIGHTS 2 1 WITHSCORES"
+        )),
+        [("x".into(), 2.0), ("y".into(), 14.0), ("z".into(), 20.0)]
+    );
+    assert_eq!(
+        scored(run(
+            &mut keyspace,
+            "ZINTER 2 {z}a {z}b AGGREGATE MAX WITHSCORES"
+        )),
+        [("y".to_string(), 10.0)]
+    );
+    assert_eq!(
+        scored(run(&mut keyspace, "ZUNION 2 {z}a {z}s WITHSCORES")),
+        [("z".into(), 1.0), ("x".into(), 2.0), ("y".into(), 2.0)],
+        "a set's members count at score 1; ties order by member"
+    );
+    assert_eq!(
+        run(&mut keyspace, "ZDIFFSTORE {z}d 2 {z}a {z}b"),
+        Value::Int(1)
+    );
+    assert_eq!(
+        run(&mut keyspace, "ZINTERCARD 2 {z}a {z}b LIMIT 1"),
+        Value::Int(1)
+    );
+    // An empty result leaves no destination.
+    assert_eq!(
+        run(&mut keyspace, "ZINTERSTORE {z}d 2 {z}a {z}none"),
+        Value::Int(0)
+    );
+    assert!(!keyspace.contains(b"{z}d", 1));
+    run(&mut keyspace, "SET {z}str v");
+    assert!(is_error(
+        &run(&mut keyspace, "ZUNION 2 {z}a {z}str"),
+        ErrorCode::WrongType
+    ));
+}
