@@ -26,6 +26,14 @@ pub mod opcode {
     pub const BLMPOP: u16 = 0x0173;
     /// BLMOVE
     pub const BLMOVE: u16 = 0x0174;
+    /// ZMPOP
+    pub const ZMPOP: u16 = 0x0175;
+    /// BZPOPMIN
+    pub const BZPOPMIN: u16 = 0x0176;
+    /// BZPOPMAX
+    pub const BZPOPMAX: u16 = 0x0177;
+    /// BZMPOP
+    pub const BZMPOP: u16 = 0x0178;
 }
 
 /// Longest wait accepted, in milliseconds (a year); 0 waits for ever.
@@ -93,6 +101,38 @@ pub(super) const ROWS: &[CommandSpec] = &[
         "BYTES the element moved, or NIL once the timeout passes",
         "LMOVE, waiting for a push if the source is empty.",
     ),
+    row(
+        opcode::ZMPOP,
+        "ZMPOP",
+        "numkeys key [key ...] MIN|MAX [COUNT count]",
+        "count:uvarint key:bytes*count max:u8 n:uvarint (>= 1)",
+        "ARRAY [BYTES key, ARRAY of [BYTES member, FLOAT score]] from the first non-empty sorted set, or NIL",
+        "Pops up to n of the lowest (or highest) scored members of the first non-empty sorted set.",
+    ),
+    row(
+        opcode::BZPOPMIN,
+        "BZPOPMIN",
+        "key [key ...] timeout",
+        "count:uvarint key:bytes*count timeout_ms:uvarint (0 waits for ever)",
+        "ARRAY [BYTES key, BYTES member, FLOAT score], or NIL once the timeout passes",
+        "Pops the lowest scored member of the first non-empty sorted set, waiting for one.",
+    ),
+    row(
+        opcode::BZPOPMAX,
+        "BZPOPMAX",
+        "key [key ...] timeout",
+        "as BZPOPMIN",
+        "as BZPOPMIN",
+        "Pops the highest scored member of the first non-empty sorted set, waiting for one.",
+    ),
+    row(
+        opcode::BZMPOP,
+        "BZMPOP",
+        "timeout numkeys key [key ...] MIN|MAX [COUNT count]",
+        "as ZMPOP, then timeout_ms:uvarint",
+        "as ZMPOP, or NIL once the timeout passes",
+        "ZMPOP, waiting for a member if every sorted set is empty.",
+    ),
 ];
 
 /// A request of this family.
@@ -122,6 +162,17 @@ pub enum BlockingCommand<P = Bytes> {
         /// How long to wait, in ms (0 for ever).
         block_ms: u64,
     },
+    /// ZMPOP, BZPOPMIN, BZPOPMAX, BZMPOP.
+    ZPop {
+        /// Sorted sets, tried in order.
+        keys: Vec<P>,
+        /// Highest scores first (MAX).
+        max: bool,
+        /// How many (ZMPOP, BZMPOP); `None` for BZPOPMIN/BZPOPMAX's one, answered flat.
+        count: Option<u64>,
+        /// How long to wait, in ms (0 for ever); `None` does not wait (ZMPOP).
+        block_ms: Option<u64>,
+    },
 }
 
 impl<P: Payload> BlockingCommand<P> {
@@ -133,6 +184,10 @@ impl<P: Payload> BlockingCommand<P> {
             BlockingCommand::Pop { end: End::Left, .. } => opcode::BLPOP,
             BlockingCommand::Pop { .. } => opcode::BRPOP,
             BlockingCommand::Move { .. } => opcode::BLMOVE,
+            BlockingCommand::ZPop { block_ms: None, .. } => opcode::ZMPOP,
+            BlockingCommand::ZPop { count: Some(_), .. } => opcode::BZMPOP,
+            BlockingCommand::ZPop { max: false, .. } => opcode::BZPOPMIN,
+            BlockingCommand::ZPop { .. } => opcode::BZPOPMAX,
         }
     }
 
@@ -144,7 +199,9 @@ impl<P: Payload> BlockingCommand<P> {
     /// How long the command may wait, in ms (0 for ever); `None` if it never waits.
     pub fn block_ms(&self) -> Option<u64> {
         match self {
-            BlockingCommand::Pop { block_ms, .. } => *block_ms,
+            BlockingCommand::Pop { block_ms, .. } | BlockingCommand::ZPop { block_ms, .. } => {
+                *block_ms
+            }
             BlockingCommand::Move { block_ms, .. } => Some(*block_ms),
         }
     }
@@ -152,7 +209,9 @@ impl<P: Payload> BlockingCommand<P> {
     /// Calls `visit` with every key the command names.
     pub fn for_each_key(&self, visit: &mut dyn FnMut(&[u8])) {
         match self {
-            BlockingCommand::Pop { keys, .. } => keys.iter().for_each(|key| visit(key.as_ref())),
+            BlockingCommand::Pop { keys, .. } | BlockingCommand::ZPop { keys, .. } => {
+                keys.iter().for_each(|key| visit(key.as_ref()))
+            }
             BlockingCommand::Move {
                 source,
                 destination,
@@ -167,7 +226,9 @@ impl<P: Payload> BlockingCommand<P> {
     /// The lists whose pushes can serve a wait.
     pub fn watched_lists(&self) -> Vec<&[u8]> {
         match self {
-            BlockingCommand::Pop { keys, .. } => keys.iter().map(AsRef::as_ref).collect(),
+            BlockingCommand::Pop { keys, .. } | BlockingCommand::ZPop { keys, .. } => {
+                keys.iter().map(AsRef::as_ref).collect()
+            }
             BlockingCommand::Move { source, .. } => vec![source.as_ref()],
         }
     }
@@ -207,6 +268,21 @@ impl<P: Payload> BlockingCommand<P> {
                 buf.put_u8(from.tag());
                 buf.put_u8(to.tag());
                 put_uvarint(buf, *block_ms);
+            }
+            BlockingCommand::ZPop {
+                keys,
+                max,
+                count,
+                block_ms,
+            } => {
+                super::arg::put_list(buf, keys);
+                buf.put_u8(u8::from(*max));
+                if let Some(n) = count {
+                    put_uvarint(buf, *n);
+                }
+                if let Some(ms) = block_ms {
+                    put_uvarint(buf, *ms);
+                }
             }
         }
     }
@@ -255,6 +331,27 @@ impl<P: Payload> BlockingCommand<P> {
                 to: End::from_tag(r.u8()?)?,
                 block_ms: block(r)?,
             },
+            opcode::ZMPOP | opcode::BZMPOP | opcode::BZPOPMIN | opcode::BZPOPMAX => {
+                let keys = read_keys(r)?;
+                let max = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::Invalid("a flag is 0 or 1")),
+                };
+                let counted = matches!(op, opcode::ZMPOP | opcode::BZMPOP);
+                let count = if counted { Some(count(r)?) } else { None };
+                let block_ms = if op == opcode::ZMPOP {
+                    None
+                } else {
+                    Some(block(r)?)
+                };
+                BlockingCommand::ZPop {
+                    keys,
+                    max,
+                    count,
+                    block_ms,
+                }
+            }
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -287,6 +384,17 @@ impl<P: Payload> BlockingCommand<P> {
                 to: *to,
                 block_ms: *block_ms,
             },
+            BlockingCommand::ZPop {
+                keys,
+                max,
+                count,
+                block_ms,
+            } => BlockingCommand::ZPop {
+                keys: keys.iter().map(own).collect(),
+                max: *max,
+                count: *count,
+                block_ms: *block_ms,
+            },
         }
     }
 }
@@ -315,6 +423,27 @@ fn parse_timeout(word: &[u8]) -> Result<u64, ErrorReply> {
 
 /// `numkeys key... LEFT|RIGHT [COUNT n]`, as LMPOP and BLMPOP take them.
 fn parse_mpop(words: &mut Words<'_>) -> Result<(Vec<Bytes>, End, u64), ErrorReply> {
+    parse_multi_pop(words, |word| End::parse(word))
+}
+
+/// ZMPOP's and BZMPOP's `numkeys key... MIN|MAX [COUNT n]`: whether MAX.
+fn parse_zmpop(words: &mut Words<'_>) -> Result<(Vec<Bytes>, bool, u64), ErrorReply> {
+    parse_multi_pop(words, |word| {
+        if word.eq_ignore_ascii_case(b"MIN") {
+            Ok(false)
+        } else if word.eq_ignore_ascii_case(b"MAX") {
+            Ok(true)
+        } else {
+            Err(ErrorReply::new(ErrorCode::Syntax, "syntax error"))
+        }
+    })
+}
+
+/// `numkeys key... WHICH [COUNT n]`, `which` reading the end or order word.
+fn parse_multi_pop<T>(
+    words: &mut Words<'_>,
+    which: impl Fn(&[u8]) -> Result<T, ErrorReply>,
+) -> Result<(Vec<Bytes>, T, u64), ErrorReply> {
     let numkeys: i64 = words
         .int()
         .map_err(|_| ErrorReply::new(ErrorCode::Syntax, "numkeys should be greater than 0"))?;
@@ -330,7 +459,7 @@ fn parse_mpop(words: &mut Words<'_>) -> Result<(Vec<Bytes>, End, u64), ErrorRepl
     let keys = (0..numkeys)
         .map(|_| words.key())
         .collect::<Result<Vec<_>, _>>()?;
-    let end = End::parse(words.word()?)?;
+    let end = which(words.word()?)?;
     let mut count = 1;
     let mut counted = false;
     words.options("syntax error", |name, words| {
@@ -397,6 +526,37 @@ impl BlockingCommand<Bytes> {
                     block_ms: Some(parse_timeout(timeout)?),
                 }
             }
+            opcode::ZMPOP | opcode::BZMPOP => {
+                let block_ms = if spec.opcode == opcode::BZMPOP {
+                    Some(parse_timeout(words.word()?)?)
+                } else {
+                    None
+                };
+                let (keys, max, count) = parse_zmpop(&mut words)?;
+                BlockingCommand::ZPop {
+                    keys,
+                    max,
+                    count: Some(count),
+                    block_ms,
+                }
+            }
+            opcode::BZPOPMIN | opcode::BZPOPMAX => {
+                let Some((timeout, keys)) = args.split_last().filter(|(_, keys)| !keys.is_empty())
+                else {
+                    return Err(words.arity());
+                };
+                let keys = keys
+                    .iter()
+                    .map(|_| words.key())
+                    .collect::<Result<Vec<_>, _>>()?;
+                words.word()?;
+                BlockingCommand::ZPop {
+                    keys,
+                    max: spec.opcode == opcode::BZPOPMAX,
+                    count: None,
+                    block_ms: Some(parse_timeout(timeout)?),
+                }
+            }
             opcode::BLMOVE => BlockingCommand::Move {
                 source: words.key()?,
                 destination: words.key()?,
@@ -433,6 +593,10 @@ mod tests {
             "BRPOP q 0",
             "BLMPOP 1.5 2 {q}a {q}b RIGHT",
             "BLMOVE {q}a {q}b LEFT RIGHT 10",
+            "ZMPOP 2 {z}a {z}b MAX COUNT 2",
+            "BZPOPMIN {z}a {z}b 1",
+            "BZPOPMAX z 0",
+            "BZMPOP 0.5 1 z MIN",
         ] {
             let command = parse(line).unwrap_or_else(|e| panic!("{line}: {e:?}"));
             let mut body = BytesMut::new();

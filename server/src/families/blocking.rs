@@ -1,8 +1,9 @@
-//! LMPOP and the blocking pops on one shard: one attempt now (all a TX, a replay or a
+//! LMPOP, ZMPOP and the blocking pops on one shard: one attempt now (all a TX, a replay or a
 //! replica ever makes), and serving the clients waiting on a list once a write fills it.
 
 use tessera_protocol::commands::lists::ListCommand;
 use tessera_protocol::commands::BlockingCommand;
+use tessera_protocol::commands::SortedSetCommand;
 
 use super::*;
 
@@ -52,6 +53,37 @@ pub fn apply<P: Payload>(keyspace: &mut Keyspace, command: &BlockingCommand<P>, 
             };
             lists::apply(keyspace, &lmove, now)
         }
+        BlockingCommand::ZPop {
+            keys, max, count, ..
+        } => {
+            for key in keys {
+                match keyspace.get(key.as_ref(), now) {
+                    None => continue,
+                    Some(Stored::SortedSet(_)) => {}
+                    Some(_) => return wrong_type(),
+                }
+                let pop = SortedSetCommand::Pop {
+                    key: key.as_ref(),
+                    count: count.unwrap_or(1),
+                    max: *max,
+                };
+                let popped = sorted_sets::apply(keyspace, &pop, now);
+                let key = Value::Bytes(Bytes::copy_from_slice(key.as_ref()));
+                return match (count, popped) {
+                    (Some(_), Value::Array(pairs)) => Value::Array(vec![key, Value::Array(pairs)]),
+                    // BZPOPMIN's one member comes flat: key, member, score.
+                    (None, Value::Array(mut pairs)) if !pairs.is_empty() => {
+                        let mut flat = vec![key];
+                        if let Value::Array(pair) = pairs.swap_remove(0) {
+                            flat.extend(pair);
+                        }
+                        Value::Array(flat)
+                    }
+                    (_, other) => other,
+                };
+            }
+            Value::Nil
+        }
     }
 }
 
@@ -71,8 +103,11 @@ pub fn serve_waiting(keyspace: &mut Keyspace, now: u64) {
         }
         for list in ready {
             while let Some(id) = keyspace.blocked.first_on(&list) {
-                let filled =
-                    matches!(keyspace.get(&list, now), Some(Stored::List(l)) if !l.is_empty());
+                let filled = match keyspace.get(&list, now) {
+                    Some(Stored::List(list)) => !list.is_empty(),
+                    Some(Stored::SortedSet(set)) => !set.is_empty(),
+                    _ => false,
+                };
                 if !filled {
                     break;
                 }

@@ -124,6 +124,10 @@ const ARITY: &[(&str, i32)] = &[
     ("BLMPOP", -5),
     ("BLMOVE", 6),
     ("BRPOPLPUSH", 4),
+    ("ZMPOP", -4),
+    ("BZPOPMIN", -3),
+    ("BZPOPMAX", -3),
+    ("BZMPOP", -5),
     ("SADD", -3),
     ("SREM", -3),
     ("SMEMBERS", 2),
@@ -331,10 +335,12 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
             words: args.to_vec(),
             shape: Some(Shape::NilArray),
         },
-        "BLPOP" | "BRPOP" | "BLMPOP" | "LMPOP" => Translated::Native {
-            words: args.to_vec(),
-            shape: Some(Shape::NilArray),
-        },
+        "BLPOP" | "BRPOP" | "BLMPOP" | "LMPOP" | "ZMPOP" | "BZPOPMIN" | "BZPOPMAX" | "BZMPOP" => {
+            Translated::Native {
+                words: args.to_vec(),
+                shape: Some(Shape::NilArray),
+            }
+        }
         "ZPOPMIN" | "ZPOPMAX" => {
             let shape = if rest.len() > 1 {
                 Shape::FlatPairs

@@ -870,6 +870,30 @@ fn blocking_samples() -> Vec<Command> {
             to: End::Left,
             block_ms: 100,
         }),
+        Command::Blocking(B::ZPop {
+            keys: vec![k("{z}a"), k("{z}b")],
+            max: true,
+            count: Some(3),
+            block_ms: None,
+        }),
+        Command::Blocking(B::ZPop {
+            keys: vec![k("z")],
+            max: false,
+            count: None,
+            block_ms: Some(0),
+        }),
+        Command::Blocking(B::ZPop {
+            keys: vec![k("z")],
+            max: true,
+            count: None,
+            block_ms: Some(10),
+        }),
+        Command::Blocking(B::ZPop {
+            keys: vec![k("z")],
+            max: false,
+            count: Some(1),
+            block_ms: Some(10),
+        }),
     ]
 }
 

@@ -471,3 +471,35 @@ fn sorted_sets_combine_with_weights_aggregates_and_plain_sets() {
         ErrorCode::WrongType
     ));
 }
+
+#[test]
+fn zset_pops_answer_flat_for_one_and_nested_for_a_count() {
+    let mut keyspace = Keyspace::new();
+    let run = |keyspace: &mut Keyspace, line: &str| {
+        let words: Vec<Bytes> = line
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        apply(keyspace, &Command::parse_words(&words).unwrap(), 1)
+    };
+    run(&mut keyspace, "ZADD {z}b 1 x 2 y 3 z");
+    assert_eq!(
+        run(&mut keyspace, "BZPOPMAX {z}a {z}b 0"),
+        Value::Array(vec![
+            Value::Bytes(b("{z}b")),
+            Value::Bytes(b("z")),
+            Value::Float(3.0)
+        ])
+    );
+    assert_eq!(
+        run(&mut keyspace, "ZMPOP 2 {z}a {z}b MIN COUNT 5"),
+        Value::Array(vec![
+            Value::Bytes(b("{z}b")),
+            Value::Array(vec![
+                Value::Array(vec![Value::Bytes(b("x")), Value::Float(1.0)]),
+                Value::Array(vec![Value::Bytes(b("y")), Value::Float(2.0)]),
+            ]),
+        ])
+    );
+    assert_eq!(run(&mut keyspace, "ZMPOP 1 {z}b MIN"), Value::Nil);
+}
