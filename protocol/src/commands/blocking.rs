@@ -423,7 +423,7 @@ fn parse_timeout(word: &[u8]) -> Result<u64, ErrorReply> {
 
 /// `numkeys key... LEFT|RIGHT [COUNT n]`, as LMPOP and BLMPOP take them.
 fn parse_mpop(words: &mut Words<'_>) -> Result<(Vec<Bytes>, End, u64), ErrorReply> {
-    parse_multi_pop(words, |word| End::parse(word))
+    parse_multi_pop(words, End::parse)
 }
 
 /// ZMPOP's and BZMPOP's `numkeys key... MIN|MAX [COUNT n]`: whether MAX.
