@@ -47,16 +47,16 @@ const fn row(
     reply: &'static str,
     summary: &'static str,
 ) -> CommandSpec {
-    CommandSpec {
+    super::spec_row(
         opcode,
         name,
         syntax,
         wire,
         reply,
         summary,
-        writes: true,
-        keys: KeySpec::OneSlot,
-    }
+        true,
+        KeySpec::OneSlot,
+    )
 }
 
 /// The family's rows of the command table, in opcode order.
@@ -421,6 +421,22 @@ fn parse_timeout(word: &[u8]) -> Result<u64, ErrorReply> {
     Ok(ms as u64)
 }
 
+/// BLPOP's and BZPOPMIN's `key [key ...] timeout`.
+fn keys_then_timeout(
+    words: &mut Words<'_>,
+    args: &[Bytes],
+) -> Result<(Vec<Bytes>, u64), ErrorReply> {
+    let Some((timeout, keys)) = args.split_last().filter(|(_, keys)| !keys.is_empty()) else {
+        return Err(words.arity());
+    };
+    let keys = keys
+        .iter()
+        .map(|_| words.key())
+        .collect::<Result<Vec<_>, _>>()?;
+    words.word()?;
+    Ok((keys, parse_timeout(timeout)?))
+}
+
 /// `numkeys key... LEFT|RIGHT [COUNT n]`, as LMPOP and BLMPOP take them.
 fn parse_mpop(words: &mut Words<'_>) -> Result<(Vec<Bytes>, End, u64), ErrorReply> {
     parse_multi_pop(words, End::parse)
@@ -506,15 +522,7 @@ impl BlockingCommand<Bytes> {
                 }
             }
             opcode::BLPOP | opcode::BRPOP => {
-                let Some((timeout, keys)) = args.split_last().filter(|(_, keys)| !keys.is_empty())
-                else {
-                    return Err(words.arity());
-                };
-                let keys = keys
-                    .iter()
-                    .map(|_| words.key())
-                    .collect::<Result<Vec<_>, _>>()?;
-                words.word()?;
+                let (keys, timeout) = keys_then_timeout(&mut words, args)?;
                 BlockingCommand::Pop {
                     keys,
                     end: if spec.opcode == opcode::BLPOP {
@@ -523,7 +531,7 @@ impl BlockingCommand<Bytes> {
                         End::Right
                     },
                     count: None,
-                    block_ms: Some(parse_timeout(timeout)?),
+                    block_ms: Some(timeout),
                 }
             }
             opcode::ZMPOP | opcode::BZMPOP => {
@@ -541,20 +549,12 @@ impl BlockingCommand<Bytes> {
                 }
             }
             opcode::BZPOPMIN | opcode::BZPOPMAX => {
-                let Some((timeout, keys)) = args.split_last().filter(|(_, keys)| !keys.is_empty())
-                else {
-                    return Err(words.arity());
-                };
-                let keys = keys
-                    .iter()
-                    .map(|_| words.key())
-                    .collect::<Result<Vec<_>, _>>()?;
-                words.word()?;
+                let (keys, timeout) = keys_then_timeout(&mut words, args)?;
                 BlockingCommand::ZPop {
                     keys,
                     max: spec.opcode == opcode::BZPOPMAX,
                     count: None,
-                    block_ms: Some(parse_timeout(timeout)?),
+                    block_ms: Some(timeout),
                 }
             }
             opcode::BLMOVE => BlockingCommand::Move {

@@ -144,6 +144,30 @@ pub struct CommandSpec {
     pub keys: KeySpec,
 }
 
+/// A row of the table, from its parts in the order the table shows them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) const fn spec_row(
+    opcode: u16,
+    name: &'static str,
+    syntax: &'static str,
+    wire: &'static str,
+    reply: &'static str,
+    summary: &'static str,
+    writes: bool,
+    keys: KeySpec,
+) -> CommandSpec {
+    CommandSpec {
+        opcode,
+        name,
+        syntax,
+        wire,
+        reply,
+        summary,
+        writes,
+        keys,
+    }
+}
+
 /// A row for a command with one key, which most families' rows are.
 pub(crate) const fn keyed_row(
     opcode: u16,
@@ -154,7 +178,7 @@ pub(crate) const fn keyed_row(
     summary: &'static str,
     writes: bool,
 ) -> CommandSpec {
-    CommandSpec {
+    spec_row(
         opcode,
         name,
         syntax,
@@ -162,8 +186,8 @@ pub(crate) const fn keyed_row(
         reply,
         summary,
         writes,
-        keys: KeySpec::Single,
-    }
+        KeySpec::Single,
+    )
 }
 
 /// Declares the families: the `Command` enum with one variant per family, its dispatch to

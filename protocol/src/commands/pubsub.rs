@@ -39,16 +39,7 @@ const fn row(
     summary: &'static str,
     keys: KeySpec,
 ) -> CommandSpec {
-    CommandSpec {
-        opcode,
-        name,
-        syntax,
-        wire,
-        reply,
-        summary,
-        writes: false,
-        keys,
-    }
+    super::spec_row(opcode, name, syntax, wire, reply, summary, false, keys)
 }
 
 /// The family's rows of the command table, in opcode order.

@@ -65,16 +65,7 @@ const fn row(
     writes: bool,
     keys: KeySpec,
 ) -> CommandSpec {
-    CommandSpec {
-        opcode,
-        name,
-        syntax,
-        wire,
-        reply,
-        summary,
-        writes,
-        keys,
-    }
+    super::spec_row(opcode, name, syntax, wire, reply, summary, writes, keys)
 }
 
 const ONE: KeySpec = KeySpec::Single;

@@ -39,7 +39,7 @@ const fn row(
     summary: &'static str,
     writes: bool,
 ) -> CommandSpec {
-    CommandSpec {
+    super::spec_row(
         opcode,
         name,
         syntax,
@@ -47,8 +47,8 @@ const fn row(
         reply,
         summary,
         writes,
-        keys: KeySpec::OneSlot,
-    }
+        KeySpec::OneSlot,
+    )
 }
 
 const COMBINE_WIRE: &str = "count:uvarint key:bytes*count weights:u8 [weight:f64*count if 1] aggregate:u8 (0 sum, 1 min, 2 max) withscores:u8";
