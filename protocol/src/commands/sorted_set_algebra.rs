@@ -484,7 +484,8 @@ impl SortedSetAlgebraCommand<Bytes> {
                     if name != b"LIMIT" {
                         return Ok(false);
                     }
-                    let n: i64 = words.int().map_err(|_| {
+                    let word = words.word().map_err(|_| syntax())?;
+                    let n: i64 = super::arg::parse_int(word).map_err(|_| {
                         ErrorReply::new(ErrorCode::Syntax, "LIMIT can't be negative")
                     })?;
                     limit = u64::try_from(n).map_err(|_| {

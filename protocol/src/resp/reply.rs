@@ -98,15 +98,33 @@ fn line(buf: &mut BytesMut, kind: u8, text: impl std::fmt::Display) {
     buf.put_slice(b"\r\n");
 }
 
-/// A double as Redis 7 prints one: the shortest text that reads back the same, `inf`,
-/// `-inf` and `nan`.
+/// A double as Redis 7.0 prints one (`%.17g`: 17 significant digits, trailing zeros
+/// dropped, an exponent past 16 or below -4), `inf`, `-inf` and `nan`.
 pub fn format_double(x: f64) -> String {
     if x.is_nan() {
-        "nan".into()
-    } else if x.is_infinite() {
-        if x > 0.0 { "inf" } else { "-inf" }.into()
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let scientific = format!("{x:.16e}");
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let trim = |text: &str| -> String {
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text.to_string()
+        }
+    };
+    if (-4..17).contains(&exponent) {
+        trim(&format!("{x:.*}", (16 - exponent) as usize))
     } else {
-        format!("{x}")
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exponent.abs())
     }
 }
 
@@ -169,6 +187,18 @@ mod tests {
         let mut buf = BytesMut::new();
         encode(&mut buf, value, version);
         String::from_utf8(buf.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn doubles_print_as_redis_7_0_prints_them() {
+        assert_eq!(format_double(1.5), "1.5");
+        assert_eq!(format_double(3.0), "3");
+        assert_eq!(format_double(0.1), "0.10000000000000001");
+        assert_eq!(format_double(-2.5e-5), "-2.5000000000000001e-05");
+        assert_eq!(format_double(f64::MAX), "1.7976931348623157e+308");
+        assert_eq!(format_double(1e16), "10000000000000000");
+        assert_eq!(format_double(1e17), "1e+17");
+        assert_eq!(format_double(f64::NEG_INFINITY), "-inf");
     }
 
     #[test]

@@ -331,9 +331,67 @@ pub fn apply<P: Payload>(
             let (from, to) = set.rank_span(*start, *stop);
             Ok(remove_ranks(set, from, to))
         }),
+        Z::RandMember { count, .. } => rand_member(keyspace, key, *count, now),
         _ => read(keyspace, key, now, command),
     };
     result.unwrap_or_else(Value::Error)
+}
+
+/// ZRANDMEMBER: ranks picked first (distinct for a positive count, with repeats for a
+/// negative one), then only the picked members copied out.
+fn rand_member(
+    keyspace: &mut Keyspace,
+    key: &[u8],
+    count: Option<(i64, bool)>,
+    now: u64,
+) -> Result<Value, ErrorReply> {
+    let len = match keyspace.get(key, now) {
+        Some(Stored::SortedSet(set)) => set.len(),
+        Some(_) => return Err(ErrorReply::new(ErrorCode::WrongType, WRONG_TYPE)),
+        None => 0,
+    };
+    let (wanted, with_scores) = count.unwrap_or((1, false));
+    if len == 0 {
+        return Ok(if count.is_some() {
+            Value::Array(vec![])
+        } else {
+            Value::Nil
+        });
+    }
+    let limit = keyspace.reply_limit;
+    within_reply_limit(wanted.unsigned_abs().saturating_mul(4) as usize, limit)?;
+    let picks: Vec<usize> = if wanted < 0 {
+        (0..wanted.unsigned_abs())
+            .map(|_| (keyspace.next_random() % len as u64) as usize)
+            .collect()
+    } else if wanted as usize >= len {
+        (0..len).collect()
+    } else {
+        let mut order: Vec<usize> = (0..len).collect();
+        for at in 0..wanted as usize {
+            let swap = at + (keyspace.next_random() % (len - at) as u64) as usize;
+            order.swap(at, swap);
+        }
+        order.truncate(wanted as usize);
+        order
+    };
+    let Some(Stored::SortedSet(set)) = keyspace.get(key, now) else {
+        return Ok(Value::Nil);
+    };
+    let entries = set.entries();
+    let size: usize = picks.iter().map(|&at| entries[at].0.len() + 8).sum();
+    within_reply_limit(size, limit)?;
+    let reply = |at: usize| {
+        let (member, score) = entries[at].clone();
+        match with_scores {
+            true => Value::Array(vec![Value::Bytes(member), Value::Float(score)]),
+            false => Value::Bytes(member),
+        }
+    };
+    Ok(match count {
+        None => reply(picks[0]),
+        Some(_) => Value::Array(picks.into_iter().map(reply).collect()),
+    })
 }
 
 /// ZADD (and ZINCRBY, as ZADD INCR) on `set`.

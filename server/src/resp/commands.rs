@@ -87,6 +87,7 @@ const ARITY: &[(&str, i32)] = &[
     ("ZREVRANK", -3),
     ("ZRANGE", -4),
     ("ZREVRANGE", -4),
+    ("ZRANDMEMBER", -2),
     ("ZUNION", -3),
     ("ZINTER", -3),
     ("ZDIFF", -3),
@@ -304,10 +305,21 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
         // ASYNC and SYNC choose how Redis frees memory; ours is freed as it goes.
         "FLUSHALL" | "FLUSHDB" => with("FLUSHALL", &[], None),
         "INFO" => with("INFO", &[], Some(Shape::InfoText)),
+        "ZRANDMEMBER" if has_word(rest, "WITHSCORES") => {
+            with("ZRANDMEMBER", rest, Some(Shape::FlatPairs))
+        }
         "HRANDFIELD" if has_word(rest, "WITHVALUES") => {
             with("HRANDFIELD", rest, Some(Shape::FlatPairs))
         }
         // The older range commands are ZRANGE's forms since Redis 6.2.
+        // Their forms are fixed by their names: ZRANGE's own options are refused.
+        "ZREVRANGE" | "ZRANGEBYSCORE" | "ZREVRANGEBYSCORE"
+            if ["BYSCORE", "BYLEX", "REV"]
+                .iter()
+                .any(|w| has_word(&rest[3..], w)) =>
+        {
+            Translated::Refused(Value::error(ErrorCode::Syntax, "syntax error"))
+        }
         "ZREVRANGE" | "ZRANGEBYSCORE" | "ZREVRANGEBYSCORE" => {
             let mut words = vec![
                 word("ZRANGE"),

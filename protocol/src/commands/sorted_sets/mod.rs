@@ -46,6 +46,8 @@ pub mod opcode {
     pub const ZREMRANGEBYSCORE: u16 = 0x00dc;
     /// ZREMRANGEBYRANK
     pub const ZREMRANGEBYRANK: u16 = 0x00dd;
+    /// ZRANDMEMBER
+    pub const ZRANDMEMBER: u16 = 0x00de;
 }
 
 const fn row(
@@ -93,6 +95,10 @@ pub(super) const ROWS: &[CommandSpec] = &[
         "INT members removed", "Removes the members in a score range."),
     row(opcode::ZREMRANGEBYRANK, true, "ZREMRANGEBYRANK", "key start stop", "key:bytes start:ivarint stop:ivarint",
         "INT members removed", "Removes the members in a rank range."),
+    row(opcode::ZRANDMEMBER, false, "ZRANDMEMBER", "key [count [WITHSCORES]]",
+        "key:bytes has_count:u8 [count:ivarint with_scores:u8 if 1]",
+        "without a count: BYTES a member, or NIL; with one: ARRAY of distinct members (a negative count: that many picks, repeats allowed), or of [member, score] pairs",
+        "Picks members at random."),
 ];
 
 /// ZADD flag bits on the wire.
@@ -265,6 +271,13 @@ pub enum SortedSetCommand<P = Bytes> {
         /// Last rank.
         stop: i64,
     },
+    /// ZRANDMEMBER key [count [WITHSCORES]]
+    RandMember {
+        /// Sorted set.
+        key: P,
+        /// How many, and whether with their scores; `None` for one member alone.
+        count: Option<(i64, bool)>,
+    },
 }
 
 impl<P: Payload> SortedSetCommand<P> {
@@ -286,6 +299,7 @@ impl<P: Payload> SortedSetCommand<P> {
             Z::Pop { .. } => opcode::ZPOPMAX,
             Z::RemRangeByScore { .. } => opcode::ZREMRANGEBYSCORE,
             Z::RemRangeByRank { .. } => opcode::ZREMRANGEBYRANK,
+            Z::RandMember { .. } => opcode::ZRANDMEMBER,
         }
     }
 
@@ -304,7 +318,8 @@ impl<P: Payload> SortedSetCommand<P> {
             | Z::Count { key, .. }
             | Z::Pop { key, .. }
             | Z::RemRangeByScore { key, .. }
-            | Z::RemRangeByRank { key, .. } => key,
+            | Z::RemRangeByRank { key, .. }
+            | Z::RandMember { key, .. } => key,
         })
     }
 
@@ -381,6 +396,14 @@ impl<P: Payload> SortedSetCommand<P> {
                 put_ivarint(buf, *start);
                 put_ivarint(buf, *stop);
             }
+            Z::RandMember { count, .. } => match count {
+                None => buf.put_u8(0),
+                Some((n, with_scores)) => {
+                    buf.put_u8(1);
+                    put_ivarint(buf, *n);
+                    buf.put_u8(u8::from(*with_scores));
+                }
+            },
         }
     }
 
@@ -483,6 +506,14 @@ impl<P: Payload> SortedSetCommand<P> {
                 start: r.ivarint()?,
                 stop: r.ivarint()?,
             },
+            opcode::ZRANDMEMBER => Z::RandMember {
+                key,
+                count: if read_flag(r)? {
+                    Some((r.ivarint()?, read_flag(r)?))
+                } else {
+                    None
+                },
+            },
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -559,6 +590,10 @@ impl<P: Payload> SortedSetCommand<P> {
                 key: own(key),
                 start: *start,
                 stop: *stop,
+            },
+            Z::RandMember { key, count } => Z::RandMember {
+                key: own(key),
+                count: *count,
             },
         }
     }

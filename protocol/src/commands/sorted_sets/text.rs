@@ -71,6 +71,25 @@ impl SortedSetCommand<Bytes> {
                     max: spec.opcode == opcode::ZPOPMAX,
                 }
             }
+            opcode::ZRANDMEMBER => Z::RandMember {
+                key,
+                count: match words.remaining() {
+                    0 => None,
+                    _ => {
+                        let n: i64 = words.int()?;
+                        let with_scores = words.eat("WITHSCORES");
+                        // Redis's bound: a pair count past it would overflow.
+                        let bound = if with_scores { i64::MAX / 2 } else { i64::MAX };
+                        if !(-bound..=bound).contains(&n) {
+                            return Err(ErrorReply::new(
+                                ErrorCode::Syntax,
+                                "value is out of range",
+                            ));
+                        }
+                        Some((n, with_scores))
+                    }
+                },
+            },
             opcode::ZREMRANGEBYRANK => Z::RemRangeByRank {
                 key,
                 start: words.int()?,

@@ -29,6 +29,7 @@ pub(super) fn samples() -> Vec<Command> {
         string_samples(),
         blocking_samples(),
         pubsub_samples(),
+        zrandmember_samples(),
         sorted_set_algebra_samples(),
         vec![Command::Transactions(TxCommand::Tx(vec![
             Command::Keys(KeyCommand::Get(Bytes::from_static(b"{u}a"))),
@@ -426,6 +427,21 @@ fn geo_samples() -> Vec<Command> {
 }
 
 /// Hashes.
+fn zrandmember_samples() -> Vec<Command> {
+    use crate::commands::SortedSetCommand as Z;
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    vec![
+        Command::SortedSets(Z::RandMember {
+            key: k("z"),
+            count: None,
+        }),
+        Command::SortedSets(Z::RandMember {
+            key: k("z"),
+            count: Some((-3, true)),
+        }),
+    ]
+}
+
 fn hash_samples() -> Vec<Command> {
     let k = |s: &'static str| Bytes::from_static(s.as_bytes());
     vec![
