@@ -28,6 +28,8 @@ pub mod opcode {
     pub const ZDIFFSTORE: u16 = 0x0195;
     /// ZINTERCARD
     pub const ZINTERCARD: u16 = 0x0196;
+    /// ZRANGESTORE
+    pub const ZRANGESTORE: u16 = 0x0197;
 }
 
 const fn row(
@@ -119,6 +121,15 @@ pub(super) const ROWS: &[CommandSpec] = &[
         "Counts an intersection without building it.",
         false,
     ),
+    row(
+        opcode::ZRANGESTORE,
+        "ZRANGESTORE",
+        "destination source start stop [BYSCORE] [REV] [LIMIT offset count]",
+        "destination:bytes range:bytes (a ZRANGE body without WITHSCORES)",
+        "INT members stored (an empty range deletes the destination)",
+        "ZRANGE into a key, scores kept.",
+        true,
+    ),
 ];
 
 /// How the sets combine.
@@ -175,6 +186,13 @@ pub enum SortedSetAlgebraCommand<P = Bytes> {
         destination: P,
         /// The sets and how they combine.
         inputs: Inputs<P>,
+    },
+    /// ZRANGESTORE destination source ...
+    RangeStore {
+        /// Where the range goes.
+        destination: P,
+        /// The ZRANGE it stores (never WITHSCORES).
+        range: super::SortedSetCommand<P>,
     },
     /// ZINTERCARD numkeys key... [LIMIT n]
     InterCard {
@@ -257,13 +275,15 @@ impl<P: Payload> SortedSetAlgebraCommand<P> {
             } => opcode::ZINTERSTORE,
             C::Store { .. } => opcode::ZDIFFSTORE,
             C::InterCard { .. } => opcode::ZINTERCARD,
+            C::RangeStore { .. } => opcode::ZRANGESTORE,
         }
     }
 
     /// The key that names the slot: the destination, or the first input.
     pub fn single_key(&self) -> Option<&P> {
         match self {
-            SortedSetAlgebraCommand::Store { destination, .. } => Some(destination),
+            SortedSetAlgebraCommand::Store { destination, .. }
+            | SortedSetAlgebraCommand::RangeStore { destination, .. } => Some(destination),
             SortedSetAlgebraCommand::Combine { inputs, .. } => inputs.keys.first(),
             SortedSetAlgebraCommand::InterCard { keys, .. } => keys.first(),
         }
@@ -282,6 +302,13 @@ impl<P: Payload> SortedSetAlgebraCommand<P> {
             }
             SortedSetAlgebraCommand::Combine { inputs, .. } => &inputs.keys,
             SortedSetAlgebraCommand::InterCard { keys, .. } => keys,
+            SortedSetAlgebraCommand::RangeStore { destination, range } => {
+                visit(destination.as_ref());
+                if let Some(source) = range.single_key() {
+                    visit(source.as_ref());
+                }
+                return;
+            }
         };
         keys.iter().for_each(|key| visit(key.as_ref()));
     }
@@ -317,6 +344,13 @@ impl<P: Payload> SortedSetAlgebraCommand<P> {
                 put_list(buf, keys);
                 put_uvarint(buf, *limit);
             }
+            SortedSetAlgebraCommand::RangeStore { destination, range } => {
+                put_bytes(buf, destination.as_ref());
+                let mut body = BytesMut::new();
+                body.put_u16_le(range.opcode());
+                range.encode(&mut body);
+                put_bytes(buf, &body);
+            }
         }
     }
 
@@ -343,6 +377,21 @@ impl<P: Payload> SortedSetAlgebraCommand<P> {
                 keys: read_keys(r)?,
                 limit: r.uvarint()?,
             },
+            opcode::ZRANGESTORE => {
+                let destination = read_key(r)?;
+                let body = r.bytes()?;
+                if body.as_ref().get(..2) != Some(&super::opcode::ZRANGE.to_le_bytes()[..]) {
+                    return Err(DecodeError::Invalid("ZRANGESTORE carries a ZRANGE"));
+                }
+                match super::Command::decode(body)? {
+                    super::Command::SortedSets(
+                        range @ super::SortedSetCommand::Range {
+                            with_scores: false, ..
+                        },
+                    ) => SortedSetAlgebraCommand::RangeStore { destination, range },
+                    _ => return Err(DecodeError::Invalid("ZRANGESTORE carries a ZRANGE")),
+                }
+            }
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }
@@ -378,6 +427,12 @@ impl<P: Payload> SortedSetAlgebraCommand<P> {
                 SortedSetAlgebraCommand::InterCard {
                     keys: keys.iter().map(own).collect(),
                     limit: *limit,
+                }
+            }
+            SortedSetAlgebraCommand::RangeStore { destination, range } => {
+                SortedSetAlgebraCommand::RangeStore {
+                    destination: own(destination),
+                    range: range.to_owned_bytes(),
                 }
             }
         }
@@ -477,6 +532,19 @@ impl SortedSetAlgebraCommand<Bytes> {
                     inputs,
                 }
             }
+            opcode::ZRANGESTORE => {
+                let destination = words.key()?;
+                let mut range_words = vec![Bytes::from_static(b"ZRANGE")];
+                range_words.extend(words.rest().iter().cloned());
+                match super::Command::parse_words(&range_words)? {
+                    super::Command::SortedSets(
+                        range @ super::SortedSetCommand::Range {
+                            with_scores: false, ..
+                        },
+                    ) => SortedSetAlgebraCommand::RangeStore { destination, range },
+                    _ => return Err(syntax()),
+                }
+            }
             opcode::ZINTERCARD => {
                 let keys = parse_keys(&mut words, spec.name)?;
                 let mut limit = 0;
@@ -523,6 +591,8 @@ mod tests {
             "ZINTERSTORE {z}d 2 {z}a {z}b WEIGHTS 1 -1",
             "ZDIFFSTORE {z}d 1 {z}a",
             "ZINTERCARD 2 {z}a {z}b LIMIT 5",
+            "ZRANGESTORE {z}d {z}a 0 -1",
+            "ZRANGESTORE {z}d {z}a 5 0 BYSCORE REV LIMIT 0 2",
         ] {
             let command = parse(line).unwrap_or_else(|e| panic!("{line}: {e:?}"));
             let mut body = BytesMut::new();
@@ -549,5 +619,6 @@ mod tests {
             message("ZINTERCARD 1 a LIMIT -1"),
             "LIMIT can't be negative"
         );
+        assert_eq!(message("ZRANGESTORE d a 0 -1 WITHSCORES"), "syntax error");
     }
 }

@@ -43,18 +43,33 @@ pub fn apply<P: Payload>(
             destination,
             inputs,
         } => match combine(keyspace, *op, inputs, now) {
-            Ok(entries) => {
-                let stored = entries.len() as i64;
-                let destination = destination.as_ref();
-                keyspace.remove(destination, now);
-                if stored > 0 {
-                    let set = Stored::SortedSet(ScoreSet::from_entries(entries));
-                    keyspace.insert(destination, set, None, now);
-                }
-                Value::Int(stored)
-            }
+            Ok(entries) => store(keyspace, destination.as_ref(), entries, now),
             Err(error) => error,
         },
+        SortedSetAlgebraCommand::RangeStore { destination, range } => {
+            let SortedSetCommand::Range {
+                key,
+                selection,
+                rev,
+                limit,
+                ..
+            } = range
+            else {
+                return Value::error(ErrorCode::Internal, "ZRANGESTORE carries a ZRANGE");
+            };
+            let entries = match super::sorted_sets::range_entries(
+                keyspace,
+                key.as_ref(),
+                *selection,
+                *rev,
+                *limit,
+                now,
+            ) {
+                Ok(entries) => entries,
+                Err(error) => return error,
+            };
+            store(keyspace, destination.as_ref(), entries, now)
+        }
         SortedSetAlgebraCommand::InterCard { keys, limit } => {
             let inputs = Inputs {
                 keys: keys
@@ -77,6 +92,23 @@ pub fn apply<P: Payload>(
             }
         }
     }
+}
+
+/// Replaces `destination` with a sorted set of `entries` (none deletes it); answers how
+/// many were stored.
+fn store(
+    keyspace: &mut Keyspace,
+    destination: &[u8],
+    entries: Vec<(Bytes, f64)>,
+    now: u64,
+) -> Value {
+    let stored = entries.len() as i64;
+    keyspace.remove(destination, now);
+    if stored > 0 {
+        let set = Stored::SortedSet(ScoreSet::from_entries(entries));
+        keyspace.insert(destination, set, None, now);
+    }
+    Value::Int(stored)
 }
 
 /// A sorted set's entries, a set's members at score 1, or none for a missing key.

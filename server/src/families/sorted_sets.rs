@@ -492,6 +492,29 @@ pub fn range_members<'a>(
     }
 }
 
+/// The entries ZRANGE would select, with their scores, for ZRANGESTORE (which stores
+/// them, so no reply bound applies).
+///
+/// # Errors
+/// WRONGTYPE for a key of another kind.
+pub fn range_entries(
+    keyspace: &mut Keyspace,
+    key: &[u8],
+    selection: Selection,
+    rev: bool,
+    limit: Option<(i64, i64)>,
+    now: u64,
+) -> Result<Vec<(Bytes, f64)>, Value> {
+    match keyspace.get(key, now) {
+        Some(Stored::SortedSet(set)) => {
+            let (from, to) = set.select(selection, rev, limit);
+            Ok(set.ranks(from, to))
+        }
+        Some(_) => Err(wrong_type()),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// Bytes a ZRANGE reply counts per member besides the member itself (its score).
 const PER_MEMBER: usize = 9;
 

@@ -95,6 +95,7 @@ const ARITY: &[(&str, i32)] = &[
     ("ZINTERSTORE", -4),
     ("ZDIFFSTORE", -4),
     ("ZINTERCARD", -3),
+    ("ZRANGESTORE", -5),
     ("ZRANGEBYSCORE", -4),
     ("ZREVRANGEBYSCORE", -4),
     ("ZCARD", 2),

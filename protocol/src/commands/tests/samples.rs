@@ -963,6 +963,16 @@ fn sorted_set_algebra_samples() -> Vec<Command> {
             inputs: inputs(None, Aggregate::Sum),
         }));
     }
+    samples.push(Command::SortedSetAlgebra(A::RangeStore {
+        destination: k("{z}d"),
+        range: SortedSetCommand::Range {
+            key: k("{z}a"),
+            selection: sorted_sets::Selection::Rank { start: 0, stop: -1 },
+            rev: true,
+            limit: None,
+            with_scores: false,
+        },
+    }));
     samples.push(Command::SortedSetAlgebra(A::InterCard {
         keys: vec![k("{z}a"), k("{z}b")],
         limit: 3,
