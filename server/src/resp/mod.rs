@@ -123,6 +123,7 @@ fn run(
     }
     let acl = &shard.node.acl;
     match name.as_str() {
+        "PING" if args.len() > 2 => reply(&commands::wrong_arity(&args[0])),
         "PING" if pubsub::subscribed_pong(out, args.get(1)).is_some() => {
             reply(&pubsub::subscribed_pong(out, args.get(1)).unwrap_or(Value::Nil));
         }
