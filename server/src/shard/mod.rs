@@ -57,6 +57,9 @@ pub type Job = Box<dyn FnOnce(&Rc<Shard>) + Send>;
 
 /// The most keys one write evicts; a write needing more goes ahead and the next evicts on.
 const MAX_EVICTIONS_PER_WRITE: usize = 1_000;
+/// Below maxmemory by more than this, a write trusts the millisecond's cached heap
+/// reading; closer, it reads the allocator's count itself.
+const FRESH_READ_MARGIN: usize = 4 << 20;
 
 /// Geo members looked at per index per expiry tick, to free lapsed ones.
 const GEO_SWEEP_BUDGET: usize = 2_000;
@@ -530,11 +533,15 @@ impl Shard {
             return None;
         }
         let limit = self.node.maxmemory;
-        if self.heap_used(now) <= limit || frees_memory(spec.name) {
+        // Far below the limit a reading up to a millisecond old will do; near it every
+        // write reads afresh, since the writes earlier in this millisecond (and deletes)
+        // are not in a cached reading: trusting it let a millisecond's writes through
+        // unchecked, past maxmemory.
+        if self.heap_used(now).saturating_add(FRESH_READ_MARGIN) <= limit
+            || frees_memory(spec.name)
+        {
             return None;
         }
-        // The reading may be from before a delete earlier in this millisecond: refuse, or
-        // evict, only on a fresh one.
         let used = crate::memory::used();
         self.heap_seen.set((now, used));
         if used <= limit {
