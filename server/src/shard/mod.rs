@@ -537,8 +537,7 @@ impl Shard {
         // write reads afresh, since the writes earlier in this millisecond (and deletes)
         // are not in a cached reading: trusting it let a millisecond's writes through
         // unchecked, past maxmemory.
-        if self.heap_used(now).saturating_add(FRESH_READ_MARGIN) <= limit
-            || frees_memory(spec.name)
+        if self.heap_used(now).saturating_add(FRESH_READ_MARGIN) <= limit || frees_memory(spec.name)
         {
             return None;
         }
