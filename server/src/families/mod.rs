@@ -661,6 +661,25 @@ fn change_collection<T: ?Sized>(
     }
 }
 
+/// Positions in `0..len` picked at random for HRANDFIELD and ZRANDMEMBER: `wanted`
+/// distinct ones (all of them if it is at least `len`), or for a negative `wanted` that
+/// many picks with repeats.
+fn random_positions(keyspace: &mut Keyspace, len: usize, wanted: i64) -> Vec<usize> {
+    if wanted < 0 {
+        return (0..wanted.unsigned_abs())
+            .map(|_| (keyspace.next_random() % len as u64) as usize)
+            .collect();
+    }
+    let wanted = (wanted as usize).min(len);
+    let mut order: Vec<usize> = (0..len).collect();
+    for at in 0..wanted {
+        let swap = at + (keyspace.next_random() % (len - at) as u64) as usize;
+        order.swap(at, swap);
+    }
+    order.truncate(wanted);
+    order
+}
+
 /// What a WRONGTYPE error says.
 const WRONG_TYPE: &str = "the key holds a value of another kind";
 

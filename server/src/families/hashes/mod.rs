@@ -157,21 +157,7 @@ fn rand_field(
     // Each pick costs at least a few bytes of reply: refuse a count no reply could hold
     // before drawing a single one.
     super::within_reply_limit(wanted.unsigned_abs().saturating_mul(4) as usize, limit)?;
-    let picks: Vec<usize> = if wanted < 0 {
-        (0..wanted.unsigned_abs())
-            .map(|_| (keyspace.next_random() % len as u64) as usize)
-            .collect()
-    } else if wanted as usize >= len {
-        (0..len).collect()
-    } else {
-        let mut order: Vec<usize> = (0..len).collect();
-        for at in 0..wanted as usize {
-            let swap = at + (keyspace.next_random() % (len - at) as u64) as usize;
-            order.swap(at, swap);
-        }
-        order.truncate(wanted as usize);
-        order
-    };
+    let picks = super::random_positions(keyspace, len, wanted);
     let Some(Stored::Hash(fields)) = keyspace.get(key, now) else {
         return Ok(Value::Nil);
     };
