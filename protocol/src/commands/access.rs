@@ -116,6 +116,7 @@ impl<P: Payload> Command<P> {
             Command::Transactions(tx) => tx.for_each_key(visit),
             Command::Blocking(blocking) => blocking.for_each_key(visit),
             Command::SortedSetAlgebra(algebra) => algebra.for_each_key(visit),
+            Command::GeoSets(geo) => geo.for_each_key(visit),
             Command::Keyspace(keyspace) => {
                 if let Some(key) = keyspace.single_key() {
                     visit(key.as_ref());

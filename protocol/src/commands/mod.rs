@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod counters;
 pub mod dedup;
 pub mod geo;
+pub mod geo_sets;
 pub mod hashes;
 pub mod idem;
 pub mod inventory;
@@ -45,6 +46,7 @@ pub use cluster::ClusterCommand;
 pub use counters::{CounterCommand, MAX_ID_BLOCK};
 pub use dedup::DedupCommand;
 pub use geo::GeoCommand;
+pub use geo_sets::GeoSetCommand;
 pub use hashes::HashCommand;
 pub use idem::{IdemCommand, DEFAULT_LEASE_MS};
 pub use inventory::{split_reservation_handle, InventoryCommand};
@@ -81,6 +83,7 @@ pub mod opcode {
     pub use super::counters::opcode::*;
     pub use super::dedup::opcode::*;
     pub use super::geo::opcode::*;
+    pub use super::geo_sets::opcode::*;
     pub use super::hashes::opcode::*;
     pub use super::idem::opcode::*;
     pub use super::inventory::opcode::*;
@@ -334,6 +337,8 @@ families! {
     PubSub(pubsub::PubSubCommand),
     /// ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD.
     SortedSetAlgebra(sorted_set_algebra::SortedSetAlgebraCommand),
+    /// GEOADD, GEOPOS, GEODIST, GEOHASH, GEOSEARCH, GEOSEARCHSTORE: Redis's geo sets.
+    GeoSets(geo_sets::GeoSetCommand),
 }
 
 const fn row_count() -> usize {

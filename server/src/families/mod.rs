@@ -29,6 +29,7 @@ pub mod blocking;
 pub mod counters;
 pub mod dedup;
 pub mod geo;
+pub mod geo_sets;
 pub mod hashes;
 pub mod idem;
 pub mod inventory;
@@ -526,6 +527,7 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         Command::Transactions(TxCommand::Tx(commands)) => run_transaction(keyspace, commands, now),
         Command::Blocking(command) => blocking::apply(keyspace, command, now),
         Command::SortedSetAlgebra(command) => sorted_set_algebra::apply(keyspace, command, now),
+        Command::GeoSets(command) => geo_sets::apply(keyspace, command, now),
         Command::PubSub(_) => {
             Value::error(ErrorCode::Internal, "pub/sub is the node's, not a shard's")
         }

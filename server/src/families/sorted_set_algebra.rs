@@ -96,7 +96,7 @@ pub fn apply<P: Payload>(
 
 /// Replaces `destination` with a sorted set of `entries` (none deletes it); answers how
 /// many were stored.
-fn store(
+pub(crate) fn store(
     keyspace: &mut Keyspace,
     destination: &[u8],
     entries: Vec<(Bytes, f64)>,

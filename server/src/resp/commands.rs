@@ -130,6 +130,16 @@ const ARITY: &[(&str, i32)] = &[
     ("BZPOPMIN", -3),
     ("BZPOPMAX", -3),
     ("BZMPOP", -5),
+    ("GEOADD", -5),
+    ("GEOPOS", -2),
+    ("GEODIST", -4),
+    ("GEOHASH", -2),
+    ("GEOSEARCH", -7),
+    ("GEOSEARCHSTORE", -8),
+    ("GEORADIUS", -6),
+    ("GEORADIUS_RO", -6),
+    ("GEORADIUSBYMEMBER", -5),
+    ("GEORADIUSBYMEMBER_RO", -5),
     ("SADD", -3),
     ("SREM", -3),
     ("SMEMBERS", 2),
@@ -338,6 +348,9 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
             let shape = has_word(rest, "WITHSCORES").then_some(Shape::FlatPairs);
             Translated::Native { words, shape }
         }
+        "GEORADIUS" | "GEORADIUS_RO" | "GEORADIUSBYMEMBER" | "GEORADIUSBYMEMBER_RO" => {
+            georadius(name, rest)
+        }
         "ZUNION" | "ZINTER" | "ZDIFF" if has_word(rest, "WITHSCORES") => Translated::Native {
             words: args.to_vec(),
             shape: Some(Shape::FlatPairs),
@@ -370,6 +383,70 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
             shape: None,
         },
     }
+}
+
+/// GEORADIUS and GEORADIUSBYMEMBER (and their read-only forms) as the GEOSEARCH or
+/// GEOSEARCHSTORE they have been since Redis 6.2: the centre and radius moved into
+/// FROMLONLAT/FROMMEMBER and BYRADIUS, STORE and STOREDIST into GEOSEARCHSTORE.
+fn georadius(name: &str, rest: &[Bytes]) -> Translated {
+    let word = |w: &'static str| Bytes::from_static(w.as_bytes());
+    let by_member = name.starts_with("GEORADIUSBYMEMBER");
+    let (center, options) = if by_member {
+        (vec![word("FROMMEMBER"), rest[1].clone()], &rest[2..])
+    } else {
+        (
+            vec![word("FROMLONLAT"), rest[1].clone(), rest[2].clone()],
+            &rest[3..],
+        )
+    };
+    let mut search = vec![rest[0].clone()];
+    search.extend(center);
+    search.push(word("BYRADIUS"));
+    search.extend(options[..2].iter().cloned());
+    let mut store = None;
+    let mut at = 2;
+    while at < options.len() {
+        let option = &options[at];
+        let has_value = at + 1 < options.len();
+        let storing =
+            option.eq_ignore_ascii_case(b"STORE") || option.eq_ignore_ascii_case(b"STOREDIST");
+        if storing && has_value && !name.ends_with("_RO") {
+            store = Some((
+                options[at + 1].clone(),
+                option.eq_ignore_ascii_case(b"STOREDIST"),
+            ));
+            at += 2;
+            continue;
+        }
+        if option.eq_ignore_ascii_case(b"COUNT") && has_value {
+            search.extend(options[at..at + 2].iter().cloned());
+            at += 2;
+            continue;
+        }
+        search.push(option.clone());
+        at += 1;
+    }
+    let Some((destination, by_distance)) = store else {
+        return Translated::Native {
+            words: std::iter::once(word("GEOSEARCH")).chain(search).collect(),
+            shape: None,
+        };
+    };
+    if ["WITHDIST", "WITHHASH", "WITHCOORD"]
+        .iter()
+        .any(|w| has_word(&search, w))
+    {
+        return Translated::Refused(Value::error(
+            ErrorCode::Syntax,
+            "STORE option in GEORADIUS is not compatible with WITHDIST, WITHHASH and WITHCOORD options",
+        ));
+    }
+    let mut words = vec![word("GEOSEARCHSTORE"), destination];
+    words.extend(search);
+    if by_distance {
+        words.push(word("STOREDIST"));
+    }
+    Translated::Native { words, shape: None }
 }
 
 fn has_word(args: &[Bytes], word: &str) -> bool {
@@ -413,6 +490,23 @@ mod tests {
         assert_eq!(native("RPOPLPUSH a b"), words("LMOVE a b RIGHT LEFT"));
         assert_eq!(native("FLUSHDB ASYNC"), words("FLUSHALL"));
         assert_eq!(native("GET k"), words("GET k"));
+        assert_eq!(
+            native("GEORADIUS g 15 37 200 km WITHDIST COUNT 2 ASC"),
+            words("GEOSEARCH g FROMLONLAT 15 37 BYRADIUS 200 km WITHDIST COUNT 2 ASC")
+        );
+        assert_eq!(
+            native("georadiusbymember {g}a m 7 km store {g}b"),
+            words("GEOSEARCHSTORE {g}b {g}a FROMMEMBER m BYRADIUS 7 km")
+        );
+        assert_eq!(
+            native("GEORADIUS {g}a 1 2 3 m STOREDIST {g}b COUNT 1"),
+            words("GEOSEARCHSTORE {g}b {g}a FROMLONLAT 1 2 BYRADIUS 3 m COUNT 1 STOREDIST")
+        );
+        // The read-only forms pass STORE on, for GEOSEARCH to refuse.
+        assert_eq!(
+            native("GEORADIUS_RO g 1 2 3 m STORE x"),
+            words("GEOSEARCH g FROMLONLAT 1 2 BYRADIUS 3 m STORE x")
+        );
     }
 
     #[test]

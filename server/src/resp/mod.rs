@@ -426,7 +426,8 @@ fn key_positions(name: &str) -> (i64, i64) {
         | "PUNSUBSCRIBE" | "PUBLISH" | "PUBSUB" | "RANDOMKEY" | "DBSIZE" | "FLUSHALL"
         | "FLUSHDB" | "INFO" | "WAIT" | "READONLY" | "READWRITE" | "CONFIG" | "FUNCTION"
         | "KEYS" | "SCAN" => (0, 0),
-        "RENAME" | "RENAMENX" | "LMOVE" | "RPOPLPUSH" | "SMOVE" | "BLMOVE" | "BRPOPLPUSH" => (1, 2),
+        "RENAME" | "RENAMENX" | "LMOVE" | "RPOPLPUSH" | "SMOVE" | "BLMOVE" | "BRPOPLPUSH"
+        | "GEOSEARCHSTORE" => (1, 2),
         "BLPOP" | "BRPOP" | "BZPOPMIN" | "BZPOPMAX" => (1, -2),
         "SINTER" | "SUNION" | "SDIFF" | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" | "WATCH" => {
             (1, -1)

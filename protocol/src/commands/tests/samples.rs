@@ -31,6 +31,7 @@ pub(super) fn samples() -> Vec<Command> {
         pubsub_samples(),
         zrandmember_samples(),
         sorted_set_algebra_samples(),
+        geo_set_samples(),
         vec![Command::Transactions(TxCommand::Tx(vec![
             Command::Keys(KeyCommand::Get(Bytes::from_static(b"{u}a"))),
             Command::Keys(KeyCommand::Del(vec![Bytes::from_static(b"{u}b")])),
@@ -978,4 +979,60 @@ fn sorted_set_algebra_samples() -> Vec<Command> {
         limit: 3,
     }));
     samples
+}
+
+fn geo_set_samples() -> Vec<Command> {
+    use crate::commands::geo_sets::{
+        with, AddCondition, Area, Center, GeoSetCommand as G, Order, Point, Query, Unit,
+    };
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    let point = |longitude, latitude| Point::new(longitude, latitude).unwrap();
+    let query = |center, area, with| Query {
+        center,
+        area,
+        unit: Unit::Kilometers,
+        order: Order::Nearest,
+        count: 3,
+        any: true,
+        with,
+    };
+    vec![
+        Command::GeoSets(G::Add {
+            key: k("g"),
+            condition: AddCondition::IfPresent,
+            changed: true,
+            points: vec![(point(13.361389, 38.115556), k("Palermo"))],
+        }),
+        Command::GeoSets(G::Pos {
+            key: k("g"),
+            members: vec![k("a"), k("b")],
+        }),
+        Command::GeoSets(G::Dist {
+            key: k("g"),
+            from: k("a"),
+            to: k("b"),
+            unit: Unit::Miles,
+        }),
+        Command::GeoSets(G::Hash {
+            key: k("g"),
+            members: vec![k("a")],
+        }),
+        Command::GeoSets(G::Search {
+            key: k("g"),
+            query: query(
+                Center::Member(k("a")),
+                Area::Box {
+                    width: 4.0,
+                    height: 2.0,
+                },
+                with::ALL,
+            ),
+        }),
+        Command::GeoSets(G::SearchStore {
+            destination: k("{g}d"),
+            source: k("{g}s"),
+            query: query(Center::Point(point(15.0, 37.0)), Area::Radius(200.0), 0),
+            store_distance: true,
+        }),
+    ]
 }
