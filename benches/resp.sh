@@ -6,12 +6,18 @@
 #   benches/resp.sh [REQUESTS] [SHARDS]
 #     REQUESTS per test (default 200000), SHARDS for Tessera (default 1: Redis runs one
 #     thread of commands).
+#   RESP_TESTS      redis-benchmark -t tests (default set,get,incr,hset,zadd; "" for none)
+#   RESP_COMMANDS   commands in redis-benchmark's custom form, separated by "|"
+#                   (__rand_int__ is replaced by a number below 100000)
+#   RESP_SETUP      a file of RESP requests loaded into both servers first (redis-cli --pipe)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 requests=${1:-200000}
 shards=${2:-1}
-tests=${RESP_TESTS:-set,get,incr,hset,zadd}
+tests=${RESP_TESTS-set,get,incr,hset,zadd}
+custom=${RESP_COMMANDS:-}
+setup=${RESP_SETUP:-}
 
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
   echo "installing redis-server and redis-tools from Debian" >&2
@@ -34,13 +40,19 @@ trap 'kill $tessera_pid $redis_pid 2>/dev/null; rm -f "$out"' EXIT
 for _ in $(seq 50); do grep -q "resp listening" "$out" && break; sleep 0.1; done
 tessera_port=$(sed -n 's/^resp listening on .*://p' "$out")
 sleep 0.5
+if [ -n "$setup" ]; then
+  redis-cli -h 127.0.0.1 -p "$tessera_port" --pipe <"$setup" >/dev/null
+  redis-cli -h 127.0.0.1 -p "$redis_port" --pipe <"$setup" >/dev/null
+fi
 
-# One redis-benchmark test against one server: prints "rps p99_ms cpu_s_per_million".
+# One redis-benchmark test (a -t name, or a custom command's words) against one server:
+# prints "rps p99_ms cpu_s_per_million".
 measure() {
-  local port=$1 pid=$2 test=$3 pipeline=$4 before after csv
+  local port=$1 pid=$2 test=$3 pipeline=$4 before after csv what
+  if [[ "$test" == *" "* ]]; then read -ra what <<<"$test"; else what=(-t "$test"); fi
   before=$(cpu_ticks "$pid")
   csv=$(redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -n "$requests" -r 100000 -P "$pipeline" \
-    -t "$test" --csv 2>/dev/null | tail -1)
+    --csv "${what[@]}" 2>/dev/null | tail -1)
   after=$(cpu_ticks "$pid")
   python3 -c 'import csv,sys
 row=next(csv.reader([sys.argv[1]]))
@@ -51,8 +63,9 @@ print(f"{rps:.0f} {p99:.3f} {cpu/int(sys.argv[5])*1e6:.3f}")' "$csv" "$before" "
 
 echo "| test | P | Tessera req/s | Redis req/s | Tessera p99 ms | Redis p99 ms | Tessera CPU s/M | Redis CPU s/M | CPU ratio |"
 echo "|---|---|---|---|---|---|---|---|---|"
+IFS='|' read -ra commands <<<"$custom"
 for pipeline in 1 16; do
-  for test in ${tests//,/ }; do
+  for test in ${tests//,/ } "${commands[@]}"; do
     read -r t_rps t_p99 t_cpu < <(measure "$tessera_port" "$tessera_pid" "$test" "$pipeline")
     read -r r_rps r_p99 r_cpu < <(measure "$redis_port" "$redis_pid" "$test" "$pipeline")
     ratio=$(python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$t_cpu" "$r_cpu")
