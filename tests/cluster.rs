@@ -174,7 +174,7 @@ async fn every_node_publishes_the_same_slot_map_and_a_second_create_is_refused()
     let again = support::plain_connection(&cluster.address(1)).await;
     let refused = again
         .request(support::command(
-            "CLUSTER.CREATE 2 127.0.0.1:1 127.0.0.1:2 1",
+            "CLUSTER.CREATE 2 127.0.0.1:1 127.0.0.1:2 1 -",
         ))
         .await
         .unwrap_err();

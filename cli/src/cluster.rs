@@ -275,6 +275,10 @@ fn member_of(me: &Value) -> Result<Member, String> {
         bus: bytes::Bytes::from(text(me.get("bus"))),
         addr: bytes::Bytes::from(text(me.get("addr"))),
         shards: u16::try_from(int(me.get("shards"))).map_err(|_| "CLUSTER.MYSELF: no shards")?,
+        resp: match me.get("resp") {
+            Some(_) => bytes::Bytes::from(text(me.get("resp"))),
+            None => bytes::Bytes::new(),
+        },
     })
 }
 
@@ -475,6 +479,7 @@ mod tests {
                 bus: bytes::Bytes::from_static(b"-"),
                 addr: bytes::Bytes::from(addr.to_string()),
                 shards: 1,
+                resp: bytes::Bytes::new(),
             })
             .collect()
     }

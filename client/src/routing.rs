@@ -104,6 +104,7 @@ impl Routes {
                         id: 0,
                         addr: seed_links.address.clone(),
                         shards: seed_links.shards,
+                        resp: String::new(),
                     }],
                 )
             }
@@ -224,6 +225,10 @@ pub fn parse_slots(reply: &Value) -> Result<Topology> {
                     .ok()
                     .filter(|&n| n > 0)
                     .ok_or_else(bad)?,
+                resp: match node.get("resp") {
+                    Some(Value::Text(resp)) => resp.clone(),
+                    _ => String::new(),
+                },
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -24,6 +24,10 @@ pub struct NodeInfo {
     pub addr: String,
     /// How many shards the node runs; slot `s` is on shard `s * shards / 16384`.
     pub shards: u16,
+    /// The address Redis clients connect to, as `host:port`; empty when the node serves
+    /// no RESP port.
+    #[serde(default)]
+    pub resp: String,
 }
 
 /// A run of consecutive slots with one owner, both ends included.
@@ -404,6 +408,7 @@ mod tests {
                 id,
                 addr: format!("127.0.0.1:{}", 7000 + id),
                 shards: 2,
+                resp: String::new(),
             })
             .collect()
     }

@@ -184,7 +184,7 @@ pub fn run(
     };
     let maxclients = fit_to_descriptors(config.maxclients, shards);
     let cluster = if config.cluster_enabled {
-        Some(start_cluster(config, bound, shards)?)
+        Some(start_cluster(config, bound, shards, resp_port)?)
     } else {
         None
     };
@@ -275,6 +275,7 @@ fn start_cluster(
     config: &Config,
     bound: SocketAddr,
     shards: u16,
+    resp_port: u16,
 ) -> io::Result<Arc<crate::cluster::Cluster>> {
     let bus_port = match config.cluster_bus_port {
         0 => bound.port().checked_add(10_000).ok_or_else(|| {
@@ -295,6 +296,10 @@ fn start_cluster(
         id: config.cluster_node_id,
         bus_bind,
         bus_announce: format!("{announce_host}:{bus_port}"),
+        resp_announce: match resp_port {
+            0 => String::new(),
+            port => format!("{announce_host}:{port}"),
+        },
         addr_announce,
         shards,
         dir: config.dir.clone(),

@@ -108,7 +108,13 @@ impl TestCluster {
                 Some(Value::Int(n)) => n.to_string(),
                 other => panic!("CLUSTER.MYSELF {k}: {other:?}"),
             };
-            words.extend([text("id"), text("bus"), text("addr"), text("shards")]);
+            words.extend([
+                text("id"),
+                text("bus"),
+                text("addr"),
+                text("shards"),
+                resp_word(text("resp")),
+            ]);
         }
         let reply = self.ask(0, super::command(&words.join(" "))).await;
         assert_eq!(reply.get("epoch"), Some(&Value::Int(1)), "{reply:?}");
@@ -198,11 +204,12 @@ impl TestCluster {
             other => panic!("CLUSTER.MYSELF {k}: {other:?}"),
         };
         let line = format!(
-            "CLUSTER.JOIN {} {} {} {}",
+            "CLUSTER.JOIN {} {} {} {} {}",
             text("id"),
             text("bus"),
             text("addr"),
-            text("shards")
+            text("shards"),
+            resp_word(text("resp"))
         );
         self.ask(via, super::command(&line)).await
     }
@@ -282,4 +289,13 @@ pub async fn call(address: &str, command: Command) -> Value {
 /// `call` for an owned address, for futures that outlive the caller's borrow.
 pub async fn call_owned(address: String, command: Command) -> Value {
     call(&address, command).await
+}
+
+/// A RESP address as CLUSTER.CREATE and CLUSTER.JOIN read it: `-` for none.
+fn resp_word(resp: String) -> String {
+    if resp.is_empty() {
+        "-".into()
+    } else {
+        resp
+    }
 }

@@ -62,7 +62,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         name: "CLUSTER.MYSELF",
         syntax: "",
         wire: "(empty)",
-        reply: "MAP {id: INT, addr: TEXT, bus: TEXT, shards: INT}; CLUSTER_DOWN on a node not started in cluster mode",
+        reply: "MAP {id: INT, addr: TEXT, bus: TEXT, shards: INT, resp: TEXT (empty without a RESP port)}; CLUSTER_DOWN on a node not started in cluster mode",
         summary: "Tells who this node is: its id, client address, cluster-bus address and shard count.",
         writes: false,
         keys: KeySpec::None,
@@ -70,8 +70,8 @@ pub(super) const ROWS: &[CommandSpec] = &[
     CommandSpec {
         opcode: opcode::CLUSTER_CREATE,
         name: "CLUSTER.CREATE",
-        syntax: "id bus addr shards [id bus addr shards ...]",
-        wire: "count:uvarint (id:uvarint bus:bytes addr:bytes shards:uvarint)*count",
+        syntax: "id bus addr shards resp [id bus addr shards resp ...]",
+        wire: "count:uvarint (id:uvarint bus:bytes addr:bytes shards:uvarint resp:bytes)*count",
         reply: "MAP {epoch: INT} once the first topology is committed; CONFLICT if this node is already in a cluster",
         summary: "Forms a cluster of the named nodes (this one among them), assigning every slot by rendezvous hashing.",
         writes: false,
@@ -82,7 +82,7 @@ pub(super) const ROWS: &[CommandSpec] = &[
         name: "CLUSTER.SLOTS",
         syntax: "",
         wire: "(empty)",
-        reply: "MAP {epoch: INT, nodes: ARRAY of MAP {id, addr, shards, replica_of: INT or NIL}, ranges: ARRAY of ARRAY [first, last, owner id]}; CLUSTER_DOWN before a cluster is formed",
+        reply: "MAP {epoch: INT, nodes: ARRAY of MAP {id, addr, shards, resp, replica_of: INT or NIL}, ranges: ARRAY of ARRAY [first, last, owner id]}; CLUSTER_DOWN before a cluster is formed",
         summary: "The slot map clients route by: every node and which runs of slots it owns, at the node's epoch.",
         writes: false,
         keys: KeySpec::None,
@@ -110,8 +110,8 @@ pub(super) const ROWS: &[CommandSpec] = &[
     CommandSpec {
         opcode: opcode::CLUSTER_JOIN,
         name: "CLUSTER.JOIN",
-        syntax: "id bus addr shards",
-        wire: "id:uvarint bus:bytes addr:bytes shards:uvarint",
+        syntax: "id bus addr shards resp",
+        wire: "id:uvarint bus:bytes addr:bytes shards:uvarint resp:bytes",
         reply: "MAP {epoch: INT} once the node is a voter and in the topology, owning no slots yet",
         summary: "Adds a started, unformed node to this node's cluster; slots move to it by CLUSTER.MIGRATE.",
         writes: false,
@@ -243,6 +243,8 @@ pub struct Member<P = Bytes> {
     pub addr: P,
     /// Its shard count.
     pub shards: u16,
+    /// Its RESP address, `host:port`; empty (`-` in text) when it serves no RESP port.
+    pub resp: P,
 }
 
 /// A request of this family.
@@ -572,6 +574,7 @@ impl<P: Payload> Member<P> {
             bus: Bytes::copy_from_slice(self.bus.as_ref()),
             addr: Bytes::copy_from_slice(self.addr.as_ref()),
             shards: self.shards,
+            resp: Bytes::copy_from_slice(self.resp.as_ref()),
         }
     }
 }
@@ -581,6 +584,7 @@ fn put_member<P: Payload>(buf: &mut BytesMut, member: &Member<P>) {
     put_bytes(buf, member.bus.as_ref());
     put_bytes(buf, member.addr.as_ref());
     put_uvarint(buf, u64::from(member.shards));
+    put_bytes(buf, member.resp.as_ref());
 }
 
 fn read_member<P: Payload>(r: &mut Reader<P>) -> Result<Member<P>, DecodeError> {
@@ -588,29 +592,35 @@ fn read_member<P: Payload>(r: &mut Reader<P>) -> Result<Member<P>, DecodeError> 
     let bus = r.bytes()?;
     let addr = r.bytes()?;
     let shards = r.uvarint()?;
-    checked_member(id, bus, addr, shards).map_err(DecodeError::Invalid)
+    let resp = r.bytes()?;
+    checked_member(id, bus, addr, shards, resp).map_err(DecodeError::Invalid)
 }
 
-fn parse_member(four: &[Bytes]) -> Result<Member<Bytes>, ErrorReply> {
-    let id = parse_int::<u64>(&four[0])?;
-    let shards = parse_int::<u64>(&four[3])?;
-    checked_member(id, four[1].clone(), four[2].clone(), shards)
+fn parse_member(five: &[Bytes]) -> Result<Member<Bytes>, ErrorReply> {
+    let id = parse_int::<u64>(&five[0])?;
+    let shards = parse_int::<u64>(&five[3])?;
+    let resp = match &five[4][..] {
+        b"-" => Bytes::new(),
+        resp => Bytes::copy_from_slice(resp),
+    };
+    checked_member(id, five[1].clone(), five[2].clone(), shards, resp)
         .map_err(|why| ErrorReply::new(ErrorCode::Syntax, why))
 }
 
 /// A member whose fields are in range: an id of at least 1, addresses of at most 255
-/// bytes, and 1 ..= 1024 shards.
+/// bytes (the RESP one may be empty), and 1 ..= 1024 shards.
 fn checked_member<P: Payload>(
     id: u64,
     bus: P,
     addr: P,
     shards: u64,
+    resp: P,
 ) -> Result<Member<P>, &'static str> {
     if id == 0 {
         return Err("a node id is at least 1");
     }
     let fits = |a: &P| (1..=255).contains(&a.as_ref().len());
-    if !fits(&bus) || !fits(&addr) {
+    if !fits(&bus) || !fits(&addr) || resp.as_ref().len() > 255 {
         return Err("a node address is 1 to 255 bytes");
     }
     if !(1..=1024).contains(&shards) {
@@ -621,6 +631,7 @@ fn checked_member<P: Payload>(
         bus,
         addr,
         shards: shards as u16,
+        resp,
     })
 }
 
@@ -637,21 +648,21 @@ impl ClusterCommand<Bytes> {
                 ClusterCommand::KeySlot(text_key(&args[0])?)
             }
             opcode::CLUSTER_CREATE => {
-                arity(!args.is_empty() && args.len().is_multiple_of(4))?;
-                if args.len() / 4 > MAX_CREATE_NODES {
+                arity(!args.is_empty() && args.len().is_multiple_of(5))?;
+                if args.len() / 5 > MAX_CREATE_NODES {
                     return Err(ErrorReply::new(
                         ErrorCode::Syntax,
                         "CLUSTER.CREATE names between 1 and 1000 nodes",
                     ));
                 }
                 let members = args
-                    .chunks(4)
+                    .chunks(5)
                     .map(parse_member)
                     .collect::<Result<Vec<_>, ErrorReply>>()?;
                 ClusterCommand::Create(members)
             }
             opcode::CLUSTER_JOIN => {
-                arity(args.len() == 4)?;
+                arity(args.len() == 5)?;
                 ClusterCommand::Join(parse_member(args)?)
             }
             opcode::CLUSTER_MIGRATE => {

@@ -159,9 +159,11 @@ pub fn error_line(error: &ErrorReply) -> String {
             "CROSSSLOT Keys in request don't hash to the same slot".into()
         }
         ErrorCode::Moved => {
-            // Ours says `slot host:port epoch`; Redis clients read `slot host:port`.
-            let mut words = message.split(' ');
-            let (slot, addr) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            // Ours says `slot host:port epoch [resp-host:port]`; Redis clients read `slot
+            // host:port` and must be sent to the owner's RESP port.
+            let words: Vec<&str> = message.split(' ').collect();
+            let slot = words.first().copied().unwrap_or("");
+            let addr = words.get(3).or(words.get(1)).copied().unwrap_or("");
             format!("MOVED {slot} {addr}")
         }
         ErrorCode::TryAgain => format!("TRYAGAIN {message}"),
@@ -246,6 +248,10 @@ mod tests {
         assert_eq!(
             line(ErrorCode::Moved, "1234 10.0.0.2:7001 5"),
             "MOVED 1234 10.0.0.2:7001"
+        );
+        assert_eq!(
+            line(ErrorCode::Moved, "1234 10.0.0.2:7001 5 10.0.0.2:6379"),
+            "MOVED 1234 10.0.0.2:6379"
         );
         assert_eq!(line(ErrorCode::Conflict, "taken"), "CONFLICT taken");
         assert_eq!(

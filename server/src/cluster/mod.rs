@@ -45,6 +45,9 @@ pub struct Peer {
     pub addr: String,
     /// Its shard count.
     pub shards: u16,
+    /// Its RESP address; empty when it serves no RESP port.
+    #[serde(default)]
+    pub resp: String,
 }
 
 /// A change to the topology, as the Raft log carries it.
@@ -135,6 +138,8 @@ pub struct Settings {
     pub bus_announce: String,
     /// The client address clients are told.
     pub addr_announce: String,
+    /// The RESP address Redis clients are told (empty: no RESP port).
+    pub resp_announce: String,
     /// Its shard count.
     pub shards: u16,
     /// Where the Raft log lives.
@@ -364,6 +369,7 @@ async fn boot(settings: Settings, listener: std::net::TcpListener) -> io::Result
             bus: settings.bus_announce,
             addr: settings.addr_announce,
             shards: settings.shards,
+            resp: settings.resp_announce,
         },
         topology,
         serving_until: AtomicU64::new(0),

@@ -71,6 +71,7 @@ pub fn answer<P: Payload>(
             ("addr", Value::text(&cluster.me.addr)),
             ("bus", Value::text(&cluster.me.bus)),
             ("shards", Value::Int(i64::from(cluster.me.shards))),
+            ("resp", Value::text(&cluster.me.resp)),
         ]),
         (ClusterCommand::Slots, Some(cluster)) => match cluster.topology.load().1.as_ref() {
             Some(topology) => slots(topology),
@@ -157,6 +158,7 @@ fn peer_of<P: Payload>(member: &Member<P>) -> (u64, Peer) {
             bus: text(&member.bus),
             addr: text(&member.addr),
             shards: member.shards,
+            resp: text(&member.resp),
         },
     )
 }
@@ -171,6 +173,7 @@ pub fn slots(topology: &Topology) -> Value {
                 ("id", Value::Int(node.id as i64)),
                 ("addr", Value::text(&node.addr)),
                 ("shards", Value::Int(i64::from(node.shards))),
+                ("resp", Value::text(&node.resp)),
                 (
                     "replica_of",
                     topology
@@ -294,6 +297,7 @@ async fn create(cluster: &Cluster, members: Vec<(u64, Peer)>) -> Value {
             id: *id,
             addr: peer.addr.clone(),
             shards: peer.shards,
+            resp: peer.resp.clone(),
         })
         .collect();
     match cluster
@@ -333,6 +337,7 @@ async fn join(cluster: &Cluster, id: u64, peer: Peer) -> Value {
         id,
         addr: peer.addr.clone(),
         shards: peer.shards,
+        resp: peer.resp.clone(),
     };
     if let Err(why) = cluster
         .to_leader(Proposal::AddVoter(id, peer), JOIN_PATIENCE)

@@ -166,6 +166,8 @@ const ARITY: &[(&str, i32)] = &[
     ("FUNCTION", -2),
     ("WAIT", 3),
     ("READONLY", 1),
+    ("CLUSTER", -2),
+    ("ASKING", 1),
     ("READWRITE", 1),
     ("PING", -1),
     ("ECHO", 2),

@@ -1,6 +1,7 @@
 //! The RESP port: Redis clients' requests read, translated into ours and run on the same
 //! shards, their replies written back in order, in RESP2 or RESP3.
 
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod multi;
@@ -158,6 +159,10 @@ fn run(
         "HELLO" => return hello(shard, out, reader, id, args, state),
         "CLIENT" => reply(&client(out, reader, args)),
         "COMMAND" => reply(&command(args)),
+        "CLUSTER" => reply(&cluster::cluster(shard.node.cluster.as_deref(), args)),
+        // Slots move whole under a pause (TRYAGAIN meanwhile), so no slot is ever half
+        // here: there is no ASK to follow, and ASKING has nothing to allow.
+        "ASKING" => reply(&Value::Ok),
         "CONFIG" => reply(&config::config(&shard.node, args)),
         "FUNCTION" => reply(&config::function(args)),
         "PUBSUB" => reply(&pubsub::introspect(&shard.node.subscriptions, args)),
@@ -425,7 +430,7 @@ fn key_positions(name: &str) -> (i64, i64) {
         | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH" | "SUBSCRIBE" | "UNSUBSCRIBE" | "PSUBSCRIBE"
         | "PUNSUBSCRIBE" | "PUBLISH" | "PUBSUB" | "RANDOMKEY" | "DBSIZE" | "FLUSHALL"
         | "FLUSHDB" | "INFO" | "WAIT" | "READONLY" | "READWRITE" | "CONFIG" | "FUNCTION"
-        | "KEYS" | "SCAN" => (0, 0),
+        | "KEYS" | "SCAN" | "CLUSTER" | "ASKING" => (0, 0),
         "RENAME" | "RENAMENX" | "LMOVE" | "RPOPLPUSH" | "SMOVE" | "BLMOVE" | "BRPOPLPUSH"
         | "GEOSEARCHSTORE" => (1, 2),
         "BLPOP" | "BRPOP" | "BZPOPMIN" | "BZPOPMAX" => (1, -2),

@@ -101,11 +101,12 @@ pub fn check<P: Payload>(shard: &Shard, command: &Command<P>, replica_reads: boo
                 "the keys are on several nodes: send each node its part (tessera-client splits by owner)",
             ));
         }
-        let addr = topology.node(owner).map_or("?", |node| node.addr.as_str());
-        return Verdict::Refuse(Value::error(
-            ErrorCode::Moved,
-            format!("{slot} {addr} {}", topology.epoch),
-        ));
+        let (addr, resp) = topology
+            .node(owner)
+            .map_or(("?", ""), |node| (node.addr.as_str(), node.resp.as_str()));
+        // The owner's RESP address rides along for the RESP port to send Redis clients.
+        let message = format!("{slot} {addr} {} {resp}", topology.epoch);
+        return Verdict::Refuse(Value::error(ErrorCode::Moved, message.trim_end()));
     }
     if let Some(slot) = moving {
         // Reads go on: the data here is whole until the flip.

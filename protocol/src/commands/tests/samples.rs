@@ -53,12 +53,14 @@ fn cluster_samples() -> Vec<Command> {
                 bus: k("127.0.0.1:17379"),
                 addr: k("127.0.0.1:7379"),
                 shards: 4,
+                resp: k("127.0.0.1:6379"),
             },
             Member {
                 id: 2,
                 bus: k("10.0.0.2:17379"),
                 addr: k("10.0.0.2:7379"),
                 shards: 1,
+                resp: Bytes::new(),
             },
         ])),
         Command::Cluster(ClusterCommand::Slots),
@@ -69,6 +71,7 @@ fn cluster_samples() -> Vec<Command> {
             bus: k("127.0.0.1:17382"),
             addr: k("127.0.0.1:7382"),
             shards: 2,
+            resp: k("127.0.0.1:6382"),
         })),
         Command::Cluster(ClusterCommand::Migrate {
             to: 4,
