@@ -1,6 +1,7 @@
 //! Pub/sub against real server processes: native subscribers get every message once and
 //! in each publisher's order from publishers on any shard, patterns, unsubscribing and
-//! closing end delivery, and a real Redis client subscribes over RESP.
+//! closing end delivery, a real Redis client subscribes over RESP, and keyspace
+//! notifications reach native subscribers from writes and expiry on every shard.
 
 mod support;
 
@@ -149,4 +150,71 @@ fn a_redis_client_subscribes_over_resp() {
         .query(&mut publishing)
         .unwrap();
     assert_eq!(channels, ["news"]);
+}
+
+#[tokio::test]
+async fn keyspace_notifications_announce_every_change_from_every_shard() {
+    let server = TestServer::start(4);
+    let url = format!("redis://127.0.0.1:{}/", server.resp_port.unwrap());
+    let mut resp = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let client = Client::connect(&server.address).await.unwrap();
+    let mut subscriber = client.subscriber().await.unwrap();
+    subscriber.psubscribe(["__keyevent@0__:*"]).await.unwrap();
+    // Off by default: nothing is announced.
+    client.call(support::command("SET quiet 1")).await.unwrap();
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("E$gxl")
+        .query(&mut resp)
+        .unwrap();
+    const KEYS: usize = 40;
+    for n in 0..KEYS {
+        client
+            .call(support::command(&format!("SET key:{n} v PX 300")))
+            .await
+            .unwrap();
+        // A push onto a list: the class is on; SREM of nothing changes nothing.
+        client
+            .call(support::command(&format!("RPUSH list:{n} a")))
+            .await
+            .unwrap();
+        client
+            .call(support::command(&format!("SREM set:{n} absent")))
+            .await
+            .unwrap();
+    }
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.get("expired").map_or(0, Vec::len) < KEYS {
+        let message = tokio::time::timeout_at(deadline, subscriber.next())
+            .await
+            .expect("every key's events arrive")
+            .unwrap();
+        let channel = String::from_utf8_lossy(&message.channel).into_owned();
+        let event = channel.strip_prefix("__keyevent@0__:").unwrap().to_string();
+        let key = String::from_utf8_lossy(&message.payload).into_owned();
+        seen.entry(event).or_default().push(key);
+    }
+    let sorted = |event: &str, prefix: &str| {
+        let mut keys = seen.get(event).cloned().unwrap_or_default();
+        keys.sort();
+        let mut want: Vec<String> = (0..KEYS).map(|n| format!("{prefix}:{n}")).collect();
+        want.sort();
+        (keys, want)
+    };
+    let (got, want) = sorted("set", "key");
+    assert_eq!(got, want, "one set event per SET");
+    let (got, want) = sorted("rpush", "list");
+    assert_eq!(got, want, "one rpush event per RPUSH");
+    let (got, want) = sorted("expired", "key");
+    assert_eq!(got, want, "every key announced once as it expired");
+    assert!(
+        !seen.contains_key("srem"),
+        "a write that changed nothing is silent"
+    );
+    assert!(
+        !seen.values().flatten().any(|k| k == "quiet"),
+        "nothing was announced before the flags were set"
+    );
 }

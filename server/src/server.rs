@@ -216,6 +216,7 @@ pub fn run(
         cluster,
         encoding_settings: Default::default(),
         subscriptions: Default::default(),
+        notify_flags: Default::default(),
     });
     crate::clock::epoch();
     let persistence = if config.appendonly {

@@ -10,6 +10,7 @@ pub mod glob;
 pub mod inventory;
 pub mod keyspace;
 pub mod members;
+pub mod notices;
 pub mod ordered;
 pub mod pubsub;
 pub mod score_set;

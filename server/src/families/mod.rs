@@ -38,6 +38,7 @@ pub mod keyspace;
 pub mod limits;
 pub mod lists;
 pub mod migration;
+pub mod notify;
 pub mod presence;
 pub mod pubsub;
 pub mod replica;
@@ -248,6 +249,7 @@ pub fn apply<'a, P: Payload>(
         }
         _ => {}
     }
+    let deleted = notify::existing_before(keyspace, command, now);
     let reply = apply_owned(keyspace, command, now);
     // A pop that found every list empty changed nothing, and its wait is not logged.
     let changed_nothing = matches!(command, Command::Blocking(_)) && reply == Value::Nil;
@@ -256,6 +258,9 @@ pub fn apply<'a, P: Payload>(
             Mutation::record(journal, now, command);
         }
         touch_watched(keyspace, command, &reply);
+        if keyspace.notices.enabled() {
+            notify::raise(keyspace, command, &reply, deleted);
+        }
         if !keyspace.blocked.is_empty() {
             let blocked = &mut keyspace.blocked;
             command.for_each_key(&mut |key| blocked.note_write(key));

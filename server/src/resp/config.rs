@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use tessera_protocol::{ErrorCode, Value};
 
-use crate::data::glob;
+use std::sync::atomic::Ordering;
+
+use crate::data::{glob, notices};
 use crate::shard::NodeInfo;
 
 /// Redis's encoding settings, and its RDB schedule (`save`): accepted and read back, with
@@ -31,6 +33,10 @@ fn settings(node: &NodeInfo) -> BTreeMap<String, String> {
             if node.cluster.is_some() { "yes" } else { "no" }.to_string(),
         ),
         ("proto-max-bulk-len", node.max_frame_bytes.to_string()),
+        (
+            "notify-keyspace-events",
+            notices::render(node.notify_flags.load(Ordering::Relaxed)),
+        ),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_string(), value))
@@ -74,10 +80,21 @@ pub fn config(node: &NodeInfo, args: &[Bytes]) -> Value {
 /// CONFIG SET: all of the pairs, or none of them.
 fn set(node: &NodeInfo, pairs: &[Bytes]) -> Value {
     let mut accepted = Vec::new();
+    let mut notify = None;
     for pair in pairs.chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
-        if ENCODING_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        if name == "notify-keyspace-events" {
+            match notices::parse(&value) {
+                Some(flags) => notify = Some(flags),
+                None => {
+                    return Value::error(
+                        ErrorCode::Syntax,
+                        "CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
+                    )
+                }
+            }
+        } else if ENCODING_PREFIXES.iter().any(|p| name.starts_with(p)) {
             accepted.push((name, value));
         } else if settings(node).contains_key(&name) {
             return Value::error(
@@ -95,6 +112,9 @@ fn set(node: &NodeInfo, pairs: &[Bytes]) -> Value {
     }
     if let Ok(mut encodings) = node.encoding_settings.lock() {
         encodings.extend(accepted);
+    }
+    if let Some(flags) = notify {
+        node.notify_flags.store(flags, Ordering::Relaxed);
     }
     Value::Ok
 }

@@ -34,6 +34,19 @@ pub struct RespReader {
     multi: Option<multi::Queue>,
     /// The slot of the keys WATCHed, while some are.
     watch_slot: Option<u16>,
+    /// What CLIENT REPLY chose.
+    replies: Replies,
+}
+
+/// CLIENT REPLY's modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replies {
+    /// Every reply written.
+    On,
+    /// None written until CLIENT REPLY ON.
+    Off,
+    /// The next request's reply dropped, then on again.
+    SkipNext,
 }
 
 impl RespReader {
@@ -46,6 +59,7 @@ impl RespReader {
             scratch: BytesMut::new(),
             multi: None,
             watch_slot: None,
+            replies: Replies::On,
         }
     }
 
@@ -104,6 +118,14 @@ fn run(
     state: &mut ConnState,
 ) -> Option<Next> {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    match reader.replies {
+        Replies::On => {}
+        Replies::Off => out.silence(id),
+        Replies::SkipNext => {
+            out.silence(id);
+            reader.replies = Replies::On;
+        }
+    }
     let reply = |value: &Value| out.reply(id, value);
     if reader.multi.is_some() && !multi::is_control(&name) {
         multi::queue(shard, out, reader, (id, &name, args), state);
@@ -157,7 +179,7 @@ fn run(
             return conclude(shard, reply, answer);
         }
         "HELLO" => return hello(shard, out, reader, id, args, state),
-        "CLIENT" => reply(&client(out, reader, args)),
+        "CLIENT" => reply(&client(out, reader, id, args)),
         "COMMAND" => reply(&command(args)),
         "CLUSTER" => reply(&cluster::cluster(shard.node.cluster.as_deref(), args)),
         // Slots move whole under a pause (TRYAGAIN meanwhile), so no slot is ever half
@@ -205,9 +227,12 @@ fn run_ours(
         }
     };
     let shape = match shape {
-        None if pubsub::is_subscription(name) => Some(Shape::Frames(
-            pubsub::confirmations(out, name, &args[1..]).into_boxed_slice(),
-        )),
+        None if pubsub::is_subscription(name) => {
+            out.unsilence(id);
+            Some(Shape::Frames(
+                pubsub::confirmations(out, name, &args[1..]).into_boxed_slice(),
+            ))
+        }
         shape => shape,
     };
     if let Some(shape) = shape {
@@ -344,10 +369,24 @@ fn client_id(out: &ConnOutput) -> i64 {
     ((i64::from(id.serial)) << 32) | (i64::from(id.shard) << 20) | i64::from(id.slot & 0xf_ffff)
 }
 
-/// CLIENT SETNAME / GETNAME / ID / SETINFO / INFO, for this connection.
-fn client(out: &ConnOutput, reader: &mut RespReader, args: &[Bytes]) -> Value {
+/// CLIENT SETNAME / GETNAME / ID / SETINFO / INFO / REPLY, for this connection.
+fn client(out: &ConnOutput, reader: &mut RespReader, id: u32, args: &[Bytes]) -> Value {
     let sub = args[1].to_ascii_uppercase();
     match (&sub[..], args.len()) {
+        (b"REPLY", 3) => {
+            let mode = args[2].to_ascii_uppercase();
+            // OFF and SKIP are not answered themselves; ON is.
+            reader.replies = match &mode[..] {
+                b"ON" => Replies::On,
+                b"OFF" => Replies::Off,
+                b"SKIP" => Replies::SkipNext,
+                _ => return Value::error(ErrorCode::Syntax, "syntax error"),
+            };
+            if reader.replies != Replies::On {
+                out.silence(id);
+            }
+            Value::Ok
+        }
         (b"SETNAME", 3) => {
             if args[2].iter().any(|b| *b <= b' ' || *b > b'~') {
                 return Value::error(

@@ -140,7 +140,9 @@ fn queueable(
     }
     let (words, shape) = match name {
         "ECHO" => (vec![Bytes::from_static(b"PING"), args[1].clone()], None),
-        "SELECT" | "CLIENT" | "COMMAND" | "CONFIG" | "FUNCTION" | "TIME" | "AUTH" | "HELLO" => {
+        // SAVE and SHUTDOWN are Redis's, refused in a transaction as Redis refuses them.
+        "SELECT" | "CLIENT" | "COMMAND" | "CONFIG" | "FUNCTION" | "TIME" | "AUTH" | "HELLO"
+        | "SAVE" | "SHUTDOWN" => {
             return Err(not_in_tx());
         }
         _ => match commands::translate(name, args) {

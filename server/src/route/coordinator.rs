@@ -689,7 +689,7 @@ fn run_here(shard: &Shard, conn: &ConnOutput, request: Request, command: &Comman
     conn.reply_with(request.id, &reply);
     shard.completed(request.index, request.started, reply.is_error());
     drop(reply);
-    let pushes = keyspace.watches.has_pushes();
+    let pushes = keyspace.watches.has_pushes() || !keyspace.notices.is_empty();
     drop(keyspace);
     if pushes {
         shard.route_pushes();

@@ -120,6 +120,9 @@ pub struct NodeInfo {
     pub encoding_settings: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
     /// Pub/sub subscriptions of every connection on the node.
     pub subscriptions: crate::data::pubsub::Subscriptions,
+    /// `notify-keyspace-events`: which keyspace notifications are published (none by
+    /// default), shared with every shard's keyspace.
+    pub notify_flags: Arc<std::sync::atomic::AtomicU16>,
 }
 
 /// One shard's state.
@@ -181,6 +184,8 @@ impl Shard {
         keyspace.reply_limit = node.max_output_buffer_bytes;
         keyspace.value_limit = node.max_frame_bytes;
         keyspace.eviction = node.eviction;
+        // Set after loading, so a replay announces nothing.
+        keyspace.notices.flags = node.notify_flags.clone();
         Self {
             id,
             node,
@@ -238,6 +243,16 @@ impl Shard {
     pub fn route_pushes(&self) {
         let pushes = {
             let mut keyspace = self.keyspace.borrow_mut();
+            if !keyspace.notices.is_empty() {
+                for (channel, message) in keyspace.notices.take() {
+                    let (_, pushes) = crate::families::pubsub::publish(
+                        &self.node.subscriptions,
+                        &channel,
+                        &message,
+                    );
+                    keyspace.watches.outgoing.extend(pushes);
+                }
+            }
             if !keyspace.watches.has_pushes() {
                 return;
             }
@@ -687,6 +702,12 @@ impl Shard {
             // sampling cycle's pace.
             let mut removed = keyspace.expire_due(now, WHEEL_BUDGET);
             if tick % cycle_every != 0 {
+                let announced = !keyspace.notices.is_empty();
+                drop(keyspace);
+                if announced {
+                    self.route_pushes();
+                    self.flush();
+                }
                 continue;
             }
             // Lapsed reservations give their units back, and watched users going silent

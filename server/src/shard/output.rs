@@ -44,6 +44,8 @@ struct InOrder {
     writing: RespVersion,
     /// Requests whose replies Redis shapes differently from ours.
     shapes: hashbrown::HashMap<u32, Shape>,
+    /// Requests whose replies are dropped when their turn comes (CLIENT REPLY OFF/SKIP).
+    silenced: hashbrown::HashSet<u32>,
 }
 
 /// A RESP reply on its way to the output.
@@ -279,6 +281,17 @@ impl ConnOutput {
         }
     }
 
+    /// Drops `request_id`'s reply when it comes, keeping the order of the rest.
+    pub fn silence(&self, request_id: u32) {
+        self.order.borrow_mut().silenced.insert(request_id);
+    }
+
+    /// Writes `request_id`'s reply after all: subscription confirmations are pushes, which
+    /// CLIENT REPLY OFF does not silence.
+    pub fn unsilence(&self, request_id: u32) {
+        self.order.borrow_mut().silenced.remove(&request_id);
+    }
+
     /// Reshapes `request_id`'s reply as Redis gives it, when it comes.
     pub fn expect_shape(&self, request_id: u32, shape: Shape) {
         self.order.borrow_mut().shapes.insert(request_id, shape);
@@ -338,7 +351,10 @@ impl ConnOutput {
             return;
         }
         let mut buf = self.buf.borrow_mut();
-        item.write(&mut buf, &mut order.writing);
+        let silenced = !order.silenced.is_empty() && order.silenced.remove(&request_id);
+        if !silenced {
+            item.write(&mut buf, &mut order.writing);
+        }
         order.advance();
         loop {
             let next = order.next;
@@ -346,7 +362,10 @@ impl ConnOutput {
                 break;
             };
             order.parked_bytes -= parked.size();
-            parked.write(&mut buf, &mut order.writing);
+            let silenced = !order.silenced.is_empty() && order.silenced.remove(&next);
+            if !silenced {
+                parked.write(&mut buf, &mut order.writing);
+            }
             order.advance();
         }
     }

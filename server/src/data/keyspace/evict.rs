@@ -227,6 +227,9 @@ impl<V: StoredValue> Keyspace<V> {
         let heap_before = self.heap_bytes;
         let slot = self.remove_at(index);
         self.evicted_total += 1;
+        let key = slot.key.as_bytes().unwrap_or_default();
+        self.notices
+            .raise(crate::data::notices::class::EVICTED, "evicted", key);
         let freed = heap_before.saturating_sub(self.heap_bytes) + std::mem::size_of_val(&slot);
         Some((slot.key.as_bytes().unwrap_or_default().into(), freed))
     }

@@ -145,6 +145,8 @@ pub struct Keyspace<V> {
     pub tx_watches: crate::data::tx_watch::TxWatches,
     /// Clients waiting in a blocking pop on this shard's lists; connection state too.
     pub blocked: crate::data::blocked::Blocked,
+    /// Keyspace notifications raised and not yet published.
+    pub notices: crate::data::notices::Notices,
     /// Geo indexes: the partitions and member homes this shard holds.
     pub geo: GeoShard,
     table: HashTable<Slot<V>>,
@@ -198,6 +200,7 @@ impl<V: StoredValue> Keyspace<V> {
             watches: Watches::default(),
             tx_watches: Default::default(),
             blocked: Default::default(),
+            notices: Default::default(),
             geo: GeoShard::default(),
             table: HashTable::new(),
             hasher,
@@ -306,12 +309,20 @@ impl<V: StoredValue> Keyspace<V> {
             .table
             .find_bucket_index(hash, |s| s.key.eq_bytes(key))?;
         if self.table.get_bucket(index)?.is_expired(now) {
-            self.remove_at(index);
-            self.expired_total += 1;
+            self.remove_expired(index);
             return None;
         }
         self.touch(index, now);
         Some(index)
+    }
+
+    /// Removes an expired key, counted and announced as expired.
+    fn remove_expired(&mut self, index: usize) {
+        let slot = self.remove_at(index);
+        self.expired_total += 1;
+        let key = slot.key.as_bytes().unwrap_or_default();
+        self.notices
+            .raise(crate::data::notices::class::EXPIRED, "expired", key);
     }
 
     fn remove_at(&mut self, index: usize) -> Slot<V> {
@@ -425,6 +436,8 @@ impl<V: StoredValue> Keyspace<V> {
             (self.volatile.len() - 1) as u32
         };
         self.settle(key, None, Some(Footprint::of(&value)));
+        self.notices
+            .raise(crate::data::notices::class::NEW, "new", key);
         let key = Blob::new(key);
         self.heap_bytes += key.heap_bytes();
         let saved_in = self.last_cut;
@@ -669,12 +682,11 @@ impl<V: StoredValue> Keyspace<V> {
         let mut removed = 0;
         wheel.run_due(now, budget, |hash| {
             if let Some(index) = self.table.find_bucket_index(hash, |s| s.is_expired(now)) {
-                self.remove_at(index);
+                self.remove_expired(index);
                 removed += 1;
             }
         });
         self.wheel = wheel;
-        self.expired_total += removed as u64;
         removed
     }
 
@@ -709,12 +721,11 @@ impl<V: StoredValue> Keyspace<V> {
                     .get_bucket(index)
                     .is_some_and(|s| s.is_expired(now))
                 {
-                    self.remove_at(index);
+                    self.remove_expired(index);
                     expired += 1;
                 }
             }
             removed += expired;
-            self.expired_total += expired as u64;
             if expired * 100 <= samples * ACCEPTABLE_STALE_PERCENT {
                 break;
             }

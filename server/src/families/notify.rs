@@ -1,0 +1,124 @@
+//! The keyspace notification a write raises: Redis's event name and class for the
+//! command, raised only when the write changed something, on each key it changed.
+
+use super::*;
+use crate::data::notices::class;
+
+/// Redis's event for a write of ours, by the command's name, with its class.
+fn event_of(name: &str) -> Option<(u16, &'static str)> {
+    Some(match name {
+        "SET" | "MSET" | "MSETNX" => (class::STRING, "set"),
+        "INCRBY" => (class::STRING, "incrby"),
+        "DECRBY" => (class::STRING, "decrby"),
+        "INCRBYFLOAT" => (class::STRING, "incrbyfloat"),
+        "APPEND" => (class::STRING, "append"),
+        "SETRANGE" => (class::STRING, "setrange"),
+        "SETBIT" => (class::STRING, "setbit"),
+        "DEL" | "GETDEL" => (class::GENERIC, "del"),
+        "EXPIRE" | "PEXPIRE" | "EXPIREAT" | "PEXPIREAT" => (class::GENERIC, "expire"),
+        "PERSIST" => (class::GENERIC, "persist"),
+        "LPUSH" | "LPUSHX" => (class::LIST, "lpush"),
+        "RPUSH" | "RPUSHX" => (class::LIST, "rpush"),
+        "LPOP" => (class::LIST, "lpop"),
+        "RPOP" => (class::LIST, "rpop"),
+        "LSET" => (class::LIST, "lset"),
+        "LREM" => (class::LIST, "lrem"),
+        "LTRIM" => (class::LIST, "ltrim"),
+        "LINSERT" => (class::LIST, "linsert"),
+        "SADD" => (class::SET, "sadd"),
+        "SREM" => (class::SET, "srem"),
+        "SPOP" => (class::SET, "spop"),
+        "HSET" | "HSETNX" => (class::HASH, "hset"),
+        "HDEL" => (class::HASH, "hdel"),
+        "HINCRBY" => (class::HASH, "hincrby"),
+        "HINCRBYFLOAT" => (class::HASH, "hincrbyfloat"),
+        "ZADD" | "GEOADD" => (class::ZSET, "zadd"),
+        "ZINCRBY" => (class::ZSET, "zincr"),
+        "ZREM" => (class::ZSET, "zrem"),
+        "ZPOPMIN" => (class::ZSET, "zpopmin"),
+        "ZPOPMAX" => (class::ZSET, "zpopmax"),
+        "ZREMRANGEBYSCORE" => (class::ZSET, "zremrangebyscore"),
+        "ZREMRANGEBYRANK" => (class::ZSET, "zremrangebyrank"),
+        _ => return None,
+    })
+}
+
+/// Writes whose reply counts what they changed, so 0 means nothing changed.
+fn counts_changes(name: &str) -> bool {
+    matches!(
+        name,
+        "SADD"
+            | "SREM"
+            | "ZADD"
+            | "GEOADD"
+            | "ZREM"
+            | "HDEL"
+            | "HSETNX"
+            | "LREM"
+            | "LPUSHX"
+            | "RPUSHX"
+            | "EXPIRE"
+            | "PEXPIRE"
+            | "EXPIREAT"
+            | "PEXPIREAT"
+            | "PERSIST"
+            | "MSETNX"
+            | "ZREMRANGEBYSCORE"
+            | "ZREMRANGEBYRANK"
+    )
+}
+
+/// The keys of a DEL that exist now, for its notifications once they are gone; `None`
+/// when no notification would be raised.
+pub fn existing_before<P: Payload>(
+    keyspace: &mut Keyspace,
+    command: &Command<P>,
+    now: u64,
+) -> Option<Vec<Bytes>> {
+    let Command::Keys(KeyCommand::Del(keys)) = command else {
+        return None;
+    };
+    if !keyspace.notices.wants(class::GENERIC) {
+        return None;
+    }
+    Some(
+        keys.iter()
+            .filter(|key| keyspace.find(key.as_ref(), now).exists())
+            .map(|key| Bytes::copy_from_slice(key.as_ref()))
+            .collect(),
+    )
+}
+
+/// Raises `command`'s event on the keys it changed, given its reply (and, for DEL, the
+/// keys that existed before it).
+pub fn raise<P: Payload>(
+    keyspace: &mut Keyspace,
+    command: &Command<P>,
+    reply: &Value,
+    deleted: Option<Vec<Bytes>>,
+) {
+    let name = command.spec().name;
+    let Some((class, event)) = event_of(name) else {
+        return;
+    };
+    if !keyspace.notices.wants(class) {
+        return;
+    }
+    let unchanged = match reply {
+        Value::Nil => true,
+        Value::Array(items) => items.is_empty(),
+        Value::Int(0) => counts_changes(name),
+        _ => false,
+    };
+    if unchanged {
+        return;
+    }
+    if let Some(deleted) = deleted {
+        for key in deleted {
+            keyspace.notices.raise(class, event, &key);
+        }
+        return;
+    }
+    let notices = &mut keyspace.notices;
+    command.for_each_key(&mut |key| notices.raise(class, event, key));
+}
