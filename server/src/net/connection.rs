@@ -320,8 +320,8 @@ async fn serve(
         shard.flush();
     }
     coordinator::unwatch_all(&shard, &out);
-    coordinator::unblock_all(&shard, &out);
-    coordinator::unsubscribe_all(&shard, &out);
+    crate::route::blocking::unblock_all(&shard, &out);
+    crate::route::pubsub::unsubscribe_all(&shard, &out);
     let _ = stream.shutdown().await;
     drop(slot);
     shard.unregister_connection(registration);

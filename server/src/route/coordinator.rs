@@ -14,7 +14,7 @@ use tessera_cluster::{shard_for_key, shard_of_slot};
 use tessera_protocol::geo::GeoCommand;
 use tessera_protocol::{
     AdminCommand, Combine, Command, ErrorCode, InventoryCommand, KeySpec, KeyspaceCommand,
-    PresenceCommand, PubSubCommand, Split, Value, COMMANDS,
+    PresenceCommand, Split, Value, COMMANDS,
 };
 
 use crate::clock;
@@ -28,7 +28,6 @@ use crate::route::info;
 use crate::shard::call::Answer;
 use crate::shard::output::ConnOutput;
 use crate::shard::Shard;
-use tessera_protocol::commands::pubsub::MAX_SUBSCRIPTIONS_PER_CONNECTION;
 
 /// Most users one connection may watch.
 pub const MAX_WATCHES_PER_CONNECTION: usize = 100_000;
@@ -78,7 +77,7 @@ pub fn dispatch_watched(
         conn.wrote.set(true);
     }
     if let Command::PubSub(pubsub) = &command {
-        return publish_or_subscribe(shard, conn, request, pubsub);
+        return super::pubsub::publish_or_subscribe(shard, conn, request, pubsub);
     }
     if let Command::Geo(geo) = &command {
         if geo_route::is_routed(geo) {
@@ -151,7 +150,7 @@ pub fn dispatch_watched(
             };
             if let Command::Blocking(blocking) = &command {
                 if blocking.block_ms().is_some() {
-                    return block(shard, conn, request, &command, owner);
+                    return super::blocking::block(shard, conn, request, &command, owner);
                 }
             }
             if owner == shard.id {
@@ -188,18 +187,18 @@ fn one_slot(command: &Command<&[u8]>) -> bool {
 
 /// The facts about one request that its reply needs.
 #[derive(Clone, Copy)]
-struct Request {
-    id: u32,
-    index: usize,
-    started: Instant,
-    now: u64,
+pub(super) struct Request {
+    pub(super) id: u32,
+    pub(super) index: usize,
+    pub(super) started: Instant,
+    pub(super) now: u64,
     /// The connection whose watches decide whether a TX runs.
-    watcher: Option<ConnId>,
+    pub(super) watcher: Option<ConnId>,
 }
 
 impl Request {
     /// Writes the reply and records the request's latency.
-    fn complete(&self, shard: &Shard, conn: &ConnOutput, reply: &Value) {
+    pub(super) fn complete(&self, shard: &Shard, conn: &ConnOutput, reply: &Value) {
         complete(shard, conn, self.id, self.index, self.started, reply);
     }
 }
@@ -231,158 +230,6 @@ fn forward(
         target.with_keyspace(|keyspace| families::apply(keyspace, &owned, now).into_value())
     });
     await_one(shard, conn, request, answer);
-}
-
-/// BLPOP, BRPOP, BLMPOP, BLMOVE: one attempt on the lists' owner, and if every list is
-/// empty, a wait there until a push serves it or its timeout passes (NIL then). The
-/// connection goes on serving its other requests meanwhile; closing it ends the wait.
-fn block(
-    shard: &Rc<Shard>,
-    conn: &Rc<ConnOutput>,
-    request: Request,
-    command: &Command<&[u8]>,
-    owner: u16,
-) {
-    let owned = command.to_owned_bytes();
-    let (now, from) = (request.now, conn.id.get());
-    conn.blocked.set(true);
-    let answer = shard.call_later(owner, move |target: &Rc<Shard>| {
-        let target = target.clone();
-        async move {
-            if let Some(refusal) = target.write_refusal() {
-                return refusal;
-            }
-            if let Some(refusal) = target.make_room(owned.spec(), now) {
-                return refusal;
-            }
-            let first = target
-                .with_keyspace(|keyspace| families::apply(keyspace, &owned, now).into_value());
-            let Command::Blocking(blocking) = &owned else {
-                return first;
-            };
-            if first != Value::Nil || target.is_stopping() {
-                return first;
-            }
-            let (reply, mut served) = tokio::sync::oneshot::channel();
-            let mut body = bytes::BytesMut::new();
-            owned.encode(&mut body);
-            let waiter = crate::data::blocked::Waiter {
-                body: body.freeze(),
-                lists: blocking
-                    .watched_lists()
-                    .into_iter()
-                    .map(Box::from)
-                    .collect(),
-                conn: from,
-                reply,
-            };
-            let id = target.keyspace.borrow_mut().blocked.add(waiter);
-            match blocking.block_ms() {
-                Some(0) | None => served.await.unwrap_or(Value::Nil),
-                Some(ms) => tokio::select! {
-                    value = &mut served => value.unwrap_or(Value::Nil),
-                    () = tokio::time::sleep(std::time::Duration::from_millis(ms)) => {
-                        target.keyspace.borrow_mut().blocked.remove(id);
-                        // Served between the timer firing and this step: keep the pop.
-                        served.try_recv().unwrap_or(Value::Nil)
-                    }
-                },
-            }
-        }
-    });
-    await_one(shard, conn, request, answer);
-}
-
-/// PUBLISH, and (P)SUBSCRIBE and (P)UNSUBSCRIBE: the node's subscriptions change under
-/// their locks as the command runs, so one in force is heard by any publisher after it,
-/// on any shard; the connection keeps what it subscribes to, for its counts and its
-/// close.
-fn publish_or_subscribe(
-    shard: &Rc<Shard>,
-    conn: &Rc<ConnOutput>,
-    request: Request,
-    command: &PubSubCommand<&[u8]>,
-) {
-    let subscriptions = &shard.node.subscriptions;
-    let from = conn.id.get();
-    let (names, patterns, subscribing) = match command {
-        PubSubCommand::Publish { channel, message } => {
-            let (reached, pushes) = families::pubsub::publish(subscriptions, channel, message);
-            if !pushes.is_empty() {
-                shard.keyspace.borrow_mut().watches.outgoing.extend(pushes);
-                shard.route_pushes();
-            }
-            return request.complete(shard, conn, &Value::Int(reached as i64));
-        }
-        PubSubCommand::Subscribe { names, patterns } => (names, *patterns, true),
-        PubSubCommand::Unsubscribe { names, patterns } => (names, *patterns, false),
-    };
-    let other_kind = if patterns {
-        conn.channels.borrow().len()
-    } else {
-        conn.patterns.borrow().len()
-    };
-    let mut held = if patterns {
-        conn.patterns.borrow_mut()
-    } else {
-        conn.channels.borrow_mut()
-    };
-    if subscribing {
-        let new = names.iter().filter(|n| !held.contains(**n)).count();
-        if other_kind + held.len() + new > MAX_SUBSCRIPTIONS_PER_CONNECTION {
-            drop(held);
-            let refusal = Value::error(
-                ErrorCode::TooManyElements,
-                format!("a connection may subscribe to at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} channels and patterns"),
-            );
-            return request.complete(shard, conn, &refusal);
-        }
-        for name in names {
-            subscriptions.subscribe(from, name, patterns);
-            held.insert(Bytes::copy_from_slice(name));
-        }
-    } else {
-        let ending: Vec<Bytes> = if names.is_empty() {
-            held.drain().collect()
-        } else {
-            names.iter().map(|n| Bytes::copy_from_slice(n)).collect()
-        };
-        for name in ending {
-            subscriptions.unsubscribe(from, &name, patterns);
-            held.remove(&name);
-        }
-    }
-    let count = Value::Int((other_kind + held.len()) as i64);
-    drop(held);
-    request.complete(shard, conn, &count);
-}
-
-/// Ends every subscription of a closing connection.
-pub fn unsubscribe_all(shard: &Shard, conn: &ConnOutput) {
-    let from = conn.id.get();
-    for (set, pattern) in [(&conn.channels, false), (&conn.patterns, true)] {
-        for name in set.take() {
-            shard.node.subscriptions.unsubscribe(from, &name, pattern);
-        }
-    }
-}
-
-/// Ends the waits of a closing connection that ever blocked, on every shard.
-pub fn unblock_all(shard: &Rc<Shard>, conn: &ConnOutput) {
-    if !conn.blocked.get() {
-        return;
-    }
-    let closing = conn.id.get();
-    for to in 0..shard.shards() {
-        shard.submit(to, move |target: &Rc<Shard>| {
-            target
-                .keyspace
-                .borrow_mut()
-                .blocked
-                .cancel_connection(closing);
-        });
-    }
-    shard.flush();
 }
 
 /// MGET, MSET, DEL, EXISTS, DEDUP.MULTI, TL.FANOUT, TL.MERGE, PRESENCE.GET and carts: split
@@ -790,7 +637,12 @@ pub fn unwatch_all(shard: &Rc<Shard>, conn: &ConnOutput) {
 }
 
 /// Waits for one answer in a task and replies with it.
-fn await_one(shard: &Rc<Shard>, conn: &Rc<ConnOutput>, request: Request, answer: Answer<Value>) {
+pub(super) fn await_one(
+    shard: &Rc<Shard>,
+    conn: &Rc<ConnOutput>,
+    request: Request,
+    answer: Answer<Value>,
+) {
     gather(shard, conn, request, vec![answer], |mut values| {
         values.pop().unwrap_or(Value::Nil)
     });
