@@ -6,16 +6,29 @@ use tessera_client::{ClusterCommand, Command, Connection, Reply as Value};
 
 use super::{plain_connection, TestServer};
 
-/// Two ports the kernel says are free now (the client port and the bus port).
+/// Two free ports below the kernel's ephemeral range (the client port and the bus port).
+///
+/// Ports asked of the kernel with `:0` come from the ephemeral range, so a port found free
+/// there and released can be handed to another test's server started with `--port 0`
+/// before this node binds it. Counting from a per-process start below that range keeps the
+/// two sources apart; the bind check skips ports something else already holds.
 fn free_ports() -> (u16, u16) {
-    let a = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let b = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let ports = (
-        a.local_addr().expect("bound").port(),
-        b.local_addr().expect("bound").port(),
-    );
-    drop((a, b));
-    ports
+    (free_port(), free_port())
+}
+
+/// One port from this process's run of low ports that nothing holds now.
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() % 200) * 100;
+    loop {
+        let port = (LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One node's fixed facts, kept so it can be restarted where it was.
