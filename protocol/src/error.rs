@@ -74,11 +74,14 @@ pub enum ErrorCode {
     /// A string value would grow past the longest value the node accepts (its frame
     /// limit, Redis's `proto-max-bulk-len`); nothing changed.
     ValueTooLarge = 30,
+    /// A blocking pop was ended by another client's CLIENT UNBLOCK ... ERROR; nothing
+    /// was popped.
+    Unblocked = 31,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order; used by the docs and by exhaustive tests.
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 31] = [
         ErrorCode::Protocol,
         ErrorCode::UnknownCommand,
         ErrorCode::Syntax,
@@ -109,6 +112,7 @@ impl ErrorCode {
         ErrorCode::CrossNode,
         ErrorCode::TryAgain,
         ErrorCode::ValueTooLarge,
+        ErrorCode::Unblocked,
     ];
 
     /// Maps a wire code back to the enum; unknown codes come from newer servers.
@@ -149,6 +153,7 @@ impl ErrorCode {
             ErrorCode::CrossNode => "CROSS_NODE",
             ErrorCode::TryAgain => "TRY_AGAIN",
             ErrorCode::ValueTooLarge => "VALUE_TOO_LARGE",
+            ErrorCode::Unblocked => "UNBLOCKED",
         }
     }
 }

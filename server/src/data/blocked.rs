@@ -72,15 +72,28 @@ impl Blocked {
 
     /// Drops every waiter of a closed connection.
     pub fn cancel_connection(&mut self, conn: ConnId) {
-        let ids: Vec<u64> = self
-            .waiters
+        for id in self.waiters_of(conn) {
+            self.remove(id);
+        }
+    }
+
+    /// Ends the waits of `conn` with `answer` (CLIENT UNBLOCK); answers whether it had any.
+    pub fn unblock(&mut self, conn: ConnId, answer: &Value) -> bool {
+        let ids = self.waiters_of(conn);
+        for id in &ids {
+            if let Some(waiter) = self.remove(*id) {
+                let _ = waiter.reply.send(answer.clone());
+            }
+        }
+        !ids.is_empty()
+    }
+
+    fn waiters_of(&self, conn: ConnId) -> Vec<u64> {
+        self.waiters
             .iter()
             .filter(|(_, waiter)| waiter.conn == conn)
             .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            self.remove(id);
-        }
+            .collect()
     }
 
     /// A write named `key`: if someone waits on it, it is looked at before the write's
@@ -121,6 +134,25 @@ mod tests {
             reply,
         };
         (waiter, receiver)
+    }
+
+    #[test]
+    fn unblocking_a_connection_answers_its_waits_and_leaves_the_others() {
+        let mut blocked = Blocked::default();
+        let (mine, mut my_answer) = waiter(&["a"], 1);
+        let (theirs, mut their_answer) = waiter(&["a"], 2);
+        blocked.add(mine);
+        let theirs = blocked.add(theirs);
+        let me = ConnId {
+            shard: 0,
+            slot: 1,
+            serial: 1,
+        };
+        assert!(blocked.unblock(me, &Value::Nil));
+        assert_eq!(my_answer.try_recv(), Ok(Value::Nil));
+        assert!(their_answer.try_recv().is_err());
+        assert_eq!(blocked.first_on(b"a"), Some(theirs));
+        assert!(!blocked.unblock(me, &Value::Nil), "nothing left to unblock");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::acl::{self, Session};
 use crate::net::access;
 use crate::net::tls::{Detached, Transport};
 use crate::route::coordinator;
+use crate::shard::clients::Endpoints;
 use crate::shard::output::{ConnOutput, Wire};
 use crate::shard::Shard;
 
@@ -37,10 +38,18 @@ pub struct Adoption {
     pub buffered: BytesMut,
     /// Request id of the HELLO to answer.
     pub hello_id: u32,
+    /// Its slot, identity and endpoints.
+    pub admitted: Admitted,
+}
+
+/// What a connection holds from its acceptance on, whichever shard serves it.
+pub struct Admitted {
     /// The connection's `maxclients` slot, released when the connection ends.
     pub slot: ClientSlot,
     /// Who the connection authenticated as.
     pub session: Session,
+    /// Where its socket runs between.
+    pub endpoints: Endpoints,
 }
 
 /// A held `maxclients` slot; dropping it frees the slot.
@@ -109,10 +118,14 @@ impl Reader {
 /// Serves a freshly accepted connection, speaking `wire`.
 pub fn accept(shard: Rc<Shard>, stream: TcpStream, slot: ClientSlot, wire: Wire) {
     let _ = stream.set_nodelay(true);
-    let session = Session::start(&shard.node.acl);
+    let admitted = Admitted {
+        slot,
+        session: Session::start(&shard.node.acl),
+        endpoints: Endpoints::of(&stream),
+    };
     let Some(tls) = shard.node.tls.clone() else {
         let stream = Transport::Plain(stream);
-        let serving = serve(shard, stream, BytesMut::new(), None, slot, session, wire);
+        let serving = serve(shard, stream, BytesMut::new(), None, admitted, wire);
         tokio::task::spawn_local(serving);
         return;
     };
@@ -120,7 +133,7 @@ pub fn accept(shard: Rc<Shard>, stream: TcpStream, slot: ClientSlot, wire: Wire)
         let handshake = Transport::accept_tls(tls, stream);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
             Ok(Ok(stream)) => {
-                serve(shard, stream, BytesMut::new(), None, slot, session, wire).await;
+                serve(shard, stream, BytesMut::new(), None, admitted, wire).await;
             }
             failed => {
                 shard.stats.borrow_mut().tls_handshake_failures += 1;
@@ -140,8 +153,7 @@ pub fn adopt(shard: Rc<Shard>, adoption: Adoption) {
         stream,
         buffered,
         hello_id,
-        slot,
-        session,
+        admitted,
     } = adoption;
     match stream.attach() {
         Ok(stream) => {
@@ -150,8 +162,7 @@ pub fn adopt(shard: Rc<Shard>, adoption: Adoption) {
                 stream,
                 buffered,
                 Some(hello_id),
-                slot,
-                session,
+                admitted,
                 Wire::Native,
             );
             tokio::task::spawn_local(serving);
@@ -187,12 +198,18 @@ async fn serve(
     mut stream: Transport,
     mut inbuf: BytesMut,
     hello_id: Option<u32>,
-    slot: ClientSlot,
-    session: Session,
+    admitted: Admitted,
     wire: Wire,
 ) {
+    let Admitted {
+        slot,
+        session,
+        endpoints,
+    } = admitted;
     let out = Rc::new(ConnOutput::default());
     out.wire.set(wire);
+    out.client.endpoints.set(Some(endpoints));
+    out.client.note_user(session.username());
     let registration = shard.register_connection(&out);
     let mut decoder = Reader::new(&shard, wire);
     let mut spare = BytesMut::with_capacity(READ_RESERVE);
@@ -246,6 +263,10 @@ async fn serve(
             tracing::debug!(shard = shard.id, reason, "closing connection");
             break;
         }
+        if out.client.close_when_answered.get() && out.in_flight.get() == 0 && out.is_empty() {
+            tracing::debug!(shard = shard.id, "closing connection: it killed itself");
+            break;
+        }
         match next {
             Next::Continue => {}
             Next::Drain => {
@@ -275,14 +296,12 @@ async fn serve(
                 shard: target,
                 hello_id,
             } => {
-                hand_over(
-                    &shard,
-                    stream,
-                    inbuf,
-                    (target, hello_id),
+                let admitted = Admitted {
                     slot,
-                    state.session,
-                );
+                    session: state.session,
+                    endpoints,
+                };
+                hand_over(&shard, stream, inbuf, (target, hello_id), admitted);
                 shard.unregister_connection(registration);
                 return;
             }
@@ -449,6 +468,7 @@ pub(crate) fn run_command(
         if let Some(auth) = auth {
             let answer =
                 access::authenticate(acl, &mut state.session, Some(auth.username), auth.password);
+            out.client.note_user(state.session.username());
             if answer.pause.is_some() {
                 return conclude(shard, complete, answer);
             }
@@ -461,6 +481,7 @@ pub(crate) fn run_command(
     }
     if acl::is_session_command(&command) {
         let answer = access::answer(acl, &mut state.session, &command);
+        out.client.note_user(state.session.username());
         return conclude(shard, complete, answer);
     }
     if let Err(refusal) = state.session.check(acl, &command) {
@@ -613,8 +634,7 @@ fn hand_over(
     stream: Transport,
     buffered: BytesMut,
     (target, hello_id): (u16, u32),
-    slot: ClientSlot,
-    session: Session,
+    admitted: Admitted,
 ) {
     match stream.detach() {
         Ok(stream) => {
@@ -622,8 +642,7 @@ fn hand_over(
                 stream,
                 buffered,
                 hello_id,
-                slot,
-                session,
+                admitted,
             };
             shard.submit(target, move |target: &Rc<Shard>| {
                 adopt(target.clone(), adoption);

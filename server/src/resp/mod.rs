@@ -1,6 +1,7 @@
 //! The RESP port: Redis clients' requests read, translated into ours and run on the same
 //! shards, their replies written back in order, in RESP2 or RESP3.
 
+pub mod client;
 pub mod cluster;
 pub mod commands;
 pub mod config;
@@ -23,24 +24,25 @@ use crate::shard::Shard;
 use commands::Translated;
 use shape::Shape;
 
+use crate::shard::clients::client_id;
+
 /// One RESP connection's reading state: the parser, the id the next request gets (RESP
-/// has none, so the reader numbers them), and what CLIENT SETNAME named it.
+/// has none, so the reader numbers them), its transaction and what CLIENT REPLY chose.
 pub struct RespReader {
     parser: RequestParser,
     next_id: u32,
-    name: Option<Bytes>,
     scratch: BytesMut,
     /// The commands queued since MULTI, while in one.
     multi: Option<multi::Queue>,
     /// The slot of the keys WATCHed, while some are.
     watch_slot: Option<u16>,
     /// What CLIENT REPLY chose.
-    replies: Replies,
+    pub(crate) replies: Replies,
 }
 
 /// CLIENT REPLY's modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Replies {
+pub(crate) enum Replies {
     /// Every reply written.
     On,
     /// None written until CLIENT REPLY ON.
@@ -55,7 +57,6 @@ impl RespReader {
         RespReader {
             parser: RequestParser::new(max_request_bytes),
             next_id: 1,
-            name: None,
             scratch: BytesMut::new(),
             multi: None,
             watch_slot: None,
@@ -99,7 +100,11 @@ pub(crate) fn process(
             }
         };
         let id = reader.take_id();
-        if let Some(next) = run(shard, out, reader, id, &args, started, state) {
+        let next = run(shard, out, reader, id, &args, started, state);
+        out.client
+            .queued
+            .set(reader.multi.as_ref().map(multi::Queue::queued));
+        if let Some(next) = next {
             break next;
         }
     };
@@ -118,6 +123,12 @@ fn run(
     state: &mut ConnState,
 ) -> Option<Next> {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    let container = matches!(
+        name.as_str(),
+        "CLIENT" | "CONFIG" | "CLUSTER" | "COMMAND" | "PUBSUB" | "FUNCTION" | "OBJECT" | "ACL"
+    );
+    let sub = args.get(1).filter(|_| container).map(|sub| &sub[..]);
+    out.client.note_command(&args[0], sub);
     match reader.replies {
         Replies::On => {}
         Replies::Off => out.silence(id),
@@ -176,10 +187,11 @@ fn run(
                 }
             };
             let answer = access::authenticate(acl, &mut state.session, user, password);
+            out.client.note_user(state.session.username());
             return conclude(shard, reply, answer);
         }
-        "HELLO" => return hello(shard, out, reader, id, args, state),
-        "CLIENT" => reply(&client(out, reader, id, args)),
+        "HELLO" => return hello(shard, out, id, args, state),
+        "CLIENT" => client::client(shard, out, reader, id, args),
         "COMMAND" => reply(&command(args)),
         "CLUSTER" => reply(&cluster::cluster(shard.node.cluster.as_deref(), args)),
         // Slots move whole under a pause (TRYAGAIN meanwhile), so no slot is ever half
@@ -278,7 +290,6 @@ fn redis_parse_error(name: &str, args: &[Bytes], error: ErrorReply) -> Value {
 fn hello(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,
-    reader: &mut RespReader,
     id: u32,
     args: &[Bytes],
     state: &mut ConnState,
@@ -336,8 +347,9 @@ fn hello(
         return None;
     }
     if name.is_some() {
-        reader.name = name;
+        *out.client.name.borrow_mut() = name;
     }
+    out.client.note_user(state.session.username());
     let version = version.unwrap_or(match out.wire.get() {
         Wire::Resp(version) => version,
         Wire::Native => RespVersion::Resp2,
@@ -354,72 +366,13 @@ fn hello(
         (text("server"), text("tessera")),
         (text("version"), text(env!("CARGO_PKG_VERSION"))),
         (text("proto"), Value::Int(proto)),
-        (text("id"), Value::Int(client_id(out))),
+        (text("id"), Value::Int(client_id(out.id.get()))),
         (text("mode"), text(mode)),
         (text("role"), text("master")),
         (text("modules"), Value::Array(vec![])),
     ]);
     out.reply_switching(id, &hello, version);
     None
-}
-
-/// A number naming the connection on this node, for CLIENT ID and HELLO.
-fn client_id(out: &ConnOutput) -> i64 {
-    let id = out.id.get();
-    ((i64::from(id.serial)) << 32) | (i64::from(id.shard) << 20) | i64::from(id.slot & 0xf_ffff)
-}
-
-/// CLIENT SETNAME / GETNAME / ID / SETINFO / INFO / REPLY, for this connection.
-fn client(out: &ConnOutput, reader: &mut RespReader, id: u32, args: &[Bytes]) -> Value {
-    let sub = args[1].to_ascii_uppercase();
-    match (&sub[..], args.len()) {
-        (b"REPLY", 3) => {
-            let mode = args[2].to_ascii_uppercase();
-            // OFF and SKIP are not answered themselves; ON is.
-            reader.replies = match &mode[..] {
-                b"ON" => Replies::On,
-                b"OFF" => Replies::Off,
-                b"SKIP" => Replies::SkipNext,
-                _ => return Value::error(ErrorCode::Syntax, "syntax error"),
-            };
-            if reader.replies != Replies::On {
-                out.silence(id);
-            }
-            Value::Ok
-        }
-        (b"SETNAME", 3) => {
-            if args[2].iter().any(|b| *b <= b' ' || *b > b'~') {
-                return Value::error(
-                    ErrorCode::Syntax,
-                    "Client names cannot contain spaces, newlines or special characters.",
-                );
-            }
-            reader.name = (!args[2].is_empty()).then(|| args[2].clone());
-            Value::Ok
-        }
-        (b"GETNAME", 2) => reader.name.clone().map_or(Value::Nil, Value::Bytes),
-        (b"ID", 2) => Value::Int(client_id(out)),
-        (b"SETINFO", 4) => Value::Ok,
-        (b"INFO", 2) => {
-            let name = reader
-                .name
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            let resp = match out.wire.get() {
-                Wire::Resp(RespVersion::Resp3) => 3,
-                _ => 2,
-            };
-            Value::Bytes(format!("id={} name={name} db=0 resp={resp}\n", client_id(out)).into())
-        }
-        _ => Value::error(
-            ErrorCode::Syntax,
-            format!(
-                "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-                String::from_utf8_lossy(&args[1])
-            ),
-        ),
-    }
 }
 
 /// COMMAND, COMMAND COUNT, COMMAND INFO name..., COMMAND DOCS: what redis-cli asks to

@@ -29,6 +29,13 @@ pub struct Queue {
     slot: Option<u16>,
 }
 
+impl Queue {
+    /// How many commands are queued, for CLIENT LIST's `multi=`.
+    pub fn queued(&self) -> u32 {
+        u32::try_from(self.commands.len()).unwrap_or(u32::MAX)
+    }
+}
+
 /// Whether `name` is answered by the transaction machinery itself rather than queued.
 pub fn is_control(name: &str) -> bool {
     matches!(

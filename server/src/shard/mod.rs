@@ -18,6 +18,7 @@ use crate::families::{self, Keyspace};
 use crate::signal::LocalSignal;
 
 pub mod call;
+pub mod clients;
 pub mod durable;
 pub mod fence;
 pub mod mesh;
@@ -357,7 +358,7 @@ impl Shard {
     }
 
     /// The connections open on this shard now.
-    fn live_connections(&self) -> Vec<Rc<ConnOutput>> {
+    pub(crate) fn live_connections(&self) -> Vec<Rc<ConnOutput>> {
         self.connections
             .borrow()
             .iter()

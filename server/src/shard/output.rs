@@ -16,6 +16,7 @@ use tessera_protocol::{
     encode_bytes_array_response, encode_bytes_response, encode_response, Value, PUSH_ID,
 };
 
+use super::clients::ClientInfo;
 use crate::data::watch::ConnId;
 use crate::families::{to_value, Reply};
 use crate::resp::shape::Shape;
@@ -169,6 +170,8 @@ pub struct ConnOutput {
     abort_reason: Cell<Option<&'static str>>,
     /// When bytes last arrived and when the frame now buffered began, for the timeouts.
     pub read_clock: ReadClock,
+    /// Who the connection is and what it last did, for CLIENT LIST.
+    pub client: ClientInfo,
 }
 
 /// When a connection last sent bytes, and since when a frame of it has been arriving.
@@ -194,6 +197,11 @@ impl ReadClock {
         if was_empty {
             self.partial_since.set(Some(now));
         }
+    }
+
+    /// When bytes last arrived.
+    pub fn last_read(&self) -> Instant {
+        self.last_read.get()
     }
 
     /// A batch ran: a frame left in the buffer keeps its start time, an empty buffer has
@@ -256,6 +264,7 @@ impl Default for ConnOutput {
             aborted: LocalSignal::default(),
             abort_reason: Cell::new(None),
             read_clock: ReadClock::default(),
+            client: ClientInfo::default(),
         }
     }
 }
