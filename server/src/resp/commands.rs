@@ -2,6 +2,8 @@
 //! and we do not (INCR, SETNX, HMSET, ...) rewritten, and the shape of the reply noted
 //! where Redis's differs.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use tessera_protocol::{ErrorCode, Value};
 
@@ -9,11 +11,11 @@ use super::shape::Shape;
 
 /// What a Redis request becomes.
 #[derive(Debug, PartialEq)]
-pub enum Translated {
+pub enum Translated<'a> {
     /// These words of ours, and how to reshape the reply.
     Native {
-        /// The command as our text parser reads it.
-        words: Vec<Bytes>,
+        /// The command as our text parser reads it: most are Redis's words as they came.
+        words: Cow<'a, [Bytes]>,
         /// Redis's reply shape, where it is not ours.
         shape: Option<Shape>,
     },
@@ -245,12 +247,13 @@ pub fn unknown(args: &[Bytes]) -> Value {
 
 /// Turns a Redis request (name first, as sent; `name` is it in upper case) whose count
 /// `arity_refusal` passed into ours.
-pub fn translate(name: &str, args: &[Bytes]) -> Translated {
+pub fn translate<'a>(name: &str, args: &'a [Bytes]) -> Translated<'a> {
     let word = |w: &'static str| Bytes::from_static(w.as_bytes());
     let with = |name: &'static str, rest: &[Bytes], shape| Translated::Native {
         words: std::iter::once(word(name))
             .chain(rest.iter().cloned())
-            .collect(),
+            .collect::<Vec<_>>()
+            .into(),
         shape,
     };
     let rest = &args[1..];
@@ -348,24 +351,27 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
             }
             words.extend(rest[3..].iter().cloned());
             let shape = has_word(rest, "WITHSCORES").then_some(Shape::FlatPairs);
-            Translated::Native { words, shape }
+            Translated::Native {
+                words: words.into(),
+                shape,
+            }
         }
         "GEORADIUS" | "GEORADIUS_RO" | "GEORADIUSBYMEMBER" | "GEORADIUSBYMEMBER_RO" => {
             georadius(name, rest)
         }
         "ZUNION" | "ZINTER" | "ZDIFF" if has_word(rest, "WITHSCORES") => Translated::Native {
-            words: args.to_vec(),
+            words: Cow::Borrowed(args),
             shape: Some(Shape::FlatPairs),
         },
         "ZRANGE" if has_word(rest, "WITHSCORES") => with("ZRANGE", rest, Some(Shape::FlatPairs)),
         "LPOP" | "RPOP" if rest.len() > 2 => Translated::Refused(wrong_arity(&args[0])),
         "LPOP" | "RPOP" if rest.len() > 1 => Translated::Native {
-            words: args.to_vec(),
+            words: Cow::Borrowed(args),
             shape: Some(Shape::NilArray),
         },
         "BLPOP" | "BRPOP" | "BLMPOP" | "LMPOP" | "ZMPOP" | "BZPOPMIN" | "BZPOPMAX" | "BZMPOP" => {
             Translated::Native {
-                words: args.to_vec(),
+                words: Cow::Borrowed(args),
                 shape: Some(Shape::NilArray),
             }
         }
@@ -376,12 +382,13 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
                 Shape::OnePair
             };
             Translated::Native {
-                words: args.to_vec(),
+                words: Cow::Borrowed(args),
                 shape: Some(shape),
             }
         }
+        // Most commands are ours by the same name: their words go on as they came.
         _ => Translated::Native {
-            words: args.to_vec(),
+            words: Cow::Borrowed(args),
             shape: None,
         },
     }
@@ -390,7 +397,7 @@ pub fn translate(name: &str, args: &[Bytes]) -> Translated {
 /// GEORADIUS and GEORADIUSBYMEMBER (and their read-only forms) as the GEOSEARCH or
 /// GEOSEARCHSTORE they have been since Redis 6.2: the centre and radius moved into
 /// FROMLONLAT/FROMMEMBER and BYRADIUS, STORE and STOREDIST into GEOSEARCHSTORE.
-fn georadius(name: &str, rest: &[Bytes]) -> Translated {
+fn georadius(name: &str, rest: &[Bytes]) -> Translated<'static> {
     let word = |w: &'static str| Bytes::from_static(w.as_bytes());
     let by_member = name.starts_with("GEORADIUSBYMEMBER");
     let (center, options) = if by_member {
@@ -448,7 +455,10 @@ fn georadius(name: &str, rest: &[Bytes]) -> Translated {
     if by_distance {
         words.push(word("STOREDIST"));
     }
-    Translated::Native { words, shape: None }
+    Translated::Native {
+        words: words.into(),
+        shape: None,
+    }
 }
 
 fn has_word(args: &[Bytes], word: &str) -> bool {
@@ -466,18 +476,24 @@ mod tests {
     }
 
     /// What the RESP port makes of `line`: its count checked, then translated.
-    fn run(line: &str) -> Translated {
+    fn run(line: &str) -> Translated<'static> {
         let args = words(line);
         let name = line.split(' ').next().unwrap().to_ascii_uppercase();
         match arity_refusal(&name, &args) {
             Some(refusal) => Translated::Refused(refusal),
-            None => translate(&name, &args),
+            None => match translate(&name, &args) {
+                Translated::Native { words, shape } => Translated::Native {
+                    words: Cow::Owned(words.into_owned()),
+                    shape,
+                },
+                Translated::Refused(error) => Translated::Refused(error),
+            },
         }
     }
 
     fn native(line: &str) -> Vec<Bytes> {
         match run(line) {
-            Translated::Native { words, .. } => words,
+            Translated::Native { words, .. } => words.into_owned(),
             Translated::Refused(error) => panic!("{line}: {error:?}"),
         }
     }

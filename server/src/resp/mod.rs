@@ -122,9 +122,11 @@ fn run(
     started: Instant,
     state: &mut ConnState,
 ) -> Option<Next> {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    let mut spelled = [0u8; NAME_ON_STACK];
+    let name = upper_case(&args[0], &mut spelled);
+    let name: &str = &name;
     let container = matches!(
-        name.as_str(),
+        name,
         "CLIENT" | "CONFIG" | "CLUSTER" | "COMMAND" | "PUBSUB" | "FUNCTION" | "OBJECT" | "ACL"
     );
     let sub = args.get(1).filter(|_| container).map(|sub| &sub[..]);
@@ -138,25 +140,25 @@ fn run(
         }
     }
     let reply = |value: &Value| out.reply(id, value);
-    if reader.multi.is_some() && !multi::is_control(&name) {
-        multi::queue(shard, out, reader, (id, &name, args), state);
+    if reader.multi.is_some() && !multi::is_control(name) {
+        multi::queue(shard, out, reader, (id, name, args), state);
         return None;
     }
-    if let Some(refusal) = commands::arity_refusal(&name, args) {
+    if let Some(refusal) = commands::arity_refusal(name, args) {
         reply(&refusal);
         return None;
     }
     let open = state.session.username().is_some();
-    if !open && !matches!(name.as_str(), "AUTH" | "HELLO" | "QUIT") {
+    if !open && !matches!(name, "AUTH" | "HELLO" | "QUIT") {
         reply(&Value::error(ErrorCode::NoAuth, "authentication required"));
         return None;
     }
-    if let Some(refusal) = pubsub::refusal_while_subscribed(out, &name) {
+    if let Some(refusal) = pubsub::refusal_while_subscribed(out, name) {
         reply(&refusal);
         return None;
     }
     let acl = &shard.node.acl;
-    match name.as_str() {
+    match name {
         "PING" if args.len() > 2 => reply(&commands::wrong_arity(&args[0])),
         "PING" if pubsub::subscribed_pong(out, args.get(1)).is_some() => {
             reply(&pubsub::subscribed_pong(out, args.get(1)).unwrap_or(Value::Nil));
@@ -167,7 +169,7 @@ fn run(
         },
         "ECHO" => reply(&Value::Bytes(args[1].clone())),
         "MULTI" | "EXEC" | "DISCARD" | "WATCH" | "UNWATCH" | "QUIT" => {
-            return multi::control(shard, out, reader, (id, &name, args), started, state);
+            return multi::control(shard, out, reader, (id, name, args), started, state);
         }
         "SELECT" => reply(&match std::str::from_utf8(&args[1])
             .ok()
@@ -209,9 +211,25 @@ fn run(
                 Value::Bytes(now.subsec_micros().to_string().into()),
             ]));
         }
-        _ => return run_ours(shard, out, reader, (id, &name, args), started, state),
+        _ => return run_ours(shard, out, reader, (id, name, args), started, state),
     }
     None
+}
+
+/// Command names up to this long are upper-cased without allocating.
+const NAME_ON_STACK: usize = 32;
+
+/// `raw` in upper case: in `buf` when it is short ASCII, as every command name is.
+fn upper_case<'b>(raw: &[u8], buf: &'b mut [u8; NAME_ON_STACK]) -> std::borrow::Cow<'b, str> {
+    if raw.len() <= NAME_ON_STACK && raw.is_ascii() {
+        let spelled = &mut buf[..raw.len()];
+        spelled.copy_from_slice(raw);
+        spelled.make_ascii_uppercase();
+        if let Ok(name) = std::str::from_utf8(spelled) {
+            return std::borrow::Cow::Borrowed(name);
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(raw).to_ascii_uppercase())
 }
 
 /// Runs a request through our own parser, checks and shards.

@@ -146,7 +146,10 @@ fn queueable(
         return Err(refusal);
     }
     let (words, shape) = match name {
-        "ECHO" => (vec![Bytes::from_static(b"PING"), args[1].clone()], None),
+        "ECHO" => (
+            vec![Bytes::from_static(b"PING"), args[1].clone()].into(),
+            None,
+        ),
         // SAVE and SHUTDOWN are Redis's, refused in a transaction as Redis refuses them.
         "SELECT" | "CLIENT" | "COMMAND" | "CONFIG" | "FUNCTION" | "TIME" | "AUTH" | "HELLO"
         | "SAVE" | "SHUTDOWN" => {
