@@ -183,6 +183,23 @@ async fn keyspace_notifications_announce_every_change_from_every_shard() {
             .call(support::command(&format!("SREM set:{n} absent")))
             .await
             .unwrap();
+        // SET ... GET writes a new key (its reply is the missing old value); under NX on
+        // a key that exists it writes nothing.
+        let none: Option<String> = redis::cmd("SET")
+            .arg(format!("fresh:{n}"))
+            .arg("v")
+            .arg("GET")
+            .query(&mut resp)
+            .unwrap();
+        assert_eq!(none, None);
+        let old: Option<String> = redis::cmd("SET")
+            .arg(format!("key:{n}"))
+            .arg("w")
+            .arg("NX")
+            .arg("GET")
+            .query(&mut resp)
+            .unwrap();
+        assert_eq!(old.as_deref(), Some("v"));
     }
     let mut seen: HashMap<String, Vec<String>> = HashMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -197,14 +214,17 @@ async fn keyspace_notifications_announce_every_change_from_every_shard() {
         seen.entry(event).or_default().push(key);
     }
     let sorted = |event: &str, prefix: &str| {
-        let mut keys = seen.get(event).cloned().unwrap_or_default();
+        let mut keys: Vec<String> = seen.get(event).cloned().unwrap_or_default();
+        keys.retain(|key| key.starts_with(&format!("{prefix}:")));
         keys.sort();
         let mut want: Vec<String> = (0..KEYS).map(|n| format!("{prefix}:{n}")).collect();
         want.sort();
         (keys, want)
     };
     let (got, want) = sorted("set", "key");
-    assert_eq!(got, want, "one set event per SET");
+    assert_eq!(got, want, "one set event per SET that wrote");
+    let (got, want) = sorted("set", "fresh");
+    assert_eq!(got, want, "SET ... GET of a new key is announced");
     let (got, want) = sorted("rpush", "list");
     assert_eq!(got, want, "one rpush event per RPUSH");
     let (got, want) = sorted("expired", "key");

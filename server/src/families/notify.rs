@@ -68,6 +68,16 @@ fn counts_changes(name: &str) -> bool {
     )
 }
 
+/// Whether a SET ... GET wrote, from the old value it answered: under NX only when there
+/// was none, under XX only when there was one, and always otherwise.
+fn set_wrote<P>(set: &SetArgs<P>, old_value: &Value) -> bool {
+    match set.condition {
+        SetCondition::Always => true,
+        SetCondition::IfAbsent => *old_value == Value::Nil,
+        SetCondition::IfPresent => *old_value != Value::Nil,
+    }
+}
+
 /// The keys of a DEL that exist now, for its notifications once they are gone; `None`
 /// when no notification would be raised.
 pub fn existing_before<P: Payload>(
@@ -104,10 +114,12 @@ pub fn raise<P: Payload>(
     if !keyspace.notices.wants(class) {
         return;
     }
-    let unchanged = match reply {
-        Value::Nil => true,
-        Value::Array(items) => items.is_empty(),
-        Value::Int(0) => counts_changes(name),
+    let unchanged = match (command, reply) {
+        (_, Value::Error(_)) => true,
+        (Command::Keys(KeyCommand::Set(set)), reply) if set.get => !set_wrote(set, reply),
+        (_, Value::Nil) => true,
+        (_, Value::Array(items)) => items.is_empty(),
+        (_, Value::Int(0)) => counts_changes(name),
         _ => false,
     };
     if unchanged {
