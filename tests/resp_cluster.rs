@@ -191,3 +191,63 @@ async fn a_redis_cluster_client_routes_by_itself() {
     }
     assert_eq!(total, 600 + 2 + 1);
 }
+
+#[tokio::test]
+async fn publish_reaches_subscribers_on_every_node_once() {
+    use futures_util::StreamExt;
+
+    let cluster = TestCluster::formed(3, 2).await;
+    let ports = resp_ports(&cluster);
+    let client =
+        |at: usize| redis::Client::open(format!("redis://127.0.0.1:{}/", ports[at])).unwrap();
+    // A RESP subscriber on each node, and a native one on node 1.
+    let mut listeners = Vec::new();
+    for at in 0..3 {
+        let mut pubsub = client(at).get_async_pubsub().await.unwrap();
+        pubsub.subscribe("chat:room").await.unwrap();
+        listeners.push(pubsub);
+    }
+    let native = tessera_client::Client::connect(&cluster.address(1))
+        .await
+        .unwrap();
+    let mut native_subscriber = native.subscriber().await.unwrap();
+    native_subscriber.subscribe(["chat:room"]).await.unwrap();
+
+    let mut publisher = client(0).get_multiplexed_async_connection().await.unwrap();
+    const MESSAGES: usize = 50;
+    for n in 0..MESSAGES {
+        let here: i64 = redis::cmd("PUBLISH")
+            .arg("chat:room")
+            .arg(format!("m{n}"))
+            .query_async(&mut publisher)
+            .await
+            .unwrap();
+        assert_eq!(
+            here, 1,
+            "PUBLISH counts this node's subscribers, as Redis Cluster's"
+        );
+    }
+    let within = Duration::from_secs(10);
+    for (at, pubsub) in listeners.iter_mut().enumerate() {
+        let mut messages = pubsub.on_message();
+        for n in 0..MESSAGES {
+            let message = tokio::time::timeout(within, messages.next())
+                .await
+                .unwrap_or_else(|_| panic!("node {at} heard message {n}"))
+                .unwrap();
+            assert_eq!(message.get_channel_name(), "chat:room");
+            assert_eq!(message.get_payload::<String>().unwrap(), format!("m{n}"));
+        }
+    }
+    for n in 0..MESSAGES {
+        let message = tokio::time::timeout(within, native_subscriber.next())
+            .await
+            .expect("the native subscriber heard it")
+            .unwrap();
+        assert_eq!(&message.payload[..], format!("m{n}").as_bytes());
+    }
+    // Each message crossed to each peer once: nothing more arrives.
+    let mut messages = listeners[2].on_message();
+    let extra = tokio::time::timeout(Duration::from_millis(300), messages.next()).await;
+    assert!(extra.is_err(), "a relayed message is not relayed again");
+}

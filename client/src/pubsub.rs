@@ -58,8 +58,8 @@ impl Message {
 }
 
 impl Client {
-    /// PUBLISH: sends `payload` to `channel`'s subscribers on the node; answers how many
-    /// subscriptions it reached.
+    /// PUBLISH: sends `payload` to `channel`'s subscribers (in a cluster, every node's);
+    /// answers how many subscriptions it reached on the node connected to.
     ///
     /// # Errors
     /// As `call`.
@@ -72,6 +72,7 @@ impl Client {
             .call(Command::PubSub(PubSubCommand::Publish {
                 channel: channel.into(),
                 message: payload.into(),
+                local: false,
             }))
             .await?;
         match reply {

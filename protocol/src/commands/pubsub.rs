@@ -25,6 +25,8 @@ pub mod opcode {
     pub const PUNSUBSCRIBE: u16 = 0x0183;
     /// PUBLISH
     pub const PUBLISH: u16 = 0x0184;
+    /// PUBLISH.LOCAL
+    pub const PUBLISH_LOCAL: u16 = 0x0185;
 }
 
 /// Most channels and patterns one connection may subscribe to.
@@ -86,7 +88,16 @@ pub(super) const ROWS: &[CommandSpec] = &[
         "channel message",
         "channel:bytes message:bytes",
         "INT subscriptions the message was pushed to (channel and pattern ones)",
-        "Sends a message to the channel's subscribers on this node.",
+        "Sends a message to the channel's subscribers; in a cluster every other node passes it to its own.",
+        KeySpec::None,
+    ),
+    row(
+        opcode::PUBLISH_LOCAL,
+        "PUBLISH.LOCAL",
+        "channel message",
+        "channel:bytes message:bytes",
+        "INT subscriptions on this node the message was pushed to",
+        "Sends a message to the channel's subscribers on this node only: how the nodes of a cluster pass on each other's PUBLISH.",
         KeySpec::None,
     ),
 ];
@@ -108,12 +119,14 @@ pub enum PubSubCommand<P = Bytes> {
         /// Whether they are patterns (PUNSUBSCRIBE).
         patterns: bool,
     },
-    /// PUBLISH channel message
+    /// PUBLISH / PUBLISH.LOCAL channel message
     Publish {
         /// Channel.
         channel: P,
         /// Payload.
         message: P,
+        /// Whether it stays on this node (PUBLISH.LOCAL, a cluster peer passing it on).
+        local: bool,
     },
 }
 
@@ -129,7 +142,8 @@ impl<P: Payload> PubSubCommand<P> {
                 patterns: false, ..
             } => opcode::UNSUBSCRIBE,
             PubSubCommand::Unsubscribe { .. } => opcode::PUNSUBSCRIBE,
-            PubSubCommand::Publish { .. } => opcode::PUBLISH,
+            PubSubCommand::Publish { local: false, .. } => opcode::PUBLISH,
+            PubSubCommand::Publish { .. } => opcode::PUBLISH_LOCAL,
         }
     }
 
@@ -149,7 +163,9 @@ impl<P: Payload> PubSubCommand<P> {
             PubSubCommand::Subscribe { names, .. } | PubSubCommand::Unsubscribe { names, .. } => {
                 put_list(buf, names)
             }
-            PubSubCommand::Publish { channel, message } => {
+            PubSubCommand::Publish {
+                channel, message, ..
+            } => {
                 put_bytes(buf, channel.as_ref());
                 put_bytes(buf, message.as_ref());
             }
@@ -177,9 +193,10 @@ impl<P: Payload> PubSubCommand<P> {
                 names: names(r, false)?,
                 patterns,
             },
-            opcode::PUBLISH => PubSubCommand::Publish {
+            opcode::PUBLISH | opcode::PUBLISH_LOCAL => PubSubCommand::Publish {
                 channel: read_key(r)?,
                 message: r.bytes()?,
+                local: op == opcode::PUBLISH_LOCAL,
             },
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
@@ -197,9 +214,14 @@ impl<P: Payload> PubSubCommand<P> {
                 names: names.iter().map(own).collect(),
                 patterns: *patterns,
             },
-            PubSubCommand::Publish { channel, message } => PubSubCommand::Publish {
+            PubSubCommand::Publish {
+                channel,
+                message,
+                local,
+            } => PubSubCommand::Publish {
                 channel: own(channel),
                 message: own(message),
+                local: *local,
             },
         }
     }
@@ -228,9 +250,10 @@ impl PubSubCommand<Bytes> {
                     .collect::<Result<_, _>>()?,
                 patterns,
             },
-            opcode::PUBLISH => PubSubCommand::Publish {
+            opcode::PUBLISH | opcode::PUBLISH_LOCAL => PubSubCommand::Publish {
                 channel: words.key()?,
                 message: words.bytes()?,
+                local: spec.opcode == opcode::PUBLISH_LOCAL,
             },
             _ => return Err(words.arity()),
         };
@@ -253,6 +276,7 @@ mod tests {
             "PSUBSCRIBE chat:*",
             "PUNSUBSCRIBE",
             "PUBLISH chat:1 hello",
+            "PUBLISH.LOCAL chat:1 hello",
         ] {
             let words: Vec<Bytes> = line
                 .split(' ')

@@ -9,4 +9,5 @@ pub mod handover;
 pub mod info;
 pub mod migrate;
 pub mod pubsub;
+pub mod relay;
 pub mod replicate;

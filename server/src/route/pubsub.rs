@@ -25,11 +25,18 @@ pub(super) fn publish_or_subscribe(
     let subscriptions = &shard.node.subscriptions;
     let from = conn.id.get();
     let (names, patterns, subscribing) = match command {
-        PubSubCommand::Publish { channel, message } => {
+        PubSubCommand::Publish {
+            channel,
+            message,
+            local,
+        } => {
             let (reached, pushes) = families::pubsub::publish(subscriptions, channel, message);
             if !pushes.is_empty() {
                 shard.keyspace.borrow_mut().watches.outgoing.extend(pushes);
                 shard.route_pushes();
+            }
+            if !local {
+                super::relay::relay(shard, channel, message);
             }
             return request.complete(shard, conn, &Value::Int(reached as i64));
         }

@@ -148,6 +148,8 @@ pub struct Shard {
     connections: RefCell<Slab<Weak<ConnOutput>>>,
     /// Serial of the last connection registered.
     connection_serial: Cell<u32>,
+    /// Links that pass PUBLISH on to the cluster's other nodes.
+    pub relays: crate::route::relay::Relays,
     /// The node's heap bytes, and the millisecond they were read at.
     heap_seen: Cell<(u64, usize)>,
     /// Geo tasks running here, for a migration to wait out.
@@ -198,6 +200,7 @@ impl Shard {
             outbox_dirty: Cell::new(false),
             connections: RefCell::new(Slab::new()),
             connection_serial: Cell::new(0),
+            relays: crate::route::relay::Relays::default(),
             heap_seen: Cell::new((u64::MAX, 0)),
             fence: fence::Fence::default(),
             cluster_client: tokio::sync::OnceCell::new(),

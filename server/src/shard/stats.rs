@@ -47,6 +47,9 @@ pub struct ShardStats {
     pub auth_failures: u64,
     /// Requests refused by the connection's ACL rules.
     pub acl_denied: u64,
+    /// PUBLISH messages not passed on to a peer node whose queue was full or whose link
+    /// could not be opened.
+    pub pubsub_relay_dropped: u64,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: u64,
     /// Connections closed because one reply outgrew the output hard limit.
@@ -117,6 +120,7 @@ impl ShardStats {
             field("connections_total", self.connections_total),
             field("connections_rejected", self.connections_rejected),
             field("auth_failures", self.auth_failures),
+            field("pubsub_relay_dropped", self.pubsub_relay_dropped),
             field("acl_denied", self.acl_denied),
             field("tls_handshake_failures", self.tls_handshake_failures),
             field("output_limit_closes", self.output_limit_closes),
@@ -179,6 +183,7 @@ impl AddAssign<&ShardStats> for ShardStats {
         self.connections_total += other.connections_total;
         self.connections_rejected += other.connections_rejected;
         self.auth_failures += other.auth_failures;
+        self.pubsub_relay_dropped += other.pubsub_relay_dropped;
         self.acl_denied += other.acl_denied;
         self.tls_handshake_failures += other.tls_handshake_failures;
         self.output_limit_closes += other.output_limit_closes;

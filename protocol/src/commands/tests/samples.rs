@@ -940,6 +940,12 @@ fn pubsub_samples() -> Vec<Command> {
         Command::PubSub(P::Publish {
             channel: k("chat:1"),
             message: k("hello"),
+            local: false,
+        }),
+        Command::PubSub(P::Publish {
+            channel: k("chat:1"),
+            message: k("hello"),
+            local: true,
         }),
     ]
 }
