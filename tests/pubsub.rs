@@ -165,7 +165,7 @@ async fn keyspace_notifications_announce_every_change_from_every_shard() {
     let () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("notify-keyspace-events")
-        .arg("E$gxl")
+        .arg("E$gxlz")
         .query(&mut resp)
         .unwrap();
     const KEYS: usize = 40;
@@ -200,6 +200,14 @@ async fn keyspace_notifications_announce_every_change_from_every_shard() {
             .query(&mut resp)
             .unwrap();
         assert_eq!(old.as_deref(), Some("v"));
+        // A ZADD that moves a member answers 0 and is announced; one that changes
+        // nothing is not.
+        for zadd in ["ZADD z:{n} 1 a", "ZADD z:{n} XX 2 a", "ZADD z:{n} 2 a"] {
+            client
+                .call(support::command(&zadd.replace("{n}", &n.to_string())))
+                .await
+                .unwrap();
+        }
     }
     let mut seen: HashMap<String, Vec<String>> = HashMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -225,6 +233,12 @@ async fn keyspace_notifications_announce_every_change_from_every_shard() {
     assert_eq!(got, want, "one set event per SET that wrote");
     let (got, want) = sorted("set", "fresh");
     assert_eq!(got, want, "SET ... GET of a new key is announced");
+    let zadds = seen.get("zadd").cloned().unwrap_or_default();
+    for n in 0..KEYS {
+        let key = format!("z:{n}");
+        let count = zadds.iter().filter(|k| **k == key).count();
+        assert_eq!(count, 2, "{key}: the add and the move, not the no-op");
+    }
     let (got, want) = sorted("rpush", "list");
     assert_eq!(got, want, "one rpush event per RPUSH");
     let (got, want) = sorted("expired", "key");

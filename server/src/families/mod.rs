@@ -249,7 +249,7 @@ pub fn apply<'a, P: Payload>(
         }
         _ => {}
     }
-    let deleted = notify::existing_before(keyspace, command, now);
+    let before = notify::before(keyspace, command, now);
     let reply = apply_owned(keyspace, command, now);
     // A pop that found every list empty changed nothing, and its wait is not logged.
     let changed_nothing = matches!(command, Command::Blocking(_)) && reply == Value::Nil;
@@ -259,7 +259,7 @@ pub fn apply<'a, P: Payload>(
         }
         touch_watched(keyspace, command, &reply);
         if keyspace.notices.enabled() {
-            notify::raise(keyspace, command, &reply, deleted);
+            notify::raise(keyspace, command, &reply, before, now);
         }
         if !keyspace.blocked.is_empty() {
             let blocked = &mut keyspace.blocked;

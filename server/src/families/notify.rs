@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::data::notices::class;
+use tessera_protocol::commands::GeoSetCommand;
 
 /// Redis's event for a write of ours, by the command's name, with its class.
 fn event_of(name: &str) -> Option<(u16, &'static str)> {
@@ -80,7 +81,7 @@ fn set_wrote<P>(set: &SetArgs<P>, old_value: &Value) -> bool {
 
 /// The keys of a DEL that exist now, for its notifications once they are gone; `None`
 /// when no notification would be raised.
-pub fn existing_before<P: Payload>(
+fn existing_before<P: Payload>(
     keyspace: &mut Keyspace,
     command: &Command<P>,
     now: u64,
@@ -99,13 +100,60 @@ pub fn existing_before<P: Payload>(
     )
 }
 
-/// Raises `command`'s event on the keys it changed, given its reply (and, for DEL, the
-/// keys that existed before it).
+/// What a write's notification needs from before it ran: the keys of a DEL that exist,
+/// or the scores a ZADD or GEOADD may update (their reply counts only new members).
+pub enum Before {
+    /// DEL's keys that exist now.
+    Existing(Vec<Bytes>),
+    /// ZMSCORE of the members a ZADD or GEOADD names, on its key.
+    Scores(Value),
+}
+
+/// What `command`'s notification will need from before it runs; `None` when no
+/// notification would be raised or the reply alone tells.
+pub fn before<P: Payload>(
+    keyspace: &mut Keyspace,
+    command: &Command<P>,
+    now: u64,
+) -> Option<Before> {
+    if let Some(existing) = existing_before(keyspace, command, now) {
+        return Some(Before::Existing(existing));
+    }
+    let scores = scores_of_named(command)?;
+    if !keyspace.notices.wants(class::ZSET) {
+        return None;
+    }
+    Some(Before::Scores(
+        super::apply(keyspace, &scores, now).into_value(),
+    ))
+}
+
+/// ZMSCORE of the members an update-only-counting ZADD or GEOADD names.
+fn scores_of_named<P: Payload>(command: &Command<P>) -> Option<Command> {
+    let own = |p: &P| Bytes::copy_from_slice(p.as_ref());
+    let (key, members): (&P, Vec<Bytes>) = match command {
+        Command::SortedSets(SortedSetCommand::Add { key, pairs, .. }) => {
+            (key, pairs.iter().map(|(_, member)| own(member)).collect())
+        }
+        Command::GeoSets(GeoSetCommand::Add { key, points, .. }) => {
+            (key, points.iter().map(|(_, member)| own(member)).collect())
+        }
+        _ => return None,
+    };
+    Some(Command::SortedSets(SortedSetCommand::MScore {
+        key: own(key),
+        members,
+    }))
+}
+
+/// Raises `command`'s event on the keys it changed, given its reply and what it found
+/// before it ran.
 pub fn raise<P: Payload>(
     keyspace: &mut Keyspace,
     command: &Command<P>,
     reply: &Value,
-    deleted: Option<Vec<Bytes>>,
+    before: Option<Before>,
+    now: u64,
 ) {
     let name = command.spec().name;
     let Some((class, event)) = event_of(name) else {
@@ -119,13 +167,19 @@ pub fn raise<P: Payload>(
         (Command::Keys(KeyCommand::Set(set)), reply) if set.get => !set_wrote(set, reply),
         (_, Value::Nil) => true,
         (_, Value::Array(items)) => items.is_empty(),
-        (_, Value::Int(0)) => counts_changes(name),
+        // A ZADD or GEOADD adding nothing may still have moved members.
+        (_, Value::Int(0)) => match (&before, scores_of_named(command)) {
+            (Some(Before::Scores(old)), Some(scores)) => {
+                super::apply(keyspace, &scores, now).into_value() == *old
+            }
+            _ => counts_changes(name),
+        },
         _ => false,
     };
     if unchanged {
         return;
     }
-    if let Some(deleted) = deleted {
+    if let Some(Before::Existing(deleted)) = before {
         for key in deleted {
             keyspace.notices.raise(class, event, &key);
         }
