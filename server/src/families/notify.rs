@@ -105,8 +105,8 @@ fn existing_before<P: Payload>(
 pub enum Before {
     /// DEL's keys that exist now.
     Existing(Vec<Bytes>),
-    /// ZMSCORE of the members a ZADD or GEOADD names, on its key.
-    Scores(Value),
+    /// ZMSCORE of the members a ZADD or GEOADD names, on its key, and its answer then.
+    Scores(Command, Value),
 }
 
 /// What `command`'s notification will need from before it runs; `None` when no
@@ -123,9 +123,8 @@ pub fn before<P: Payload>(
     if !keyspace.notices.wants(class::ZSET) {
         return None;
     }
-    Some(Before::Scores(
-        super::apply(keyspace, &scores, now).into_value(),
-    ))
+    let old = super::apply(keyspace, &scores, now).into_value();
+    Some(Before::Scores(scores, old))
 }
 
 /// ZMSCORE of the members an update-only-counting ZADD or GEOADD names.
@@ -168,9 +167,9 @@ pub fn raise<P: Payload>(
         (_, Value::Nil) => true,
         (_, Value::Array(items)) => items.is_empty(),
         // A ZADD or GEOADD adding nothing may still have moved members.
-        (_, Value::Int(0)) => match (&before, scores_of_named(command)) {
-            (Some(Before::Scores(old)), Some(scores)) => {
-                super::apply(keyspace, &scores, now).into_value() == *old
+        (_, Value::Int(0)) => match &before {
+            Some(Before::Scores(scores, old)) => {
+                super::apply(keyspace, scores, now).into_value() == *old
             }
             _ => counts_changes(name),
         },
