@@ -30,9 +30,10 @@ pub mod codec;
 pub use commands::geo;
 pub use commands::{
     AdminCommand, ClusterCommand, Combine, Command, CommandSpec, CounterCommand, DedupCommand,
-    GeoCommand, IdemCommand, InventoryCommand, KeyCommand, KeySpec, KeyspaceCommand, LimitCommand,
-    ListCommand, PresenceCommand, PubSubCommand, SetArgs, SetCommand, SetCondition, SetExpiry,
-    ShapeError, Split, TimelineCommand, Typed, VersionedCommand, COMMANDS, PROTOCOL_VERSION,
+    DiagnosticsCommand, GeoCommand, IdemCommand, InventoryCommand, KeyCommand, KeySpec,
+    KeyspaceCommand, LimitCommand, ListCommand, PresenceCommand, PubSubCommand, SetArgs,
+    SetCommand, SetCondition, SetExpiry, ShapeError, Split, TimelineCommand, Typed,
+    VersionedCommand, COMMANDS, PROTOCOL_VERSION,
 };
 pub use error::{DecodeError, ErrorCode, FrameError};
 pub use frame::{Frame, FrameDecoder, Located, PUSH_ID};

@@ -13,6 +13,9 @@ use thiserror::Error;
 pub use tessera_protocol::DEFAULT_PORT;
 /// The RESP port when none is given: Redis's, so redis-cli and Redis clients find it.
 pub const DEFAULT_RESP_PORT: u16 = 6379;
+/// The metrics port when none is given: beside the client port (7379) and RESP's (6379),
+/// clear of redis_exporter's 9121 so both can run on one machine.
+pub const DEFAULT_METRICS_PORT: u16 = 9379;
 /// Most shards one node runs.
 pub const MAX_SHARDS: usize = 1024;
 
@@ -96,6 +99,16 @@ pub struct Config {
     /// Change-stream bytes each shard keeps for its replicas; a replica further behind
     /// copies the shard afresh (Redis's repl-backlog-size, per shard).
     pub repl_backlog_size: usize,
+    /// Whether to serve Prometheus metrics over HTTP.
+    pub metrics: bool,
+    /// The metrics port; 0 picks a free one.
+    pub metrics_port: u16,
+    /// Microseconds past which a request goes in the slow log; negative: none does.
+    pub slowlog_log_slower_than: i64,
+    /// Slow log entries each shard keeps.
+    pub slowlog_max_len: usize,
+    /// Milliseconds from which the latency monitor keeps an event; 0: it is off.
+    pub latency_monitor_threshold: u64,
 }
 
 /// Whether TLS clients must show a certificate the CA signed.
@@ -159,6 +172,11 @@ impl Default for Config {
             cluster_user: String::new(),
             cluster_pass: String::new(),
             repl_backlog_size: 16 << 20,
+            metrics: true,
+            metrics_port: DEFAULT_METRICS_PORT,
+            slowlog_log_slower_than: crate::diagnostics::DEFAULT_SLOWLOG_SLOWER_THAN_US,
+            slowlog_max_len: crate::diagnostics::DEFAULT_SLOWLOG_MAX_LEN,
+            latency_monitor_threshold: 0,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod data;
+pub mod diagnostics;
 pub mod families;
 pub mod memory;
 pub mod net;

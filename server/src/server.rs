@@ -147,6 +147,8 @@ pub struct Listeners {
     pub native: Vec<TcpListener>,
     /// RESP, for Redis clients; empty when it is off.
     pub resp: Vec<TcpListener>,
+    /// Prometheus metrics over HTTP, served by shard 0; `None` when they are off.
+    pub metrics: Option<TcpListener>,
 }
 
 /// Called once every shard has loaded its data and serves.
@@ -166,7 +168,11 @@ pub fn run(
     shutdown: watch::Receiver<bool>,
     ready: Ready,
 ) -> io::Result<()> {
-    let Listeners { native, resp } = listeners;
+    let Listeners {
+        native,
+        resp,
+        mut metrics,
+    } = listeners;
     let shards = u16::try_from(native.len()).map_err(|_| io::Error::other("too many shards"))?;
     if shards == 0 {
         return Err(io::Error::other("at least one listener is required"));
@@ -217,6 +223,11 @@ pub fn run(
         encoding_settings: Default::default(),
         subscriptions: Default::default(),
         notify_flags: Default::default(),
+        thresholds: crate::diagnostics::Thresholds::new(
+            config.slowlog_log_slower_than,
+            config.slowlog_max_len,
+            config.latency_monitor_threshold,
+        ),
     });
     crate::clock::epoch();
     let persistence = if config.appendonly {
@@ -239,6 +250,7 @@ pub fn run(
         .into_iter()
         .enumerate()
         .map(|(id, listener)| {
+            let metrics = if id == 0 { metrics.take() } else { None };
             let (node, mesh, slots, all_drained, shutdown, settings, loading) = (
                 node.clone(),
                 mesh.clone(),
@@ -255,7 +267,13 @@ pub fn run(
                     let loaded = startup::load(settings.as_ref(), id, shards);
                     let (keyspace, durability) = loading.all_loaded(id, loaded)?;
                     let shard = Rc::new(Shard::new(id, node, mesh, keyspace, durability));
-                    run_shard(shard, listener, slots, all_drained, shutdown, protected)
+                    let serving = Serving {
+                        slots,
+                        all_drained,
+                        protected,
+                        metrics,
+                    };
+                    run_shard(shard, listener, serving, shutdown)
                 })
         })
         .collect::<io::Result<Vec<_>>>()?;
@@ -390,14 +408,27 @@ impl AcceptFailures {
     }
 }
 
+/// What a shard thread serves with, besides its own listeners.
+struct Serving {
+    slots: Arc<Slots>,
+    all_drained: Arc<Barrier>,
+    protected: bool,
+    /// The metrics listener, on shard 0 only.
+    metrics: Option<TcpListener>,
+}
+
 fn run_shard(
     shard: Rc<Shard>,
     (listener, resp): (TcpListener, Option<TcpListener>),
-    slots: Arc<Slots>,
-    all_drained: Arc<Barrier>,
+    serving: Serving,
     mut shutdown: watch::Receiver<bool>,
-    protected: bool,
 ) -> io::Result<()> {
+    let Serving {
+        slots,
+        all_drained,
+        protected,
+        metrics,
+    } = serving;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -405,6 +436,15 @@ fn run_shard(
     local.block_on(&runtime, async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let resp = resp.map(tokio::net::TcpListener::from_std).transpose()?;
+        if let Some(metrics) = metrics {
+            metrics.set_nonblocking(true)?;
+            let metrics = tokio::net::TcpListener::from_std(metrics)?;
+            tokio::task::spawn_local(crate::diagnostics::metrics::serve(
+                shard.clone(),
+                metrics,
+                protected,
+            ));
+        }
         tokio::task::spawn_local(shard.clone().run_inbox());
         tokio::task::spawn_local(shard.clone().run_expiry());
         tokio::task::spawn_local(shard.clone().run_flusher());

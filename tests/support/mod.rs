@@ -41,6 +41,8 @@ pub struct TestServer {
     pub port: u16,
     /// The RESP port, unless RESP is off.
     pub resp_port: Option<u16>,
+    /// The metrics port, unless metrics are off.
+    pub metrics_port: Option<u16>,
 }
 
 impl TestServer {
@@ -58,6 +60,10 @@ impl TestServer {
         if !flags.contains(&"--resp-port") {
             // Every test server may speak RESP; none may take Redis's port.
             command.args(["--resp-port", "0"]);
+        }
+        if !flags.contains(&"--metrics-port") {
+            // Nor the default metrics port, which parallel servers would fight over.
+            command.args(["--metrics-port", "0"]);
         }
         if !flags.contains(&"--dir") && !flags.contains(&"--appendonly") {
             // Servers that test something else keep nothing on disk.
@@ -78,10 +84,14 @@ impl TestServer {
             .expect("server prints its address");
         // The RESP address is printed in the same write as the first line.
         let buffered = String::from_utf8_lossy(stdout.buffer()).into_owned();
-        let resp_port = buffered
-            .lines()
-            .find_map(|l| l.strip_prefix("resp listening on "))
-            .and_then(|addr| addr.rsplit(':').next()?.parse().ok());
+        let port_of = |prefix: &str| {
+            buffered
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .and_then(|addr| addr.rsplit(':').next()?.parse().ok())
+        };
+        let resp_port = port_of("resp listening on ");
+        let metrics_port = port_of("metrics listening on ");
         let address = line
             .trim()
             .strip_prefix("listening on ")
@@ -97,6 +107,7 @@ impl TestServer {
             address,
             port,
             resp_port,
+            metrics_port,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod blocking;
 pub mod cluster;
 pub mod counters;
 pub mod dedup;
+pub mod diagnostics;
 pub mod geo;
 pub mod geo_sets;
 pub mod hashes;
@@ -45,6 +46,7 @@ pub use blocking::BlockingCommand;
 pub use cluster::ClusterCommand;
 pub use counters::{CounterCommand, MAX_ID_BLOCK};
 pub use dedup::DedupCommand;
+pub use diagnostics::DiagnosticsCommand;
 pub use geo::GeoCommand;
 pub use geo_sets::GeoSetCommand;
 pub use hashes::HashCommand;
@@ -339,6 +341,8 @@ families! {
     SortedSetAlgebra(sorted_set_algebra::SortedSetAlgebraCommand),
     /// GEOADD, GEOPOS, GEODIST, GEOHASH, GEOSEARCH, GEOSEARCHSTORE: Redis's geo sets.
     GeoSets(geo_sets::GeoSetCommand),
+    /// SLOWLOG.* and LATENCY.*: the slow log and the latency monitor.
+    Diagnostics(diagnostics::DiagnosticsCommand),
 }
 
 const fn row_count() -> usize {

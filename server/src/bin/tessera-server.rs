@@ -30,6 +30,24 @@ struct Args {
     /// stays off with a warning [default: 6379].
     #[arg(long)]
     resp_port: Option<u16>,
+    /// Serve Prometheus metrics over HTTP (`/metrics`): yes or no [default: yes].
+    #[arg(long, value_parser = yes_no)]
+    metrics: Option<bool>,
+    /// The metrics port; 0 picks a free port. When the default is taken, metrics stay
+    /// off with a warning [default: 9379].
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// Microseconds past which a request goes in the slow log; negative: none does
+    /// [default: 10000].
+    #[arg(long, allow_hyphen_values = true)]
+    slowlog_log_slower_than: Option<i64>,
+    /// Slow log entries each shard keeps [default: 128].
+    #[arg(long)]
+    slowlog_max_len: Option<usize>,
+    /// Milliseconds from which the latency monitor keeps an event (LATENCY LATEST);
+    /// 0: off [default: 0].
+    #[arg(long)]
+    latency_monitor_threshold: Option<u64>,
     /// Shards (one thread each) [default: one per core].
     #[arg(long)]
     shards: Option<usize>,
@@ -192,7 +210,12 @@ impl Args {
             cluster_bus_port,
             cluster_announce_addr,
             cluster_user,
-            cluster_pass
+            cluster_pass,
+            metrics,
+            metrics_port,
+            slowlog_log_slower_than,
+            slowlog_max_len,
+            latency_monitor_threshold
         );
         config.user.extend(self.user);
         if self.repair_log {
@@ -253,6 +276,26 @@ fn main() -> ExitCode {
     } else {
         Vec::new()
     };
+    let metrics = if config.metrics {
+        let address = SocketAddr::new(config.bind, config.metrics_port);
+        match std::net::TcpListener::bind(address) {
+            Ok(listener) => Some(listener),
+            Err(error)
+                if error.kind() == std::io::ErrorKind::AddrInUse
+                    && config.metrics_port == tessera_server::config::DEFAULT_METRICS_PORT =>
+            {
+                tracing::warn!(%error, port = config.metrics_port, "the default metrics port is taken: metrics are not served; set --metrics-port");
+                None
+            }
+            Err(error) => {
+                tracing::error!(%error, %address, "cannot listen for metrics");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let metrics_address = metrics.as_ref().and_then(|l| l.local_addr().ok());
     let address = listeners[0]
         .local_addr()
         .map(|a| a.to_string())
@@ -267,6 +310,9 @@ fn main() -> ExitCode {
         let mut lines = format!("listening on {address}\n");
         if let Some(resp) = resp_address {
             lines.push_str(&format!("resp listening on {resp}\n"));
+        }
+        if let Some(metrics) = metrics_address {
+            lines.push_str(&format!("metrics listening on {metrics}\n"));
         }
         let _ = std::io::stdout().write_all(lines.as_bytes());
         let _ = std::io::stdout().flush();
@@ -308,6 +354,7 @@ fn main() -> ExitCode {
         let listeners = server::Listeners {
             native: listeners,
             resp,
+            metrics,
         };
         let result = server::run(listeners, &config, stopped, ready);
         let _ = ended.send(());

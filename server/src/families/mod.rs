@@ -536,7 +536,9 @@ fn apply_owned<P: Payload>(keyspace: &mut Keyspace, command: &Command<P>, now: u
         Command::PubSub(_) => {
             Value::error(ErrorCode::Internal, "pub/sub is the node's, not a shard's")
         }
-        Command::Cluster(_) => Value::error(ErrorCode::Internal, "not a shard operation"),
+        Command::Cluster(_) | Command::Diagnostics(_) => {
+            Value::error(ErrorCode::Internal, "not a shard operation")
+        }
     }
 }
 

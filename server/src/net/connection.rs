@@ -248,7 +248,12 @@ async fn serve(
                 && tokio::select! {
                     biased;
                     // TLS holds records back until flushed; for TCP the flush is free.
-                    written = write_flushed(&mut stream, &spare) => written.is_ok(),
+                    written = write_flushed(&mut stream, &spare) => {
+                        if written.is_ok() {
+                            shard.stats.borrow_mut().net_output_bytes += spare.len() as u64;
+                        }
+                        written.is_ok()
+                    }
                     () = out.aborted() => false,
                 };
             if !written {
@@ -323,7 +328,8 @@ async fn serve(
             read = stream.read_buf(&mut inbuf) => {
                 next = match read {
                     Ok(0) => Next::Close("peer closed"),
-                    Ok(_) => {
+                    Ok(read) => {
+                        shard.stats.borrow_mut().net_input_bytes += read as u64;
                         out.read_clock.arrived(was_empty);
                         let next = process(&shard, &out, &mut decoder, &mut inbuf, &mut state);
                         out.read_clock.processed(inbuf.is_empty());
@@ -427,6 +433,7 @@ fn run_frame(
         );
         return Some(Next::Close("request used the push id"));
     }
+    shard.diagnostics.request_bytes.set(body.len());
     let command = match Command::decode(body) {
         Ok(command) => command,
         Err(error) => {
@@ -435,16 +442,40 @@ fn run_frame(
             return None;
         }
     };
-    run_command(shard, out, id, command, started, state, first_request)
+    run_command(shard, out, id, command, started, state, first_request, None)
 }
 
-/// Runs one decoded request: authentication and ACL first, then here, on the cluster
-/// layer, or on the shards that own its keys.
+/// Runs one decoded request, then gives the slow log its arguments (`words`, as a RESP
+/// client sent them, or the native request's name and keys) if it needs them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_command(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,
     id: u32,
     command: Command<&[u8]>,
+    started: Instant,
+    state: &mut ConnState,
+    first_request: bool,
+    words: Option<&[bytes::Bytes]>,
+) -> Option<Next> {
+    let tasks_before = out.in_flight.get();
+    let next = serve_command(shard, out, id, &command, started, state, first_request);
+    shard
+        .diagnostics
+        .after_run(shard, out, id, tasks_before, || match words {
+            Some(words) => crate::diagnostics::slowlog::bounded_args(words.iter().map(|w| &w[..])),
+            None => crate::diagnostics::native_args(&command),
+        });
+    next
+}
+
+/// Runs one decoded request: authentication and ACL first, then here, on the cluster
+/// layer, or on the shards that own its keys.
+fn serve_command(
+    shard: &Rc<Shard>,
+    out: &Rc<ConnOutput>,
+    id: u32,
+    command: &Command<&[u8]>,
     started: Instant,
     state: &mut ConnState,
     first_request: bool,
@@ -457,7 +488,7 @@ pub(crate) fn run_command(
         version,
         shard: wanted,
         auth,
-    }) = &command
+    }) = command
     {
         let hello = Hello {
             id,
@@ -479,15 +510,15 @@ pub(crate) fn run_command(
         }
         return hello.answer(shard, out, started, index);
     }
-    if acl::is_session_command(&command) {
-        let answer = access::answer(acl, &mut state.session, &command);
+    if acl::is_session_command(command) {
+        let answer = access::answer(acl, &mut state.session, command);
         out.client.note_user(state.session.username());
         return conclude(shard, complete, answer);
     }
-    if let Err(refusal) = state.session.check(acl, &command) {
+    if let Err(refusal) = state.session.check(acl, command) {
         return conclude(shard, complete, access::Answer::refused(&refusal));
     }
-    if let Command::Transactions(TxCommand::Tx(commands)) = &command {
+    if let Command::Transactions(TxCommand::Tx(commands)) = command {
         // A transaction may do only what its commands, each sent alone, may.
         for inner in commands {
             if let Err(refusal) = state.session.check(acl, inner) {
@@ -495,7 +526,7 @@ pub(crate) fn run_command(
             }
         }
     }
-    if let Command::Cluster(cluster) = &command {
+    if let Command::Cluster(cluster) = command {
         super::cluster::answer(shard, out, id, index, started, cluster);
         return None;
     }

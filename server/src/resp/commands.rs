@@ -195,6 +195,8 @@ const ARITY: &[(&str, i32)] = &[
     ("TIME", 1),
     ("CLIENT", -2),
     ("COMMAND", -1),
+    ("SLOWLOG", -2),
+    ("LATENCY", -2),
 ];
 
 /// Redis's arity for `name` (upper case), if Redis has the command.
@@ -290,6 +292,7 @@ pub fn translate<'a>(name: &str, args: &'a [Bytes]) -> Translated<'a> {
             with("MEMORY.USAGE", &rest[1..2], None)
         }
         "SUBSTR" => with("GETRANGE", rest, None),
+        "SLOWLOG" | "LATENCY" => diagnostics(name, rest),
         "RPOPLPUSH" => with(
             "LMOVE",
             &[
@@ -392,6 +395,71 @@ pub fn translate<'a>(name: &str, args: &'a [Bytes]) -> Translated<'a> {
             shape: None,
         },
     }
+}
+
+/// SLOWLOG GET/LEN/RESET and LATENCY LATEST/HISTORY/RESET as our SLOWLOG.* and
+/// LATENCY.* commands, and their HELP.
+fn diagnostics(name: &str, rest: &[Bytes]) -> Translated<'static> {
+    let sub = String::from_utf8_lossy(&rest[0]).to_ascii_uppercase();
+    let ours = match (name, sub.as_str()) {
+        ("SLOWLOG", "GET") => "SLOWLOG.GET",
+        ("SLOWLOG", "LEN") => "SLOWLOG.LEN",
+        ("SLOWLOG", "RESET") => "SLOWLOG.RESET",
+        ("LATENCY", "LATEST") => "LATENCY.LATEST",
+        ("LATENCY", "HISTORY") => "LATENCY.HISTORY",
+        ("LATENCY", "RESET") => "LATENCY.RESET",
+        (_, "HELP") => return Translated::Refused(diagnostics_help(name)),
+        _ => {
+            return Translated::Refused(Value::error(
+                ErrorCode::Syntax,
+                format!(
+                    "unknown subcommand or wrong number of arguments for '{}'. Try {name} HELP.",
+                    String::from_utf8_lossy(&rest[0])
+                ),
+            ))
+        }
+    };
+    Translated::Native {
+        words: std::iter::once(Bytes::from_static(ours.as_bytes()))
+            .chain(rest[1..].iter().cloned())
+            .collect::<Vec<_>>()
+            .into(),
+        shape: None,
+    }
+}
+
+/// SLOWLOG HELP and LATENCY HELP: the subcommands served.
+fn diagnostics_help(name: &str) -> Value {
+    let lines: &[&str] = if name == "SLOWLOG" {
+        &[
+            "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "    Entries are made of:",
+            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            "    client name",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+            "HELP",
+            "    Print this help.",
+        ]
+    } else {
+        &[
+            "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "HISTORY <event>",
+            "    Return time-latency samples for the <event> class.",
+            "LATEST",
+            "    Return the latest latency samples for all events.",
+            "RESET [<event> ...]",
+            "    Reset latency data of one or more <event> classes.",
+            "    (default: reset all data for all event classes)",
+            "HELP",
+            "    Print this help.",
+        ]
+    };
+    Value::Array(lines.iter().map(|line| Value::text(*line)).collect())
 }
 
 /// GEORADIUS and GEORADIUSBYMEMBER (and their read-only forms) as the GEOSEARCH or

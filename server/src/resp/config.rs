@@ -37,6 +37,18 @@ fn settings(node: &NodeInfo) -> BTreeMap<String, String> {
             "notify-keyspace-events",
             notices::render(node.notify_flags.load(Ordering::Relaxed)),
         ),
+        (
+            "slowlog-log-slower-than",
+            node.thresholds.slowlog_slower_than_us().to_string(),
+        ),
+        (
+            "slowlog-max-len",
+            node.thresholds.slowlog_max_len().to_string(),
+        ),
+        (
+            "latency-monitor-threshold",
+            node.thresholds.latency_monitor_ms().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_string(), value))
@@ -77,14 +89,71 @@ pub fn config(node: &NodeInfo, args: &[Bytes]) -> Value {
     }
 }
 
+/// The settings CONFIG SET changes while the node runs, each checked before any is set.
+#[derive(Clone, Copy)]
+enum Live {
+    SlowlogSlowerThan(i64),
+    SlowlogMaxLen(usize),
+    LatencyThreshold(u64),
+}
+
+impl Live {
+    /// The setting `name` with `value`, or the refusal Redis words for a bad value;
+    /// `None` for a name that is not one of these.
+    fn parse(name: &str, value: &str) -> Option<Result<Live, Value>> {
+        let number = || {
+            value.parse::<i64>().map_err(|_| {
+                Value::error(
+                    ErrorCode::Syntax,
+                    format!("CONFIG SET failed (possibly related to argument '{name}') - argument couldn't be parsed into an integer"),
+                )
+            })
+        };
+        let at_least_zero = |n: i64| {
+            if n < 0 {
+                Err(Value::error(
+                    ErrorCode::Syntax,
+                    format!("CONFIG SET failed (possibly related to argument '{name}') - argument must be between 0 and 9223372036854775807 inclusive"),
+                ))
+            } else {
+                Ok(n)
+            }
+        };
+        Some(match name {
+            "slowlog-log-slower-than" => number().map(Live::SlowlogSlowerThan),
+            "slowlog-max-len" => number()
+                .and_then(at_least_zero)
+                .map(|n| Live::SlowlogMaxLen(n as usize)),
+            "latency-monitor-threshold" => number()
+                .and_then(at_least_zero)
+                .map(|n| Live::LatencyThreshold(n as u64)),
+            _ => return None,
+        })
+    }
+
+    fn apply(self, node: &NodeInfo) {
+        match self {
+            Live::SlowlogSlowerThan(micros) => node.thresholds.set_slowlog_slower_than_us(micros),
+            Live::SlowlogMaxLen(len) => node.thresholds.set_slowlog_max_len(len),
+            Live::LatencyThreshold(ms) => node.thresholds.set_latency_monitor_ms(ms),
+        }
+    }
+}
+
 /// CONFIG SET: all of the pairs, or none of them.
 fn set(node: &NodeInfo, pairs: &[Bytes]) -> Value {
     let mut accepted = Vec::new();
+    let mut live = Vec::new();
     let mut notify = None;
     for pair in pairs.chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
-        if name == "notify-keyspace-events" {
+        if let Some(setting) = Live::parse(&name, &value) {
+            match setting {
+                Ok(setting) => live.push(setting),
+                Err(refusal) => return refusal,
+            }
+        } else if name == "notify-keyspace-events" {
             match notices::parse(&value) {
                 Some(flags) => notify = Some(flags),
                 None => {
@@ -115,6 +184,9 @@ fn set(node: &NodeInfo, pairs: &[Bytes]) -> Value {
     }
     if let Some(flags) = notify {
         node.notify_flags.store(flags, Ordering::Relaxed);
+    }
+    for setting in live {
+        setting.apply(node);
     }
     Value::Ok
 }

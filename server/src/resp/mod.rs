@@ -127,7 +127,16 @@ fn run(
     let name: &str = &name;
     let container = matches!(
         name,
-        "CLIENT" | "CONFIG" | "CLUSTER" | "COMMAND" | "PUBSUB" | "FUNCTION" | "OBJECT" | "ACL"
+        "CLIENT"
+            | "CONFIG"
+            | "CLUSTER"
+            | "COMMAND"
+            | "PUBSUB"
+            | "FUNCTION"
+            | "OBJECT"
+            | "ACL"
+            | "SLOWLOG"
+            | "LATENCY"
     );
     let sub = args.get(1).filter(|_| container).map(|sub| &sub[..]);
     out.client.note_command(&args[0], sub);
@@ -272,8 +281,9 @@ fn run_ours(
     reader.scratch.clear();
     parsed.encode(&mut reader.scratch);
     let body = reader.scratch.split().freeze();
+    shard.diagnostics.request_bytes.set(body.len());
     match Command::<&[u8]>::decode(&body[..]) {
-        Ok(command) => run_command(shard, out, id, command, started, state, false),
+        Ok(command) => run_command(shard, out, id, command, started, state, false, Some(args)),
         Err(error) => {
             out.reply(id, &Value::error(ErrorCode::Internal, error.to_string()));
             None

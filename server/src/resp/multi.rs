@@ -201,9 +201,13 @@ fn exec(
     let mut body = BytesMut::new();
     tx.encode(&mut body);
     let body = body.freeze();
+    shard.diagnostics.request_bytes.set(body.len());
     state.tx_watch = reader.watch_slot.take();
     match Command::<&[u8]>::decode(&body[..]) {
-        Ok(command) => run_command(shard, out, id, command, started, state, false),
+        Ok(command) => {
+            let words = [Bytes::from_static(b"EXEC")];
+            run_command(shard, out, id, command, started, state, false, Some(&words))
+        }
         Err(error) => {
             state.tx_watch = None;
             out.reply(id, &Value::error(ErrorCode::Internal, error.to_string()));

@@ -20,6 +20,7 @@ use tessera_protocol::{
 use crate::clock;
 use crate::data::timeline::merge;
 use crate::data::watch::ConnId;
+use crate::diagnostics;
 use crate::families::timelines::page_value;
 use crate::families::{self, geo, Part};
 use crate::route::cluster::Verdict;
@@ -37,7 +38,7 @@ pub fn dispatch(
     shard: &Rc<Shard>,
     conn: &Rc<ConnOutput>,
     request_id: u32,
-    command: Command<&[u8]>,
+    command: &Command<&[u8]>,
     started: Instant,
 ) {
     dispatch_watched(shard, conn, request_id, command, started, None);
@@ -50,7 +51,7 @@ pub fn dispatch_watched(
     shard: &Rc<Shard>,
     conn: &Rc<ConnOutput>,
     request_id: u32,
-    command: Command<&[u8]>,
+    command: &Command<&[u8]>,
     started: Instant,
     tx_watch: Option<(ConnId, u16)>,
 ) {
@@ -62,7 +63,7 @@ pub fn dispatch_watched(
         now: clock::millis_at(started),
         watcher: tx_watch.map(|(conn, _)| conn),
     };
-    let slot = match super::cluster::check(shard, &command, conn.reads_replica.get()) {
+    let slot = match super::cluster::check(shard, command, conn.reads_replica.get()) {
         Verdict::Run { slot } => slot,
         Verdict::Refuse(refusal) => return request.complete(shard, conn, &refusal),
         Verdict::AcrossNodes => {
@@ -76,10 +77,10 @@ pub fn dispatch_watched(
         }
         conn.wrote.set(true);
     }
-    if let Command::PubSub(pubsub) = &command {
+    if let Command::PubSub(pubsub) = command {
         return super::pubsub::publish_or_subscribe(shard, conn, request, pubsub);
     }
-    if let Command::Geo(geo) = &command {
+    if let Command::Geo(geo) = command {
         if geo_route::is_routed(geo) {
             // A migration waits for geo commands begun before its slots paused.
             let entered = shard.node.cluster.is_some().then(|| shard.fence.enter());
@@ -120,7 +121,7 @@ pub fn dispatch_watched(
     }
     match COMMANDS[index].keys {
         KeySpec::None | KeySpec::Area => {
-            let reply = match &command {
+            let reply = match command {
                 Command::Admin(AdminCommand::Ping(Some(message))) => {
                     Value::Bytes(Bytes::copy_from_slice(message))
                 }
@@ -129,7 +130,7 @@ pub fn dispatch_watched(
             };
             request.complete(shard, conn, &reply);
         }
-        KeySpec::OneSlot if !one_slot(&command) => request.complete(
+        KeySpec::OneSlot if !one_slot(command) => request.complete(
             shard,
             conn,
             &Value::error(
@@ -143,25 +144,25 @@ pub fn dispatch_watched(
                 (Some(slot), Some(_)) => shard_of_slot(slot, shard.shards()),
                 (None, Some(key)) => shard_for_key(key, shard.shards()),
                 // A TX runs where its keys are, or else where its watched keys are.
-                (_, None) => match first_slot(&command).or(tx_watch.map(|(_, slot)| slot)) {
+                (_, None) => match first_slot(command).or(tx_watch.map(|(_, slot)| slot)) {
                     Some(slot) => shard_of_slot(slot, shard.shards()),
                     None => shard.id,
                 },
             };
-            if let Command::Blocking(blocking) = &command {
+            if let Command::Blocking(blocking) = command {
                 if blocking.block_ms().is_some() {
-                    return super::blocking::block(shard, conn, request, &command, owner);
+                    return super::blocking::block(shard, conn, request, command, owner);
                 }
             }
             if owner == shard.id {
-                run_here(shard, conn, request, &command);
+                run_here(shard, conn, request, command);
             } else {
-                forward(shard, conn, request, &command, owner);
+                forward(shard, conn, request, command, owner);
             }
         }
-        KeySpec::Many | KeySpec::Pairs => split_keys(shard, conn, request, &command),
-        KeySpec::Watch => watch(shard, conn, request, &command),
-        KeySpec::AllShards => every_shard(shard, conn, request, &command),
+        KeySpec::Many | KeySpec::Pairs => split_keys(shard, conn, request, command),
+        KeySpec::Watch => watch(shard, conn, request, command),
+        KeySpec::AllShards => every_shard(shard, conn, request, command),
     }
 }
 
@@ -200,6 +201,18 @@ impl Request {
     /// Writes the reply and records the request's latency.
     pub(super) fn complete(&self, shard: &Shard, conn: &ConnOutput, reply: &Value) {
         complete(shard, conn, self.id, self.index, self.started, reply);
+    }
+
+    /// As `complete`, for a request that ran as a task: all its time since its batch
+    /// began is its own.
+    fn complete_waited(&self, shard: &Shard, conn: &ConnOutput, reply: &Value) {
+        finish(
+            shard,
+            conn,
+            (self.id, self.index, self.started),
+            reply,
+            true,
+        );
     }
 }
 
@@ -392,6 +405,20 @@ fn every_shard(
             });
         }
         Command::Keyspace(KeyspaceCommand::Scan { .. }) => scan(shard, conn, request, command),
+        Command::Diagnostics(asked) => {
+            let asked = asked.to_owned_bytes();
+            let answers = shards
+                .map(|to| {
+                    let asked = asked.clone();
+                    shard.call(to, move |target: &Rc<Shard>| {
+                        diagnostics::shard_part(target, &asked)
+                    })
+                })
+                .collect();
+            gather(shard, conn, request, answers, move |parts| {
+                diagnostics::combine(&asked, parts)
+            });
+        }
         Command::Keyspace(KeyspaceCommand::RandomKey) => {
             let answers = shards
                 .map(|to| {
@@ -533,13 +560,29 @@ fn run_here(shard: &Shard, conn: &ConnOutput, request: Request, command: &Comman
         Some(watcher) if keyspace.tx_watches.end(watcher) => families::Reply::Value(Value::Nil),
         _ => families::apply(&mut keyspace, command, request.now),
     };
+    let before = conn.pending_bytes();
     conn.reply_with(request.id, &reply);
+    let reply_bytes = conn.pending_bytes().saturating_sub(before);
     shard.completed(request.index, request.started, reply.is_error());
     drop(reply);
     let pushes = keyspace.watches.has_pushes() || !keyspace.notices.is_empty();
     drop(keyspace);
     if pushes {
         shard.route_pushes();
+    }
+    if shard
+        .diagnostics
+        .worth_timing(shard, request.index, reply_bytes)
+    {
+        let done = diagnostics::Completion {
+            request_id: request.id,
+            index: request.index,
+            started: request.started,
+            now: Instant::now(),
+            waited: false,
+            large_reply: reply_bytes >= diagnostics::latency::LARGE_REPLY_BYTES,
+        };
+        shard.diagnostics.observe(shard, conn, &done);
     }
 }
 
@@ -682,7 +725,7 @@ fn run_task(shard: &Rc<Shard>, conn: &Rc<ConnOutput>, request: Request, task: Ta
         let value = task.await;
         if let Some(conn) = conn.upgrade() {
             conn.in_flight.set(conn.in_flight.get() - 1);
-            request.complete(&shard, &conn, &value);
+            request.complete_waited(&shard, &conn, &value);
             conn.wake.raise();
         }
     });
@@ -717,12 +760,42 @@ pub fn complete(
     started: Instant,
     reply: &Value,
 ) {
+    finish(
+        shard,
+        conn,
+        (request_id, command_index, started),
+        reply,
+        false,
+    );
+}
+
+/// Writes the reply, records the request's latency, and shows it to the slow log.
+fn finish(
+    shard: &Shard,
+    conn: &ConnOutput,
+    (request_id, index, started): (u32, usize, Instant),
+    reply: &Value,
+    waited: bool,
+) {
     conn.reply(request_id, reply);
-    let latency = started.elapsed().as_nanos() as u64;
+    let now = Instant::now();
+    let latency = now.saturating_duration_since(started).as_nanos() as u64;
     shard
         .stats
         .borrow_mut()
-        .record(command_index, latency, matches!(reply, Value::Error(_)));
+        .record(index, latency, matches!(reply, Value::Error(_)));
+    shard.diagnostics.observe(
+        shard,
+        conn,
+        &diagnostics::Completion {
+            request_id,
+            index,
+            started,
+            now,
+            waited,
+            large_reply: diagnostics::latency::is_large(reply),
+        },
+    );
 }
 
 /// Counts a request whose body could not be decoded.

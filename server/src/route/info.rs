@@ -187,6 +187,7 @@ pub fn render(node: &NodeInfo, snapshots: &[ShardStats], used_memory: usize) -> 
         (Value::text("persistence"), persistence(snapshots)),
         (Value::text("replication"), replication(node, snapshots)),
         (Value::text("totals"), Value::Map(total.summary())),
+        (Value::text("latency_buckets"), total.latency_buckets()),
         (Value::text("commands"), total.command_table()),
         (Value::text("shards"), Value::Array(shards)),
     ])

@@ -102,6 +102,11 @@ pub async fn migrate(
             cluster.paused.clear(usize::from(slot));
         }
         moved.longest_pause = moved.longest_pause.max(paused_at.elapsed());
+        crate::diagnostics::note_elapsed(
+            &shard.keyspace,
+            crate::diagnostics::latency::MIGRATION_PAUSE,
+            paused_at.elapsed(),
+        );
         match outcome {
             Ok((entries, bytes, epoch)) => {
                 moved.slots += batch.len();

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::clock;
+use crate::diagnostics::latency::{LOG_FSYNC, LOG_WRITE, SNAPSHOT_STEP};
 use crate::persist::log::Segment;
 use crate::persist::snapshot::{SnapshotInfo, SnapshotWriter};
 use crate::persist::{Fsync, Settings};
@@ -356,7 +357,9 @@ impl Shard {
         let mut batch = std::mem::take(&mut *durable.spare.borrow_mut());
         self.keyspace.borrow_mut().take_journal(&mut batch);
         if !batch.is_empty() {
-            match durable.append(&mut batch) {
+            let written =
+                crate::diagnostics::timed(&self.keyspace, LOG_WRITE, || durable.append(&mut batch));
+            match written {
                 Ok(()) => {
                     let upto = durable.take_bytes(batch.len());
                     durable.note_written(batch.len());
@@ -399,13 +402,17 @@ impl Shard {
                     break;
                 }
                 let upto = durable.take_bytes(batch.len());
-                while let Err(error) = durable.append(&mut batch) {
+                while let Err(error) = crate::diagnostics::timed(&self.keyspace, LOG_WRITE, || {
+                    durable.append(&mut batch)
+                }) {
                     durable.note_failure("write", &error);
                     tokio::time::sleep(RETRY_AFTER).await;
                 }
                 durable.note_written(batch.len());
                 if durable.settings.fsync == Fsync::Always {
+                    let began = Instant::now();
                     durable.sync(upto).await;
+                    crate::diagnostics::note_elapsed(&self.keyspace, LOG_FSYNC, began.elapsed());
                 }
                 for jobs in durable.mark_done(upto) {
                     self.send_batches(jobs);
@@ -576,7 +583,11 @@ impl Shard {
         loop {
             let (finished, saved) = {
                 let mut keyspace = self.keyspace.borrow_mut();
+                let began = (keyspace.latency.threshold_ms() > 0).then(Instant::now);
                 let finished = keyspace.cut_step(CUT_STEP_BUCKETS);
+                if let Some(began) = began {
+                    keyspace.latency.note(SNAPSHOT_STEP, began.elapsed());
+                }
                 let saved = keyspace.take_cut_entries(&mut entries).unwrap_or(0);
                 (finished, saved)
             };

@@ -124,6 +124,8 @@ pub struct NodeInfo {
     /// `notify-keyspace-events`: which keyspace notifications are published (none by
     /// default), shared with every shard's keyspace.
     pub notify_flags: Arc<std::sync::atomic::AtomicU16>,
+    /// The slow log's and latency monitor's thresholds.
+    pub thresholds: crate::diagnostics::Thresholds,
 }
 
 /// One shard's state.
@@ -138,6 +140,8 @@ pub struct Shard {
     pub keyspace: RefCell<Keyspace>,
     /// Counters.
     pub stats: RefCell<ShardStats>,
+    /// The slow log, and what it needs to time requests.
+    pub diagnostics: crate::diagnostics::ShardDiagnostics,
     /// Jobs queued per destination shard until the next flush.
     outbox: RefCell<Vec<Vec<Job>>>,
     /// Raised when the outbox gains its first job since the last flush.
@@ -189,12 +193,15 @@ impl Shard {
         keyspace.eviction = node.eviction;
         // Set after loading, so a replay announces nothing.
         keyspace.notices.flags = node.notify_flags.clone();
+        keyspace.latency =
+            crate::diagnostics::latency::LatencyMonitor::new(node.thresholds.latency_ms.clone());
         Self {
             id,
             node,
             mesh,
             keyspace: RefCell::new(keyspace),
             stats: RefCell::new(ShardStats::new()),
+            diagnostics: Default::default(),
             outbox: RefCell::new((0..shards).map(|_| Vec::new()).collect()),
             outbox_ready: LocalSignal::default(),
             outbox_dirty: Cell::new(false),
@@ -312,8 +319,33 @@ impl Shard {
 
     /// This shard's counters, with keyspace figures filled in.
     pub fn snapshot(&self) -> ShardStats {
+        let stats = self.stats.borrow().clone();
+        self.with_keyspace_figures(stats)
+    }
+
+    /// This shard's counters without the per-command ones (whose histograms are tens of
+    /// kilobytes each), with keyspace figures filled in.
+    pub fn scalar_snapshot(&self) -> ShardStats {
+        let mut stats = self.stats.borrow_mut();
+        let commands = std::mem::take(&mut stats.commands);
+        let scalars = stats.clone();
+        stats.commands = commands;
+        drop(stats);
+        self.with_keyspace_figures(scalars)
+    }
+
+    /// Bytes of replies and pushes waiting in this shard's connections' buffers.
+    pub fn output_buffer_bytes(&self) -> u64 {
+        self.connections
+            .borrow()
+            .iter()
+            .filter_map(|(_, conn)| conn.upgrade())
+            .map(|conn| conn.pending_bytes() as u64)
+            .sum()
+    }
+
+    fn with_keyspace_figures(&self, mut stats: ShardStats) -> ShardStats {
         let keyspace = self.keyspace.borrow();
-        let mut stats = self.stats.borrow().clone();
         stats.keys = keyspace.len() as u64;
         stats.volatile_keys = keyspace.volatile_len() as u64;
         stats.expired_keys = keyspace.expired_total();
@@ -597,6 +629,7 @@ impl Shard {
     /// could be evicted.
     fn evict(&self, excess: usize, now: u64) -> Option<usize> {
         let mut keyspace = self.keyspace.borrow_mut();
+        let began = (keyspace.latency.threshold_ms() > 0).then(Instant::now);
         let mut freed = 0;
         for _ in 0..MAX_EVICTIONS_PER_WRITE {
             if freed >= excess {
@@ -611,6 +644,11 @@ impl Shard {
                     tessera_protocol::KeyCommand::Del(vec![&key[..]]).into();
                 families::Mutation::record(journal, now, &deletion);
             }
+        }
+        if let Some(began) = began {
+            keyspace
+                .latency
+                .note(crate::diagnostics::latency::EVICTION_CYCLE, began.elapsed());
         }
         (freed > 0).then_some(freed)
     }
@@ -719,7 +757,13 @@ impl Shard {
             for key in keyspace.take_due(now) {
                 families::timer_due(&mut keyspace, &key, now);
             }
+            let began = (keyspace.latency.threshold_ms() > 0).then(Instant::now);
             removed += keyspace.expire_cycle(now, EXPIRY_BUDGET);
+            if let Some(began) = began {
+                keyspace
+                    .latency
+                    .note(crate::diagnostics::latency::EXPIRE_CYCLE, began.elapsed());
+            }
             keyspace.refresh_geo_bytes();
             let lapsed = keyspace.geo.sweep(GEO_SWEEP_BUDGET, now);
             drop(keyspace);

@@ -157,6 +157,8 @@ pub struct ConnOutput {
     pub wake: LocalSignal,
     /// Requests whose replies will come later (from other shards or tasks).
     pub in_flight: Cell<usize>,
+    /// The slow log's copy of the arguments of requests in flight, by request id.
+    pub slow_args: RefCell<Vec<(u32, Vec<Bytes>)>>,
     /// Whether a request that changes data was received since the output was last
     /// written: such replies wait for the log even while it is failing.
     pub wrote: Cell<bool>,
@@ -259,6 +261,7 @@ impl Default for ConnOutput {
             patterns: RefCell::new(HashSet::new()),
             wake: LocalSignal::default(),
             in_flight: Cell::new(0),
+            slow_args: RefCell::new(Vec::new()),
             wrote: Cell::new(false),
             reads_replica: Cell::new(false),
             aborted: LocalSignal::default(),

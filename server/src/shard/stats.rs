@@ -8,6 +8,16 @@ use tessera_protocol::{Value, COMMANDS};
 /// Highest latency recorded, in nanoseconds (10 s); slower requests are clamped to it.
 const MAX_LATENCY_NS: u64 = 10_000_000_000;
 
+/// Upper bounds of the latency buckets INFO and the metrics endpoint report, in seconds
+/// (Prometheus's own series, from 10 µs).
+pub const LATENCY_BUCKETS: [f64; 18] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Requests per latency bucket, the last for those slower than every bound.
+pub type Buckets = [u64; LATENCY_BUCKETS.len() + 1];
+
 /// One command's counters on one shard.
 #[derive(Debug, Clone)]
 pub struct CommandStats {
@@ -17,6 +27,22 @@ pub struct CommandStats {
     pub errors: u64,
     /// Server-side latency from decode to reply, in nanoseconds.
     pub latency: Histogram<u64>,
+    /// Every request's latency added up, in nanoseconds (the histogram's buckets are
+    /// approximate; this is exact).
+    pub latency_sum_ns: u64,
+}
+
+impl CommandStats {
+    /// The latency histogram folded into `LATENCY_BUCKETS` (not cumulative).
+    pub fn buckets(&self) -> Buckets {
+        let bounds_ns = LATENCY_BUCKETS.map(|seconds| (seconds * 1e9) as u64);
+        let mut buckets = [0; LATENCY_BUCKETS.len() + 1];
+        for recorded in self.latency.iter_recorded() {
+            let ns = recorded.value_iterated_to();
+            buckets[bounds_ns.partition_point(|&bound| bound < ns)] += recorded.count_at_value();
+        }
+        buckets
+    }
 }
 
 impl Default for CommandStats {
@@ -24,6 +50,7 @@ impl Default for CommandStats {
         Self {
             calls: 0,
             errors: 0,
+            latency_sum_ns: 0,
             latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 2)
                 .expect("static histogram bounds are valid"),
         }
@@ -80,6 +107,10 @@ pub struct ShardStats {
     pub geo_members: u64,
     /// Push frames written to connections.
     pub pushes: u64,
+    /// Bytes read from client connections.
+    pub net_input_bytes: u64,
+    /// Bytes written to client connections.
+    pub net_output_bytes: u64,
     /// The log's and snapshots' figures (not added up: INFO combines them per field).
     pub persistence: crate::shard::durable::PersistStats,
     /// The shard's replication figures (not added up: INFO combines them per field).
@@ -100,6 +131,7 @@ impl ShardStats {
         let command = &mut self.commands[index];
         command.calls += 1;
         command.errors += u64::from(error);
+        command.latency_sum_ns += latency_ns;
         command
             .latency
             .saturating_record(latency_ns.clamp(1, MAX_LATENCY_NS));
@@ -137,7 +169,34 @@ impl ShardStats {
             field("blocked_clients", self.blocked_clients),
             field("geo_members", self.geo_members),
             field("pushes", self.pushes),
+            field("net_input_bytes", self.net_input_bytes),
+            field("net_output_bytes", self.net_output_bytes),
         ]
+    }
+
+    /// Every command's requests per latency bucket, cumulative, as `[bound in µs, count]`
+    /// pairs (the last bound is -1: every request): what `tessera-cli --stat` turns into
+    /// a live p99 by taking two readings apart.
+    pub fn latency_buckets(&self) -> Value {
+        let mut all = [0u64; LATENCY_BUCKETS.len() + 1];
+        for command in self.commands.iter().filter(|c| c.calls > 0) {
+            for (total, count) in all.iter_mut().zip(command.buckets()) {
+                *total += count;
+            }
+        }
+        let mut cumulative = 0;
+        Value::Array(
+            LATENCY_BUCKETS
+                .iter()
+                .map(|seconds| (seconds * 1e6) as i64)
+                .chain([-1])
+                .zip(all)
+                .map(|(bound, count)| {
+                    cumulative += count;
+                    Value::Array(vec![Value::Int(bound), Value::Int(cumulative as i64)])
+                })
+                .collect(),
+        )
     }
 
     /// Per-command calls, errors and latency percentiles in microseconds.
@@ -175,6 +234,7 @@ impl AddAssign<&ShardStats> for ShardStats {
         for (mine, theirs) in self.commands.iter_mut().zip(&other.commands) {
             mine.calls += theirs.calls;
             mine.errors += theirs.errors;
+            mine.latency_sum_ns += theirs.latency_sum_ns;
             // Both histograms share bounds, so adding cannot fail.
             let _ = mine.latency.add(&theirs.latency);
         }
@@ -200,6 +260,8 @@ impl AddAssign<&ShardStats> for ShardStats {
         self.blocked_clients += other.blocked_clients;
         self.geo_members += other.geo_members;
         self.pushes += other.pushes;
+        self.net_input_bytes += other.net_input_bytes;
+        self.net_output_bytes += other.net_output_bytes;
     }
 }
 

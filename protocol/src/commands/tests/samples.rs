@@ -1043,5 +1043,16 @@ fn geo_set_samples() -> Vec<Command> {
             query: query(Center::Point(point(15.0, 37.0)), Area::Radius(200.0), 0),
             store_distance: true,
         }),
+        Command::Diagnostics(DiagnosticsCommand::SlowlogGet(Some(10))),
+        Command::Diagnostics(DiagnosticsCommand::SlowlogGet(None)),
+        Command::Diagnostics(DiagnosticsCommand::SlowlogLen),
+        Command::Diagnostics(DiagnosticsCommand::SlowlogReset),
+        Command::Diagnostics(DiagnosticsCommand::LatencyLatest),
+        Command::Diagnostics(DiagnosticsCommand::LatencyHistory(k("command"))),
+        Command::Diagnostics(DiagnosticsCommand::LatencyReset(vec![])),
+        Command::Diagnostics(DiagnosticsCommand::LatencyReset(vec![
+            k("command"),
+            k("expire-cycle"),
+        ])),
     ]
 }

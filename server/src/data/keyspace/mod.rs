@@ -147,6 +147,9 @@ pub struct Keyspace<V> {
     pub blocked: crate::data::blocked::Blocked,
     /// Keyspace notifications raised and not yet published.
     pub notices: crate::data::notices::Notices,
+    /// The shard's latency monitor: table growth is timed here, the shard's other events
+    /// are noted here too.
+    pub latency: crate::diagnostics::latency::LatencyMonitor,
     /// Geo indexes: the partitions and member homes this shard holds.
     pub geo: GeoShard,
     table: HashTable<Slot<V>>,
@@ -201,6 +204,7 @@ impl<V: StoredValue> Keyspace<V> {
             tx_watches: Default::default(),
             blocked: Default::default(),
             notices: Default::default(),
+            latency: Default::default(),
             geo: GeoShard::default(),
             table: HashTable::new(),
             hasher,
@@ -442,6 +446,10 @@ impl<V: StoredValue> Keyspace<V> {
         self.heap_bytes += key.heap_bytes();
         let saved_in = self.last_cut;
         let timing = Timing::new(deadline, self.fresh_stamp(self.last_now));
+        // A full table doubles on this insert, moving every key: the moment a latency
+        // monitor wants to see.
+        let grows = self.table.len() == self.table.capacity() && self.latency.threshold_ms() > 0;
+        let began = grows.then(std::time::Instant::now);
         let hasher = &self.hasher;
         self.table.insert_unique(
             found.hash,
@@ -454,6 +462,10 @@ impl<V: StoredValue> Keyspace<V> {
             },
             |s| hasher.hash_one(s.key.as_bytes().unwrap_or_default()),
         );
+        if let Some(began) = began {
+            self.latency
+                .note(crate::diagnostics::latency::TABLE_GROWTH, began.elapsed());
+        }
         None
     }
 
