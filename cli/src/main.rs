@@ -10,6 +10,7 @@ use clap::Parser;
 use tessera_client::{Client, ClientConfig, Connection, Error, TlsConfig};
 use tessera_protocol::{Command, ErrorReply, Value, COMMANDS};
 mod cluster;
+mod live;
 mod render;
 
 use render::{error_json, render_human, render_raw, split_line, to_json};
@@ -61,6 +62,20 @@ struct Args {
     /// closes or Ctrl-C).
     #[arg(long, value_name = "N")]
     pushes: Option<u64>,
+    /// Print a line per interval of keys, memory, clients, ops/s, cross-shard hops/s
+    /// and the interval's p99 (like redis-cli --stat).
+    #[arg(long, conflicts_with = "latency")]
+    stat: bool,
+    /// Sample PING round trips every 10 ms and print their min, max and average (ms) each
+    /// interval (like redis-cli --latency).
+    #[arg(long)]
+    latency: bool,
+    /// Seconds between --stat and --latency lines.
+    #[arg(short = 'i', long, value_name = "SECONDS", default_value_t = 1.0)]
+    interval: f64,
+    /// With --stat or --latency: exit after this many lines (default: until Ctrl-C).
+    #[arg(long, value_name = "N")]
+    lines: Option<u64>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -140,6 +155,21 @@ fn main() -> ExitCode {
             style,
             pushes: args.pushes,
         };
+        if args.stat || args.latency {
+            let interval = std::time::Duration::from_secs_f64(args.interval.clamp(0.01, 3600.0));
+            let ran = if args.stat {
+                live::stat(&session.client, interval, args.lines).await
+            } else {
+                live::latency(&session.client, interval, args.lines).await
+            };
+            return match ran {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("(error) {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         if args.command.is_empty() {
             prompt(&session).await
         } else {
@@ -191,6 +221,8 @@ struct Session {
 /// Runs one command and prints its reply; `false` if it ended in an error.
 async fn run(session: &Session, words: &[Bytes]) -> bool {
     let style = session.style;
+    let joined = joined_subcommand(words);
+    let words = joined.as_deref().unwrap_or(words);
     let reply = match Command::parse_words(words) {
         Ok(command @ Command::Presence(PresenceCommand::Watch(_))) => {
             return watch(session, command).await
@@ -199,6 +231,26 @@ async fn run(session: &Session, words: &[Bytes]) -> bool {
         Err(refused) => Err(Error::Server(refused)),
     };
     report(reply, style)
+}
+
+/// `SLOWLOG GET 10` as `SLOWLOG.GET 10` (and any `NAME SUB` whose `NAME.SUB` is a
+/// command), so Redis habits work at the prompt.
+fn joined_subcommand(words: &[Bytes]) -> Option<Vec<Bytes>> {
+    let [name, sub, rest @ ..] = words else {
+        return None;
+    };
+    let joined = format!(
+        "{}.{}",
+        String::from_utf8_lossy(name),
+        String::from_utf8_lossy(sub)
+    )
+    .to_ascii_uppercase();
+    COMMANDS.iter().find(|spec| spec.name == joined)?;
+    Some(
+        std::iter::once(Bytes::from(joined))
+            .chain(rest.iter().cloned())
+            .collect(),
+    )
 }
 
 /// PRESENCE.WATCH on a connection of its own, like redis-cli's SUBSCRIBE: prints the
