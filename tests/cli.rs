@@ -485,3 +485,64 @@ async fn cluster_add_node_move_slot_and_remove_node_keep_every_key() {
     assert_eq!(stdout(&cli(node, &exists)), "300");
     assert_eq!(stdout(&cli(third_node, &["get", "key:7"])), "key:7");
 }
+
+#[test]
+fn stat_prints_a_line_per_interval_with_the_requests_between() {
+    let server = TestServer::start(2);
+    let writer = {
+        let port = server.port;
+        std::thread::spawn(move || {
+            for n in 0..200 {
+                let out = Command::new(env!("CARGO_BIN_EXE_tessera-cli"))
+                    .args(["-p", &port.to_string(), "set", &format!("s{n}"), "v"])
+                    .output()
+                    .expect("tessera-cli runs");
+                if !out.status.success() {
+                    return false;
+                }
+            }
+            true
+        })
+    };
+    let stat = cli(&server, &["--stat", "-i", "0.5", "--lines", "3"]);
+    assert!(stat.status.success());
+    let text = stdout(&stat);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and three lines: {text}");
+    assert!(lines[0].starts_with("keys"), "{text}");
+    for line in &lines[1..] {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 6, "keys mem clients ops/s hops/s p99: {line}");
+        fields[0].parse::<u64>().expect("keys is a count");
+        fields[3].parse::<u64>().expect("ops/s is a count");
+    }
+    assert!(writer.join().unwrap());
+    let after = stdout(&cli(&server, &["--stat", "-i", "0.2", "--lines", "1"]));
+    let last: Vec<&str> = after
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(last[0], "200", "every key the writer set: {last:?}");
+}
+
+#[test]
+fn latency_samples_pings_and_slowlog_reads_as_two_words() {
+    let server = TestServer::start_with(&["--shards", "2", "--slowlog-log-slower-than", "0"]);
+    let latency = cli(&server, &["--latency", "-i", "0.2", "--lines", "2"]);
+    assert!(latency.status.success());
+    let text = stdout(&latency);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[1].starts_with("min: "), "{text}");
+    assert!(lines[1].ends_with(" samples)"), "{text}");
+    assert!(stdout(&cli(&server, &["set", "slow", "v"])) == "OK");
+    let logged = stdout(&cli(&server, &["slowlog", "get", "-1"]));
+    assert!(logged.lines().any(|l| l == "SET"), "{logged}");
+    assert!(
+        logged.lines().any(|l| l == "slow"),
+        "the key is logged: {logged}"
+    );
+    assert_eq!(stdout(&cli(&server, &["slowlog", "reset"])), "OK");
+}

@@ -132,7 +132,7 @@ impl SlowLog {
 /// Every shard's newest entries merged: the newest `count` of them all, newest first.
 pub fn merge(parts: Vec<Vec<SlowEntry>>, count: Option<u64>) -> Vec<SlowEntry> {
     let mut all: Vec<SlowEntry> = parts.into_iter().flatten().collect();
-    all.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+    all.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.id));
     if let Some(count) = count {
         all.truncate(usize::try_from(count).unwrap_or(usize::MAX));
     }
@@ -180,7 +180,7 @@ mod tests {
 
     #[test]
     fn arguments_are_bounded_as_redis_bounds_them() {
-        let long = vec![b'x'; 200];
+        let long = [b'x'; 200];
         let args: Vec<&[u8]> = std::iter::repeat_n(&long[..], 40).collect();
         let bounded = bounded_args(args.into_iter());
         assert_eq!(bounded.len(), MAX_ARGS);
