@@ -104,6 +104,9 @@ struct Staged {
     entry: SlowEntry,
 }
 
+/// Requests in flight on one connection whose arguments are kept for the slow log.
+const MAX_KEPT_ARGS: usize = 4096;
+
 /// Request bytes from which a request answered in place is timed.
 pub const TIMED_REQUEST_BYTES: usize = 1024;
 /// Reply bytes from which a request answered in place is timed.
@@ -267,7 +270,12 @@ impl ShardDiagnostics {
         if conn.in_flight.get() > tasks_before
             && shard.node.thresholds.slowlog_slower_than_us() >= 0
         {
-            conn.slow_args.borrow_mut().push((request_id, args()));
+            let mut kept = conn.slow_args.borrow_mut();
+            if kept.len() >= MAX_KEPT_ARGS {
+                // Only a request that ended without a reply leaves its copy behind.
+                kept.remove(0);
+            }
+            kept.push((request_id, args()));
         }
     }
 }
