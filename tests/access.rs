@@ -389,3 +389,98 @@ async fn acl_cat_lists_categories_and_their_commands() {
         Value::text("default")
     );
 }
+
+#[tokio::test]
+async fn redis_clients_manage_users_with_acl_and_redis_categories() {
+    let server = TestServer::start(2);
+    let port = server.resp_port.expect("RESP is on");
+    let open = |user: Option<(&str, &str)>| {
+        let url = match user {
+            Some((name, password)) => format!("redis://{name}:{password}@127.0.0.1:{port}/"),
+            None => format!("redis://127.0.0.1:{port}/"),
+        };
+        async move {
+            redis::Client::open(url)
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+        }
+    };
+    let mut admin = open(None).await.unwrap();
+    let whoami: String = redis::cmd("ACL")
+        .arg("WHOAMI")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(whoami, "default");
+    let () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "cache",
+            "on",
+            ">pw",
+            "~app:*",
+            "+@string",
+            "+@connection",
+        ])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let users: Vec<String> = redis::cmd("ACL")
+        .arg("LIST")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(
+        users.iter().any(|u| u.starts_with("user cache on")),
+        "{users:?}"
+    );
+    let strings: Vec<String> = redis::cmd("ACL")
+        .arg(&["CAT", "string"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(strings.contains(&"get".to_string()) && strings.contains(&"append".to_string()));
+    assert!(
+        !strings.contains(&"del".to_string()),
+        "DEL is @keyspace, as in Redis"
+    );
+
+    let mut cache = open(Some(("cache", "pw"))).await.unwrap();
+    let () = redis::cmd("SET")
+        .arg(&["app:1", "v"])
+        .query_async(&mut cache)
+        .await
+        .unwrap();
+    let denied = |result: redis::RedisResult<redis::Value>| {
+        let error = result.expect_err("refused");
+        assert_eq!(error.code(), Some("NOPERM"), "{error}");
+    };
+    denied(
+        redis::cmd("SET")
+            .arg(&["other:1", "v"])
+            .query_async(&mut cache)
+            .await,
+    );
+    denied(
+        redis::cmd("HSET")
+            .arg(&["app:h", "f", "v"])
+            .query_async(&mut cache)
+            .await,
+    );
+    denied(
+        redis::cmd("SLOWLOG")
+            .arg("RESET")
+            .query_async(&mut cache)
+            .await,
+    );
+    assert!(open(Some(("cache", "wrong"))).await.is_err());
+
+    let deleted: i64 = redis::cmd("ACL")
+        .arg(&["DELUSER", "cache"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(open(Some(("cache", "pw"))).await.is_err());
+}

@@ -2,8 +2,11 @@
 //!
 //! Categories follow Redis's ACL: `@read` and `@write` by whether the command changes
 //! data, `@admin` for node operations, `@dangerous` for those and for commands that
-//! reveal or destroy the whole node's state, `@connection` for the handshake, and one per
-//! family (`@keys`, `@geo`, `@sorted_sets` ...).
+//! reveal or destroy the whole node's state, `@connection` for the handshake, one per
+//! family (`@keys`, `@geo`, `@sorted_sets` ...), and Redis's data-type categories
+//! (`@string`, `@keyspace`, `@hash`, `@list`, `@set`, `@sortedset`, `@bitmap`,
+//! `@transaction`; `@geo` takes in Redis's GEO commands beside ours) so rules written for
+//! Redis mean the same here.
 
 use super::admin::opcode as admin_op;
 use super::{
@@ -13,7 +16,59 @@ use super::{
 use crate::wire::Payload;
 
 /// Categories that are not family names.
-pub const CATEGORIES: &[&str] = &["all", "read", "write", "admin", "dangerous", "connection"];
+pub const CATEGORIES: &[&str] = &[
+    "all",
+    "read",
+    "write",
+    "admin",
+    "dangerous",
+    "connection",
+    "string",
+    "keyspace",
+    "hash",
+    "list",
+    "set",
+    "sortedset",
+    "bitmap",
+    "transaction",
+];
+
+/// Commands of the keys family that Redis files under `@keyspace` rather than `@string`.
+const KEYSPACE_COMMANDS: &[&str] = &[
+    "DEL",
+    "EXISTS",
+    "EXPIRE",
+    "PEXPIRE",
+    "EXPIREAT",
+    "PEXPIREAT",
+    "EXPIRETIME",
+    "PEXPIRETIME",
+    "TTL",
+    "PTTL",
+    "PERSIST",
+];
+
+/// Redis's data-type categories, by the families (and names) that hold their commands.
+fn in_redis_category(spec: &CommandSpec, name: &str) -> Option<bool> {
+    let family = family_of(spec);
+    let blocking_z = family == "blocking" && spec.name.contains('Z');
+    Some(match name {
+        "string" => {
+            matches!(family, "keys" | "strings")
+                && !KEYSPACE_COMMANDS.contains(&spec.name)
+                && !matches!(spec.name, "SETBIT" | "GETBIT")
+        }
+        "keyspace" => family == "keyspace" || KEYSPACE_COMMANDS.contains(&spec.name),
+        "bitmap" => matches!(spec.name, "SETBIT" | "GETBIT"),
+        "hash" => family == "hashes",
+        "list" => family == "lists" || (family == "blocking" && !blocking_z),
+        "set" => family == "sets",
+        "sortedset" => matches!(family, "sorted_sets" | "sorted_set_algebra") || blocking_z,
+        "geo" => matches!(family, "geo" | "geo_sets"),
+        "transaction" => family == "transactions",
+        _ => return None,
+    })
+}
 
 /// Commands every authenticated connection may run, whatever its user's rules: the
 /// handshake, asking who it is, and choosing how its own requests meet replicas.
@@ -50,7 +105,7 @@ fn is_admin(spec: &CommandSpec) -> bool {
             | admin_op::ACL_SETUSER
             | admin_op::ACL_DELUSER
             | admin_op::ACL_LIST
-    )
+    ) || family_of(spec) == "diagnostics"
 }
 
 /// Whether `spec` is in category `name` (without the `@`); `None` for a name that is no
@@ -63,6 +118,7 @@ pub fn in_category(spec: &CommandSpec, name: &str) -> Option<bool> {
         "dangerous" => is_admin(spec) || matches!(spec.opcode, admin_op::FLUSHALL | admin_op::INFO),
         "write" => spec.writes,
         "read" => !spec.writes && !is_connection(spec) && !is_admin(spec),
+        redis if in_redis_category(spec, redis).is_some() => in_redis_category(spec, redis)?,
         family if FAMILY_NAMES.contains(&family) => family_of(spec) == family,
         _ => return None,
     })
@@ -172,7 +228,17 @@ mod tests {
         let admin = commands_in("admin").unwrap();
         assert!(admin
             .iter()
-            .all(|spec| ["admin", "cluster"].contains(&family_of(spec))));
+            .all(|spec| ["admin", "cluster", "diagnostics"].contains(&family_of(spec))));
+        // Redis's data-type categories mean what they mean there.
+        assert_eq!(in_category(spec("GET"), "string"), Some(true));
+        assert_eq!(in_category(spec("DEL"), "string"), Some(false));
+        assert_eq!(in_category(spec("DEL"), "keyspace"), Some(true));
+        assert_eq!(in_category(spec("HSET"), "hash"), Some(true));
+        assert_eq!(in_category(spec("BLPOP"), "list"), Some(true));
+        assert_eq!(in_category(spec("BZPOPMIN"), "sortedset"), Some(true));
+        assert_eq!(in_category(spec("ZUNIONSTORE"), "sortedset"), Some(true));
+        assert_eq!(in_category(spec("GEOADD"), "geo"), Some(true));
+        assert_eq!(in_category(spec("SLOWLOG.RESET"), "dangerous"), Some(true));
         assert_eq!(in_category(spec("CLUSTER.CREATE"), "admin"), Some(true));
         assert_eq!(in_category(spec("CLUSTER.SLOTS"), "read"), Some(true));
     }

@@ -197,6 +197,7 @@ const ARITY: &[(&str, i32)] = &[
     ("COMMAND", -1),
     ("SLOWLOG", -2),
     ("LATENCY", -2),
+    ("ACL", -2),
 ];
 
 /// Redis's arity for `name` (upper case), if Redis has the command.
@@ -293,6 +294,7 @@ pub fn translate<'a>(name: &str, args: &'a [Bytes]) -> Translated<'a> {
         }
         "SUBSTR" => with("GETRANGE", rest, None),
         "SLOWLOG" | "LATENCY" => diagnostics(name, rest),
+        "ACL" => acl(rest),
         "RPOPLPUSH" => with(
             "LMOVE",
             &[
@@ -414,6 +416,54 @@ fn diagnostics(name: &str, rest: &[Bytes]) -> Translated<'static> {
                 ErrorCode::Syntax,
                 format!(
                     "unknown subcommand or wrong number of arguments for '{}'. Try {name} HELP.",
+                    String::from_utf8_lossy(&rest[0])
+                ),
+            ))
+        }
+    };
+    Translated::Native {
+        words: std::iter::once(Bytes::from_static(ours.as_bytes()))
+            .chain(rest[1..].iter().cloned())
+            .collect::<Vec<_>>()
+            .into(),
+        shape: None,
+    }
+}
+
+/// ACL WHOAMI/SETUSER/DELUSER/LIST/CAT as our ACL.* commands, which the connection
+/// answers from its session and the node's users.
+fn acl(rest: &[Bytes]) -> Translated<'static> {
+    let sub = String::from_utf8_lossy(&rest[0]).to_ascii_uppercase();
+    let ours = match sub.as_str() {
+        "WHOAMI" => "ACL.WHOAMI",
+        "SETUSER" => "ACL.SETUSER",
+        "DELUSER" => "ACL.DELUSER",
+        "LIST" => "ACL.LIST",
+        "CAT" => "ACL.CAT",
+        "HELP" => {
+            let lines = [
+                "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CAT [<category>]",
+                "    List all commands that belong to <category>, or all command categories",
+                "    when no category is specified.",
+                "DELUSER <username> [<username> ...]",
+                "    Delete a list of users.",
+                "LIST",
+                "    Show users details in config file format.",
+                "SETUSER <username> <attribute> [<attribute> ...]",
+                "    Create or modify a user with the specified attributes.",
+                "WHOAMI",
+                "    Return the current connection username.",
+            ];
+            return Translated::Refused(Value::Array(
+                lines.iter().map(|line| Value::text(*line)).collect(),
+            ));
+        }
+        _ => {
+            return Translated::Refused(Value::error(
+                ErrorCode::Syntax,
+                format!(
+                    "unknown subcommand '{}'. Try ACL HELP.",
                     String::from_utf8_lossy(&rest[0])
                 ),
             ))
