@@ -474,6 +474,31 @@ async fn redis_clients_manage_users_with_acl_and_redis_categories() {
             .query_async(&mut cache)
             .await,
     );
+    // The commands the RESP port answers itself are @admin, as in Redis.
+    denied(
+        redis::cmd("CONFIG")
+            .arg(&["SET", "slowlog-log-slower-than", "0"])
+            .query_async(&mut cache)
+            .await,
+    );
+    denied(
+        redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut cache)
+            .await,
+    );
+    let name: Option<String> = redis::cmd("CLIENT")
+        .arg("GETNAME")
+        .query_async(&mut cache)
+        .await
+        .unwrap();
+    assert_eq!(name, None, "a connection's own CLIENT commands stay open");
+    let config: Vec<String> = redis::cmd("CONFIG")
+        .arg(&["GET", "slowlog-max-len"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(config, ["slowlog-max-len", "128"]);
     assert!(open(Some(("cache", "wrong"))).await.is_err());
 
     let deleted: i64 = redis::cmd("ACL")

@@ -241,22 +241,7 @@ impl Session {
     /// Whether the session may run `command`. The handshake commands are always allowed
     /// once authenticated; HELLO and AUTH are answered by the caller before this.
     pub fn check<P: Payload>(&mut self, acl: &Acl, command: &Command<P>) -> Result<(), Refusal> {
-        let generation = acl.generation();
-        if self.seen != generation {
-            self.seen = generation;
-            if let Some(name) = self.username() {
-                match acl.user(name).filter(|u| u.enabled) {
-                    Some(user) => self.user = Some(user),
-                    None => {
-                        self.user = None;
-                        return Err(Refusal::UserGone);
-                    }
-                }
-            }
-        }
-        let Some(user) = &self.user else {
-            return Err(Refusal::NoAuth);
-        };
+        let user = self.current(acl)?;
         if user.is_unrestricted() {
             return Ok(());
         }
@@ -288,6 +273,50 @@ impl Session {
             ))),
         }
     }
+}
+
+impl Session {
+    /// The session's user as the registry has it now (its rules may have changed since
+    /// it authenticated); `UserGone` once it was deleted or disabled.
+    fn current(&mut self, acl: &Acl) -> Result<&Arc<User>, Refusal> {
+        let generation = acl.generation();
+        if self.seen != generation {
+            self.seen = generation;
+            if let Some(name) = self.username() {
+                match acl.user(name).filter(|u| u.enabled) {
+                    Some(user) => self.user = Some(user),
+                    None => {
+                        self.user = None;
+                        return Err(Refusal::UserGone);
+                    }
+                }
+            }
+        }
+        self.user.as_ref().ok_or(Refusal::NoAuth)
+    }
+
+    /// Whether the session may run a node-wide command the RESP port answers itself
+    /// (CONFIG, CLIENT LIST/KILL/UNBLOCK), named `what` in the refusal: only a user who may
+    /// run every `@admin` command may, as those commands are `@admin` in Redis.
+    pub fn check_admin(&mut self, acl: &Acl, what: &str) -> Result<(), Refusal> {
+        let user = self.current(acl)?;
+        let admin = tessera_protocol::commands::access::commands_in("admin").unwrap_or_default();
+        if admin.iter().all(|spec| user.may_run(spec_index(spec))) {
+            return Ok(());
+        }
+        Err(Refusal::NoPerm(format!(
+            "user '{}' has no permission to run '{what}'",
+            user.name
+        )))
+    }
+}
+
+/// A row's index in `COMMANDS`.
+fn spec_index(spec: &tessera_protocol::CommandSpec) -> usize {
+    tessera_protocol::COMMANDS
+        .iter()
+        .position(|row| row.opcode == spec.opcode)
+        .unwrap_or(usize::MAX)
 }
 
 /// Whether `command` is one the connection answers from its session and the registry

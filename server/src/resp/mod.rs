@@ -167,6 +167,22 @@ fn run(
         return None;
     }
     let acl = &shard.node.acl;
+    let administers = match name {
+        "CONFIG" => true,
+        "CLIENT" => args.get(1).is_some_and(|sub| {
+            ["LIST", "KILL", "UNBLOCK"]
+                .iter()
+                .any(|admin| sub.eq_ignore_ascii_case(admin.as_bytes()))
+        }),
+        _ => false,
+    };
+    if administers {
+        let what = out.client.last_command.borrow().clone();
+        if let Err(refusal) = state.session.check_admin(acl, &what) {
+            reply(&refusal.to_value());
+            return None;
+        }
+    }
     match name {
         "PING" if args.len() > 2 => reply(&commands::wrong_arity(&args[0])),
         "PING" if pubsub::subscribed_pong(out, args.get(1)).is_some() => {
