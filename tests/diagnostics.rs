@@ -319,3 +319,33 @@ async fn metrics_count_exactly_what_clients_did() {
     let (status, _) = http_get(port, "/other");
     assert!(status.contains("404"), "{status}");
 }
+
+#[tokio::test]
+async fn metrics_report_the_log_and_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let durable = TestServer::start_with(&["--shards", "2", "--dir", data, "--appendonly", "yes"]);
+    let client = tessera_client::Client::connect(&durable.address)
+        .await
+        .unwrap();
+    for n in 0..50 {
+        client.set(format!("d:{n}"), "value").await.unwrap();
+    }
+    let (_, text) = http_get(durable.metrics_port.unwrap(), "/metrics");
+    assert_eq!(series(&text, "tessera_aof_enabled"), Some(1.0));
+    let logged = series(&text, "tessera_aof_written_bytes_total").unwrap();
+    assert!(logged >= 50.0 * 10.0, "every SET is in the log: {logged}");
+    assert_eq!(series(&text, "tessera_cluster_enabled"), Some(0.0));
+
+    let cluster = support::cluster::TestCluster::formed(2, 1).await;
+    let mut owned = 0.0;
+    for at in 0..2 {
+        let (_, text) = http_get(cluster.metrics_port(at).unwrap(), "/metrics");
+        assert_eq!(series(&text, "tessera_cluster_enabled"), Some(1.0));
+        assert!(series(&text, "tessera_cluster_current_epoch").unwrap() >= 1.0);
+        assert_eq!(series(&text, "tessera_cluster_known_nodes"), Some(2.0));
+        assert_eq!(series(&text, "tessera_cluster_slots_migrating"), Some(0.0));
+        owned += series(&text, "tessera_cluster_slots_owned").unwrap();
+    }
+    assert_eq!(owned, 16_384.0, "every slot has one owner");
+}

@@ -111,6 +111,11 @@ impl TestCluster {
         format!("127.0.0.1:{}", self.specs[at].port)
     }
 
+    /// The metrics port of node `at`, while it runs.
+    pub fn metrics_port(&self, at: usize) -> Option<u16> {
+        self.nodes[at].as_ref()?.metrics_port
+    }
+
     /// CLUSTER.CREATE on the first node, naming every node by what CLUSTER.MYSELF says.
     pub async fn form(&self) {
         let mut words = vec!["CLUSTER.CREATE".to_string()];
