@@ -349,3 +349,34 @@ async fn metrics_report_the_log_and_the_cluster() {
     }
     assert_eq!(owned, 16_384.0, "every slot has one owner");
 }
+
+#[tokio::test]
+async fn idle_metrics_connections_are_bounded_and_timed_out() {
+    let server = TestServer::start(1);
+    let port = server.metrics_port.unwrap();
+    let idle: Vec<std::net::TcpStream> = (0..80)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    // The data port is another matter: it serves as ever.
+    let client = tessera_client::Client::connect(&server.address)
+        .await
+        .unwrap();
+    client.set("still", "served").await.unwrap();
+    // Past the cap, connections are closed at once.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let closed = idle
+        .iter()
+        .filter(|stream| {
+            stream.set_nonblocking(true).unwrap();
+            let mut byte = [0u8; 1];
+            matches!((&**stream).read(&mut byte), Ok(0))
+        })
+        .count();
+    assert_eq!(closed, 80 - 64, "{closed} of 80 closed");
+    // The idle ones go after the header timeout, and scraping works again.
+    std::thread::sleep(std::time::Duration::from_secs(11));
+    let (status, body) = http_get(port, "/metrics");
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("tessera_db_keys"));
+    drop(idle);
+}

@@ -640,9 +640,18 @@ async fn answer(
     Ok(response.unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
 }
 
+/// Metrics connections served at once; one past it is closed at once. Prometheus keeps
+/// one per target, so this only ever stops a client opening connections to use up the
+/// node's descriptors.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a metrics client may take to send a request's headers, or sit idle between
+/// requests, before its connection is closed.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `/metrics` on `listener` from shard 0 until the shard stops. Under protected
 /// mode (bound beyond loopback with no password) only loopback scrapers are served.
 pub async fn serve(shard: Rc<Shard>, listener: tokio::net::TcpListener, protected: bool) {
+    let open = Rc::new(std::cell::Cell::new(0usize));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -658,15 +667,23 @@ pub async fn serve(shard: Rc<Shard>, listener: tokio::net::TcpListener, protecte
         if !crate::server::admits(protected && shard.node.acl.default_is_open(), peer.ip()) {
             continue;
         }
-        let shard = shard.clone();
+        if open.get() >= MAX_CONNECTIONS {
+            tracing::debug!(%peer, "metrics connection refused: {MAX_CONNECTIONS} are open");
+            continue;
+        }
+        open.set(open.get() + 1);
+        let (shard, open) = (shard.clone(), open.clone());
         tokio::task::spawn_local(async move {
             let service = hyper::service::service_fn(move |request| answer(shard.clone(), request));
             let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .keep_alive(true)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "metrics connection ended");
             }
+            open.set(open.get() - 1);
         });
     }
 }
