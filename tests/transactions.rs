@@ -253,3 +253,39 @@ async fn multi_refuses_keys_of_several_slots_and_exec_then_aborts() {
         .unwrap();
     assert_eq!(exists, 0);
 }
+
+#[test]
+fn a_write_after_watch_answered_always_aborts_the_transaction() {
+    let server = TestServer::start(4);
+    let url = format!("redis://127.0.0.1:{}/", server.resp_port.unwrap());
+    for round in 0..40 {
+        // Fresh connections each round, so the two land on many pairs of shards.
+        let mut watcher = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let mut writer = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let () = redis::cmd("WATCH")
+            .arg("{w}key")
+            .query(&mut watcher)
+            .unwrap();
+        let () = redis::cmd("SET")
+            .arg("{w}key")
+            .arg(round)
+            .query(&mut writer)
+            .unwrap();
+        let ran: Option<Vec<redis::Value>> = redis::pipe()
+            .atomic()
+            .cmd("GET")
+            .arg("{w}key")
+            .query(&mut watcher)
+            .unwrap();
+        assert_eq!(
+            ran, None,
+            "round {round}: the SET after WATCH's OK aborts EXEC"
+        );
+    }
+}

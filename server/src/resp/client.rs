@@ -234,6 +234,18 @@ fn ask_every_shard<T: Send + 'static>(
             shard.call(to, move |target: &Rc<Shard>| work(target))
         })
         .collect();
+    reply_when_answered(shard, out, id, answers, finish);
+}
+
+/// Replies to request `id` with `finish` of every answer, at once when all ran here, else
+/// once they arrive (the connection counts the request as in flight meanwhile).
+pub(crate) fn reply_when_answered<T: 'static>(
+    shard: &Rc<Shard>,
+    out: &Rc<ConnOutput>,
+    id: u32,
+    answers: Vec<Answer<T>>,
+    finish: impl FnOnce(Vec<T>) -> Value + 'static,
+) {
     shard.flush();
     let answers = match Answer::all_ready(answers) {
         Ok(values) => return out.reply(id, &finish(values)),

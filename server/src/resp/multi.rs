@@ -95,7 +95,7 @@ pub(crate) fn control(
             return exec(shard, out, reader, id, queue, started, state);
         }
         "WATCH" if reader.multi.is_some() => reply(&error("WATCH inside MULTI is not allowed")),
-        "WATCH" => reply(&watch(shard, out, reader, &args[1..])),
+        "WATCH" => watch(shard, out, reader, (id, &args[1..])),
         "UNWATCH" => {
             end_watch(shard, out, reader);
             reply(&Value::Ok);
@@ -218,21 +218,28 @@ fn exec(
 
 /// WATCH key...: registers the connection with the keys' owner, once they share a slot
 /// with each other and with the keys watched before.
-fn watch(shard: &Rc<Shard>, out: &ConnOutput, reader: &mut RespReader, keys: &[Bytes]) -> Value {
+/// WATCH key...: answered once the keys' owner holds the watches, so a write another
+/// client makes after the OK always spoils the transaction.
+fn watch(
+    shard: &Rc<Shard>,
+    out: &Rc<ConnOutput>,
+    reader: &mut RespReader,
+    (id, keys): (u32, &[Bytes]),
+) {
     let mut slot = reader.watch_slot;
     for key in keys {
         let key_slot = key_slot(key);
         if *slot.get_or_insert(key_slot) != key_slot {
-            return cross_slot();
+            return out.reply(id, &cross_slot());
         }
     }
     let Some(slot) = slot else {
-        return Value::Ok;
+        return out.reply(id, &Value::Ok);
     };
     reader.watch_slot = Some(slot);
     let conn = out.id.get();
     let keys = keys.to_vec();
-    shard.submit(
+    let registered = shard.call(
         shard_of_slot(slot, shard.shards()),
         move |owner: &Rc<Shard>| {
             let mut keyspace = owner.keyspace.borrow_mut();
@@ -241,7 +248,7 @@ fn watch(shard: &Rc<Shard>, out: &ConnOutput, reader: &mut RespReader, keys: &[B
             }
         },
     );
-    Value::Ok
+    super::client::reply_when_answered(shard, out, id, vec![registered], |_| Value::Ok);
 }
 
 /// Ends the connection's watches (UNWATCH, DISCARD, a refused EXEC, closing).
