@@ -102,10 +102,31 @@ fn info_text(value: &Value) -> String {
                     lines(&mut sections, &plain(field), value);
                 }
             }
+            Value::Array(buckets) if name == "latency_buckets" => {
+                sections.push_str("\r\n# Latencystats\r\n");
+                sections.push_str(&bucket_line(buckets));
+            }
             other => lines(&mut top, &name, other),
         }
     }
     top + &sections
+}
+
+/// INFO's cumulative latency buckets as one line, in the `key=value,...` form Redis's
+/// latency stats use: `latency_buckets_usec:le_10=3,le_25=9,...,all=12`.
+fn bucket_line(buckets: &[Value]) -> String {
+    let fields: Vec<String> = buckets
+        .iter()
+        .filter_map(|bucket| match bucket {
+            Value::Array(pair) => match &pair[..] {
+                [Value::Int(-1), Value::Int(count)] => Some(format!("all={count}")),
+                [Value::Int(bound), Value::Int(count)] => Some(format!("le_{bound}={count}")),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    format!("latency_buckets_usec:{}\r\n", fields.join(","))
 }
 
 fn lines(out: &mut String, name: &str, value: &Value) {
@@ -180,13 +201,20 @@ mod tests {
                 Value::text("memory"),
                 Value::Map(vec![(Value::text("used_memory"), Value::Int(1024))]),
             ),
+            (
+                Value::text("latency_buckets"),
+                Value::Array(vec![
+                    Value::Array(vec![Value::Int(10), Value::Int(3)]),
+                    Value::Array(vec![Value::Int(-1), Value::Int(5)]),
+                ]),
+            ),
         ]);
         let Value::Bytes(text) = Shape::InfoText.apply(&info, RespVersion::Resp2) else {
             panic!()
         };
         assert_eq!(
             &text[..],
-            b"# Server\r\nversion:0.1.0\r\n\r\n# Memory\r\nused_memory:1024\r\n"
+            b"# Server\r\nversion:0.1.0\r\n\r\n# Memory\r\nused_memory:1024\r\n\r\n# Latencystats\r\nlatency_buckets_usec:le_10=3,all=5\r\n"
         );
         assert_eq!(
             Shape::SetIfAbsent.apply(&Value::Nil, RespVersion::Resp2),
