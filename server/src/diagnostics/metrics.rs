@@ -191,182 +191,207 @@ impl Collector for Scrape {
         let mut out = Families {
             encoder: &mut encoder,
         };
-        let node = &self.node;
-        let int = |n: u64| n as i64;
-        out.gauge(
-            "uptime_in_seconds",
-            "Seconds since the node started.",
-            int(node.uptime_s),
-        )?;
-        out.gauge("shards", "Shards (threads) serving.", int(node.shards))?;
-        out.gauge(
-            "connected_clients",
-            "Client connections open now.",
-            int(total.connections),
-        )?;
-        out.gauge(
-            "max_clients",
-            "The maxclients setting.",
-            int(node.maxclients),
-        )?;
-        out.counter(
-            "connections_received",
-            "Connections accepted since start.",
-            total.connections_total,
-        )?;
-        out.counter(
-            "rejected_connections",
-            "Connections refused (maxclients, protected mode).",
-            total.connections_rejected,
-        )?;
-        out.counter(
-            "auth_failures",
-            "Failed authentications.",
-            total.auth_failures,
-        )?;
-        out.counter(
-            "acl_denied",
-            "Requests refused by ACL rules.",
-            total.acl_denied,
-        )?;
-        out.counter(
-            "bad_requests",
-            "Requests whose body could not be decoded.",
-            total.bad_requests,
-        )?;
-        out.counter(
-            "output_limit_closes",
-            "Connections closed for a reply past the output hard limit.",
-            total.output_limit_closes,
-        )?;
-        out.gauge(
-            "blocked_clients",
-            "Clients waiting in a blocking pop.",
-            int(total.blocked_clients),
-        )?;
-        out.gauge(
-            "memory_used_bytes",
-            "Bytes the keyspace accounts for its data.",
-            int(total.memory_bytes),
-        )?;
-        out.gauge(
-            "memory_allocated_bytes",
-            "Heap bytes the allocator has handed out (everything: data, buffers).",
-            int(node.heap_bytes),
-        )?;
-        out.gauge(
-            "memory_used_rss_bytes",
-            "Resident set size of the process.",
-            int(node.resident_bytes),
-        )?;
-        out.gauge(
-            "memory_max_bytes",
-            "The maxmemory setting, in bytes.",
-            int(node.maxmemory),
-        )?;
-        out.labelled(
-            ("db_keys", "Keys stored.", MetricType::Gauge),
-            [([("db", "db0")], total.keys)],
-            |m, v| m.encode_gauge(&(*v as i64)),
-        )?;
-        out.labelled(
-            (
-                "db_keys_expiring",
-                "Keys with a deadline.",
-                MetricType::Gauge,
-            ),
-            [([("db", "db0")], total.volatile_keys)],
-            |m, v| m.encode_gauge(&(*v as i64)),
-        )?;
-        out.counter(
-            "expired_keys",
-            "Keys removed because their deadline passed.",
-            total.expired_keys,
-        )?;
-        out.counter(
-            "evicted_keys",
-            "Keys removed to stay within maxmemory.",
-            total.evicted_keys,
-        )?;
-        out.counter(
-            "net_input_bytes",
-            "Bytes read from client connections.",
-            total.net_input_bytes,
-        )?;
-        out.counter(
-            "net_output_bytes",
-            "Bytes written to client connections.",
-            total.net_output_bytes,
-        )?;
-        out.counter(
-            "cross_shard_calls",
-            "Calls a shard made to another shard (forwarded requests, parts of split ones).",
-            total.forwarded_out,
-        )?;
-        out.counter(
-            "pushes",
-            "Push frames written to connections (pub/sub, presence watches).",
-            total.pushes,
-        )?;
-        out.gauge(
-            "client_output_buffer_bytes",
-            "Reply and push bytes waiting in connections' buffers.",
-            int(self.shards.iter().map(|s| s.output_buffer_bytes).sum()),
-        )?;
-        out.counter(
-            "pubsub_relay_dropped",
-            "PUBLISH messages not passed on to a peer node.",
-            total.pubsub_relay_dropped,
-        )?;
-        out.gauge(
-            "geo_members",
-            "Members of the driver geo indexes.",
-            int(total.geo_members),
-        )?;
-        out.gauge(
-            "presence_watched_users",
-            "Users watched for presence changes.",
-            int(total.watched_users),
-        )?;
+        encode_clients(&mut out, &self.node, &total)?;
+        encode_memory_and_keys(&mut out, &self.node, &total)?;
+        encode_traffic(&mut out, &total, &self.shards)?;
         self.encode_commands(&mut out)?;
         self.encode_diagnostics(&mut out)?;
         encode_persistence(&mut out, &self.shards)?;
         encode_replication(&mut out, &self.shards)?;
-        if let Some(cluster) = &node.cluster {
-            out.gauge(
-                "cluster_enabled",
-                "Whether the node is a cluster member.",
-                1,
-            )?;
-            out.gauge(
-                "cluster_current_epoch",
-                "The epoch of the topology in force.",
-                int(cluster.epoch),
-            )?;
-            out.gauge(
-                "cluster_known_nodes",
-                "Nodes in the topology.",
-                int(cluster.known_nodes),
-            )?;
-            out.gauge(
-                "cluster_slots_owned",
-                "Slots this node serves.",
-                int(cluster.slots_owned),
-            )?;
-            out.gauge(
-                "cluster_slots_migrating",
-                "Slots paused while a migration copies them.",
-                int(cluster.slots_migrating),
-            )?;
-        } else {
-            out.gauge(
-                "cluster_enabled",
-                "Whether the node is a cluster member.",
-                0,
-            )?;
-        }
-        Ok(())
+        encode_cluster(&mut out, self.node.cluster.as_ref())
     }
+}
+
+fn int(n: u64) -> i64 {
+    n as i64
+}
+
+fn encode_clients(out: &mut Families, node: &NodeFacts, total: &ShardStats) -> std::fmt::Result {
+    out.gauge(
+        "uptime_in_seconds",
+        "Seconds since the node started.",
+        int(node.uptime_s),
+    )?;
+    out.gauge("shards", "Shards (threads) serving.", int(node.shards))?;
+    out.gauge(
+        "connected_clients",
+        "Client connections open now.",
+        int(total.connections),
+    )?;
+    out.gauge(
+        "max_clients",
+        "The maxclients setting.",
+        int(node.maxclients),
+    )?;
+    out.counter(
+        "connections_received",
+        "Connections accepted since start.",
+        total.connections_total,
+    )?;
+    out.counter(
+        "rejected_connections",
+        "Connections refused (maxclients, protected mode).",
+        total.connections_rejected,
+    )?;
+    out.counter(
+        "auth_failures",
+        "Failed authentications.",
+        total.auth_failures,
+    )?;
+    out.counter(
+        "acl_denied",
+        "Requests refused by ACL rules.",
+        total.acl_denied,
+    )?;
+    out.counter(
+        "bad_requests",
+        "Requests whose body could not be decoded.",
+        total.bad_requests,
+    )?;
+    out.counter(
+        "output_limit_closes",
+        "Connections closed for a reply past the output hard limit.",
+        total.output_limit_closes,
+    )?;
+    out.gauge(
+        "blocked_clients",
+        "Clients waiting in a blocking pop.",
+        int(total.blocked_clients),
+    )?;
+    Ok(())
+}
+
+fn encode_memory_and_keys(
+    out: &mut Families,
+    node: &NodeFacts,
+    total: &ShardStats,
+) -> std::fmt::Result {
+    out.gauge(
+        "memory_used_bytes",
+        "Bytes the keyspace accounts for its data.",
+        int(total.memory_bytes),
+    )?;
+    out.gauge(
+        "memory_allocated_bytes",
+        "Heap bytes the allocator has handed out (everything: data, buffers).",
+        int(node.heap_bytes),
+    )?;
+    out.gauge(
+        "memory_used_rss_bytes",
+        "Resident set size of the process.",
+        int(node.resident_bytes),
+    )?;
+    out.gauge(
+        "memory_max_bytes",
+        "The maxmemory setting, in bytes.",
+        int(node.maxmemory),
+    )?;
+    out.labelled(
+        ("db_keys", "Keys stored.", MetricType::Gauge),
+        [([("db", "db0")], total.keys)],
+        |m, v| m.encode_gauge(&(*v as i64)),
+    )?;
+    out.labelled(
+        (
+            "db_keys_expiring",
+            "Keys with a deadline.",
+            MetricType::Gauge,
+        ),
+        [([("db", "db0")], total.volatile_keys)],
+        |m, v| m.encode_gauge(&(*v as i64)),
+    )?;
+    out.counter(
+        "expired_keys",
+        "Keys removed because their deadline passed.",
+        total.expired_keys,
+    )?;
+    out.counter(
+        "evicted_keys",
+        "Keys removed to stay within maxmemory.",
+        total.evicted_keys,
+    )?;
+    Ok(())
+}
+
+fn encode_traffic(out: &mut Families, total: &ShardStats, shards: &[Sample]) -> std::fmt::Result {
+    out.counter(
+        "net_input_bytes",
+        "Bytes read from client connections.",
+        total.net_input_bytes,
+    )?;
+    out.counter(
+        "net_output_bytes",
+        "Bytes written to client connections.",
+        total.net_output_bytes,
+    )?;
+    out.counter(
+        "cross_shard_calls",
+        "Calls a shard made to another shard (forwarded requests, parts of split ones).",
+        total.forwarded_out,
+    )?;
+    out.counter(
+        "pushes",
+        "Push frames written to connections (pub/sub, presence watches).",
+        total.pushes,
+    )?;
+    out.gauge(
+        "client_output_buffer_bytes",
+        "Reply and push bytes waiting in connections' buffers.",
+        int(shards.iter().map(|s| s.output_buffer_bytes).sum()),
+    )?;
+    out.counter(
+        "pubsub_relay_dropped",
+        "PUBLISH messages not passed on to a peer node.",
+        total.pubsub_relay_dropped,
+    )?;
+    out.gauge(
+        "geo_members",
+        "Members of the driver geo indexes.",
+        int(total.geo_members),
+    )?;
+    out.gauge(
+        "presence_watched_users",
+        "Users watched for presence changes.",
+        int(total.watched_users),
+    )?;
+    Ok(())
+}
+
+fn encode_cluster(out: &mut Families, cluster: Option<&ClusterFacts>) -> std::fmt::Result {
+    if let Some(cluster) = cluster {
+        out.gauge(
+            "cluster_enabled",
+            "Whether the node is a cluster member.",
+            1,
+        )?;
+        out.gauge(
+            "cluster_current_epoch",
+            "The epoch of the topology in force.",
+            int(cluster.epoch),
+        )?;
+        out.gauge(
+            "cluster_known_nodes",
+            "Nodes in the topology.",
+            int(cluster.known_nodes),
+        )?;
+        out.gauge(
+            "cluster_slots_owned",
+            "Slots this node serves.",
+            int(cluster.slots_owned),
+        )?;
+        out.gauge(
+            "cluster_slots_migrating",
+            "Slots paused while a migration copies them.",
+            int(cluster.slots_migrating),
+        )?;
+    } else {
+        out.gauge(
+            "cluster_enabled",
+            "Whether the node is a cluster member.",
+            0,
+        )?;
+    }
+    Ok(())
 }
 
 impl Scrape {
