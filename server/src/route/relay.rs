@@ -35,20 +35,26 @@ struct Link {
 }
 
 /// Passes a PUBLISH on to every other node of the cluster this node is in; nothing when
-/// it is in none.
+/// it is in none, or alone in one. Links to nodes that left the topology are closed.
 pub fn relay(shard: &Rc<Shard>, channel: &[u8], message: &[u8]) {
     let Some(cluster) = shard.node.cluster.as_ref() else {
         return;
     };
-    let loaded = cluster.topology.load().1;
+    let Some(loaded) = shard.topology() else {
+        return;
+    };
     let Some(topology) = loaded.as_ref().as_ref() else {
         return;
     };
+    let mut links = shard.relays.links.borrow_mut();
+    links.retain(|id, _| topology.node(*id).is_some());
+    if topology.nodes().len() < 2 {
+        return;
+    }
     let (channel, message) = (
         Bytes::copy_from_slice(channel),
         Bytes::copy_from_slice(message),
     );
-    let mut links = shard.relays.links.borrow_mut();
     for node in topology.nodes() {
         if node.id == cluster.id {
             continue;
