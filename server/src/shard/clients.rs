@@ -73,6 +73,10 @@ impl ClientInfo {
     /// Notes the command a request ran, for `cmd=`.
     pub fn note_command(&self, name: &[u8], sub: Option<&[u8]>) {
         let mut last = self.last_command.borrow_mut();
+        // A pipeline mostly repeats one command: then there is nothing to write.
+        if sub.is_none() && last.as_bytes().eq_ignore_ascii_case(name) {
+            return;
+        }
         last.clear();
         last.extend(name.iter().map(|b| char::from(b.to_ascii_lowercase())));
         if let Some(sub) = sub {
