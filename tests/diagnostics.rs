@@ -154,6 +154,24 @@ async fn a_slow_mget_is_logged_with_its_arguments_until_reset() {
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("slowlog-max-len"), "{refused}");
+    // Cluster clients route by COMMAND INFO's key positions: these name no key.
+    let info: redis::Value = ask(
+        &mut redis,
+        redis::cmd("COMMAND")
+            .arg("INFO")
+            .arg("slowlog")
+            .arg("latency"),
+    )
+    .await;
+    let redis::Value::Array(rows) = info else {
+        panic!("COMMAND INFO answers an array: {info:?}");
+    };
+    for row in rows {
+        let redis::Value::Array(fields) = row else {
+            panic!("a command's row: {row:?}");
+        };
+        assert_eq!(fields[3], redis::Value::Int(0), "first key: {fields:?}");
+    }
 }
 
 #[tokio::test]

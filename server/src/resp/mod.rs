@@ -466,7 +466,7 @@ fn key_positions(name: &str) -> (i64, i64) {
         | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH" | "SUBSCRIBE" | "UNSUBSCRIBE" | "PSUBSCRIBE"
         | "PUNSUBSCRIBE" | "PUBLISH" | "PUBSUB" | "RANDOMKEY" | "DBSIZE" | "FLUSHALL"
         | "FLUSHDB" | "INFO" | "WAIT" | "READONLY" | "READWRITE" | "CONFIG" | "FUNCTION"
-        | "KEYS" | "SCAN" | "CLUSTER" | "ASKING" => (0, 0),
+        | "KEYS" | "SCAN" | "CLUSTER" | "ASKING" | "SLOWLOG" | "LATENCY" | "ACL" => (0, 0),
         "RENAME" | "RENAMENX" | "LMOVE" | "RPOPLPUSH" | "SMOVE" | "BLMOVE" | "BRPOPLPUSH"
         | "GEOSEARCHSTORE" => (1, 2),
         "BLPOP" | "BRPOP" | "BZPOPMIN" | "BZPOPMAX" => (1, -2),
