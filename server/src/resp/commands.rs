@@ -411,23 +411,31 @@ fn diagnostics(name: &str, rest: &[Bytes]) -> Translated<'static> {
         ("LATENCY", "HISTORY") => "LATENCY.HISTORY",
         ("LATENCY", "RESET") => "LATENCY.RESET",
         (_, "HELP") => return Translated::Refused(diagnostics_help(name)),
-        _ => {
-            return Translated::Refused(Value::error(
-                ErrorCode::Syntax,
-                format!(
-                    "unknown subcommand or wrong number of arguments for '{}'. Try {name} HELP.",
-                    String::from_utf8_lossy(&rest[0])
-                ),
-            ))
-        }
+        _ => return Translated::Refused(unknown_subcommand(name, &rest[0])),
     };
+    as_ours(ours, &rest[1..])
+}
+
+/// A subcommand's request as our command `ours` with the words after the subcommand.
+fn as_ours(ours: &'static str, rest: &[Bytes]) -> Translated<'static> {
     Translated::Native {
         words: std::iter::once(Bytes::from_static(ours.as_bytes()))
-            .chain(rest[1..].iter().cloned())
+            .chain(rest.iter().cloned())
             .collect::<Vec<_>>()
             .into(),
         shape: None,
     }
+}
+
+/// Redis's refusal of a subcommand it does not have.
+fn unknown_subcommand(name: &str, sub: &[u8]) -> Value {
+    Value::error(
+        ErrorCode::Syntax,
+        format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try {name} HELP.",
+            String::from_utf8_lossy(sub)
+        ),
+    )
 }
 
 /// ACL WHOAMI/SETUSER/DELUSER/LIST/CAT as our ACL.* commands, which the connection
@@ -459,23 +467,9 @@ fn acl(rest: &[Bytes]) -> Translated<'static> {
                 lines.iter().map(|line| Value::text(*line)).collect(),
             ));
         }
-        _ => {
-            return Translated::Refused(Value::error(
-                ErrorCode::Syntax,
-                format!(
-                    "unknown subcommand '{}'. Try ACL HELP.",
-                    String::from_utf8_lossy(&rest[0])
-                ),
-            ))
-        }
+        _ => return Translated::Refused(unknown_subcommand("ACL", &rest[0])),
     };
-    Translated::Native {
-        words: std::iter::once(Bytes::from_static(ours.as_bytes()))
-            .chain(rest[1..].iter().cloned())
-            .collect::<Vec<_>>()
-            .into(),
-        shape: None,
-    }
+    as_ours(ours, &rest[1..])
 }
 
 /// SLOWLOG HELP and LATENCY HELP: the subcommands served.

@@ -4,6 +4,7 @@ pub mod acks;
 pub mod blocking;
 pub mod cluster;
 pub mod coordinator;
+pub mod every_shard;
 pub mod geo;
 pub mod handover;
 pub mod info;
