@@ -412,9 +412,9 @@ impl<P: Payload> AdminCommand<P> {
     }
 }
 
-impl AdminCommand<Bytes> {
+impl<P: Payload> AdminCommand<P> {
     /// Parses the words after the command's name.
-    pub(super) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(super) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::PING => {
@@ -478,25 +478,32 @@ impl AdminCommand<Bytes> {
 }
 
 /// Parses `HELLO [version] [SHARD n] [AUTH username password]`, options in any order.
-fn parse_hello(spec: &'static CommandSpec, args: &[Bytes]) -> Result<AdminCommand, ErrorReply> {
+fn parse_hello<P: Payload>(
+    spec: &'static CommandSpec,
+    args: &[P],
+) -> Result<AdminCommand<P>, ErrorReply> {
     let mut version = PROTOCOL_VERSION;
     let mut shard = None;
     let mut auth = None;
     let mut rest = args;
     if let Some((first, tail)) = rest.split_first() {
-        if !first.eq_ignore_ascii_case(b"SHARD") && !first.eq_ignore_ascii_case(b"AUTH") {
-            version = parse_int::<u16>(first)?;
+        if !first.as_ref().eq_ignore_ascii_case(b"SHARD")
+            && !first.as_ref().eq_ignore_ascii_case(b"AUTH")
+        {
+            version = parse_int::<u16>(first.as_ref())?;
             rest = tail;
         }
     }
     loop {
         match rest {
             [] => break,
-            [word, n, tail @ ..] if word.eq_ignore_ascii_case(b"SHARD") => {
-                shard = Some(u16::try_from(parse_int::<u64>(n)?).unwrap_or(u16::MAX));
+            [word, n, tail @ ..] if word.as_ref().eq_ignore_ascii_case(b"SHARD") => {
+                shard = Some(u16::try_from(parse_int::<u64>(n.as_ref())?).unwrap_or(u16::MAX));
                 rest = tail;
             }
-            [word, username, password, tail @ ..] if word.eq_ignore_ascii_case(b"AUTH") => {
+            [word, username, password, tail @ ..]
+                if word.as_ref().eq_ignore_ascii_case(b"AUTH") =>
+            {
                 auth = Some(Credentials {
                     username: username.clone(),
                     password: password.clone(),

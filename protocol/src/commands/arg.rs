@@ -63,8 +63,8 @@ pub(crate) fn checked_ttl(ms: u64) -> Result<u64, DecodeError> {
     Ok(ms)
 }
 
-pub(crate) fn text_key(word: &Bytes) -> Result<Bytes, ErrorReply> {
-    if word.len() > MAX_KEY_BYTES {
+pub(crate) fn text_key<P: Payload>(word: &P) -> Result<P, ErrorReply> {
+    if word.as_ref().len() > MAX_KEY_BYTES {
         return Err(ErrorReply::new(
             ErrorCode::KeyTooLarge,
             "key exceeds 65536 bytes",
@@ -98,15 +98,15 @@ pub(crate) fn parse_seconds(word: &[u8]) -> Result<u64, ErrorReply> {
 
 /// A cursor over a text command's arguments: the one place that reads keys, integers,
 /// flags and options-with-values, and reports a wrong argument count.
-pub(crate) struct Words<'a> {
+pub(crate) struct Words<'a, P = Bytes> {
     spec: &'static CommandSpec,
-    words: &'a [Bytes],
+    words: &'a [P],
     at: usize,
 }
 
-impl<'a> Words<'a> {
+impl<'a, P: Payload> Words<'a, P> {
     /// A cursor at the first argument after the command's name.
-    pub(crate) fn new(spec: &'static CommandSpec, words: &'a [Bytes]) -> Words<'a> {
+    pub(crate) fn new(spec: &'static CommandSpec, words: &'a [P]) -> Words<'a, P> {
         Words { spec, words, at: 0 }
     }
 
@@ -122,7 +122,7 @@ impl<'a> Words<'a> {
     ///
     /// # Errors
     /// `Syntax` (wrong number of arguments) when none is left.
-    pub(crate) fn word(&mut self) -> Result<&'a Bytes, ErrorReply> {
+    pub(crate) fn word(&mut self) -> Result<&'a P, ErrorReply> {
         let word = self.words.get(self.at).ok_or_else(|| self.arity())?;
         self.at += 1;
         Ok(word)
@@ -132,7 +132,7 @@ impl<'a> Words<'a> {
     ///
     /// # Errors
     /// As `word`; `KeyTooLarge` for a key over the limit.
-    pub(crate) fn key(&mut self) -> Result<Bytes, ErrorReply> {
+    pub(crate) fn key(&mut self) -> Result<P, ErrorReply> {
         text_key(self.word()?)
     }
 
@@ -140,7 +140,7 @@ impl<'a> Words<'a> {
     ///
     /// # Errors
     /// As `word`.
-    pub(crate) fn bytes(&mut self) -> Result<Bytes, ErrorReply> {
+    pub(crate) fn bytes(&mut self) -> Result<P, ErrorReply> {
         self.word().cloned()
     }
 
@@ -149,7 +149,7 @@ impl<'a> Words<'a> {
     /// # Errors
     /// As `word`; `NotInteger` for anything else.
     pub(crate) fn int<T: std::str::FromStr>(&mut self) -> Result<T, ErrorReply> {
-        parse_int(self.word()?)
+        parse_int(self.word()?.as_ref())
     }
 
     /// Consumes the next word if it is `flag` (any case).
@@ -157,7 +157,7 @@ impl<'a> Words<'a> {
         let matches = self
             .words
             .get(self.at)
-            .is_some_and(|word| word.eq_ignore_ascii_case(flag.as_bytes()));
+            .is_some_and(|word| word.as_ref().eq_ignore_ascii_case(flag.as_bytes()));
         if matches {
             self.at += 1;
         }
@@ -169,7 +169,7 @@ impl<'a> Words<'a> {
     /// # Errors
     /// As `word`; `NotInteger` or `InvalidExpire`.
     pub(crate) fn seconds(&mut self) -> Result<u64, ErrorReply> {
-        parse_seconds(self.word()?)
+        parse_seconds(self.word()?.as_ref())
     }
 
     /// Reads `NAME value...` options to the end: `option` gets each name upper-cased and
@@ -185,7 +185,7 @@ impl<'a> Words<'a> {
     ) -> Result<(), ErrorReply> {
         while let Some(name) = self.words.get(self.at) {
             self.at += 1;
-            if !option(&name.to_ascii_uppercase(), self)? {
+            if !option(&name.as_ref().to_ascii_uppercase(), self)? {
                 return Err(ErrorReply::new(ErrorCode::Syntax, refusal));
             }
         }
@@ -198,7 +198,7 @@ impl<'a> Words<'a> {
     }
 
     /// Every word not read yet, consumed.
-    pub(crate) fn rest(&mut self) -> &'a [Bytes] {
+    pub(crate) fn rest(&mut self) -> &'a [P] {
         let rest = &self.words[self.at..];
         self.at = self.words.len();
         rest

@@ -422,10 +422,10 @@ fn parse_timeout(word: &[u8]) -> Result<u64, ErrorReply> {
 }
 
 /// BLPOP's and BZPOPMIN's `key [key ...] timeout`.
-fn keys_then_timeout(
-    words: &mut Words<'_>,
-    args: &[Bytes],
-) -> Result<(Vec<Bytes>, u64), ErrorReply> {
+fn keys_then_timeout<P: Payload>(
+    words: &mut Words<'_, P>,
+    args: &[P],
+) -> Result<(Vec<P>, u64), ErrorReply> {
     let Some((timeout, keys)) = args.split_last().filter(|(_, keys)| !keys.is_empty()) else {
         return Err(words.arity());
     };
@@ -434,16 +434,16 @@ fn keys_then_timeout(
         .map(|_| words.key())
         .collect::<Result<Vec<_>, _>>()?;
     words.word()?;
-    Ok((keys, parse_timeout(timeout)?))
+    Ok((keys, parse_timeout(timeout.as_ref())?))
 }
 
 /// `numkeys key... LEFT|RIGHT [COUNT n]`, as LMPOP and BLMPOP take them.
-fn parse_mpop(words: &mut Words<'_>) -> Result<(Vec<Bytes>, End, u64), ErrorReply> {
+fn parse_mpop<P: Payload>(words: &mut Words<'_, P>) -> Result<(Vec<P>, End, u64), ErrorReply> {
     parse_multi_pop(words, End::parse)
 }
 
 /// ZMPOP's and BZMPOP's `numkeys key... MIN|MAX [COUNT n]`: whether MAX.
-fn parse_zmpop(words: &mut Words<'_>) -> Result<(Vec<Bytes>, bool, u64), ErrorReply> {
+fn parse_zmpop<P: Payload>(words: &mut Words<'_, P>) -> Result<(Vec<P>, bool, u64), ErrorReply> {
     parse_multi_pop(words, |word| {
         if word.eq_ignore_ascii_case(b"MIN") {
             Ok(false)
@@ -456,10 +456,10 @@ fn parse_zmpop(words: &mut Words<'_>) -> Result<(Vec<Bytes>, bool, u64), ErrorRe
 }
 
 /// `numkeys key... WHICH [COUNT n]`, `which` reading the end or order word.
-fn parse_multi_pop<T>(
-    words: &mut Words<'_>,
+fn parse_multi_pop<P: Payload, T>(
+    words: &mut Words<'_, P>,
     which: impl Fn(&[u8]) -> Result<T, ErrorReply>,
-) -> Result<(Vec<Bytes>, T, u64), ErrorReply> {
+) -> Result<(Vec<P>, T, u64), ErrorReply> {
     let numkeys: i64 = words
         .int()
         .map_err(|_| ErrorReply::new(ErrorCode::Syntax, "numkeys should be greater than 0"))?;
@@ -475,7 +475,7 @@ fn parse_multi_pop<T>(
     let keys = (0..numkeys)
         .map(|_| words.key())
         .collect::<Result<Vec<_>, _>>()?;
-    let end = which(words.word()?)?;
+    let end = which(words.word()?.as_ref())?;
     let mut count = 1;
     let mut counted = false;
     words.options("syntax error", |name, words| {
@@ -497,9 +497,9 @@ fn parse_multi_pop<T>(
     Ok((keys, end, count))
 }
 
-impl BlockingCommand<Bytes> {
+impl<P: Payload> BlockingCommand<P> {
     /// Parses the words after the command's name.
-    pub(crate) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(crate) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let mut words = Words::new(spec, args);
         let command = match spec.opcode {
             opcode::LMPOP => {
@@ -512,7 +512,7 @@ impl BlockingCommand<Bytes> {
                 }
             }
             opcode::BLMPOP => {
-                let block_ms = parse_timeout(words.word()?)?;
+                let block_ms = parse_timeout(words.word()?.as_ref())?;
                 let (keys, end, count) = parse_mpop(&mut words)?;
                 BlockingCommand::Pop {
                     keys,
@@ -536,7 +536,7 @@ impl BlockingCommand<Bytes> {
             }
             opcode::ZMPOP | opcode::BZMPOP => {
                 let block_ms = if spec.opcode == opcode::BZMPOP {
-                    Some(parse_timeout(words.word()?)?)
+                    Some(parse_timeout(words.word()?.as_ref())?)
                 } else {
                     None
                 };
@@ -560,9 +560,9 @@ impl BlockingCommand<Bytes> {
             opcode::BLMOVE => BlockingCommand::Move {
                 source: words.key()?,
                 destination: words.key()?,
-                from: End::parse(words.word()?)?,
-                to: End::parse(words.word()?)?,
-                block_ms: parse_timeout(words.word()?)?,
+                from: End::parse(words.word()?.as_ref())?,
+                to: End::parse(words.word()?.as_ref())?,
+                block_ms: parse_timeout(words.word()?.as_ref())?,
             },
             _ => return Err(words.arity()),
         };

@@ -344,7 +344,7 @@ fn read_ranges<P: Payload>(r: &mut Reader<P>) -> Result<Vec<Range>, DecodeError>
         .collect()
 }
 
-fn parse_ranges(words: &[Bytes]) -> Result<Vec<Range>, ErrorReply> {
+fn parse_ranges<P: Payload>(words: &[P]) -> Result<Vec<Range>, ErrorReply> {
     if words.is_empty() || !words.len().is_multiple_of(2) {
         return Err(ErrorReply::new(
             ErrorCode::Syntax,
@@ -354,8 +354,8 @@ fn parse_ranges(words: &[Bytes]) -> Result<Vec<Range>, ErrorReply> {
     words
         .chunks(2)
         .map(|pair| {
-            let first = parse_int::<u16>(&pair[0])?;
-            let last = parse_int::<u16>(&pair[1])?;
+            let first = parse_int::<u16>(pair[0].as_ref())?;
+            let last = parse_int::<u16>(pair[1].as_ref())?;
             checked_range(first, last).map_err(|why| ErrorReply::new(ErrorCode::Syntax, why))
         })
         .collect()
@@ -596,13 +596,13 @@ fn read_member<P: Payload>(r: &mut Reader<P>) -> Result<Member<P>, DecodeError> 
     checked_member(id, bus, addr, shards, resp).map_err(DecodeError::Invalid)
 }
 
-fn parse_member(five: &[Bytes]) -> Result<Member<Bytes>, ErrorReply> {
-    let id = parse_int::<u64>(&five[0])?;
-    let shards = parse_int::<u64>(&five[3])?;
-    let resp = match &five[4][..] {
-        b"-" => Bytes::new(),
-        resp => Bytes::copy_from_slice(resp),
-    };
+fn parse_member<P: Payload>(five: &[P]) -> Result<Member<P>, ErrorReply> {
+    let id = parse_int::<u64>(five[0].as_ref())?;
+    let shards = parse_int::<u64>(five[3].as_ref())?;
+    let mut resp = five[4].clone();
+    if resp.as_ref() == b"-" {
+        resp.take_front(1);
+    }
     checked_member(id, five[1].clone(), five[2].clone(), shards, resp)
         .map_err(|why| ErrorReply::new(ErrorCode::Syntax, why))
 }
@@ -635,9 +635,9 @@ fn checked_member<P: Payload>(
     })
 }
 
-impl ClusterCommand<Bytes> {
+impl<P: Payload> ClusterCommand<P> {
     /// Parses the words after the command's name.
-    pub(super) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(super) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::CLUSTER_MYSELF => arity(args.is_empty()).map(|()| ClusterCommand::Myself)?,
@@ -668,13 +668,13 @@ impl ClusterCommand<Bytes> {
             opcode::CLUSTER_MIGRATE => {
                 arity(args.len() >= 3)?;
                 ClusterCommand::Migrate {
-                    to: parse_int::<u64>(&args[0])?,
+                    to: parse_int::<u64>(args[0].as_ref())?,
                     ranges: parse_ranges(&args[1..])?,
                 }
             }
             opcode::CLUSTER_IMPORT => {
                 arity(args.len() >= 4)?;
-                let reset = match args[0].to_ascii_uppercase().as_slice() {
+                let reset = match args[0].as_ref().to_ascii_uppercase().as_slice() {
                     b"RESET" => true,
                     b"MORE" => false,
                     _ => {
@@ -694,39 +694,39 @@ impl ClusterCommand<Bytes> {
             opcode::CLUSTER_DROP => ClusterCommand::Drop(parse_ranges(args)?),
             opcode::CLUSTER_FORGET => {
                 arity(args.len() == 1)?;
-                ClusterCommand::Forget(parse_int::<u64>(&args[0])?)
+                ClusterCommand::Forget(parse_int::<u64>(args[0].as_ref())?)
             }
             opcode::CLUSTER_REPLICATE => {
                 arity(args.len() == 1)?;
-                ClusterCommand::Replicate(parse_int::<u64>(&args[0])?)
+                ClusterCommand::Replicate(parse_int::<u64>(args[0].as_ref())?)
             }
             opcode::CLUSTER_SYNC => {
                 arity(args.len() == 2)?;
                 ClusterCommand::Sync {
-                    session: parse_int::<u64>(&args[0])?,
-                    chunk: parse_int::<u64>(&args[1])?,
+                    session: parse_int::<u64>(args[0].as_ref())?,
+                    chunk: parse_int::<u64>(args[1].as_ref())?,
                 }
             }
             opcode::CLUSTER_PULL => {
                 arity(args.len() == 3)?;
                 ClusterCommand::Pull {
-                    run: parse_int::<u64>(&args[0])?,
-                    offset: parse_int::<u64>(&args[1])?,
-                    replica: parse_int::<u64>(&args[2])?,
+                    run: parse_int::<u64>(args[0].as_ref())?,
+                    offset: parse_int::<u64>(args[1].as_ref())?,
+                    replica: parse_int::<u64>(args[2].as_ref())?,
                 }
             }
             opcode::WAIT => {
                 arity(args.len() == 2)?;
                 ClusterCommand::Wait {
-                    replicas: parse_int::<u64>(&args[0])?,
-                    timeout_ms: parse_int::<u64>(&args[1])?,
+                    replicas: parse_int::<u64>(args[0].as_ref())?,
+                    timeout_ms: parse_int::<u64>(args[1].as_ref())?,
                 }
             }
             opcode::READONLY => arity(args.is_empty()).map(|()| ClusterCommand::ReadOnly)?,
             opcode::READWRITE => arity(args.is_empty()).map(|()| ClusterCommand::ReadWrite)?,
             opcode::CLUSTER_FAILOVER => {
                 arity(args.len() == 1)?;
-                ClusterCommand::Failover(parse_int::<u64>(&args[0])?)
+                ClusterCommand::Failover(parse_int::<u64>(args[0].as_ref())?)
             }
             _ => return Err(not_in_family(spec)),
         })

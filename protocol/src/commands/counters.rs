@@ -170,22 +170,22 @@ impl<P: Payload> CounterCommand<P> {
     }
 }
 
-impl CounterCommand<Bytes> {
+impl<P: Payload> CounterCommand<P> {
     /// Parses the words after the command's name.
-    pub(super) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(super) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::COUNTER_TAKE => {
                 let floor = match args {
                     [_, _] => 0,
-                    [_, _, word, floor] if word.eq_ignore_ascii_case(b"FLOOR") => {
-                        parse_int::<i64>(floor)?
+                    [_, _, word, floor] if word.as_ref().eq_ignore_ascii_case(b"FLOOR") => {
+                        parse_int::<i64>(floor.as_ref())?
                     }
                     _ => return arity(false).map(|_| unreachable!()),
                 };
                 CounterCommand::Take {
                     key: text_key(&args[0])?,
-                    amount: parse_amount(&args[1])?,
+                    amount: parse_amount(args[1].as_ref())?,
                     floor,
                 }
             }
@@ -193,12 +193,12 @@ impl CounterCommand<Bytes> {
                 arity(args.len() == 2)?;
                 CounterCommand::Put {
                     key: text_key(&args[0])?,
-                    amount: parse_amount(&args[1])?,
+                    amount: parse_amount(args[1].as_ref())?,
                 }
             }
             opcode::ID_RANGE => {
                 arity(args.len() == 2)?;
-                let size = parse_int::<u64>(&args[1])?;
+                let size = parse_int::<u64>(args[1].as_ref())?;
                 if !(1..=MAX_ID_BLOCK).contains(&size) {
                     return Err(ErrorReply::new(
                         ErrorCode::Syntax,

@@ -139,22 +139,22 @@ impl<P: Payload> DedupCommand<P> {
     }
 }
 
-impl DedupCommand<Bytes> {
+impl<P: Payload> DedupCommand<P> {
     /// Parses the words after the command's name.
-    pub(super) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(super) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::DEDUP => {
                 arity(args.len() == 2)?;
                 DedupCommand::Check {
                     key: text_key(&args[0])?,
-                    ttl_ms: parse_seconds(&args[1])?,
+                    ttl_ms: parse_seconds(args[1].as_ref())?,
                 }
             }
             opcode::DEDUP_MULTI => {
                 arity(args.len() >= 2)?;
                 DedupCommand::CheckMany {
-                    ttl_ms: parse_seconds(&args[0])?,
+                    ttl_ms: parse_seconds(args[0].as_ref())?,
                     keys: args[1..]
                         .iter()
                         .map(text_key)

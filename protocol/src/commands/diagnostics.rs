@@ -199,9 +199,9 @@ impl<P: Payload> DiagnosticsCommand<P> {
     }
 }
 
-impl DiagnosticsCommand<Bytes> {
+impl<P: Payload> DiagnosticsCommand<P> {
     /// Parses the words after the command's name.
-    pub(super) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(super) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::SLOWLOG_GET => {
@@ -209,9 +209,9 @@ impl DiagnosticsCommand<Bytes> {
                 match args.first() {
                     None => DiagnosticsCommand::SlowlogGet(Some(SLOWLOG_DEFAULT_COUNT)),
                     // A negative count reads every entry, as in Redis.
-                    Some(count) => {
-                        DiagnosticsCommand::SlowlogGet(u64::try_from(parse_int::<i64>(count)?).ok())
-                    }
+                    Some(count) => DiagnosticsCommand::SlowlogGet(
+                        u64::try_from(parse_int::<i64>(count.as_ref())?).ok(),
+                    ),
                 }
             }
             opcode::SLOWLOG_LEN => {

@@ -175,16 +175,16 @@ impl<P: Payload> IdemCommand<P> {
     }
 }
 
-impl IdemCommand<Bytes> {
+impl<P: Payload> IdemCommand<P> {
     /// Parses the words after the command's name.
-    pub(super) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(super) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::IDEM_BEGIN => {
                 let lease_ms = match args {
                     [_, _] => DEFAULT_LEASE_MS,
-                    [_, _, word, ms] if word.eq_ignore_ascii_case(b"LEASE") => {
-                        let ms = parse_int::<i64>(ms)?;
+                    [_, _, word, ms] if word.as_ref().eq_ignore_ascii_case(b"LEASE") => {
+                        let ms = parse_int::<i64>(ms.as_ref())?;
                         if !(1..=MAX_EXPIRE_MS).contains(&ms) {
                             return Err(ErrorReply::new(
                                 ErrorCode::InvalidExpire,
@@ -197,7 +197,7 @@ impl IdemCommand<Bytes> {
                 };
                 IdemCommand::Begin {
                     key: text_key(&args[0])?,
-                    ttl_ms: parse_seconds(&args[1])?,
+                    ttl_ms: parse_seconds(args[1].as_ref())?,
                     lease_ms,
                 }
             }

@@ -382,23 +382,23 @@ impl<P: Payload> InventoryCommand<P> {
     }
 }
 
-impl InventoryCommand<Bytes> {
+impl<P: Payload> InventoryCommand<P> {
     /// Parses the words after the command's name.
-    pub(super) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(super) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::INV_SET => {
                 let low = match args {
-                    [_, word, _] if word.eq_ignore_ascii_case(b"ON_HAND") => None,
+                    [_, word, _] if word.as_ref().eq_ignore_ascii_case(b"ON_HAND") => None,
                     [_, word, _, low, m]
-                        if word.eq_ignore_ascii_case(b"ON_HAND")
-                            && low.eq_ignore_ascii_case(b"LOW") =>
+                        if word.as_ref().eq_ignore_ascii_case(b"ON_HAND")
+                            && low.as_ref().eq_ignore_ascii_case(b"LOW") =>
                     {
-                        Some(parse_int::<u64>(m)?)
+                        Some(parse_int::<u64>(m.as_ref())?)
                     }
                     _ => return arity(false).map(|_| unreachable!()),
                 };
-                let on_hand = parse_int::<i64>(&args[2])?;
+                let on_hand = parse_int::<i64>(args[2].as_ref())?;
                 if on_hand < 0 {
                     return Err(ErrorReply::new(
                         ErrorCode::Syntax,
@@ -419,7 +419,7 @@ impl InventoryCommand<Bytes> {
                 arity(args.len() == 2)?;
                 InventoryCommand::Adjust {
                     sku: text_key(&args[0])?,
-                    delta: parse_int::<i64>(&args[1])?,
+                    delta: parse_int::<i64>(args[1].as_ref())?,
                 }
             }
             opcode::INV_GET => {
@@ -428,9 +428,10 @@ impl InventoryCommand<Bytes> {
             }
             opcode::INV_RESERVE => {
                 let id = match args {
-                    [_, _, ttl, _] if ttl.eq_ignore_ascii_case(b"TTL") => None,
+                    [_, _, ttl, _] if ttl.as_ref().eq_ignore_ascii_case(b"TTL") => None,
                     [_, _, ttl, _, word, id]
-                        if ttl.eq_ignore_ascii_case(b"TTL") && word.eq_ignore_ascii_case(b"ID") =>
+                        if ttl.as_ref().eq_ignore_ascii_case(b"TTL")
+                            && word.as_ref().eq_ignore_ascii_case(b"ID") =>
                     {
                         Some(text_reservation_id(id)?)
                     }
@@ -438,8 +439,8 @@ impl InventoryCommand<Bytes> {
                 };
                 InventoryCommand::Reserve {
                     sku: text_key(&args[0])?,
-                    qty: text_quantity(&args[1])?,
-                    ttl_ms: parse_seconds(&args[3])?,
+                    qty: text_quantity(args[1].as_ref())?,
+                    ttl_ms: parse_seconds(args[3].as_ref())?,
                     id,
                 }
             }
@@ -456,14 +457,14 @@ impl InventoryCommand<Bytes> {
                 arity(
                     args.len() >= 4
                         && args.len().is_multiple_of(2)
-                        && args[0].eq_ignore_ascii_case(b"TTL"),
+                        && args[0].as_ref().eq_ignore_ascii_case(b"TTL"),
                 )?;
                 let items = args[2..]
                     .chunks_exact(2)
-                    .map(|line| Ok((text_key(&line[0])?, text_quantity(&line[1])?)))
+                    .map(|line| Ok((text_key(&line[0])?, text_quantity(line[1].as_ref())?)))
                     .collect::<Result<Vec<_>, ErrorReply>>()?;
                 InventoryCommand::ReserveMulti {
-                    ttl_ms: parse_seconds(&args[1])?,
+                    ttl_ms: parse_seconds(args[1].as_ref())?,
                     items,
                 }
             }
@@ -497,8 +498,8 @@ fn text_quantity(word: &[u8]) -> Result<u64, ErrorReply> {
     checked_quantity(qty).map_err(|e| ErrorReply::new(ErrorCode::Syntax, e.to_string()))
 }
 
-fn text_reservation_id(word: &Bytes) -> Result<Bytes, ErrorReply> {
-    if word.is_empty() || word.len() > 256 || word.contains(&b'#') {
+fn text_reservation_id<P: Payload>(word: &P) -> Result<P, ErrorReply> {
+    if word.as_ref().is_empty() || word.as_ref().len() > 256 || word.as_ref().contains(&b'#') {
         return Err(ErrorReply::new(
             ErrorCode::Syntax,
             "a reservation id is 1 to 256 bytes without #",
@@ -507,8 +508,11 @@ fn text_reservation_id(word: &Bytes) -> Result<Bytes, ErrorReply> {
     Ok(word.clone())
 }
 
-fn split_reservation(handle: &Bytes) -> Result<(Bytes, Bytes), ErrorReply> {
-    let (sku, id) = split_reservation_handle(handle)
+fn split_reservation<P: Payload>(handle: &P) -> Result<(P, P), ErrorReply> {
+    let (sku, _) = split_reservation_handle(handle.as_ref())
         .ok_or_else(|| ErrorReply::new(ErrorCode::Syntax, "a reservation looks like sku#id"))?;
-    Ok((text_key(&handle.slice_ref(sku))?, handle.slice_ref(id)))
+    let mut id = handle.clone();
+    let sku = id.take_front(sku.len());
+    id.take_front(1);
+    Ok((text_key(&sku)?, id))
 }

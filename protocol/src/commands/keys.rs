@@ -563,9 +563,9 @@ impl<P: Payload> KeyCommand<P> {
     }
 }
 
-impl KeyCommand<Bytes> {
+impl<P: Payload> KeyCommand<P> {
     /// Parses the words after the command's name.
-    pub(super) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(super) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::GET | opcode::TTL | opcode::PTTL | opcode::PERSIST => {
@@ -610,7 +610,7 @@ impl KeyCommand<Bytes> {
             opcode::INCRBY | opcode::DECRBY => {
                 arity(args.len() == 2)?;
                 let key = text_key(&args[0])?;
-                let n = parse_int::<i64>(&args[1])?;
+                let n = parse_int::<i64>(args[1].as_ref())?;
                 match spec.opcode {
                     opcode::INCRBY => KeyCommand::IncrBy { key, delta: n },
                     _ => KeyCommand::DecrBy { key, delta: n },
@@ -632,7 +632,10 @@ impl KeyCommand<Bytes> {
     }
 }
 
-fn parse_set(spec: &'static CommandSpec, args: &[Bytes]) -> Result<KeyCommand, ErrorReply> {
+fn parse_set<P: Payload>(
+    spec: &'static CommandSpec,
+    args: &[P],
+) -> Result<KeyCommand<P>, ErrorReply> {
     let syntax = || ErrorReply::new(ErrorCode::Syntax, "syntax error in SET options");
     let mut words = Words::new(spec, args);
     let mut args = SetArgs {

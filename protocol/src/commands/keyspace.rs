@@ -325,9 +325,9 @@ impl<P: Payload> KeyspaceCommand<P> {
     }
 }
 
-impl KeyspaceCommand<Bytes> {
+impl<P: Payload> KeyspaceCommand<P> {
     /// Parses the words after the command's name.
-    pub(crate) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(crate) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let mut words = Words::new(spec, args);
         let command = match spec.opcode {
             opcode::TYPE => KeyspaceCommand::Type(words.key()?),

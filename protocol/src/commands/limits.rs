@@ -200,9 +200,9 @@ impl<P: Payload> LimitCommand<P> {
     }
 }
 
-impl LimitCommand<Bytes> {
+impl<P: Payload> LimitCommand<P> {
     /// Parses the words after the command's name.
-    pub(super) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(super) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::RL_CHECK | opcode::RL_PEEK => {
@@ -278,7 +278,10 @@ fn read_rate_limit<P: Payload>(r: &mut Reader<P>) -> Result<RateLimit<P>, Decode
     Ok(limit)
 }
 
-fn parse_rate_limit(spec: &'static CommandSpec, args: &[Bytes]) -> Result<RateLimit, ErrorReply> {
+fn parse_rate_limit<P: Payload>(
+    spec: &'static CommandSpec,
+    args: &[P],
+) -> Result<RateLimit<P>, ErrorReply> {
     let syntax = |message: &str| ErrorReply::new(ErrorCode::Syntax, message);
     let mut words = Words::new(spec, args);
     let mut tiers = Vec::new();
@@ -304,7 +307,7 @@ fn parse_rate_limit(spec: &'static CommandSpec, args: &[Bytes]) -> Result<RateLi
             b"COST" => limit.cost = words.int::<u64>()?,
             b"BURST" => limit.burst = words.int::<u64>()?,
             b"ALGO" => {
-                limit.algorithm = match words.word()?.to_ascii_lowercase().as_slice() {
+                limit.algorithm = match words.word()?.as_ref().to_ascii_lowercase().as_slice() {
                     b"sliding" => Algorithm::Sliding,
                     b"gcra" => Algorithm::Gcra,
                     _ => return Err(syntax("ALGO is sliding or gcra")),

@@ -280,12 +280,12 @@ macro_rules! families {
             }
         }
 
-        impl Command<Bytes> {
+        impl<P: Payload> Command<P> {
             fn parse_arguments(
                 family: Family,
                 spec: &'static CommandSpec,
-                args: &[Bytes],
-            ) -> Result<Command, ErrorReply> {
+                args: &[P],
+            ) -> Result<Command<P>, ErrorReply> {
                 Ok(match family {
                     $(Family::$variant => Command::$variant($module::$family::parse(spec, args)?),)*
                 })
@@ -436,11 +436,32 @@ pub fn family_of(spec: &CommandSpec) -> &'static str {
     slot(spec.opcode).map_or("admin", |slot| slot.family.name())
 }
 
+/// Longest command name in the table, with room to spare: longer names are no command.
+const LONGEST_NAME: usize = 32;
+
 /// Looks a command up by name, ignoring case.
 pub fn spec_by_name(name: &str) -> Option<&'static CommandSpec> {
-    COMMANDS
-        .iter()
-        .find(|spec| spec.name.eq_ignore_ascii_case(name))
+    // Every request read as text looks its name up, so this is a hash probe, not a scan
+    // of a table of hundreds.
+    static BY_NAME: std::sync::LazyLock<hashbrown::HashMap<&'static [u8], u16>> =
+        std::sync::LazyLock::new(|| {
+            COMMANDS
+                .iter()
+                .enumerate()
+                .map(|(row, spec)| (spec.name.as_bytes(), row as u16))
+                .collect()
+        });
+    let name = name.as_bytes();
+    if name.len() > LONGEST_NAME {
+        return None;
+    }
+    let mut upper = [0u8; LONGEST_NAME];
+    let upper = &mut upper[..name.len()];
+    upper.copy_from_slice(name);
+    upper.make_ascii_uppercase();
+    BY_NAME
+        .get(&upper[..])
+        .map(|&row| &COMMANDS[usize::from(row)])
 }
 
 impl<P: Payload> Command<P> {
@@ -476,16 +497,18 @@ impl<P: Payload> Command<P> {
     }
 }
 
-impl Command<Bytes> {
-    /// Parses redis-cli style words (`SET k v EX 10`) into a command.
+impl<P: Payload> Command<P> {
+    /// Parses redis-cli style words (`SET k v EX 10`) into a command whose arguments are
+    /// the words themselves (`&[u8]` words give a command borrowed from them).
     ///
     /// # Errors
     /// An `ErrorReply` with `UnknownCommand`, `Syntax`, `NotInteger`, `KeyTooLarge` or
     /// `InvalidExpire`, worded for a person at a prompt.
-    pub fn parse_words(words: &[Bytes]) -> Result<Command, ErrorReply> {
+    pub fn parse_words(words: &[P]) -> Result<Command<P>, ErrorReply> {
         let Some((name, args)) = words.split_first() else {
             return Err(ErrorReply::new(ErrorCode::Syntax, "empty command"));
         };
+        let name = name.as_ref();
         let spec = std::str::from_utf8(name)
             .ok()
             .and_then(spec_by_name)

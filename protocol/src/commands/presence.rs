@@ -258,9 +258,9 @@ impl<P: Payload> PresenceCommand<P> {
     }
 }
 
-impl PresenceCommand<Bytes> {
+impl<P: Payload> PresenceCommand<P> {
     /// Parses the words after the command's name.
-    pub(super) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(super) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::PRESENCE_BEAT => {

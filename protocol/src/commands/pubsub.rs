@@ -227,9 +227,9 @@ impl<P: Payload> PubSubCommand<P> {
     }
 }
 
-impl PubSubCommand<Bytes> {
+impl<P: Payload> PubSubCommand<P> {
     /// Parses the words after the command's name.
-    pub(crate) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(crate) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let mut words = Words::new(spec, args);
         let patterns = matches!(spec.opcode, opcode::PSUBSCRIBE | opcode::PUNSUBSCRIBE);
         let command = match spec.opcode {

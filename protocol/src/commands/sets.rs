@@ -536,9 +536,9 @@ fn read_members<P: Payload>(r: &mut Reader<P>) -> Result<Vec<P>, DecodeError> {
 /// SSCAN's COUNT when none is given, as Redis's.
 pub const DEFAULT_SCAN_COUNT: u64 = 10;
 
-impl SetCommand<Bytes> {
+impl<P: Payload> SetCommand<P> {
     /// Parses the words after the command's name.
-    pub(crate) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(crate) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let mut words = Words::new(spec, args);
         let set_op = |inter, union| {
             if spec.opcode == inter {
@@ -653,7 +653,7 @@ impl SetCommand<Bytes> {
     }
 }
 
-fn text_keys(words: &mut Words<'_>) -> Result<Vec<Bytes>, ErrorReply> {
+fn text_keys<P: Payload>(words: &mut Words<'_, P>) -> Result<Vec<P>, ErrorReply> {
     let mut keys = Vec::with_capacity(words.remaining());
     while words.remaining() > 0 {
         keys.push(words.key()?);
@@ -664,7 +664,7 @@ fn text_keys(words: &mut Words<'_>) -> Result<Vec<Bytes>, ErrorReply> {
     Ok(keys)
 }
 
-fn parse_intercard(words: &mut Words<'_>) -> Result<SetCommand, ErrorReply> {
+fn parse_intercard<P: Payload>(words: &mut Words<'_, P>) -> Result<SetCommand<P>, ErrorReply> {
     let numkeys: i64 = words.int().unwrap_or(0);
     if numkeys <= 0 {
         return Err(ErrorReply::new(

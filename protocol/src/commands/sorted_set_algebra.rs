@@ -444,7 +444,7 @@ fn syntax() -> ErrorReply {
 }
 
 /// `numkeys key...`, as Redis reads and refuses it.
-fn parse_keys(words: &mut Words<'_>, name: &str) -> Result<Vec<Bytes>, ErrorReply> {
+fn parse_keys<P: Payload>(words: &mut Words<'_, P>, name: &str) -> Result<Vec<P>, ErrorReply> {
     let numkeys: i64 = words.int()?;
     if numkeys < 1 {
         return Err(ErrorReply::new(
@@ -463,12 +463,12 @@ fn parse_keys(words: &mut Words<'_>, name: &str) -> Result<Vec<Bytes>, ErrorRepl
 
 /// `[WEIGHTS w...] [AGGREGATE ...] [WITHSCORES]` after the keys; answers the inputs and
 /// whether WITHSCORES came.
-fn parse_options(
-    words: &mut Words<'_>,
-    keys: Vec<Bytes>,
+fn parse_options<P: Payload>(
+    words: &mut Words<'_, P>,
+    keys: Vec<P>,
     weighted: bool,
     scores_allowed: bool,
-) -> Result<(Inputs, bool), ErrorReply> {
+) -> Result<(Inputs<P>, bool), ErrorReply> {
     let mut inputs = Inputs {
         keys,
         weights: None,
@@ -482,7 +482,7 @@ fn parse_options(
                 let mut weights = Vec::with_capacity(count);
                 for _ in 0..count {
                     let word = words.word().map_err(|_| syntax())?;
-                    let weight = super::arg::parse_float(word).map_err(|_| {
+                    let weight = super::arg::parse_float(word.as_ref()).map_err(|_| {
                         ErrorReply::new(ErrorCode::NotFloat, "weight value is not a float")
                     })?;
                     weights.push(Finite::new(weight).unwrap_or(Finite::ZERO));
@@ -490,7 +490,11 @@ fn parse_options(
                 inputs.weights = Some(weights);
             }
             b"AGGREGATE" if weighted => {
-                let word = words.word().map_err(|_| syntax())?.to_ascii_uppercase();
+                let word = words
+                    .word()
+                    .map_err(|_| syntax())?
+                    .as_ref()
+                    .to_ascii_uppercase();
                 inputs.aggregate = match &word[..] {
                     b"SUM" => Aggregate::Sum,
                     b"MIN" => Aggregate::Min,
@@ -506,9 +510,9 @@ fn parse_options(
     Ok((inputs, with_scores))
 }
 
-impl SortedSetAlgebraCommand<Bytes> {
+impl<P: Payload> SortedSetAlgebraCommand<P> {
     /// Parses the words after the command's name.
-    pub(crate) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(crate) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let mut words = Words::new(spec, args);
         let op = op_of(spec.opcode);
         let weighted = op != SetAlgebra::Diff;
@@ -534,14 +538,11 @@ impl SortedSetAlgebraCommand<Bytes> {
             }
             opcode::ZRANGESTORE => {
                 let destination = words.key()?;
-                let mut range_words = vec![Bytes::from_static(b"ZRANGE")];
-                range_words.extend(words.rest().iter().cloned());
-                match super::Command::parse_words(&range_words)? {
-                    super::Command::SortedSets(
-                        range @ super::SortedSetCommand::Range {
-                            with_scores: false, ..
-                        },
-                    ) => SortedSetAlgebraCommand::RangeStore { destination, range },
+                let zrange = super::spec_by_name("ZRANGE").ok_or_else(syntax)?;
+                match super::SortedSetCommand::parse(zrange, words.rest())? {
+                    range @ super::SortedSetCommand::Range {
+                        with_scores: false, ..
+                    } => SortedSetAlgebraCommand::RangeStore { destination, range },
                     _ => return Err(syntax()),
                 }
             }
@@ -553,7 +554,7 @@ impl SortedSetAlgebraCommand<Bytes> {
                         return Ok(false);
                     }
                     let word = words.word().map_err(|_| syntax())?;
-                    let n: i64 = super::arg::parse_int(word).map_err(|_| {
+                    let n: i64 = super::arg::parse_int(word.as_ref()).map_err(|_| {
                         ErrorReply::new(ErrorCode::Syntax, "LIMIT can't be negative")
                     })?;
                     limit = u64::try_from(n).map_err(|_| {

@@ -402,9 +402,9 @@ impl<P: Payload> TimelineCommand<P> {
     }
 }
 
-impl TimelineCommand<Bytes> {
+impl<P: Payload> TimelineCommand<P> {
     /// Parses the words after the command's name.
-    pub(super) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(super) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::TL_PUSH | opcode::TL_FANOUT => {
@@ -421,7 +421,7 @@ impl TimelineCommand<Bytes> {
                     if score.is_none() && words.eat("SCORE") {
                         score = Some(words.int::<i64>()?);
                     } else if cap.is_none() && words.eat("CAP") {
-                        cap = Some(text_cap(words.word()?)?);
+                        cap = Some(text_cap(words.word()?.as_ref())?);
                     } else {
                         break;
                     }
@@ -452,9 +452,9 @@ impl TimelineCommand<Bytes> {
                 let (mut before, mut after, mut limit) = (None, None, DEFAULT_PAGE);
                 words.options("syntax error in TL.RANGE options", |name, words| {
                     match name {
-                        b"BEFORE" => before = Some(text_cursor(words.word()?)?),
-                        b"AFTER" => after = Some(text_cursor(words.word()?)?),
-                        b"LIMIT" => limit = text_page(words.word()?)?,
+                        b"BEFORE" => before = Some(text_cursor(words.word()?.as_ref())?),
+                        b"AFTER" => after = Some(text_cursor(words.word()?.as_ref())?),
+                        b"LIMIT" => limit = text_page(words.word()?.as_ref())?,
                         _ => return Ok(false),
                     }
                     Ok(true)
@@ -471,9 +471,9 @@ impl TimelineCommand<Bytes> {
                 if !words.eat("LIMIT") {
                     return Err(words.arity());
                 }
-                let limit = text_page(words.word()?)?;
+                let limit = text_page(words.word()?.as_ref())?;
                 let before = if words.eat("BEFORE") {
-                    Some(text_cursor(words.word()?)?)
+                    Some(text_cursor(words.word()?.as_ref())?)
                 } else {
                     None
                 };
@@ -489,7 +489,7 @@ impl TimelineCommand<Bytes> {
                 arity(args.len() == 2)?;
                 TimelineCommand::Remove {
                     key: text_key(&args[0])?,
-                    id: parse_int::<u64>(&args[1])?,
+                    id: parse_int::<u64>(args[1].as_ref())?,
                 }
             }
             opcode::TL_LEN => {
@@ -500,7 +500,7 @@ impl TimelineCommand<Bytes> {
                 arity(args.len() == 2)?;
                 TimelineCommand::Trim {
                     key: text_key(&args[0])?,
-                    keep: parse_int::<u32>(&args[1])?,
+                    keep: parse_int::<u32>(args[1].as_ref())?,
                 }
             }
             _ => return Err(not_in_family(spec)),

@@ -126,16 +126,16 @@ impl<P: Payload> TxCommand<P> {
     }
 }
 
-impl TxCommand<Bytes> {
+impl<P: Payload> TxCommand<P> {
     /// Parses `command [; command ...]`: each command's words, separated by `;`.
-    pub(crate) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(crate) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let words = Words::new(spec, args);
         let mut commands = Vec::new();
-        for part in args.split(|word| &word[..] == b";") {
+        for part in args.split(|word| word.as_ref() == b";") {
             if part.is_empty() {
                 return Err(words.arity());
             }
-            if part[0].eq_ignore_ascii_case(spec.name.as_bytes()) {
+            if part[0].as_ref().eq_ignore_ascii_case(spec.name.as_bytes()) {
                 // Refused before it is parsed, so nested words cannot recurse deeply.
                 return Err(ErrorReply::new(
                     crate::ErrorCode::Syntax,

@@ -144,9 +144,9 @@ impl<P: Payload> VersionedCommand<P> {
     }
 }
 
-impl VersionedCommand<Bytes> {
+impl<P: Payload> VersionedCommand<P> {
     /// Parses the words after the command's name.
-    pub(super) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(super) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let arity = |ok: bool| arity(spec, ok);
         Ok(match spec.opcode {
             opcode::VGET => {

@@ -11,6 +11,10 @@ pub const UNAUTHENTICATED_MAX_ARGS: i64 = 10;
 /// Longest argument a connection that has not authenticated may send.
 pub const UNAUTHENTICATED_MAX_BULK: i64 = 16 * 1024;
 
+/// Most argument spans a parser keeps room for between requests: one huge request does not
+/// leave its connection holding the room for ever.
+pub const ROOM_KEPT: usize = 1024;
+
 /// A request the server cannot read; it answers `-ERR Protocol error: ...` and closes, as
 /// Redis does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,13 +32,12 @@ fn refuse<T>(why: impl Into<String>) -> Result<T, ProtocolError> {
     Err(ProtocolError(why.into()))
 }
 
-/// A multibulk whose arguments are still arriving: where the next one starts, how many are
-/// left, and where those already read lie.
+/// A multibulk whose arguments are still arriving: where the next one starts and how many
+/// are left.
 #[derive(Debug, Default)]
 struct Multibulk {
     offset: usize,
     remaining: usize,
-    args: Vec<std::ops::Range<usize>>,
 }
 
 /// One connection's request reader; it remembers how far it read into a request that has
@@ -43,6 +46,8 @@ struct Multibulk {
 pub struct RequestParser {
     max_request_bytes: usize,
     partial: Option<Multibulk>,
+    /// Where the arguments read so far lie; kept between requests for its room.
+    spans: Vec<std::ops::Range<usize>>,
 }
 
 impl RequestParser {
@@ -51,6 +56,7 @@ impl RequestParser {
         RequestParser {
             max_request_bytes,
             partial: None,
+            spans: Vec::new(),
         }
     }
 
@@ -67,12 +73,30 @@ impl RequestParser {
         buf: &mut BytesMut,
         authenticated: bool,
     ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let mut args = Vec::new();
+        Ok(self
+            .next_into(buf, authenticated, &mut args)?
+            .then_some(args))
+    }
+
+    /// As `next`, into `args` (cleared first), so a connection reuses one vector for
+    /// every request: `true` when a whole request was read.
+    ///
+    /// # Errors
+    /// As `next`.
+    pub fn next_into(
+        &mut self,
+        buf: &mut BytesMut,
+        authenticated: bool,
+        args: &mut Vec<Bytes>,
+    ) -> Result<bool, ProtocolError> {
+        args.clear();
         loop {
             if self.partial.is_none() {
                 match buf.first() {
-                    None => return Ok(None),
+                    None => return Ok(false),
                     Some(b'*') => match self.start_multibulk(buf, authenticated)? {
-                        Start::Incomplete => return Ok(None),
+                        Start::Incomplete => return Ok(false),
                         Start::Empty(len) => {
                             let _ = buf.split_to(len);
                             continue;
@@ -80,13 +104,16 @@ impl RequestParser {
                         Start::Begun => {}
                     },
                     Some(_) => match inline(buf)? {
-                        Inline::Incomplete => return Ok(None),
+                        Inline::Incomplete => return Ok(false),
                         Inline::Empty => continue,
-                        Inline::Request(args) => return Ok(Some(args)),
+                        Inline::Request(words) => {
+                            *args = words;
+                            return Ok(true);
+                        }
                     },
                 }
             }
-            return self.continue_multibulk(buf, authenticated);
+            return self.continue_multibulk(buf, authenticated, args);
         }
     }
 
@@ -108,11 +135,11 @@ impl RequestParser {
             return Ok(Start::Empty(eol + 2));
         }
         let remaining = usize::try_from(count).unwrap_or(usize::MAX);
+        // Room for spans grows with the arguments that arrive, never with the count claimed.
+        self.spans.clear();
         self.partial = Some(Multibulk {
             offset: eol + 2,
             remaining,
-            // Room grows with the arguments that arrive, never with the count claimed.
-            args: Vec::with_capacity(remaining.min(64)),
         });
         Ok(Start::Begun)
     }
@@ -121,13 +148,14 @@ impl RequestParser {
         &mut self,
         buf: &mut BytesMut,
         authenticated: bool,
-    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        args: &mut Vec<Bytes>,
+    ) -> Result<bool, ProtocolError> {
         let max_request_bytes = self.max_request_bytes;
         let partial = self.partial.as_mut().expect("a multibulk is being read");
         while partial.remaining > 0 {
             let at = partial.offset;
             let Some(&first) = buf.get(at) else {
-                return Ok(None);
+                return Ok(false);
             };
             if first != b'$' {
                 let got = char::from(first);
@@ -139,7 +167,7 @@ impl RequestParser {
                     self.partial = None;
                     return refuse("too big bulk count string");
                 }
-                return Ok(None);
+                return Ok(false);
             };
             let len = match parse_int(&buf[at + 1..eol]) {
                 Some(len) if len >= 0 => len,
@@ -162,17 +190,19 @@ impl RequestParser {
                 return refuse("invalid bulk length");
             };
             if buf.len() < end + 2 {
-                return Ok(None);
+                return Ok(false);
             }
-            partial.args.push(start..end);
+            self.spans.push(start..end);
             partial.offset = end + 2;
             partial.remaining -= 1;
         }
         let done = self.partial.take().expect("a multibulk is being read");
         let request = buf.split_to(done.offset).freeze();
-        Ok(Some(
-            done.args.into_iter().map(|r| request.slice(r)).collect(),
-        ))
+        args.extend(self.spans.drain(..).map(|span| request.slice(span)));
+        if self.spans.capacity() > ROOM_KEPT {
+            self.spans = Vec::new();
+        }
+        Ok(true)
     }
 }
 
@@ -300,18 +330,41 @@ fn hex_pair(pair: Option<&[u8]>) -> Option<u8> {
 }
 
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    let rest = buf.get(from..)?;
-    rest.windows(2)
-        .position(|w| w == b"\r\n")
-        .map(|at| from + at)
+    let mut at = from;
+    loop {
+        at += buf.get(at..)?.iter().position(|&b| b == b'\r')?;
+        match buf.get(at + 1) {
+            Some(b'\n') => return Some(at),
+            Some(_) => at += 1,
+            None => return None,
+        }
+    }
 }
 
 /// A length as Redis's `string2ll` reads one: an optional `-`, digits, nothing else.
 fn parse_int(text: &[u8]) -> Option<i64> {
-    if text.is_empty() || text.len() > 20 || text.starts_with(b"+") {
+    // Every argument's length line comes through here, so it reads digits itself.
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', digits)) => (true, digits),
+        _ => (false, text),
+    };
+    if digits.is_empty() {
         return None;
     }
-    std::str::from_utf8(text).ok()?.parse().ok()
+    let mut value: i64 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        let digit = i64::from(digit - b'0');
+        value = value.checked_mul(10)?;
+        value = if negative {
+            value.checked_sub(digit)?
+        } else {
+            value.checked_add(digit)?
+        };
+    }
+    Some(value)
 }
 
 #[cfg(test)]
@@ -393,12 +446,47 @@ mod tests {
         assert_eq!(error(&count, true), "too big mbulk count string");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn lengths_read_as_rust_reads_decimal_integers(text in "[-+0-9a ]{0,22}") {
+            let expected = if text.starts_with('+') { None } else { text.parse::<i64>().ok() };
+            proptest::prop_assert_eq!(parse_int(text.as_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn lengths_at_the_edges_of_the_range() {
+        assert_eq!(parse_int(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_int(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_int(b"9223372036854775808"), None);
+        assert_eq!(parse_int(b"-"), None);
+        assert_eq!(parse_int(b""), None);
+        assert_eq!(parse_int(b"+3"), None);
+    }
+
     #[test]
     fn a_claimed_length_costs_nothing_until_its_bytes_arrive() {
         let mut parser = RequestParser::new(1 << 20);
         let mut buf = BytesMut::from(&b"*1000000\r\n$100000\r\n"[..]);
         assert_eq!(parser.next(&mut buf, true).unwrap(), None);
-        let partial = parser.partial.as_ref().unwrap();
-        assert!(partial.args.capacity() <= 64, "{}", partial.args.capacity());
+        assert!(parser.partial.is_some());
+        assert!(parser.spans.capacity() <= 64, "{}", parser.spans.capacity());
+    }
+
+    #[test]
+    fn a_huge_request_leaves_no_room_held_after_it() {
+        let mut parser = RequestParser::new(1 << 24);
+        let mut request = format!("*{}\r\n", ROOM_KEPT * 4).into_bytes();
+        for _ in 0..ROOM_KEPT * 4 {
+            request.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        let mut buf = BytesMut::from(&request[..]);
+        let mut args = Vec::new();
+        assert!(parser.next_into(&mut buf, true, &mut args).unwrap());
+        assert_eq!(args.len(), ROOM_KEPT * 4);
+        assert!(parser.spans.capacity() <= ROOM_KEPT);
+        let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n"[..]);
+        assert!(parser.next_into(&mut buf, true, &mut args).unwrap());
+        assert_eq!(args, vec![Bytes::from_static(b"PING")]);
     }
 }

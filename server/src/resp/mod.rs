@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tessera_protocol::resp::{RequestParser, RespVersion};
+use tessera_protocol::resp::{RequestParser, RespVersion, ROOM_KEPT};
 use tessera_protocol::{Command, ErrorCode, ErrorReply, Value};
 
 use crate::net::access;
@@ -31,7 +31,8 @@ use crate::shard::clients::client_id;
 pub struct RespReader {
     parser: RequestParser,
     next_id: u32,
-    scratch: BytesMut,
+    /// The words of the request being run; kept between requests for its room.
+    args: Vec<Bytes>,
     /// The commands queued since MULTI, while in one.
     multi: Option<multi::Queue>,
     /// The slot of the keys WATCHed, while some are.
@@ -56,8 +57,8 @@ impl RespReader {
     pub fn new(max_request_bytes: usize) -> Self {
         RespReader {
             parser: RequestParser::new(max_request_bytes),
+            args: Vec::new(),
             next_id: 1,
-            scratch: BytesMut::new(),
             multi: None,
             watch_slot: None,
             replies: Replies::On,
@@ -84,21 +85,22 @@ pub(crate) fn process(
     state: &mut ConnState,
 ) -> Next {
     let started = Instant::now();
+    let mut args = std::mem::take(&mut reader.args);
     let next = loop {
         if out.pending_bytes() >= shard.node.max_output_buffer_bytes {
             break Next::Drain;
         }
         let authenticated = state.session.username().is_some();
-        let args = match reader.parser.next(inbuf, authenticated) {
-            Ok(Some(args)) => args,
-            Ok(None) => break Next::Continue,
+        match reader.parser.next_into(inbuf, authenticated, &mut args) {
+            Ok(true) => {}
+            Ok(false) => break Next::Continue,
             Err(error) => {
                 coordinator::count_bad_request(shard);
                 let id = reader.take_id();
                 out.reply(id, &Value::error(ErrorCode::Protocol, error.0));
                 break Next::Close("protocol error");
             }
-        };
+        }
         let id = reader.take_id();
         let next = run(shard, out, reader, id, &args, started, state);
         out.client
@@ -108,6 +110,10 @@ pub(crate) fn process(
             break next;
         }
     };
+    args.clear();
+    if args.capacity() <= ROOM_KEPT {
+        reader.args = args;
+    }
     shard.flush();
     next
 }
@@ -236,7 +242,7 @@ fn run(
                 Value::Bytes(now.subsec_micros().to_string().into()),
             ]));
         }
-        _ => return run_ours(shard, out, reader, (id, name, args), started, state),
+        _ => return run_ours(shard, out, (id, name, args), started, state),
     }
     None
 }
@@ -261,7 +267,6 @@ fn upper_case<'b>(raw: &[u8], buf: &'b mut [u8; NAME_ON_STACK]) -> std::borrow::
 fn run_ours(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,
-    reader: &mut RespReader,
     (id, name, args): (u32, &str, &[Bytes]),
     started: Instant,
     state: &mut ConnState,
@@ -273,8 +278,21 @@ fn run_ours(
             return None;
         }
     };
-    let parsed = match Command::parse_words(&words) {
-        Ok(parsed) => parsed,
+    // The command borrows its arguments from the words, so no argument is copied or
+    // counted again between the read buffer and the shard.
+    let mut on_stack: [&[u8]; WORDS_ON_STACK] = [&[]; WORDS_ON_STACK];
+    let spilled: Vec<&[u8]>;
+    let borrowed: &[&[u8]] = if words.len() <= WORDS_ON_STACK {
+        for (slot, word) in on_stack.iter_mut().zip(words.iter()) {
+            *slot = word;
+        }
+        &on_stack[..words.len()]
+    } else {
+        spilled = words.iter().map(|word| &word[..]).collect();
+        &spilled
+    };
+    let command = match Command::parse_words(borrowed) {
+        Ok(command) => command,
         Err(error) => {
             coordinator::count_bad_request(shard);
             out.reply(id, &redis_parse_error(name, args, error));
@@ -293,19 +311,13 @@ fn run_ours(
     if let Some(shape) = shape {
         out.expect_shape(id, shape);
     }
-    // Requests run borrowed from a body, as the native port's do.
-    reader.scratch.clear();
-    parsed.encode(&mut reader.scratch);
-    let body = reader.scratch.split().freeze();
-    shard.diagnostics.request_bytes.set(body.len());
-    match Command::<&[u8]>::decode(&body[..]) {
-        Ok(command) => run_command(shard, out, id, command, started, state, false, Some(args)),
-        Err(error) => {
-            out.reply(id, &Value::error(ErrorCode::Internal, error.to_string()));
-            None
-        }
-    }
+    let request_bytes = borrowed.iter().map(|word| word.len()).sum();
+    shard.diagnostics.request_bytes.set(request_bytes);
+    run_command(shard, out, id, command, started, state, false, Some(args))
 }
+
+/// Requests of up to this many words are parsed without allocating.
+const WORDS_ON_STACK: usize = 8;
 
 /// Our parser's refusal in the words Redis uses for the same mistake.
 fn redis_parse_error(name: &str, args: &[Bytes], error: ErrorReply) -> Value {

@@ -368,7 +368,8 @@ impl ConnOutput {
             item.write(&mut buf, &mut order.writing);
         }
         order.advance();
-        loop {
+        // Replies are almost always written in the order asked, with nothing parked.
+        while !order.parked.is_empty() {
             let next = order.next;
             let Some(parked) = order.parked.remove(&next) else {
                 break;

@@ -1,7 +1,7 @@
 //! Geo commands as text: the words after the name, redis-cli style, with the text-only
 //! defaults (a claim's TTL, GEO.CELLS's resolution).
 
-use bytes::Bytes;
+use crate::wire::Payload;
 
 use super::super::arg::{parse_int, Words};
 use super::super::CommandSpec;
@@ -13,12 +13,12 @@ use super::{
 use crate::error::ErrorCode;
 use crate::value::ErrorReply;
 
-impl GeoCommand<Bytes> {
+impl<P: Payload> GeoCommand<P> {
     /// Parses the words after a geo command's name.
     pub(crate) fn parse(
         spec: &'static CommandSpec,
-        args: &[Bytes],
-    ) -> Result<GeoCommand, ErrorReply> {
+        args: &[P],
+    ) -> Result<GeoCommand<P>, ErrorReply> {
         let mut words = Words::new(spec, args);
         let index = words
             .word()
@@ -53,12 +53,12 @@ impl GeoCommand<Bytes> {
 }
 
 /// GEO.CREATE index RES r
-fn create(index: Bytes, words: &mut Words<'_>) -> Result<GeoCommand, ErrorReply> {
+fn create<P: Payload>(index: P, words: &mut Words<'_, P>) -> Result<GeoCommand<P>, ErrorReply> {
     let usage = || syntax("usage: GEO.CREATE index RES r");
     if !words.eat("RES") {
         return Err(usage());
     }
-    let resolution = parse_int(words.word().map_err(|_| usage())?)?;
+    let resolution = parse_int(words.word().map_err(|_| usage())?.as_ref())?;
     Ok(GeoCommand::Create {
         index,
         resolution: checked_resolution(resolution).map_err(reply)?,
@@ -66,17 +66,17 @@ fn create(index: Bytes, words: &mut Words<'_>) -> Result<GeoCommand, ErrorReply>
 }
 
 /// GEO.UPSERT index member lat lng [STATUS s] [TTL secs] [META m]
-fn upsert(index: Bytes, words: &mut Words<'_>) -> Result<GeoCommand, ErrorReply> {
+fn upsert<P: Payload>(index: P, words: &mut Words<'_, P>) -> Result<GeoCommand<P>, ErrorReply> {
     if words.remaining() < 3 {
         return Err(syntax("usage: GEO.UPSERT index member lat lng [options]"));
     }
     let member = words.bytes()?;
-    let at = point(words.word()?, words.word()?)?;
+    let at = point(words.word()?.as_ref(), words.word()?.as_ref())?;
     let (mut status, mut ttl_ms, mut meta) = (None, None, None);
     words.options("unknown GEO.UPSERT option", |name, words| {
         match name {
             b"STATUS" => status = Some(checked_status(words.bytes()?).map_err(reply)?),
-            b"TTL" => ttl_ms = Some(seconds(words.word()?)?),
+            b"TTL" => ttl_ms = Some(seconds(words.word()?.as_ref())?),
             b"META" => meta = Some(words.bytes()?),
             _ => return Ok(false),
         }
@@ -93,11 +93,11 @@ fn upsert(index: Bytes, words: &mut Words<'_>) -> Result<GeoCommand, ErrorReply>
 }
 
 /// GEO.NEAR index lat lng K [RADIUS m] [STATUS s] [WITHDIST] [WITHMETA] [CLAIM [TTL secs]]
-fn near(index: Bytes, words: &mut Words<'_>) -> Result<GeoCommand, ErrorReply> {
+fn near<P: Payload>(index: P, words: &mut Words<'_, P>) -> Result<GeoCommand<P>, ErrorReply> {
     if words.remaining() < 3 {
         return Err(syntax("usage: GEO.NEAR index lat lng K [options]"));
     }
-    let center = point(words.word()?, words.word()?)?;
+    let center = point(words.word()?.as_ref(), words.word()?.as_ref())?;
     let mut near = GeoNear {
         index,
         area: GeoArea {
@@ -117,7 +117,9 @@ fn near(index: Bytes, words: &mut Words<'_>) -> Result<GeoCommand, ErrorReply> {
             b"WITHDIST" => near.with_dist = true,
             b"WITHMETA" => near.with_meta = true,
             b"CLAIM" => near.claim_ms = Some(DEFAULT_OFFER_MS),
-            b"TTL" if near.claim_ms.is_some() => near.claim_ms = Some(seconds(words.word()?)?),
+            b"TTL" if near.claim_ms.is_some() => {
+                near.claim_ms = Some(seconds(words.word()?.as_ref())?)
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -127,12 +129,12 @@ fn near(index: Bytes, words: &mut Words<'_>) -> Result<GeoCommand, ErrorReply> {
 }
 
 /// GEO.CLAIM index member [TTL secs]
-fn claim(index: Bytes, words: &mut Words<'_>) -> Result<GeoCommand, ErrorReply> {
+fn claim<P: Payload>(index: P, words: &mut Words<'_, P>) -> Result<GeoCommand<P>, ErrorReply> {
     let usage = || syntax("usage: GEO.CLAIM index member [TTL secs]");
     let member = words.word().map_err(|_| usage())?.clone();
     let ttl_ms = match words.remaining() {
         0 => DEFAULT_OFFER_MS,
-        2 if words.eat("TTL") => seconds(words.word()?)?,
+        2 if words.eat("TTL") => seconds(words.word()?.as_ref())?,
         _ => return Err(usage()),
     };
     Ok(GeoCommand::Claim {
@@ -143,14 +145,14 @@ fn claim(index: Bytes, words: &mut Words<'_>) -> Result<GeoCommand, ErrorReply> 
 }
 
 /// GEO.COUNT index [WITHIN lat lng m] [STATUS s]
-fn count(index: Bytes, words: &mut Words<'_>) -> Result<GeoCommand, ErrorReply> {
+fn count<P: Payload>(index: P, words: &mut Words<'_, P>) -> Result<GeoCommand<P>, ErrorReply> {
     let (mut area, mut status) = (None, None);
     words.options(
         "usage: GEO.COUNT index [WITHIN lat lng m] [STATUS s]",
         |name, words| {
             match name {
                 b"WITHIN" => {
-                    let center = point(words.word()?, words.word()?)?;
+                    let center = point(words.word()?.as_ref(), words.word()?.as_ref())?;
                     area = Some(checked_area(center, words.int()?).map_err(reply)?);
                 }
                 b"STATUS" => status = Some(words.bytes()?),
@@ -167,13 +169,13 @@ fn count(index: Bytes, words: &mut Words<'_>) -> Result<GeoCommand, ErrorReply> 
 }
 
 /// GEO.CELLS index lat lng m [RES r] [STATUS s]
-fn cells(index: Bytes, words: &mut Words<'_>) -> Result<GeoCommand, ErrorReply> {
+fn cells<P: Payload>(index: P, words: &mut Words<'_, P>) -> Result<GeoCommand<P>, ErrorReply> {
     if words.remaining() < 3 {
         return Err(syntax(
             "usage: GEO.CELLS index lat lng m [RES r] [STATUS s]",
         ));
     }
-    let center = point(words.word()?, words.word()?)?;
+    let center = point(words.word()?.as_ref(), words.word()?.as_ref())?;
     let area = checked_area(center, words.int()?).map_err(reply)?;
     // The text form's default: supply maps read best at about 5 km² a cell.
     let (mut resolution, mut status) = (DEFAULT_GEO_RESOLUTION - 2, None);

@@ -1,6 +1,6 @@
 //! The geo commands read from text, with Redis's options and Redis's refusals.
 
-use bytes::Bytes;
+use crate::wire::Payload;
 
 use super::{opcode, with, AddCondition, Area, Center, GeoSetCommand, Order, Point, Query, Unit};
 use crate::commands::arg::{parse_float, parse_int, Words};
@@ -43,15 +43,15 @@ pub(super) fn unit(word: &[u8]) -> Result<Unit, ErrorReply> {
     })
 }
 
-impl GeoSetCommand<Bytes> {
+impl<P: Payload> GeoSetCommand<P> {
     /// Parses the words after the command's name.
-    pub(crate) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(crate) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let mut words = Words::new(spec, args);
         Ok(match spec.opcode {
             opcode::GEOADD => parse_add(&mut words)?,
             opcode::GEOPOS | opcode::GEOHASH => {
                 let key = words.key()?;
-                let members: Vec<Bytes> = words.rest().to_vec();
+                let members: Vec<P> = words.rest().to_vec();
                 if members.is_empty() {
                     return Err(words.arity());
                 }
@@ -67,7 +67,7 @@ impl GeoSetCommand<Bytes> {
                 let to = words.bytes()?;
                 let unit = match words.rest() {
                     [] => Unit::Meters,
-                    [word] => unit(word)?,
+                    [word] => unit(word.as_ref())?,
                     _ => return Err(syntax()),
                 };
                 GeoSetCommand::Dist {
@@ -100,7 +100,7 @@ impl GeoSetCommand<Bytes> {
 
 /// GEOADD key [NX|XX] [CH] (longitude latitude member)...: every position checked before
 /// any is added, as Redis does.
-fn parse_add(words: &mut Words<'_>) -> Result<GeoSetCommand, ErrorReply> {
+fn parse_add<P: Payload>(words: &mut Words<'_, P>) -> Result<GeoSetCommand<P>, ErrorReply> {
     let key = words.key()?;
     let (mut nx, mut xx, mut changed) = (false, false, false);
     loop {
@@ -120,7 +120,12 @@ fn parse_add(words: &mut Words<'_>) -> Result<GeoSetCommand, ErrorReply> {
     }
     let points = rest
         .chunks_exact(3)
-        .map(|triple| Ok((point(&triple[0], &triple[1])?, triple[2].clone())))
+        .map(|triple| {
+            Ok((
+                point(triple[0].as_ref(), triple[1].as_ref())?,
+                triple[2].clone(),
+            ))
+        })
         .collect::<Result<_, ErrorReply>>()?;
     let condition = match (nx, xx) {
         (true, _) => AddCondition::IfAbsent,
@@ -137,11 +142,11 @@ fn parse_add(words: &mut Words<'_>) -> Result<GeoSetCommand, ErrorReply> {
 
 /// GEOSEARCH's options after the key, read in Redis's order of checks; answers the query
 /// and whether STOREDIST came (accepted only when `storing`).
-pub(super) fn parse_query(
-    args: &[Bytes],
+pub(super) fn parse_query<P: Payload>(
+    args: &[P],
     name: &str,
     storing: bool,
-) -> Result<(Query, bool), ErrorReply> {
+) -> Result<(Query<P>, bool), ErrorReply> {
     let mut center = None;
     let mut area = None;
     let mut unit_of_area = Unit::Meters;
@@ -149,7 +154,7 @@ pub(super) fn parse_query(
         (Order::Unsorted, 0u64, false, 0u8, false);
     let mut at = 0;
     while at < args.len() {
-        let word = args[at].to_ascii_uppercase();
+        let word = args[at].as_ref().to_ascii_uppercase();
         let left = args.len() - at - 1;
         match &word[..] {
             b"WITHDIST" => with_bits |= with::DIST,
@@ -159,7 +164,7 @@ pub(super) fn parse_query(
             b"ASC" => order = Order::Nearest,
             b"DESC" => order = Order::Farthest,
             b"COUNT" if left >= 1 => {
-                let n: i64 = parse_int(&args[at + 1])?;
+                let n: i64 = parse_int(args[at + 1].as_ref())?;
                 if n <= 0 {
                     return Err(refusal("COUNT must be > 0"));
                 }
@@ -172,25 +177,28 @@ pub(super) fn parse_query(
                 at += 1;
             }
             b"FROMLONLAT" if left >= 2 && !matches!(center, Some(Center::Member(_))) => {
-                center = Some(Center::Point(point(&args[at + 1], &args[at + 2])?));
+                center = Some(Center::Point(point(
+                    args[at + 1].as_ref(),
+                    args[at + 2].as_ref(),
+                )?));
                 at += 2;
             }
             b"BYRADIUS" if left >= 2 && !matches!(area, Some(Area::Box { .. })) => {
-                let radius = number(&args[at + 1], "need numeric radius")?;
+                let radius = number(args[at + 1].as_ref(), "need numeric radius")?;
                 if radius < 0.0 {
                     return Err(refusal("radius cannot be negative"));
                 }
-                unit_of_area = unit(&args[at + 2])?;
+                unit_of_area = unit(args[at + 2].as_ref())?;
                 area = Some(Area::Radius(radius));
                 at += 2;
             }
             b"BYBOX" if left >= 3 && !matches!(area, Some(Area::Radius(_))) => {
-                let width = number(&args[at + 1], "need numeric width")?;
-                let height = number(&args[at + 2], "need numeric height")?;
+                let width = number(args[at + 1].as_ref(), "need numeric width")?;
+                let height = number(args[at + 2].as_ref(), "need numeric height")?;
                 if width < 0.0 || height < 0.0 {
                     return Err(refusal("height or width cannot be negative"));
                 }
-                unit_of_area = unit(&args[at + 3])?;
+                unit_of_area = unit(args[at + 3].as_ref())?;
                 area = Some(Area::Box { width, height });
                 at += 3;
             }
@@ -235,9 +243,9 @@ mod tests {
     use bytes::BytesMut;
 
     fn parse(line: &str) -> Result<Command, ErrorReply> {
-        let words: Vec<Bytes> = line
+        let words: Vec<bytes::Bytes> = line
             .split(' ')
-            .map(|w| Bytes::from(w.to_string()))
+            .map(|w| bytes::Bytes::from(w.to_string()))
             .collect();
         Command::parse_words(&words)
     }

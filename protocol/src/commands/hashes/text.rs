@@ -1,6 +1,6 @@
 //! Hash commands as text: the words after the name, redis-cli style.
 
-use bytes::Bytes;
+use crate::wire::Payload;
 
 use super::super::arg::{parse_float, Words};
 use super::super::{CommandSpec, MAX_KEY_BYTES};
@@ -8,9 +8,9 @@ use super::{checked_field_ttl, opcode, ExpireCondition, Finite, HashCommand, Tim
 use crate::error::{DecodeError, ErrorCode};
 use crate::value::ErrorReply;
 
-impl HashCommand<Bytes> {
+impl<P: Payload> HashCommand<P> {
     /// Parses the words after the command's name.
-    pub(crate) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(crate) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let mut words = Words::new(spec, args);
         let key = words.key()?;
         let command = match spec.opcode {
@@ -82,7 +82,7 @@ impl HashCommand<Bytes> {
             },
             opcode::HINCRBYFLOAT => {
                 let field = text_field(words.bytes()?)?;
-                let delta = Finite::new(parse_float(words.word()?)?)
+                let delta = Finite::new(parse_float(words.word()?.as_ref())?)
                     .filter(|d| d.get().is_finite())
                     .ok_or_else(|| {
                         ErrorReply::new(ErrorCode::NotFloat, "value is NaN or Infinity")
@@ -143,8 +143,8 @@ impl HashCommand<Bytes> {
 
 const FIELDS: &str = "FIELDS numfields field [field ...]";
 
-fn text_field(word: Bytes) -> Result<Bytes, ErrorReply> {
-    if word.len() > MAX_KEY_BYTES {
+fn text_field<P: Payload>(word: P) -> Result<P, ErrorReply> {
+    if word.as_ref().len() > MAX_KEY_BYTES {
         return Err(ErrorReply::new(
             ErrorCode::Syntax,
             "a field name exceeds 65536 bytes",
@@ -153,12 +153,12 @@ fn text_field(word: Bytes) -> Result<Bytes, ErrorReply> {
     Ok(word)
 }
 
-fn text_fields(words: &[Bytes]) -> Result<Vec<Bytes>, ErrorReply> {
+fn text_fields<P: Payload>(words: &[P]) -> Result<Vec<P>, ErrorReply> {
     words.iter().cloned().map(text_field).collect()
 }
 
 /// `FIELDS numfields field...`, the count matching the fields given.
-fn text_field_list(words: &mut Words<'_>) -> Result<Vec<Bytes>, ErrorReply> {
+fn text_field_list<P: Payload>(words: &mut Words<'_, P>) -> Result<Vec<P>, ErrorReply> {
     let syntax = |message: &str| ErrorReply::new(ErrorCode::Syntax, format!("{message}: {FIELDS}"));
     if !words.eat("FIELDS") {
         return Err(syntax("missing FIELDS"));

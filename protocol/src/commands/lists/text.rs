@@ -1,6 +1,6 @@
 //! List commands as text: the words after the name, redis-cli style.
 
-use bytes::Bytes;
+use crate::wire::Payload;
 
 use super::super::arg::Words;
 use super::super::CommandSpec;
@@ -13,9 +13,9 @@ fn out_of_range() -> ErrorReply {
     ErrorReply::new(ErrorCode::Syntax, "value is out of range, must be positive")
 }
 
-impl ListCommand<Bytes> {
+impl<P: Payload> ListCommand<P> {
     /// Parses the words after the command's name.
-    pub(crate) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(crate) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let mut words = Words::new(spec, args);
         let key = words.key()?;
         let end = |left: u16| {
@@ -96,8 +96,8 @@ impl ListCommand<Bytes> {
             opcode::LMOVE => ListCommand::Move {
                 source: key,
                 destination: words.key()?,
-                from: End::parse(words.word()?)?,
-                to: End::parse(words.word()?)?,
+                from: End::parse(words.word()?.as_ref())?,
+                to: End::parse(words.word()?.as_ref())?,
             },
             _ => return Err(words.arity()),
         };
@@ -106,7 +106,7 @@ impl ListCommand<Bytes> {
     }
 }
 
-fn parse_pos(key: Bytes, words: &mut Words<'_>) -> Result<ListCommand, ErrorReply> {
+fn parse_pos<P: Payload>(key: P, words: &mut Words<'_, P>) -> Result<ListCommand<P>, ErrorReply> {
     let element = words.bytes()?;
     let (mut rank, mut count, mut max_len) = (1i64, None, 0u64);
     words.options("syntax error", |name, words| {

@@ -1,6 +1,6 @@
 //! Sorted set commands as text: the words after the name, redis-cli style.
 
-use bytes::Bytes;
+use crate::wire::Payload;
 
 use super::super::arg::{parse_float, parse_int, Words};
 use super::super::hashes::Finite;
@@ -9,9 +9,9 @@ use super::*;
 use crate::error::ErrorCode;
 use crate::value::ErrorReply;
 
-impl SortedSetCommand<Bytes> {
+impl<P: Payload> SortedSetCommand<P> {
     /// Parses the words after the command's name.
-    pub(crate) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(crate) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         use SortedSetCommand as Z;
         let mut words = Words::new(spec, args);
         let key = words.key()?;
@@ -19,7 +19,7 @@ impl SortedSetCommand<Bytes> {
             opcode::ZADD => parse_add(key, &mut words)?,
             opcode::ZINCRBY => Z::IncrBy {
                 key,
-                delta: text_score(words.word()?)?,
+                delta: text_score(words.word()?.as_ref())?,
                 member: words.bytes()?,
             },
             opcode::ZREM | opcode::ZMSCORE => {
@@ -46,7 +46,10 @@ impl SortedSetCommand<Bytes> {
             opcode::ZRANGE => parse_range(key, &mut words)?,
             opcode::ZCARD => Z::Card(key),
             opcode::ZCOUNT | opcode::ZREMRANGEBYSCORE => {
-                let (min, max) = (text_bound(words.word()?)?, text_bound(words.word()?)?);
+                let (min, max) = (
+                    text_bound(words.word()?.as_ref())?,
+                    text_bound(words.word()?.as_ref())?,
+                );
                 if spec.opcode == opcode::ZCOUNT {
                     Z::Count { key, min, max }
                 } else {
@@ -102,7 +105,10 @@ impl SortedSetCommand<Bytes> {
     }
 }
 
-fn parse_add(key: Bytes, words: &mut Words<'_>) -> Result<SortedSetCommand, ErrorReply> {
+fn parse_add<P: Payload>(
+    key: P,
+    words: &mut Words<'_, P>,
+) -> Result<SortedSetCommand<P>, ErrorReply> {
     const FLAGS: [(&str, u8); 6] = [
         ("NX", add_flags::NX),
         ("XX", add_flags::XX),
@@ -129,12 +135,15 @@ fn parse_add(key: Bytes, words: &mut Words<'_>) -> Result<SortedSetCommand, Erro
     }
     let pairs = rest
         .chunks_exact(2)
-        .map(|pair| Ok((text_score(&pair[0])?, pair[1].clone())))
+        .map(|pair| Ok((text_score(pair[0].as_ref())?, pair[1].clone())))
         .collect::<Result<_, ErrorReply>>()?;
     Ok(SortedSetCommand::Add { key, flags, pairs })
 }
 
-fn parse_range(key: Bytes, words: &mut Words<'_>) -> Result<SortedSetCommand, ErrorReply> {
+fn parse_range<P: Payload>(
+    key: P,
+    words: &mut Words<'_, P>,
+) -> Result<SortedSetCommand<P>, ErrorReply> {
     let (start, stop) = (words.word()?.clone(), words.word()?.clone());
     let (mut by_score, mut rev, mut limit, mut with_scores) = (false, false, None, false);
     words.options("syntax error in ZRANGE options", |name, words| {
@@ -155,8 +164,8 @@ fn parse_range(key: Bytes, words: &mut Words<'_>) -> Result<SortedSetCommand, Er
             (&start, &stop)
         };
         Selection::Score {
-            min: text_bound(low)?,
-            max: text_bound(high)?,
+            min: text_bound(low.as_ref())?,
+            max: text_bound(high.as_ref())?,
         }
     } else {
         if limit.is_some() {
@@ -166,8 +175,8 @@ fn parse_range(key: Bytes, words: &mut Words<'_>) -> Result<SortedSetCommand, Er
             ));
         }
         Selection::Rank {
-            start: parse_int(&start)?,
-            stop: parse_int(&stop)?,
+            start: parse_int(start.as_ref())?,
+            stop: parse_int(stop.as_ref())?,
         }
     };
     Ok(SortedSetCommand::Range {

@@ -1,6 +1,6 @@
 //! The string commands read from text, with Redis's options and refusals.
 
-use bytes::Bytes;
+use crate::wire::Payload;
 
 use super::{opcode, GetExpiry, StringCommand, BIT_OFFSET_LIMIT};
 use crate::commands::arg::{parse_float, Words};
@@ -18,7 +18,9 @@ fn invalid_expire(command: &str) -> ErrorReply {
 }
 
 /// Reads `[NX|XX|GT|LT]` to the end of the words, refusing Redis's incompatible pairs.
-pub(crate) fn expire_condition(words: &mut Words<'_>) -> Result<ExpireCondition, ErrorReply> {
+pub(crate) fn expire_condition<P: Payload>(
+    words: &mut Words<'_, P>,
+) -> Result<ExpireCondition, ErrorReply> {
     let mut condition = ExpireCondition::Always;
     let incompatible = |message: &str| ErrorReply::new(ErrorCode::Syntax, message);
     words.options("", |name, _| {
@@ -61,9 +63,9 @@ pub(crate) fn expire_condition(words: &mut Words<'_>) -> Result<ExpireCondition,
     Ok(condition)
 }
 
-impl StringCommand<Bytes> {
+impl<P: Payload> StringCommand<P> {
     /// Parses the words after the command's name.
-    pub(crate) fn parse(spec: &'static CommandSpec, args: &[Bytes]) -> Result<Self, ErrorReply> {
+    pub(crate) fn parse(spec: &'static CommandSpec, args: &[P]) -> Result<Self, ErrorReply> {
         let mut words = Words::new(spec, args);
         let unit = match spec.opcode {
             opcode::EXPIREAT | opcode::EXPIRETIME => TimeUnit::Seconds,
@@ -99,7 +101,7 @@ impl StringCommand<Bytes> {
             }
             opcode::INCRBYFLOAT => {
                 let key = words.key()?;
-                let delta = parse_float(words.word()?)?;
+                let delta = parse_float(words.word()?.as_ref())?;
                 StringCommand::IncrByFloat {
                     key,
                     delta: Finite::new(delta).unwrap_or(Finite::ZERO),
@@ -148,7 +150,7 @@ impl StringCommand<Bytes> {
                 if spec.opcode == opcode::GETBIT {
                     StringCommand::GetBit { key, offset }
                 } else {
-                    let bit = match &words.word()?[..] {
+                    let bit = match words.word()?.as_ref() {
                         b"0" => false,
                         b"1" => true,
                         _ => return Err(out_of_range("bit")),
@@ -164,7 +166,7 @@ impl StringCommand<Bytes> {
 }
 
 /// GETEX's one optional expiry.
-fn parse_getex(words: &mut Words<'_>) -> Result<GetExpiry, ErrorReply> {
+fn parse_getex<P: Payload>(words: &mut Words<'_, P>) -> Result<GetExpiry, ErrorReply> {
     let syntax = || ErrorReply::new(ErrorCode::Syntax, "syntax error");
     let mut expiry = GetExpiry::Keep;
     words.options("syntax error", |name, words| {
@@ -204,9 +206,9 @@ mod tests {
     use bytes::BytesMut;
 
     fn parse(line: &str) -> Result<Command, ErrorReply> {
-        let words: Vec<Bytes> = line
+        let words: Vec<bytes::Bytes> = line
             .split(' ')
-            .map(|w| Bytes::from(w.to_string()))
+            .map(|w| bytes::Bytes::from(w.to_string()))
             .collect();
         Command::parse_words(&words)
     }

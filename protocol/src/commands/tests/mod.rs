@@ -54,6 +54,18 @@ fn encoded(command: &Command) -> Bytes {
 }
 
 #[test]
+fn every_command_is_found_by_its_name_in_any_case() {
+    for spec in COMMANDS {
+        for spelled in [spec.name.to_string(), spec.name.to_ascii_lowercase()] {
+            let found = spec_by_name(&spelled).map(|found| found.opcode);
+            assert_eq!(found, Some(spec.opcode), "{spelled}");
+        }
+    }
+    assert!(spec_by_name("NO.SUCH.COMMAND").is_none());
+    assert!(spec_by_name(&"G".repeat(1000)).is_none());
+}
+
+#[test]
 fn table_is_ordered_unique_and_covers_every_variant() {
     for pair in COMMANDS.windows(2) {
         assert!(
@@ -260,4 +272,84 @@ fn words_parse_like_redis_cli() {
     assert_eq!(err("set k v ex 1 px 5"), Some(ErrorCode::Syntax));
     assert_eq!(err("incrby k ten"), Some(ErrorCode::NotInteger));
     assert_eq!(err("mset a 1 b"), Some(ErrorCode::Syntax));
+}
+
+/// Text lines for commands of every family, each one the text parser accepts.
+const TEXT_LINES: &[&str] = &[
+    "PING hello",
+    "HELLO 3 SHARD 1 AUTH ops pw",
+    "AUTH ops pw",
+    "ACL.SETUSER ops on >pw ~* +@all",
+    "GET k",
+    "SET k v NX PX 500 GET",
+    "DEL a b c",
+    "EXPIRE k 10 GT",
+    "INCRBY k -3",
+    "MSET a 1 b 2",
+    "RL.CHECK api LIMIT 10 WINDOW 1000 LIMIT 100 WINDOW 60000 COST 2",
+    "RL.PEEK api LIMIT 10 WINDOW 1000 ALGO gcra BURST 3",
+    "DEDUP order:1 60",
+    "DEDUP.MULTI 60 a b",
+    "COUNTER.TAKE budget 5 FLOOR -10",
+    "ID.RANGE orders 100",
+    "IDEM.BEGIN pay:1 60 LEASE 5000",
+    "IDEM.COMPLETE pay:1 7 result",
+    "VSET doc body IFVERSION 3 EX 60",
+    "INV.SET sku1 ON_HAND 10 LOW 2",
+    "INV.RESERVE sku1 2 TTL 30 ID cart7",
+    "INV.CONFIRM sku1#cart7",
+    "INV.RESERVE.MULTI TTL 30 a 1 b 2",
+    "TL.PUSH feed 41 SCORE 5 CAP 100",
+    "TL.FANOUT 41 SCORE 5 CAP 10 f1 f2",
+    "TL.MERGE LIMIT 10 f1 f2",
+    "PRESENCE.BEAT u1 TTL 30 GRACE 500 META web",
+    "PRESENCE.WATCH u1 u2",
+    "GEO.CREATE drivers RES 9",
+    "GEO.UPSERT drivers d1 52.5 13.4 STATUS free TTL 30 META car",
+    "GEO.NEAR drivers 52.5 13.4 5 RADIUS 1000 WITHDIST CLAIM TTL 15",
+    "GEO.COUNT drivers WITHIN 52.5 13.4 500",
+    "GEO.CELLS drivers 52.5 13.4 1000 RES 7",
+    "HSET h f1 v1 f2 v2",
+    "HEXPIRE h 10 NX FIELDS 2 f1 f2",
+    "HRANDFIELD h 3 WITHVALUES",
+    "ZADD z NX CH 1 a 2 b",
+    "ZRANGE z 0 10 BYSCORE LIMIT 0 5 WITHSCORES",
+    "ZRANK z a WITHSCORE",
+    "CLUSTER.JOIN 3 127.0.0.1:7000 127.0.0.1:6000 2 -",
+    "CLUSTER.IMPORT more 3 7 data",
+    "CLUSTER.MIGRATE 2 0 100",
+    "LPUSH l a b c",
+    "LPOS l a RANK 1 COUNT 2 MAXLEN 10",
+    "LMOVE a b LEFT RIGHT",
+    "SINTERCARD 2 a b LIMIT 3",
+    "SSCAN s 0 MATCH a* COUNT 10",
+    "SCAN 0 MATCH k* COUNT 100 TYPE string",
+    "COPY a b REPLACE",
+    "GETEX k PXAT 99999999999",
+    "SETBIT k 7 1",
+    "TX SET a 1 ; INCRBY a 2",
+    "LMPOP 2 a b LEFT COUNT 3",
+    "BLMPOP 0.5 2 a b RIGHT",
+    "BZMPOP 1 1 z MAX COUNT 2",
+    "SUBSCRIBE news sport",
+    "ZUNIONSTORE out 2 a b WEIGHTS 1 2 AGGREGATE MAX",
+    "ZRANGESTORE out z 0 -1 REV",
+    "GEOADD g NX 13.4 52.5 a 13.5 52.6 b",
+    "GEOSEARCH g FROMLONLAT 13.4 52.5 BYRADIUS 5 KM ASC COUNT 3 ANY",
+    "SLOWLOG.GET 10",
+    "LATENCY.RESET command",
+];
+
+#[test]
+fn text_parses_the_same_borrowed_and_owned_and_the_wire_takes_what_text_takes() {
+    for line in TEXT_LINES {
+        let owned_words = words(line);
+        let owned = Command::parse_words(&owned_words).unwrap_or_else(|e| panic!("{line}: {e:?}"));
+        let borrowed_words: Vec<&[u8]> = owned_words.iter().map(|w| &w[..]).collect();
+        let borrowed = Command::<&[u8]>::parse_words(&borrowed_words).unwrap();
+        assert_eq!(borrowed.to_owned_bytes(), owned, "{line}");
+        // The RESP port runs what the text parser gives it without a trip through the
+        // wire decoder, so the decoder must accept all of it unchanged.
+        assert_eq!(Command::decode(encoded(&owned)), Ok(owned), "{line}");
+    }
 }
