@@ -46,8 +46,48 @@ struct Multibulk {
 pub struct RequestParser {
     max_request_bytes: usize,
     partial: Option<Multibulk>,
-    /// Where the arguments read so far lie; kept between requests for its room.
+    /// Where the arguments read so far lie; handed out with each request and given back,
+    /// so its room is kept between requests.
     spans: Vec<std::ops::Range<usize>>,
+}
+
+/// One whole request at the front of the buffer it was read from: its words borrowed
+/// from that buffer (or, for an inline line with quotes, held here), until the caller
+/// has run it and drops its bytes from the buffer.
+#[derive(Debug)]
+pub struct Request {
+    len: usize,
+    spans: Vec<std::ops::Range<usize>>,
+    inline: Vec<Bytes>,
+}
+
+impl Request {
+    /// Bytes the request takes at the front of its buffer.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the request takes no bytes (never, for a request `next_request` gave).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many words it has, the command's name first.
+    pub fn word_count(&self) -> usize {
+        if self.inline.is_empty() {
+            self.spans.len()
+        } else {
+            self.inline.len()
+        }
+    }
+
+    /// Its words, the command's name first; `buf` is the buffer it was read from, not yet
+    /// advanced past it.
+    pub fn words<'a>(&'a self, buf: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let spans = self.spans.iter().map(move |span| &buf[span.clone()]);
+        let inline = self.inline.iter().map(|word| &word[..]);
+        spans.chain(inline)
+    }
 }
 
 impl RequestParser {
@@ -73,30 +113,33 @@ impl RequestParser {
         buf: &mut BytesMut,
         authenticated: bool,
     ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-        let mut args = Vec::new();
-        Ok(self
-            .next_into(buf, authenticated, &mut args)?
-            .then_some(args))
+        let Some(request) = self.next_request(buf, authenticated)? else {
+            return Ok(None);
+        };
+        let words = request.words(buf).map(Bytes::copy_from_slice).collect();
+        let _ = buf.split_to(request.len());
+        self.give_back(request);
+        Ok(Some(words))
     }
 
-    /// As `next`, into `args` (cleared first), so a connection reuses one vector for
-    /// every request: `true` when a whole request was read.
+    /// Finds the next whole request at the front of `buf`, leaving its bytes there for
+    /// its words to borrow: the caller runs it, then drops `len()` bytes from `buf` and
+    /// gives the request back. Empty requests are dropped from `buf` here. `None` until
+    /// one has arrived whole.
     ///
     /// # Errors
     /// As `next`.
-    pub fn next_into(
+    pub fn next_request(
         &mut self,
         buf: &mut BytesMut,
         authenticated: bool,
-        args: &mut Vec<Bytes>,
-    ) -> Result<bool, ProtocolError> {
-        args.clear();
+    ) -> Result<Option<Request>, ProtocolError> {
         loop {
             if self.partial.is_none() {
                 match buf.first() {
-                    None => return Ok(false),
+                    None => return Ok(None),
                     Some(b'*') => match self.start_multibulk(buf, authenticated)? {
-                        Start::Incomplete => return Ok(false),
+                        Start::Incomplete => return Ok(None),
                         Start::Empty(len) => {
                             let _ = buf.split_to(len);
                             continue;
@@ -104,16 +147,31 @@ impl RequestParser {
                         Start::Begun => {}
                     },
                     Some(_) => match inline(buf)? {
-                        Inline::Incomplete => return Ok(false),
-                        Inline::Empty => continue,
-                        Inline::Request(words) => {
-                            *args = words;
-                            return Ok(true);
+                        Inline::Incomplete => return Ok(None),
+                        Inline::Empty(len) => {
+                            let _ = buf.split_to(len);
+                            continue;
+                        }
+                        Inline::Request { len, words } => {
+                            return Ok(Some(Request {
+                                len,
+                                spans: Vec::new(),
+                                inline: words,
+                            }));
                         }
                     },
                 }
             }
-            return self.continue_multibulk(buf, authenticated, args);
+            return self.continue_multibulk(buf, authenticated);
+        }
+    }
+
+    /// Takes back a request that has been run, for the room its spans hold.
+    pub fn give_back(&mut self, request: Request) {
+        let mut spans = request.spans;
+        spans.clear();
+        if spans.capacity() <= ROOM_KEPT && spans.capacity() > self.spans.capacity() {
+            self.spans = spans;
         }
     }
 
@@ -137,6 +195,9 @@ impl RequestParser {
         let remaining = usize::try_from(count).unwrap_or(usize::MAX);
         // Room for spans grows with the arguments that arrive, never with the count claimed.
         self.spans.clear();
+        if self.spans.capacity() > ROOM_KEPT {
+            self.spans = Vec::new();
+        }
         self.partial = Some(Multibulk {
             offset: eol + 2,
             remaining,
@@ -146,16 +207,15 @@ impl RequestParser {
 
     fn continue_multibulk(
         &mut self,
-        buf: &mut BytesMut,
+        buf: &[u8],
         authenticated: bool,
-        args: &mut Vec<Bytes>,
-    ) -> Result<bool, ProtocolError> {
+    ) -> Result<Option<Request>, ProtocolError> {
         let max_request_bytes = self.max_request_bytes;
         let partial = self.partial.as_mut().expect("a multibulk is being read");
         while partial.remaining > 0 {
             let at = partial.offset;
             let Some(&first) = buf.get(at) else {
-                return Ok(false);
+                return Ok(None);
             };
             if first != b'$' {
                 let got = char::from(first);
@@ -167,7 +227,7 @@ impl RequestParser {
                     self.partial = None;
                     return refuse("too big bulk count string");
                 }
-                return Ok(false);
+                return Ok(None);
             };
             let len = match parse_int(&buf[at + 1..eol]) {
                 Some(len) if len >= 0 => len,
@@ -190,19 +250,18 @@ impl RequestParser {
                 return refuse("invalid bulk length");
             };
             if buf.len() < end + 2 {
-                return Ok(false);
+                return Ok(None);
             }
             self.spans.push(start..end);
             partial.offset = end + 2;
             partial.remaining -= 1;
         }
         let done = self.partial.take().expect("a multibulk is being read");
-        let request = buf.split_to(done.offset).freeze();
-        args.extend(self.spans.drain(..).map(|span| request.slice(span)));
-        if self.spans.capacity() > ROOM_KEPT {
-            self.spans = Vec::new();
-        }
-        Ok(true)
+        Ok(Some(Request {
+            len: done.offset,
+            spans: std::mem::take(&mut self.spans),
+            inline: Vec::new(),
+        }))
     }
 }
 
@@ -214,12 +273,17 @@ enum Start {
 
 enum Inline {
     Incomplete,
-    Empty,
-    Request(Vec<Bytes>),
+    /// A blank line of this many bytes.
+    Empty(usize),
+    /// A line of `len` bytes and its words.
+    Request {
+        len: usize,
+        words: Vec<Bytes>,
+    },
 }
 
 /// A telnet-style line: arguments split as Redis's `sdssplitargs` splits them.
-fn inline(buf: &mut BytesMut) -> Result<Inline, ProtocolError> {
+fn inline(buf: &[u8]) -> Result<Inline, ProtocolError> {
     let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
         if buf.len() > INLINE_MAX {
             return refuse("too big inline request");
@@ -229,15 +293,15 @@ fn inline(buf: &mut BytesMut) -> Result<Inline, ProtocolError> {
     if newline > INLINE_MAX {
         return refuse("too big inline request");
     }
-    let line = buf.split_to(newline + 1);
-    let line = line.strip_suffix(b"\n").unwrap_or(&line);
+    let len = newline + 1;
+    let line = &buf[..newline];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let args =
+    let words =
         split_args(line).ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))?;
-    if args.is_empty() {
-        return Ok(Inline::Empty);
+    if words.is_empty() {
+        return Ok(Inline::Empty(len));
     }
-    Ok(Inline::Request(args))
+    Ok(Inline::Request { len, words })
 }
 
 /// Splits a line into arguments: words separated by spaces, or quoted — `"..."` with
@@ -481,12 +545,32 @@ mod tests {
             request.extend_from_slice(b"$1\r\nx\r\n");
         }
         let mut buf = BytesMut::from(&request[..]);
-        let mut args = Vec::new();
-        assert!(parser.next_into(&mut buf, true, &mut args).unwrap());
-        assert_eq!(args.len(), ROOM_KEPT * 4);
+        let huge = parser.next_request(&mut buf, true).unwrap().unwrap();
+        assert_eq!(huge.word_count(), ROOM_KEPT * 4);
+        assert!(huge.words(&buf).all(|word| word == b"x"));
+        assert_eq!(huge.len(), buf.len());
+        parser.give_back(huge);
         assert!(parser.spans.capacity() <= ROOM_KEPT);
         let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n"[..]);
-        assert!(parser.next_into(&mut buf, true, &mut args).unwrap());
-        assert_eq!(args, vec![Bytes::from_static(b"PING")]);
+        let ping = parser.next_request(&mut buf, true).unwrap().unwrap();
+        assert_eq!(ping.words(&buf).collect::<Vec<_>>(), [b"PING"]);
+    }
+
+    #[test]
+    fn a_request_borrows_its_words_and_leaves_its_bytes_until_run() {
+        let mut parser = RequestParser::new(1 << 20);
+        let mut buf =
+            BytesMut::from(&b"\r\n*0\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\nset \"a b\" c\r\n"[..]);
+        let get = parser.next_request(&mut buf, true).unwrap().unwrap();
+        assert_eq!(get.words(&buf).collect::<Vec<_>>(), [&b"GET"[..], b"k"]);
+        let _ = buf.split_to(get.len());
+        parser.give_back(get);
+        let set = parser.next_request(&mut buf, true).unwrap().unwrap();
+        assert_eq!(set.word_count(), 3);
+        assert_eq!(
+            set.words(&buf).collect::<Vec<_>>(),
+            [&b"set"[..], b"a b", b"c"]
+        );
+        assert_eq!(set.len(), buf.len());
     }
 }

@@ -456,14 +456,14 @@ pub(crate) fn run_command(
     started: Instant,
     state: &mut ConnState,
     first_request: bool,
-    words: Option<&[bytes::Bytes]>,
+    words: Option<&[&[u8]]>,
 ) -> Option<Next> {
     let tasks_before = out.in_flight.get();
     let next = serve_command(shard, out, id, &command, started, state, first_request);
     shard
         .diagnostics
         .after_run(shard, out, id, tasks_before, || match words {
-            Some(words) => crate::diagnostics::slowlog::bounded_args(words.iter().map(|w| &w[..])),
+            Some(words) => crate::diagnostics::slowlog::bounded_args(words.iter().copied()),
             None => crate::diagnostics::native_args(&command),
         });
     next

@@ -47,7 +47,7 @@ pub fn client(
     out: &Rc<ConnOutput>,
     reader: &mut RespReader,
     id: u32,
-    args: &[Bytes],
+    args: &[&[u8]],
 ) {
     let sub = args[1].to_ascii_uppercase();
     let reply = match (&sub[..], args.len()) {
@@ -57,7 +57,7 @@ pub fn client(
         },
         (b"KILL", 3) => {
             let filter = ClientFilter {
-                addr: Some(String::from_utf8_lossy(&args[2]).into_owned()),
+                addr: Some(String::from_utf8_lossy(args[2]).into_owned()),
                 ..ClientFilter::default()
             };
             return kill(shard, out, id, filter, true);
@@ -99,7 +99,8 @@ pub fn client(
                     "Client names cannot contain spaces, newlines or special characters.",
                 )
             } else {
-                *out.client.name.borrow_mut() = (!args[2].is_empty()).then(|| args[2].clone());
+                *out.client.name.borrow_mut() =
+                    (!args[2].is_empty()).then(|| Bytes::copy_from_slice(args[2]));
                 Value::Ok
             }
         }
@@ -115,7 +116,7 @@ pub fn client(
             ErrorCode::Syntax,
             format!(
                 "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-                String::from_utf8_lossy(&args[1])
+                String::from_utf8_lossy(args[1])
             ),
         ),
     };
@@ -138,7 +139,7 @@ fn parse_id(word: &[u8]) -> Option<i64> {
 }
 
 /// CLIENT LIST [TYPE type] [ID id ...].
-fn list_filter(options: &[Bytes]) -> Result<ClientFilter, Value> {
+fn list_filter(options: &[&[u8]]) -> Result<ClientFilter, Value> {
     let mut filter = ClientFilter::default();
     let mut at = 0;
     while at < options.len() {
@@ -166,13 +167,13 @@ fn list_filter(options: &[Bytes]) -> Result<ClientFilter, Value> {
 }
 
 /// CLIENT KILL option value ...: Redis's filters, SKIPME yes unless told otherwise.
-fn kill_filter(options: &[Bytes], out: &ConnOutput) -> Result<ClientFilter, Value> {
+fn kill_filter(options: &[&[u8]], out: &ConnOutput) -> Result<ClientFilter, Value> {
     let mut filter = ClientFilter {
         asking: Some(out.id.get()),
         skip_me: true,
         ..ClientFilter::default()
     };
-    let text = |word: &Bytes| String::from_utf8_lossy(word).into_owned();
+    let text = |word: &[u8]| String::from_utf8_lossy(word).into_owned();
     for pair in options.chunks(2) {
         let [option, value] = pair else {
             return Err(syntax());
@@ -204,9 +205,9 @@ fn kill_filter(options: &[Bytes], out: &ConnOutput) -> Result<ClientFilter, Valu
 }
 
 /// CLIENT UNBLOCK id [TIMEOUT|ERROR]: the connection, and what its wait answers.
-fn unblock_request(args: &[Bytes]) -> Result<(Option<crate::data::watch::ConnId>, Value), Value> {
+fn unblock_request(args: &[&[u8]]) -> Result<(Option<crate::data::watch::ConnId>, Value), Value> {
     let id =
-        parse_id(&args[0]).ok_or_else(|| Value::error(ErrorCode::NotInteger, "not an integer"))?;
+        parse_id(args[0]).ok_or_else(|| Value::error(ErrorCode::NotInteger, "not an integer"))?;
     let answer = match args.get(1).map(|mode| mode.to_ascii_uppercase()).as_deref() {
         None | Some(b"TIMEOUT") => Value::Nil,
         Some(b"ERROR") => Value::error(ErrorCode::Unblocked, "client unblocked via CLIENT UNBLOCK"),

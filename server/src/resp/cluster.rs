@@ -25,10 +25,10 @@ fn host_port(node: &NodeInfo) -> Option<(&str, i64)> {
 }
 
 /// CLUSTER subcommand ...: Redis's shapes, from `cluster` (`None`: not in cluster mode).
-pub fn cluster(cluster: Option<&Cluster>, args: &[Bytes]) -> Value {
+pub fn cluster(cluster: Option<&Cluster>, args: &[&[u8]]) -> Value {
     let sub = args[1].to_ascii_uppercase();
     if let (b"KEYSLOT", 3) = (&sub[..], args.len()) {
-        return Value::Int(i64::from(key_slot(&args[2])));
+        return Value::Int(i64::from(key_slot(args[2])));
     }
     let Some(cluster) = cluster else {
         return Value::error(
@@ -50,7 +50,7 @@ pub fn cluster(cluster: Option<&Cluster>, args: &[Bytes]) -> Value {
             ErrorCode::Syntax,
             format!(
                 "unknown subcommand or wrong number of arguments for '{}'. Try CLUSTER HELP.",
-                String::from_utf8_lossy(&args[1])
+                String::from_utf8_lossy(args[1])
             ),
         ),
     }

@@ -4,7 +4,6 @@
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
 use tessera_protocol::{ErrorCode, Value};
 
 use super::shape::Shape;
@@ -15,7 +14,7 @@ pub enum Translated<'a> {
     /// These words of ours, and how to reshape the reply.
     Native {
         /// The command as our text parser reads it: most are Redis's words as they came.
-        words: Cow<'a, [Bytes]>,
+        words: Cow<'a, [&'a [u8]]>,
         /// Redis's reply shape, where it is not ours.
         shape: Option<Shape>,
     },
@@ -209,10 +208,10 @@ pub fn arity(name: &str) -> Option<i32> {
 
 /// Redis's refusal of `args` (`name` upper case) for their count, if Redis has the command
 /// and would refuse it.
-pub fn arity_refusal(name: &str, args: &[Bytes]) -> Option<Value> {
+pub fn arity_refusal(name: &str, args: &[&[u8]]) -> Option<Value> {
     let arity = arity(name)?;
     let n = args.len() as i32;
-    ((arity > 0 && n != arity) || (arity < 0 && n < -arity)).then(|| wrong_arity(&args[0]))
+    ((arity > 0 && n != arity) || (arity < 0 && n < -arity)).then(|| wrong_arity(args[0]))
 }
 
 /// How many commands COMMAND COUNT reports: Redis's we serve.
@@ -237,10 +236,10 @@ pub fn wrong_arity(name: &[u8]) -> Value {
 }
 
 /// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `, as Redis words it.
-pub fn unknown(args: &[Bytes]) -> Value {
+pub fn unknown(args: &[&[u8]]) -> Value {
     let mut message = format!(
         "unknown command '{}', with args beginning with: ",
-        String::from_utf8_lossy(&args[0])
+        String::from_utf8_lossy(args[0])
     );
     for arg in args.iter().skip(1).take(20) {
         message.push_str(&format!("'{}' ", String::from_utf8_lossy(arg)));
@@ -250,39 +249,32 @@ pub fn unknown(args: &[Bytes]) -> Value {
 
 /// Turns a Redis request (name first, as sent; `name` is it in upper case) whose count
 /// `arity_refusal` passed into ours.
-pub fn translate<'a>(name: &str, args: &'a [Bytes]) -> Translated<'a> {
-    let word = |w: &'static str| Bytes::from_static(w.as_bytes());
-    let with = |name: &'static str, rest: &[Bytes], shape| Translated::Native {
-        words: std::iter::once(word(name))
-            .chain(rest.iter().cloned())
-            .collect::<Vec<_>>()
-            .into(),
-        shape,
+pub fn translate<'a>(name: &str, args: &'a [&'a [u8]]) -> Translated<'a> {
+    let word = |w: &'static str| w.as_bytes();
+    let with = |name: &'static str, rest: &[&'a [u8]], shape| -> Translated<'a> {
+        Translated::Native {
+            words: std::iter::once(word(name))
+                .chain(rest.iter().copied())
+                .collect::<Vec<_>>()
+                .into(),
+            shape,
+        }
     };
     let rest = &args[1..];
     match name {
-        "INCR" => with("INCRBY", &[rest[0].clone(), word("1")], None),
-        "DECR" => with("DECRBY", &[rest[0].clone(), word("1")], None),
+        "INCR" => with("INCRBY", &[rest[0], word("1")], None),
+        "DECR" => with("DECRBY", &[rest[0], word("1")], None),
         "SETNX" => with(
             "SET",
-            &[rest[0].clone(), rest[1].clone(), word("NX")],
+            &[rest[0], rest[1], word("NX")],
             Some(Shape::SetIfAbsent),
         ),
         "SETEX" | "PSETEX" => {
             let unit = if name == "SETEX" { "EX" } else { "PX" };
-            let words = [
-                rest[0].clone(),
-                rest[2].clone(),
-                word(unit),
-                rest[1].clone(),
-            ];
+            let words = [rest[0], rest[2], word(unit), rest[1]];
             with("SET", &words, Some(Shape::Ok))
         }
-        "GETSET" => with(
-            "SET",
-            &[rest[0].clone(), rest[1].clone(), word("GET")],
-            None,
-        ),
+        "GETSET" => with("SET", &[rest[0], rest[1], word("GET")], None),
         "UNLINK" => with("DEL", rest, None),
         "OBJECT" if rest[0].eq_ignore_ascii_case(b"REFCOUNT") && rest.len() == 2 => {
             with("EXISTS", &rest[1..], Some(Shape::OneOrNil))
@@ -297,30 +289,19 @@ pub fn translate<'a>(name: &str, args: &'a [Bytes]) -> Translated<'a> {
         "ACL" => acl(rest),
         "RPOPLPUSH" => with(
             "LMOVE",
-            &[
-                rest[0].clone(),
-                rest[1].clone(),
-                word("RIGHT"),
-                word("LEFT"),
-            ],
+            &[rest[0], rest[1], word("RIGHT"), word("LEFT")],
             None,
         ),
         "BRPOPLPUSH" => with(
             "BLMOVE",
-            &[
-                rest[0].clone(),
-                rest[1].clone(),
-                word("RIGHT"),
-                word("LEFT"),
-                rest[2].clone(),
-            ],
+            &[rest[0], rest[1], word("RIGHT"), word("LEFT"), rest[2]],
             None,
         ),
         "MSET" | "MSETNX" if !rest.len().is_multiple_of(2) => {
-            Translated::Refused(wrong_arity(&args[0]))
+            Translated::Refused(wrong_arity(args[0]))
         }
         "HSET" | "HMSET" if rest.len().is_multiple_of(2) => {
-            Translated::Refused(wrong_arity(&args[0]))
+            Translated::Refused(wrong_arity(args[0]))
         }
         "HMSET" => with("HSET", rest, Some(Shape::Ok)),
         // ASYNC and SYNC choose how Redis frees memory; ours is freed as it goes.
@@ -342,19 +323,14 @@ pub fn translate<'a>(name: &str, args: &'a [Bytes]) -> Translated<'a> {
             Translated::Refused(Value::error(ErrorCode::Syntax, "syntax error"))
         }
         "ZREVRANGE" | "ZRANGEBYSCORE" | "ZREVRANGEBYSCORE" => {
-            let mut words = vec![
-                word("ZRANGE"),
-                rest[0].clone(),
-                rest[1].clone(),
-                rest[2].clone(),
-            ];
+            let mut words = vec![word("ZRANGE"), rest[0], rest[1], rest[2]];
             if name != "ZREVRANGE" {
                 words.push(word("BYSCORE"));
             }
             if name != "ZRANGEBYSCORE" {
                 words.push(word("REV"));
             }
-            words.extend(rest[3..].iter().cloned());
+            words.extend(rest[3..].iter().copied());
             let shape = has_word(rest, "WITHSCORES").then_some(Shape::FlatPairs);
             Translated::Native {
                 words: words.into(),
@@ -369,7 +345,7 @@ pub fn translate<'a>(name: &str, args: &'a [Bytes]) -> Translated<'a> {
             shape: Some(Shape::FlatPairs),
         },
         "ZRANGE" if has_word(rest, "WITHSCORES") => with("ZRANGE", rest, Some(Shape::FlatPairs)),
-        "LPOP" | "RPOP" if rest.len() > 2 => Translated::Refused(wrong_arity(&args[0])),
+        "LPOP" | "RPOP" if rest.len() > 2 => Translated::Refused(wrong_arity(args[0])),
         "LPOP" | "RPOP" if rest.len() > 1 => Translated::Native {
             words: Cow::Borrowed(args),
             shape: Some(Shape::NilArray),
@@ -401,8 +377,8 @@ pub fn translate<'a>(name: &str, args: &'a [Bytes]) -> Translated<'a> {
 
 /// SLOWLOG GET/LEN/RESET and LATENCY LATEST/HISTORY/RESET as our SLOWLOG.* and
 /// LATENCY.* commands, and their HELP.
-fn diagnostics(name: &str, rest: &[Bytes]) -> Translated<'static> {
-    let sub = String::from_utf8_lossy(&rest[0]).to_ascii_uppercase();
+fn diagnostics<'a>(name: &str, rest: &[&'a [u8]]) -> Translated<'a> {
+    let sub = String::from_utf8_lossy(rest[0]).to_ascii_uppercase();
     let ours = match (name, sub.as_str()) {
         ("SLOWLOG", "GET") => "SLOWLOG.GET",
         ("SLOWLOG", "LEN") => "SLOWLOG.LEN",
@@ -411,15 +387,15 @@ fn diagnostics(name: &str, rest: &[Bytes]) -> Translated<'static> {
         ("LATENCY", "HISTORY") => "LATENCY.HISTORY",
         ("LATENCY", "RESET") => "LATENCY.RESET",
         (_, "HELP") => return Translated::Refused(diagnostics_help(name)),
-        _ => return Translated::Refused(unknown_subcommand(name, &rest[0])),
+        _ => return Translated::Refused(unknown_subcommand(name, rest[0])),
     };
     as_ours(ours, &rest[1..])
 }
 
 /// A subcommand's request as our command `ours` with the words after the subcommand.
-fn as_ours(ours: &'static str, rest: &[Bytes]) -> Translated<'static> {
+fn as_ours<'a>(ours: &'static str, rest: &[&'a [u8]]) -> Translated<'a> {
     Translated::Native {
-        words: std::iter::once(Bytes::from_static(ours.as_bytes()))
+        words: std::iter::once(ours.as_bytes())
             .chain(rest.iter().cloned())
             .collect::<Vec<_>>()
             .into(),
@@ -440,8 +416,8 @@ fn unknown_subcommand(name: &str, sub: &[u8]) -> Value {
 
 /// ACL WHOAMI/SETUSER/DELUSER/LIST/CAT as our ACL.* commands, which the connection
 /// answers from its session and the node's users.
-fn acl(rest: &[Bytes]) -> Translated<'static> {
-    let sub = String::from_utf8_lossy(&rest[0]).to_ascii_uppercase();
+fn acl<'a>(rest: &[&'a [u8]]) -> Translated<'a> {
+    let sub = String::from_utf8_lossy(rest[0]).to_ascii_uppercase();
     let ours = match sub.as_str() {
         "WHOAMI" => "ACL.WHOAMI",
         "SETUSER" => "ACL.SETUSER",
@@ -467,7 +443,7 @@ fn acl(rest: &[Bytes]) -> Translated<'static> {
                 lines.iter().map(|line| Value::text(*line)).collect(),
             ));
         }
-        _ => return Translated::Refused(unknown_subcommand("ACL", &rest[0])),
+        _ => return Translated::Refused(unknown_subcommand("ACL", rest[0])),
     };
     as_ours(ours, &rest[1..])
 }
@@ -509,18 +485,15 @@ fn diagnostics_help(name: &str) -> Value {
 /// GEORADIUS and GEORADIUSBYMEMBER (and their read-only forms) as the GEOSEARCH or
 /// GEOSEARCHSTORE they have been since Redis 6.2: the centre and radius moved into
 /// FROMLONLAT/FROMMEMBER and BYRADIUS, STORE and STOREDIST into GEOSEARCHSTORE.
-fn georadius(name: &str, rest: &[Bytes]) -> Translated<'static> {
-    let word = |w: &'static str| Bytes::from_static(w.as_bytes());
+fn georadius<'a>(name: &str, rest: &[&'a [u8]]) -> Translated<'a> {
+    let word = |w: &'static str| w.as_bytes();
     let by_member = name.starts_with("GEORADIUSBYMEMBER");
     let (center, options) = if by_member {
-        (vec![word("FROMMEMBER"), rest[1].clone()], &rest[2..])
+        (vec![word("FROMMEMBER"), rest[1]], &rest[2..])
     } else {
-        (
-            vec![word("FROMLONLAT"), rest[1].clone(), rest[2].clone()],
-            &rest[3..],
-        )
+        (vec![word("FROMLONLAT"), rest[1], rest[2]], &rest[3..])
     };
-    let mut search = vec![rest[0].clone()];
+    let mut search = vec![rest[0]];
     search.extend(center);
     search.push(word("BYRADIUS"));
     search.extend(options[..2].iter().cloned());
@@ -532,10 +505,7 @@ fn georadius(name: &str, rest: &[Bytes]) -> Translated<'static> {
         let storing =
             option.eq_ignore_ascii_case(b"STORE") || option.eq_ignore_ascii_case(b"STOREDIST");
         if storing && has_value && !name.ends_with("_RO") {
-            store = Some((
-                options[at + 1].clone(),
-                option.eq_ignore_ascii_case(b"STOREDIST"),
-            ));
+            store = Some((options[at + 1], option.eq_ignore_ascii_case(b"STOREDIST")));
             at += 2;
             continue;
         }
@@ -544,7 +514,7 @@ fn georadius(name: &str, rest: &[Bytes]) -> Translated<'static> {
             at += 2;
             continue;
         }
-        search.push(option.clone());
+        search.push(*option);
         at += 1;
     }
     let Some((destination, by_distance)) = store else {
@@ -573,7 +543,7 @@ fn georadius(name: &str, rest: &[Bytes]) -> Translated<'static> {
     }
 }
 
-fn has_word(args: &[Bytes], word: &str) -> bool {
+fn has_word(args: &[&[u8]], word: &str) -> bool {
     args.iter().any(|a| a.eq_ignore_ascii_case(word.as_bytes()))
 }
 
@@ -581,33 +551,26 @@ fn has_word(args: &[Bytes], word: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn words(line: &str) -> Vec<Bytes> {
-        line.split(' ')
-            .map(|w| Bytes::from(w.to_string()))
-            .collect()
+    fn words(line: &str) -> Vec<Vec<u8>> {
+        line.split(' ').map(|w| w.as_bytes().to_vec()).collect()
     }
 
-    /// What the RESP port makes of `line`: its count checked, then translated.
-    fn run(line: &str) -> Translated<'static> {
-        let args = words(line);
+    /// What the RESP port makes of `line`: its count checked, then translated into our
+    /// words, or refused with Redis's error.
+    fn run(line: &str) -> Result<Vec<Vec<u8>>, Value> {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
         let name = line.split(' ').next().unwrap().to_ascii_uppercase();
-        match arity_refusal(&name, &args) {
-            Some(refusal) => Translated::Refused(refusal),
-            None => match translate(&name, &args) {
-                Translated::Native { words, shape } => Translated::Native {
-                    words: Cow::Owned(words.into_owned()),
-                    shape,
-                },
-                Translated::Refused(error) => Translated::Refused(error),
-            },
+        if let Some(refusal) = arity_refusal(&name, &args) {
+            return Err(refusal);
+        }
+        match translate(&name, &args) {
+            Translated::Native { words, .. } => Ok(words.iter().map(|w| w.to_vec()).collect()),
+            Translated::Refused(error) => Err(error),
         }
     }
 
-    fn native(line: &str) -> Vec<Bytes> {
-        match run(line) {
-            Translated::Native { words, .. } => words.into_owned(),
-            Translated::Refused(error) => panic!("{line}: {error:?}"),
-        }
+    fn native(line: &str) -> Vec<Vec<u8>> {
+        run(line).unwrap_or_else(|error| panic!("{line}: {error:?}"))
     }
 
     #[test]
@@ -650,7 +613,7 @@ mod tests {
             "HSET h f",
             "HMSET h f v g",
         ] {
-            let Translated::Refused(Value::Error(error)) = run(line) else {
+            let Err(Value::Error(error)) = run(line) else {
                 panic!("{line} must be refused");
             };
             let name = line.split(' ').next().unwrap().to_lowercase();

@@ -60,7 +60,7 @@ fn settings(node: &NodeInfo) -> BTreeMap<String, String> {
 }
 
 /// CONFIG GET pattern... / CONFIG SET name value... / CONFIG RESETSTAT.
-pub fn config(node: &NodeInfo, args: &[Bytes]) -> Value {
+pub fn config(node: &NodeInfo, args: &[&[u8]]) -> Value {
     let sub = args[1].to_ascii_uppercase();
     let text = |t: &str| Value::Bytes(Bytes::copy_from_slice(t.as_bytes()));
     match &sub[..] {
@@ -83,7 +83,7 @@ pub fn config(node: &NodeInfo, args: &[Bytes]) -> Value {
             ErrorCode::Syntax,
             format!(
                 "unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
-                String::from_utf8_lossy(&args[1])
+                String::from_utf8_lossy(args[1])
             ),
         ),
     }
@@ -141,13 +141,13 @@ impl Live {
 }
 
 /// CONFIG SET: all of the pairs, or none of them.
-fn set(node: &NodeInfo, pairs: &[Bytes]) -> Value {
+fn set(node: &NodeInfo, pairs: &[&[u8]]) -> Value {
     let mut accepted = Vec::new();
     let mut live = Vec::new();
     let mut notify = None;
     for pair in pairs.chunks(2) {
-        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
-        let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        let name = String::from_utf8_lossy(pair[0]).to_ascii_lowercase();
+        let value = String::from_utf8_lossy(pair[1]).into_owned();
         if let Some(setting) = Live::parse(&name, &value) {
             match setting {
                 Ok(setting) => live.push(setting),
@@ -192,7 +192,7 @@ fn set(node: &NodeInfo, pairs: &[Bytes]) -> Value {
 }
 
 /// FUNCTION FLUSH: there are no functions here, so there is nothing to flush.
-pub fn function(args: &[Bytes]) -> Value {
+pub fn function(args: &[&[u8]]) -> Value {
     let sub = args[1].to_ascii_uppercase();
     match (&sub[..], args.len()) {
         (b"FLUSH", 2 | 3) => Value::Ok,
@@ -201,7 +201,7 @@ pub fn function(args: &[Bytes]) -> Value {
             ErrorCode::Syntax,
             format!(
                 "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
-                String::from_utf8_lossy(&args[1])
+                String::from_utf8_lossy(args[1])
             ),
         ),
     }

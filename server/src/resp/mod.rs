@@ -12,8 +12,8 @@ pub mod shape;
 use std::rc::Rc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use tessera_protocol::resp::{RequestParser, RespVersion, ROOM_KEPT};
+use bytes::{Buf, Bytes, BytesMut};
+use tessera_protocol::resp::{RequestParser, RespVersion};
 use tessera_protocol::{Command, ErrorCode, ErrorReply, Value};
 
 use crate::net::access;
@@ -31,8 +31,6 @@ use crate::shard::clients::client_id;
 pub struct RespReader {
     parser: RequestParser,
     next_id: u32,
-    /// The words of the request being run; kept between requests for its room.
-    args: Vec<Bytes>,
     /// The commands queued since MULTI, while in one.
     multi: Option<multi::Queue>,
     /// The slot of the keys WATCHed, while some are.
@@ -57,7 +55,6 @@ impl RespReader {
     pub fn new(max_request_bytes: usize) -> Self {
         RespReader {
             parser: RequestParser::new(max_request_bytes),
-            args: Vec::new(),
             next_id: 1,
             multi: None,
             watch_slot: None,
@@ -85,24 +82,38 @@ pub(crate) fn process(
     state: &mut ConnState,
 ) -> Next {
     let started = Instant::now();
-    let mut args = std::mem::take(&mut reader.args);
     let next = loop {
         if out.pending_bytes() >= shard.node.max_output_buffer_bytes {
             break Next::Drain;
         }
         let authenticated = state.session.username().is_some();
-        match reader.parser.next_into(inbuf, authenticated, &mut args) {
-            Ok(true) => {}
-            Ok(false) => break Next::Continue,
+        let request = match reader.parser.next_request(inbuf, authenticated) {
+            Ok(Some(request)) => request,
+            Ok(None) => break Next::Continue,
             Err(error) => {
                 coordinator::count_bad_request(shard);
                 let id = reader.take_id();
                 out.reply(id, &Value::error(ErrorCode::Protocol, error.0));
                 break Next::Close("protocol error");
             }
-        }
+        };
         let id = reader.take_id();
-        let next = run(shard, out, reader, id, &args, started, state);
+        // The words borrow the read buffer: no argument is copied or reference-counted
+        // on its way to the shard.
+        let mut on_stack: [&[u8]; WORDS_ON_STACK] = [&[]; WORDS_ON_STACK];
+        let spilled: Vec<&[u8]>;
+        let args: &[&[u8]] = if request.word_count() <= WORDS_ON_STACK {
+            for (slot, word) in on_stack.iter_mut().zip(request.words(inbuf)) {
+                *slot = word;
+            }
+            &on_stack[..request.word_count()]
+        } else {
+            spilled = request.words(inbuf).collect();
+            &spilled
+        };
+        let next = run(shard, out, reader, id, args, started, state);
+        inbuf.advance(request.len());
+        reader.parser.give_back(request);
         out.client
             .queued
             .set(reader.multi.as_ref().map(multi::Queue::queued));
@@ -110,10 +121,6 @@ pub(crate) fn process(
             break next;
         }
     };
-    args.clear();
-    if args.capacity() <= ROOM_KEPT {
-        reader.args = args;
-    }
     shard.flush();
     next
 }
@@ -124,12 +131,12 @@ fn run(
     out: &Rc<ConnOutput>,
     reader: &mut RespReader,
     id: u32,
-    args: &[Bytes],
+    args: &[&[u8]],
     started: Instant,
     state: &mut ConnState,
 ) -> Option<Next> {
     let mut spelled = [0u8; NAME_ON_STACK];
-    let name = upper_case(&args[0], &mut spelled);
+    let name = upper_case(args[0], &mut spelled);
     let name: &str = &name;
     let container = matches!(
         name,
@@ -145,7 +152,7 @@ fn run(
             | "LATENCY"
     );
     let sub = args.get(1).filter(|_| container).map(|sub| &sub[..]);
-    out.client.note_command(&args[0], sub);
+    out.client.note_command(args[0], sub);
     match reader.replies {
         Replies::On => {}
         Replies::Off => out.silence(id),
@@ -190,19 +197,19 @@ fn run(
         }
     }
     match name {
-        "PING" if args.len() > 2 => reply(&commands::wrong_arity(&args[0])),
+        "PING" if args.len() > 2 => reply(&commands::wrong_arity(args[0])),
         "PING" if pubsub::subscribed_pong(out, args.get(1)).is_some() => {
             reply(&pubsub::subscribed_pong(out, args.get(1)).unwrap_or(Value::Nil));
         }
         "PING" => match args.get(1) {
-            Some(message) => reply(&Value::Bytes(message.clone())),
+            Some(message) => reply(&Value::Bytes(Bytes::copy_from_slice(message))),
             None => out.reply_status(id, "PONG"),
         },
-        "ECHO" => reply(&Value::Bytes(args[1].clone())),
+        "ECHO" => reply(&Value::Bytes(Bytes::copy_from_slice(args[1]))),
         "MULTI" | "EXEC" | "DISCARD" | "WATCH" | "UNWATCH" | "QUIT" => {
             return multi::control(shard, out, reader, (id, name, args), started, state);
         }
-        "SELECT" => reply(&match std::str::from_utf8(&args[1])
+        "SELECT" => reply(&match std::str::from_utf8(args[1])
             .ok()
             .and_then(|n| n.parse::<i64>().ok())
         {
@@ -267,7 +274,7 @@ fn upper_case<'b>(raw: &[u8], buf: &'b mut [u8; NAME_ON_STACK]) -> std::borrow::
 fn run_ours(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,
-    (id, name, args): (u32, &str, &[Bytes]),
+    (id, name, args): (u32, &str, &[&[u8]]),
     started: Instant,
     state: &mut ConnState,
 ) -> Option<Next> {
@@ -278,20 +285,7 @@ fn run_ours(
             return None;
         }
     };
-    // The command borrows its arguments from the words, so no argument is copied or
-    // counted again between the read buffer and the shard.
-    let mut on_stack: [&[u8]; WORDS_ON_STACK] = [&[]; WORDS_ON_STACK];
-    let spilled: Vec<&[u8]>;
-    let borrowed: &[&[u8]] = if words.len() <= WORDS_ON_STACK {
-        for (slot, word) in on_stack.iter_mut().zip(words.iter()) {
-            *slot = word;
-        }
-        &on_stack[..words.len()]
-    } else {
-        spilled = words.iter().map(|word| &word[..]).collect();
-        &spilled
-    };
-    let command = match Command::parse_words(borrowed) {
+    let command = match Command::parse_words(&words[..]) {
         Ok(command) => command,
         Err(error) => {
             coordinator::count_bad_request(shard);
@@ -311,7 +305,7 @@ fn run_ours(
     if let Some(shape) = shape {
         out.expect_shape(id, shape);
     }
-    let request_bytes = borrowed.iter().map(|word| word.len()).sum();
+    let request_bytes = words.iter().map(|word| word.len()).sum();
     shard.diagnostics.request_bytes.set(request_bytes);
     run_command(shard, out, id, command, started, state, false, Some(args))
 }
@@ -320,7 +314,7 @@ fn run_ours(
 const WORDS_ON_STACK: usize = 8;
 
 /// Our parser's refusal in the words Redis uses for the same mistake.
-fn redis_parse_error(name: &str, args: &[Bytes], error: ErrorReply) -> Value {
+fn redis_parse_error(name: &str, args: &[&[u8]], error: ErrorReply) -> Value {
     match error.known_code() {
         Some(ErrorCode::UnknownCommand) => commands::unknown(args),
         Some(ErrorCode::Syntax) if commands::arity(name).is_some() => {
@@ -347,7 +341,7 @@ fn hello(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,
     id: u32,
-    args: &[Bytes],
+    args: &[&[u8]],
     state: &mut ConnState,
 ) -> Option<Next> {
     let reply = |value: &Value| out.reply(id, value);
@@ -385,11 +379,11 @@ fn hello(
                 at += 3;
             }
             (b"SETNAME", Some(given), _) => {
-                name = Some(given.clone());
+                name = Some(Bytes::copy_from_slice(given));
                 at += 2;
             }
             _ => {
-                let option = String::from_utf8_lossy(&args[at]).into_owned();
+                let option = String::from_utf8_lossy(args[at]).into_owned();
                 reply(&Value::error(
                     ErrorCode::Syntax,
                     format!("Syntax error in HELLO option '{option}'"),
@@ -433,7 +427,7 @@ fn hello(
 
 /// COMMAND, COMMAND COUNT, COMMAND INFO name..., COMMAND DOCS: what redis-cli asks to
 /// offer hints and what cluster clients ask to find keys.
-fn command(args: &[Bytes]) -> Value {
+fn command(args: &[&[u8]]) -> Value {
     let entry = |name: &str, arity: i32| {
         let (first, last) = key_positions(name);
         Value::Array(vec![
@@ -463,7 +457,7 @@ fn command(args: &[Bytes]) -> Value {
             ErrorCode::Syntax,
             format!(
                 "unknown subcommand '{}'. Try COMMAND HELP.",
-                String::from_utf8_lossy(&args[1])
+                String::from_utf8_lossy(args[1])
             ),
         ),
     }

@@ -57,7 +57,7 @@ pub(crate) fn control(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,
     reader: &mut RespReader,
-    (id, name, args): (u32, &str, &[Bytes]),
+    (id, name, args): (u32, &str, &[&[u8]]),
     started: Instant,
     state: &mut ConnState,
 ) -> Option<Next> {
@@ -115,7 +115,7 @@ pub(crate) fn queue(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,
     reader: &mut RespReader,
-    (id, name, args): (u32, &str, &[Bytes]),
+    (id, name, args): (u32, &str, &[&[u8]]),
     state: &mut ConnState,
 ) {
     let Some(queue) = reader.multi.as_mut() else {
@@ -139,17 +139,14 @@ fn queueable(
     shard: &Shard,
     queue: &mut Queue,
     name: &str,
-    args: &[Bytes],
+    args: &[&[u8]],
     state: &mut ConnState,
 ) -> Result<(Command, Option<Shape>), Value> {
     if let Some(refusal) = commands::arity_refusal(name, args) {
         return Err(refusal);
     }
     let (words, shape) = match name {
-        "ECHO" => (
-            vec![Bytes::from_static(b"PING"), args[1].clone()].into(),
-            None,
-        ),
+        "ECHO" => (vec![&b"PING"[..], args[1]].into(), None),
         // SAVE and SHUTDOWN are Redis's, refused in a transaction as Redis refuses them.
         "SELECT" | "CLIENT" | "COMMAND" | "CONFIG" | "FUNCTION" | "TIME" | "AUTH" | "HELLO"
         | "SAVE" | "SHUTDOWN" => {
@@ -160,7 +157,7 @@ fn queueable(
             Translated::Refused(refusal) => return Err(refusal),
         },
     };
-    let command = Command::parse_words(&words)
+    let command = Command::parse_words(&words[..])
         .map_err(|error| super::redis_parse_error(name, args, error))?;
     if refusal_in_tx(command.spec()).is_some() {
         return Err(not_in_tx());
@@ -176,7 +173,8 @@ fn queueable(
     if !same_slot {
         return Err(cross_slot());
     }
-    Ok((command, shape))
+    // Queued commands outlive the request's bytes.
+    Ok((command.to_owned_bytes(), shape))
 }
 
 fn not_in_tx() -> Value {
@@ -205,7 +203,7 @@ fn exec(
     state.tx_watch = reader.watch_slot.take();
     match Command::<&[u8]>::decode(&body[..]) {
         Ok(command) => {
-            let words = [Bytes::from_static(b"EXEC")];
+            let words = [&b"EXEC"[..]];
             run_command(shard, out, id, command, started, state, false, Some(&words))
         }
         Err(error) => {
@@ -224,7 +222,7 @@ fn watch(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,
     reader: &mut RespReader,
-    (id, keys): (u32, &[Bytes]),
+    (id, keys): (u32, &[&[u8]]),
 ) {
     let mut slot = reader.watch_slot;
     for key in keys {
@@ -238,7 +236,7 @@ fn watch(
     };
     reader.watch_slot = Some(slot);
     let conn = out.id.get();
-    let keys = keys.to_vec();
+    let keys: Vec<Bytes> = keys.iter().map(|key| Bytes::copy_from_slice(key)).collect();
     let registered = shard.call(
         shard_of_slot(slot, shard.shards()),
         move |owner: &Rc<Shard>| {

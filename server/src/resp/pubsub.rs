@@ -35,20 +35,20 @@ pub fn refusal_while_subscribed(out: &ConnOutput, name: &str) -> Option<Value> {
 }
 
 /// PING on a subscribed RESP2 connection: `["pong", message]`, as Redis answers it.
-pub fn subscribed_pong(out: &ConnOutput, message: Option<&Bytes>) -> Option<Value> {
+pub fn subscribed_pong(out: &ConnOutput, message: Option<&&[u8]>) -> Option<Value> {
     let resp2 = matches!(out.wire.get(), Wire::Resp(RespVersion::Resp2));
     let subscribed = !out.channels.borrow().is_empty() || !out.patterns.borrow().is_empty();
     (resp2 && subscribed).then(|| {
         Value::Array(vec![
             Value::Bytes(Bytes::from_static(b"pong")),
-            Value::Bytes(message.cloned().unwrap_or_default()),
+            Value::Bytes(Bytes::copy_from_slice(message.cloned().unwrap_or_default())),
         ])
     })
 }
 
 /// The confirmation frames `name` (upper case) with `names` will answer, worked out from
 /// what the connection subscribes to before it runs.
-pub fn confirmations(out: &ConnOutput, name: &str, names: &[Bytes]) -> Vec<Value> {
+pub fn confirmations(out: &ConnOutput, name: &str, names: &[&[u8]]) -> Vec<Value> {
     let patterns = name.starts_with('P');
     let subscribing = !name.contains("UNSUB");
     let kind = Value::Bytes(Bytes::from(name.to_lowercase()));
@@ -65,10 +65,10 @@ pub fn confirmations(out: &ConnOutput, name: &str, names: &[Bytes]) -> Vec<Value
     let mut frames = Vec::new();
     if subscribing {
         for name in names {
-            if !held.contains(name) && seen.insert(name.clone()) {
+            if !held.contains(*name) && seen.insert(*name) {
                 count += 1;
             }
-            frames.push(frame(Value::Bytes(name.clone()), count));
+            frames.push(frame(Value::Bytes(Bytes::copy_from_slice(name)), count));
         }
     } else if names.is_empty() {
         if held.is_empty() {
@@ -82,17 +82,17 @@ pub fn confirmations(out: &ConnOutput, name: &str, names: &[Bytes]) -> Vec<Value
         }
     } else {
         for name in names {
-            if held.contains(name) && seen.insert(name.clone()) {
+            if held.contains(*name) && seen.insert(*name) {
                 count -= 1;
             }
-            frames.push(frame(Value::Bytes(name.clone()), count));
+            frames.push(frame(Value::Bytes(Bytes::copy_from_slice(name)), count));
         }
     }
     frames
 }
 
 /// PUBSUB CHANNELS [pattern] / NUMSUB [channel ...] / NUMPAT, about the whole node.
-pub fn introspect(subscriptions: &crate::data::pubsub::Subscriptions, args: &[Bytes]) -> Value {
+pub fn introspect(subscriptions: &crate::data::pubsub::Subscriptions, args: &[&[u8]]) -> Value {
     let sub = args[1].to_ascii_uppercase();
     match (&sub[..], args.len()) {
         (b"CHANNELS", 2 | 3) => Value::Array(
@@ -107,7 +107,10 @@ pub fn introspect(subscriptions: &crate::data::pubsub::Subscriptions, args: &[By
                 .iter()
                 .flat_map(|channel| {
                     let count = subscriptions.subscribers(channel) as i64;
-                    [Value::Bytes(channel.clone()), Value::Int(count)]
+                    [
+                        Value::Bytes(Bytes::copy_from_slice(channel)),
+                        Value::Int(count),
+                    ]
                 })
                 .collect(),
         ),
@@ -116,7 +119,7 @@ pub fn introspect(subscriptions: &crate::data::pubsub::Subscriptions, args: &[By
             ErrorCode::Syntax,
             format!(
                 "unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
-                String::from_utf8_lossy(&args[1])
+                String::from_utf8_lossy(args[1])
             ),
         ),
     }

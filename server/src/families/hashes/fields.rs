@@ -253,7 +253,10 @@ impl FieldMap {
 
     /// Whether no field is live at `now`.
     pub fn is_empty(&self, now: u64) -> bool {
-        self.live(now).next().is_none()
+        match self {
+            FieldMap::Table(table) if table.expiring == 0 => table.fields.is_empty(),
+            _ => self.live(now).next().is_none(),
+        }
     }
 
     /// The earliest field deadline, if any field has one; free for hashes without.
@@ -274,19 +277,34 @@ impl FieldMap {
     /// Writes `value` (and `deadline`) to `name`; `true` if the field is new.
     pub(super) fn put(&mut self, name: &[u8], value: &[u8], deadline: u64, now: u64) -> bool {
         if let FieldMap::Table(table) = self {
-            let slot = Slot {
-                value: value.into(),
-                deadline,
+            table.expiring += usize::from(deadline != NEVER);
+            table.named += value.len();
+            // An overwrite keeps the field's name and, when the length matches, its value's
+            // allocation: HSET over existing fields allocates nothing.
+            return match table.fields.entry_ref(name) {
+                hashbrown::hash_map::EntryRef::Occupied(mut field) => {
+                    let slot = field.get_mut();
+                    table.named -= slot.value.len();
+                    table.expiring -= usize::from(slot.deadline != NEVER);
+                    let was_live = live(slot.deadline, now);
+                    if slot.value.len() == value.len() {
+                        slot.value.copy_from_slice(value);
+                    } else {
+                        slot.value = value.into();
+                    }
+                    slot.deadline = deadline;
+                    !was_live
+                }
+                hashbrown::hash_map::EntryRef::Vacant(field) => {
+                    table.named += name.len();
+                    let slot = Slot {
+                        value: value.into(),
+                        deadline,
+                    };
+                    field.insert_with_key(name.into(), slot);
+                    true
+                }
             };
-            let previous = table.fields.insert(name.into(), slot);
-            table.named += name.len() + value.len();
-            if let Some(previous) = &previous {
-                table.named -= name.len() + previous.value.len();
-            }
-            let was_expiring = previous.as_ref().is_some_and(|slot| slot.deadline != NEVER);
-            table.expiring =
-                table.expiring + usize::from(deadline != NEVER) - usize::from(was_expiring);
-            return previous.is_none_or(|slot| !live(slot.deadline, now));
         }
         let FieldMap::Packed(buf) = self else {
             return false;

@@ -238,8 +238,9 @@ fn random_writes_agree_with_a_map_model_in_both_forms() {
             match next(5) {
                 0 | 1 => {
                     let value = "v".repeat(1 + next(8) as usize);
-                    run(&mut ks, &format!("hset h {field} {value}"), now);
-                    model.insert(field, (value, 0));
+                    let added = run(&mut ks, &format!("hset h {field} {value}"), now);
+                    let absent = model.insert(field, (value, 0)).is_none();
+                    assert_eq!(added, Value::Int(i64::from(absent)), "step {step}");
                 }
                 2 => {
                     run(&mut ks, &format!("hdel h {field}"), now);
