@@ -518,6 +518,15 @@ impl<P: Payload> Command<P> {
                     format!("unknown command '{}'", String::from_utf8_lossy(name)),
                 )
             })?;
+        Command::parse_for(spec, args)
+    }
+
+    /// Parses the words after the name of the command `spec` describes, for a caller
+    /// that has already looked the name up.
+    ///
+    /// # Errors
+    /// As `parse_words`.
+    pub fn parse_for(spec: &'static CommandSpec, args: &[P]) -> Result<Command<P>, ErrorReply> {
         let family = slot(spec.opcode).map_or(Family::Admin, |slot| slot.family);
         Command::parse_arguments(family, spec, args)
     }

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 
+use tessera_protocol::commands::{CommandSpec, COMMANDS};
 use tessera_protocol::{ErrorCode, Value};
 
 use super::shape::Shape;
@@ -199,17 +200,56 @@ const ARITY: &[(&str, i32)] = &[
     ("ACL", -2),
 ];
 
+/// What the RESP port knows of a command name: Redis's arity, where Redis has the
+/// command, and our command of the same name, where we have one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known {
+    /// Redis's arity: the count of words with the name, negative for "at least".
+    pub arity: Option<i32>,
+    /// Our command spelled the same.
+    pub ours: Option<&'static CommandSpec>,
+}
+
+/// What is known of `name` (upper case): one probe per request answers both Redis's
+/// arity and which of our commands it is.
+pub fn known(name: &str) -> Known {
+    static BY_NAME: std::sync::LazyLock<hashbrown::HashMap<&str, Known>> =
+        std::sync::LazyLock::new(|| {
+            let mut by_name: hashbrown::HashMap<&str, Known> = COMMANDS
+                .iter()
+                .map(|spec| {
+                    (
+                        spec.name,
+                        Known {
+                            arity: None,
+                            ours: Some(spec),
+                        },
+                    )
+                })
+                .collect();
+            for &(name, arity) in ARITY {
+                by_name.entry(name).or_default().arity = Some(arity);
+            }
+            by_name
+        });
+    BY_NAME.get(name).copied().unwrap_or_default()
+}
+
 /// Redis's arity for `name` (upper case), if Redis has the command.
 pub fn arity(name: &str) -> Option<i32> {
-    static BY_NAME: std::sync::LazyLock<hashbrown::HashMap<&str, i32>> =
-        std::sync::LazyLock::new(|| ARITY.iter().copied().collect());
-    BY_NAME.get(name).copied()
+    known(name).arity
 }
 
 /// Redis's refusal of `args` (`name` upper case) for their count, if Redis has the command
 /// and would refuse it.
 pub fn arity_refusal(name: &str, args: &[&[u8]]) -> Option<Value> {
-    let arity = arity(name)?;
+    refusal_for(known(name), args)
+}
+
+/// Redis's refusal of `args` for their count, if Redis has the command `known` describes
+/// and would refuse it.
+pub fn refusal_for(known: Known, args: &[&[u8]]) -> Option<Value> {
+    let arity = known.arity?;
     let n = args.len() as i32;
     ((arity > 0 && n != arity) || (arity < 0 && n < -arity)).then(|| wrong_arity(args[0]))
 }

@@ -166,7 +166,8 @@ fn run(
         multi::queue(shard, out, reader, (id, name, args), state);
         return None;
     }
-    if let Some(refusal) = commands::arity_refusal(name, args) {
+    let known = commands::known(name);
+    if let Some(refusal) = commands::refusal_for(known, args) {
         reply(&refusal);
         return None;
     }
@@ -249,7 +250,7 @@ fn run(
                 Value::Bytes(now.subsec_micros().to_string().into()),
             ]));
         }
-        _ => return run_ours(shard, out, (id, name, args), started, state),
+        _ => return run_ours(shard, out, (id, name, args), known, started, state),
     }
     None
 }
@@ -275,6 +276,7 @@ fn run_ours(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,
     (id, name, args): (u32, &str, &[&[u8]]),
+    known: commands::Known,
     started: Instant,
     state: &mut ConnState,
 ) -> Option<Next> {
@@ -285,7 +287,12 @@ fn run_ours(
             return None;
         }
     };
-    let command = match Command::parse_words(&words[..]) {
+    // Most commands keep their name: the name was looked up already.
+    let parsed = match known.ours {
+        Some(spec) if std::ptr::eq(words[0], args[0]) => Command::parse_for(spec, &words[1..]),
+        _ => Command::parse_words(&words[..]),
+    };
+    let command = match parsed {
         Ok(command) => command,
         Err(error) => {
             coordinator::count_bad_request(shard);
