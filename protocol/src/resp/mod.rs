@@ -5,4 +5,4 @@ pub mod reply;
 pub mod request;
 
 pub use reply::{bulk, bulk_array, encode, encode_push, encode_status, error_line, RespVersion};
-pub use request::{ProtocolError, RequestParser, ROOM_KEPT};
+pub use request::{ProtocolError, Request, RequestParser};

@@ -11,9 +11,10 @@ pub const UNAUTHENTICATED_MAX_ARGS: i64 = 10;
 /// Longest argument a connection that has not authenticated may send.
 pub const UNAUTHENTICATED_MAX_BULK: i64 = 16 * 1024;
 
-/// Most argument spans a parser keeps room for between requests: one huge request does not
-/// leave its connection holding the room for ever.
-pub const ROOM_KEPT: usize = 1024;
+/// Most argument spans a parser keeps room for between requests (1 KiB): requests of up
+/// to this many words allocate nothing, and one huge request does not leave its
+/// connection holding its room for ever.
+const ROOM_KEPT: usize = 64;
 
 /// A request the server cannot read; it answers `-ERR Protocol error: ...` and closes, as
 /// Redis does.
