@@ -317,7 +317,7 @@ fn run_ours(
     run_command(shard, out, id, command, started, state, false, Some(args))
 }
 
-/// Requests of up to this many words are parsed without allocating.
+/// Requests of up to this many words hold their word list on the stack.
 const WORDS_ON_STACK: usize = 8;
 
 /// Our parser's refusal in the words Redis uses for the same mistake.
