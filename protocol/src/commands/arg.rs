@@ -128,6 +128,14 @@ impl<'a, P: Payload> Words<'a, P> {
         Ok(word)
     }
 
+    /// The next word's bytes.
+    ///
+    /// # Errors
+    /// As `word`.
+    pub(crate) fn text(&mut self) -> Result<&'a [u8], ErrorReply> {
+        Ok(self.word()?.as_ref())
+    }
+
     /// The next word as a key.
     ///
     /// # Errors
@@ -149,7 +157,7 @@ impl<'a, P: Payload> Words<'a, P> {
     /// # Errors
     /// As `word`; `NotInteger` for anything else.
     pub(crate) fn int<T: std::str::FromStr>(&mut self) -> Result<T, ErrorReply> {
-        parse_int(self.word()?.as_ref())
+        parse_int(self.text()?)
     }
 
     /// Consumes the next word if it is `flag` (any case).
@@ -169,7 +177,7 @@ impl<'a, P: Payload> Words<'a, P> {
     /// # Errors
     /// As `word`; `NotInteger` or `InvalidExpire`.
     pub(crate) fn seconds(&mut self) -> Result<u64, ErrorReply> {
-        parse_seconds(self.word()?.as_ref())
+        parse_seconds(self.text()?)
     }
 
     /// Reads `NAME value...` options to the end: `option` gets each name upper-cased and

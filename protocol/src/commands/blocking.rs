@@ -475,7 +475,7 @@ fn parse_multi_pop<P: Payload, T>(
     let keys = (0..numkeys)
         .map(|_| words.key())
         .collect::<Result<Vec<_>, _>>()?;
-    let end = which(words.word()?.as_ref())?;
+    let end = which(words.text()?)?;
     let mut count = 1;
     let mut counted = false;
     words.options("syntax error", |name, words| {
@@ -512,7 +512,7 @@ impl<P: Payload> BlockingCommand<P> {
                 }
             }
             opcode::BLMPOP => {
-                let block_ms = parse_timeout(words.word()?.as_ref())?;
+                let block_ms = parse_timeout(words.text()?)?;
                 let (keys, end, count) = parse_mpop(&mut words)?;
                 BlockingCommand::Pop {
                     keys,
@@ -536,7 +536,7 @@ impl<P: Payload> BlockingCommand<P> {
             }
             opcode::ZMPOP | opcode::BZMPOP => {
                 let block_ms = if spec.opcode == opcode::BZMPOP {
-                    Some(parse_timeout(words.word()?.as_ref())?)
+                    Some(parse_timeout(words.text()?)?)
                 } else {
                     None
                 };
@@ -560,9 +560,9 @@ impl<P: Payload> BlockingCommand<P> {
             opcode::BLMOVE => BlockingCommand::Move {
                 source: words.key()?,
                 destination: words.key()?,
-                from: End::parse(words.word()?.as_ref())?,
-                to: End::parse(words.word()?.as_ref())?,
-                block_ms: parse_timeout(words.word()?.as_ref())?,
+                from: End::parse(words.text()?)?,
+                to: End::parse(words.text()?)?,
+                block_ms: parse_timeout(words.text()?)?,
             },
             _ => return Err(words.arity()),
         };

@@ -307,7 +307,7 @@ fn parse_rate_limit<P: Payload>(
             b"COST" => limit.cost = words.int::<u64>()?,
             b"BURST" => limit.burst = words.int::<u64>()?,
             b"ALGO" => {
-                limit.algorithm = match words.word()?.as_ref().to_ascii_lowercase().as_slice() {
+                limit.algorithm = match words.text()?.to_ascii_lowercase().as_slice() {
                     b"sliding" => Algorithm::Sliding,
                     b"gcra" => Algorithm::Gcra,
                     _ => return Err(syntax("ALGO is sliding or gcra")),

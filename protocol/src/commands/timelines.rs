@@ -421,7 +421,7 @@ impl<P: Payload> TimelineCommand<P> {
                     if score.is_none() && words.eat("SCORE") {
                         score = Some(words.int::<i64>()?);
                     } else if cap.is_none() && words.eat("CAP") {
-                        cap = Some(text_cap(words.word()?.as_ref())?);
+                        cap = Some(text_cap(words.text()?)?);
                     } else {
                         break;
                     }
@@ -452,9 +452,9 @@ impl<P: Payload> TimelineCommand<P> {
                 let (mut before, mut after, mut limit) = (None, None, DEFAULT_PAGE);
                 words.options("syntax error in TL.RANGE options", |name, words| {
                     match name {
-                        b"BEFORE" => before = Some(text_cursor(words.word()?.as_ref())?),
-                        b"AFTER" => after = Some(text_cursor(words.word()?.as_ref())?),
-                        b"LIMIT" => limit = text_page(words.word()?.as_ref())?,
+                        b"BEFORE" => before = Some(text_cursor(words.text()?)?),
+                        b"AFTER" => after = Some(text_cursor(words.text()?)?),
+                        b"LIMIT" => limit = text_page(words.text()?)?,
                         _ => return Ok(false),
                     }
                     Ok(true)
@@ -471,9 +471,9 @@ impl<P: Payload> TimelineCommand<P> {
                 if !words.eat("LIMIT") {
                     return Err(words.arity());
                 }
-                let limit = text_page(words.word()?.as_ref())?;
+                let limit = text_page(words.text()?)?;
                 let before = if words.eat("BEFORE") {
-                    Some(text_cursor(words.word()?.as_ref())?)
+                    Some(text_cursor(words.text()?)?)
                 } else {
                     None
                 };

@@ -71,12 +71,12 @@ fn upsert<P: Payload>(index: P, words: &mut Words<'_, P>) -> Result<GeoCommand<P
         return Err(syntax("usage: GEO.UPSERT index member lat lng [options]"));
     }
     let member = words.bytes()?;
-    let at = point(words.word()?.as_ref(), words.word()?.as_ref())?;
+    let at = point(words.text()?, words.text()?)?;
     let (mut status, mut ttl_ms, mut meta) = (None, None, None);
     words.options("unknown GEO.UPSERT option", |name, words| {
         match name {
             b"STATUS" => status = Some(checked_status(words.bytes()?).map_err(reply)?),
-            b"TTL" => ttl_ms = Some(seconds(words.word()?.as_ref())?),
+            b"TTL" => ttl_ms = Some(seconds(words.text()?)?),
             b"META" => meta = Some(words.bytes()?),
             _ => return Ok(false),
         }
@@ -97,7 +97,7 @@ fn near<P: Payload>(index: P, words: &mut Words<'_, P>) -> Result<GeoCommand<P>,
     if words.remaining() < 3 {
         return Err(syntax("usage: GEO.NEAR index lat lng K [options]"));
     }
-    let center = point(words.word()?.as_ref(), words.word()?.as_ref())?;
+    let center = point(words.text()?, words.text()?)?;
     let mut near = GeoNear {
         index,
         area: GeoArea {
@@ -117,9 +117,7 @@ fn near<P: Payload>(index: P, words: &mut Words<'_, P>) -> Result<GeoCommand<P>,
             b"WITHDIST" => near.with_dist = true,
             b"WITHMETA" => near.with_meta = true,
             b"CLAIM" => near.claim_ms = Some(DEFAULT_OFFER_MS),
-            b"TTL" if near.claim_ms.is_some() => {
-                near.claim_ms = Some(seconds(words.word()?.as_ref())?)
-            }
+            b"TTL" if near.claim_ms.is_some() => near.claim_ms = Some(seconds(words.text()?)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -134,7 +132,7 @@ fn claim<P: Payload>(index: P, words: &mut Words<'_, P>) -> Result<GeoCommand<P>
     let member = words.word().map_err(|_| usage())?.clone();
     let ttl_ms = match words.remaining() {
         0 => DEFAULT_OFFER_MS,
-        2 if words.eat("TTL") => seconds(words.word()?.as_ref())?,
+        2 if words.eat("TTL") => seconds(words.text()?)?,
         _ => return Err(usage()),
     };
     Ok(GeoCommand::Claim {
@@ -152,7 +150,7 @@ fn count<P: Payload>(index: P, words: &mut Words<'_, P>) -> Result<GeoCommand<P>
         |name, words| {
             match name {
                 b"WITHIN" => {
-                    let center = point(words.word()?.as_ref(), words.word()?.as_ref())?;
+                    let center = point(words.text()?, words.text()?)?;
                     area = Some(checked_area(center, words.int()?).map_err(reply)?);
                 }
                 b"STATUS" => status = Some(words.bytes()?),
@@ -175,7 +173,7 @@ fn cells<P: Payload>(index: P, words: &mut Words<'_, P>) -> Result<GeoCommand<P>
             "usage: GEO.CELLS index lat lng m [RES r] [STATUS s]",
         ));
     }
-    let center = point(words.word()?.as_ref(), words.word()?.as_ref())?;
+    let center = point(words.text()?, words.text()?)?;
     let area = checked_area(center, words.int()?).map_err(reply)?;
     // The text form's default: supply maps read best at about 5 km² a cell.
     let (mut resolution, mut status) = (DEFAULT_GEO_RESOLUTION - 2, None);

@@ -82,7 +82,7 @@ impl<P: Payload> HashCommand<P> {
             },
             opcode::HINCRBYFLOAT => {
                 let field = text_field(words.bytes()?)?;
-                let delta = Finite::new(parse_float(words.word()?.as_ref())?)
+                let delta = Finite::new(parse_float(words.text()?)?)
                     .filter(|d| d.get().is_finite())
                     .ok_or_else(|| {
                         ErrorReply::new(ErrorCode::NotFloat, "value is NaN or Infinity")

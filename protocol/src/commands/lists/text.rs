@@ -96,8 +96,8 @@ impl<P: Payload> ListCommand<P> {
             opcode::LMOVE => ListCommand::Move {
                 source: key,
                 destination: words.key()?,
-                from: End::parse(words.word()?.as_ref())?,
-                to: End::parse(words.word()?.as_ref())?,
+                from: End::parse(words.text()?)?,
+                to: End::parse(words.text()?)?,
             },
             _ => return Err(words.arity()),
         };

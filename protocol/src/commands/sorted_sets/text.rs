@@ -19,7 +19,7 @@ impl<P: Payload> SortedSetCommand<P> {
             opcode::ZADD => parse_add(key, &mut words)?,
             opcode::ZINCRBY => Z::IncrBy {
                 key,
-                delta: text_score(words.word()?.as_ref())?,
+                delta: text_score(words.text()?)?,
                 member: words.bytes()?,
             },
             opcode::ZREM | opcode::ZMSCORE => {
@@ -46,10 +46,7 @@ impl<P: Payload> SortedSetCommand<P> {
             opcode::ZRANGE => parse_range(key, &mut words)?,
             opcode::ZCARD => Z::Card(key),
             opcode::ZCOUNT | opcode::ZREMRANGEBYSCORE => {
-                let (min, max) = (
-                    text_bound(words.word()?.as_ref())?,
-                    text_bound(words.word()?.as_ref())?,
-                );
+                let (min, max) = (text_bound(words.text()?)?, text_bound(words.text()?)?);
                 if spec.opcode == opcode::ZCOUNT {
                     Z::Count { key, min, max }
                 } else {

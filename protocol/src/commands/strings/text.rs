@@ -101,7 +101,7 @@ impl<P: Payload> StringCommand<P> {
             }
             opcode::INCRBYFLOAT => {
                 let key = words.key()?;
-                let delta = parse_float(words.word()?.as_ref())?;
+                let delta = parse_float(words.text()?)?;
                 StringCommand::IncrByFloat {
                     key,
                     delta: Finite::new(delta).unwrap_or(Finite::ZERO),
@@ -150,7 +150,7 @@ impl<P: Payload> StringCommand<P> {
                 if spec.opcode == opcode::GETBIT {
                     StringCommand::GetBit { key, offset }
                 } else {
-                    let bit = match words.word()?.as_ref() {
+                    let bit = match words.text()? {
                         b"0" => false,
                         b"1" => true,
                         _ => return Err(out_of_range("bit")),
