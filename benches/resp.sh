@@ -7,7 +7,9 @@
 #     REQUESTS per test (default 200000), SHARDS for Tessera (default 1: Redis runs one
 #     thread of commands).
 #   RESP_TESTS      redis-benchmark -t tests (default set,get,incr,hset,zadd; "" for none)
-#   RESP_COMMANDS   commands in redis-benchmark's custom form, separated by "|"
+#   RESP_COMMANDS   commands in redis-benchmark's custom form, separated by "|"; an entry
+#                   "OURS => THEIRS" sends OURS to Tessera and THEIRS to Redis (a native
+#                   command against the Redis command it replaces)
 #                   (__rand_int__ is replaced by a number below 100000)
 #   RESP_SETUP      a file of RESP requests loaded into both servers first (redis-cli --pipe)
 set -euo pipefail
@@ -66,8 +68,10 @@ echo "|---|---|---|---|---|---|---|---|---|"
 IFS='|' read -ra commands <<<"$custom"
 for pipeline in 1 16; do
   for test in ${tests//,/ } "${commands[@]}"; do
-    read -r t_rps t_p99 t_cpu < <(measure "$tessera_port" "$tessera_pid" "$test" "$pipeline")
-    read -r r_rps r_p99 r_cpu < <(measure "$redis_port" "$redis_pid" "$test" "$pipeline")
+    ours=$test theirs=$test
+    if [[ "$test" == *" => "* ]]; then ours=${test%% => *} theirs=${test##* => }; fi
+    read -r t_rps t_p99 t_cpu < <(measure "$tessera_port" "$tessera_pid" "$ours" "$pipeline")
+    read -r r_rps r_p99 r_cpu < <(measure "$redis_port" "$redis_pid" "$theirs" "$pipeline")
     ratio=$(python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$t_cpu" "$r_cpu")
     echo "| $test | $pipeline | $t_rps | $r_rps | $t_p99 | $r_p99 | $t_cpu | $r_cpu | $ratio |"
   done
