@@ -36,6 +36,15 @@ async fn load(redis: &mut redis::aio::MultiplexedConnection, count: usize) {
     }
 }
 
+/// CONFIG SET `name` `value`, which must be accepted.
+async fn config_set(
+    redis: &mut redis::aio::MultiplexedConnection,
+    name: &str,
+    value: impl redis::ToRedisArgs,
+) {
+    let () = ask(redis, redis::cmd("CONFIG").arg("SET").arg(name).arg(value)).await;
+}
+
 fn mget(count: usize) -> redis::Cmd {
     let mut mget = redis::cmd("MGET");
     for n in 0..count {
@@ -89,14 +98,7 @@ async fn a_slow_mget_is_logged_with_its_arguments_until_reset() {
     )
     .await;
     load(&mut redis, 50_000).await;
-    let () = ask(
-        &mut redis,
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("slowlog-log-slower-than")
-            .arg(2_000),
-    )
-    .await;
+    config_set(&mut redis, "slowlog-log-slower-than", 2_000).await;
     let () = ask(&mut redis, redis::cmd("SLOWLOG").arg("RESET")).await;
     let values: Vec<Option<String>> = ask(&mut redis, &mget(50_000)).await;
     assert_eq!(values.len(), 50_000);
@@ -126,14 +128,7 @@ async fn a_slow_mget_is_logged_with_its_arguments_until_reset() {
     );
 
     // A negative threshold logs nothing, however slow.
-    let () = ask(
-        &mut redis,
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("slowlog-log-slower-than")
-            .arg(-1),
-    )
-    .await;
+    config_set(&mut redis, "slowlog-log-slower-than", -1).await;
     let got: Vec<String> = ask(
         &mut redis,
         redis::cmd("CONFIG")
@@ -228,14 +223,7 @@ async fn the_latency_monitor_keeps_slow_commands_until_reset() {
     load(&mut redis, 30_000).await;
     let latest: Vec<redis::Value> = ask(&mut redis, redis::cmd("LATENCY").arg("LATEST")).await;
     assert!(latest.is_empty(), "off by default: {latest:?}");
-    let () = ask(
-        &mut redis,
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("latency-monitor-threshold")
-            .arg(1),
-    )
-    .await;
+    config_set(&mut redis, "latency-monitor-threshold", 1).await;
     let _: Vec<Option<String>> = ask(&mut redis, &mget(30_000)).await;
     let latest: Vec<(String, i64, i64, i64)> =
         ask(&mut redis, redis::cmd("LATENCY").arg("LATEST")).await;
@@ -403,14 +391,7 @@ async fn idle_metrics_connections_are_bounded_and_timed_out() {
 async fn a_growing_table_is_a_latency_event() {
     let server = TestServer::start(1);
     let mut redis = resp(&server).await;
-    let () = ask(
-        &mut redis,
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("latency-monitor-threshold")
-            .arg(1),
-    )
-    .await;
+    config_set(&mut redis, "latency-monitor-threshold", 1).await;
     // Doubling past 100,000 keys moves every one of them: well over a millisecond.
     load(&mut redis, 200_000).await;
     let latest: Vec<(String, i64, i64, i64)> =

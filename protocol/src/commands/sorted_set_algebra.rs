@@ -538,7 +538,8 @@ impl<P: Payload> SortedSetAlgebraCommand<P> {
             }
             opcode::ZRANGESTORE => {
                 let destination = words.key()?;
-                let zrange = super::spec_by_name("ZRANGE").ok_or_else(syntax)?;
+                let zrange =
+                    super::spec_by_opcode(super::sorted_sets::opcode::ZRANGE).ok_or_else(syntax)?;
                 match super::SortedSetCommand::parse(zrange, words.rest())? {
                     range @ super::SortedSetCommand::Range {
                         with_scores: false, ..

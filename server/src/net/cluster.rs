@@ -447,7 +447,7 @@ async fn on_every_shard(shard: Rc<Shard>, command: ClusterCommand) -> Value {
         match answer.await {
             Some(Value::Int(n)) => total += n,
             Some(error @ Value::Error(_)) => return error,
-            _ => return Value::error(ErrorCode::Internal, "a shard did not answer"),
+            _ => return crate::route::coordinator::unanswered(),
         }
     }
     Value::Int(total)

@@ -255,11 +255,10 @@ pub(crate) fn reply_when_answered<T: 'static>(
     out.in_flight.set(out.in_flight.get() + 1);
     let out = Rc::downgrade(out);
     tokio::task::spawn_local(async move {
-        let mut values = Vec::with_capacity(answers.len());
-        for answer in answers {
-            values.extend(answer.await);
-        }
-        let reply = finish(values);
+        let reply = match Answer::all(answers).await {
+            Some(values) => finish(values),
+            None => crate::route::coordinator::unanswered(),
+        };
         if let Some(out) = out.upgrade() {
             out.in_flight.set(out.in_flight.get() - 1);
             out.reply(id, &reply);

@@ -215,9 +215,8 @@ fn exec(
 }
 
 /// WATCH key...: registers the connection with the keys' owner, once they share a slot
-/// with each other and with the keys watched before.
-/// WATCH key...: answered once the keys' owner holds the watches, so a write another
-/// client makes after the OK always spoils the transaction.
+/// with each other and with the keys watched before; answered once the owner holds the
+/// watches, so a write another client makes after the OK always spoils the transaction.
 fn watch(
     shard: &Rc<Shard>,
     out: &Rc<ConnOutput>,

@@ -106,9 +106,7 @@ pub fn dispatch_watched(
                             request,
                             Box::pin(async move {
                                 let _entered = entered;
-                                answer.await.unwrap_or_else(|| {
-                                    Value::error(ErrorCode::Internal, "a shard did not answer")
-                                })
+                                answer.await.unwrap_or_else(unanswered)
                             }),
                         ),
                     }
@@ -484,16 +482,17 @@ pub(super) fn gather<T: 'static>(
         Err(waiting) => waiting,
     };
     let task: Task = Box::pin(async move {
-        let mut values = Vec::with_capacity(answers.len());
-        for answer in answers {
-            match answer.await {
-                Some(value) => values.push(value),
-                None => return Value::error(ErrorCode::Internal, "a shard did not answer"),
-            }
+        match Answer::all(answers).await {
+            Some(values) => finish(values),
+            None => unanswered(),
         }
-        finish(values)
     });
     run_task(shard, conn, request, task);
+}
+
+/// The reply when a shard dropped its part of a request (it was shutting down).
+pub(crate) fn unanswered() -> Value {
+    Value::error(ErrorCode::Internal, "a shard did not answer")
 }
 
 /// Runs a request as a task on this shard; the reply is written when it finishes.

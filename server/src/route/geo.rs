@@ -325,11 +325,7 @@ async fn at_holder(shard: &Rc<Shard>, holder: u16, command: GeoCommand) -> Value
             ops::at_holder(&mut holder.keyspace.borrow_mut().geo, &command, now)
         })
         .await
-        .unwrap_or_else(no_answer)
-}
-
-fn no_answer() -> Value {
-    Value::error(ErrorCode::Internal, "a shard did not answer")
+        .unwrap_or_else(super::coordinator::unanswered)
 }
 
 /// The shards holding partitions that may hold points within `area`, each with a lower

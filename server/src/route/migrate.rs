@@ -159,9 +159,7 @@ async fn move_batch(
     for answer in on_every_shard(shard, &ranges, |keyspace, ranges, _| {
         migration::save(keyspace, &SlotSet::of(ranges))
     }) {
-        let saved = answer
-            .await
-            .ok_or_else(|| Value::error(ErrorCode::Internal, "a shard did not answer"))?;
+        let saved = answer.await.ok_or_else(super::coordinator::unanswered)?;
         entries.extend_from_slice(&saved.entries);
         count += saved.count;
     }

@@ -117,6 +117,16 @@ impl Shard {
 }
 
 impl<T> Answer<T> {
+    /// Every answer's value, in order, once all have come; `None` when a target dropped
+    /// its work.
+    pub async fn all(answers: Vec<Answer<T>>) -> Option<Vec<T>> {
+        let mut values = Vec::with_capacity(answers.len());
+        for answer in answers {
+            values.push(answer.await?);
+        }
+        Some(values)
+    }
+
     /// Every answer's value when all ran here, else the answers to wait for.
     ///
     /// # Errors
