@@ -620,9 +620,7 @@ fn encode_replication(out: &mut Families, shards: &[Sample]) -> std::fmt::Result
 
 /// Gathers every shard's sample (shard 0's own without a hop) and encodes them.
 async fn scrape(shard: &Rc<Shard>) -> String {
-    let answers: Vec<_> = (0..shard.shards())
-        .map(|to| shard.call(to, |target: &Rc<Shard>| sample(target)))
-        .collect();
+    let answers = shard.call_every(|target: &Rc<Shard>| sample(target));
     shard.flush();
     let mut shards = Vec::with_capacity(answers.len());
     for answer in answers {

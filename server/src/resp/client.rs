@@ -229,12 +229,7 @@ fn ask_every_shard<T: Send + 'static>(
     work: impl Fn(&Shard) -> T + Send + Sync + Clone + 'static,
     finish: impl FnOnce(Vec<T>) -> Value + 'static,
 ) {
-    let answers: Vec<Answer<T>> = (0..shard.shards())
-        .map(|to| {
-            let work = work.clone();
-            shard.call(to, move |target: &Rc<Shard>| work(target))
-        })
-        .collect();
+    let answers = shard.call_every(move |target: &Rc<Shard>| work(target));
     reply_when_answered(shard, out, id, answers, finish);
 }
 

@@ -45,9 +45,7 @@ pub(super) fn every_shard(
             });
         }
         Command::Admin(AdminCommand::Snapshot) => {
-            let answers = shards
-                .map(|to| shard.call(to, |target: &Rc<Shard>| target.request_snapshot()))
-                .collect();
+            let answers = shard.call_every(|target: &Rc<Shard>| target.request_snapshot());
             gather(
                 shard,
                 conn,
@@ -62,22 +60,16 @@ pub(super) fn every_shard(
             );
         }
         Command::Admin(AdminCommand::LastSave) => {
-            let answers = shards
-                .map(|to| shard.call(to, |target: &Rc<Shard>| target.last_snapshot_ms()))
-                .collect();
+            let answers = shard.call_every(|target: &Rc<Shard>| target.last_snapshot_ms());
             gather(shard, conn, request, answers, |times: Vec<u64>| {
                 Value::Int((times.into_iter().min().unwrap_or(0) / 1000) as i64)
             });
         }
         Command::Keyspace(KeyspaceCommand::Keys(pattern)) => {
-            let answers = shards
-                .map(|to| {
-                    let pattern = Bytes::copy_from_slice(pattern);
-                    shard.call(to, move |target: &Rc<Shard>| {
-                        families::keyspace::matching(&target.keyspace.borrow(), &pattern, now)
-                    })
-                })
-                .collect();
+            let pattern = Bytes::copy_from_slice(pattern);
+            let answers = shard.call_every(move |target: &Rc<Shard>| {
+                families::keyspace::matching(&target.keyspace.borrow(), &pattern, now)
+            });
             gather(shard, conn, request, answers, |parts| {
                 let mut keys = Vec::new();
                 for part in parts {
@@ -92,28 +84,19 @@ pub(super) fn every_shard(
         Command::Keyspace(KeyspaceCommand::Scan { .. }) => scan(shard, conn, request, command),
         Command::Diagnostics(asked) => {
             let asked = asked.to_owned_bytes();
-            let answers = shards
-                .map(|to| {
-                    let asked = asked.clone();
-                    shard.call(to, move |target: &Rc<Shard>| {
-                        diagnostics::shard_part(target, &asked)
-                    })
-                })
-                .collect();
+            let part = asked.clone();
+            let answers =
+                shard.call_every(move |target: &Rc<Shard>| diagnostics::shard_part(target, &part));
             gather(shard, conn, request, answers, move |parts| {
                 diagnostics::combine(&asked, parts)
             });
         }
         Command::Keyspace(KeyspaceCommand::RandomKey) => {
-            let answers = shards
-                .map(|to| {
-                    shard.call(to, move |target: &Rc<Shard>| {
-                        let mut keyspace = target.keyspace.borrow_mut();
-                        let key = families::keyspace::random_key(&mut keyspace, now);
-                        (keyspace.len() as u64, key, keyspace.next_random())
-                    })
-                })
-                .collect();
+            let answers = shard.call_every(move |target: &Rc<Shard>| {
+                let mut keyspace = target.keyspace.borrow_mut();
+                let key = families::keyspace::random_key(&mut keyspace, now);
+                (keyspace.len() as u64, key, keyspace.next_random())
+            });
             gather(
                 shard,
                 conn,
@@ -139,17 +122,13 @@ pub(super) fn every_shard(
             );
         }
         Command::Geo(GeoCommand::Cells { .. }) => {
-            let answers = shards
-                .map(|to| {
-                    let cells = command.to_owned_bytes();
-                    shard.call(to, move |target: &Rc<Shard>| {
-                        let Command::Geo(cells) = &cells else {
-                            return Ok(Vec::new());
-                        };
-                        geo::cells(&mut target.keyspace.borrow_mut(), cells, now)
-                    })
-                })
-                .collect();
+            let cells = command.to_owned_bytes();
+            let answers = shard.call_every(move |target: &Rc<Shard>| {
+                let Command::Geo(cells) = &cells else {
+                    return Ok(Vec::new());
+                };
+                geo::cells(&mut target.keyspace.borrow_mut(), cells, now)
+            });
             gather(shard, conn, request, answers, |parts| {
                 let mut totals: hashbrown::HashMap<u64, i64> = hashbrown::HashMap::new();
                 for part in parts {
@@ -171,14 +150,9 @@ pub(super) fn every_shard(
                 | Command::Geo(GeoCommand::Create { .. }) => Combine::AllOk,
                 _ => Combine::Sum,
             };
-            let answers = shards
-                .map(|to| {
-                    let part = command.to_owned_bytes();
-                    shard.call(to, move |target: &Rc<Shard>| {
-                        run_part_at(target, &part, now)
-                    })
-                })
-                .collect();
+            let part = command.to_owned_bytes();
+            let answers =
+                shard.call_every(move |target: &Rc<Shard>| run_part_at(target, &part, now));
             gather(shard, conn, request, answers, move |parts| {
                 combine_parts(&combine, parts)
             });

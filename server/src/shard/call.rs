@@ -116,6 +116,22 @@ impl Shard {
     }
 }
 
+impl Shard {
+    /// Runs `work` on every shard of the node, this one included: the answers in shard
+    /// order. What `work` owns is cloned for each shard, not copied from the request again.
+    pub fn call_every<T: Send + 'static>(
+        self: &Rc<Self>,
+        work: impl Fn(&Rc<Shard>) -> T + Clone + Send + 'static,
+    ) -> Vec<Answer<T>> {
+        (0..self.shards())
+            .map(|to| {
+                let work = work.clone();
+                self.call(to, move |target: &Rc<Shard>| work(target))
+            })
+            .collect()
+    }
+}
+
 impl<T> Answer<T> {
     /// Every answer's value, in order, once all have come; `None` when a target dropped
     /// its work.
