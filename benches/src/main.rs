@@ -4,6 +4,7 @@
 mod driver;
 mod redis_driver;
 mod report;
+mod scenario;
 mod server_cpu;
 
 use std::time::Duration;
@@ -245,6 +246,29 @@ pub struct Args {
     /// Connect over TLS, trusting the CA certificates in this PEM file.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<std::path::PathBuf>,
+    /// Run these scenarios instead of --workload, e.g. `flash-sale`: mixes of flows at
+    /// the seeds' proportions for --duration seconds (default 30). A scenario starts by
+    /// deleting every key (FLUSHALL) on the server it loads.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub scenario: Vec<scenario::Scenario>,
+    /// Scenarios: multiplies users, drivers, stock and rates.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Scenarios: verify each one's invariants at the end (exit status 1 if one fails on
+    /// Tessera).
+    #[arg(long)]
+    pub check: bool,
+    /// Scenarios: also run the Redis equivalent against the Redis on this port, after
+    /// Tessera, in the same run.
+    #[arg(long)]
+    pub redis_port: Option<u16>,
+    /// Scenarios: PID of that Redis, for its server CPU seconds.
+    #[arg(long, value_delimiter = ',')]
+    pub redis_pid: Vec<u32>,
+    /// Scenarios: write `<scenario>.png` and `.svg` plots of throughput and p99 over
+    /// time into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -272,6 +296,23 @@ fn main() -> std::process::ExitCode {
         .build()
         .expect("a current-thread runtime starts");
     let local = tokio::task::LocalSet::new();
+    if !args.scenario.is_empty() {
+        if !(args.scale > 0.0 && args.scale.is_finite()) {
+            eprintln!("tessera-bench: --scale must be a positive number");
+            return std::process::ExitCode::from(2);
+        }
+        return match local.block_on(&runtime, scenario::run_all(&args)) {
+            Ok(true) => std::process::ExitCode::SUCCESS,
+            Ok(false) => {
+                eprintln!("tessera-bench: a scenario's check failed");
+                std::process::ExitCode::FAILURE
+            }
+            Err(error) => {
+                eprintln!("tessera-bench: {error}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let outcome = local.block_on(&runtime, async {
         let endpoint = driver::Endpoint::from_args(&args)?;
         let memory = || async {

@@ -14,7 +14,7 @@ use crate::{Args, Workload, DEDUP_TTL_MS, RL_LIMIT, RL_WINDOW_MS};
 
 /// The sliding-log rate limit teams run on Redis: drop entries older than the window,
 /// count, and add this request if under the limit.
-const SLIDING_LOG: &str = r#"
+pub const SLIDING_LOG: &str = r#"
 local key, now, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 redis.call('ZREMRANGEBYSCORE', key, 0, now - window)
 local count = redis.call('ZCARD', key)

@@ -1,0 +1,336 @@
+//! Scenario load tests: the seeds' workloads as mixes of flows, run against Tessera and
+//! against the Redis code teams write for them today, checked and plotted.
+
+mod ads;
+mod flash;
+pub mod load;
+mod plot;
+mod report;
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use redis::aio::MultiplexedConnection;
+use tessera_client::{Client, ClientConfig, TlsConfig};
+
+use crate::driver::BoxError;
+use crate::Args;
+use load::{OpStats, Recorder, Window};
+
+/// The seeds' workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// An ad exchange: frequency and publisher limits, campaign budgets and impression
+    /// dedup (with network retries) inside a 10 ms budget per request.
+    AdExchange,
+    /// A flash sale: 1,000 hot SKUs, 10,000 shoppers, a share of carts abandoned.
+    FlashSale,
+}
+
+impl Scenario {
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::AdExchange => "ad-exchange",
+            Scenario::FlashSale => "flash-sale",
+        }
+    }
+}
+
+/// Which server one run of a scenario loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Tessera, through tessera-client.
+    Tessera,
+    /// Redis, through the redis crate, with the command sequences and Lua scripts teams
+    /// write.
+    Redis,
+}
+
+impl Side {
+    /// Lower-case name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Tessera => "tessera",
+            Side::Redis => "redis",
+        }
+    }
+}
+
+/// One invariant a scenario verifies at the end.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// What must hold.
+    pub name: &'static str,
+    /// Whether it held.
+    pub passed: bool,
+    /// What was compared, or the first counter-example.
+    pub detail: String,
+}
+
+impl Check {
+    /// A check that passed when `passed`, explained by `detail`.
+    pub fn new(name: &'static str, passed: bool, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            passed,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What a scenario hands back besides its latencies.
+#[derive(Default)]
+pub struct Outcome {
+    /// Scenario-specific counts (orders placed, units sold, ...), in order.
+    pub figures: Vec<(&'static str, f64)>,
+    /// The invariants, when `--check` asked for them.
+    pub checks: Vec<Check>,
+    /// The operations the plots draw (all of them when empty).
+    pub plotted: Vec<&'static str>,
+}
+
+/// One run of one scenario against one server.
+pub struct Report {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The server.
+    pub side: Side,
+    /// How long load was offered.
+    pub seconds: f64,
+    /// Every operation's latencies.
+    pub ops: Vec<OpStats>,
+    /// Counts and checks.
+    pub outcome: Outcome,
+    /// Server CPU seconds over the run, when its pid was given.
+    pub server_cpu_seconds: Option<f64>,
+}
+
+/// What every scenario needs: the flags, the connections' address and the run's clock.
+pub struct Context {
+    /// The command line.
+    pub args: Args,
+    /// The server this run loads.
+    pub side: Side,
+    /// Its port.
+    pub port: u16,
+    /// The one knob: users, drivers and rates are multiplied by it.
+    pub scale: f64,
+    /// Where latencies go.
+    pub recorder: Rc<Recorder>,
+    /// When load starts and stops.
+    pub window: Window,
+    /// Whether to verify the invariants at the end.
+    pub check: bool,
+}
+
+impl Context {
+    /// `n` scaled by the knob, at least 1.
+    pub fn scaled(&self, n: f64) -> u64 {
+        (n * self.scale).round().max(1.0) as u64
+    }
+
+    /// Opens `--clients` Tessera clients (each routes to every shard).
+    ///
+    /// # Errors
+    /// The server cannot be reached.
+    pub async fn tessera(&self) -> Result<Vec<Client>, BoxError> {
+        let config = ClientConfig {
+            username: self.args.user.clone(),
+            password: self.args.password.clone(),
+            tls: match &self.args.cacert {
+                Some(ca) => Some(TlsConfig::from_pem_files(ca, None)?),
+                None => None,
+            },
+            request_timeout: Some(Duration::from_secs(30)),
+            ..ClientConfig::default()
+        };
+        let address = format!("{}:{}", self.args.host, self.port);
+        let mut clients = Vec::new();
+        for _ in 0..self.args.clients.clamp(1, 64) {
+            clients.push(Client::connect_with(&address, config.clone()).await?);
+        }
+        Ok(clients)
+    }
+
+    /// A redis crate client for the Redis under test.
+    ///
+    /// # Errors
+    /// A malformed address.
+    pub fn redis_client(&self) -> Result<redis::Client, BoxError> {
+        let auth = match (&self.args.user, &self.args.password) {
+            (user, Some(password)) => format!("{}:{password}@", user.as_deref().unwrap_or("")),
+            _ => String::new(),
+        };
+        let url = format!("redis://{auth}{}:{}/", self.args.host, self.port);
+        Ok(redis::Client::open(url)?)
+    }
+
+    /// Opens `--clients` multiplexed Redis connections.
+    ///
+    /// # Errors
+    /// Redis cannot be reached.
+    pub async fn redis(&self) -> Result<Vec<MultiplexedConnection>, BoxError> {
+        let client = self.redis_client()?;
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
+        let mut connections = Vec::new();
+        for _ in 0..self.args.clients.clamp(1, 64) {
+            connections.push(
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?,
+            );
+        }
+        Ok(connections)
+    }
+
+    /// Deletes every key, so the scenario starts from nothing.
+    ///
+    /// # Errors
+    /// The server cannot be reached.
+    pub async fn flush(&self) -> Result<(), BoxError> {
+        match self.side {
+            Side::Tessera => self.tessera_one().await?.flushall().await?,
+            Side::Redis => {
+                let mut connection = self
+                    .redis_client()?
+                    .get_multiplexed_async_connection()
+                    .await?;
+                redis::cmd("FLUSHALL")
+                    .query_async::<()>(&mut connection)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn tessera_one(&self) -> Result<Client, BoxError> {
+        let mut clients = self.tessera().await?;
+        Ok(clients.swap_remove(0))
+    }
+}
+
+/// Picks connections round-robin by a flow's sequence number.
+pub struct Pool<T>(pub Vec<T>);
+
+impl<T: Clone> Pool<T> {
+    /// The connection for flow `seq`.
+    pub fn pick(&self, seq: u64) -> T {
+        self.0[(seq % self.0.len() as u64) as usize].clone()
+    }
+}
+
+/// Runs every scenario the flags name, against Tessera and (with `--redis-port`) Redis,
+/// then prints, plots and checks. Returns whether every check on Tessera held.
+///
+/// # Errors
+/// A server cannot be reached, or a plot cannot be written.
+pub async fn run_all(args: &Args) -> Result<bool, BoxError> {
+    let mut sides = vec![(Side::Tessera, args.port, args.server_pid.clone())];
+    if let Some(port) = args.redis_port {
+        sides.push((Side::Redis, port, args.redis_pid.clone()));
+    }
+    if args.target == crate::Target::Redis {
+        sides = vec![(Side::Redis, args.port, args.server_pid.clone())];
+    }
+    let mut all_held = true;
+    for scenario in args.scenario.clone() {
+        let mut reports = Vec::new();
+        for (side, port, pids) in &sides {
+            let report = run_one(args, scenario, *side, *port, pids).await?;
+            report::print(args, &report);
+            if report.side == Side::Tessera {
+                all_held &= report.outcome.checks.iter().all(|check| check.passed);
+            }
+            reports.push(report);
+        }
+        if !args.json && reports.len() == 2 {
+            report::compare(&reports[0], &reports[1]);
+        }
+        if let Some(dir) = &args.plot {
+            for path in plot::draw(dir, scenario, &reports)? {
+                if !args.json {
+                    println!("plot: {}", path.display());
+                }
+            }
+        }
+    }
+    Ok(all_held)
+}
+
+async fn run_one(
+    args: &Args,
+    scenario: Scenario,
+    side: Side,
+    port: u16,
+    pids: &[u32],
+) -> Result<Report, BoxError> {
+    let seconds = args.duration.unwrap_or(30.0);
+    let placeholder = Window {
+        started: Instant::now(),
+        stop: Instant::now(),
+    };
+    let mut context = Context {
+        args: args.clone(),
+        side,
+        port,
+        scale: args.scale,
+        recorder: Recorder::new(),
+        window: placeholder,
+        check: args.check,
+    };
+    context.flush().await?;
+    let prepared = match scenario {
+        Scenario::AdExchange => ads::prepare(&context).await?,
+        Scenario::FlashSale => flash::prepare(&context).await?,
+    };
+    context.recorder = Recorder::new();
+    let started = context.recorder.started();
+    context.window = Window {
+        started,
+        stop: started + Duration::from_secs_f64(seconds),
+    };
+    let label = format!("{} / {}", scenario.name(), side.name());
+    let bar = (!args.json).then(|| load::progress(label, context.window, context.recorder.clone()));
+    let cpu_before = crate::server_cpu::total(pids)?;
+    let outcome = prepared.run(&context).await?;
+    let cpu_after = crate::server_cpu::total(pids)?;
+    if let Some(bar) = bar {
+        bar.abort();
+    }
+    Ok(Report {
+        scenario,
+        side,
+        seconds,
+        ops: context.recorder.clone().into_ops(),
+        outcome,
+        server_cpu_seconds: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
+    })
+}
+
+/// A scenario set up on one server, ready to run its load and checks.
+pub enum Prepared {
+    /// Ad exchange.
+    Ads(ads::Prepared),
+    /// Flash sale.
+    Flash(flash::Prepared),
+}
+
+impl Prepared {
+    async fn run(self, context: &Context) -> Result<Outcome, BoxError> {
+        match self {
+            Prepared::Ads(prepared) => prepared.run(context).await,
+            Prepared::Flash(prepared) => prepared.run(context).await,
+        }
+    }
+}
+
+/// A Zipf-like pick from `0..n` (skewed towards 0): how shoppers crowd the hot items.
+pub fn skewed(rng: &mut impl rand::Rng, n: u64) -> u64 {
+    let u: f64 = rng.random_range(0.0..1.0);
+    ((n as f64).powf(u) - 1.0)
+        .floor()
+        .clamp(0.0, (n - 1) as f64) as u64
+}
