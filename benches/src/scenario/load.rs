@@ -147,10 +147,11 @@ impl Window {
 const TIMER_SLACK: Duration = Duration::from_millis(2);
 
 /// Starts `workers` tasks that together run `flow` at `rate(elapsed seconds)` flows per
-/// second until the window closes. Each flow gets its sequence number and the instant its
-/// latency counts from: when it was due if it starts late (every worker was busy), so a
-/// server falling behind shows as latency rather than as a quietly slower load; when it
-/// started if only the timer's tick delayed it.
+/// second until the window closes. One dispatcher hands out the flows as they fall due, so
+/// a change of rate takes effect at once. Each flow gets its sequence number and the
+/// instant its latency counts from: when it was due if it starts late (every worker was
+/// busy), so a server falling behind shows as latency rather than as a quietly slower
+/// load; when it started if only the timer's tick delayed it.
 pub fn paced<F, Fut>(
     window: Window,
     workers: usize,
@@ -161,34 +162,76 @@ where
     F: Fn(u64, Instant) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let rate = Rc::new(rate);
+    let queue = Rc::new(Queue::default());
     let flow = Rc::new(flow);
-    let sequence = Rc::new(Cell::new(0u64));
-    let workers = workers.max(1);
-    (0..workers)
-        .map(|worker| {
-            let (rate, flow, sequence) = (rate.clone(), flow.clone(), sequence.clone());
+    let mut tasks: Vec<_> = (0..workers.max(1))
+        .map(|_| {
+            let (queue, flow) = (queue.clone(), flow.clone());
             tokio::task::spawn_local(async move {
-                let per_second = rate(0.0).max(f64::MIN_POSITIVE);
-                let offset = worker as f64 / per_second;
-                let mut due = window.started + Duration::from_secs_f64(offset.min(3600.0));
-                while due < window.stop {
-                    tokio::time::sleep_until(due.into()).await;
-                    let per_second = rate(window.elapsed());
-                    if per_second <= 0.0 {
-                        due = Instant::now() + Duration::from_millis(100);
-                        continue;
-                    }
-                    let seq = sequence.get();
-                    sequence.set(seq + 1);
+                while let Some((seq, due)) = queue.next().await {
                     let now = Instant::now();
                     let start = if now > due + TIMER_SLACK { due } else { now };
                     flow(seq, start).await;
-                    due += Duration::from_secs_f64(workers as f64 / per_second);
                 }
             })
         })
-        .collect()
+        .collect();
+    tasks.push(tokio::task::spawn_local(async move {
+        let mut due = window.started;
+        let mut seq = 0;
+        while due < window.stop {
+            tokio::time::sleep_until(due.into()).await;
+            let now = Instant::now();
+            while due <= now && due < window.stop {
+                queue.push(seq, due);
+                seq += 1;
+                let per_second = rate(due.saturating_duration_since(window.started).as_secs_f64());
+                due += if per_second > 0.0 {
+                    Duration::from_secs_f64(1.0 / per_second)
+                } else {
+                    Duration::from_millis(100)
+                };
+            }
+        }
+        queue.close();
+    }));
+    tasks
+}
+
+/// Flows due and not yet taken by a worker.
+#[derive(Default)]
+struct Queue {
+    due: RefCell<std::collections::VecDeque<(u64, Instant)>>,
+    closed: Cell<bool>,
+    ready: tokio::sync::Notify,
+}
+
+impl Queue {
+    fn push(&self, seq: u64, due: Instant) {
+        self.due.borrow_mut().push_back((seq, due));
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        self.closed.set(true);
+        self.ready.notify_waiters();
+    }
+
+    /// The next due flow, or `None` once the window has closed and none is left.
+    async fn next(&self) -> Option<(u64, Instant)> {
+        loop {
+            let notified = self.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(next) = self.due.borrow_mut().pop_front() {
+                return Some(next);
+            }
+            if self.closed.get() {
+                return None;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Work a flow hands off to finish later (a checkout after the shopper's think time), so

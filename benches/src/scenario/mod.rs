@@ -2,7 +2,9 @@
 //! against the Redis code teams write for them today, checked and plotted.
 
 mod ads;
+mod dinner;
 mod flash;
+mod fleet;
 pub mod load;
 mod plot;
 mod report;
@@ -21,6 +23,10 @@ use load::{OpStats, Recorder, Window};
 /// The seeds' workloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
+    /// Delivery at dinner time: drivers send GPS every 5 s; orders find a store, reserve a
+    /// cart, take a payment idempotency key and offer the order to the nearest free driver;
+    /// a third of the way in, order volume goes up tenfold.
+    DinnerRush,
     /// An ad exchange: frequency and publisher limits, campaign budgets and impression
     /// dedup (with network retries) inside a 10 ms budget per request.
     AdExchange,
@@ -32,6 +38,7 @@ impl Scenario {
     /// The name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
+            Scenario::DinnerRush => "dinner-rush",
             Scenario::AdExchange => "ad-exchange",
             Scenario::FlashSale => "flash-sale",
         }
@@ -283,6 +290,7 @@ async fn run_one(
     };
     context.flush().await?;
     let prepared = match scenario {
+        Scenario::DinnerRush => dinner::prepare(&context).await?,
         Scenario::AdExchange => ads::prepare(&context).await?,
         Scenario::FlashSale => flash::prepare(&context).await?,
     };
@@ -312,6 +320,8 @@ async fn run_one(
 
 /// A scenario set up on one server, ready to run its load and checks.
 pub enum Prepared {
+    /// Dinner rush.
+    Dinner(dinner::Prepared),
     /// Ad exchange.
     Ads(ads::Prepared),
     /// Flash sale.
@@ -321,6 +331,7 @@ pub enum Prepared {
 impl Prepared {
     async fn run(self, context: &Context) -> Result<Outcome, BoxError> {
         match self {
+            Prepared::Dinner(prepared) => prepared.run(context).await,
             Prepared::Ads(prepared) => prepared.run(context).await,
             Prepared::Flash(prepared) => prepared.run(context).await,
         }

@@ -165,17 +165,17 @@ fn draw_on<DB: DrawingBackend>(
             .flat_map(|(_, points)| points.iter().map(|p| p.1))
             .fold(0.0, f64::max)
     };
-    let top = peak(&throughput).max(1.0) * 1.1;
+    let top = peak(&throughput).max(1.0) * 2.0;
     let mut chart = ChartBuilder::on(&upper)
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..seconds, 0.0..top)
+        .build_cartesian_2d(0.0..seconds, (0.5..top).log_scale())
         .map_err(failed)?;
     chart
         .configure_mesh()
         .x_desc("seconds")
-        .y_desc("per second")
+        .y_desc("per second (log)")
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(failed)?;
