@@ -8,6 +8,7 @@ mod fleet;
 pub mod load;
 mod plot;
 mod report;
+mod rides;
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -30,6 +31,10 @@ pub enum Scenario {
     /// An ad exchange: frequency and publisher limits, campaign budgets and impression
     /// dedup (with network retries) inside a 10 ms budget per request.
     AdExchange,
+    /// Ride-hailing: drivers update every 4 s; riders are matched with the nearest free
+    /// driver; trips move through their states by compare-and-set, some racing a cancel;
+    /// surge counts per H3 cell.
+    RideHailing,
     /// A flash sale: 1,000 hot SKUs, 10,000 shoppers, a share of carts abandoned.
     FlashSale,
 }
@@ -40,6 +45,7 @@ impl Scenario {
         match self {
             Scenario::DinnerRush => "dinner-rush",
             Scenario::AdExchange => "ad-exchange",
+            Scenario::RideHailing => "ride-hailing",
             Scenario::FlashSale => "flash-sale",
         }
     }
@@ -292,6 +298,7 @@ async fn run_one(
     let prepared = match scenario {
         Scenario::DinnerRush => dinner::prepare(&context).await?,
         Scenario::AdExchange => ads::prepare(&context).await?,
+        Scenario::RideHailing => rides::prepare(&context).await?,
         Scenario::FlashSale => flash::prepare(&context).await?,
     };
     context.recorder = Recorder::new();
@@ -324,6 +331,8 @@ pub enum Prepared {
     Dinner(dinner::Prepared),
     /// Ad exchange.
     Ads(ads::Prepared),
+    /// Ride-hailing.
+    Rides(rides::Prepared),
     /// Flash sale.
     Flash(flash::Prepared),
 }
@@ -333,6 +342,7 @@ impl Prepared {
         match self {
             Prepared::Dinner(prepared) => prepared.run(context).await,
             Prepared::Ads(prepared) => prepared.run(context).await,
+            Prepared::Rides(prepared) => prepared.run(context).await,
             Prepared::Flash(prepared) => prepared.run(context).await,
         }
     }
