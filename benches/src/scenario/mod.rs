@@ -2,6 +2,7 @@
 //! against the Redis code teams write for them today, checked and plotted.
 
 mod ads;
+mod chat;
 mod dinner;
 mod flash;
 mod fleet;
@@ -31,6 +32,9 @@ pub enum Scenario {
     /// An ad exchange: frequency and publisher limits, campaign budgets and impression
     /// dedup (with network retries) inside a 10 ms budget per request.
     AdExchange,
+    /// Chat: presence heartbeats, contact lists, message timelines paged by cursor and
+    /// messages routed between gateway servers by pub/sub.
+    Chat,
     /// Ride-hailing: drivers update every 4 s; riders are matched with the nearest free
     /// driver; trips move through their states by compare-and-set, some racing a cancel;
     /// surge counts per H3 cell.
@@ -45,6 +49,7 @@ impl Scenario {
         match self {
             Scenario::DinnerRush => "dinner-rush",
             Scenario::AdExchange => "ad-exchange",
+            Scenario::Chat => "chat",
             Scenario::RideHailing => "ride-hailing",
             Scenario::FlashSale => "flash-sale",
         }
@@ -298,6 +303,7 @@ async fn run_one(
     let prepared = match scenario {
         Scenario::DinnerRush => dinner::prepare(&context).await?,
         Scenario::AdExchange => ads::prepare(&context).await?,
+        Scenario::Chat => chat::prepare(&context).await?,
         Scenario::RideHailing => rides::prepare(&context).await?,
         Scenario::FlashSale => flash::prepare(&context).await?,
     };
@@ -331,6 +337,8 @@ pub enum Prepared {
     Dinner(dinner::Prepared),
     /// Ad exchange.
     Ads(ads::Prepared),
+    /// Chat.
+    Chat(chat::Prepared),
     /// Ride-hailing.
     Rides(rides::Prepared),
     /// Flash sale.
@@ -342,6 +350,7 @@ impl Prepared {
         match self {
             Prepared::Dinner(prepared) => prepared.run(context).await,
             Prepared::Ads(prepared) => prepared.run(context).await,
+            Prepared::Chat(prepared) => prepared.run(context).await,
             Prepared::Rides(prepared) => prepared.run(context).await,
             Prepared::Flash(prepared) => prepared.run(context).await,
         }
