@@ -314,6 +314,7 @@ impl Prepared {
             )
         };
         finish(flows, context.window, Duration::from_secs(30)).await;
+        context.loaded();
         let requests = ledger.requests.get().max(1) as f64;
         let mut outcome = Outcome {
             figures: vec![

@@ -470,6 +470,7 @@ impl Prepared {
         for listener in listeners {
             listener.abort();
         }
+        context.loaded();
         let sent: usize = ledger.sent.borrow().values().map(BTreeSet::len).sum();
         let mut outcome = Outcome {
             figures: vec![

@@ -462,6 +462,7 @@ impl Prepared {
         tasks.extend(orders);
         finish(tasks, context.window, Duration::from_secs(30)).await;
         tails.finish(context.window, Duration::from_secs(30)).await;
+        context.loaded();
         let sold: i64 = ledger.sold.values().map(Cell::get).sum();
         let mut outcome = Outcome {
             figures: vec![

@@ -314,6 +314,7 @@ impl Prepared {
         };
         finish(flows, context.window, Duration::from_secs(30)).await;
         tails.finish(context.window, Duration::from_secs(30)).await;
+        context.loaded();
         let sold: u64 = ledger.sold.iter().map(Cell::get).sum();
         let mut outcome = Outcome {
             figures: vec![

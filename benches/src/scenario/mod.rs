@@ -141,9 +141,20 @@ pub struct Context {
     pub window: Window,
     /// Whether to verify the invariants at the end.
     pub check: bool,
+    /// The servers' processes, for their CPU time.
+    pub pids: Vec<u32>,
+    /// Their CPU seconds once the load (not the check) was over.
+    pub cpu_when_loaded: std::cell::Cell<Option<f64>>,
 }
 
 impl Context {
+    /// Marks the end of the load: the server CPU figure stops here, so the checks' reads
+    /// are not counted as the scenario's cost.
+    pub fn loaded(&self) {
+        let cpu = crate::server_cpu::total(&self.pids).ok().flatten();
+        self.cpu_when_loaded.set(cpu);
+    }
+
     /// `n` scaled by the knob, at least 1.
     pub fn scaled(&self, n: f64) -> u64 {
         (n * self.scale).round().max(1.0) as u64
@@ -298,6 +309,8 @@ async fn run_one(
         recorder: Recorder::new(),
         window: placeholder,
         check: args.check,
+        pids: pids.to_vec(),
+        cpu_when_loaded: std::cell::Cell::new(None),
     };
     context.flush().await?;
     let prepared = match scenario {
@@ -317,7 +330,10 @@ async fn run_one(
     let bar = (!args.json).then(|| load::progress(label, context.window, context.recorder.clone()));
     let cpu_before = crate::server_cpu::total(pids)?;
     let outcome = prepared.run(&context).await?;
-    let cpu_after = crate::server_cpu::total(pids)?;
+    let cpu_after = match context.cpu_when_loaded.get() {
+        Some(cpu) => Some(cpu),
+        None => crate::server_cpu::total(pids)?,
+    };
     if let Some(bar) = bar {
         bar.abort();
     }

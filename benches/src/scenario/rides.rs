@@ -330,6 +330,7 @@ impl Prepared {
         });
         finish(tasks, context.window, Duration::from_secs(30)).await;
         tails.finish(context.window, Duration::from_secs(30)).await;
+        context.loaded();
         let mut outcome = Outcome {
             figures: vec![
                 ("ride requests", ledger.requests.get() as f64),
