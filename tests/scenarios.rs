@@ -105,6 +105,10 @@ fn ride_hailing_trips_keep_their_acknowledged_states() {
 #[test]
 fn chat_pages_by_cursor_without_repeats_and_routes_every_message() {
     let (report, plots) = run("chat", "0.1");
-    assert_sound(&report, 4, &["messages sent", "history reads"]);
+    assert_sound(
+        &report,
+        5,
+        &["messages sent", "history reads", "watched users gone away"],
+    );
     assert_plotted(&plots, "chat");
 }

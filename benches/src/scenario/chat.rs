@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use redis::aio::MultiplexedConnection;
 use tessera_client::{Client, Cursor};
 
-use super::load::{finish, paced, timed, Recorder};
+use super::load::{finish, paced, timed, Recorder, Tails};
 use super::{skewed, Check, Context, Outcome, Pool, Side};
 use crate::driver::BoxError;
 
@@ -30,6 +30,10 @@ const GATEWAYS: u64 = 4;
 const CONVERSATIONS: f64 = 2_000.0;
 /// Messages per second, at scale 1.
 const MESSAGES_PER_SECOND: f64 = 800.0;
+/// Watched users closing the app per second, at scale 1; each comes back after `AWAY`.
+const AWAY_PER_SECOND: f64 = 20.0;
+/// How long a user who closed the app stays away.
+const AWAY: Duration = Duration::from_secs(1);
 /// Contact-list reads per second, at scale 1.
 const CONTACT_READS_PER_SECOND: f64 = 150.0;
 /// Contacts on one list.
@@ -57,8 +61,17 @@ type Page = (Vec<u64>, Option<Cursor>, bool);
 
 /// What the chat service needs, as each server provides it.
 trait Chat {
-    /// A heartbeat.
-    async fn beat(&self, user: u64) -> Result<(), BoxError>;
+    /// A heartbeat: `true` if it brought the user online.
+    async fn beat(&self, user: u64) -> Result<bool, BoxError>;
+    /// The user closes the app: `true` if they were online.
+    async fn leave(&self, user: u64) -> Result<bool, BoxError>;
+    /// Watches `users` (a gateway's users' contacts) and counts each change that arrives,
+    /// until aborted.
+    async fn watch(
+        &self,
+        users: Vec<u64>,
+        changes: Rc<Changes>,
+    ) -> Result<tokio::task::JoinHandle<()>, BoxError>;
     /// Which of `users` are online.
     async fn online(&self, users: &[u64]) -> Result<Vec<bool>, BoxError>;
     /// Appends a message to a conversation, keeping the newest `KEEP`.
@@ -82,6 +95,28 @@ trait Chat {
     ) -> Result<tokio::task::JoinHandle<()>, BoxError>;
 }
 
+/// Presence changes watchers received: per user, how many times each way, and the last.
+#[derive(Default)]
+pub struct Changes(RefCell<HashMap<u64, (u32, u32, bool)>>);
+
+impl Changes {
+    fn got(&self, user: &[u8], online: bool) {
+        let user = std::str::from_utf8(user)
+            .ok()
+            .and_then(|text| text.strip_prefix("u:")?.parse().ok());
+        if let Some(user) = user {
+            let mut changes = self.0.borrow_mut();
+            let entry = changes.entry(user).or_insert((0, 0, online));
+            if online {
+                entry.0 += 1;
+            } else {
+                entry.1 += 1;
+            }
+            entry.2 = online;
+        }
+    }
+}
+
 /// Messages each gateway received, by id.
 #[derive(Default)]
 pub struct Received(RefCell<HashMap<u64, u32>>);
@@ -100,11 +135,32 @@ impl Received {
 struct Tessera(Client);
 
 impl Chat for Tessera {
-    async fn beat(&self, user: u64) -> Result<(), BoxError> {
-        self.0
-            .presence_beat(format!("u:{user}"), BEAT_TTL, Duration::ZERO, None)
+    async fn beat(&self, user: u64) -> Result<bool, BoxError> {
+        let key = format!("u:{user}");
+        Ok(self
+            .0
+            .presence_beat(key, BEAT_TTL, Duration::ZERO, None)
+            .await?)
+    }
+
+    async fn leave(&self, user: u64) -> Result<bool, BoxError> {
+        Ok(self.0.presence_leave(format!("u:{user}")).await?)
+    }
+
+    async fn watch(
+        &self,
+        users: Vec<u64>,
+        changes: Rc<Changes>,
+    ) -> Result<tokio::task::JoinHandle<()>, BoxError> {
+        let mut watcher = self.0.presence_watcher().await?;
+        watcher
+            .watch(users.iter().map(|u| format!("u:{u}")))
             .await?;
-        Ok(())
+        Ok(tokio::task::spawn_local(async move {
+            while let Some(change) = watcher.next().await {
+                changes.got(&change.user, change.online);
+            }
+        }))
     }
 
     async fn online(&self, users: &[u64]) -> Result<Vec<bool>, BoxError> {
@@ -185,15 +241,59 @@ struct Redis {
 }
 
 impl Chat for Redis {
-    async fn beat(&self, user: u64) -> Result<(), BoxError> {
-        redis::cmd("SET")
+    /// SET ... GET tells whether the user was online; a change is then published on the
+    /// user's presence channel, which contacts' gateways subscribe to.
+    async fn beat(&self, user: u64) -> Result<bool, BoxError> {
+        let mut connection = self.connection.clone();
+        let before: Option<String> = redis::cmd("SET")
             .arg(format!("u:{user}"))
             .arg(1)
             .arg("EX")
             .arg(BEAT_TTL.as_secs())
-            .query_async::<()>(&mut self.connection.clone())
+            .arg("GET")
+            .query_async(&mut connection)
             .await?;
-        Ok(())
+        if before.is_none() {
+            redis::cmd("PUBLISH")
+                .arg(format!("presence:u:{user}"))
+                .arg("online")
+                .query_async::<()>(&mut connection)
+                .await?;
+        }
+        Ok(before.is_none())
+    }
+
+    async fn leave(&self, user: u64) -> Result<bool, BoxError> {
+        let mut connection = self.connection.clone();
+        let removed: u64 = redis::cmd("DEL")
+            .arg(format!("u:{user}"))
+            .query_async(&mut connection)
+            .await?;
+        if removed == 1 {
+            redis::cmd("PUBLISH")
+                .arg(format!("presence:u:{user}"))
+                .arg("offline")
+                .query_async::<()>(&mut connection)
+                .await?;
+        }
+        Ok(removed == 1)
+    }
+
+    async fn watch(
+        &self,
+        users: Vec<u64>,
+        changes: Rc<Changes>,
+    ) -> Result<tokio::task::JoinHandle<()>, BoxError> {
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        let channels: Vec<String> = users.iter().map(|u| format!("presence:u:{u}")).collect();
+        pubsub.subscribe(channels).await?;
+        Ok(tokio::task::spawn_local(async move {
+            let mut messages = pubsub.into_on_message();
+            while let Some(message) = messages.next().await {
+                let user = message.get_channel_name().trim_start_matches("presence:");
+                changes.got(user.as_bytes(), message.get_payload_bytes() == b"online");
+            }
+        }))
     }
 
     async fn online(&self, users: &[u64]) -> Result<Vec<bool>, BoxError> {
@@ -325,6 +425,11 @@ pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
     Ok(super::Prepared::Chat(prepared))
 }
 
+/// How many users (the first ones by number) have contacts watching them.
+fn watched_users(users: u64) -> u64 {
+    (users / 40).max(GATEWAYS)
+}
+
 async fn beat_all(chat: &impl Chat, users: u64) -> Result<(), BoxError> {
     let all: Vec<u64> = (0..users).collect();
     for chunk in all.chunks(500) {
@@ -350,6 +455,23 @@ struct Ledger {
     skipped: Cell<u64>,
     first_bad_read: RefCell<Option<String>>,
     offline_contacts: Cell<u64>,
+    /// Watched users' acknowledged changes: (came online, went offline).
+    acknowledged: RefCell<HashMap<u64, (u32, u32)>>,
+    changes: Rc<Changes>,
+    away: Cell<u64>,
+}
+
+impl Ledger {
+    /// Records a watched user's acknowledged change.
+    fn changed(&self, user: u64, online: bool) {
+        let mut acknowledged = self.acknowledged.borrow_mut();
+        let entry = acknowledged.entry(user).or_default();
+        if online {
+            entry.0 += 1;
+        } else {
+            entry.1 += 1;
+        }
+    }
 }
 
 fn bump(cell: &Cell<u64>) {
@@ -384,25 +506,69 @@ impl Prepared {
             );
         }
         let users = self.users;
+        let watched = watched_users(users);
+        for g in 0..GATEWAYS {
+            let mine: Vec<u64> = (0..watched).filter(|u| u % GATEWAYS == g).collect();
+            listeners.push(pool.pick(g).watch(mine, ledger.changes.clone()).await?);
+        }
         let conversations = context.scaled(CONVERSATIONS);
         let shared = Rc::new(Pool(pool.0.clone()));
         let recorder = &context.recorder;
         let beat_rate = users as f64 / BEAT_PERIOD_S;
         let mut tasks = {
-            let (shared, recorder) = (shared.clone(), recorder.clone());
+            let (shared, recorder, ledger) = (shared.clone(), recorder.clone(), ledger.clone());
             paced(
                 context.window,
                 16,
                 move |_| beat_rate,
                 move |seq, start| {
-                    let (chat, recorder) = (shared.pick(seq), recorder.clone());
+                    let (chat, recorder, ledger) =
+                        (shared.pick(seq), recorder.clone(), ledger.clone());
                     async move {
-                        let beat = chat.beat(seq % users).await;
+                        let user = seq % users;
+                        let beat = chat.beat(user).await;
                         recorder.step("heartbeat", start, beat.is_ok());
+                        if matches!(beat, Ok(true)) && user < watched {
+                            ledger.changed(user, true);
+                        }
                     }
                 },
             )
         };
+        let tails = Tails::default();
+        let away_rate = context.scaled(AWAY_PER_SECOND) as f64;
+        tasks.extend({
+            let (shared, recorder, ledger) = (shared.clone(), recorder.clone(), ledger.clone());
+            let tails = tails.clone();
+            paced(
+                context.window,
+                8,
+                move |_| away_rate,
+                move |seq, start| {
+                    let (chat, recorder, ledger) =
+                        (shared.pick(seq), recorder.clone(), ledger.clone());
+                    let tails = tails.clone();
+                    async move {
+                        let user = seq % watched;
+                        let left = chat.leave(user).await;
+                        recorder.step("leave", start, left.is_ok());
+                        if matches!(left, Ok(true)) {
+                            ledger.changed(user, false);
+                            bump(&ledger.away);
+                        }
+                        tails.spawn(async move {
+                            tokio::time::sleep(AWAY).await;
+                            let start = std::time::Instant::now();
+                            let back = chat.beat(user).await;
+                            recorder.step("heartbeat", start, back.is_ok());
+                            if matches!(back, Ok(true)) {
+                                ledger.changed(user, true);
+                            }
+                        });
+                    }
+                },
+            )
+        });
         let contacts_rate = context.scaled(CONTACT_READS_PER_SECOND) as f64;
         tasks.extend({
             let (shared, recorder, ledger) = (shared.clone(), recorder.clone(), ledger.clone());
@@ -465,6 +631,7 @@ impl Prepared {
             )
         });
         finish(tasks, context.window, Duration::from_secs(30)).await;
+        tails.finish(context.window, Duration::from_secs(30)).await;
         // Pushes still on their way to the gateways arrive before the count.
         tokio::time::sleep(Duration::from_millis(500)).await;
         for listener in listeners {
@@ -485,6 +652,7 @@ impl Prepared {
                     "contacts seen offline",
                     ledger.offline_contacts.get() as f64,
                 ),
+                ("watched users gone away", ledger.away.get() as f64),
             ],
             checks: Vec::new(),
             plotted: vec![
@@ -535,6 +703,22 @@ impl Prepared {
             offline += chat.online(chunk).await?.iter().filter(|on| !**on).count();
         }
         let bad_read = ledger.first_bad_read.borrow().clone().unwrap_or_default();
+        let (missed, stale) = {
+            let received = ledger.changes.0.borrow();
+            let acknowledged = ledger.acknowledged.borrow();
+            let missed: Vec<String> = acknowledged
+                .iter()
+                .filter(|(user, (up, down))| {
+                    received.get(*user).map(|(u, d, _)| (*u, *d)) != Some((*up, *down))
+                })
+                .map(|(user, want)| {
+                    let got = received.get(user);
+                    format!("u:{user} acknowledged {want:?}, watched {got:?}")
+                })
+                .collect();
+            let stale = received.values().filter(|(_, _, online)| !online).count();
+            (missed, stale)
+        };
         Ok(vec![
             Check::new(
                 "history pages never skip or repeat a message",
@@ -559,6 +743,18 @@ impl Prepared {
                 match wrong.first() {
                     None => format!("{} conversations agree", sent.len()),
                     Some(first) => format!("{} disagree, first {first}", wrong.len()),
+                },
+            ),
+            Check::new(
+                "every watched change reached the watching gateway, last one last",
+                missed.is_empty() && stale == 0,
+                match missed.first() {
+                    None if stale == 0 => format!(
+                        "{} users' changes arrived, each ending online",
+                        ledger.acknowledged.borrow().len()
+                    ),
+                    None => format!("{stale} users last seen offline by their watchers"),
+                    Some(first) => format!("{} users' changes differ, first {first}", missed.len()),
                 },
             ),
             Check::new(

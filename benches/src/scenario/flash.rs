@@ -17,9 +17,7 @@ use crate::driver::BoxError;
 
 /// SKUs on sale.
 const SKUS: u64 = 1_000;
-/// Shoppers, at scale 1.
-const SHOPPERS: f64 = 10_000.0;
-/// Carts opened per second, at scale 1.
+/// Carts opened per second, at scale 1: 10,000 shoppers each opening one every 12.5 s.
 const CARTS_PER_SECOND: f64 = 800.0;
 /// Units of each SKU, at scale 1: the hot ones sell out within seconds.
 const STOCK: f64 = 25.0;
@@ -263,7 +261,6 @@ impl Prepared {
             abandoned: Cell::new(0),
             late: Cell::new(0),
         });
-        let shoppers = context.scaled(SHOPPERS);
         let rate = context.scaled(CARTS_PER_SECOND) as f64;
         let recorder = context.recorder.clone();
         let pool = Rc::new(Pool(shops.0.clone()));
@@ -281,7 +278,6 @@ impl Prepared {
                     let tails = tails.clone();
                     async move {
                         let mut rng = SmallRng::seed_from_u64(seq);
-                        let _shopper = seq % shoppers;
                         let lines = rng.random_range(1..=3u64);
                         let mut cart: Vec<(u64, u64)> = Vec::new();
                         while (cart.len() as u64) < lines {
