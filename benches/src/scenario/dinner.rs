@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use redis::aio::MultiplexedConnection;
 use tessera_client::{Cart, Client, Idem};
 
-use super::fleet::{self, Dispatch, Fleet, RedisFleet, TesseraFleet};
+use super::fleet::{self, Dispatch, Fleet, OnRedis, RedisFleet, TesseraFleet};
 use super::load::{finish, paced, timed, Recorder, Tails};
 use super::{skewed, Check, Context, Outcome, Pool, Side};
 use crate::driver::BoxError;
@@ -168,21 +168,9 @@ impl RedisKitchen {
     }
 }
 
-impl Fleet for RedisKitchen {
-    async fn place(&self, driver: &str, lat: f64, lng: f64) -> Result<(), BoxError> {
-        self.fleet.place(driver, lat, lng).await
-    }
-    async fn offer(&self, lat: f64, lng: f64, job: u64) -> Result<Option<String>, BoxError> {
-        self.fleet.offer(lat, lng, job).await
-    }
-    async fn accept(&self, driver: &str, job: u64) -> Result<bool, BoxError> {
-        self.fleet.accept(driver, job).await
-    }
-    async fn free(&self, driver: &str, job: u64) -> Result<(), BoxError> {
-        self.fleet.free(driver, job).await
-    }
-    async fn engaged(&self) -> Result<u64, BoxError> {
-        self.fleet.engaged().await
+impl OnRedis for RedisKitchen {
+    fn fleet(&self) -> &RedisFleet {
+        &self.fleet
     }
 }
 
@@ -423,29 +411,11 @@ impl Prepared {
         let ledger = Rc::new(Ledger::new(skus));
         let tails = Tails::default();
         let drivers = self.drivers;
-        let gps_rate = drivers as f64 / GPS_PERIOD_S;
         let rush_at = context.window.seconds() / 3.0;
         let calm = context.scaled(ORDERS_PER_SECOND) as f64;
         let order_rate = move |elapsed: f64| if elapsed < rush_at { calm } else { calm * 10.0 };
         let shared = Rc::new(Pool(pool.0.clone()));
-        let mut tasks = {
-            let (shared, recorder) = (shared.clone(), context.recorder.clone());
-            let workers = (gps_rate as usize / 50).clamp(8, 1_000);
-            paced(
-                context.window,
-                workers,
-                move |_| gps_rate,
-                move |seq, start| {
-                    let (kitchen, recorder) = (shared.pick(seq), recorder.clone());
-                    async move {
-                        let i = seq % drivers;
-                        let (lat, lng) = crate::geo_fix(i, &mut SmallRng::seed_from_u64(seq));
-                        let placed = kitchen.place(&fleet::driver(i), lat, lng).await;
-                        recorder.step("gps", start, placed.is_ok());
-                    }
-                },
-            )
-        };
+        let mut tasks = fleet::gps(context, shared.clone(), drivers, GPS_PERIOD_S);
         let orders = {
             let (recorder, ledger, tails) =
                 (context.recorder.clone(), ledger.clone(), tails.clone());

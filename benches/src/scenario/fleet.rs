@@ -123,20 +123,26 @@ fn state_key(driver: &str) -> String {
     format!("{driver}:state")
 }
 
-impl Fleet for RedisFleet {
+/// A Redis-backed store that keeps its drivers in a `RedisFleet`.
+pub trait OnRedis {
+    /// The drivers' half of the store.
+    fn fleet(&self) -> &RedisFleet;
+}
+
+impl<T: OnRedis> Fleet for T {
     async fn place(&self, driver: &str, lat: f64, lng: f64) -> Result<(), BoxError> {
         redis::cmd("GEOADD")
             .arg(DRIVERS)
             .arg(lng)
             .arg(lat)
             .arg(driver)
-            .query_async::<()>(&mut self.connection.clone())
+            .query_async::<()>(&mut self.fleet().connection.clone())
             .await?;
         Ok(())
     }
 
     async fn offer(&self, lat: f64, lng: f64, job: u64) -> Result<Option<String>, BoxError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.fleet().connection.clone();
         let candidates: Vec<String> = redis::cmd("GEOSEARCH")
             .arg(DRIVERS)
             .arg("FROMLONLAT")
@@ -167,25 +173,25 @@ impl Fleet for RedisFleet {
     }
 
     async fn accept(&self, driver: &str, job: u64) -> Result<bool, BoxError> {
-        let accepted: i64 = self.scripts[0]
+        let accepted: i64 = self.fleet().scripts[0]
             .key(state_key(driver))
             .arg(job)
-            .invoke_async(&mut self.connection.clone())
+            .invoke_async(&mut self.fleet().connection.clone())
             .await?;
         Ok(accepted == 1)
     }
 
     async fn free(&self, driver: &str, job: u64) -> Result<(), BoxError> {
-        self.scripts[1]
+        self.fleet().scripts[1]
             .key(state_key(driver))
             .arg(job)
-            .invoke_async::<i64>(&mut self.connection.clone())
+            .invoke_async::<i64>(&mut self.fleet().connection.clone())
             .await?;
         Ok(())
     }
 
     async fn engaged(&self) -> Result<u64, BoxError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.fleet().connection.clone();
         let mut cursor = 0u64;
         let mut engaged = 0;
         loop {
@@ -266,4 +272,31 @@ pub async fn place_all<F: Fleet>(fleet: &F, drivers: u64) -> Result<(), BoxError
         }
     }
     Ok(())
+}
+
+/// The drivers' GPS fixes: each of `drivers` every `period_s` seconds, near where it works.
+pub fn gps<F: Fleet + 'static>(
+    context: &super::Context,
+    pool: std::rc::Rc<super::Pool<std::rc::Rc<F>>>,
+    drivers: u64,
+    period_s: f64,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use rand::SeedableRng;
+    let rate = drivers as f64 / period_s;
+    let recorder = context.recorder.clone();
+    let workers = (rate as usize / 50).clamp(8, 1_000);
+    super::load::paced(
+        context.window,
+        workers,
+        move |_| rate,
+        move |seq, start| {
+            let (fleet, recorder) = (pool.pick(seq), recorder.clone());
+            async move {
+                let i = seq % drivers;
+                let (lat, lng) = crate::geo_fix(i, &mut rand::rngs::SmallRng::seed_from_u64(seq));
+                let placed = fleet.place(&driver(i), lat, lng).await;
+                recorder.step("gps", start, placed.is_ok());
+            }
+        },
+    )
 }

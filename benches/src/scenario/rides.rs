@@ -10,7 +10,7 @@ use hashbrown::HashMap;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::fleet::{self, Dispatch, Fleet, RedisFleet, TesseraFleet, DRIVERS};
+use super::fleet::{self, Dispatch, Fleet, OnRedis, RedisFleet, TesseraFleet, DRIVERS};
 use super::load::{finish, paced, timed, Recorder, Tails};
 use super::{Check, Context, Outcome, Pool, Side};
 use crate::driver::BoxError;
@@ -87,21 +87,9 @@ struct RedisTrips {
     advance: Rc<redis::Script>,
 }
 
-impl Fleet for RedisTrips {
-    async fn place(&self, driver: &str, lat: f64, lng: f64) -> Result<(), BoxError> {
-        self.fleet.place(driver, lat, lng).await
-    }
-    async fn offer(&self, lat: f64, lng: f64, job: u64) -> Result<Option<String>, BoxError> {
-        self.fleet.offer(lat, lng, job).await
-    }
-    async fn accept(&self, driver: &str, job: u64) -> Result<bool, BoxError> {
-        self.fleet.accept(driver, job).await
-    }
-    async fn free(&self, driver: &str, job: u64) -> Result<(), BoxError> {
-        self.fleet.free(driver, job).await
-    }
-    async fn engaged(&self) -> Result<u64, BoxError> {
-        self.fleet.engaged().await
+impl OnRedis for RedisTrips {
+    fn fleet(&self) -> &RedisFleet {
+        &self.fleet
     }
 }
 
@@ -260,25 +248,7 @@ impl Prepared {
         let tails = Tails::default();
         let drivers = self.drivers;
         let shared = Rc::new(Pool(pool.0.clone()));
-        let gps_rate = drivers as f64 / GPS_PERIOD_S;
-        let mut tasks = {
-            let (shared, recorder) = (shared.clone(), context.recorder.clone());
-            let workers = (gps_rate as usize / 50).clamp(8, 1_000);
-            paced(
-                context.window,
-                workers,
-                move |_| gps_rate,
-                move |seq, start| {
-                    let (trips, recorder) = (shared.pick(seq), recorder.clone());
-                    async move {
-                        let i = seq % drivers;
-                        let (lat, lng) = crate::geo_fix(i, &mut SmallRng::seed_from_u64(seq));
-                        let placed = trips.place(&fleet::driver(i), lat, lng).await;
-                        recorder.step("gps", start, placed.is_ok());
-                    }
-                },
-            )
-        };
+        let mut tasks = fleet::gps(context, shared.clone(), drivers, GPS_PERIOD_S);
         let ride_rate = context.scaled(RIDES_PER_SECOND) as f64;
         tasks.extend({
             let (shared, recorder, ledger, tails) = (
