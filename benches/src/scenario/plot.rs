@@ -11,38 +11,16 @@ use super::load::{OpStats, INTERVAL};
 use super::{Report, Scenario, Side};
 use crate::driver::BoxError;
 
-/// Fonts tried in turn for the plots' text (PNG needs real glyphs); the environment
-/// variable `TESSERA_PLOT_FONT` names another.
-const FONTS: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/liberation-sans/LiberationSans-Regular.ttf",
-    "/System/Library/Fonts/Supplemental/Arial.ttf",
-];
+/// The plots' text: DejaVu Sans cut to ASCII (benches/assets/FONT-LICENSE), built in so
+/// plotting needs no font on the machine.
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-ascii.ttf");
 
 fn load_font() -> Result<(), String> {
     static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
     LOADED
         .get_or_init(|| {
-            let chosen = std::env::var("TESSERA_PLOT_FONT").ok();
-            let candidates = chosen
-                .iter()
-                .map(String::as_str)
-                .chain(FONTS.iter().copied());
-            for path in candidates {
-                if let Ok(bytes) = std::fs::read(path) {
-                    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                    if register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                        return Ok(());
-                    }
-                }
-            }
-            Err(format!(
-                "plots need a TrueType font: none of {} could be read (set TESSERA_PLOT_FONT)",
-                FONTS.join(", ")
-            ))
+            register_font("sans-serif", FontStyle::Normal, FONT)
+                .map_err(|_| "the built-in plot font does not parse".to_string())
         })
         .clone()
 }
