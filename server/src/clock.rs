@@ -10,19 +10,11 @@
 //! wall clock catches up, so on one shard time never runs backwards.
 
 use std::cell::Cell;
-use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-static START: OnceLock<Instant> = OnceLock::new();
+use std::time::{SystemTime, UNIX_EPOCH};
 
 thread_local! {
     /// The highest reading this thread has returned.
     static HIGHEST: Cell<u64> = const { Cell::new(0) };
-}
-
-/// The instant the clock started from (the first call fixes it).
-pub fn epoch() -> Instant {
-    *START.get_or_init(Instant::now)
 }
 
 fn wall_millis() -> u64 {
@@ -40,16 +32,6 @@ pub fn now_millis() -> u64 {
         highest.set(reading);
         reading
     })
-}
-
-/// The clock's reading at `at` (an instant just past or soon to come), in Unix
-/// milliseconds.
-pub fn millis_at(at: Instant) -> u64 {
-    let (now, millis) = (Instant::now(), now_millis());
-    match at.checked_duration_since(now) {
-        Some(ahead) => millis + ahead.as_millis() as u64,
-        None => millis.saturating_sub(now.duration_since(at).as_millis() as u64),
-    }
 }
 
 #[cfg(test)]
@@ -70,14 +52,5 @@ mod tests {
             "{wall} against {}",
             now_millis()
         );
-    }
-
-    #[test]
-    fn an_instant_converts_to_the_reading_then() {
-        let before = Instant::now() - std::time::Duration::from_millis(1_500);
-        let after = Instant::now() + std::time::Duration::from_millis(2_000);
-        let now = now_millis();
-        assert!(millis_at(before).abs_diff(now - 1_500) <= 5);
-        assert!(millis_at(after).abs_diff(now + 2_000) <= 5);
     }
 }

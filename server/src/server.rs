@@ -229,7 +229,6 @@ pub fn run(
             config.latency_monitor_threshold,
         ),
     });
-    crate::clock::epoch();
     let persistence = if config.appendonly {
         Some(startup::prepare(config, shards)?)
     } else {

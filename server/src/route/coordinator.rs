@@ -58,7 +58,7 @@ pub fn dispatch_watched(
         id: request_id,
         index,
         started,
-        now: clock::millis_at(started),
+        now: clock::now_millis(),
         watcher: tx_watch.map(|(conn, _)| conn),
     };
     let slot = match super::cluster::check(shard, command, conn.reads_replica.get()) {
@@ -523,7 +523,7 @@ pub fn complete_later(
         id: request_id,
         index: command_index,
         started,
-        now: clock::millis_at(started),
+        now: clock::now_millis(),
         watcher: None,
     };
     run_task(shard, conn, request, Box::pin(reply));
