@@ -106,6 +106,17 @@ impl Endpoint {
         })
     }
 
+    /// tessera-client's settings for these credentials and TLS.
+    pub fn client_config(&self) -> tessera_client::ClientConfig {
+        let text = |bytes: &Bytes| String::from_utf8_lossy(bytes).into_owned();
+        tessera_client::ClientConfig {
+            username: self.credentials.as_ref().map(|c| text(&c.username)),
+            password: self.credentials.as_ref().map(|c| text(&c.password)),
+            tls: self.tls.clone(),
+            ..tessera_client::ClientConfig::default()
+        }
+    }
+
     /// The same credentials and TLS towards another node, `host:port`.
     fn at(&self, address: &str) -> Endpoint {
         Endpoint {
@@ -312,19 +323,8 @@ async fn run_cluster(
         )
         .into());
     }
-    let config = tessera_client::ClientConfig {
-        username: endpoint
-            .credentials
-            .as_ref()
-            .map(|c| String::from_utf8_lossy(&c.username).into_owned()),
-        password: endpoint
-            .credentials
-            .as_ref()
-            .map(|c| String::from_utf8_lossy(&c.password).into_owned()),
-        tls: endpoint.tls.clone(),
-        ..tessera_client::ClientConfig::default()
-    };
-    let client = tessera_client::Client::connect_with(&endpoint.address, config).await?;
+    let client =
+        tessera_client::Client::connect_with(&endpoint.address, endpoint.client_config()).await?;
     if args.follow {
         return run_following(args, workload, budget, client).await;
     }

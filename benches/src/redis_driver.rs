@@ -51,6 +51,14 @@ return 1
 
 /// A client for the Redis the flags name: with credentials and TLS when given.
 fn client(args: &Args) -> Result<redis::Client, BoxError> {
+    client_at(args, args.port)
+}
+
+/// A client for the Redis on `port` of the flags' host, with their credentials and TLS.
+///
+/// # Errors
+/// The CA file cannot be read, or the address is malformed.
+pub fn client_at(args: &Args, port: u16) -> Result<redis::Client, BoxError> {
     let auth = match (&args.user, &args.password) {
         (user, Some(password)) => format!("{}:{password}@", user.as_deref().unwrap_or("")),
         _ => String::new(),
@@ -60,7 +68,7 @@ fn client(args: &Args) -> Result<redis::Client, BoxError> {
     } else {
         "redis"
     };
-    let url = format!("{scheme}://{auth}{}:{}/", args.host, args.port);
+    let url = format!("{scheme}://{auth}{}:{port}/", args.host);
     Ok(match &args.cacert {
         Some(ca) => redis::Client::build_with_tls(
             url,

@@ -11,7 +11,7 @@ use redis::aio::MultiplexedConnection;
 use tessera_client::Client;
 
 use super::load::{finish, paced, timed};
-use super::{skewed, Check, Context, Outcome, Pool, Side};
+use super::{add, agrees, bump, skewed, Check, Context, Outcome, Pool, Side, Store};
 use crate::driver::BoxError;
 
 /// Ad requests per second, at scale 1.
@@ -176,8 +176,7 @@ impl Exchange for Redis {
 
 /// The exchange, its budgets funded.
 pub struct Prepared {
-    tessera: Option<Pool<Rc<Tessera>>>,
-    redis: Option<Pool<Rc<Redis>>>,
+    store: Store<Tessera, Redis>,
     scale: f64,
 }
 
@@ -186,12 +185,8 @@ pub struct Prepared {
 /// # Errors
 /// The server cannot be reached.
 pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
-    let mut prepared = Prepared {
-        tessera: None,
-        redis: None,
-        scale: context.scale,
-    };
-    match context.side {
+    let scale = context.scale();
+    let store = match context.side {
         Side::Tessera => {
             let pool = Pool(
                 context
@@ -201,8 +196,8 @@ pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
                     .map(|c| Rc::new(Tessera(c)))
                     .collect(),
             );
-            fund(&*pool.pick(0), context.scale).await?;
-            prepared.tessera = Some(pool);
+            fund(&*pool.pick(0), context.scale()).await?;
+            Store::Tessera(pool)
         }
         Side::Redis => {
             let sliding_log = Rc::new(redis::Script::new(crate::redis_driver::SLIDING_LOG));
@@ -221,11 +216,11 @@ pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
                     })
                     .collect(),
             );
-            fund(&*pool.pick(0), context.scale).await?;
-            prepared.redis = Some(pool);
+            fund(&*pool.pick(0), context.scale()).await?;
+            Store::Redis(pool)
         }
-    }
-    Ok(super::Prepared::Ads(prepared))
+    };
+    Ok(super::Prepared::Ads(Prepared { store, scale }))
 }
 
 async fn fund(exchange: &impl Exchange, scale: f64) -> Result<(), BoxError> {
@@ -262,10 +257,9 @@ impl Prepared {
     /// # Errors
     /// The server cannot be reached for the check.
     pub async fn run(self, context: &Context) -> Result<Outcome, BoxError> {
-        match (&self.tessera, &self.redis) {
-            (Some(pool), _) => self.serve(context, pool).await,
-            (_, Some(pool)) => self.serve(context, pool).await,
-            _ => Err("the exchange was not prepared".into()),
+        match &self.store {
+            Store::Tessera(pool) => self.serve(context, pool).await,
+            Store::Redis(pool) => self.serve(context, pool).await,
         }
     }
 
@@ -307,7 +301,7 @@ impl Prepared {
                         let served = ad_request(&*exchange, &recorder, &ledger, seq, users).await;
                         recorder.flow("ad request", start, served.is_ok());
                         if start.elapsed() > SLA {
-                            ledger.over_sla.set(ledger.over_sla.get() + 1);
+                            bump(&ledger.over_sla);
                         }
                     }
                 },
@@ -332,15 +326,11 @@ impl Prepared {
             checks: Vec::new(),
             plotted: vec!["ad request", "budget", "impression"],
         };
-        if context.check {
+        if context.check() {
             outcome.checks = self.check(&*checker, &ledger).await?;
         }
         Ok(outcome)
     }
-}
-
-fn bump(cell: &Cell<u64>, by: u64) {
-    cell.set(cell.get() + by);
 }
 
 /// One ad request: the user's cap, the publisher's limit, the campaign's budget, then the
@@ -357,7 +347,7 @@ async fn ad_request<E: Exchange>(
     let publisher = skewed(&mut rng, PUBLISHERS);
     let campaign = skewed(&mut rng, CAMPAIGNS);
     let price = rng.random_range(1..=5u64);
-    bump(&ledger.requests, 1);
+    bump(&ledger.requests);
     let user_key = format!("freq:{user}");
     if !timed(
         recorder,
@@ -366,10 +356,10 @@ async fn ad_request<E: Exchange>(
     )
     .await?
     {
-        bump(&ledger.capped, 1);
+        bump(&ledger.capped);
         return Ok(());
     }
-    bump(&ledger.admitted[user as usize], 1);
+    bump(&ledger.admitted[user as usize]);
     let publisher_key = format!("pub:{publisher}");
     let window = Duration::from_secs(1);
     if !timed(
@@ -379,32 +369,32 @@ async fn ad_request<E: Exchange>(
     )
     .await?
     {
-        bump(&ledger.throttled, 1);
+        bump(&ledger.throttled);
         return Ok(());
     }
     let budget_key = format!("budget:{campaign}");
     match timed(recorder, "budget", exchange.spend(&budget_key, price)).await {
-        Ok(true) => bump(&ledger.spent[campaign as usize], price),
+        Ok(true) => add(&ledger.spent[campaign as usize], price),
         Ok(false) => {
-            bump(&ledger.out_of_budget, 1);
+            bump(&ledger.out_of_budget);
             return Ok(());
         }
         Err(error) => {
-            bump(&ledger.unknown[campaign as usize], price);
+            add(&ledger.unknown[campaign as usize], price);
             return Err(error);
         }
     }
     let impression = format!("imp:{seq}:{campaign}");
     let first = timed(recorder, "impression", exchange.first(&impression)).await?;
     if first {
-        bump(&ledger.billed, 1);
+        bump(&ledger.billed);
     } else {
-        bump(&ledger.wrong_dedup, 1);
+        bump(&ledger.wrong_dedup);
     }
     if rng.random_bool(RETRY) {
-        bump(&ledger.retries, 1);
+        bump(&ledger.retries);
         if timed(recorder, "impression retry", exchange.first(&impression)).await? {
-            bump(&ledger.wrong_dedup, 1);
+            bump(&ledger.wrong_dedup);
         }
     }
     Ok(())
@@ -426,7 +416,7 @@ impl Prepared {
             if left < 0 {
                 below_zero.push(format!("budget:{c} = {left}"));
             }
-            if left > expected || left < expected - unknown {
+            if !agrees(left, expected, unknown) {
                 wrong_budget.push(format!("budget:{c} = {left}, expected {expected}"));
             }
         }
@@ -437,7 +427,6 @@ impl Prepared {
             .filter(|(_, admitted)| admitted.get() > USER_CAP)
             .map(|(user, admitted)| format!("freq:{user} admitted {}", admitted.get()))
             .collect();
-        let first = |list: &[String]| list.first().cloned().unwrap_or_default();
         Ok(vec![
             Check::new(
                 "each impression billed once",
@@ -449,32 +438,26 @@ impl Prepared {
                     ledger.wrong_dedup.get()
                 ),
             ),
-            Check::new(
+            Check::none_of(
                 "budgets never below zero",
-                below_zero.is_empty(),
-                match below_zero.len() {
-                    0 => format!("{CAMPAIGNS} campaigns at or above zero"),
-                    n => format!("{n} below zero, first {}", first(&below_zero)),
-                },
+                &below_zero,
+                "below zero",
+                format!("{CAMPAIGNS} campaigns at or above zero"),
             ),
-            Check::new(
+            Check::none_of(
                 "budget left = budget - acknowledged spend",
-                wrong_budget.is_empty(),
-                match wrong_budget.len() {
-                    0 => format!("{CAMPAIGNS} campaigns agree with the acknowledged spends"),
-                    n => format!("{n} disagree, first {}", first(&wrong_budget)),
-                },
+                &wrong_budget,
+                "disagree",
+                format!("{CAMPAIGNS} campaigns agree with the acknowledged spends"),
             ),
-            Check::new(
+            Check::none_of(
                 "no user shown more than the cap",
-                over_cap.is_empty(),
-                match over_cap.len() {
-                    0 => format!(
-                        "{} users, none admitted more than {USER_CAP}",
-                        ledger.admitted.len()
-                    ),
-                    n => format!("{n} users over, first {}", first(&over_cap)),
-                },
+                &over_cap,
+                "users over",
+                format!(
+                    "{} users, none admitted more than {USER_CAP}",
+                    ledger.admitted.len()
+                ),
             ),
         ])
     }

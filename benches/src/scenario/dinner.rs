@@ -14,7 +14,7 @@ use tessera_client::{Cart, Client, Idem};
 
 use super::fleet::{self, Dispatch, Fleet, OnRedis, RedisFleet, TesseraFleet};
 use super::load::{finish, paced, timed, Recorder, Tails};
-use super::{skewed, Check, Context, Outcome, Pool, Side};
+use super::{agrees, bump, found, skewed, Check, Context, Outcome, Pool, Side, Store};
 use crate::driver::BoxError;
 
 /// Dark stores (as in the seed).
@@ -100,13 +100,7 @@ impl Kitchen for TesseraFleet {
             true => self.0.inv_confirm(handle).await,
             false => self.0.inv_release(handle).await,
         };
-        match settled {
-            Ok(()) => Ok(true),
-            Err(error) if error.server_code() == Some(tessera_protocol::ErrorCode::NotFound) => {
-                Ok(false)
-            }
-            Err(error) => Err(error.into()),
-        }
+        found(settled)
     }
 
     async fn charge(&self, order: u64) -> Result<bool, BoxError> {
@@ -261,8 +255,7 @@ impl Kitchen for RedisKitchen {
 
 /// The city at opening time: stores stocked, drivers on the map.
 pub struct Prepared {
-    tessera: Option<Pool<Rc<TesseraFleet>>>,
-    redis: Option<Pool<Rc<RedisKitchen>>>,
+    store: Store<TesseraFleet, RedisKitchen>,
     stock: i64,
     drivers: u64,
 }
@@ -272,13 +265,9 @@ pub struct Prepared {
 /// # Errors
 /// The server cannot be reached.
 pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
-    let mut prepared = Prepared {
-        tessera: None,
-        redis: None,
-        stock: context.scaled(STOCK) as i64,
-        drivers: context.scaled(DRIVERS),
-    };
-    match context.side {
+    let stock = context.scaled(STOCK) as i64;
+    let drivers = context.scaled(DRIVERS);
+    let store = match context.side {
         Side::Tessera => {
             let clients = context.tessera().await?;
             let first = &clients[0];
@@ -289,15 +278,15 @@ pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
                     .upsert(format!("s:{s}"), lat, lng)
                     .await?;
             }
-            stock_tessera(first, prepared.stock).await?;
+            stock_tessera(first, stock).await?;
             let pool = Pool(
                 clients
                     .into_iter()
                     .map(|c| Rc::new(TesseraFleet(c)))
                     .collect(),
             );
-            fleet::place_all(&*pool.pick(0), prepared.drivers).await?;
-            prepared.tessera = Some(pool);
+            fleet::place_all(&*pool.pick(0), drivers).await?;
+            Store::Tessera(pool)
         }
         Side::Redis => {
             let connections = context.redis().await?;
@@ -311,7 +300,7 @@ pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
                     .arg(format!("s:{s}"))
                     .ignore();
                 for j in 0..SKUS_PER_STORE {
-                    pipe.hset_multiple(sku(s, j), &[("on_hand", prepared.stock), ("reserved", 0)])
+                    pipe.hset_multiple(sku(s, j), &[("on_hand", stock), ("reserved", 0)])
                         .ignore();
                 }
             }
@@ -334,11 +323,15 @@ pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
                     })
                     .collect(),
             );
-            fleet::place_all(&*pool.pick(0), prepared.drivers).await?;
-            prepared.redis = Some(pool);
+            fleet::place_all(&*pool.pick(0), drivers).await?;
+            Store::Redis(pool)
         }
-    }
-    Ok(super::Prepared::Dinner(prepared))
+    };
+    Ok(super::Prepared::Dinner(Prepared {
+        store,
+        stock,
+        drivers,
+    }))
 }
 
 async fn stock_tessera(client: &Client, stock: i64) -> Result<(), BoxError> {
@@ -385,20 +378,15 @@ impl Ledger {
     }
 }
 
-fn bump(cell: &Cell<u64>) {
-    cell.set(cell.get() + 1);
-}
-
 impl Prepared {
     /// Runs the evening, then checks it.
     ///
     /// # Errors
     /// The server cannot be reached for the check.
     pub async fn run(self, context: &Context) -> Result<Outcome, BoxError> {
-        match (&self.tessera, &self.redis) {
-            (Some(pool), _) => self.evening(context, pool).await,
-            (_, Some(pool)) => self.evening(context, pool).await,
-            _ => Err("the city was not prepared".into()),
+        match &self.store {
+            Store::Tessera(pool) => self.evening(context, pool).await,
+            Store::Redis(pool) => self.evening(context, pool).await,
         }
     }
 
@@ -448,7 +436,7 @@ impl Prepared {
             checks: Vec::new(),
             plotted: vec!["order", "gps", "reserve cart", "offer driver"],
         };
-        if context.check {
+        if context.check() {
             outcome.checks = self.check(&*pool.pick(0), &ledger).await?;
         }
         Ok(outcome)
@@ -470,20 +458,18 @@ impl Prepared {
                 let sold = ledger.sold[key].get();
                 let unknown = ledger.unknown[key].get();
                 let expected = self.stock - sold;
-                if on_hand < 0 || on_hand > expected || on_hand < expected - unknown {
+                if on_hand < 0 || !agrees(on_hand, expected, unknown) {
                     wrong.push(format!("{key}: on hand {on_hand}, expected {expected}"));
                 }
             }
         }
         let engaged = kitchen.engaged().await?;
         Ok(vec![
-            Check::new(
+            Check::none_of(
                 "no oversell: on hand = stock - acknowledged sales, never below zero",
-                wrong.is_empty(),
-                match wrong.first() {
-                    None => format!("{} SKUs agree", ledger.sold.len()),
-                    Some(first) => format!("{} SKUs disagree, first {first}", wrong.len()),
-                },
+                &wrong,
+                "SKUs disagree",
+                format!("{} SKUs agree", ledger.sold.len()),
             ),
             ledger.dispatch.check(),
             Check::new(

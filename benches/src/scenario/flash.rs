@@ -12,7 +12,7 @@ use redis::aio::MultiplexedConnection;
 use tessera_client::{Cart, Client};
 
 use super::load::{finish, paced, Recorder, Tails};
-use super::{skewed, Check, Context, Outcome, Pool, Side};
+use super::{agrees, bump, found, skewed, Check, Context, Outcome, Pool, Side, Store};
 use crate::driver::BoxError;
 
 /// SKUs on sale.
@@ -52,13 +52,7 @@ impl Shop for Tessera {
     }
 
     async fn confirm(&self, _line: u64, handle: &Bytes) -> Result<bool, BoxError> {
-        match self.0.inv_confirm(handle).await {
-            Ok(()) => Ok(true),
-            Err(error) if error.server_code() == Some(tessera_protocol::ErrorCode::NotFound) => {
-                Ok(false)
-            }
-            Err(error) => Err(error.into()),
-        }
+        found(self.0.inv_confirm(handle).await)
     }
 
     async fn stock(&self, i: u64) -> Result<(i64, i64), BoxError> {
@@ -168,8 +162,7 @@ impl Shop for Redis {
 
 /// The sale, stocked and ready.
 pub struct Prepared {
-    tessera: Option<Pool<Rc<Tessera>>>,
-    redis: Option<Pool<Rc<Redis>>>,
+    store: Store<Tessera, Redis>,
     stock: i64,
 }
 
@@ -179,20 +172,15 @@ pub struct Prepared {
 /// The server cannot be reached.
 pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
     let stock = context.scaled(STOCK) as i64;
-    let mut prepared = Prepared {
-        tessera: None,
-        redis: None,
-        stock,
-    };
-    match context.side {
+    let store = match context.side {
         Side::Tessera => {
             let clients = context.tessera().await?;
             for i in 0..SKUS {
                 clients[0].inv_set(sku(i), stock, None).await?;
             }
-            prepared.tessera = Some(Pool(
+            Store::Tessera(Pool(
                 clients.into_iter().map(|c| Rc::new(Tessera(c))).collect(),
-            ));
+            ))
         }
         Side::Redis => {
             let connections = context.redis().await?;
@@ -207,7 +195,7 @@ pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
                 redis::Script::new(REDIS_CONFIRM),
                 redis::Script::new(REDIS_RECLAIM),
             ]);
-            prepared.redis = Some(Pool(
+            Store::Redis(Pool(
                 connections
                     .into_iter()
                     .map(|connection| {
@@ -217,10 +205,10 @@ pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
                         })
                     })
                     .collect(),
-            ));
+            ))
         }
-    }
-    Ok(super::Prepared::Flash(prepared))
+    };
+    Ok(super::Prepared::Flash(Prepared { store, stock }))
 }
 
 /// What the shoppers were told, per SKU.
@@ -241,10 +229,9 @@ impl Prepared {
     /// # Errors
     /// The server cannot be reached for the check.
     pub async fn run(self, context: &Context) -> Result<Outcome, BoxError> {
-        match (&self.tessera, &self.redis) {
-            (Some(shops), _) => self.sale(context, shops).await,
-            (_, Some(shops)) => self.sale(context, shops).await,
-            _ => Err("the sale was not prepared".into()),
+        match &self.store {
+            Store::Tessera(shops) => self.sale(context, shops).await,
+            Store::Redis(shops) => self.sale(context, shops).await,
         }
     }
 
@@ -286,17 +273,17 @@ impl Prepared {
                                 cart.push((pick, 1));
                             }
                         }
-                        ledger.carts.set(ledger.carts.get() + 1);
+                        bump(&ledger.carts);
                         let held = shop.reserve(&cart, seq).await;
                         recorder.step("reserve cart", start, held.is_ok());
                         let Ok(Some(handles)) = held else {
                             if matches!(held, Ok(None)) {
-                                ledger.short.set(ledger.short.get() + 1);
+                                bump(&ledger.short);
                             }
                             return;
                         };
                         if rng.random_bool(ABANDON) {
-                            ledger.abandoned.set(ledger.abandoned.get() + 1);
+                            bump(&ledger.abandoned);
                             return;
                         }
                         let think = Duration::from_millis(rng.random_range(200..1_500));
@@ -324,7 +311,7 @@ impl Prepared {
             checks: Vec::new(),
             plotted: Vec::new(),
         };
-        if context.check {
+        if context.check() {
             // Abandoned holds lapse first: every unit is then on hand or sold.
             tokio::time::sleep(HOLD + Duration::from_millis(500)).await;
             outcome.checks = self.check(&*shops.pick(0), &ledger).await?;
@@ -344,7 +331,7 @@ impl Prepared {
                 oversold.push(format!("{} (on hand {on_hand}, sold {sold})", sku(i)));
             }
             let expected = self.stock - sold;
-            if on_hand > expected || on_hand < expected - unknown {
+            if !agrees(on_hand, expected, unknown) {
                 mismatched.push(format!(
                     "{}: on hand {on_hand}, expected {expected}",
                     sku(i)
@@ -354,31 +341,24 @@ impl Prepared {
                 still_held.push(format!("{}: {reserved} held", sku(i)));
             }
         }
-        let first = |list: &[String]| list.first().cloned().unwrap_or_default();
         Ok(vec![
-            Check::new(
+            Check::none_of(
                 "no SKU sold more than its stock",
-                oversold.is_empty(),
-                match oversold.len() {
-                    0 => format!("{SKUS} SKUs, each sold at most {} units", self.stock),
-                    n => format!("{n} SKUs oversold, first {}", first(&oversold)),
-                },
+                &oversold,
+                "SKUs oversold",
+                format!("{SKUS} SKUs, each sold at most {} units", self.stock),
             ),
-            Check::new(
+            Check::none_of(
                 "on hand = stock - acknowledged sales",
-                mismatched.is_empty(),
-                match mismatched.len() {
-                    0 => format!("{SKUS} SKUs agree with the shoppers' confirmations"),
-                    n => format!("{n} SKUs disagree, first {}", first(&mismatched)),
-                },
+                &mismatched,
+                "SKUs disagree",
+                format!("{SKUS} SKUs agree with the shoppers' confirmations"),
             ),
-            Check::new(
+            Check::none_of(
                 "abandoned carts gave their units back",
-                still_held.is_empty(),
-                match still_held.len() {
-                    0 => format!("nothing held {} ms after the last hold lapsed", 500),
-                    n => format!("{n} SKUs still hold units, first {}", first(&still_held)),
-                },
+                &still_held,
+                "SKUs still hold units",
+                "nothing held 500 ms after the last hold lapsed".to_string(),
             ),
         ])
     }
@@ -401,11 +381,11 @@ async fn checkout<S: Shop>(
     for (i, outcome) in futures_util::future::join_all(confirms).await {
         let slot = i as usize;
         match outcome {
-            Ok(true) => ledger.sold[slot].set(ledger.sold[slot].get() + 1),
-            Ok(false) => ledger.late.set(ledger.late.get() + 1),
+            Ok(true) => bump(&ledger.sold[slot]),
+            Ok(false) => bump(&ledger.late),
             Err(_) => {
                 all_ok = false;
-                ledger.unknown[slot].set(ledger.unknown[slot].get() + 1);
+                bump(&ledger.unknown[slot]);
             }
         }
     }

@@ -227,9 +227,9 @@ pub struct Dispatch {
 impl Dispatch {
     /// Records an acknowledged accept.
     pub fn accepted(&self, driver: &str, job: u64) {
-        self.assigned.set(self.assigned.get() + 1);
+        super::bump(&self.assigned);
         if let Some(other) = self.working.borrow_mut().insert(driver.to_string(), job) {
-            self.doubled.set(self.doubled.get() + 1);
+            super::bump(&self.doubled);
             self.first_doubled
                 .borrow_mut()
                 .get_or_insert_with(|| format!("{driver} on jobs {other} and {job}"));
@@ -255,7 +255,7 @@ impl Dispatch {
     }
 }
 
-/// Adds every driver at its base position, `chunk` requests in flight at a time.
+/// Adds every driver at its base position, 500 requests in flight at a time.
 ///
 /// # Errors
 /// A request fails.

@@ -121,7 +121,7 @@ pub async fn timed<T, E>(
     outcome
 }
 
-/// When a run stops starting work, and how long it may take to finish what it started.
+/// When a run starts and stops starting work.
 #[derive(Clone, Copy)]
 pub struct Window {
     /// Start of the run.

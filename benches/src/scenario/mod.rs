@@ -11,12 +11,13 @@ mod plot;
 mod report;
 mod rides;
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
 use redis::aio::MultiplexedConnection;
-use tessera_client::{Client, ClientConfig, TlsConfig};
+use tessera_client::{Client, ClientConfig};
 
 use crate::driver::BoxError;
 use crate::Args;
@@ -96,6 +97,56 @@ impl Check {
             detail: detail.into(),
         }
     }
+
+    /// A check that passed when nothing `failures` lists went wrong: `held` says what was
+    /// compared; otherwise how many `what` and the first of them.
+    pub fn none_of(name: &'static str, failures: &[String], what: &str, held: String) -> Check {
+        let detail = match failures.first() {
+            None => held,
+            Some(first) => format!("{} {what}, first {first}", failures.len()),
+        };
+        Check::new(name, failures.is_empty(), detail)
+    }
+}
+
+/// Whether a figure read at the end agrees with the ledger: `expected` if every
+/// acknowledged change counted, or lower by at most `unknown` changes whose requests
+/// failed on the link (they may or may not have happened).
+pub fn agrees(found: i64, expected: i64, unknown: i64) -> bool {
+    found <= expected && found >= expected - unknown
+}
+
+/// Adds one to a ledger count.
+pub fn bump(count: &Cell<u64>) {
+    add(count, 1);
+}
+
+/// Adds `by` to a ledger count.
+pub fn add(count: &Cell<u64>, by: u64) {
+    count.set(count.get() + by);
+}
+
+/// A reply that is OK, or NOT_FOUND for a record that lapsed: `false` then.
+///
+/// # Errors
+/// Any other failure.
+pub fn found(reply: tessera_client::Result<()>) -> Result<bool, BoxError> {
+    match reply {
+        Ok(()) => Ok(true),
+        Err(error) if error.server_code() == Some(tessera_protocol::ErrorCode::NotFound) => {
+            Ok(false)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// A scenario's store on the server under test: its connections, each wrapped in the
+/// scenario's Tessera or Redis implementation.
+pub enum Store<T, R> {
+    /// Over tessera-client.
+    Tessera(Pool<Rc<T>>),
+    /// Over the redis crate.
+    Redis(Pool<Rc<R>>),
 }
 
 /// What a scenario hands back besides its latencies.
@@ -133,18 +184,14 @@ pub struct Context {
     pub side: Side,
     /// Its port.
     pub port: u16,
-    /// The one knob: users, drivers and rates are multiplied by it.
-    pub scale: f64,
     /// Where latencies go.
     pub recorder: Rc<Recorder>,
     /// When load starts and stops.
     pub window: Window,
-    /// Whether to verify the invariants at the end.
-    pub check: bool,
     /// The servers' processes, for their CPU time.
     pub pids: Vec<u32>,
     /// Their CPU seconds once the load (not the check) was over.
-    pub cpu_when_loaded: std::cell::Cell<Option<f64>>,
+    pub cpu_when_loaded: Cell<Option<f64>>,
 }
 
 impl Context {
@@ -155,9 +202,19 @@ impl Context {
         self.cpu_when_loaded.set(cpu);
     }
 
+    /// The one knob: users, drivers, stock and rates are multiplied by it.
+    pub fn scale(&self) -> f64 {
+        self.args.scale
+    }
+
+    /// Whether to verify the invariants at the end.
+    pub fn check(&self) -> bool {
+        self.args.check
+    }
+
     /// `n` scaled by the knob, at least 1.
     pub fn scaled(&self, n: f64) -> u64 {
-        (n * self.scale).round().max(1.0) as u64
+        (n * self.scale()).round().max(1.0) as u64
     }
 
     /// Opens `--clients` Tessera clients (each routes to every shard).
@@ -165,20 +222,14 @@ impl Context {
     /// # Errors
     /// The server cannot be reached.
     pub async fn tessera(&self) -> Result<Vec<Client>, BoxError> {
+        let endpoint = crate::driver::Endpoint::from_args(&self.args)?;
         let config = ClientConfig {
-            username: self.args.user.clone(),
-            password: self.args.password.clone(),
-            tls: match &self.args.cacert {
-                Some(ca) => Some(TlsConfig::from_pem_files(ca, None)?),
-                None => None,
-            },
             request_timeout: Some(Duration::from_secs(30)),
-            ..ClientConfig::default()
+            ..endpoint.client_config()
         };
-        let address = format!("{}:{}", self.args.host, self.port);
         let mut clients = Vec::new();
         for _ in 0..self.args.clients.clamp(1, 64) {
-            clients.push(Client::connect_with(&address, config.clone()).await?);
+            clients.push(Client::connect_with(&endpoint.address, config.clone()).await?);
         }
         Ok(clients)
     }
@@ -186,14 +237,9 @@ impl Context {
     /// A redis crate client for the Redis under test.
     ///
     /// # Errors
-    /// A malformed address.
+    /// The CA file cannot be read, or the address is malformed.
     pub fn redis_client(&self) -> Result<redis::Client, BoxError> {
-        let auth = match (&self.args.user, &self.args.password) {
-            (user, Some(password)) => format!("{}:{password}@", user.as_deref().unwrap_or("")),
-            _ => String::new(),
-        };
-        let url = format!("redis://{auth}{}:{}/", self.args.host, self.port);
-        Ok(redis::Client::open(url)?)
+        crate::redis_driver::client_at(&self.args, self.port)
     }
 
     /// Opens `--clients` multiplexed Redis connections.
@@ -221,7 +267,9 @@ impl Context {
     /// The server cannot be reached.
     pub async fn flush(&self) -> Result<(), BoxError> {
         match self.side {
-            Side::Tessera => self.tessera_one().await?.flushall().await?,
+            Side::Tessera => {
+                crate::driver::flush(&crate::driver::Endpoint::from_args(&self.args)?).await?
+            }
             Side::Redis => {
                 let mut connection = self
                     .redis_client()?
@@ -233,11 +281,6 @@ impl Context {
             }
         }
         Ok(())
-    }
-
-    async fn tessera_one(&self) -> Result<Client, BoxError> {
-        let mut clients = self.tessera().await?;
-        Ok(clients.swap_remove(0))
     }
 }
 
@@ -305,12 +348,10 @@ async fn run_one(
         args: args.clone(),
         side,
         port,
-        scale: args.scale,
         recorder: Recorder::new(),
         window: placeholder,
-        check: args.check,
         pids: pids.to_vec(),
-        cpu_when_loaded: std::cell::Cell::new(None),
+        cpu_when_loaded: Cell::new(None),
     };
     context.flush().await?;
     let prepared = match scenario {

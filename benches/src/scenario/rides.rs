@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 
 use super::fleet::{self, Dispatch, Fleet, OnRedis, RedisFleet, TesseraFleet, DRIVERS};
 use super::load::{finish, paced, timed, Recorder, Tails};
-use super::{Check, Context, Outcome, Pool, Side};
+use super::{bump, Check, Context, Outcome, Pool, Side, Store};
 use crate::driver::BoxError;
 
 /// Drivers online, at scale 1.
@@ -146,8 +146,7 @@ impl Trips for RedisTrips {
 
 /// The city with its drivers online.
 pub struct Prepared {
-    tessera: Option<Pool<Rc<TesseraFleet>>>,
-    redis: Option<Pool<Rc<RedisTrips>>>,
+    store: Store<TesseraFleet, RedisTrips>,
     drivers: u64,
 }
 
@@ -157,12 +156,7 @@ pub struct Prepared {
 /// The server cannot be reached.
 pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
     let drivers = context.scaled(DRIVER_COUNT);
-    let mut prepared = Prepared {
-        tessera: None,
-        redis: None,
-        drivers,
-    };
-    match context.side {
+    let store = match context.side {
         Side::Tessera => {
             let pool = Pool(
                 context
@@ -173,7 +167,7 @@ pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
                     .collect(),
             );
             fleet::place_all(&*pool.pick(0), drivers).await?;
-            prepared.tessera = Some(pool);
+            Store::Tessera(pool)
         }
         Side::Redis => {
             let (scripts, advance) = (
@@ -194,10 +188,10 @@ pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
                     .collect(),
             );
             fleet::place_all(&*pool.pick(0), drivers).await?;
-            prepared.redis = Some(pool);
+            Store::Redis(pool)
         }
-    }
-    Ok(super::Prepared::Rides(prepared))
+    };
+    Ok(super::Prepared::Rides(Prepared { store, drivers }))
 }
 
 /// What riders and drivers were told.
@@ -218,10 +212,6 @@ struct Ledger {
     failed: Cell<u64>,
 }
 
-fn bump(cell: &Cell<u64>) {
-    cell.set(cell.get() + 1);
-}
-
 fn trip_key(trip: u64) -> String {
     format!("trip:{trip}")
 }
@@ -232,10 +222,9 @@ impl Prepared {
     /// # Errors
     /// The server cannot be reached for the check.
     pub async fn run(self, context: &Context) -> Result<Outcome, BoxError> {
-        match (&self.tessera, &self.redis) {
-            (Some(pool), _) => self.city(context, pool).await,
-            (_, Some(pool)) => self.city(context, pool).await,
-            _ => Err("the city was not prepared".into()),
+        match &self.store {
+            Store::Tessera(pool) => self.city(context, pool).await,
+            Store::Redis(pool) => self.city(context, pool).await,
         }
     }
 
@@ -320,7 +309,7 @@ impl Prepared {
                 "surge cells",
             ],
         };
-        if context.check {
+        if context.check() {
             outcome.checks = self.check(&*pool.pick(0), &ledger).await?;
         }
         Ok(outcome)
@@ -351,13 +340,11 @@ impl Prepared {
         let engaged = trips.engaged().await?;
         Ok(vec![
             ledger.dispatch.check(),
-            Check::new(
+            Check::none_of(
                 "each trip holds its last acknowledged state and version",
-                wrong.is_empty(),
-                match wrong.first() {
-                    None => format!("{} trips agree", expected.len()),
-                    Some(first) => format!("{} trips disagree, first {first}", wrong.len()),
-                },
+                &wrong,
+                "trips disagree",
+                format!("{} trips agree", expected.len()),
             ),
             Check::new(
                 "exactly one of a cancel and an arrival racing wins",

@@ -14,7 +14,7 @@ use rand::SeedableRng;
 mod stores;
 
 use super::load::{finish, paced, timed, Recorder, Tails};
-use super::{skewed, Check, Context, Outcome, Pool, Side};
+use super::{bump, skewed, Check, Context, Outcome, Pool, Side, Store};
 use crate::driver::BoxError;
 use stores::{Changes, Chat, Received, Redis, Tessera};
 
@@ -57,8 +57,7 @@ fn gateway(g: u64) -> String {
 
 /// The chat service with every user online.
 pub struct Prepared {
-    tessera: Option<Pool<Rc<Tessera>>>,
-    redis: Option<Pool<Rc<Redis>>>,
+    store: Store<Tessera, Redis>,
     users: u64,
 }
 
@@ -68,12 +67,7 @@ pub struct Prepared {
 /// The server cannot be reached.
 pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
     let users = context.scaled(USERS);
-    let mut prepared = Prepared {
-        tessera: None,
-        redis: None,
-        users,
-    };
-    match context.side {
+    let store = match context.side {
         Side::Tessera => {
             let pool = Pool(
                 context
@@ -84,7 +78,7 @@ pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
                     .collect(),
             );
             beat_all(&*pool.pick(0), users).await?;
-            prepared.tessera = Some(pool);
+            Store::Tessera(pool)
         }
         Side::Redis => {
             let client = context.redis_client()?;
@@ -102,10 +96,10 @@ pub async fn prepare(context: &Context) -> Result<super::Prepared, BoxError> {
                     .collect(),
             );
             beat_all(&*pool.pick(0), users).await?;
-            prepared.redis = Some(pool);
+            Store::Redis(pool)
         }
-    }
-    Ok(super::Prepared::Chat(prepared))
+    };
+    Ok(super::Prepared::Chat(Prepared { store, users }))
 }
 
 /// How many users (the first ones by number) have contacts watching them.
@@ -157,20 +151,15 @@ impl Ledger {
     }
 }
 
-fn bump(cell: &Cell<u64>) {
-    cell.set(cell.get() + 1);
-}
-
 impl Prepared {
     /// Runs the chat service, then checks it.
     ///
     /// # Errors
     /// The server cannot be reached.
     pub async fn run(self, context: &Context) -> Result<Outcome, BoxError> {
-        match (&self.tessera, &self.redis) {
-            (Some(pool), _) => self.serve(context, pool).await,
-            (_, Some(pool)) => self.serve(context, pool).await,
-            _ => Err("chat was not prepared".into()),
+        match &self.store {
+            Store::Tessera(pool) => self.serve(context, pool).await,
+            Store::Redis(pool) => self.serve(context, pool).await,
         }
     }
 
@@ -231,7 +220,7 @@ impl Prepared {
                 "contacts online",
             ],
         };
-        if context.check {
+        if context.check() {
             outcome.checks = self.check(&*pool.pick(0), &ledger).await?;
         }
         Ok(outcome)
@@ -306,13 +295,11 @@ impl Prepared {
                 lost == 0 && doubled == 0,
                 format!("{routed} routed, {lost} lost, {doubled} delivered twice"),
             ),
-            Check::new(
+            Check::none_of(
                 "each conversation keeps its newest acknowledged messages",
-                wrong.is_empty(),
-                match wrong.first() {
-                    None => format!("{} conversations agree", sent.len()),
-                    Some(first) => format!("{} disagree, first {first}", wrong.len()),
-                },
+                &wrong,
+                "disagree",
+                format!("{} conversations agree", sent.len()),
             ),
             Check::new(
                 "every watched change reached the watching gateway, last one last",
