@@ -32,13 +32,15 @@ pub fn print(
             "p50_us": quantile_us(0.5),
             "p99_us": quantile_us(0.99),
             "p999_us": quantile_us(0.999),
+            "p9999_us": quantile_us(0.9999),
+            "max_us": run.latency_us.max(),
             "server_cpu_seconds": server_cpu_seconds,
             "server_cpu_s_per_million_ops": cpu_per_million,
         });
         println!("{line}");
     } else {
         print!(
-            "{:<4} clients={} pipeline={} requests={} errors={} {:>10.0} ops/s  p50={}us p99={}us p99.9={}us",
+            "{:<4} clients={} pipeline={} requests={} errors={} {:>10.0} ops/s  p50={}us p99={}us p99.9={}us p99.99={}us max={}us",
             workload.name(),
             args.clients,
             args.pipeline,
@@ -48,6 +50,8 @@ pub fn print(
             quantile_us(0.5),
             quantile_us(0.99),
             quantile_us(0.999),
+            quantile_us(0.9999),
+            run.latency_us.max(),
         );
         if let Some(cpu) = cpu_per_million {
             print!("  server_cpu={cpu:.3}s/M ops");
