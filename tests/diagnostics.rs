@@ -386,3 +386,18 @@ async fn idle_metrics_connections_are_bounded_and_timed_out() {
     assert!(body.contains("tessera_db_keys"));
     drop(idle);
 }
+
+#[tokio::test]
+async fn a_growing_table_is_a_latency_event() {
+    let server = TestServer::start(1);
+    let mut redis = resp(&server).await;
+    config_set(&mut redis, "latency-monitor-threshold", 1).await;
+    // Doubling past 100,000 keys moves every one of them: well over a millisecond.
+    load(&mut redis, 200_000).await;
+    let latest: Vec<(String, i64, i64, i64)> =
+        ask(&mut redis, redis::cmd("LATENCY").arg("LATEST")).await;
+    assert!(
+        latest.iter().any(|(event, ..)| event == "table-growth"),
+        "{latest:?}"
+    );
+}

@@ -3,16 +3,12 @@
 
 use super::*;
 use crate::data::glob;
-use crate::data::keyspace::WalkCursor;
 use tessera_protocol::commands::keyspace::KeyspaceCommand;
 
-/// Bits of a SCAN cursor below the shard number: the bucket, the segment's size, then the
-/// segment.
+/// Bits of a SCAN cursor below the shard number: the position, then the table's size.
 const SHARD_SHIFT: u32 = 48;
-/// Bits of a SCAN cursor below the segment.
-const SEGMENT_SHIFT: u32 = 38;
-/// Bits of a SCAN cursor below the segment's size (as a power of two).
-const SIZE_SHIFT: u32 = 32;
+/// Bits of a SCAN cursor below the table's size (as a power of two).
+const SIZE_SHIFT: u32 = 40;
 
 /// The name TYPE answers for a value, Redis's where Redis has the kind.
 pub fn kind_name(stored: &Stored) -> &'static str {
@@ -91,9 +87,29 @@ fn copy(keyspace: &mut Keyspace, from: &[u8], to: &[u8], replace: bool, now: u64
     Value::Int(1)
 }
 
-/// A live key of this shard picked at random.
+/// Table positions tried at random before walking from one for a live key.
+const RANDOM_PROBES: usize = 64;
+
+/// A live key of this shard picked at random: a few random table positions, then a walk
+/// from a random position, so a sparse table still answers in bounded steps per key.
 pub fn random_key(keyspace: &mut Keyspace, now: u64) -> Option<Bytes> {
-    keyspace.random_key(now).map(Bytes::copy_from_slice)
+    if keyspace.is_empty() {
+        return None;
+    }
+    let positions = keyspace.table_positions();
+    for _ in 0..RANDOM_PROBES {
+        let at = (keyspace.next_random() % positions as u64) as usize;
+        if let Some((key, _)) = keyspace.keys_at(at, 1, now).1.first() {
+            return Some(Bytes::copy_from_slice(key));
+        }
+    }
+    let start = (keyspace.next_random() % positions as u64) as usize;
+    let (_, after) = keyspace.keys_at(start, positions - start, now);
+    let found = after.first().map(|(key, _)| Bytes::copy_from_slice(key));
+    found.or_else(|| {
+        let (_, before) = keyspace.keys_at(0, start, now);
+        before.first().map(|(key, _)| Bytes::copy_from_slice(key))
+    })
 }
 
 fn rename(keyspace: &mut Keyspace, from: &[u8], to: &[u8], if_absent: bool, now: u64) -> Value {
@@ -147,9 +163,9 @@ pub fn cursor_shard(cursor: u64) -> u16 {
     (cursor >> SHARD_SHIFT) as u16
 }
 
-/// One SCAN step on shard `shard`: the keys in the next `count` buckets that match, and
-/// the cursor after them (`None` once this shard is walked). A cursor made while its
-/// segment had another size starts that segment again.
+/// One SCAN step on shard `shard`: the keys at the next `count` table positions that
+/// match, and the cursor after them (`None` once this shard is walked). A cursor made
+/// while the table had another size starts this shard again.
 pub fn scan_step(
     keyspace: &Keyspace,
     shard: u16,
@@ -159,13 +175,14 @@ pub fn scan_step(
     kind: Option<&[u8]>,
     now: u64,
 ) -> (Option<u64>, Vec<Bytes>) {
-    let at = WalkCursor {
-        segment: ((cursor >> SEGMENT_SHIFT) & ((1 << (SHARD_SHIFT - SEGMENT_SHIFT)) - 1)) as usize,
-        size_log2: ((cursor >> SIZE_SHIFT) & ((1 << (SEGMENT_SHIFT - SIZE_SHIFT)) - 1)) as u32,
-        bucket: (cursor & ((1 << SIZE_SHIFT) - 1)) as usize,
-    };
+    let positions = keyspace.table_positions();
+    let size = u64::from(positions.max(1).trailing_zeros());
+    let mut from = (cursor & ((1 << SIZE_SHIFT) - 1)) as usize;
+    if (cursor >> SIZE_SHIFT) & 0xff != size {
+        from = 0;
+    }
     let count = usize::try_from(count).unwrap_or(usize::MAX);
-    let (next, found) = keyspace.scan(at, count, now);
+    let (next, found) = keyspace.keys_at(from, count, now);
     let keys = found
         .into_iter()
         .filter(|(key, _)| pattern.is_none_or(|p| glob::matches(p, key)))
@@ -174,13 +191,9 @@ pub fn scan_step(
         })
         .map(|(key, _)| Bytes::copy_from_slice(key))
         .collect();
-    let cursor = next.map(|next| {
-        (u64::from(shard) << SHARD_SHIFT)
-            | (next.segment as u64) << SEGMENT_SHIFT
-            | u64::from(next.size_log2) << SIZE_SHIFT
-            | next.bucket as u64
-    });
-    (cursor, keys)
+    let done = next >= positions;
+    let cursor = (u64::from(shard) << SHARD_SHIFT) | (size << SIZE_SHIFT) | next as u64;
+    (if done { None } else { Some(cursor) }, keys)
 }
 
 /// The cursor that starts shard `shard`'s walk.

@@ -3,24 +3,24 @@
 
 use std::hash::BuildHasher;
 
-use super::table::WalkCursor;
 use super::{Found, Keyspace, Slot, StoredValue, NO_DEADLINE};
 use crate::data::codec::{frame, Out};
 
 /// A point-in-time snapshot being taken while the keyspace keeps changing.
 ///
 /// Each slot is saved exactly once, as it was when the snapshot began: a sweep walks the
-/// table's segments a few buckets at a time, and any change to a slot the sweep has not
-/// reached saves the slot first. Slots made after the start are stamped as saved, so they are
+/// table's buckets a few at a time, and any change to a slot the sweep has not reached
+/// saves the slot first. Slots made after the start are stamped as saved, so they are
 /// left out. The snapshot costs the entries waiting to be written, never a copy of the
 /// keyspace.
 pub(super) struct Cut {
     /// The snapshot's number, stamped on each slot saved.
     number: u32,
-    /// Where the sweep goes on (`None` once it is done); a segment that grows moves its
-    /// slots between buckets, so the sweep starts that segment again and the stamps skip
-    /// what is saved already.
-    cursor: Option<WalkCursor>,
+    /// Next bucket the sweep looks at.
+    cursor: usize,
+    /// Buckets the table had when the sweep last looked; a resize moves slots between
+    /// buckets, so the sweep starts over and the stamps skip what is saved already.
+    buckets: usize,
     /// Saved entries, framed as records, not yet taken by the writer.
     entries: bytes::BytesMut,
     /// Entries saved so far.
@@ -83,7 +83,8 @@ impl<V: StoredValue> Keyspace<V> {
         }
         self.cut = Some(Cut {
             number: self.last_cut,
-            cursor: Some(WalkCursor::START),
+            cursor: 0,
+            buckets: self.table.num_buckets(),
             entries,
             saved: geo.len() as u64,
         });
@@ -101,23 +102,22 @@ impl<V: StoredValue> Keyspace<V> {
         let Some(cut) = self.cut.as_mut() else {
             return true;
         };
-        let Some(at) = cut.cursor else {
-            return true;
-        };
-        let Cut {
-            number,
-            entries,
-            saved,
-            ..
-        } = cut;
-        cut.cursor = self.table.walk_mut(at, budget, |slot| {
-            if slot.saved_in != *number {
-                slot.saved_in = *number;
-                save_slot(entries, slot);
-                *saved += 1;
+        if cut.buckets != self.table.num_buckets() {
+            cut.buckets = self.table.num_buckets();
+            cut.cursor = 0;
+        }
+        let end = cut.cursor.saturating_add(budget).min(cut.buckets);
+        for index in cut.cursor..end {
+            if let Some(slot) = self.table.get_bucket_mut(index) {
+                if slot.saved_in != cut.number {
+                    slot.saved_in = cut.number;
+                    save_slot(&mut cut.entries, slot);
+                    cut.saved += 1;
+                }
             }
-        });
-        cut.cursor.is_none()
+        }
+        cut.cursor = end;
+        end == cut.buckets
     }
 
     /// Takes the entries saved since the last call, leaving `spare` (emptied) in their
@@ -139,7 +139,7 @@ impl<V: StoredValue> Keyspace<V> {
         let Some(cut) = self.cut.as_mut() else {
             return;
         };
-        if let Some(slot) = self.table.get_mut(index) {
+        if let Some(slot) = self.table.get_bucket_mut(index) {
             if slot.saved_in != cut.number {
                 slot.saved_in = cut.number;
                 save_slot(&mut cut.entries, slot);
@@ -154,7 +154,9 @@ impl<V: StoredValue> Keyspace<V> {
     pub fn restore(&mut self, key: &[u8], value: V, deadline: Option<u64>) {
         let hash = self.hash(key);
         debug_assert!(
-            self.table.find(hash, |s| s.key.eq_bytes(key)).is_none(),
+            self.table
+                .find_bucket_index(hash, |s| s.key.eq_bytes(key))
+                .is_none(),
             "a snapshot holds each key once"
         );
         self.write(Found { hash, index: None }, key, value, deadline);
@@ -167,5 +169,33 @@ impl<V: StoredValue> Keyspace<V> {
         self.table.reserve(additional, |s| {
             hasher.hash_one(s.key.as_bytes().unwrap_or_default())
         });
+    }
+
+    /// Every key with its value and deadline, in no order.
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8], &V, Option<u64>)> {
+        self.table.iter().map(|slot| {
+            (
+                slot.key.as_bytes().unwrap_or_default(),
+                &slot.value,
+                (slot.timing.deadline() != NO_DEADLINE).then_some(slot.timing.deadline()),
+            )
+        })
+    }
+
+    /// How many positions the table has now; positions stay put until it grows.
+    pub fn table_positions(&self) -> usize {
+        self.table.num_buckets()
+    }
+
+    /// The live keys (with their values) at table positions `from..from + count`, and
+    /// the position after them (the table's size once the walk is past its end).
+    pub fn keys_at(&self, from: usize, count: usize, now: u64) -> (usize, Vec<(&[u8], &V)>) {
+        let end = from.saturating_add(count).min(self.table.num_buckets());
+        let found = (from..end)
+            .filter_map(|index| self.table.get_bucket(index))
+            .filter(|slot| !slot.is_expired(now))
+            .map(|slot| (slot.key.as_bytes().unwrap_or_default(), &slot.value))
+            .collect();
+        (end, found)
     }
 }

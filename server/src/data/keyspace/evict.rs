@@ -174,7 +174,7 @@ impl<V: StoredValue> Keyspace<V> {
         }
         let frequency = self.eviction.counts_frequency();
         let roll = if frequency { self.next_random() } else { 0 };
-        let Some(slot) = self.table.get_mut(index) else {
+        let Some(slot) = self.table.get_bucket_mut(index) else {
             return;
         };
         let stamp = if frequency {
@@ -200,7 +200,7 @@ impl<V: StoredValue> Keyspace<V> {
         }
         let mut best: Option<(usize, u64)> = None;
         for index in self.eviction_sample() {
-            let Some(slot) = self.table.get(index) else {
+            let Some(slot) = self.table.get_bucket(index) else {
                 continue;
             };
             let deadline = slot.timing.deadline();
@@ -241,32 +241,35 @@ impl<V: StoredValue> Keyspace<V> {
             for _ in 0..SAMPLES.min(self.volatile.len()) {
                 let position = (self.next_random() % self.volatile.len() as u64) as usize;
                 let hash = self.volatile[position];
-                let index = self.table.find(hash, |s| {
+                let index = self.table.find_bucket_index(hash, |s| {
                     s.timing.deadline() != NO_DEADLINE && s.volatile_index as usize == position
                 });
                 picked.extend(index);
             }
             return picked;
         }
-        if self.table.is_empty() {
+        let buckets = self.table.num_buckets();
+        if self.table.is_empty() || buckets == 0 {
             return picked;
         }
         // The table is at least an eighth full, so a few probes find each sample.
         let mut probes = 0;
         while picked.len() < SAMPLES.min(self.table.len()) && probes < SAMPLES * 64 {
             probes += 1;
-            let random = self.next_random();
-            if let Some(index) = self.table.probe(random) {
-                if !picked.contains(&index) {
-                    picked.push(index);
-                }
+            let index = (self.next_random() % buckets as u64) as usize;
+            if self.table.get_bucket(index).is_some() && !picked.contains(&index) {
+                picked.push(index);
             }
         }
         if picked.is_empty() {
             // A table emptied far below its size (it does not shrink): walk from a random
-            // place to the next full one.
-            let random = self.next_random();
-            picked.extend(self.table.first_from(random, |_| true));
+            // bucket to the next full one.
+            let start = (self.next_random() % buckets as u64) as usize;
+            picked.extend(
+                (0..buckets)
+                    .map(|step| (start + step) % buckets)
+                    .find(|&index| self.table.get_bucket(index).is_some()),
+            );
         }
         picked
     }

@@ -1,4 +1,4 @@
-//! One shard's keys: a segmented hash table of slots with lazy and sampled active expiry.
+//! One shard's keys: a flat hash table of slots with lazy and sampled active expiry.
 //!
 //! Keys with a deadline are also listed, by hash, in `volatile`; each such slot knows its
 //! position there. Active expiry samples that list at random, Redis-style, so it never
@@ -6,7 +6,7 @@
 
 use std::hash::BuildHasher;
 
-use hashbrown::DefaultHashBuilder;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 pub use crate::data::blob::Blob;
 use std::cmp::Reverse;
@@ -20,12 +20,9 @@ use crate::data::inventory::StockLevel;
 use crate::data::watch::Watches;
 
 mod evict;
-mod table;
-pub use table::WalkCursor;
 mod wheel;
 pub use evict::Policy;
 use evict::Timing;
-use table::Table;
 use wheel::ExpiryWheel;
 
 /// A store's figures, kept up to date with every change to its SKUs.
@@ -155,7 +152,7 @@ pub struct Keyspace<V> {
     pub latency: crate::diagnostics::latency::LatencyMonitor,
     /// Geo indexes: the partitions and member homes this shard holds.
     pub geo: GeoShard,
-    table: Table<Slot<V>>,
+    table: HashTable<Slot<V>>,
     hasher: DefaultHashBuilder,
     volatile: Vec<u64>,
     heap_bytes: usize,
@@ -209,7 +206,7 @@ impl<V: StoredValue> Keyspace<V> {
             notices: Default::default(),
             latency: Default::default(),
             geo: GeoShard::default(),
-            table: Table::default(),
+            table: HashTable::new(),
             hasher,
             volatile: Vec::new(),
             heap_bytes: 0,
@@ -312,8 +309,10 @@ impl<V: StoredValue> Keyspace<V> {
     fn find_live(&mut self, hash: u64, key: &[u8], now: u64) -> Option<usize> {
         // A write that follows a lookup of a missing key stamps it with this time.
         self.last_now = now;
-        let index = self.table.find(hash, |s| s.key.eq_bytes(key))?;
-        if self.table.get(index)?.is_expired(now) {
+        let index = self
+            .table
+            .find_bucket_index(hash, |s| s.key.eq_bytes(key))?;
+        if self.table.get_bucket(index)?.is_expired(now) {
             self.remove_expired(index);
             return None;
         }
@@ -332,9 +331,10 @@ impl<V: StoredValue> Keyspace<V> {
 
     fn remove_at(&mut self, index: usize) -> Slot<V> {
         self.save_before_change(index);
-        let Some(slot) = self.table.remove(index) else {
-            unreachable!("the place came from a lookup in this same call");
+        let Ok(entry) = self.table.get_bucket_entry(index) else {
+            unreachable!("bucket index came from a lookup in this same call");
         };
+        let (slot, _) = entry.remove();
         self.heap_bytes -= slot.key.heap_bytes();
         self.settle(
             slot.key.as_bytes().unwrap_or_default(),
@@ -373,7 +373,7 @@ impl<V: StoredValue> Keyspace<V> {
             self.wheel.schedule(hash, deadline, self.last_now);
         }
         let volatile_len = self.volatile.len() as u32;
-        let Some(slot) = self.table.get_mut(index) else {
+        let Some(slot) = self.table.get_bucket_mut(index) else {
             return;
         };
         match (
@@ -404,12 +404,12 @@ impl<V: StoredValue> Keyspace<V> {
 
     /// The value at a lookup's result.
     pub fn value(&self, found: &Found) -> Option<&V> {
-        self.table.get(found.index?).map(|s| &s.value)
+        self.table.get_bucket(found.index?).map(|s| &s.value)
     }
 
     /// The deadline at a lookup's result: `Some(None)` if it never expires, `None` if absent.
     pub fn deadline_of(&self, found: &Found) -> Option<Option<u64>> {
-        let deadline = self.table.get(found.index?)?.timing.deadline();
+        let deadline = self.table.get_bucket(found.index?)?.timing.deadline();
         Some((deadline != NO_DEADLINE).then_some(deadline))
     }
 
@@ -426,7 +426,7 @@ impl<V: StoredValue> Keyspace<V> {
         if let Some(index) = found.index {
             self.save_before_change(index);
             let after = Footprint::of(&value);
-            let slot = self.table.get_mut(index)?;
+            let slot = self.table.get_bucket_mut(index)?;
             let old = std::mem::replace(&mut slot.value, value);
             self.settle(key, Some(Footprint::of(&old)), Some(after));
             self.set_deadline_at(index, found.hash, deadline);
@@ -446,9 +446,9 @@ impl<V: StoredValue> Keyspace<V> {
         self.heap_bytes += key.heap_bytes();
         let saved_in = self.last_cut;
         let timing = Timing::new(deadline, self.fresh_stamp(self.last_now));
-        // A full segment doubles on this insert, moving its keys: the moment a latency
+        // A full table doubles on this insert, moving every key: the moment a latency
         // monitor wants to see.
-        let grows = self.latency.threshold_ms() > 0 && self.table.grows_on_insert(found.hash);
+        let grows = self.table.len() == self.table.capacity() && self.latency.threshold_ms() > 0;
         let began = grows.then(std::time::Instant::now);
         let hasher = &self.hasher;
         self.table.insert_unique(
@@ -473,7 +473,7 @@ impl<V: StoredValue> Keyspace<V> {
     /// `None` if the key is absent.
     pub fn update<R>(&mut self, found: &Found, change: impl FnOnce(&mut V) -> R) -> Option<R> {
         self.save_before_change(found.index?);
-        let slot = self.table.get_mut(found.index?)?;
+        let slot = self.table.get_bucket_mut(found.index?)?;
         let before = Footprint::of(&slot.value);
         let result = change(&mut slot.value);
         let after = Footprint::of(&slot.value);
@@ -536,7 +536,7 @@ impl<V: StoredValue> Keyspace<V> {
         if let Some(index) = found.index {
             self.save_before_change(index);
         }
-        let Some(slot) = found.index.and_then(|i| self.table.get_mut(i)) else {
+        let Some(slot) = found.index.and_then(|i| self.table.get_bucket_mut(i)) else {
             return false;
         };
         let after = Footprint::of(&value);
@@ -553,7 +553,7 @@ impl<V: StoredValue> Keyspace<V> {
     /// The live value of `key`.
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&V> {
         let found = self.find(key, now);
-        self.table.get(found.index?).map(|s| &s.value)
+        self.table.get_bucket(found.index?).map(|s| &s.value)
     }
 
     /// Whether `key` exists and is live.
@@ -655,7 +655,7 @@ impl<V: StoredValue> Keyspace<V> {
         if journaled {
             self.geo.start_journal();
         }
-        self.table = Table::default();
+        self.table = HashTable::new();
         self.volatile = Vec::new();
         self.wheel.clear();
         self.heap_bytes = 0;
@@ -693,7 +693,7 @@ impl<V: StoredValue> Keyspace<V> {
         let mut wheel = std::mem::replace(&mut self.wheel, ExpiryWheel::set_aside());
         let mut removed = 0;
         wheel.run_due(now, budget, |hash| {
-            if let Some(index) = self.table.find(hash, |s| s.is_expired(now)) {
+            if let Some(index) = self.table.find_bucket_index(hash, |s| s.is_expired(now)) {
                 self.remove_expired(index);
                 removed += 1;
             }
@@ -721,14 +721,18 @@ impl<V: StoredValue> Keyspace<V> {
                 }
                 let position = (self.next_random() % self.volatile.len() as u64) as usize;
                 let hash = self.volatile[position];
-                let index = self.table.find(hash, |s| {
+                let index = self.table.find_bucket_index(hash, |s| {
                     s.timing.deadline() != NO_DEADLINE && s.volatile_index as usize == position
                 });
                 let Some(index) = index else {
                     debug_assert!(false, "volatile entry without its slot");
                     continue;
                 };
-                if self.table.get(index).is_some_and(|s| s.is_expired(now)) {
+                if self
+                    .table
+                    .get_bucket(index)
+                    .is_some_and(|s| s.is_expired(now))
+                {
                     self.remove_expired(index);
                     expired += 1;
                 }
@@ -773,7 +777,6 @@ impl<V: StoredValue> Keyspace<V> {
 }
 
 mod cut;
-mod walks;
 use cut::Cut;
 pub use cut::{save_entry, save_geo_entry, GEO_ENTRY, KEY_ENTRY};
 
