@@ -8,7 +8,7 @@
 #     KEYS     keys loaded (default 10000000)
 #     CLIENTS  connections, each one request in flight (default 8)
 #     SHARDS   server shards (default 2)
-# Builds tessera-bench and tessera-cli in release if they are missing. Loopback only.
+# Builds the release binaries first (a no-op when they are current). Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,15 +16,15 @@ binary=${1:-target/release/tessera-server}
 keys=${2:-10000000}
 clients=${3:-8}
 shards=${4:-2}
-[ -x target/release/tessera-bench ] && [ -x target/release/tessera-cli ] ||
-  cargo build --release -q -p tessera-bench -p tessera-cli
+cargo build --release -q -p tessera-server -p tessera-bench -p tessera-cli --bins
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$binary" --port "$port" --resp-port 0 --metrics no --shards "$shards" --appendonly no \
-  --log-level warn --latency-monitor-threshold 1 >/dev/null 2>&1 &
+out=$(mktemp)
+"$binary" --port 0 --resp no --metrics no --shards "$shards" --appendonly no \
+  --log-level warn --latency-monitor-threshold 1 >"$out" &
 pid=$!
-trap 'kill $pid 2>/dev/null' EXIT
-sleep 1
+trap 'kill $pid 2>/dev/null; rm -f "$out"' EXIT
+for _ in $(seq 50); do grep -q listening "$out" && break; sleep 0.1; done
+port=$(sed -n 's/^listening on .*://p' "$out")
 
 target/release/tessera-bench -p "$port" -w load -k "$keys" -c "$clients" -P 1 --server-pid "$pid"
 echo "table-growth events (unix second, ms):"

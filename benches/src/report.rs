@@ -14,6 +14,7 @@ pub fn print(
     let seconds = run.elapsed.as_secs_f64();
     let ops_per_second = run.completed as f64 / seconds;
     let quantile_us = |q: f64| run.latency_us.value_at_quantile(q);
+    let max_us = run.latency_us.max();
     let cpu_per_million = server_cpu_seconds.map(|cpu| cpu / run.completed as f64 * 1e6);
     if args.json {
         let line = serde_json::json!({
@@ -33,7 +34,7 @@ pub fn print(
             "p99_us": quantile_us(0.99),
             "p999_us": quantile_us(0.999),
             "p9999_us": quantile_us(0.9999),
-            "max_us": run.latency_us.max(),
+            "max_us": max_us,
             "server_cpu_seconds": server_cpu_seconds,
             "server_cpu_s_per_million_ops": cpu_per_million,
         });
@@ -51,7 +52,7 @@ pub fn print(
             quantile_us(0.99),
             quantile_us(0.999),
             quantile_us(0.9999),
-            run.latency_us.max(),
+            max_us,
         );
         if let Some(cpu) = cpu_per_million {
             print!("  server_cpu={cpu:.3}s/M ops");
